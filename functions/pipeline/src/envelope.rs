@@ -1,0 +1,351 @@
+//! The envelope: how an accepted callback travels from the receiver to the worker.
+//!
+//! The queue message body is the callback body byte for byte, so what the worker parses (and
+//! what an operator sees in the console or the dead-letter queue) is exactly what Sinch signed.
+//! SQS only stores a subset of Unicode text, so a body that is not UTF-8, or holds characters
+//! SQS refuses, is base64-encoded instead and the `body-encoding` attribute says so.
+//!
+//! Everything else rides in message attributes, under the names below: the four signature
+//! headers (so the worker or an operator can re-verify), when and through which API Gateway
+//! request it arrived, its content type, and, for parked messages, why it was dead-lettered.
+
+use std::borrow::Cow;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sinch::signature::{
+    ALGORITHM_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SignatureParts, TIMESTAMP_HEADER,
+};
+
+/// Attribute: when the receiver got the request, Unix milliseconds.
+pub const RECEIVED_AT_MS: &str = "received-at-ms";
+/// Attribute: API Gateway's request id (or the Lambda request id), for tracing a callback
+/// from the access log to the worker's log.
+pub const REQUEST_ID: &str = "request-id";
+/// Attribute: the request's `Content-Type`.
+pub const CONTENT_TYPE: &str = "content-type";
+/// Attribute: present with value `base64` when the body had to be encoded.
+pub const BODY_ENCODING: &str = "body-encoding";
+/// Attribute: why a message was sent to the dead-letter queue (e.g. `stale_signature`).
+pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
+
+/// Value of [`DEAD_LETTER_REASON`] for an authentic callback whose timestamp was out of
+/// tolerance.
+pub const STALE_SIGNATURE: &str = "stale_signature";
+
+/// The largest message SQS accepts: body plus attribute names, types and values.
+pub const SQS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// How the queued body relates to the callback's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// The queued text is the body itself.
+    Raw,
+    /// The queued text is the standard base64 of the body.
+    Base64,
+}
+
+/// The signature headers as received, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeaders {
+    pub signature: String,
+    pub nonce: String,
+    pub timestamp: String,
+    pub algorithm: Option<String>,
+}
+
+impl SignatureHeaders {
+    pub fn as_parts(&self) -> SignatureParts<'_> {
+        SignatureParts {
+            signature: &self.signature,
+            nonce: &self.nonce,
+            timestamp: &self.timestamp,
+            algorithm: self.algorithm.as_deref(),
+        }
+    }
+}
+
+impl From<&SignatureParts<'_>> for SignatureHeaders {
+    fn from(parts: &SignatureParts<'_>) -> Self {
+        Self {
+            signature: parts.signature.to_owned(),
+            nonce: parts.nonce.to_owned(),
+            timestamp: parts.timestamp.to_owned(),
+            algorithm: parts.algorithm.map(str::to_owned),
+        }
+    }
+}
+
+/// One callback as queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    body: String,
+    encoding: BodyEncoding,
+    pub signature: SignatureHeaders,
+    /// Unix milliseconds.
+    pub received_at_ms: u64,
+    pub request_id: Option<String>,
+    pub content_type: Option<String>,
+    pub dead_letter_reason: Option<String>,
+}
+
+/// Why a queued message could not be read back as an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("message attribute {0} is missing")]
+    MissingAttribute(&'static str),
+    #[error("message attribute {name} is malformed: {value:?}")]
+    MalformedAttribute { name: &'static str, value: String },
+    #[error("the body is marked base64 but does not decode")]
+    BadBase64,
+}
+
+impl Envelope {
+    /// Wraps a received body. Takes ownership so a UTF-8 body is queued without a copy.
+    pub fn new(body: Vec<u8>, signature: SignatureHeaders, received_at: SystemTime) -> Self {
+        let (body, encoding) = match String::from_utf8(body) {
+            Ok(text) if sqs_accepts(&text) => (text, BodyEncoding::Raw),
+            Ok(text) => (BASE64.encode(text.as_bytes()), BodyEncoding::Base64),
+            Err(error) => (BASE64.encode(error.as_bytes()), BodyEncoding::Base64),
+        };
+        Self {
+            body,
+            encoding,
+            signature,
+            received_at_ms: received_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or(0),
+            request_id: None,
+            content_type: None,
+            dead_letter_reason: None,
+        }
+    }
+
+    /// Reads a queued message back: its body text and an attribute lookup.
+    pub fn from_message<'a>(
+        body: String,
+        attribute: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Self, EnvelopeError> {
+        let required = |name: &'static str| {
+            attribute(name)
+                .map(str::to_owned)
+                .ok_or(EnvelopeError::MissingAttribute(name))
+        };
+        let optional = |name: &str| attribute(name).map(str::to_owned);
+        let encoding = match attribute(BODY_ENCODING) {
+            None => BodyEncoding::Raw,
+            Some("base64") => BodyEncoding::Base64,
+            Some(other) => {
+                return Err(EnvelopeError::MalformedAttribute {
+                    name: BODY_ENCODING,
+                    value: other.to_owned(),
+                });
+            }
+        };
+        let received_at_ms = match attribute(RECEIVED_AT_MS) {
+            None => 0,
+            Some(text) => text
+                .parse()
+                .map_err(|_| EnvelopeError::MalformedAttribute {
+                    name: RECEIVED_AT_MS,
+                    value: text.to_owned(),
+                })?,
+        };
+        Ok(Self {
+            body,
+            encoding,
+            signature: SignatureHeaders {
+                signature: required(SIGNATURE_HEADER)?,
+                nonce: required(NONCE_HEADER)?,
+                timestamp: required(TIMESTAMP_HEADER)?,
+                algorithm: optional(ALGORITHM_HEADER),
+            },
+            received_at_ms,
+            request_id: optional(REQUEST_ID),
+            content_type: optional(CONTENT_TYPE),
+            dead_letter_reason: optional(DEAD_LETTER_REASON),
+        })
+    }
+
+    /// The text that goes into the queue message body.
+    pub fn queued_body(&self) -> &str {
+        &self.body
+    }
+
+    pub fn encoding(&self) -> BodyEncoding {
+        self.encoding
+    }
+
+    /// The callback's exact bytes, decoding base64 when the body had to be encoded.
+    pub fn raw_body(&self) -> Result<Cow<'_, [u8]>, EnvelopeError> {
+        match self.encoding {
+            BodyEncoding::Raw => Ok(Cow::Borrowed(self.body.as_bytes())),
+            BodyEncoding::Base64 => BASE64
+                .decode(&self.body)
+                .map(Cow::Owned)
+                .map_err(|_| EnvelopeError::BadBase64),
+        }
+    }
+
+    /// The message attributes, `(name, value)`, skipping absent ones (SQS refuses empty
+    /// values).
+    pub fn attributes(&self) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
+        let signature = &self.signature;
+        [
+            (SIGNATURE_HEADER, Some(Cow::from(&signature.signature))),
+            (NONCE_HEADER, Some(Cow::from(&signature.nonce))),
+            (TIMESTAMP_HEADER, Some(Cow::from(&signature.timestamp))),
+            (
+                ALGORITHM_HEADER,
+                signature.algorithm.as_deref().map(Cow::from),
+            ),
+            (
+                RECEIVED_AT_MS,
+                Some(Cow::from(self.received_at_ms.to_string())),
+            ),
+            (REQUEST_ID, self.request_id.as_deref().map(Cow::from)),
+            (CONTENT_TYPE, self.content_type.as_deref().map(Cow::from)),
+            (
+                BODY_ENCODING,
+                (self.encoding == BodyEncoding::Base64).then_some(Cow::from("base64")),
+            ),
+            (
+                DEAD_LETTER_REASON,
+                self.dead_letter_reason.as_deref().map(Cow::from),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
+    }
+
+    /// The size SQS counts against its limit: body, and each attribute's name, data type
+    /// (`String`) and value.
+    pub fn queued_size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>()
+    }
+}
+
+/// Whether SQS stores this text as a message body unchanged. SQS accepts `#x9 | #xA | #xD |
+/// #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF`; Rust strings hold no surrogates, so the
+/// only characters to refuse are the C0 controls other than tab, LF and CR, and U+FFFE/U+FFFF.
+fn sqs_accepts(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'))
+        && !text.contains(['\u{FFFE}', '\u{FFFF}'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn headers() -> SignatureHeaders {
+        SignatureHeaders {
+            signature: "c2lnbmF0dXJl".into(),
+            nonce: "01FJA8B4A7BM43YGWSG9GBV067".into(),
+            timestamp: "1634579353".into(),
+            algorithm: Some("HmacSHA256".into()),
+        }
+    }
+
+    fn round_trip(envelope: &Envelope) -> Envelope {
+        let attributes: HashMap<&str, String> = envelope
+            .attributes()
+            .map(|(name, value)| (name, value.into_owned()))
+            .collect();
+        Envelope::from_message(envelope.queued_body().to_owned(), |name| {
+            attributes.get(name).map(String::as_str)
+        })
+        .expect("an envelope reads back")
+    }
+
+    #[test]
+    fn utf8_json_is_queued_byte_for_byte() {
+        let body = "{\n  \"text\": \"Grüße 👋\"\n}\n";
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let mut envelope = Envelope::new(body.as_bytes().to_vec(), headers(), at);
+        envelope.request_id = Some("req-1".into());
+        envelope.content_type = Some("application/json".into());
+        assert_eq!(envelope.encoding(), BodyEncoding::Raw);
+        assert_eq!(envelope.queued_body(), body);
+        assert_eq!(envelope.raw_body().unwrap().as_ref(), body.as_bytes());
+        assert_eq!(envelope.received_at_ms, 1_700_000_000_123);
+        assert_eq!(round_trip(&envelope), envelope);
+    }
+
+    #[test]
+    fn bodies_sqs_cannot_store_are_base64_encoded() {
+        for body in [
+            b"\xff\xfe{}".to_vec(),
+            b"{\"a\":\"\x00\"}".to_vec(),
+            b"bell\x07".to_vec(),
+            "\u{FFFF}".as_bytes().to_vec(),
+        ] {
+            let envelope = Envelope::new(body.clone(), headers(), UNIX_EPOCH);
+            assert_eq!(envelope.encoding(), BodyEncoding::Base64, "{body:?}");
+            assert_eq!(envelope.raw_body().unwrap().as_ref(), body.as_slice());
+            assert!(
+                envelope
+                    .attributes()
+                    .any(|(name, value)| name == BODY_ENCODING && value == "base64")
+            );
+            assert_eq!(round_trip(&envelope).raw_body().unwrap().as_ref(), body);
+        }
+    }
+
+    #[test]
+    fn absent_attributes_are_left_out() {
+        let mut signature = headers();
+        signature.algorithm = None;
+        let envelope = Envelope::new(b"{}".to_vec(), signature, UNIX_EPOCH);
+        let names: Vec<_> = envelope.attributes().map(|(name, _)| name).collect();
+        assert_eq!(
+            names,
+            [
+                SIGNATURE_HEADER,
+                NONCE_HEADER,
+                TIMESTAMP_HEADER,
+                RECEIVED_AT_MS
+            ]
+        );
+    }
+
+    #[test]
+    fn queued_size_counts_body_and_attributes() {
+        let envelope = Envelope::new(b"{}".to_vec(), headers(), UNIX_EPOCH);
+        let expected = 2 + envelope
+            .attributes()
+            .map(|(n, v)| n.len() + 6 + v.len())
+            .sum::<usize>();
+        assert_eq!(envelope.queued_size(), expected);
+    }
+
+    #[test]
+    fn unreadable_messages_say_why() {
+        let missing = Envelope::from_message("{}".into(), |_| None);
+        assert_eq!(
+            missing,
+            Err(EnvelopeError::MissingAttribute(SIGNATURE_HEADER))
+        );
+        let envelope = Envelope::new(b"{}".to_vec(), headers(), UNIX_EPOCH);
+        let attributes: HashMap<&str, String> = envelope
+            .attributes()
+            .map(|(name, value)| (name, value.into_owned()))
+            .chain([(BODY_ENCODING, "gzip".to_owned())])
+            .collect();
+        assert_eq!(
+            Envelope::from_message("{}".into(), |n| attributes.get(n).map(String::as_str)),
+            Err(EnvelopeError::MalformedAttribute {
+                name: BODY_ENCODING,
+                value: "gzip".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! Where accepted callbacks go: a queue of [`Envelope`]s.
+//!
+//! The receiver only needs "send this, tell me it is stored". Behind the trait sit SQS (in AWS,
+//! moto_server or LocalStack) and an in-memory queue (the local stack, benchmarks, unit tests).
+
+mod memory;
+mod sqs;
+
+pub use memory::{MemoryQueue, QueuedMessage};
+pub use sqs::{SqsQueue, enqueue_client};
+
+use std::future::Future;
+
+use crate::envelope::Envelope;
+
+/// A queue that stores envelopes durably (as far as the implementation goes).
+pub trait Queue: Send + Sync {
+    /// Stores the envelope. `Ok` means the message is stored and will be delivered; only then
+    /// may the receiver answer 2xx.
+    fn send(
+        &self,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<MessageId, QueueError>> + Send;
+
+    /// A short name for logs (the queue URL or a label).
+    fn name(&self) -> &str;
+}
+
+/// The id the queue gave a stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageId(pub String);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a message was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The message is over the queue's size limit; retrying will not help.
+    #[error("message of {size} bytes is over the queue's limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// The queue could not be reached or refused the request; a retry may succeed.
+    #[error("queue {queue} did not store the message: {detail}")]
+    Unavailable { queue: String, detail: String },
+}

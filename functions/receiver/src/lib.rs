@@ -1,0 +1,297 @@
+//! The receiver Lambda: the door Sinch knocks on.
+//!
+//! It does as little as possible, in this order: refuse anything but `POST`, refuse bodies over
+//! the limit, verify the Sinch signature on the exact bytes received, put the callback on the
+//! queue, and answer. No JSON is parsed here; everything slow or fallible beyond the enqueue
+//! belongs to the worker.
+//!
+//! | situation | answer | side effect |
+//! |---|---|---|
+//! | valid signature, enqueued | 200 `accepted` | one queue message |
+//! | signature header missing or not text, algorithm not HmacSHA256, timestamp not a number, signature malformed or not matching any secret | 401 | nothing enqueued |
+//! | authentic but older (or further ahead) than the tolerance | 401 | parked in the dead-letter queue with reason `stale_signature` |
+//! | authentic but empty (SQS cannot store an empty message) | 400 | nothing enqueued |
+//! | body over the limit | 413 | nothing enqueued |
+//! | method other than POST | 405 | nothing |
+//! | enqueue (or dead-lettering) failed or timed out | 503 | nothing claimed: Sinch retries |
+//!
+//! [`handle`] is a plain async function over its dependencies, so tests and benchmarks call it
+//! without the Lambda runtime; [`run`] wires it to `lambda_http`.
+
+pub mod config;
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use pipeline::clock::Clock;
+use pipeline::envelope::{Envelope, STALE_SIGNATURE, SignatureHeaders};
+use pipeline::queue::{MessageId, Queue, QueueError};
+use sinch::signature::{Rejection, SignatureParts, Verifier};
+use tracing::{info, warn};
+
+pub use config::ReceiverConfig;
+
+/// The receiver's dependencies, built once per cold start and shared by every request.
+#[derive(Debug)]
+pub struct Receiver<Q> {
+    verifier: Verifier,
+    queue: Q,
+    dead_letters: Q,
+    max_body_bytes: usize,
+    enqueue_timeout: Duration,
+    clock: Clock,
+}
+
+impl<Q: Queue> Receiver<Q> {
+    pub fn new(config: &ReceiverConfig, queue: Q, dead_letters: Q) -> Self {
+        Self {
+            verifier: Verifier::new(&config.secrets).with_tolerance(config.tolerance),
+            queue,
+            dead_letters,
+            max_body_bytes: config.max_body_bytes,
+            enqueue_timeout: config.enqueue_timeout,
+            clock: Clock::System,
+        }
+    }
+
+    /// The same receiver reading time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// What became of one request. Each outcome maps to exactly one HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified and stored on the queue.
+    Accepted { message_id: MessageId },
+    /// Not a verifiable Sinch callback; nothing stored.
+    Rejected(Rejection),
+    /// Authentic but out of the time tolerance: parked in the dead-letter queue.
+    DeadLettered {
+        rejection: Rejection,
+        message_id: MessageId,
+    },
+    /// Authentic, but with an empty body, which no queue message can carry.
+    EmptyBody,
+    /// Over the body limit (or, once wrapped, over the queue's message limit).
+    TooLarge { size: usize, limit: usize },
+    /// Not a POST.
+    MethodNotAllowed,
+    /// The queue did not confirm in time; the caller should retry.
+    Unavailable { detail: String },
+}
+
+impl Outcome {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Outcome::Accepted { .. } => StatusCode::OK,
+            Outcome::Rejected(_) | Outcome::DeadLettered { .. } => StatusCode::UNAUTHORIZED,
+            Outcome::EmptyBody => StatusCode::BAD_REQUEST,
+            Outcome::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Outcome::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Outcome::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A stable snake_case code, used in the answer, logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Rejected(rejection) => rejection.reason(),
+            Outcome::DeadLettered { .. } => STALE_SIGNATURE,
+            Outcome::EmptyBody => "empty_body",
+            Outcome::TooLarge { .. } => "body_too_large",
+            Outcome::MethodNotAllowed => "method_not_allowed",
+            Outcome::Unavailable { .. } => "enqueue_failed",
+        }
+    }
+
+    /// The HTTP answer. Bodies are small JSON objects naming the reason, never a secret or a
+    /// detail an attacker could learn from beyond which check failed.
+    pub fn into_response(self) -> Response<Body> {
+        let body = match &self {
+            Outcome::Accepted { .. } => r#"{"status":"accepted"}"#.to_owned(),
+            Outcome::Unavailable { .. } => {
+                format!(r#"{{"status":"unavailable","reason":"{}"}}"#, self.reason())
+            }
+            _ => format!(r#"{{"status":"rejected","reason":"{}"}}"#, self.reason()),
+        };
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self == Outcome::MethodNotAllowed {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+/// Handles one HTTP request: decides, logs, answers. Never fails: every outcome is an answer.
+pub async fn handle<Q: Queue>(receiver: &Receiver<Q>, request: Request) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = request_id(&request);
+    let outcome = decide(receiver, request, request_id.clone()).await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    let request_id = request_id.as_deref().unwrap_or("");
+    match &outcome {
+        Outcome::Accepted { message_id } => {
+            info!(outcome = "accepted", request_id, %message_id, elapsed_us, "callback queued")
+        }
+        Outcome::DeadLettered {
+            rejection,
+            message_id,
+        } => warn!(
+            outcome = "dead_lettered",
+            reason = STALE_SIGNATURE,
+            detail = %rejection,
+            request_id,
+            %message_id,
+            elapsed_us,
+            "authentic callback out of the time tolerance parked in the dead-letter queue"
+        ),
+        Outcome::Unavailable { detail } => warn!(
+            outcome = "unavailable",
+            reason = outcome.reason(),
+            detail,
+            request_id,
+            elapsed_us,
+            "callback not stored; answering 503 so Sinch retries"
+        ),
+        Outcome::Rejected(rejection) => warn!(
+            outcome = "rejected",
+            reason = outcome.reason(),
+            detail = %rejection,
+            request_id,
+            elapsed_us,
+            "request refused"
+        ),
+        other => warn!(
+            outcome = "rejected",
+            reason = other.reason(),
+            detail = ?other,
+            request_id,
+            elapsed_us,
+            "request refused"
+        ),
+    }
+    outcome.into_response()
+}
+
+/// The decision for one request, without logging (benchmarks and tests look at this directly).
+pub async fn decide<Q: Queue>(
+    receiver: &Receiver<Q>,
+    request: Request,
+    request_id: Option<String>,
+) -> Outcome {
+    if request.method() != Method::POST {
+        return Outcome::MethodNotAllowed;
+    }
+    let (parts, body) = request.into_parts();
+    let body = into_bytes(body);
+    if body.len() > receiver.max_body_bytes {
+        return Outcome::TooLarge {
+            size: body.len(),
+            limit: receiver.max_body_bytes,
+        };
+    }
+    let signature = match SignatureParts::from_headers(&parts.headers) {
+        Ok(signature) => signature,
+        Err(rejection) => return Outcome::Rejected(rejection),
+    };
+    let now = receiver.clock.now();
+    let verdict = receiver.verifier.verify_parts(&body, &signature, now);
+    let stale = match verdict {
+        Ok(_) if body.is_empty() => return Outcome::EmptyBody,
+        Ok(_) => None,
+        Err(rejection) if rejection.is_authentic() && !body.is_empty() => Some(rejection),
+        Err(rejection) => return Outcome::Rejected(rejection),
+    };
+
+    let mut envelope = Envelope::new(body, SignatureHeaders::from(&signature), now);
+    envelope.request_id = request_id;
+    envelope.content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+
+    match stale {
+        None => match enqueue(&receiver.queue, &envelope, receiver.enqueue_timeout).await {
+            Ok(message_id) => Outcome::Accepted { message_id },
+            Err(outcome) => outcome,
+        },
+        Some(rejection) => {
+            envelope.dead_letter_reason = Some(STALE_SIGNATURE.to_owned());
+            match enqueue(&receiver.dead_letters, &envelope, receiver.enqueue_timeout).await {
+                Ok(message_id) => Outcome::DeadLettered {
+                    rejection,
+                    message_id,
+                },
+                Err(outcome) => outcome,
+            }
+        }
+    }
+}
+
+/// Sends within the time bound; a timeout is as much a failure as a refusal.
+async fn enqueue<Q: Queue>(
+    queue: &Q,
+    envelope: &Envelope,
+    timeout: Duration,
+) -> Result<MessageId, Outcome> {
+    match tokio::time::timeout(timeout, queue.send(envelope)).await {
+        Ok(Ok(message_id)) => Ok(message_id),
+        Ok(Err(QueueError::TooLarge { size, limit })) => Err(Outcome::TooLarge { size, limit }),
+        Ok(Err(error)) => Err(Outcome::Unavailable {
+            detail: error.to_string(),
+        }),
+        Err(_) => Err(Outcome::Unavailable {
+            detail: format!(
+                "queue {} did not confirm within {} ms",
+                queue.name(),
+                timeout.as_millis()
+            ),
+        }),
+    }
+}
+
+/// The body as bytes, without copying: `lambda_http` has already base64-decoded it when API
+/// Gateway set `isBase64Encoded`.
+fn into_bytes(body: Body) -> Vec<u8> {
+    match body {
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    }
+}
+
+/// API Gateway's request id (it appears in API Gateway's access logs), else the Lambda one.
+fn request_id(request: &Request) -> Option<String> {
+    if let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref()
+        && let Some(id) = &context.request_id
+    {
+        return Some(id.clone());
+    }
+    request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .filter(|id| !id.is_empty())
+}
+
+/// Serves requests from the Lambda runtime until it stops.
+pub async fn run<Q: Queue>(receiver: Receiver<Q>) -> Result<(), lambda_http::Error> {
+    let receiver = &receiver;
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, Infallible>(handle(receiver, request).await)
+    }))
+    .await
+}

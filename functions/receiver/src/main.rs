@@ -1,0 +1,22 @@
+//! Receiver Lambda entry point: logging, configuration, clients, run.
+
+use pipeline::queue::{SqsQueue, enqueue_client};
+use receiver::{Receiver, ReceiverConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = ReceiverConfig::from_env().unwrap_or_else(|error| {
+        // One line, naming the variable; Lambda reports the failed init.
+        eprintln!("receiver: configuration error: {error}");
+        std::process::exit(1)
+    });
+    let sdk = aws_config::load_from_env().await;
+    let sqs = enqueue_client(&sdk, config.enqueue_timeout);
+    let receiver = Receiver::new(
+        &config,
+        SqsQueue::new(sqs.clone(), &config.queue_url),
+        SqsQueue::new(sqs, &config.dead_letter_queue_url),
+    );
+    receiver::run(receiver).await
+}

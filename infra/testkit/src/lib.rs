@@ -1,0 +1,150 @@
+//! Test harness: real AWS APIs on loopback.
+//!
+//! Tests that need AWS talk to `moto_server` over HTTP, one fresh server per test (so tests
+//! never see each other's queues and tables). `infra/scripts/test.sh` installs moto into
+//! `.venv`; this crate finds it there, or through `MOTO_SERVER`, or on `PATH`. A missing moto is
+//! a test failure naming the setup command, never a silent skip.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+
+/// How to get moto when it is missing.
+pub const SETUP_HINT: &str = "run `infra/scripts/test.sh` (it installs moto into .venv), or set MOTO_SERVER to a moto_server executable";
+
+/// A running `moto_server`, killed when dropped.
+pub struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto_server on a free loopback port and waits until it accepts connections.
+    ///
+    /// Panics with [`SETUP_HINT`] when moto cannot be found or does not come up: a test that
+    /// needs AWS cannot run without it.
+    pub fn start() -> Moto {
+        let program = moto_server_path();
+        let port = free_port();
+        let mut child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {SETUP_HINT}", program.display()));
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!("moto_server exited with {status}: {stderr}\n{SETUP_HINT}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("moto_server did not listen on {address} within 30 s; {SETUP_HINT}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        // Its request log would fill the pipe; nobody reads it from here on.
+        drop(child.stderr.take());
+        Moto {
+            child,
+            endpoint: format!("http://{address}"),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// SDK configuration pointing at this server, with dummy credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint).await
+    }
+
+    /// Creates a queue and returns its URL.
+    pub async fn create_queue(&self, name: &str) -> String {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        sqs.create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("moto refused to create queue {name}: {e:?}"))
+            .queue_url
+            .expect("CreateQueue returns a URL")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SDK configuration for any endpoint (moto, or a deliberately broken one), with dummy
+/// credentials and region `us-east-1`.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "testing", "testing", None, None, "testkit",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// An endpoint where nothing listens: connections are refused at once.
+pub fn refused_endpoint() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// An endpoint that accepts connections and never answers, for timeout tests. Keep the
+/// listener alive for as long as the endpoint is used.
+pub fn silent_endpoint() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let address = listener.local_addr().expect("bound address");
+    (listener, format!("http://{address}"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The workspace root, two levels above this crate.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn moto_server_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let venv = workspace_root().join(".venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("moto_server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("moto_server not found; {SETUP_HINT}"))
+}
