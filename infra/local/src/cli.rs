@@ -1,0 +1,83 @@
+//! The command line, declared with clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sinch-hooks",
+    version,
+    about = "Sinch webhooks on AWS Lambda: sign and verify callbacks, and run the pipeline locally"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a callback's signature the way the receiver does; prints `valid` (exit 0) or why
+    /// not (exit 1).
+    Verify(VerifyArgs),
+    /// Sign a body as Sinch would: prints the four signature headers, or a curl command.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Webhook secret; repeat (or separate with commas) for several. Any one that matches
+    /// passes.
+    #[arg(
+        long = "secret",
+        env = "SINCH_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ',',
+        required = true
+    )]
+    pub secrets: Vec<String>,
+    /// Value of x-sinch-webhook-signature-nonce.
+    #[arg(long)]
+    pub nonce: String,
+    /// Value of x-sinch-webhook-signature-timestamp, exactly as received.
+    #[arg(long)]
+    pub timestamp: String,
+    /// Value of x-sinch-webhook-signature.
+    #[arg(long)]
+    pub signature: String,
+    /// Value of x-sinch-webhook-signature-algorithm, if the request had one.
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// Judge freshness as of this Unix time instead of now (to check a logged callback).
+    #[arg(long, value_name = "UNIX")]
+    pub now: Option<u64>,
+    /// Largest accepted age (and lead) of the timestamp, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub max_age: u64,
+    /// File holding the exact body; standard input when absent or `-`.
+    pub body_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Webhook secret to sign with (the first one when several are given).
+    #[arg(
+        long = "secret",
+        env = "SINCH_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ',',
+        required = true
+    )]
+    pub secrets: Vec<String>,
+    /// Nonce to sign with; a fresh ULID by default.
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// Unix time to sign at; now by default.
+    #[arg(long)]
+    pub timestamp: Option<u64>,
+    /// Print a ready-to-paste curl command posting the signed body to this URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// File holding the exact body; standard input when absent or `-`.
+    pub body_file: Option<PathBuf>,
+}

@@ -1,0 +1,42 @@
+//! The `sinch-hooks` CLI, as a library so every command can be tested without a process.
+//!
+//! Commands write to the streams they are given and return the exit code: 0 for success, 1 for
+//! a negative answer (a signature that does not verify), 2 for usage and input errors.
+
+pub mod body;
+pub mod cli;
+pub mod commands;
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// An error that stops a command (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read standard input: {0}")]
+    ReadStdin(std::io::Error),
+    #[error("cannot write output: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Runs one parsed command line.
+pub fn run(
+    cli: Cli,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Verify(args) => commands::verify::run(&args, stdin, stdout, stderr),
+        Command::Sign(args) => commands::sign::run(&args, stdin, stdout),
+    }
+}
