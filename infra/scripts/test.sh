@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, then runs everything.
+#
+#   infra/scripts/test.sh
+#
+# - moto (AWS APIs on loopback) goes into a virtualenv, .venv by default (SINCH_HOOKS_VENV
+#   moves it); it is reinstalled only when infra/scripts/requirements-test.txt changes.
+# - then: formatting, clippy with warnings as errors, every test (unit, integration against
+#   moto_server, property tests, CLI processes), doc tests, and each benchmark run once in test
+#   mode so they keep compiling and working.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+
+venv=${SINCH_HOOKS_VENV:-$root/.venv}
+requirements=infra/scripts/requirements-test.txt
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "==> installing test tools into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" >"$stamp"
+fi
+export MOTO_SERVER="$venv/bin/moto_server"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test (unit, integration, property, CLI; benchmarks once in test mode)"
+cargo test --workspace --all-targets --locked
+echo "==> doc tests"
+cargo test --workspace --doc --locked
+echo "==> all tests passed"
