@@ -5,5 +5,6 @@
 //! callbacks, and so its tests run without any infrastructure.
 
 pub mod callback;
+pub mod client;
 mod open_enum;
 pub mod signature;

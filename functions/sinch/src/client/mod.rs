@@ -1,0 +1,398 @@
+//! The Sinch REST client: Conversation `messages:send` and SMS batches.
+//!
+//! Built once per process and shared (it is cheap to clone). What it takes care of:
+//!
+//! - **OAuth2** (Conversation): a client-credentials token, cached for the process (a warm
+//!   Lambda reuses it across invocations) and refreshed shortly before it expires. Sinch rate
+//!   limits its token endpoint, so concurrent callers wait for one fetch instead of each making
+//!   their own (single flight). A 401 refreshes the token once and retries.
+//! - **SMS**: the service plan's static bearer token.
+//! - **Retries**: 429, 500, 502, 503, 504 and network errors are retried with exponential backoff
+//!   and full jitter (`retry-policies`), honouring `Retry-After`, but only while the caller's
+//!   deadline (in the worker, the Lambda's remaining time) leaves room. Other 4xx are never
+//!   retried: repeating a bad request cannot fix it, and neither send API has an idempotency key.
+//! - **Errors** typed as transient or permanent ([`SinchError::is_transient`]), with Sinch's
+//!   error body parsed.
+//!
+//! Every base URL is configurable, so tests point the client at a local fake.
+
+mod error;
+mod messages;
+mod token;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::{RequestBuilder, StatusCode, header};
+use retry_policies::policies::ExponentialBackoff;
+use retry_policies::{Jitter, RetryDecision, RetryPolicy};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+pub use error::{ApiErrorDetail, SinchError};
+pub use messages::{
+    AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SendMessageResponse,
+    SmsBatchRequest, SmsBatchResponse, TextBody,
+};
+
+use token::TokenCache;
+
+/// Conversation API credentials: an access key of the project.
+#[derive(Clone)]
+pub struct ConversationCredentials {
+    pub project_id: String,
+    pub key_id: String,
+    pub key_secret: String,
+}
+
+impl std::fmt::Debug for ConversationCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConversationCredentials")
+            .field("project_id", &self.project_id)
+            .field("key_id", &self.key_id)
+            .field("key_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// SMS API credentials: a service plan and its API token.
+#[derive(Clone)]
+pub struct SmsCredentials {
+    pub service_plan_id: String,
+    pub api_token: String,
+}
+
+impl std::fmt::Debug for SmsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsCredentials")
+            .field("service_plan_id", &self.service_plan_id)
+            .field("api_token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Where the APIs live. [`Urls::for_regions`] gives Sinch's production URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Urls {
+    /// OAuth2 server, without `/oauth2/token`.
+    pub auth: String,
+    /// Conversation API, without `/v1/...`. Must be the app's region, else Sinch answers 404.
+    pub conversation: String,
+    /// SMS API, without `/xms/v1/...`.
+    pub sms: String,
+}
+
+impl Urls {
+    /// Production URLs: Conversation in `us`, `eu` or `br`; SMS in `us`, `eu`, `br`, `ca` or `au`.
+    pub fn for_regions(conversation_region: &str, sms_region: &str) -> Self {
+        Self {
+            auth: "https://auth.sinch.com".into(),
+            conversation: format!("https://{conversation_region}.conversation.api.sinch.com"),
+            sms: format!("https://{sms_region}.sms.api.sinch.com"),
+        }
+    }
+}
+
+/// How retries are spaced. The deadline passed to each call bounds them in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// Upper bound of the first backoff (full jitter draws from zero to it).
+    pub min_delay: Duration,
+    /// Cap on any single backoff, including one asked for by `Retry-After`.
+    pub max_delay: Duration,
+    /// Retries after the first attempt, at most.
+    pub max_retries: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            max_retries: 5,
+        }
+    }
+}
+
+/// Everything the client needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub conversation: Option<ConversationCredentials>,
+    pub sms: Option<SmsCredentials>,
+    pub urls: Urls,
+    pub retry: RetrySettings,
+    /// Refresh the OAuth token this long before it expires (at most half its lifetime).
+    pub token_refresh_margin: Duration,
+    /// Bound on connecting to Sinch.
+    pub connect_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(urls: Urls) -> Self {
+        Self {
+            conversation: None,
+            sms: None,
+            urls,
+            retry: RetrySettings::default(),
+            token_refresh_margin: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The Sinch REST client. Clones share the connection pool and the token cache.
+#[derive(Debug, Clone)]
+pub struct SinchClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    token: TokenCache,
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    OAuth,
+    SmsToken,
+}
+
+impl SinchClient {
+    pub fn new(config: ClientConfig) -> Result<Self, SinchError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("sinch-hooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SinchError::Network {
+                operation: "building the HTTP client",
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                token: TokenCache::new(config.token_refresh_margin),
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Whether Conversation replies can be sent.
+    pub fn has_conversation(&self) -> bool {
+        self.inner.config.conversation.is_some()
+    }
+
+    /// Whether SMS replies can be sent.
+    pub fn has_sms(&self) -> bool {
+        self.inner.config.sms.is_some()
+    }
+
+    /// Sends a Conversation message, retrying transient failures until `deadline`.
+    pub async fn send_message(
+        &self,
+        request: &SendMessageRequest,
+        deadline: Instant,
+    ) -> Result<SendMessageResponse, SinchError> {
+        let credentials = self
+            .inner
+            .config
+            .conversation
+            .as_ref()
+            .ok_or(SinchError::NotConfigured("Conversation"))?;
+        let url = format!(
+            "{}/v1/projects/{}/messages:send",
+            self.inner.config.urls.conversation.trim_end_matches('/'),
+            credentials.project_id
+        );
+        self.execute("messages:send", Auth::OAuth, deadline, |http| {
+            http.post(&url).json(request)
+        })
+        .await
+    }
+
+    /// Creates an SMS batch, retrying transient failures until `deadline`.
+    pub async fn send_sms(
+        &self,
+        batch: &SmsBatchRequest,
+        deadline: Instant,
+    ) -> Result<SmsBatchResponse, SinchError> {
+        let credentials = self
+            .inner
+            .config
+            .sms
+            .as_ref()
+            .ok_or(SinchError::NotConfigured("SMS"))?;
+        let url = format!(
+            "{}/xms/v1/{}/batches",
+            self.inner.config.urls.sms.trim_end_matches('/'),
+            credentials.service_plan_id
+        );
+        self.execute("batches", Auth::SmsToken, deadline, |http| {
+            http.post(&url).json(batch)
+        })
+        .await
+    }
+
+    /// One logical request: attempts, token handling and retries, all before `deadline`.
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        auth: Auth,
+        deadline: Instant,
+        request: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<T, SinchError> {
+        let settings = self.inner.config.retry;
+        let policy = ExponentialBackoff::builder()
+            .retry_bounds(settings.min_delay, settings.max_delay)
+            .jitter(Jitter::Full)
+            .build_with_max_retries(settings.max_retries);
+        let started = SystemTime::now();
+        let mut retries = 0;
+        let mut refreshed_after_401 = false;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(SinchError::OutOfTime { operation });
+            }
+            let attempt = async {
+                let builder = request(&self.inner.http).timeout(remaining);
+                let (builder, token) = match auth {
+                    Auth::OAuth => {
+                        let token = self.oauth_token(deadline).await?;
+                        (builder.bearer_auth(&token), Some(token))
+                    }
+                    Auth::SmsToken => {
+                        let credentials = self
+                            .inner
+                            .config
+                            .sms
+                            .as_ref()
+                            .ok_or(SinchError::NotConfigured("SMS"))?;
+                        (builder.bearer_auth(&credentials.api_token), None)
+                    }
+                };
+                Ok::<_, SinchError>((send(operation, builder).await, token))
+            };
+            let error = match attempt.await {
+                Ok((Ok(body), _)) => return decode(operation, &body),
+                Ok((Err(error), token)) => {
+                    if auth == Auth::OAuth
+                        && error.status() == Some(StatusCode::UNAUTHORIZED.as_u16())
+                        && !refreshed_after_401
+                    {
+                        // The token may have expired or been revoked early: refresh once.
+                        refreshed_after_401 = true;
+                        if let Some(token) = token {
+                            self.inner.token.invalidate(&token).await;
+                        }
+                        debug!(operation, "401 from Sinch; refreshing the token once");
+                        continue;
+                    }
+                    error
+                }
+                Err(error) => error,
+            };
+            if !error.is_transient() {
+                return Err(error);
+            }
+            let RetryDecision::Retry { execute_after } = policy.should_retry(started, retries)
+            else {
+                return Err(error);
+            };
+            let backoff = execute_after
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            let delay = error
+                .retry_after()
+                .map_or(backoff, |asked| asked.min(settings.max_delay));
+            if Instant::now() + delay >= deadline {
+                warn!(operation, %error, "not retrying: the time budget would run out");
+                return Err(error);
+            }
+            debug!(operation, %error, delay_ms = delay.as_millis() as u64, retry = retries + 1, "retrying Sinch request");
+            tokio::time::sleep(delay).await;
+            retries += 1;
+        }
+    }
+
+    /// A valid OAuth token, fetched if needed (one fetch at a time for the whole process).
+    async fn oauth_token(&self, deadline: Instant) -> Result<Arc<str>, SinchError> {
+        let credentials = self
+            .inner
+            .config
+            .conversation
+            .as_ref()
+            .ok_or(SinchError::NotConfigured("Conversation"))?;
+        let url = format!(
+            "{}/oauth2/token",
+            self.inner.config.urls.auth.trim_end_matches('/')
+        );
+        self.inner
+            .token
+            .get_or_fetch(|| async {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let builder = self
+                    .inner
+                    .http
+                    .post(&url)
+                    .timeout(remaining)
+                    .basic_auth(&credentials.key_id, Some(&credentials.key_secret))
+                    .form(&[("grant_type", "client_credentials")]);
+                let body = send("oauth2/token", builder).await?;
+                decode::<token::TokenResponse>("oauth2/token", &body)
+            })
+            .await
+    }
+}
+
+/// Sends one attempt; a non-2xx answer becomes [`SinchError::Api`].
+async fn send(operation: &'static str, builder: RequestBuilder) -> Result<Vec<u8>, SinchError> {
+    let network = |e: reqwest::Error| SinchError::Network {
+        operation,
+        detail: error_chain(&e),
+    };
+    let response = builder.send().await.map_err(network)?;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(error::parse_retry_after);
+    let body = response.bytes().await.map_err(network)?;
+    if status.is_success() {
+        Ok(body.to_vec())
+    } else {
+        Err(SinchError::Api {
+            operation,
+            status: status.as_u16(),
+            detail: ApiErrorDetail::parse(&body),
+            retry_after,
+        })
+    }
+}
+
+fn decode<T: DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, SinchError> {
+    serde_json::from_slice(body).map_err(|e| SinchError::Decode {
+        operation,
+        detail: e.to_string(),
+    })
+}
+
+/// reqwest's error with its sources, e.g. "error sending request: connection refused".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
