@@ -20,9 +20,12 @@ pub use conversation::ConversationCallback;
 pub use sms::SmsCallback;
 
 /// Any Sinch callback.
+// Variants differ in size, but a callback is parsed once per record and moved once or twice:
+// boxing would cost an allocation for nothing and make matching clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Callback {
-    Conversation(Box<ConversationCallback>),
+    Conversation(ConversationCallback),
     Sms(SmsCallback),
     /// A JSON object that is neither: no `type`, no envelope, no trigger key. Its top-level keys.
     Unknown {
@@ -122,10 +125,10 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
                 .to_owned(),
         },
     };
-    Ok(Callback::Conversation(Box::new(ConversationCallback {
+    Ok(Callback::Conversation(ConversationCallback {
         envelope,
         event,
-    })))
+    }))
 }
 
 /// The top-level members of a JSON object, in document order, values left unparsed.
