@@ -21,3 +21,10 @@ impl Clock {
         }
     }
 }
+
+/// Unix milliseconds; times before the epoch count as 0.
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

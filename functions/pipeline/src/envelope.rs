@@ -10,7 +10,7 @@
 //! request it arrived, its content type, and, for parked messages, why it was dead-lettered.
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -29,6 +29,9 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const BODY_ENCODING: &str = "body-encoding";
 /// Attribute: why a message was sent to the dead-letter queue (e.g. `stale_signature`).
 pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
+
+/// Attribute: the error behind the dead-letter reason, for the operator.
+pub const DEAD_LETTER_DETAIL: &str = "dead-letter-detail";
 
 /// Value of [`DEAD_LETTER_REASON`] for an authentic callback whose timestamp was out of
 /// tolerance.
@@ -82,13 +85,20 @@ impl From<&SignatureParts<'_>> for SignatureHeaders {
 pub struct Envelope {
     body: String,
     encoding: BodyEncoding,
-    pub signature: SignatureHeaders,
+    /// The signature headers the callback arrived with; `None` only for a message that did not
+    /// come through the receiver (an operator's test message, say).
+    pub signature: Option<SignatureHeaders>,
     /// Unix milliseconds.
     pub received_at_ms: u64,
     pub request_id: Option<String>,
     pub content_type: Option<String>,
     pub dead_letter_reason: Option<String>,
+    /// The error behind [`Envelope::dead_letter_reason`], cut to [`DETAIL_LIMIT`] bytes.
+    pub dead_letter_detail: Option<String>,
 }
+
+/// Longest `dead-letter-detail` kept.
+pub const DETAIL_LIMIT: usize = 512;
 
 /// Why a queued message could not be read back as an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,14 +122,27 @@ impl Envelope {
         Self {
             body,
             encoding,
-            signature,
-            received_at_ms: received_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                .unwrap_or(0),
+            signature: Some(signature),
+            received_at_ms: crate::clock::unix_millis(received_at),
             request_id: None,
             content_type: None,
             dead_letter_reason: None,
+            dead_letter_detail: None,
+        }
+    }
+
+    /// A message body queued by someone other than the receiver, kept as it is (used to
+    /// dead-letter a message whose attributes cannot be read).
+    pub fn unverified(body: String) -> Self {
+        Self {
+            body,
+            encoding: BodyEncoding::Raw,
+            signature: None,
+            received_at_ms: 0,
+            request_id: None,
+            content_type: None,
+            dead_letter_reason: None,
+            dead_letter_detail: None,
         }
     }
 
@@ -128,11 +151,6 @@ impl Envelope {
         body: String,
         attribute: impl Fn(&str) -> Option<&'a str>,
     ) -> Result<Self, EnvelopeError> {
-        let required = |name: &'static str| {
-            attribute(name)
-                .map(str::to_owned)
-                .ok_or(EnvelopeError::MissingAttribute(name))
-        };
         let optional = |name: &str| attribute(name).map(str::to_owned);
         let encoding = match attribute(BODY_ENCODING) {
             None => BodyEncoding::Raw,
@@ -156,17 +174,38 @@ impl Envelope {
         Ok(Self {
             body,
             encoding,
-            signature: SignatureHeaders {
-                signature: required(SIGNATURE_HEADER)?,
-                nonce: required(NONCE_HEADER)?,
-                timestamp: required(TIMESTAMP_HEADER)?,
-                algorithm: optional(ALGORITHM_HEADER),
+            signature: match (
+                attribute(SIGNATURE_HEADER),
+                attribute(NONCE_HEADER),
+                attribute(TIMESTAMP_HEADER),
+            ) {
+                (Some(signature), Some(nonce), Some(timestamp)) => Some(SignatureHeaders {
+                    signature: signature.to_owned(),
+                    nonce: nonce.to_owned(),
+                    timestamp: timestamp.to_owned(),
+                    algorithm: optional(ALGORITHM_HEADER),
+                }),
+                (None, None, None) => None,
+                (None, _, _) => return Err(EnvelopeError::MissingAttribute(SIGNATURE_HEADER)),
+                (_, None, _) => return Err(EnvelopeError::MissingAttribute(NONCE_HEADER)),
+                (_, _, None) => return Err(EnvelopeError::MissingAttribute(TIMESTAMP_HEADER)),
             },
             received_at_ms,
             request_id: optional(REQUEST_ID),
             content_type: optional(CONTENT_TYPE),
             dead_letter_reason: optional(DEAD_LETTER_REASON),
+            dead_letter_detail: optional(DEAD_LETTER_DETAIL),
         })
+    }
+
+    /// Marks the envelope for the dead-letter queue: why, and the error behind it.
+    pub fn dead_letter(&mut self, reason: &str, detail: &str) {
+        self.dead_letter_reason = Some(reason.to_owned());
+        let mut end = detail.len().min(DETAIL_LIMIT);
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.dead_letter_detail = Some(detail[..end].to_owned());
     }
 
     /// The text that goes into the queue message body.
@@ -192,14 +231,14 @@ impl Envelope {
     /// The message attributes, `(name, value)`, skipping absent ones (SQS refuses empty
     /// values).
     pub fn attributes(&self) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
-        let signature = &self.signature;
+        let signature = self.signature.as_ref();
         [
-            (SIGNATURE_HEADER, Some(Cow::from(&signature.signature))),
-            (NONCE_HEADER, Some(Cow::from(&signature.nonce))),
-            (TIMESTAMP_HEADER, Some(Cow::from(&signature.timestamp))),
+            (SIGNATURE_HEADER, signature.map(|s| Cow::from(&s.signature))),
+            (NONCE_HEADER, signature.map(|s| Cow::from(&s.nonce))),
+            (TIMESTAMP_HEADER, signature.map(|s| Cow::from(&s.timestamp))),
             (
                 ALGORITHM_HEADER,
-                signature.algorithm.as_deref().map(Cow::from),
+                signature.and_then(|s| s.algorithm.as_deref().map(Cow::from)),
             ),
             (
                 RECEIVED_AT_MS,
@@ -214,6 +253,10 @@ impl Envelope {
             (
                 DEAD_LETTER_REASON,
                 self.dead_letter_reason.as_deref().map(Cow::from),
+            ),
+            (
+                DEAD_LETTER_DETAIL,
+                self.dead_letter_detail.as_deref().map(Cow::from),
             ),
         ]
         .into_iter()
@@ -244,7 +287,7 @@ fn sqs_accepts(text: &str) -> bool {
 mod tests {
     use super::*;
     use std::collections::HashMap;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn headers() -> SignatureHeaders {
         SignatureHeaders {
@@ -304,6 +347,7 @@ mod tests {
     fn absent_attributes_are_left_out() {
         let mut signature = headers();
         signature.algorithm = None;
+        assert_eq!(signature.as_parts().algorithm, None);
         let envelope = Envelope::new(b"{}".to_vec(), signature, UNIX_EPOCH);
         let names: Vec<_> = envelope.attributes().map(|(name, _)| name).collect();
         assert_eq!(
@@ -328,10 +372,30 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_messages_say_why() {
-        let missing = Envelope::from_message("{}".into(), |_| None);
+    fn a_message_without_signature_attributes_reads_as_unverified() {
+        let envelope = Envelope::from_message("{}".into(), |_| None).unwrap();
+        assert_eq!(envelope, Envelope::unverified("{}".into()));
+        assert_eq!(envelope.attributes().count(), 1, "only received-at-ms");
+    }
+
+    #[test]
+    fn dead_letter_details_are_cut_at_a_character_boundary() {
+        let mut envelope = Envelope::unverified("{}".into());
+        envelope.dead_letter("sinch_rejected", &"é".repeat(DETAIL_LIMIT));
+        let detail = envelope.dead_letter_detail.as_deref().unwrap();
+        assert!(detail.len() <= DETAIL_LIMIT && detail.len() >= DETAIL_LIMIT - 1);
         assert_eq!(
-            missing,
+            round_trip(&envelope).dead_letter_reason.as_deref(),
+            Some("sinch_rejected")
+        );
+    }
+
+    #[test]
+    fn unreadable_messages_say_why() {
+        let partial =
+            Envelope::from_message("{}".into(), |name| (name == NONCE_HEADER).then_some("n"));
+        assert_eq!(
+            partial,
             Err(EnvelopeError::MissingAttribute(SIGNATURE_HEADER))
         );
         let envelope = Envelope::new(b"{}".to_vec(), headers(), UNIX_EPOCH);

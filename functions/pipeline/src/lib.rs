@@ -2,10 +2,20 @@
 //!
 //! - [`envelope`]: how an accepted callback is written to the queue, and read back.
 //! - [`queue`]: where envelopes go (a trait; SQS and in-memory implementations).
+//! - [`process`]: one queued callback, start to finish, and which failures are worth a retry.
+//! - [`handlers`]: what is done with delivery reports and inbound messages.
+//! - [`reply`]: the reply policy (keywords, opt-out, default reply).
+//! - [`status`]: delivery status that only moves forward.
+//! - [`store`]: where state lives (a trait; in-memory, and DynamoDB in AWS).
 //! - [`config`]: reading settings from the environment, failing with one clear line.
 //! - [`clock`]: the time, injectable so tests can stand anywhere in it.
 
 pub mod clock;
 pub mod config;
 pub mod envelope;
+pub mod handlers;
+pub mod process;
 pub mod queue;
+pub mod reply;
+pub mod status;
+pub mod store;

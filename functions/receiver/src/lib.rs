@@ -230,7 +230,7 @@ pub async fn decide<Q: Queue>(
             Err(outcome) => outcome,
         },
         Some(rejection) => {
-            envelope.dead_letter_reason = Some(STALE_SIGNATURE.to_owned());
+            envelope.dead_letter(STALE_SIGNATURE, &rejection.to_string());
             match enqueue(&receiver.dead_letters, &envelope, receiver.enqueue_timeout).await {
                 Ok(message_id) => Outcome::DeadLettered {
                     rejection,

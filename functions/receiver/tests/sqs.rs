@@ -106,7 +106,7 @@ async fn accepted_callbacks_land_in_sqs_byte_identical_with_attributes() {
         verifier
             .verify_parts(
                 &envelope.raw_body().unwrap(),
-                &envelope.signature.as_parts(),
+                &envelope.signature.as_ref().unwrap().as_parts(),
                 now(),
             )
             .expect("re-verifies from the queued message");

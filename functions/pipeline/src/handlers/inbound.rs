@@ -1,0 +1,222 @@
+//! Inbound messages: stored, then the reply policy; replies go back where the message came from.
+
+use sinch::callback::conversation::{Envelope, InboundMessage};
+use sinch::callback::sms::Inbound;
+use sinch::client::{
+    AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SinchError, SmsBatchRequest,
+};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::delivery::sms_key;
+use super::{Handled, HandlerError, ReplyOutcome, Services, millis};
+use crate::reply::Action;
+use crate::store::{ContactKey, InboundRecord, MessageKey, ReplyRecord, Store};
+
+/// Where a reply goes.
+enum ReplyRoute<'a> {
+    /// Conversation `messages:send` to the channel identity, on that channel only.
+    Conversation {
+        app_id: Option<&'a str>,
+        recipient: ChannelRecipient,
+    },
+    /// An SMS batch from the number that received the message.
+    Sms { from: &'a str, to: &'a str },
+}
+
+/// A Conversation `message` (MESSAGE_INBOUND).
+pub async fn conversation<S: Store>(
+    services: &Services<S>,
+    envelope: &Envelope,
+    message: &InboundMessage,
+    deadline: Instant,
+) -> Result<Handled, HandlerError> {
+    let Some(identity) = &message.channel_identity else {
+        warn!(message_id = %message.id, "inbound message without a channel identity: stored without a reply");
+        let record = InboundRecord {
+            id: message.id.clone(),
+            from: ContactKey::new("UNKNOWN", &message.contact_id),
+            to: envelope.app_id.clone(),
+            kind: message.contact_message.kind().to_owned(),
+            text: message.contact_message.text().map(str::to_owned),
+            contact_id: non_empty(&message.contact_id),
+            conversation_id: non_empty(&message.conversation_id),
+            received_at_ms: millis(
+                message.accept_time.or(envelope.accepted_time),
+                &services.clock,
+            ),
+        };
+        services.store.record_inbound(&record).await?;
+        return Ok(Handled::Inbound {
+            id: message.id.clone(),
+            reply: ReplyOutcome::None,
+        });
+    };
+    // The app that received it is the app to answer from; in DISPATCH mode the envelope may
+    // leave it empty while the channel identity still names it.
+    let app_id = [envelope.app_id.as_str(), identity.app_id.as_str()]
+        .into_iter()
+        .find(|id| !id.is_empty())
+        .or(services.app_id.as_deref());
+    let record = InboundRecord {
+        id: message.id.clone(),
+        from: ContactKey::new(identity.channel.as_str(), &identity.identity),
+        to: app_id.unwrap_or_default().to_owned(),
+        kind: message.contact_message.kind().to_owned(),
+        text: message.contact_message.text().map(str::to_owned),
+        contact_id: non_empty(&message.contact_id),
+        conversation_id: non_empty(&message.conversation_id),
+        received_at_ms: millis(
+            message.accept_time.or(envelope.accepted_time),
+            &services.clock,
+        ),
+    };
+    let route = ReplyRoute::Conversation {
+        app_id,
+        recipient: ChannelRecipient {
+            channel: identity.channel.clone(),
+            identity: identity.identity.clone(),
+        },
+    };
+    respond(services, record, route, deadline).await
+}
+
+/// An SMS `mo_text` or `mo_media` (`text` is the text, or the MMS message).
+pub async fn sms<S: Store, B>(
+    services: &Services<S>,
+    mo: &Inbound<B>,
+    kind: &str,
+    text: Option<&str>,
+    deadline: Instant,
+) -> Result<Handled, HandlerError> {
+    let record = InboundRecord {
+        id: mo.id.clone(),
+        from: ContactKey::new("SMS", &mo.from),
+        to: mo.to.clone(),
+        kind: kind.to_owned(),
+        text: text.map(str::to_owned),
+        contact_id: None,
+        conversation_id: None,
+        received_at_ms: millis(mo.received_at, &services.clock),
+    };
+    let route = ReplyRoute::Sms {
+        from: &mo.to,
+        to: &mo.from,
+    };
+    respond(services, record, route, deadline).await
+}
+
+/// Stores the message, applies the policy, replies.
+///
+/// Safe to run again for the same message (a retry after a failed reply): the opt-out state is
+/// judged as it was *before* this message, so a retried STOP still sends its confirmation.
+async fn respond<S: Store>(
+    services: &Services<S>,
+    record: InboundRecord,
+    route: ReplyRoute<'_>,
+    deadline: Instant,
+) -> Result<Handled, HandlerError> {
+    let store = &services.store;
+    store.record_inbound(&record).await?;
+    let opted_out_before = store
+        .opted_out_by(&record.from)
+        .await?
+        .is_some_and(|by| by != record.id);
+    let decision = services
+        .policy
+        .decide(record.text.as_deref(), opted_out_before);
+    let now_ms = millis(None, &services.clock);
+    match decision.action {
+        Action::OptOut => {
+            store
+                .set_opt_out(&record.from, Some(&record.id), now_ms)
+                .await?
+        }
+        Action::OptIn => store.set_opt_out(&record.from, None, now_ms).await?,
+        Action::None => {}
+    }
+    let id = record.id.clone();
+    let Some(text) = decision.reply else {
+        let reply = if opted_out_before || decision.action == Action::OptOut {
+            ReplyOutcome::Suppressed
+        } else {
+            ReplyOutcome::None
+        };
+        info!(message_id = %id, contact = %record.from, action = ?decision.action, ?reply, "inbound message stored");
+        return Ok(Handled::Inbound { id, reply });
+    };
+
+    let sent = match route {
+        ReplyRoute::Conversation { app_id, recipient } => {
+            let Some(app_id) = app_id else {
+                warn!(message_id = %id, "no app id to reply from (set SINCH_APP_ID)");
+                return Ok(Handled::Inbound {
+                    id,
+                    reply: ReplyOutcome::NotConfigured {
+                        api: "Conversation",
+                    },
+                });
+            };
+            let request = SendMessageRequest {
+                app_id: app_id.to_owned(),
+                channel_priority_order: vec![recipient.channel.clone()],
+                recipient: Recipient::Identities(vec![recipient]),
+                message: AppMessage::text(&text),
+                message_metadata: None,
+                correlation_id: Some(id.clone()),
+            };
+            services
+                .sinch
+                .send_message(&request, deadline)
+                .await
+                .map(|response| MessageKey::Conversation(response.message_id))
+        }
+        ReplyRoute::Sms { from, to } => {
+            let batch = SmsBatchRequest {
+                from: from.to_owned(),
+                to: vec![to.to_owned()],
+                body: text.clone(),
+                delivery_report: Some("per_recipient".to_owned()),
+                client_reference: Some(id.clone()),
+            };
+            services
+                .sinch
+                .send_sms(&batch, deadline)
+                .await
+                .map(|response| sms_key(&response.id, to))
+        }
+    };
+    let key = match sent {
+        Ok(key) => key,
+        Err(SinchError::NotConfigured(api)) => {
+            warn!(message_id = %id, api, "reply not sent: the API has no credentials");
+            return Ok(Handled::Inbound {
+                id,
+                reply: ReplyOutcome::NotConfigured { api },
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    store
+        .record_reply(&ReplyRecord {
+            key: key.clone(),
+            in_reply_to: id.clone(),
+            to: record.from.clone(),
+            text: text.clone(),
+            sent_at_ms: millis(None, &services.clock),
+        })
+        .await?;
+    let message_id = match key {
+        MessageKey::Conversation(id) => id,
+        MessageKey::Sms { batch_id, .. } => batch_id,
+    };
+    info!(message_id = %id, contact = %record.from, reply_id = %message_id, "reply sent");
+    Ok(Handled::Inbound {
+        id,
+        reply: ReplyOutcome::Sent { message_id, text },
+    })
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}

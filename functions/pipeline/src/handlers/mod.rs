@@ -1,0 +1,143 @@
+//! The handlers: what the worker does with each kind of callback.
+//!
+//! - delivery reports ([`delivery`]) move a message's status forward and extend its history;
+//! - inbound messages ([`inbound`]) are stored and go through the reply policy;
+//! - everything else is logged with its kind and acknowledged.
+//!
+//! Handlers are plain async functions over [`Services`], so tests and the local stack call them
+//! with an in-memory store and a fake Sinch.
+
+pub mod delivery;
+pub mod inbound;
+
+use sinch::callback::conversation::Event;
+use sinch::callback::{Callback, SmsCallback};
+use sinch::client::{SinchClient, SinchError};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::reply::ReplyPolicy;
+use crate::store::{MessageKey, StatusChange, Store, StoreError};
+
+/// What the handlers work with; built once per process.
+#[derive(Debug, Clone)]
+pub struct Services<S> {
+    pub store: S,
+    pub sinch: SinchClient,
+    pub policy: ReplyPolicy,
+    /// App to reply from when a Conversation callback does not name one (`SINCH_APP_ID`).
+    pub app_id: Option<String>,
+    pub clock: Clock,
+}
+
+/// What handling a callback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Delivery report(s) applied.
+    Status(Vec<(MessageKey, StatusChange)>),
+    /// An inbound message stored, and what the reply policy did.
+    Inbound { id: String, reply: ReplyOutcome },
+    /// A kind we know but have no handler for (contact events, opt-in results, ...).
+    Ignored { kind: String },
+    /// A kind this version does not know.
+    Unknown { kind: String },
+}
+
+/// What became of the reply to an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    Sent {
+        message_id: String,
+        text: String,
+    },
+    /// The policy had nothing to say.
+    None,
+    /// The contact is opted out.
+    Suppressed,
+    /// The API to reply through has no credentials; the message is stored, nothing sent.
+    NotConfigured {
+        api: &'static str,
+    },
+}
+
+/// Why a callback could not be handled. [`HandlerError::is_transient`] decides between a retry
+/// and the dead-letter queue.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sinch(#[from] SinchError),
+}
+
+impl HandlerError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HandlerError::Store(_) => true,
+            HandlerError::Sinch(error) => error.is_transient(),
+        }
+    }
+}
+
+/// Runs the handler for `callback`. Sinch calls must finish before `deadline`.
+pub async fn handle<S: Store>(
+    services: &Services<S>,
+    callback: &Callback,
+    deadline: Instant,
+) -> Result<Handled, HandlerError> {
+    match callback {
+        Callback::Conversation(conversation) => match &conversation.event {
+            Event::MessageDelivery(report) => {
+                delivery::conversation(services, &conversation.envelope, report).await
+            }
+            Event::MessageInbound(message) => {
+                inbound::conversation(services, &conversation.envelope, message, deadline).await
+            }
+            Event::Unknown { key } => Ok(Handled::Unknown {
+                kind: format!("conversation.{key}"),
+            }),
+            _ => Ok(Handled::Ignored {
+                kind: callback.kind().into_owned(),
+            }),
+        },
+        Callback::Sms(sms) => match sms {
+            SmsCallback::RecipientDeliveryReport { report, .. } => {
+                delivery::sms_recipient(services, report).await
+            }
+            SmsCallback::BatchDeliveryReport { report, .. } => {
+                delivery::sms_batch(services, report).await
+            }
+            SmsCallback::MoText(mo) => {
+                inbound::sms(services, mo, "mo_text", Some(&mo.body), deadline).await
+            }
+            SmsCallback::MoMedia(mo) => {
+                inbound::sms(
+                    services,
+                    mo,
+                    "mo_media",
+                    mo.body.message.as_deref(),
+                    deadline,
+                )
+                .await
+            }
+            SmsCallback::MoBinary(_) => Ok(Handled::Ignored {
+                kind: callback.kind().into_owned(),
+            }),
+            SmsCallback::Unknown { kind } => Ok(Handled::Unknown {
+                kind: format!("sms.{kind}"),
+            }),
+        },
+        Callback::Unknown { keys } => Ok(Handled::Unknown {
+            kind: format!("unknown({})", keys.join(",")),
+        }),
+    }
+}
+
+/// Unix milliseconds of a Sinch timestamp, or of now.
+fn millis(at: Option<OffsetDateTime>, clock: &Clock) -> u64 {
+    match at {
+        Some(at) => u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0),
+        None => crate::clock::unix_millis(clock.now()),
+    }
+}

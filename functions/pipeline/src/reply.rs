@@ -1,0 +1,254 @@
+//! The reply policy: what to answer an inbound message, and whether it opts the sender out or
+//! back in.
+//!
+//! Keyword rules match the whole message, trimmed and case-folded (`" stop "` is `STOP`, `"stop
+//! please"` is not: a keyword is a command, not a word to look for). An opted-out contact never
+//! gets a reply, except the confirmation of the START that opts them back in. The rules come
+//! from `REPLY_RULES` (JSON) or default to STOP/UNSUBSCRIBE, START and HELP:
+//!
+//! ```json
+//! {
+//!   "rules": [
+//!     {"keywords": ["STOP", "UNSUBSCRIBE"], "action": "opt_out", "reply": "You are unsubscribed."},
+//!     {"keywords": ["START"], "action": "opt_in", "reply": "Welcome back."},
+//!     {"keywords": ["HELP"], "reply": "Reply STOP to unsubscribe."}
+//!   ],
+//!   "default_reply": "Thanks, we got your message."
+//! }
+//! ```
+
+use serde::Deserialize;
+
+/// What a keyword does besides replying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    #[default]
+    None,
+    OptOut,
+    OptIn,
+}
+
+/// One keyword rule.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub action: Action,
+    #[serde(default)]
+    pub reply: Option<String>,
+}
+
+/// The whole policy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyPolicy {
+    #[serde(default)]
+    rules: Vec<Rule>,
+    /// Sent to any message no rule matched (and never to opted-out contacts).
+    #[serde(default)]
+    default_reply: Option<String>,
+}
+
+/// What to do with one inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    pub reply: Option<String>,
+}
+
+/// Why `REPLY_RULES` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("is not valid reply rules JSON: {0}")]
+    Json(String),
+    #[error("rule {0} has no keywords")]
+    NoKeywords(usize),
+    #[error("keyword {0:?} appears in more than one rule")]
+    Duplicate(String),
+    #[error("a reply text is empty")]
+    EmptyReply,
+}
+
+impl Default for ReplyPolicy {
+    fn default() -> Self {
+        let rule = |keywords: &[&str], action, reply: &str| Rule {
+            keywords: keywords.iter().map(|k| fold(k)).collect(),
+            action,
+            reply: Some(reply.to_owned()),
+        };
+        Self {
+            rules: vec![
+                rule(
+                    &["STOP", "UNSUBSCRIBE"],
+                    Action::OptOut,
+                    "You are unsubscribed and will get no more messages from us. Reply START to subscribe again.",
+                ),
+                rule(
+                    &["START"],
+                    Action::OptIn,
+                    "You are subscribed again. Reply STOP to unsubscribe.",
+                ),
+                rule(
+                    &["HELP"],
+                    Action::None,
+                    "This number is answered automatically. Reply STOP to unsubscribe, START to subscribe again.",
+                ),
+            ],
+            default_reply: None,
+        }
+    }
+}
+
+impl ReplyPolicy {
+    /// Parses and checks `REPLY_RULES`.
+    pub fn from_json(json: &str) -> Result<Self, PolicyError> {
+        let mut policy: ReplyPolicy =
+            serde_json::from_str(json).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, rule) in policy.rules.iter_mut().enumerate() {
+            rule.keywords = rule.keywords.iter().map(|k| fold(k)).collect();
+            rule.keywords.retain(|k| !k.is_empty());
+            if rule.keywords.is_empty() {
+                return Err(PolicyError::NoKeywords(index + 1));
+            }
+            for keyword in &rule.keywords {
+                if !seen.insert(keyword.clone()) {
+                    return Err(PolicyError::Duplicate(keyword.clone()));
+                }
+            }
+            if rule.reply.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return Err(PolicyError::EmptyReply);
+            }
+        }
+        if policy
+            .default_reply
+            .as_deref()
+            .is_some_and(|r| r.trim().is_empty())
+        {
+            return Err(PolicyError::EmptyReply);
+        }
+        Ok(policy)
+    }
+
+    /// Decides for a message with `text` (None for media and other non-text messages) from a
+    /// contact who is, before this message, `opted_out` or not.
+    pub fn decide(&self, text: Option<&str>, opted_out: bool) -> Decision {
+        let rule = text.map(fold).and_then(|folded| {
+            self.rules
+                .iter()
+                .find(|rule| rule.keywords.contains(&folded))
+        });
+        let (action, reply) = match rule {
+            Some(rule) => (rule.action, rule.reply.clone()),
+            None => (Action::None, self.default_reply.clone()),
+        };
+        let opted_out_after = match action {
+            Action::OptOut => true,
+            Action::OptIn => false,
+            Action::None => opted_out,
+        };
+        // Nobody opted out hears from us, and an opt-out is confirmed only once.
+        let reply = match action {
+            Action::OptOut if opted_out => None,
+            Action::OptOut => reply,
+            _ if opted_out_after => None,
+            _ => reply,
+        };
+        Decision { action, reply }
+    }
+}
+
+/// Trimmed and case-folded.
+fn fold(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_keywords_match_trimmed_and_case_folded() {
+        let policy = ReplyPolicy::default();
+        for text in ["STOP", " stop\n", "Stop", "unsubscribe"] {
+            let decision = policy.decide(Some(text), false);
+            assert_eq!(decision.action, Action::OptOut, "{text:?}");
+            assert!(decision.reply.unwrap().contains("unsubscribed"));
+        }
+        assert_eq!(policy.decide(Some("start"), true).action, Action::OptIn);
+        assert!(policy.decide(Some("help"), false).reply.is_some());
+        assert_eq!(
+            policy.decide(Some("stop please"), false),
+            Decision {
+                action: Action::None,
+                reply: None
+            },
+            "a keyword is the whole message"
+        );
+        assert_eq!(policy.decide(None, false).reply, None);
+    }
+
+    #[test]
+    fn opted_out_contacts_get_no_reply_but_start() {
+        let policy = ReplyPolicy::from_json(
+            r#"{"rules":[{"keywords":["STOP"],"action":"opt_out","reply":"bye"},{"keywords":["START"],"action":"opt_in","reply":"hi again"},{"keywords":["HELP"],"reply":"help"}],"default_reply":"thanks"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            policy.decide(Some("hello"), false).reply.as_deref(),
+            Some("thanks")
+        );
+        assert_eq!(policy.decide(Some("hello"), true).reply, None);
+        assert_eq!(policy.decide(Some("HELP"), true).reply, None);
+        assert_eq!(policy.decide(None, true).reply, None);
+        assert_eq!(
+            policy.decide(Some("STOP"), false).reply.as_deref(),
+            Some("bye")
+        );
+        assert_eq!(
+            policy.decide(Some("STOP"), true),
+            Decision {
+                action: Action::OptOut,
+                reply: None
+            },
+            "confirmed once"
+        );
+        assert_eq!(
+            policy.decide(Some("START"), true).reply.as_deref(),
+            Some("hi again")
+        );
+        assert_eq!(policy.decide(None, false).reply.as_deref(), Some("thanks"));
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_a_reason() {
+        assert!(matches!(
+            ReplyPolicy::from_json("{"),
+            Err(PolicyError::Json(_))
+        ));
+        assert!(matches!(
+            ReplyPolicy::from_json(r#"{"rulez":[]}"#),
+            Err(PolicyError::Json(_))
+        ));
+        assert_eq!(
+            ReplyPolicy::from_json(r#"{"rules":[{"keywords":[" "]}]}"#),
+            Err(PolicyError::NoKeywords(1))
+        );
+        assert_eq!(
+            ReplyPolicy::from_json(r#"{"rules":[{"keywords":["a"]},{"keywords":["A "]}]}"#),
+            Err(PolicyError::Duplicate("a".into()))
+        );
+        assert_eq!(
+            ReplyPolicy::from_json(r#"{"rules":[],"default_reply":" "}"#),
+            Err(PolicyError::EmptyReply)
+        );
+        assert!(matches!(
+            ReplyPolicy::from_json(r#"{"rules":[{"keywords":["x"],"action":"explode"}]}"#),
+            Err(PolicyError::Json(_))
+        ));
+        let silent = ReplyPolicy::from_json(r#"{"rules":[]}"#).unwrap();
+        assert_eq!(silent.decide(Some("STOP"), false).reply, None);
+    }
+}

@@ -1,0 +1,108 @@
+//! Delivery status that only moves forward.
+//!
+//! Delivery reports arrive late, twice, and out of order: a `QUEUED_ON_CHANNEL` can come after
+//! `DELIVERED`. A message's status must end at its furthest state, so every status has a rank,
+//! and a report only moves the status if it ranks higher. `READ` and `FAILED` (and the SMS
+//! failures and `Delivered`) are terminal: once there, the status stays, whatever follows.
+//! Every report still lands in the history.
+
+use serde::{Deserialize, Serialize};
+use sinch::callback::conversation::DeliveryStatus;
+use sinch::callback::sms::SmsStatus;
+
+/// How far along a status is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Higher is further. 0 for statuses we do not know: they never move a status.
+    pub rank: u8,
+    /// Nothing moves a terminal status.
+    pub terminal: bool,
+}
+
+impl Progress {
+    const fn new(rank: u8, terminal: bool) -> Self {
+        Self { rank, terminal }
+    }
+
+    /// Whether a status at `self` moves to `next`.
+    pub fn advances_to(self, next: Progress) -> bool {
+        !self.terminal && next.rank > self.rank
+    }
+}
+
+/// Conversation API message status.
+pub fn conversation(status: &DeliveryStatus) -> Progress {
+    match status {
+        DeliveryStatus::QueuedOnChannel => Progress::new(10, false),
+        DeliveryStatus::SwitchingChannel => Progress::new(20, false),
+        DeliveryStatus::Delivered => Progress::new(30, false),
+        DeliveryStatus::Read | DeliveryStatus::Failed => Progress::new(40, true),
+        DeliveryStatus::Other(_) => Progress::new(0, false),
+    }
+}
+
+/// SMS API recipient status.
+pub fn sms(status: &SmsStatus) -> Progress {
+    match status {
+        SmsStatus::Queued => Progress::new(10, false),
+        SmsStatus::Dispatched => Progress::new(20, false),
+        // The operator could not say; it may still report a final status.
+        SmsStatus::Unknown => Progress::new(25, false),
+        SmsStatus::Delivered
+        | SmsStatus::Failed
+        | SmsStatus::Aborted
+        | SmsStatus::Cancelled
+        | SmsStatus::Rejected
+        | SmsStatus::Deleted
+        | SmsStatus::Expired => Progress::new(40, true),
+        SmsStatus::Other(_) => Progress::new(0, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_statuses_only_move_forward() {
+        let queued = conversation(&DeliveryStatus::QueuedOnChannel);
+        let delivered = conversation(&DeliveryStatus::Delivered);
+        let read = conversation(&DeliveryStatus::Read);
+        let failed = conversation(&DeliveryStatus::Failed);
+        assert!(queued.advances_to(delivered));
+        assert!(delivered.advances_to(read));
+        assert!(queued.advances_to(read), "DELIVERED may be skipped");
+        assert!(
+            !delivered.advances_to(queued),
+            "a late QUEUED_ON_CHANNEL never wins"
+        );
+        assert!(
+            !read.advances_to(failed) && !failed.advances_to(read),
+            "both final"
+        );
+        assert!(!read.advances_to(delivered));
+        let other = conversation(&DeliveryStatus::Other("NEW".into()));
+        assert!(
+            !queued.advances_to(other),
+            "unknown statuses never move a status"
+        );
+    }
+
+    #[test]
+    fn sms_final_statuses_are_terminal() {
+        for status in [
+            SmsStatus::Delivered,
+            SmsStatus::Failed,
+            SmsStatus::Aborted,
+            SmsStatus::Cancelled,
+            SmsStatus::Rejected,
+            SmsStatus::Deleted,
+            SmsStatus::Expired,
+        ] {
+            assert!(sms(&status).terminal, "{status}");
+            assert!(sms(&SmsStatus::Dispatched).advances_to(sms(&status)));
+        }
+        assert!(!sms(&SmsStatus::Delivered).advances_to(sms(&SmsStatus::Dispatched)));
+        assert!(sms(&SmsStatus::Queued).advances_to(sms(&SmsStatus::Unknown)));
+    }
+}

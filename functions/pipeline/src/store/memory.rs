@@ -1,0 +1,158 @@
+//! The in-memory store: the local stack, tests and benchmarks.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{
+    ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, ReplyRecord,
+    StatusChange, StatusUpdate, Store, StoreError,
+};
+use crate::status::Progress;
+
+#[derive(Debug, Default)]
+struct State {
+    messages: BTreeMap<MessageKey, MessageState>,
+    inbound: BTreeMap<String, InboundRecord>,
+    opted_out: BTreeMap<ContactKey, String>,
+    replies: BTreeMap<MessageKey, ReplyRecord>,
+}
+
+/// State in this process. Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every mutation below completes before the guard drops, so a poisoned lock still
+        // holds consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every message state, for status pages and tests.
+    pub fn messages(&self) -> Vec<MessageState> {
+        self.lock().messages.values().cloned().collect()
+    }
+
+    /// Every stored inbound message.
+    pub fn inbound(&self) -> Vec<InboundRecord> {
+        self.lock().inbound.values().cloned().collect()
+    }
+
+    /// Every reply sent.
+    pub fn replies(&self) -> Vec<ReplyRecord> {
+        self.lock().replies.values().cloned().collect()
+    }
+
+    /// Every opted-out contact.
+    pub fn opted_out(&self) -> Vec<ContactKey> {
+        self.lock().opted_out.keys().cloned().collect()
+    }
+}
+
+impl Store for MemoryStore {
+    async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
+        let mut state = self.lock();
+        let entry = HistoryEntry {
+            status: update.status.clone(),
+            at_ms: update.at_ms,
+            reason: update.reason.clone(),
+        };
+        let Some(message) = state.messages.get_mut(&update.key) else {
+            state.messages.insert(
+                update.key.clone(),
+                MessageState {
+                    key: update.key.clone(),
+                    status: update.status.clone(),
+                    progress: update.progress,
+                    channel: update.channel.clone(),
+                    history: vec![entry],
+                    in_reply_to: None,
+                },
+            );
+            return Ok(StatusChange::Created {
+                status: update.status.clone(),
+            });
+        };
+        message.history.push(entry);
+        if message.history.len() > HISTORY_LIMIT {
+            let excess = message.history.len() - HISTORY_LIMIT;
+            message.history.drain(..excess);
+        }
+        if message.channel.is_none() {
+            message.channel = update.channel.clone();
+        }
+        if message.progress.advances_to(update.progress) {
+            let from = std::mem::replace(&mut message.status, update.status.clone());
+            message.progress = update.progress;
+            Ok(StatusChange::Advanced {
+                from,
+                to: update.status.clone(),
+            })
+        } else {
+            Ok(StatusChange::Kept {
+                status: message.status.clone(),
+            })
+        }
+    }
+
+    async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
+        Ok(self.lock().messages.get(key).cloned())
+    }
+
+    async fn record_inbound(&self, inbound: &InboundRecord) -> Result<(), StoreError> {
+        self.lock()
+            .inbound
+            .insert(inbound.id.clone(), inbound.clone());
+        Ok(())
+    }
+
+    async fn set_opt_out(
+        &self,
+        contact: &ContactKey,
+        by: Option<&str>,
+        _at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match by {
+            Some(message_id) => {
+                state
+                    .opted_out
+                    .insert(contact.clone(), message_id.to_owned());
+            }
+            None => {
+                state.opted_out.remove(contact);
+            }
+        }
+        Ok(())
+    }
+
+    async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().opted_out.get(contact).cloned())
+    }
+
+    async fn record_reply(&self, reply: &ReplyRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.replies.insert(reply.key.clone(), reply.clone());
+        // A delivery report may already have arrived for it; link it either way.
+        let key = reply.key.clone();
+        let message = state.messages.entry(key.clone()).or_insert(MessageState {
+            key,
+            status: "SENT".to_owned(),
+            progress: Progress {
+                rank: 1,
+                terminal: false,
+            },
+            channel: Some(reply.to.channel.clone()),
+            history: Vec::new(),
+            in_reply_to: None,
+        });
+        message.in_reply_to = Some(reply.in_reply_to.clone());
+        Ok(())
+    }
+}
