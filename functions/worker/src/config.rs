@@ -1,0 +1,241 @@
+//! The worker's settings, read once at cold start.
+
+use std::time::Duration;
+
+use pipeline::config::{ConfigError, Env};
+use pipeline::reply::ReplyPolicy;
+use sinch::client::{ClientConfig, ConversationCredentials, SmsCredentials, Urls};
+
+pub const SINCH_PROJECT_ID: &str = "SINCH_PROJECT_ID";
+pub const SINCH_KEY_ID: &str = "SINCH_KEY_ID";
+pub const SINCH_KEY_SECRET: &str = "SINCH_KEY_SECRET";
+pub const SINCH_APP_ID: &str = "SINCH_APP_ID";
+pub const SINCH_REGION: &str = "SINCH_REGION";
+pub const SINCH_SMS_SERVICE_PLAN_ID: &str = "SINCH_SMS_SERVICE_PLAN_ID";
+pub const SINCH_SMS_API_TOKEN: &str = "SINCH_SMS_API_TOKEN";
+pub const SINCH_SMS_REGION: &str = "SINCH_SMS_REGION";
+/// Override of the OAuth2 server (tests, simulators).
+pub const SINCH_AUTH_URL: &str = "SINCH_AUTH_URL";
+/// Override of the Conversation API base URL.
+pub const SINCH_CONVERSATION_URL: &str = "SINCH_CONVERSATION_URL";
+/// Override of the SMS API base URL.
+pub const SINCH_SMS_URL: &str = "SINCH_SMS_URL";
+pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+/// Reply rules, JSON (see `pipeline::reply`).
+pub const REPLY_RULES: &str = "REPLY_RULES";
+/// Records of a batch processed at once. Default 10.
+pub const WORKER_CONCURRENCY: &str = "WORKER_CONCURRENCY";
+
+const CONVERSATION_REGIONS: [&str; 3] = ["us", "eu", "br"];
+const SMS_REGIONS: [&str; 5] = ["us", "eu", "br", "ca", "au"];
+
+/// Everything the worker needs to know.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub sinch: ClientConfig,
+    pub app_id: Option<String>,
+    pub dead_letter_queue_url: String,
+    pub policy: ReplyPolicy,
+    pub concurrency: usize,
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::process())
+    }
+
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let policy = match env.optional(REPLY_RULES) {
+            None => ReplyPolicy::default(),
+            Some(json) => ReplyPolicy::from_json(&json)
+                .map_err(|e| ConfigError::new(REPLY_RULES, e.to_string()))?,
+        };
+        Ok(Self {
+            sinch: sinch_client_config(env)?,
+            app_id: env.optional(SINCH_APP_ID),
+            dead_letter_queue_url: env.url(DEAD_LETTER_QUEUE_URL)?,
+            policy,
+            concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
+        })
+    }
+}
+
+/// The Sinch client's settings. Each API is optional, but all-or-nothing: half a set of
+/// credentials is a mistake worth stopping for.
+pub fn sinch_client_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<ClientConfig, ConfigError> {
+    let region = one_of(env, SINCH_REGION, &CONVERSATION_REGIONS)?;
+    let sms_region = one_of(env, SINCH_SMS_REGION, &SMS_REGIONS)?;
+    let defaults = Urls::for_regions(&region, &sms_region);
+    let url = |name: &'static str, default: String| -> Result<String, ConfigError> {
+        match env.optional(name) {
+            Some(_) => env.url(name),
+            None => Ok(default),
+        }
+    };
+    let mut config = ClientConfig::new(Urls {
+        auth: url(SINCH_AUTH_URL, defaults.auth)?,
+        conversation: url(SINCH_CONVERSATION_URL, defaults.conversation)?,
+        sms: url(SINCH_SMS_URL, defaults.sms)?,
+    });
+    config.conversation = all_or_none(env, [SINCH_PROJECT_ID, SINCH_KEY_ID, SINCH_KEY_SECRET])?
+        .map(|[project_id, key_id, key_secret]| ConversationCredentials {
+            project_id,
+            key_id,
+            key_secret,
+        });
+    config.sms = all_or_none(env, [SINCH_SMS_SERVICE_PLAN_ID, SINCH_SMS_API_TOKEN])?.map(
+        |[service_plan_id, api_token]| SmsCredentials {
+            service_plan_id,
+            api_token,
+        },
+    );
+    config.connect_timeout = Duration::from_secs(3);
+    Ok(config)
+}
+
+fn one_of<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    allowed: &[&str],
+) -> Result<String, ConfigError> {
+    let value = env
+        .optional(name)
+        .unwrap_or_else(|| "us".into())
+        .to_lowercase();
+    if allowed.contains(&value.as_str()) {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(
+            name,
+            format!("must be one of {}, got {value:?}", allowed.join(", ")),
+        ))
+    }
+}
+
+fn all_or_none<F: Fn(&str) -> Option<String>, const N: usize>(
+    env: &Env<F>,
+    names: [&'static str; N],
+) -> Result<Option<[String; N]>, ConfigError> {
+    let values = names.map(|name| env.optional(name));
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if let Some(index) = values.iter().position(Option::is_none) {
+        let given: Vec<&str> = names
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| *n)
+            .collect();
+        return Err(ConfigError::new(
+            names[index],
+            format!(
+                "is not set, but {} is: set all of them or none",
+                given.join(", ")
+            ),
+        ));
+    }
+    Ok(Some(values.map(Option::unwrap_or_default)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        WorkerConfig::from(&Env::from_lookup(move |name| map.get(name).cloned()))
+    }
+
+    const DLQ: (&str, &str) = (
+        DEAD_LETTER_QUEUE_URL,
+        "http://localhost:4566/000000000000/dlq",
+    );
+
+    #[test]
+    fn the_minimum_is_a_dead_letter_queue() {
+        let config = load(&[DLQ]).unwrap();
+        assert!(config.sinch.conversation.is_none() && config.sinch.sms.is_none());
+        assert_eq!(config.sinch.urls, Urls::for_regions("us", "us"));
+        assert_eq!(config.concurrency, 10);
+        assert_eq!(config.policy, ReplyPolicy::default());
+        assert_eq!(
+            load(&[]).unwrap_err().to_string(),
+            "DEAD_LETTER_QUEUE_URL is not set"
+        );
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let config = load(&[
+            DLQ,
+            (SINCH_PROJECT_ID, "p"),
+            (SINCH_KEY_ID, "k"),
+            (SINCH_KEY_SECRET, "s3cret"),
+            (SINCH_APP_ID, "app"),
+            (SINCH_REGION, "EU"),
+            (SINCH_SMS_SERVICE_PLAN_ID, "plan"),
+            (SINCH_SMS_API_TOKEN, "tok3n"),
+            (SINCH_SMS_REGION, "au"),
+            (SINCH_CONVERSATION_URL, "http://127.0.0.1:9999"),
+            (REPLY_RULES, r#"{"rules":[],"default_reply":"hi"}"#),
+            (WORKER_CONCURRENCY, "4"),
+        ])
+        .unwrap();
+        assert_eq!(config.sinch.urls.conversation, "http://127.0.0.1:9999");
+        assert_eq!(config.sinch.urls.sms, "https://au.sms.api.sinch.com");
+        assert_eq!(config.sinch.urls.auth, "https://auth.sinch.com");
+        assert_eq!(config.sinch.conversation.as_ref().unwrap().project_id, "p");
+        assert_eq!(config.sinch.sms.as_ref().unwrap().service_plan_id, "plan");
+        assert_eq!(config.app_id.as_deref(), Some("app"));
+        assert_eq!(config.concurrency, 4);
+        assert_eq!(
+            config.policy.decide(Some("x"), false).reply.as_deref(),
+            Some("hi")
+        );
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("tok3n"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn each_problem_is_one_line_naming_the_variable() {
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (
+                &[(SINCH_PROJECT_ID, "p"), (SINCH_KEY_ID, "k")],
+                "SINCH_KEY_SECRET is not set, but SINCH_PROJECT_ID, SINCH_KEY_ID is: set all of them or none",
+            ),
+            (
+                &[(SINCH_SMS_API_TOKEN, "t")],
+                "SINCH_SMS_SERVICE_PLAN_ID is not set, but SINCH_SMS_API_TOKEN is: set all of them or none",
+            ),
+            (
+                &[(SINCH_REGION, "mars")],
+                "SINCH_REGION must be one of us, eu, br, got \"mars\"",
+            ),
+            (
+                &[(REPLY_RULES, "{")],
+                "REPLY_RULES is not valid reply rules JSON",
+            ),
+            (
+                &[(WORKER_CONCURRENCY, "0")],
+                "WORKER_CONCURRENCY must be between 1 and 100, got 0",
+            ),
+        ];
+        for (pairs, message) in cases {
+            let mut pairs = pairs.to_vec();
+            pairs.push(DLQ);
+            let error = load(&pairs).unwrap_err().to_string();
+            assert!(error.starts_with(message), "{error}");
+            assert!(!error.contains('\n'));
+        }
+    }
+}

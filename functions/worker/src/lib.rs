@@ -1,0 +1,253 @@
+//! The worker Lambda: takes SQS batches of accepted callbacks and runs the handlers.
+//!
+//! Per batch, every record is processed independently and concurrently (up to
+//! `WORKER_CONCURRENCY` at once), each in its own task, so a panic in one record fails that
+//! record only. The answer is an `SqsBatchResponse` listing exactly the records to retry:
+//!
+//! | record outcome | answer | side effect |
+//! |---|---|---|
+//! | handled, or a kind we ignore or do not know | acked | logged with its kind |
+//! | transient failure (Sinch 429/5xx/network, state store unavailable) | `batchItemFailures` | SQS redelivers it after the visibility timeout; the queue's redrive policy parks it in the DLQ after N receives |
+//! | permanent failure (unparseable payload, Sinch 4xx) | acked | sent to the DLQ with a `dead-letter-reason` attribute, so the queue never spins on poison |
+//! | permanent failure and the DLQ unreachable | `batchItemFailures` | retried: nothing is acked that is not stored somewhere |
+//! | panic | `batchItemFailures` | logged |
+//!
+//! [`handle_batch`] is a plain async function over its dependencies; [`run`] wires it to the
+//! Lambda runtime.
+
+pub mod config;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{LambdaEvent, service_fn};
+use pipeline::envelope::Envelope;
+use pipeline::handlers::{Handled, Services};
+use pipeline::process::{self, BAD_ENVELOPE, Failure};
+use pipeline::queue::Queue;
+use pipeline::store::Store;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+pub use config::WorkerConfig;
+
+/// Time kept back from the Lambda deadline for dead-lettering and answering.
+pub const SAFETY_MARGIN: Duration = Duration::from_millis(1500);
+
+/// The worker's dependencies, built once per cold start.
+#[derive(Debug)]
+pub struct Worker<S, Q> {
+    pub services: Services<S>,
+    pub dead_letters: Q,
+    pub concurrency: usize,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Done: acked.
+    Handled { kind: String, handled: Handled },
+    /// Permanently failed and parked in the DLQ: acked.
+    DeadLettered { reason: &'static str },
+    /// To be delivered again: reported in `batchItemFailures`.
+    Retry { detail: String },
+}
+
+/// A batch whose failures cannot be reported record by record.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} failed record(s) have no message id; the whole batch must be retried")]
+pub struct UnidentifiedFailures(usize);
+
+/// Processes one SQS batch; the response lists the records SQS must deliver again.
+pub async fn handle_batch<S, Q>(
+    worker: Arc<Worker<S, Q>>,
+    event: SqsEvent,
+    deadline: Instant,
+) -> Result<SqsBatchResponse, UnidentifiedFailures>
+where
+    S: Store + 'static,
+    Q: Queue + 'static,
+{
+    let outcomes = process_batch(worker, event, deadline).await;
+    let mut response = SqsBatchResponse::default();
+    let mut unidentified = 0;
+    for (message_id, outcome) in outcomes {
+        if let RecordOutcome::Retry { .. } = outcome {
+            // An empty or unknown id would make Lambda fail the whole batch anyway; say so.
+            match message_id.filter(|id| !id.is_empty()) {
+                Some(id) => response.add_failure(id),
+                None => unidentified += 1,
+            }
+        }
+    }
+    if unidentified > 0 {
+        return Err(UnidentifiedFailures(unidentified));
+    }
+    Ok(response)
+}
+
+/// Every record's outcome, keyed by its message id (in completion order).
+pub async fn process_batch<S, Q>(
+    worker: Arc<Worker<S, Q>>,
+    event: SqsEvent,
+    deadline: Instant,
+) -> Vec<(Option<String>, RecordOutcome)>
+where
+    S: Store + 'static,
+    Q: Queue + 'static,
+{
+    let limit = Arc::new(Semaphore::new(worker.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut ids = HashMap::new();
+    for record in event.records {
+        let message_id = record.message_id.clone();
+        let worker = worker.clone();
+        let limit = limit.clone();
+        let task = tasks.spawn(async move {
+            // The semaphore is never closed, so acquiring only waits for a free slot.
+            let _slot = limit.acquire_owned().await.ok();
+            process_record(&worker, record, deadline).await
+        });
+        ids.insert(task.id(), message_id);
+    }
+    let mut outcomes = Vec::with_capacity(ids.len());
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (task_id, outcome) = match joined {
+            Ok((task_id, outcome)) => (task_id, outcome),
+            Err(join_error) => {
+                let detail = if join_error.is_panic() {
+                    "the handler panicked".to_owned()
+                } else {
+                    join_error.to_string()
+                };
+                let message_id = ids.get(&join_error.id()).cloned().flatten();
+                error!(message_id = message_id.as_deref().unwrap_or(""), %detail, "record failed");
+                (join_error.id(), RecordOutcome::Retry { detail })
+            }
+        };
+        outcomes.push((ids.remove(&task_id).flatten(), outcome));
+    }
+    outcomes
+}
+
+/// One record, start to finish. Never panics on bad input; a panic in a handler is caught by
+/// the task around it.
+pub async fn process_record<S: Store, Q: Queue>(
+    worker: &Worker<S, Q>,
+    record: SqsMessage,
+    deadline: Instant,
+) -> RecordOutcome {
+    let started = Instant::now();
+    let message_id = record.message_id.clone().unwrap_or_default();
+    let receive_count = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .cloned()
+        .unwrap_or_default();
+    let (envelope, failure) = match read_envelope(record) {
+        Ok(envelope) => match process::process(&worker.services, &envelope, deadline).await {
+            Ok((callback, handled)) => {
+                let kind = callback.kind().into_owned();
+                let elapsed_us = started.elapsed().as_micros() as u64;
+                match &handled {
+                    Handled::Unknown { kind: detail } => warn!(
+                        %message_id, kind = %detail, elapsed_us,
+                        "unknown callback kind: logged and acknowledged"
+                    ),
+                    Handled::Ignored { .. } => info!(
+                        %message_id, %kind, elapsed_us, "no handler for this kind: acknowledged"
+                    ),
+                    _ => {
+                        info!(%message_id, %kind, elapsed_us, outcome = "handled", "record processed")
+                    }
+                }
+                return RecordOutcome::Handled { kind, handled };
+            }
+            Err(failure) => (envelope, failure),
+        },
+        Err((envelope, failure)) => (envelope, failure),
+    };
+    match failure {
+        Failure::Transient { detail } => {
+            warn!(%message_id, %receive_count, %detail, outcome = "retry", "transient failure: SQS will deliver it again");
+            RecordOutcome::Retry { detail }
+        }
+        Failure::Poison { reason, detail } => {
+            dead_letter(worker, &message_id, envelope, reason, &detail).await
+        }
+    }
+}
+
+/// Parks a poison message in the DLQ; only once it is stored there is the record acked.
+async fn dead_letter<S: Store, Q: Queue>(
+    worker: &Worker<S, Q>,
+    message_id: &str,
+    mut envelope: Envelope,
+    reason: &'static str,
+    detail: &str,
+) -> RecordOutcome {
+    envelope.dead_letter(reason, detail);
+    match worker.dead_letters.send(&envelope).await {
+        Ok(dlq_id) => {
+            error!(%message_id, reason, detail, dead_letter_id = %dlq_id, outcome = "dead_lettered", "permanent failure: parked in the dead-letter queue");
+            RecordOutcome::DeadLettered { reason }
+        }
+        Err(send_error) => {
+            error!(%message_id, reason, detail, %send_error, outcome = "retry", "permanent failure, and the dead-letter queue did not take it: retrying");
+            RecordOutcome::Retry {
+                detail: format!("{reason}: {detail}; dead-letter queue: {send_error}"),
+            }
+        }
+    }
+}
+
+/// The envelope from an SQS record; a record that is not one is kept as it is, to be
+/// dead-lettered.
+fn read_envelope(record: SqsMessage) -> Result<Envelope, (Envelope, Failure)> {
+    let body = record.body.unwrap_or_default();
+    let attributes = &record.message_attributes;
+    let lookup = |name: &str| {
+        attributes
+            .get(name)
+            .and_then(|attribute| attribute.string_value.as_deref())
+    };
+    Envelope::from_message(body.clone(), lookup).map_err(|error| {
+        (
+            Envelope::unverified(body),
+            Failure::poison(BAD_ENVELOPE, error),
+        )
+    })
+}
+
+/// The Lambda deadline as an `Instant`, minus the safety margin.
+pub fn deadline_from(lambda_deadline_ms: u64) -> Instant {
+    let now_ms = UNIX_EPOCH
+        .elapsed()
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = Duration::from_millis(lambda_deadline_ms.saturating_sub(now_ms));
+    Instant::now() + remaining.saturating_sub(SAFETY_MARGIN)
+}
+
+/// Serves batches from the Lambda runtime until it stops.
+pub async fn run<S, Q>(worker: Worker<S, Q>) -> Result<(), lambda_runtime::Error>
+where
+    S: Store + 'static,
+    Q: Queue + 'static,
+{
+    let worker = Arc::new(worker);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let worker = worker.clone();
+        async move {
+            let deadline = deadline_from(event.context.deadline);
+            handle_batch(worker, event.payload, deadline)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}
