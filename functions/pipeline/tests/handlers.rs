@@ -1,0 +1,477 @@
+//! Handlers against a fake Sinch (wiremock) and the in-memory store: replies go back where the
+//! message came from, opt-outs hold, delivery status only moves forward.
+
+use std::time::Duration;
+
+use pipeline::clock::Clock;
+use pipeline::handlers::{Handled, ReplyOutcome, Services, handle};
+use pipeline::reply::ReplyPolicy;
+use pipeline::store::{ContactKey, MemoryStore, MessageKey, StatusChange, Store};
+use serde_json::{Value, json};
+use sinch::callback::parse;
+use sinch::client::{ClientConfig, ConversationCredentials, SinchClient, SmsCredentials, Urls};
+use tokio::time::Instant;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SEND: &str = "/v1/projects/project-1/messages:send";
+const BATCHES: &str = "/xms/v1/plan-1/batches";
+
+async fn fake_sinch() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"message_id": "01OUT"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(BATCHES))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "01BATCH"})))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
+    let mut config = ClientConfig::new(Urls {
+        auth: server.uri(),
+        conversation: server.uri(),
+        sms: server.uri(),
+    });
+    config.conversation = Some(ConversationCredentials {
+        project_id: "project-1".into(),
+        key_id: "k".into(),
+        key_secret: "s".into(),
+    });
+    config.sms = Some(SmsCredentials {
+        service_plan_id: "plan-1".into(),
+        api_token: "tok".into(),
+    });
+    Services {
+        store: MemoryStore::new(),
+        sinch: SinchClient::new(config).unwrap(),
+        policy,
+        app_id: Some("fallback-app".into()),
+        clock: Clock::System,
+    }
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(5)
+}
+
+fn conversation_inbound(
+    id: &str,
+    channel: &str,
+    identity: &str,
+    text: &str,
+    dispatch: bool,
+) -> Vec<u8> {
+    let (contact, conversation, mode, app) = if dispatch {
+        ("", "", "DISPATCH", "")
+    } else {
+        ("contact-1", "conversation-1", "CONVERSATION", "app-1")
+    };
+    json!({
+        "app_id": app, "project_id": "project-1", "accepted_time": "2026-11-23T04:00:00Z",
+        "message": {
+            "id": id, "direction": "TO_APP",
+            "contact_message": {"text_message": {"text": text}},
+            "channel_identity": {"channel": channel, "identity": identity, "app_id": "app-1"},
+            "contact_id": contact, "conversation_id": conversation, "processing_mode": mode
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn sms_inbound(id: &str, from: &str, to: &str, text: &str) -> Vec<u8> {
+    json!({"type": "mo_text", "id": id, "from": from, "to": to, "body": text, "received_at": "2026-11-23T04:00:00.5Z"})
+        .to_string()
+        .into_bytes()
+}
+
+async fn run(services: &Services<MemoryStore>, body: &[u8]) -> Handled {
+    let callback = parse(body).expect("a valid callback");
+    handle(services, &callback, deadline())
+        .await
+        .expect("handled")
+}
+
+async fn sent_bodies(server: &MockServer, wanted: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == wanted)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn help_on_whatsapp_is_answered_on_whatsapp() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    let handled = run(
+        &services,
+        &conversation_inbound("01HELP", "WHATSAPP", "46701234567", " help ", false),
+    )
+    .await;
+    let Handled::Inbound {
+        reply: ReplyOutcome::Sent { message_id, .. },
+        ..
+    } = handled
+    else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(message_id, "01OUT");
+    let sent = sent_bodies(&server, SEND).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["app_id"], "app-1");
+    assert_eq!(
+        sent[0]["recipient"],
+        json!({"identified_by": {"channel_identities": [{"channel": "WHATSAPP", "identity": "46701234567"}]}})
+    );
+    assert_eq!(sent[0]["channel_priority_order"], json!(["WHATSAPP"]));
+    assert!(
+        sent[0]["message"]["text_message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("STOP")
+    );
+    // The reply is remembered, so its delivery reports attach to the message it answered.
+    let state = services
+        .store
+        .message_state(&MessageKey::Conversation("01OUT".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.in_reply_to.as_deref(), Some("01HELP"));
+    assert_eq!(services.store.inbound()[0].text.as_deref(), Some(" help "));
+}
+
+#[tokio::test]
+async fn dispatch_mode_replies_by_channel_identity() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    run(
+        &services,
+        &conversation_inbound("01D", "RCS", "46701234567", "HELP", true),
+    )
+    .await;
+    let sent = sent_bodies(&server, SEND).await;
+    assert_eq!(sent.len(), 1);
+    // The envelope's app id is empty in this sample; the channel identity names the app.
+    assert_eq!(sent[0]["app_id"], "app-1");
+    assert_eq!(
+        sent[0]["recipient"]["identified_by"]["channel_identities"][0],
+        json!({"channel": "RCS", "identity": "46701234567"})
+    );
+    assert!(sent[0]["recipient"].get("contact_id").is_none());
+}
+
+#[tokio::test]
+async fn an_sms_is_answered_from_the_number_that_received_it() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    run(
+        &services,
+        &sms_inbound("01MO", "+46701234567", "46700000001", "HELP"),
+    )
+    .await;
+    let sent = sent_bodies(&server, BATCHES).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["from"], "46700000001");
+    assert_eq!(sent[0]["to"], json!(["+46701234567"]));
+    assert_eq!(sent[0]["delivery_report"], "per_recipient");
+    assert_eq!(sent[0]["client_reference"], "01MO");
+    assert!(sent_bodies(&server, SEND).await.is_empty());
+    // Its per-recipient reports will be keyed by batch and recipient (without the +).
+    let key = MessageKey::Sms {
+        batch_id: "01BATCH".into(),
+        recipient: "46701234567".into(),
+    };
+    assert_eq!(
+        services
+            .store
+            .message_state(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .in_reply_to
+            .as_deref(),
+        Some("01MO")
+    );
+}
+
+#[tokio::test]
+async fn stop_then_a_normal_message_gets_no_reply() {
+    let server = fake_sinch().await;
+    let policy = ReplyPolicy::from_json(
+        r#"{"rules":[{"keywords":["STOP"],"action":"opt_out","reply":"Unsubscribed."},{"keywords":["START"],"action":"opt_in","reply":"Welcome back."}],"default_reply":"Thanks!"}"#,
+    )
+    .unwrap();
+    let services = services(&server, policy);
+    let whatsapp =
+        |id: &str, text: &str| conversation_inbound(id, "WHATSAPP", "46701234567", text, false);
+
+    let first = run(&services, &whatsapp("01A", "hello")).await;
+    assert!(
+        matches!(first, Handled::Inbound { reply: ReplyOutcome::Sent { ref text, .. }, .. } if text == "Thanks!")
+    );
+    let stop = run(&services, &whatsapp("01B", "STOP")).await;
+    assert!(
+        matches!(stop, Handled::Inbound { reply: ReplyOutcome::Sent { ref text, .. }, .. } if text == "Unsubscribed.")
+    );
+    assert_eq!(
+        services.store.opted_out(),
+        [ContactKey::new("WHATSAPP", "46701234567")]
+    );
+    for (id, text) in [("01C", "hello again"), ("01D", "HELP"), ("01E", "STOP")] {
+        let handled = run(&services, &whatsapp(id, text)).await;
+        assert_eq!(
+            handled,
+            Handled::Inbound {
+                id: id.into(),
+                reply: ReplyOutcome::Suppressed
+            },
+            "{text}"
+        );
+    }
+    assert_eq!(
+        sent_bodies(&server, SEND).await.len(),
+        2,
+        "nothing sent while opted out"
+    );
+
+    // Opting out on WhatsApp does not silence the same number on SMS.
+    run(
+        &services,
+        &sms_inbound("01SMS", "46701234567", "46700000001", "hi"),
+    )
+    .await;
+    assert_eq!(sent_bodies(&server, BATCHES).await.len(), 1);
+
+    let start = run(&services, &whatsapp("01F", "start")).await;
+    assert!(
+        matches!(start, Handled::Inbound { reply: ReplyOutcome::Sent { ref text, .. }, .. } if text == "Welcome back.")
+    );
+    assert!(services.store.opted_out().is_empty());
+}
+
+#[tokio::test]
+async fn a_retried_stop_still_sends_its_confirmation() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    let stop = conversation_inbound("01STOP", "WHATSAPP", "46701234567", "STOP", false);
+    // As if the first attempt opted out but its reply failed and the record was retried.
+    run(&services, &stop).await;
+    let again = run(&services, &stop).await;
+    assert!(
+        matches!(
+            again,
+            Handled::Inbound {
+                reply: ReplyOutcome::Sent { .. },
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn sms_stop_counts_for_conversation_sms_too() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    run(
+        &services,
+        &sms_inbound("01STOP", "+46701234567", "46700000001", "STOP"),
+    )
+    .await;
+    let handled = run(
+        &services,
+        &conversation_inbound("01X", "SMS", "46701234567", "HELP", false),
+    )
+    .await;
+    assert!(matches!(
+        handled,
+        Handled::Inbound {
+            reply: ReplyOutcome::Suppressed,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_api_leaves_the_message_stored_and_unanswered() {
+    let server = fake_sinch().await;
+    let mut services = services(&server, ReplyPolicy::default());
+    let mut config = services.sinch.config().clone();
+    config.sms = None;
+    services.sinch = SinchClient::new(config).unwrap();
+    let handled = run(
+        &services,
+        &sms_inbound("01MO", "46701234567", "46700000001", "HELP"),
+    )
+    .await;
+    assert_eq!(
+        handled,
+        Handled::Inbound {
+            id: "01MO".into(),
+            reply: ReplyOutcome::NotConfigured { api: "SMS" }
+        }
+    );
+    assert_eq!(services.store.inbound().len(), 1);
+}
+
+fn delivery(message_id: &str, status: &str, at: &str) -> Vec<u8> {
+    json!({
+        "app_id": "app-1", "accepted_time": at, "event_time": at,
+        "message_delivery_report": {
+            "message_id": message_id, "status": status,
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567"},
+            "conversation_id": "cv", "contact_id": "c"
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn delivery_reports_in_every_order_end_at_the_furthest_status() {
+    let server = fake_sinch().await;
+    let reports = [
+        ("QUEUED_ON_CHANNEL", "2026-11-23T04:00:01Z"),
+        ("DELIVERED", "2026-11-23T04:00:02Z"),
+        ("READ", "2026-11-23T04:00:03Z"),
+    ];
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for order in orders {
+        let services = services(&server, ReplyPolicy::default());
+        for index in order {
+            let (status, at) = reports[index];
+            run(&services, &delivery("01MSG", status, at)).await;
+        }
+        let state = services
+            .store
+            .message_state(&MessageKey::Conversation("01MSG".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.status, "READ", "{order:?}");
+        assert_eq!(state.history.len(), 3, "{order:?}");
+        assert_eq!(state.channel.as_deref(), Some("WHATSAPP"));
+    }
+}
+
+#[tokio::test]
+async fn failed_is_final() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    run(
+        &services,
+        &delivery("01F", "FAILED", "2026-11-23T04:00:01Z"),
+    )
+    .await;
+    let late = run(
+        &services,
+        &delivery("01F", "DELIVERED", "2026-11-23T04:00:02Z"),
+    )
+    .await;
+    assert_eq!(
+        late,
+        Handled::Status(vec![(
+            MessageKey::Conversation("01F".into()),
+            StatusChange::Kept {
+                status: "FAILED".into()
+            }
+        )])
+    );
+}
+
+#[tokio::test]
+async fn sms_recipient_reports_move_forward_too() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    let report = |status: &str, code: i64| {
+        json!({"type": "recipient_delivery_report_sms", "batch_id": "01B", "recipient": "+46701234567", "code": code, "status": status, "at": "2026-11-23T04:00:00Z"})
+            .to_string()
+            .into_bytes()
+    };
+    run(&services, &report("Delivered", 0)).await;
+    run(&services, &report("Dispatched", 401)).await;
+    let key = MessageKey::Sms {
+        batch_id: "01B".into(),
+        recipient: "46701234567".into(),
+    };
+    let state = services.store.message_state(&key).await.unwrap().unwrap();
+    assert_eq!(state.status, "Delivered");
+    assert_eq!(state.history.len(), 2);
+    assert_eq!(state.history[1].reason.as_deref(), Some("401"));
+
+    // A full batch report applies to each recipient it lists.
+    let batch = json!({"type": "delivery_report_sms", "batch_id": "01C", "statuses": [
+        {"code": 0, "count": 2, "recipients": ["111", "+222"], "status": "Delivered"},
+        {"code": 402, "count": 1, "recipients": ["333"], "status": "Failed"}
+    ]});
+    let handled = run(&services, batch.to_string().as_bytes()).await;
+    let Handled::Status(changes) = handled else {
+        panic!()
+    };
+    assert_eq!(changes.len(), 3);
+    let failed = MessageKey::Sms {
+        batch_id: "01C".into(),
+        recipient: "333".into(),
+    };
+    assert_eq!(
+        services
+            .store
+            .message_state(&failed)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "Failed"
+    );
+}
+
+#[tokio::test]
+async fn other_kinds_are_acknowledged_without_effects() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    let contact = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sinch/fixtures/conversation/contact_create.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        run(&services, &contact).await,
+        Handled::Ignored {
+            kind: "conversation.contact_create_notification".into()
+        }
+    );
+    assert_eq!(
+        run(&services, br#"{"app_id":"a","comment_event":{}}"#).await,
+        Handled::Unknown {
+            kind: "conversation.comment_event".into()
+        }
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+    assert!(services.store.messages().is_empty() && services.store.inbound().is_empty());
+}
