@@ -22,6 +22,15 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Sign a body as Sinch would: prints the four signature headers, or a curl command.
     Sign(SignArgs),
+    /// Say what a callback is: one JSON line with its kind and key fields. Reads a body, or a
+    /// dead-letter-queue dump (`aws sqs receive-message` output or one SQS message).
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// File holding the body or dump; standard input when absent or `-`.
+    pub body_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

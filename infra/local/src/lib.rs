@@ -1,7 +1,8 @@
 //! The `sinch-hooks` CLI, as a library so every command can be tested without a process.
 //!
 //! Commands write to the streams they are given and return the exit code: 0 for success, 1 for
-//! a negative answer (a signature that does not verify), 2 for usage and input errors.
+//! a negative answer (a signature that does not verify, a malformed callback), 2 for usage and
+//! input errors (a body that is not JSON).
 
 pub mod body;
 pub mod cli;
@@ -38,5 +39,6 @@ pub fn run(
     match cli.command {
         Command::Verify(args) => commands::verify::run(&args, stdin, stdout, stderr),
         Command::Sign(args) => commands::sign::run(&args, stdin, stdout),
+        Command::Inspect(args) => commands::inspect::run(&args, stdin, stdout),
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod conversation;
 pub mod sms;
+mod summary;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -18,6 +19,7 @@ use serde_json::value::RawValue;
 
 pub use conversation::ConversationCallback;
 pub use sms::SmsCallback;
+pub use summary::Summary;
 
 /// Any Sinch callback.
 // Variants differ in size, but a callback is parsed once per record and moved once or twice:
