@@ -23,7 +23,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
-use pipeline::envelope::Envelope;
+use pipeline::envelope::{Envelope, EnvelopeError};
 use pipeline::handlers::{Handled, Services};
 use pipeline::process::{self, BAD_ENVELOPE, Failure};
 use pipeline::queue::Queue;
@@ -148,7 +148,7 @@ pub async fn process_record<S: Store, Q: Queue>(
         .get("ApproximateReceiveCount")
         .cloned()
         .unwrap_or_default();
-    let (envelope, failure) = match read_envelope(record) {
+    let (envelope, failure) = match read_envelope(&record) {
         Ok(envelope) => match process::process(&worker.services, &envelope, deadline).await {
             Ok((callback, handled)) => {
                 let kind = callback.kind().into_owned();
@@ -169,7 +169,11 @@ pub async fn process_record<S: Store, Q: Queue>(
             }
             Err(failure) => (envelope, failure),
         },
-        Err((envelope, failure)) => (envelope, failure),
+        // Not one of ours: keep it exactly as it is for the dead-letter queue.
+        Err(error) => (
+            Envelope::unverified(record.body.unwrap_or_default()),
+            Failure::poison(BAD_ENVELOPE, error),
+        ),
     };
     match failure {
         Failure::Transient { detail } => {
@@ -205,21 +209,13 @@ async fn dead_letter<S: Store, Q: Queue>(
     }
 }
 
-/// The envelope from an SQS record; a record that is not one is kept as it is, to be
-/// dead-lettered.
-fn read_envelope(record: SqsMessage) -> Result<Envelope, (Envelope, Failure)> {
-    let body = record.body.unwrap_or_default();
+/// The envelope from an SQS record's body and string attributes.
+fn read_envelope(record: &SqsMessage) -> Result<Envelope, EnvelopeError> {
     let attributes = &record.message_attributes;
-    let lookup = |name: &str| {
+    Envelope::from_message(record.body.clone().unwrap_or_default(), |name| {
         attributes
             .get(name)
             .and_then(|attribute| attribute.string_value.as_deref())
-    };
-    Envelope::from_message(body.clone(), lookup).map_err(|error| {
-        (
-            Envelope::unverified(body),
-            Failure::poison(BAD_ENVELOPE, error),
-        )
     })
 }
 
