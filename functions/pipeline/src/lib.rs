@@ -4,6 +4,7 @@
 //! - [`queue`]: where envelopes go (a trait; SQS and in-memory implementations).
 //! - [`process`]: one queued callback, start to finish, and which failures are worth a retry.
 //! - [`handlers`]: what is done with delivery reports and inbound messages.
+//! - [`idempotency`]: the keys that make a callback "the same" for the business.
 //! - [`reply`]: the reply policy (keywords, opt-out, default reply).
 //! - [`status`]: delivery status that only moves forward.
 //! - [`store`]: where state lives (a trait; in-memory, and DynamoDB in AWS).
@@ -14,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod envelope;
 pub mod handlers;
+pub mod idempotency;
 pub mod process;
 pub mod queue;
 pub mod reply;

@@ -1,12 +1,16 @@
-//! One queued callback, start to finish: read the envelope, parse, run the handler, and say
-//! whether a failure is worth a retry.
+//! One queued callback, start to finish: read the envelope, parse, claim its idempotency key,
+//! run the handler, and say whether a failure is worth a retry.
 
 use sinch::callback::{self, Callback};
 use tokio::time::Instant;
 
+use tracing::{error, warn};
+
+use crate::clock::unix_millis;
 use crate::envelope::Envelope;
 use crate::handlers::{self, Handled, Services};
-use crate::store::Store;
+use crate::idempotency;
+use crate::store::{Claim, ClaimRequest, Store};
 
 /// Why a callback was not handled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,26 +42,87 @@ impl Failure {
     }
 }
 
-/// Parses the envelope's body.
-pub fn parse(envelope: &Envelope) -> Result<Callback, Failure> {
-    let body = envelope
-        .raw_body()
-        .map_err(|e| Failure::poison(BAD_ENVELOPE, e))?;
-    callback::parse(&body).map_err(|e| Failure::poison(UNPARSEABLE, e))
-}
-
-/// Handles one queued callback.
+/// Handles one queued callback, at most once per idempotency key:
+///
+/// 1. parse (a body that is not a callback is poison);
+/// 2. claim the key, with a lease until `deadline` (a key completed before is a duplicate:
+///    nothing is done; a key in progress elsewhere fails the record for a later retry);
+/// 3. run the handler;
+/// 4. complete the key (remembered for the TTL), or release it when the handler failed so the
+///    retry can run.
+///
+/// Callbacks without effects (kinds we only log) skip the claim.
 pub async fn process<S: Store>(
     services: &Services<S>,
     envelope: &Envelope,
     deadline: Instant,
 ) -> Result<(Callback, Handled), Failure> {
-    let callback = parse(envelope)?;
+    let body = envelope
+        .raw_body()
+        .map_err(|e| Failure::poison(BAD_ENVELOPE, e))?;
+    let callback = callback::parse(&body).map_err(|e| Failure::poison(UNPARSEABLE, e))?;
+    if !handlers::has_effects(&callback) {
+        return run(services, callback, deadline).await;
+    }
+
+    let store = &services.store;
+    let key = idempotency::key(&callback, &body);
+    let payload_hash = idempotency::payload_hash(&body);
+    let now_ms = unix_millis(services.clock.now());
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let claim = ClaimRequest {
+        key: &key,
+        payload_hash: &payload_hash,
+        lease_until_ms: now_ms + u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+        now_ms,
+    };
+    match store.claim(&claim).await.map_err(transient)? {
+        Claim::Claimed => {}
+        Claim::Completed { same_payload } => {
+            if !same_payload {
+                warn!(%key, %payload_hash, "a different payload under an idempotency key already handled: treated as a duplicate");
+            }
+            return Ok((callback, Handled::Duplicate { key, same_payload }));
+        }
+        Claim::InProgress { lease_until_ms } => {
+            return Err(Failure::Transient {
+                detail: format!(
+                    "{key} is being handled elsewhere (lease until {lease_until_ms} ms)"
+                ),
+            });
+        }
+    }
+
+    let result = run(services, callback, deadline).await;
+    if result.is_ok() {
+        let expires_at_s = now_ms / 1000 + services.idempotency_ttl.as_secs();
+        if let Err(error) = store.complete(&key, expires_at_s).await {
+            // The effects happened. Failing the record now would only repeat them once the
+            // lease runs out; acknowledging leaves at worst a late duplicate to the same fate.
+            error!(%key, %error, "handled, but the idempotency record could not be completed");
+        }
+    } else if let Err(error) = store.release(&key).await {
+        // The lease still runs out at the deadline, and the retry comes after that.
+        warn!(%key, %error, "could not release the idempotency claim; the retry waits for the lease");
+    }
+    result
+}
+
+/// The handler, with its error classified.
+async fn run<S: Store>(
+    services: &Services<S>,
+    callback: Callback,
+    deadline: Instant,
+) -> Result<(Callback, Handled), Failure> {
     match handlers::handle(services, &callback, deadline).await {
         Ok(handled) => Ok((callback, handled)),
-        Err(error) if error.is_transient() => Err(Failure::Transient {
-            detail: error.to_string(),
-        }),
+        Err(error) if error.is_transient() => Err(transient(error)),
         Err(error) => Err(Failure::poison(SINCH_REJECTED, error)),
+    }
+}
+
+fn transient(error: impl ToString) -> Failure {
+    Failure::Transient {
+        detail: error.to_string(),
     }
 }

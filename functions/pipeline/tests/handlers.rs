@@ -60,6 +60,7 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
         sinch: SinchClient::new(config).unwrap(),
         policy,
         app_id: Some("fallback-app".into()),
+        idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         clock: Clock::System,
     }
 }

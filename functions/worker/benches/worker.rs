@@ -74,6 +74,7 @@ fn services(sinch_url: &str) -> Services<MemoryStore> {
         sinch: SinchClient::new(config).expect("client"),
         policy: ReplyPolicy::default(),
         app_id: None,
+        idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         clock: Clock::System,
     }
 }

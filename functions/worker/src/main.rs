@@ -28,6 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             sinch,
             policy: config.policy,
             app_id: config.app_id,
+            idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
             clock: Clock::System,
         },
         dead_letters: SqsQueue::new(

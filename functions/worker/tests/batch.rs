@@ -12,8 +12,8 @@ use pipeline::handlers::{Handled, ReplyOutcome, Services};
 use pipeline::queue::{MemoryQueue, SqsQueue, enqueue_client};
 use pipeline::reply::ReplyPolicy;
 use pipeline::store::{
-    ContactKey, InboundRecord, MemoryStore, MessageKey, MessageState, ReplyRecord, StatusChange,
-    StatusUpdate, Store, StoreError,
+    Claim, ClaimRequest, ContactKey, InboundRecord, MemoryStore, MessageKey, MessageState,
+    OptChange, ReplyRecord, StatusChange, StatusUpdate, Store, StoreError,
 };
 use serde_json::json;
 use sinch::client::{
@@ -33,23 +33,28 @@ struct PanicOn(MemoryStore);
 const PANIC_ID: &str = "01PANIC";
 
 impl Store for PanicOn {
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        self.0.claim(request).await
+    }
+    async fn complete(&self, key: &str, expires_at_s: u64) -> Result<(), StoreError> {
+        self.0.complete(key, expires_at_s).await
+    }
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.0.release(key).await
+    }
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
         self.0.record_status(update).await
     }
     async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
         self.0.message_state(key).await
     }
-    async fn record_inbound(&self, inbound: &InboundRecord) -> Result<(), StoreError> {
-        assert_ne!(inbound.id, PANIC_ID, "deliberate panic for the test");
-        self.0.record_inbound(inbound).await
-    }
-    async fn set_opt_out(
+    async fn record_inbound(
         &self,
-        contact: &ContactKey,
-        by: Option<&str>,
-        at_ms: u64,
+        inbound: &InboundRecord,
+        change: Option<&OptChange>,
     ) -> Result<(), StoreError> {
-        self.0.set_opt_out(contact, by, at_ms).await
+        assert_ne!(inbound.id, PANIC_ID, "deliberate panic for the test");
+        self.0.record_inbound(inbound, change).await
     }
     async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
         self.0.opted_out_by(contact).await
@@ -178,6 +183,7 @@ fn services<S>(store: S, server: &MockServer) -> Services<S> {
         sinch: sinch_client(server),
         policy: ReplyPolicy::default(),
         app_id: None,
+        idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         clock: Clock::System,
     }
 }

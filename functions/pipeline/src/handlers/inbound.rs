@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::delivery::sms_key;
 use super::{Handled, HandlerError, ReplyOutcome, Services, millis};
 use crate::reply::Action;
-use crate::store::{ContactKey, InboundRecord, MessageKey, ReplyRecord, Store};
+use crate::store::{ContactKey, InboundRecord, MessageKey, OptChange, ReplyRecord, Store};
 
 /// Where a reply goes.
 enum ReplyRoute<'a> {
@@ -46,7 +46,7 @@ pub async fn conversation<S: Store>(
                 &services.clock,
             ),
         };
-        services.store.record_inbound(&record).await?;
+        services.store.record_inbound(&record, None).await?;
         return Ok(Handled::Inbound {
             id: message.id.clone(),
             reply: ReplyOutcome::None,
@@ -106,7 +106,7 @@ pub async fn sms<S: Store, B>(
     respond(services, record, route, deadline).await
 }
 
-/// Stores the message, applies the policy, replies.
+/// Applies the policy, stores the message (with the opt-out change it causes), replies.
 ///
 /// Safe to run again for the same message (a retry after a failed reply): the opt-out state is
 /// judged as it was *before* this message, so a retried STOP still sends its confirmation.
@@ -117,7 +117,6 @@ async fn respond<S: Store>(
     deadline: Instant,
 ) -> Result<Handled, HandlerError> {
     let store = &services.store;
-    store.record_inbound(&record).await?;
     let opted_out_before = store
         .opted_out_by(&record.from)
         .await?
@@ -125,16 +124,17 @@ async fn respond<S: Store>(
     let decision = services
         .policy
         .decide(record.text.as_deref(), opted_out_before);
-    let now_ms = millis(None, &services.clock);
-    match decision.action {
-        Action::OptOut => {
-            store
-                .set_opt_out(&record.from, Some(&record.id), now_ms)
-                .await?
-        }
-        Action::OptIn => store.set_opt_out(&record.from, None, now_ms).await?,
-        Action::None => {}
-    }
+    let change = match decision.action {
+        Action::OptOut => Some(OptChange::OptOut {
+            contact: record.from.clone(),
+            by: record.id.clone(),
+        }),
+        Action::OptIn => Some(OptChange::OptIn {
+            contact: record.from.clone(),
+        }),
+        Action::None => None,
+    };
+    store.record_inbound(&record, change.as_ref()).await?;
     let id = record.id.clone();
     let Some(text) = decision.reply else {
         let reply = if opted_out_before || decision.action == Action::OptOut {

@@ -28,8 +28,13 @@ pub struct Services<S> {
     pub policy: ReplyPolicy,
     /// App to reply from when a Conversation callback does not name one (`SINCH_APP_ID`).
     pub app_id: Option<String>,
+    /// How long a handled callback is remembered as done (48 h by default).
+    pub idempotency_ttl: std::time::Duration,
     pub clock: Clock,
 }
+
+/// Default for [`Services::idempotency_ttl`]: beyond Sinch's ~23 h retry horizon.
+pub const DEFAULT_IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 
 /// What handling a callback did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +45,8 @@ pub enum Handled {
     Inbound { id: String, reply: ReplyOutcome },
     /// A kind we know but have no handler for (contact events, opt-in results, ...).
     Ignored { kind: String },
+    /// Already handled once (the idempotency key was completed): nothing done.
+    Duplicate { key: String, same_payload: bool },
     /// A kind this version does not know.
     Unknown { kind: String },
 }
@@ -77,6 +84,25 @@ impl HandlerError {
             HandlerError::Store(_) => true,
             HandlerError::Sinch(error) => error.is_transient(),
         }
+    }
+}
+
+/// Whether handling `callback` changes state or sends anything: only those are worth an
+/// idempotency claim.
+pub fn has_effects(callback: &Callback) -> bool {
+    match callback {
+        Callback::Conversation(c) => matches!(
+            c.event,
+            Event::MessageDelivery(_) | Event::MessageInbound(_)
+        ),
+        Callback::Sms(sms) => matches!(
+            sms,
+            SmsCallback::RecipientDeliveryReport { .. }
+                | SmsCallback::BatchDeliveryReport { .. }
+                | SmsCallback::MoText(_)
+                | SmsCallback::MoMedia(_)
+        ),
+        Callback::Unknown { .. } => false,
     }
 }
 

@@ -4,13 +4,26 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{
-    ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, ReplyRecord,
-    StatusChange, StatusUpdate, Store, StoreError,
+    Claim, ClaimRequest, ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey,
+    MessageState, OptChange, ReplyRecord, StatusChange, StatusUpdate, Store, StoreError,
 };
 use crate::status::Progress;
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Idempotency {
+    InProgress {
+        lease_until_ms: u64,
+        payload_hash: String,
+    },
+    Completed {
+        expires_at_s: u64,
+        payload_hash: String,
+    },
+}
+
 #[derive(Debug, Default)]
 struct State {
+    idempotency: BTreeMap<String, Idempotency>,
     messages: BTreeMap<MessageKey, MessageState>,
     inbound: BTreeMap<String, InboundRecord>,
     opted_out: BTreeMap<ContactKey, String>,
@@ -56,6 +69,58 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        let mut state = self.lock();
+        match state.idempotency.get(request.key) {
+            Some(Idempotency::Completed {
+                expires_at_s,
+                payload_hash,
+            }) if expires_at_s.saturating_mul(1000) > request.now_ms => {
+                return Ok(Claim::Completed {
+                    same_payload: payload_hash == request.payload_hash,
+                });
+            }
+            Some(Idempotency::InProgress { lease_until_ms, .. })
+                if *lease_until_ms > request.now_ms =>
+            {
+                return Ok(Claim::InProgress {
+                    lease_until_ms: *lease_until_ms,
+                });
+            }
+            _ => {}
+        }
+        state.idempotency.insert(
+            request.key.to_owned(),
+            Idempotency::InProgress {
+                lease_until_ms: request.lease_until_ms,
+                payload_hash: request.payload_hash.to_owned(),
+            },
+        );
+        Ok(Claim::Claimed)
+    }
+
+    async fn complete(&self, key: &str, expires_at_s: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let payload_hash = match state.idempotency.get(key) {
+            Some(Idempotency::InProgress { payload_hash, .. })
+            | Some(Idempotency::Completed { payload_hash, .. }) => payload_hash.clone(),
+            None => String::new(),
+        };
+        state.idempotency.insert(
+            key.to_owned(),
+            Idempotency::Completed {
+                expires_at_s,
+                payload_hash,
+            },
+        );
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().idempotency.remove(key);
+        Ok(())
+    }
+
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
         let mut state = self.lock();
         let entry = HistoryEntry {
@@ -105,29 +170,21 @@ impl Store for MemoryStore {
         Ok(self.lock().messages.get(key).cloned())
     }
 
-    async fn record_inbound(&self, inbound: &InboundRecord) -> Result<(), StoreError> {
-        self.lock()
-            .inbound
-            .insert(inbound.id.clone(), inbound.clone());
-        Ok(())
-    }
-
-    async fn set_opt_out(
+    async fn record_inbound(
         &self,
-        contact: &ContactKey,
-        by: Option<&str>,
-        _at_ms: u64,
+        inbound: &InboundRecord,
+        change: Option<&OptChange>,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        match by {
-            Some(message_id) => {
-                state
-                    .opted_out
-                    .insert(contact.clone(), message_id.to_owned());
+        state.inbound.insert(inbound.id.clone(), inbound.clone());
+        match change {
+            Some(OptChange::OptOut { contact, by }) => {
+                state.opted_out.insert(contact.clone(), by.clone());
             }
-            None => {
+            Some(OptChange::OptIn { contact }) => {
                 state.opted_out.remove(contact);
             }
+            None => {}
         }
         Ok(())
     }

@@ -143,9 +143,56 @@ pub struct StoreError {
     pub detail: String,
 }
 
+/// A request to claim an idempotency key before running a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest<'a> {
+    pub key: &'a str,
+    /// SHA-256 of the payload, hex: a different payload under the same key is reported.
+    pub payload_hash: &'a str,
+    /// Until when (Unix ms) the claim holds if the claimer never completes nor releases it: the
+    /// end of the invocation that claimed it.
+    pub lease_until_ms: u64,
+    pub now_ms: u64,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours: run the handler, then complete or release.
+    Claimed,
+    /// Already done: acknowledge without effects.
+    Completed { same_payload: bool },
+    /// Someone else holds a live lease: try again later.
+    InProgress { lease_until_ms: u64 },
+}
+
+/// A change to a contact's opt-out, stored together with the inbound message that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptChange {
+    OptOut { contact: ContactKey, by: String },
+    OptIn { contact: ContactKey },
+}
+
 /// Where the worker keeps state. Every method is one atomic step; implementations must give the
-/// same answers for the same calls (the shared test suite checks it).
+/// same answers for the same calls (`tests/store_contract.rs` runs one suite against each).
 pub trait Store: Send + Sync {
+    /// Claims an idempotency key (a conditional write): see [`Claim`]. A key whose lease ran
+    /// out, or whose completed record expired, can be claimed again.
+    fn claim(
+        &self,
+        request: &ClaimRequest<'_>,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Marks a claimed key done; it is remembered until `expires_at_s` (Unix seconds).
+    fn complete(
+        &self,
+        key: &str,
+        expires_at_s: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives a claimed key up (the handler failed), so a retry can run.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Applies a delivery report: the status moves only forward (see [`crate::status`]); the
     /// report is appended to the history either way.
     fn record_status(
@@ -159,18 +206,11 @@ pub trait Store: Send + Sync {
         key: &MessageKey,
     ) -> impl Future<Output = Result<Option<MessageState>, StoreError>> + Send;
 
-    /// Stores an inbound message (again is harmless).
+    /// Stores an inbound message (again is harmless), and the opt-out change it causes, at once.
     fn record_inbound(
         &self,
         inbound: &InboundRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Opts a contact out because of inbound message `by` (`Some`), or back in (`None`).
-    fn set_opt_out(
-        &self,
-        contact: &ContactKey,
-        by: Option<&str>,
-        at_ms: u64,
+        change: Option<&OptChange>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The inbound message that opted the contact out, if they are opted out. Knowing which
