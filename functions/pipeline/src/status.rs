@@ -19,9 +19,21 @@ pub struct Progress {
     pub terminal: bool,
 }
 
+/// The rank of every terminal status, and the highest there is: once a status is terminal,
+/// nothing ranks above it. Stores that keep one status per rank rely on this.
+pub const TERMINAL_RANK: u8 = 40;
+
 impl Progress {
     const fn new(rank: u8, terminal: bool) -> Self {
         Self { rank, terminal }
+    }
+
+    /// The progress of a status stored by rank alone.
+    pub const fn from_rank(rank: u8) -> Self {
+        Self {
+            rank,
+            terminal: rank >= TERMINAL_RANK,
+        }
     }
 
     /// Whether a status at `self` moves to `next`.
@@ -36,7 +48,7 @@ pub fn conversation(status: &DeliveryStatus) -> Progress {
         DeliveryStatus::QueuedOnChannel => Progress::new(10, false),
         DeliveryStatus::SwitchingChannel => Progress::new(20, false),
         DeliveryStatus::Delivered => Progress::new(30, false),
-        DeliveryStatus::Read | DeliveryStatus::Failed => Progress::new(40, true),
+        DeliveryStatus::Read | DeliveryStatus::Failed => Progress::new(TERMINAL_RANK, true),
         DeliveryStatus::Other(_) => Progress::new(0, false),
     }
 }
@@ -54,7 +66,7 @@ pub fn sms(status: &SmsStatus) -> Progress {
         | SmsStatus::Cancelled
         | SmsStatus::Rejected
         | SmsStatus::Deleted
-        | SmsStatus::Expired => Progress::new(40, true),
+        | SmsStatus::Expired => Progress::new(TERMINAL_RANK, true),
         SmsStatus::Other(_) => Progress::new(0, false),
     }
 }
@@ -86,6 +98,25 @@ mod tests {
             !queued.advances_to(other),
             "unknown statuses never move a status"
         );
+    }
+
+    #[test]
+    fn terminal_is_exactly_the_top_rank() {
+        let all = [
+            conversation(&DeliveryStatus::QueuedOnChannel),
+            conversation(&DeliveryStatus::SwitchingChannel),
+            conversation(&DeliveryStatus::Delivered),
+            conversation(&DeliveryStatus::Read),
+            conversation(&DeliveryStatus::Failed),
+            sms(&SmsStatus::Queued),
+            sms(&SmsStatus::Dispatched),
+            sms(&SmsStatus::Unknown),
+            sms(&SmsStatus::Delivered),
+            sms(&SmsStatus::Expired),
+        ];
+        for progress in all {
+            assert_eq!(Progress::from_rank(progress.rank), progress);
+        }
     }
 
     #[test]

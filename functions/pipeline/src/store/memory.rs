@@ -144,10 +144,8 @@ impl Store for MemoryStore {
                 status: update.status.clone(),
             });
         };
-        message.history.push(entry);
-        if message.history.len() > HISTORY_LIMIT {
-            let excess = message.history.len() - HISTORY_LIMIT;
-            message.history.drain(..excess);
+        if message.history.len() < HISTORY_LIMIT {
+            message.history.push(entry);
         }
         if message.channel.is_none() {
             message.channel = update.channel.clone();

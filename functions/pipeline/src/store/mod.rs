@@ -4,8 +4,10 @@
 //! Behind a trait so the handlers do not care where state lives: an in-memory store for the
 //! local stack and tests, DynamoDB in AWS.
 
+mod dynamodb;
 mod memory;
 
+pub use dynamodb::{DynamoStore, dynamodb_client};
 pub use memory::MemoryStore;
 
 use std::future::Future;
@@ -56,7 +58,8 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
 }
 
-/// Longest history kept per message; older entries are dropped first.
+/// Longest history kept per message: the first reports are kept, later ones beyond it only
+/// move the status. (A message sees a handful of reports; the cap bounds a pathological one.)
 pub const HISTORY_LIMIT: usize = 32;
 
 /// A message's delivery state.

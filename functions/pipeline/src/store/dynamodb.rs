@@ -1,0 +1,514 @@
+//! The DynamoDB store: one on-demand table, partition key `pk` (string), TTL attribute
+//! `expires_at` (Unix seconds).
+//!
+//! | item | `pk` | attributes |
+//! |---|---|---|
+//! | idempotency record | `idem#<key>` (see [`crate::idempotency`]) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `expires_at` (TTL) |
+//! | message state | `msg#<message key>`, e.g. `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list), `history_count`, `channel`, `in_reply_to`, `updated_at_ms` |
+//! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `contact_id`, `conversation_id`, `received_at_ms` |
+//! | opt-out | `optout#<channel>/<identity>` | `by` (the inbound message that opted out), `at_ms` |
+//!
+//! Why these shapes:
+//!
+//! - **Idempotency** follows Powertools for AWS Lambda: a conditional put claims the key (it
+//!   succeeds when the key is new, its lease ran out, or its completed record expired); the
+//!   condition failure returns the old item, which says "done" or "in progress". Completed
+//!   records live for the TTL (48 h by default, beyond Sinch's retry horizon); abandoned claims
+//!   carry a TTL too, so nothing is left forever.
+//! - **Status only moves forward in one unconditional write.** Each rank has its own attribute,
+//!   written with `if_not_exists`, and the status is the highest rank present. Because terminal
+//!   statuses hold the top rank ([`crate::status::TERMINAL_RANK`]) and the first one written
+//!   wins, READ and FAILED are final whatever arrives later, and reports racing each other
+//!   cannot lose a step: no read-modify-write, no retries on conflicts. The history is appended
+//!   in the same write until it holds [`HISTORY_LIMIT`] entries (a condition on
+//!   `history_count`); past that a second write moves the status alone.
+//! - **An inbound message and the opt-out it causes** are written in one transaction.
+//!
+//! Calls per callback: a delivery report costs 3 (claim, status, complete); an inbound message
+//! 4 (claim, opt-out read, inbound write, complete) plus 1 to record a reply.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
+};
+
+use super::{
+    Claim, ClaimRequest, ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey,
+    MessageState, OptChange, ReplyRecord, StatusChange, StatusUpdate, Store, StoreError,
+};
+use crate::status::Progress;
+
+type Item = HashMap<String, AttributeValue>;
+
+const IN_PROGRESS: &str = "INPROGRESS";
+const COMPLETED: &str = "COMPLETED";
+/// Abandoned claims are removed by TTL this long after their lease.
+const ABANDONED_CLAIM_TTL_S: u64 = 24 * 3600;
+
+/// A DynamoDB client whose calls are bounded in time (a worker must not hang on its store).
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .build();
+    Client::from_conf(config)
+}
+
+/// The store in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table as the SAM template does (on-demand, `pk`, TTL on `expires_at`), for
+    /// the local stack and tests.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification,
+        };
+        let error = |e: String| StoreError {
+            operation: "create table",
+            detail: e,
+        };
+        let attribute = AttributeDefinition::builder()
+            .attribute_name("pk")
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        let key = KeySchemaElement::builder()
+            .attribute_name("pk")
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .attribute_definitions(attribute)
+            .key_schema(key)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .map_err(|e| error(DisplayErrorContext(&e).to_string()))?;
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name("expires_at")
+            .enabled(true)
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|e| error(DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+
+    async fn get(&self, operation: &'static str, pk: String) -> Result<Option<Item>, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|output| output.item)
+            .map_err(|e| failed(operation, e))
+    }
+}
+
+fn s(text: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+fn n(number: u64) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+fn failed<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError {
+        operation,
+        detail: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn number(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+fn message_pk(key: &MessageKey) -> String {
+    format!("msg#{key}")
+}
+
+fn optout_pk(contact: &ContactKey) -> String {
+    format!("optout#{contact}")
+}
+
+/// The furthest status an item holds: its highest `s<rank>` attribute.
+fn furthest(item: &Item) -> Option<(u8, String)> {
+    item.iter()
+        .filter_map(|(name, value)| {
+            let rank = name.strip_prefix('s')?.parse::<u8>().ok()?;
+            Some((rank, value.as_s().ok()?.clone()))
+        })
+        .max_by_key(|(rank, _)| *rank)
+}
+
+impl Store for DynamoStore {
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        let pk = format!("idem#{}", request.key);
+        let attempt = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("state", s(IN_PROGRESS))
+            .item("lease_until_ms", n(request.lease_until_ms))
+            .item("payload_hash", s(request.payload_hash))
+            .item(
+                "expires_at",
+                n(request.lease_until_ms / 1000 + ABANDONED_CLAIM_TTL_S),
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) \
+                 OR (#state = :in_progress AND lease_until_ms <= :now_ms) \
+                 OR (#state = :completed AND expires_at <= :now_s)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":now_ms", n(request.now_ms))
+            .expression_attribute_values(":now_s", n(request.now_ms / 1000))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match attempt {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                PutItemError::ConditionalCheckFailedException(failed_check) => {
+                    match failed_check.item {
+                        Some(item) => Some(item),
+                        // Not every DynamoDB implementation returns the old item; read it.
+                        None => self.get("claim", pk).await?,
+                    }
+                }
+                other => {
+                    return Err(StoreError {
+                        operation: "claim",
+                        detail: DisplayErrorContext(&other).to_string(),
+                    });
+                }
+            },
+            Err(error) => return Err(failed("claim", error)),
+        };
+        let Some(old) = old else {
+            // Deleted between the two calls: someone released it. Let the retry claim it.
+            return Ok(Claim::InProgress { lease_until_ms: 0 });
+        };
+        if text(&old, "state") == Some(COMPLETED) {
+            Ok(Claim::Completed {
+                same_payload: text(&old, "payload_hash") == Some(request.payload_hash),
+            })
+        } else {
+            Ok(Claim::InProgress {
+                lease_until_ms: number(&old, "lease_until_ms").unwrap_or_default(),
+            })
+        }
+    }
+
+    async fn complete(&self, key: &str, expires_at_s: u64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("idem#{key}")))
+            .update_expression("SET #state = :completed, expires_at = :expires_at")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":expires_at", n(expires_at_s))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("complete", e))
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("idem#{key}")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("release", e))
+    }
+
+    async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
+        let pk = message_pk(&update.key);
+        let rank_attribute = format!("s{}", update.progress.rank);
+        let mut entry = HashMap::from([
+            ("status".to_owned(), s(&update.status)),
+            ("at_ms".to_owned(), n(update.at_ms)),
+        ]);
+        if let Some(reason) = &update.reason {
+            entry.insert("reason".to_owned(), s(reason));
+        }
+        let now_ms = update.at_ms;
+        let (channel_clause, channel) = match &update.channel {
+            Some(channel) => (
+                ", channel = if_not_exists(channel, :channel)",
+                Some(s(channel)),
+            ),
+            None => ("", None),
+        };
+
+        let mut with_history = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression(format!(
+                "SET #rank = if_not_exists(#rank, :status), \
+                 history = list_append(if_not_exists(history, :empty), :entry), \
+                 updated_at_ms = :now{channel_clause} ADD history_count :one"
+            ))
+            .condition_expression("attribute_not_exists(history_count) OR history_count < :cap")
+            .expression_attribute_names("#rank", &rank_attribute)
+            .expression_attribute_values(":status", s(&update.status))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":entry",
+                AttributeValue::L(vec![AttributeValue::M(entry)]),
+            )
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(HISTORY_LIMIT as u64))
+            .return_values(ReturnValue::AllOld);
+        if let Some(channel) = channel {
+            with_history = with_history.expression_attribute_values(":channel", channel);
+        }
+        let old = match with_history.send().await {
+            Ok(output) => output.attributes,
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                // The history is full: move the status alone.
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .update_expression(
+                        "SET #rank = if_not_exists(#rank, :status), updated_at_ms = :now",
+                    )
+                    .expression_attribute_names("#rank", &rank_attribute)
+                    .expression_attribute_values(":status", s(&update.status))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .return_values(ReturnValue::AllOld)
+                    .send()
+                    .await
+                    .map_err(|e| failed("record status", e))?
+                    .attributes
+            }
+            Err(error) => return Err(failed("record status", error)),
+        };
+        let previous = old.as_ref().and_then(furthest);
+        Ok(match previous {
+            None => StatusChange::Created {
+                status: update.status.clone(),
+            },
+            Some((rank, status)) if Progress::from_rank(rank).advances_to(update.progress) => {
+                StatusChange::Advanced {
+                    from: status,
+                    to: update.status.clone(),
+                }
+            }
+            Some((_, status)) => StatusChange::Kept { status },
+        })
+    }
+
+    async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
+        let Some(item) = self.get("message state", message_pk(key)).await? else {
+            return Ok(None);
+        };
+        let Some((rank, status)) = furthest(&item) else {
+            return Ok(None);
+        };
+        let history = item
+            .get("history")
+            .and_then(|v| v.as_l().ok())
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|entry| {
+                        let entry = entry.as_m().ok()?;
+                        Some(HistoryEntry {
+                            status: text(entry, "status")?.to_owned(),
+                            at_ms: number(entry, "at_ms").unwrap_or_default(),
+                            reason: text(entry, "reason").map(str::to_owned),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(MessageState {
+            key: key.clone(),
+            status,
+            progress: Progress::from_rank(rank),
+            channel: text(&item, "channel")
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+            history,
+            in_reply_to: text(&item, "in_reply_to").map(str::to_owned),
+        }))
+    }
+
+    async fn record_inbound(
+        &self,
+        inbound: &InboundRecord,
+        change: Option<&OptChange>,
+    ) -> Result<(), StoreError> {
+        let mut item: Item = HashMap::from([
+            ("pk".to_owned(), s(format!("in#{}", inbound.id))),
+            ("from_channel".to_owned(), s(&inbound.from.channel)),
+            ("from_identity".to_owned(), s(&inbound.from.identity)),
+            ("to".to_owned(), s(&inbound.to)),
+            ("kind".to_owned(), s(&inbound.kind)),
+            ("received_at_ms".to_owned(), n(inbound.received_at_ms)),
+        ]);
+        for (name, value) in [
+            ("text", &inbound.text),
+            ("contact_id", &inbound.contact_id),
+            ("conversation_id", &inbound.conversation_id),
+        ] {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), s(value));
+            }
+        }
+        let Some(change) = change else {
+            return self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| failed("record inbound", e));
+        };
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError {
+            operation: "record inbound",
+            detail: e.to_string(),
+        };
+        let opt_write = match change {
+            OptChange::OptOut { contact, by } => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", s(optout_pk(contact)))
+                        .item("by", s(by))
+                        .item("at_ms", n(inbound.received_at_ms))
+                        .build()
+                        .map_err(build)?,
+                )
+                .build(),
+            OptChange::OptIn { contact } => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(optout_pk(contact)))
+                        .build()
+                        .map_err(build)?,
+                )
+                .build(),
+        };
+        let inbound_write = TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(build)?,
+            )
+            .build();
+        self.client
+            .transact_write_items()
+            .transact_items(inbound_write)
+            .transact_items(opt_write)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("record inbound", e))
+    }
+
+    async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get("opt-out", optout_pk(contact))
+            .await?
+            .and_then(|item| text(&item, "by").map(str::to_owned)))
+    }
+
+    async fn record_reply(&self, reply: &ReplyRecord) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(message_pk(&reply.key)))
+            .update_expression(
+                "SET in_reply_to = :in_reply_to, s1 = if_not_exists(s1, :sent), \
+                 channel = if_not_exists(channel, :channel), reply_to = :to, reply_text = :text, \
+                 sent_at_ms = :sent_at",
+            )
+            .expression_attribute_values(":in_reply_to", s(&reply.in_reply_to))
+            .expression_attribute_values(":sent", s("SENT"))
+            .expression_attribute_values(":channel", s(&reply.to.channel))
+            .expression_attribute_values(":to", s(reply.to.to_string()))
+            .expression_attribute_values(":text", s(&reply.text))
+            .expression_attribute_values(":sent_at", n(reply.sent_at_ms))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("record reply", e))
+    }
+}
