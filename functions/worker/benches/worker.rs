@@ -4,22 +4,18 @@
 //!
 //! Run: `cargo bench -p worker --bench worker`
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use common::{event, fake_sinch_with_delay, record, services};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use pipeline::clock::Clock;
-use pipeline::envelope::{Envelope, SignatureHeaders};
-use pipeline::handlers::Services;
 use pipeline::queue::MemoryQueue;
-use pipeline::reply::ReplyPolicy;
 use pipeline::store::MemoryStore;
 use serde_json::json;
-use sinch::client::{ClientConfig, ConversationCredentials, SinchClient, Urls};
 use tokio::time::Instant;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 use worker::{Worker, handle_batch, process_record};
 
 fn fixture(name: &str) -> String {
@@ -28,55 +24,6 @@ fn fixture(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     ))
     .expect("fixture")
-}
-
-fn record(message_id: &str, body: &str) -> serde_json::Value {
-    let envelope = Envelope::new(
-        body.as_bytes().to_vec(),
-        SignatureHeaders {
-            signature: "c2ln".into(),
-            nonce: "01FJA8B4A7BM43YGWSG9GBV067".into(),
-            timestamp: "1763870400".into(),
-            algorithm: Some("HmacSHA256".into()),
-        },
-        std::time::SystemTime::now(),
-    );
-    let attributes: serde_json::Map<String, serde_json::Value> = envelope
-        .attributes()
-        .map(|(n, v)| {
-            (
-                n.to_owned(),
-                json!({"stringValue": v, "dataType": "String"}),
-            )
-        })
-        .collect();
-    json!({"messageId": message_id, "receiptHandle": "h", "body": envelope.queued_body(),
-           "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": attributes})
-}
-
-fn event(records: Vec<serde_json::Value>) -> SqsEvent {
-    serde_json::from_value(json!({ "Records": records })).expect("event")
-}
-
-fn services(sinch_url: &str) -> Services<MemoryStore> {
-    let mut config = ClientConfig::new(Urls {
-        auth: sinch_url.into(),
-        conversation: sinch_url.into(),
-        sms: sinch_url.into(),
-    });
-    config.conversation = Some(ConversationCredentials {
-        project_id: "p".into(),
-        key_id: "k".into(),
-        key_secret: "s".into(),
-    });
-    Services {
-        store: MemoryStore::new(),
-        sinch: SinchClient::new(config).expect("client"),
-        policy: ReplyPolicy::default(),
-        app_id: None,
-        idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
-        clock: Clock::System,
-    }
 }
 
 /// Parsing alone, per kind.
@@ -110,24 +57,32 @@ fn per_record(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    let server = runtime.block_on(fake_sinch_with_delay(Duration::ZERO));
     let worker = Worker {
-        services: services("http://127.0.0.1:9"),
+        services: services(MemoryStore::new(), &server),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
     };
     let body = fixture("conversation/message_delivery_failed.json");
-    c.bench_function("worker/record: parse + dispatch + delivery handler", |b| {
-        b.to_async(&runtime).iter_batched(
-            || {
-                event(vec![record("m", &body)])
-                    .records
-                    .pop()
-                    .expect("one record")
-            },
-            |record| process_record(&worker, record, Instant::now() + Duration::from_secs(5)),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut next = 0u64;
+    c.bench_function(
+        "worker/record: parse + claim + delivery handler + complete",
+        |b| {
+            b.to_async(&runtime).iter_batched(
+                || {
+                    // A new message each time: a repeated one would be a (cheaper) duplicate.
+                    next += 1;
+                    let body = body.replace("01EQBF0BT63J7S1FEKJZ0Z08VD", &format!("01MSG{next}"));
+                    event(vec![record("m", &body)])
+                        .records
+                        .pop()
+                        .expect("one record")
+                },
+                |record| process_record(&worker, record, Instant::now() + Duration::from_secs(5)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
 }
 
 /// Ten inbound HELP messages, each answered through a Sinch that takes 50 ms.
@@ -136,29 +91,9 @@ fn batch_with_replies(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let server = runtime.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/oauth2/token"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-            )
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/v1/projects/p/messages:send"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"message_id": "01OUT"}))
-                    .set_delay(Duration::from_millis(50)),
-            )
-            .mount(&server)
-            .await;
-        server
-    });
+    let server = runtime.block_on(fake_sinch_with_delay(Duration::from_millis(50)));
     let worker = Arc::new(Worker {
-        services: services(&server.uri()),
+        services: services(MemoryStore::new(), &server),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 10,
     });

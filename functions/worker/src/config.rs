@@ -25,6 +25,10 @@ pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
 pub const REPLY_RULES: &str = "REPLY_RULES";
 /// Records of a batch processed at once. Default 10.
 pub const WORKER_CONCURRENCY: &str = "WORKER_CONCURRENCY";
+/// The DynamoDB table for idempotency records and state.
+pub const TABLE_NAME: &str = "TABLE_NAME";
+/// How long a handled callback is remembered, hours. Default 48.
+pub const IDEMPOTENCY_TTL_HOURS: &str = "IDEMPOTENCY_TTL_HOURS";
 
 const CONVERSATION_REGIONS: [&str; 3] = ["us", "eu", "br"];
 const SMS_REGIONS: [&str; 5] = ["us", "eu", "br", "ca", "au"];
@@ -37,6 +41,9 @@ pub struct WorkerConfig {
     pub dead_letter_queue_url: String,
     pub policy: ReplyPolicy,
     pub concurrency: usize,
+    /// Required in Lambda; the local stack may run without it (in-memory state).
+    pub table_name: Option<String>,
+    pub idempotency_ttl: Duration,
 }
 
 impl WorkerConfig {
@@ -56,6 +63,11 @@ impl WorkerConfig {
             dead_letter_queue_url: env.url(DEAD_LETTER_QUEUE_URL)?,
             policy,
             concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
+            table_name: env.optional(TABLE_NAME),
+            // At least a day: Sinch retries for about 23 hours.
+            idempotency_ttl: Duration::from_secs(
+                env.number(IDEMPOTENCY_TTL_HOURS, 48u64, 24..=24 * 30)? * 3600,
+            ),
         })
     }
 }
@@ -165,6 +177,8 @@ mod tests {
         assert_eq!(config.sinch.urls, Urls::for_regions("us", "us"));
         assert_eq!(config.concurrency, 10);
         assert_eq!(config.policy, ReplyPolicy::default());
+        assert_eq!(config.table_name, None);
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(48 * 3600));
         assert_eq!(
             load(&[]).unwrap_err().to_string(),
             "DEAD_LETTER_QUEUE_URL is not set"
@@ -186,6 +200,8 @@ mod tests {
             (SINCH_CONVERSATION_URL, "http://127.0.0.1:9999"),
             (REPLY_RULES, r#"{"rules":[],"default_reply":"hi"}"#),
             (WORKER_CONCURRENCY, "4"),
+            (TABLE_NAME, "sinch-hooks"),
+            (IDEMPOTENCY_TTL_HOURS, "72"),
         ])
         .unwrap();
         assert_eq!(config.sinch.urls.conversation, "http://127.0.0.1:9999");
@@ -195,6 +211,8 @@ mod tests {
         assert_eq!(config.sinch.sms.as_ref().unwrap().service_plan_id, "plan");
         assert_eq!(config.app_id.as_deref(), Some("app"));
         assert_eq!(config.concurrency, 4);
+        assert_eq!(config.table_name.as_deref(), Some("sinch-hooks"));
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(72 * 3600));
         assert_eq!(
             config.policy.decide(Some("x"), false).reply.as_deref(),
             Some("hi")
@@ -208,7 +226,11 @@ mod tests {
 
     #[test]
     fn each_problem_is_one_line_naming_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 5] = [
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (
+                &[(IDEMPOTENCY_TTL_HOURS, "1")],
+                "IDEMPOTENCY_TTL_HOURS must be between 24 and 720, got 1",
+            ),
             (
                 &[(SINCH_PROJECT_ID, "p"), (SINCH_KEY_ID, "k")],
                 "SINCH_KEY_SECRET is not set, but SINCH_PROJECT_ID, SINCH_KEY_ID is: set all of them or none",

@@ -1,19 +1,30 @@
 //! Worker Lambda entry point: logging, configuration, clients, run.
 
+use std::time::Duration;
+
 use pipeline::clock::Clock;
+use pipeline::config::ConfigError;
 use pipeline::handlers::Services;
 use pipeline::queue::{SqsQueue, enqueue_client};
-use pipeline::store::MemoryStore;
+use pipeline::store::{DynamoStore, dynamodb_client};
 use sinch::client::SinchClient;
+use worker::config::TABLE_NAME;
 use worker::{Worker, WorkerConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = WorkerConfig::from_env().unwrap_or_else(|error| {
-        eprintln!("worker: configuration error: {error}");
-        std::process::exit(1)
-    });
+    let config = WorkerConfig::from_env()
+        .and_then(|config| match &config.table_name {
+            // In Lambda, state must outlive the process: the in-memory store is for the local
+            // stack and tests only.
+            Some(_) => Ok(config),
+            None => Err(ConfigError::new(TABLE_NAME, "is not set")),
+        })
+        .unwrap_or_else(|error| {
+            eprintln!("worker: configuration error: {error}");
+            std::process::exit(1)
+        });
     let sdk = aws_config::load_from_env().await;
     let sinch = SinchClient::new(config.sinch.clone())?;
     if !sinch.has_conversation() {
@@ -24,15 +35,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     let worker = Worker {
         services: Services {
-            store: MemoryStore::new(),
+            store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default()),
             sinch,
             policy: config.policy,
             app_id: config.app_id,
-            idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+            idempotency_ttl: config.idempotency_ttl,
             clock: Clock::System,
         },
         dead_letters: SqsQueue::new(
-            enqueue_client(&sdk, std::time::Duration::from_secs(5)),
+            enqueue_client(&sdk, Duration::from_secs(5)),
             config.dead_letter_queue_url,
         ),
         concurrency: config.concurrency,
