@@ -33,10 +33,11 @@ pub struct InspectArgs {
     pub body_file: Option<PathBuf>,
 }
 
+/// `--secret`, read like the receiver reads `SINCH_WEBHOOK_SECRET`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// Webhook secret; repeat (or separate with commas) for several. Any one that matches
-    /// passes.
+pub struct SecretArgs {
+    /// Webhook secret; repeat (or separate with commas) for several. `verify` accepts any that
+    /// matches; `sign` uses the first.
     #[arg(
         long = "secret",
         env = "SINCH_WEBHOOK_SECRET",
@@ -45,6 +46,12 @@ pub struct VerifyArgs {
         required = true
     )]
     pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub secret: SecretArgs,
     /// Value of x-sinch-webhook-signature-nonce.
     #[arg(long)]
     pub nonce: String,
@@ -69,15 +76,8 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// Webhook secret to sign with (the first one when several are given).
-    #[arg(
-        long = "secret",
-        env = "SINCH_WEBHOOK_SECRET",
-        hide_env_values = true,
-        value_delimiter = ',',
-        required = true
-    )]
-    pub secrets: Vec<String>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
     /// Nonce to sign with; a fresh ULID by default.
     #[arg(long)]
     pub nonce: Option<String>,

@@ -31,36 +31,22 @@ pub async fn conversation<S: Store>(
     message: &InboundMessage,
     deadline: Instant,
 ) -> Result<Handled, HandlerError> {
-    let Some(identity) = &message.channel_identity else {
-        warn!(message_id = %message.id, "inbound message without a channel identity: stored without a reply");
-        let record = InboundRecord {
-            id: message.id.clone(),
-            from: ContactKey::new("UNKNOWN", &message.contact_id),
-            to: envelope.app_id.clone(),
-            kind: message.contact_message.kind().to_owned(),
-            text: message.contact_message.text().map(str::to_owned),
-            contact_id: non_empty(&message.contact_id),
-            conversation_id: non_empty(&message.conversation_id),
-            received_at_ms: millis(
-                message.accept_time.or(envelope.accepted_time),
-                &services.clock,
-            ),
-        };
-        services.store.record_inbound(&record, None).await?;
-        return Ok(Handled::Inbound {
-            id: message.id.clone(),
-            reply: ReplyOutcome::None,
-        });
-    };
     // The app that received it is the app to answer from; in DISPATCH mode the envelope may
     // leave it empty while the channel identity still names it.
-    let app_id = [envelope.app_id.as_str(), identity.app_id.as_str()]
-        .into_iter()
-        .find(|id| !id.is_empty())
-        .or(services.app_id.as_deref());
+    let identity = message.channel_identity.as_ref();
+    let app_id = [
+        envelope.app_id.as_str(),
+        identity.map_or("", |i| i.app_id.as_str()),
+    ]
+    .into_iter()
+    .find(|id| !id.is_empty())
+    .or(services.app_id.as_deref());
     let record = InboundRecord {
         id: message.id.clone(),
-        from: ContactKey::new(identity.channel.as_str(), &identity.identity),
+        from: match identity {
+            Some(identity) => ContactKey::new(identity.channel.as_str(), &identity.identity),
+            None => ContactKey::new("UNKNOWN", &message.contact_id),
+        },
         to: app_id.unwrap_or_default().to_owned(),
         kind: message.contact_message.kind().to_owned(),
         text: message.contact_message.text().map(str::to_owned),
@@ -70,6 +56,14 @@ pub async fn conversation<S: Store>(
             message.accept_time.or(envelope.accepted_time),
             &services.clock,
         ),
+    };
+    let Some(identity) = identity else {
+        warn!(message_id = %message.id, "inbound message without a channel identity: stored without a reply");
+        services.store.record_inbound(&record, None).await?;
+        return Ok(Handled::Inbound {
+            id: message.id.clone(),
+            reply: ReplyOutcome::None,
+        });
     };
     let route = ReplyRoute::Conversation {
         app_id,

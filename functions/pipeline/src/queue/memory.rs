@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{MessageId, Queue, QueueError};
-use crate::envelope::{Envelope, SQS_MAX_MESSAGE_BYTES};
+use crate::envelope::Envelope;
 
 /// A message as stored in a [`MemoryQueue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,13 +61,7 @@ impl MemoryQueue {
 
 impl Queue for MemoryQueue {
     async fn send(&self, envelope: &Envelope) -> Result<MessageId, QueueError> {
-        let size = envelope.queued_size();
-        if size > SQS_MAX_MESSAGE_BYTES {
-            return Err(QueueError::TooLarge {
-                size,
-                limit: SQS_MAX_MESSAGE_BYTES,
-            });
-        }
+        super::check_size(envelope)?;
         let id = MessageId(format!(
             "{}-{}",
             self.name,
@@ -88,7 +82,7 @@ impl Queue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::SignatureHeaders;
+    use crate::envelope::{SQS_MAX_MESSAGE_BYTES, SignatureHeaders};
     use std::time::UNIX_EPOCH;
 
     fn envelope(body: &[u8]) -> Envelope {

@@ -11,7 +11,7 @@ pub use sqs::{SqsQueue, enqueue_client};
 
 use std::future::Future;
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, SQS_MAX_MESSAGE_BYTES};
 
 /// A queue that stores envelopes durably (as far as the implementation goes).
 pub trait Queue: Send + Sync {
@@ -34,6 +34,18 @@ impl std::fmt::Display for MessageId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Refuses what SQS would refuse for size, before any network call.
+pub(crate) fn check_size(envelope: &Envelope) -> Result<(), QueueError> {
+    let size = envelope.queued_size();
+    if size > SQS_MAX_MESSAGE_BYTES {
+        return Err(QueueError::TooLarge {
+            size,
+            limit: SQS_MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Why a message was not stored.

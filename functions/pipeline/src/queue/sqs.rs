@@ -10,7 +10,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use super::{MessageId, Queue, QueueError};
-use crate::envelope::{Envelope, SQS_MAX_MESSAGE_BYTES};
+use crate::envelope::Envelope;
 
 /// An SQS client whose calls cannot outlast `budget`: each attempt gets a share of it, the SDK
 /// retries (with its own backoff) at most twice, and the whole operation is cut at `budget`.
@@ -53,13 +53,7 @@ impl SqsQueue {
 
 impl Queue for SqsQueue {
     async fn send(&self, envelope: &Envelope) -> Result<MessageId, QueueError> {
-        let size = envelope.queued_size();
-        if size > SQS_MAX_MESSAGE_BYTES {
-            return Err(QueueError::TooLarge {
-                size,
-                limit: SQS_MAX_MESSAGE_BYTES,
-            });
-        }
+        super::check_size(envelope)?;
         let unavailable = |detail: String| QueueError::Unavailable {
             queue: self.url.clone(),
             detail,

@@ -194,22 +194,32 @@ impl SinchClient {
         self.inner.config.sms.is_some()
     }
 
+    fn conversation_credentials(&self) -> Result<&ConversationCredentials, SinchError> {
+        self.inner
+            .config
+            .conversation
+            .as_ref()
+            .ok_or(SinchError::NotConfigured("Conversation"))
+    }
+
+    fn sms_credentials(&self) -> Result<&SmsCredentials, SinchError> {
+        self.inner
+            .config
+            .sms
+            .as_ref()
+            .ok_or(SinchError::NotConfigured("SMS"))
+    }
+
     /// Sends a Conversation message, retrying transient failures until `deadline`.
     pub async fn send_message(
         &self,
         request: &SendMessageRequest,
         deadline: Instant,
     ) -> Result<SendMessageResponse, SinchError> {
-        let credentials = self
-            .inner
-            .config
-            .conversation
-            .as_ref()
-            .ok_or(SinchError::NotConfigured("Conversation"))?;
         let url = format!(
             "{}/v1/projects/{}/messages:send",
             self.inner.config.urls.conversation.trim_end_matches('/'),
-            credentials.project_id
+            self.conversation_credentials()?.project_id
         );
         self.execute("messages:send", Auth::OAuth, deadline, |http| {
             http.post(&url).json(request)
@@ -223,16 +233,10 @@ impl SinchClient {
         batch: &SmsBatchRequest,
         deadline: Instant,
     ) -> Result<SmsBatchResponse, SinchError> {
-        let credentials = self
-            .inner
-            .config
-            .sms
-            .as_ref()
-            .ok_or(SinchError::NotConfigured("SMS"))?;
         let url = format!(
             "{}/xms/v1/{}/batches",
             self.inner.config.urls.sms.trim_end_matches('/'),
-            credentials.service_plan_id
+            self.sms_credentials()?.service_plan_id
         );
         self.execute("batches", Auth::SmsToken, deadline, |http| {
             http.post(&url).json(batch)
@@ -268,15 +272,10 @@ impl SinchClient {
                         let token = self.oauth_token(deadline).await?;
                         (builder.bearer_auth(&token), Some(token))
                     }
-                    Auth::SmsToken => {
-                        let credentials = self
-                            .inner
-                            .config
-                            .sms
-                            .as_ref()
-                            .ok_or(SinchError::NotConfigured("SMS"))?;
-                        (builder.bearer_auth(&credentials.api_token), None)
-                    }
+                    Auth::SmsToken => (
+                        builder.bearer_auth(&self.sms_credentials()?.api_token),
+                        None,
+                    ),
                 };
                 Ok::<_, SinchError>((send(operation, builder).await, token))
             };
@@ -324,12 +323,7 @@ impl SinchClient {
 
     /// A valid OAuth token, fetched if needed (one fetch at a time for the whole process).
     async fn oauth_token(&self, deadline: Instant) -> Result<Arc<str>, SinchError> {
-        let credentials = self
-            .inner
-            .config
-            .conversation
-            .as_ref()
-            .ok_or(SinchError::NotConfigured("Conversation"))?;
+        let credentials = self.conversation_credentials()?;
         let url = format!(
             "{}/oauth2/token",
             self.inner.config.urls.auth.trim_end_matches('/')

@@ -15,6 +15,7 @@ pub fn run(
     stdout: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     let secret = args
+        .secret
         .secrets
         .iter()
         .map(|s| s.trim())

@@ -16,7 +16,7 @@ pub fn run(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let secrets = Secrets::new(args.secrets.iter().map(|s| s.trim()))
+    let secrets = Secrets::new(args.secret.secrets.iter().map(|s| s.trim()))
         .map_err(|e| CliError::Usage(format!("--secret: {e}")))?;
     let body = body::read(args.body_file.as_deref(), stdin)?;
     let verifier = Verifier::new(&secrets)
