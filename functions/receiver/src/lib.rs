@@ -137,6 +137,11 @@ impl Outcome {
 
 /// Handles one HTTP request: decides, logs, answers. Never fails: every outcome is an answer.
 pub async fn handle<Q: Queue>(receiver: &Receiver<Q>, request: Request) -> Response<Body> {
+    handle_request(receiver, request).await.into_response()
+}
+
+/// Decides and logs; the caller turns the outcome into the answer (and may count it).
+pub async fn handle_request<Q: Queue>(receiver: &Receiver<Q>, request: Request) -> Outcome {
     let started = Instant::now();
     let request_id = request_id(&request);
     let outcome = decide(receiver, request, request_id.clone()).await;
@@ -183,7 +188,7 @@ pub async fn handle<Q: Queue>(receiver: &Receiver<Q>, request: Request) -> Respo
             "request refused"
         ),
     }
-    outcome.into_response()
+    outcome
 }
 
 /// The decision for one request, without logging (benchmarks and tests look at this directly).

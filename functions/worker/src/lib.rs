@@ -72,13 +72,19 @@ where
     S: Store + 'static,
     Q: Queue + 'static,
 {
-    let outcomes = process_batch(worker, event, deadline).await;
+    batch_response(&process_batch(worker, event, deadline).await)
+}
+
+/// The answer to SQS for these outcomes: every record to retry, by message id.
+pub fn batch_response(
+    outcomes: &[(Option<String>, RecordOutcome)],
+) -> Result<SqsBatchResponse, UnidentifiedFailures> {
     let mut response = SqsBatchResponse::default();
     let mut unidentified = 0;
     for (message_id, outcome) in outcomes {
         if let RecordOutcome::Retry { .. } = outcome {
             // An empty or unknown id would make Lambda fail the whole batch anyway; say so.
-            match message_id.filter(|id| !id.is_empty()) {
+            match message_id.as_deref().filter(|id| !id.is_empty()) {
                 Some(id) => response.add_failure(id),
                 None => unidentified += 1,
             }
