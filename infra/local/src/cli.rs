@@ -25,6 +25,48 @@ pub enum Command {
     /// Say what a callback is: one JSON line with its kind and key fields. Reads a body, or a
     /// dead-letter-queue dump (`aws sqs receive-message` output or one SQS message).
     Inspect(InspectArgs),
+    /// Run the whole pipeline locally (receiver, queue, worker, store, Sinch simulator) until
+    /// Ctrl-C, configured from the Lambdas' environment variables.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 3000)]
+    pub port: u16,
+    /// Address to listen on; loopback unless you mean it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Use real AWS APIs at this endpoint (moto_server, LocalStack, or AWS) for the queue, the
+    /// dead-letter queue and the table, creating them when missing.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
+    #[command(flatten)]
+    pub event_source: EventSourceArgs,
+}
+
+/// The emulated SQS event source mapping.
+#[derive(Debug, Clone, Args)]
+pub struct EventSourceArgs {
+    /// Records per batch (1 to 10).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub batch_size: u8,
+    /// How long to wait for a fuller batch, ms.
+    #[arg(long, default_value_t = 0)]
+    pub batching_window_ms: u64,
+    /// How long a received message stays hidden; failed records come back after it, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub visibility_timeout_secs: u64,
+    /// Receives after which a message moves to the dead-letter queue.
+    #[arg(long, default_value_t = 5)]
+    pub max_receive_count: u32,
+    /// Batches processed at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_concurrency: usize,
+    /// The emulated worker timeout: each batch's deadline, seconds.
+    #[arg(long, default_value_t = 20)]
+    pub function_timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod stack;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -40,5 +41,6 @@ pub fn run(
         Command::Verify(args) => commands::verify::run(&args, stdin, stdout, stderr),
         Command::Sign(args) => commands::sign::run(&args, stdin, stdout),
         Command::Inspect(args) => commands::inspect::run(&args, stdin, stdout),
+        Command::Serve(args) => commands::serve::run(&args),
     }
 }

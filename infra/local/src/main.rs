@@ -7,9 +7,13 @@ use sinch_hooks::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
-    match sinch_hooks::run(cli, &mut std::io::stdin().lock(), &mut stdout, &mut stderr) {
+    // Not locked for the whole run: the long-running commands log from other threads.
+    match sinch_hooks::run(
+        cli,
+        &mut std::io::stdin(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    ) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("sinch-hooks: {error}");

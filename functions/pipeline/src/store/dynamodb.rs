@@ -133,6 +133,21 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Creates the table unless it exists (the local stack against moto, LocalStack or AWS).
+    pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
+        if self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.create_table().await
+    }
+
     async fn get(&self, operation: &'static str, pk: String) -> Result<Option<Item>, StoreError> {
         self.client
             .get_item()

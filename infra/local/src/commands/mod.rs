@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
 pub mod inspect;
+pub mod serve;
 pub mod sign;
 pub mod verify;

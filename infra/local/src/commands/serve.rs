@@ -1,0 +1,104 @@
+//! `sinch-hooks serve`: the whole pipeline on one port until Ctrl-C, configured from the same
+//! environment variables as the Lambdas.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use pipeline::config::{ConfigError, Env};
+use pipeline::reply::ReplyPolicy;
+use receiver::config::{MAX_BODY_BYTES, SIGNATURE_TOLERANCE_SECS, SINCH_WEBHOOK_SECRET};
+use sinch::signature::{Secrets, SecretsError, Tolerance};
+use worker::config::{REPLY_RULES, SINCH_APP_ID, WORKER_CONCURRENCY, sinch_client_config};
+
+use crate::CliError;
+use crate::cli::{EventSourceArgs, ServeArgs};
+use crate::stack::{self, Options, event_source::EventSourceConfig};
+
+pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
+    let options = options_from_env(&Env::process(), args)
+        .map_err(|e| CliError::Usage(format!("configuration: {e}")))?;
+    init_logging("info");
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
+    runtime.block_on(async move {
+        let running = stack::start(options.clone())
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let url = format!("http://{}", running.address);
+        println!("sinch-hooks local stack on {url}");
+        println!("  POST {url}/webhook   signed Sinch callbacks");
+        println!("  GET  {url}/          live status page   (JSON at {url}/status)");
+        println!(
+            "  queue and state: {}",
+            options
+                .aws_endpoint
+                .as_deref()
+                .map_or("in memory".to_owned(), |e| format!("AWS APIs at {e}"))
+        );
+        println!(
+            "  Sinch: {}",
+            if running.sent.is_some() {
+                "simulator (set SINCH_PROJECT_ID/SINCH_KEY_ID/SINCH_KEY_SECRET or the SMS pair for real Sinch)"
+            } else {
+                "real Sinch APIs"
+            }
+        );
+        println!("Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+        running.stop();
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The stack's options: the Lambdas' environment variables plus the command line.
+pub fn options_from_env<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    args: &ServeArgs,
+) -> Result<Options, ConfigError> {
+    let secrets: Secrets = env
+        .required(SINCH_WEBHOOK_SECRET)?
+        .parse()
+        .map_err(|e: SecretsError| ConfigError::new(SINCH_WEBHOOK_SECRET, e.to_string()))?;
+    let sinch = sinch_client_config(env)?;
+    let real_sinch = sinch.conversation.is_some() || sinch.sms.is_some();
+    let policy = match env.optional(REPLY_RULES) {
+        None => ReplyPolicy::default(),
+        Some(json) => ReplyPolicy::from_json(&json)
+            .map_err(|e| ConfigError::new(REPLY_RULES, e.to_string()))?,
+    };
+    Ok(Options {
+        listen: SocketAddr::new(args.host, args.port),
+        secrets,
+        tolerance: Tolerance::symmetric(env.seconds(SIGNATURE_TOLERANCE_SECS, 300, 0..=86_400)?),
+        max_body_bytes: env.number(MAX_BODY_BYTES, 1024 * 1024, 1..=1024 * 1024)?,
+        event_source: event_source_config(&args.event_source),
+        aws_endpoint: args.aws_endpoint.clone(),
+        sinch: real_sinch.then_some(sinch),
+        policy,
+        app_id: env.optional(SINCH_APP_ID),
+        worker_concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
+    })
+}
+
+pub fn event_source_config(args: &EventSourceArgs) -> EventSourceConfig {
+    EventSourceConfig {
+        batch_size: usize::from(args.batch_size),
+        batching_window: Duration::from_millis(args.batching_window_ms),
+        visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
+        max_receive_count: args.max_receive_count,
+        max_concurrency: args.max_concurrency,
+        function_timeout: Duration::from_secs(args.function_timeout_secs),
+    }
+}
+
+/// Logs to stderr, `RUST_LOG` overriding `default`.
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

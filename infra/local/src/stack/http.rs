@@ -1,0 +1,133 @@
+//! The local stack's HTTP face: `POST /webhook` (the receiver, as API Gateway would call it),
+//! `GET /status` (JSON) and `GET /` (a small live status page).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get};
+use pipeline::queue::Queue;
+use receiver::{Outcome, Receiver, handle_request};
+
+use super::event_source::Source;
+use super::stats::{Stats, Status};
+
+/// What the routes share.
+pub struct App<Q, Src> {
+    pub receiver: Receiver<Q>,
+    pub max_body_bytes: usize,
+    pub source: Arc<Src>,
+    pub stats: Arc<Stats>,
+}
+
+pub fn router<Q: Queue + 'static, Src: Source>(app: Arc<App<Q, Src>>) -> Router {
+    Router::new()
+        .route("/webhook", any(webhook::<Q, Src>))
+        .route("/status", get(status_json::<Q, Src>))
+        .route("/", get(status_page::<Q, Src>))
+        .with_state(app)
+}
+
+/// The receiver, given the request as Lambda would get it from API Gateway.
+async fn webhook<Q: Queue + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, Src>>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let outcome = match axum::body::to_bytes(body, app.max_body_bytes).await {
+        Ok(bytes) => {
+            let body = match String::from_utf8(bytes.to_vec()) {
+                Ok(text) => lambda_http::Body::Text(text),
+                Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
+            };
+            handle_request(&app.receiver, lambda_http::Request::from_parts(parts, body)).await
+        }
+        Err(_) => Outcome::TooLarge {
+            size: app.max_body_bytes + 1,
+            limit: app.max_body_bytes,
+        },
+    };
+    app.stats.answered(
+        matches!(outcome, Outcome::Accepted { .. }),
+        outcome.reason(),
+    );
+    let (parts, body) = outcome.into_response().into_parts();
+    let body = match body {
+        lambda_http::Body::Text(text) => AxumBody::from(text),
+        lambda_http::Body::Binary(bytes) => AxumBody::from(bytes),
+        _ => AxumBody::empty(),
+    };
+    Response::from_parts(parts, body)
+}
+
+/// The whole status, queue depths included.
+pub async fn status<Q, Src: Source>(app: &App<Q, Src>) -> Status {
+    let mut status = app.stats.snapshot();
+    let depths = app.source.depths().await;
+    status.queue_visible = depths.visible;
+    status.queue_in_flight = depths.in_flight;
+    status.dead_letter_queue = depths.dead_letters;
+    status
+}
+
+async fn status_json<Q: Queue + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, Src>>>,
+) -> Response {
+    axum::Json(status(&app).await).into_response()
+}
+
+async fn status_page<Q: Queue + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, Src>>>,
+) -> Response {
+    let status = status(&app).await;
+    let rows = |map: &std::collections::BTreeMap<String, u64>| -> String {
+        if map.is_empty() {
+            return "<tr><td colspan=2><em>none</em></td></tr>".to_owned();
+        }
+        map.iter()
+            .map(|(k, v)| {
+                format!(
+                    "<tr><td>{}</td><td>{v}</td></tr>",
+                    html_escape::encode_text(k)
+                )
+            })
+            .collect()
+    };
+    let page = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<title>sinch-hooks: local stack</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse;margin:0 2rem 1.5rem 0;display:inline-table;vertical-align:top}}td,th{{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}}th{{background:#f3f3f3}}</style>
+</head><body>
+<h1>sinch-hooks: local stack</h1>
+<p>POST signed callbacks to <code>/webhook</code>. JSON at <a href="/status">/status</a>. This page refreshes every 2 s.</p>
+<table><tr><th colspan=2>Receiver</th></tr><tr><td>accepted</td><td>{accepted}</td></tr></table>
+<table><tr><th colspan=2>Rejected, by reason</th></tr>{rejected}</table>
+<table><tr><th colspan=2>Queues</th></tr><tr><td>queue, waiting</td><td>{visible}</td></tr><tr><td>queue, in flight</td><td>{in_flight}</td></tr><tr><td>dead-letter queue</td><td>{dlq}</td></tr></table>
+<table><tr><th colspan=2>Processed, by kind</th></tr>{processed}<tr><td>duplicates</td><td>{duplicates}</td></tr><tr><td>retried</td><td>{retried}</td></tr></table>
+<table><tr><th colspan=2>Dead-lettered by the worker</th></tr>{dead_lettered}</table>
+<table><tr><th colspan=2>Message statuses</th></tr>{statuses}</table>
+<table><tr><th colspan=2>Replies</th></tr><tr><td>sent</td><td>{replies}</td></tr></table>
+</body></html>"#,
+        accepted = status.accepted,
+        rejected = rows(&status.rejected),
+        visible = status.queue_visible,
+        in_flight = status.queue_in_flight,
+        dlq = status.dead_letter_queue,
+        processed = rows(&status.processed),
+        duplicates = status.duplicates,
+        retried = status.retried,
+        dead_lettered = rows(&status.dead_lettered),
+        statuses = rows(&status.message_statuses),
+        replies = status.replies_sent,
+    );
+    let mut response = Html(page).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    *response.status_mut() = StatusCode::OK;
+    response
+}

@@ -1,0 +1,347 @@
+//! The whole pipeline in one process: receiver, queue, event source, worker, store, and (unless
+//! real Sinch credentials are configured) a Sinch API simulator.
+//!
+//! In memory by default; with an AWS endpoint the queue, dead-letter queue and table are real
+//! (moto_server, LocalStack or AWS) and created when missing.
+
+pub mod event_source;
+pub mod http;
+pub mod simulator;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipeline::clock::Clock;
+use pipeline::handlers::{DEFAULT_IDEMPOTENCY_TTL, Services};
+use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
+use pipeline::reply::ReplyPolicy;
+use pipeline::store::{DynamoStore, MemoryStore, Store, dynamodb_client};
+use receiver::{Receiver, ReceiverConfig};
+use sinch::client::{ClientConfig, SinchClient};
+use sinch::signature::{Secrets, Tolerance};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use worker::Worker;
+
+use event_source::{EventSourceConfig, MemorySource, Source, SqsSource};
+use http::App;
+use simulator::Sent;
+use stats::{Stats, Status};
+
+/// Names of what the stack creates in AWS mode.
+pub const QUEUE_NAME: &str = "sinch-hooks-callbacks";
+pub const DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-callbacks-dlq";
+pub const TABLE_NAME: &str = "sinch-hooks";
+
+/// How to build the stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub secrets: Secrets,
+    pub tolerance: Tolerance,
+    pub max_body_bytes: usize,
+    pub event_source: EventSourceConfig,
+    /// Real AWS APIs at this endpoint instead of memory.
+    pub aws_endpoint: Option<String>,
+    /// Real Sinch; `None` starts the simulator.
+    pub sinch: Option<ClientConfig>,
+    pub policy: ReplyPolicy,
+    pub app_id: Option<String>,
+    pub worker_concurrency: usize,
+}
+
+/// Why the stack did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up {what}: {detail}")]
+    Setup { what: &'static str, detail: String },
+}
+
+/// A running stack.
+pub struct Running {
+    pub address: SocketAddr,
+    pub stats: Arc<Stats>,
+    /// What the simulator was asked to send (when it runs).
+    pub sent: Option<Sent>,
+    status: Box<dyn Fn() -> futures::future::BoxFuture<'static, Status> + Send + Sync>,
+    stop: watch::Sender<bool>,
+}
+
+impl Running {
+    /// The current status, queue depths included.
+    pub async fn status(&self) -> Status {
+        (self.status)().await
+    }
+
+    /// Waits until every accepted callback is done with (queue empty, nothing in flight), or
+    /// `timeout` passes. True when drained.
+    pub async fn drained(&self, timeout: Duration) -> bool {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            let status = self.status().await;
+            if status.queue_visible == 0 && status.queue_in_flight == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() > until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops polling (the HTTP server stops with the process).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Starts the stack.
+pub async fn start(options: Options) -> Result<Running, StackError> {
+    let listener =
+        TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| StackError::Listen {
+                address: options.listen,
+                source,
+            })?;
+    let address = listener.local_addr().map_err(|source| StackError::Listen {
+        address: options.listen,
+        source,
+    })?;
+
+    let (sinch_config, sent) = match options.sinch.clone() {
+        Some(config) => (config, None),
+        None => {
+            let simulator = TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|e| setup("the Sinch simulator", e))?;
+            let simulator_address = simulator
+                .local_addr()
+                .map_err(|e| setup("the Sinch simulator", e))?;
+            (
+                simulator::client_config(simulator_address),
+                Some(simulator::spawn(simulator)),
+            )
+        }
+    };
+    let sinch = SinchClient::new(sinch_config).map_err(|e| setup("the Sinch client", e))?;
+    let stats = Arc::new(Stats::default());
+
+    match &options.aws_endpoint {
+        None => {
+            let queue = MemoryQueue::new("callbacks");
+            let dead_letters = MemoryQueue::new("callbacks-dlq");
+            let source = MemorySource {
+                queue: queue.clone(),
+                dead_letters: dead_letters.clone(),
+                config: options.event_source,
+                stats: stats.clone(),
+            };
+            let parts = Parts {
+                queue,
+                dead_letters,
+                store: MemoryStore::new(),
+                source,
+            };
+            Ok(launch(
+                options, listener, address, sinch, sent, stats, parts,
+            ))
+        }
+        Some(endpoint) => {
+            let parts = aws_parts(endpoint, &options).await?;
+            Ok(launch(
+                options, listener, address, sinch, sent, stats, parts,
+            ))
+        }
+    }
+}
+
+/// The pieces that differ between memory and AWS mode.
+struct Parts<Q, S, Src> {
+    queue: Q,
+    dead_letters: Q,
+    store: S,
+    source: Src,
+}
+
+fn launch<Q, S, Src>(
+    options: Options,
+    listener: TcpListener,
+    address: SocketAddr,
+    sinch: SinchClient,
+    sent: Option<Sent>,
+    stats: Arc<Stats>,
+    parts: Parts<Q, S, Src>,
+) -> Running
+where
+    Q: Queue + Clone + 'static,
+    S: Store + 'static,
+    Src: Source,
+{
+    let receiver_config = ReceiverConfig {
+        secrets: options.secrets.clone(),
+        queue_url: "local".into(),
+        dead_letter_queue_url: "local".into(),
+        tolerance: options.tolerance,
+        max_body_bytes: options.max_body_bytes,
+        enqueue_timeout: Duration::from_secs(3),
+    };
+    let receiver = Receiver::new(&receiver_config, parts.queue, parts.dead_letters.clone());
+    let worker = Arc::new(Worker {
+        services: Services {
+            store: parts.store,
+            sinch,
+            policy: options.policy.clone(),
+            app_id: options.app_id.clone(),
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            clock: Clock::System,
+        },
+        dead_letters: parts.dead_letters,
+        concurrency: options.worker_concurrency,
+    });
+    let source = Arc::new(parts.source);
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(event_source::run(
+        source.clone(),
+        worker,
+        options.event_source,
+        stats.clone(),
+        stopped,
+    ));
+    let app = Arc::new(App {
+        receiver,
+        max_body_bytes: options.max_body_bytes,
+        source,
+        stats: stats.clone(),
+    });
+    let status_app = app.clone();
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, http::router(app)).await {
+            tracing::error!(%error, "the HTTP server stopped");
+        }
+    });
+    Running {
+        address,
+        stats,
+        sent,
+        status: Box::new(move || {
+            let app = status_app.clone();
+            Box::pin(async move { http::status(&app).await })
+        }),
+        stop,
+    }
+}
+
+/// SQS queue and dead-letter queue (with a redrive policy), and the DynamoDB table, created when
+/// missing.
+async fn aws_parts(
+    endpoint: &str,
+    options: &Options,
+) -> Result<Parts<SqsQueue, DynamoStore, SqsSource>, StackError> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq_url = create_queue(&sqs, DEAD_LETTER_QUEUE_NAME, &[]).await?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| {
+            setup(
+                "the dead-letter queue",
+                aws_sdk_sqs::error::DisplayErrorContext(e),
+            )
+        })?
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .ok_or_else(|| setup("the dead-letter queue", "no QueueArn"))?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": options.event_source.max_receive_count.to_string()
+    })
+    .to_string();
+    let visibility = options
+        .event_source
+        .visibility_timeout
+        .as_secs()
+        .max(1)
+        .to_string();
+    let queue_url = create_queue(
+        &sqs,
+        QUEUE_NAME,
+        &[
+            (
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                redrive,
+            ),
+            (
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                visibility,
+            ),
+        ],
+    )
+    .await?;
+    let store = DynamoStore::new(dynamodb_client(&sdk), TABLE_NAME);
+    store
+        .create_table_if_missing()
+        .await
+        .map_err(|e| setup("the DynamoDB table", e))?;
+    let enqueue = enqueue_client(&sdk, Duration::from_secs(3));
+    Ok(Parts {
+        queue: SqsQueue::new(enqueue.clone(), &queue_url),
+        dead_letters: SqsQueue::new(enqueue, &dlq_url),
+        store,
+        source: SqsSource {
+            client: sqs,
+            queue_url,
+            dead_letter_queue_url: dlq_url,
+            config: options.event_source,
+        },
+    })
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(aws_sdk_sqs::types::QueueAttributeName, String)],
+) -> Result<String, StackError> {
+    let mut request = sqs.create_queue().queue_name(name);
+    for (attribute, value) in attributes {
+        request = request.attributes(attribute.clone(), value);
+    }
+    match request.send().await {
+        Ok(output) => output
+            .queue_url
+            .ok_or_else(|| setup("a queue", "CreateQueue returned no URL")),
+        // It exists with other attributes: use it as it is.
+        Err(_) => sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| setup("a queue", aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .queue_url
+            .ok_or_else(|| setup("a queue", "GetQueueUrl returned no URL")),
+    }
+}
+
+fn setup(what: &'static str, detail: impl std::fmt::Display) -> StackError {
+    StackError::Setup {
+        what,
+        detail: detail.to_string(),
+    }
+}

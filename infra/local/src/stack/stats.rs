@@ -1,0 +1,136 @@
+//! What the local stack has done, for the status page, `/status`, the demo and the tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use pipeline::handlers::{Handled, ReplyOutcome};
+use pipeline::store::StatusChange;
+use serde::Serialize;
+use worker::RecordOutcome;
+
+/// A snapshot; the queue depths are filled in by whoever knows the queues.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Callbacks the receiver accepted (200).
+    pub accepted: u64,
+    /// Requests refused, by reason (`signature_mismatch`, `stale_signature`, ...).
+    pub rejected: BTreeMap<String, u64>,
+    /// Messages waiting in the queue, and received but not yet deleted.
+    pub queue_visible: u64,
+    pub queue_in_flight: u64,
+    /// Messages in the dead-letter queue.
+    pub dead_letter_queue: u64,
+    /// Records handled, by callback kind (duplicates not included).
+    pub processed: BTreeMap<String, u64>,
+    /// Records acknowledged as duplicates of work already done.
+    pub duplicates: u64,
+    /// Records failed for a retry (transient errors, claims in progress elsewhere).
+    pub retried: u64,
+    /// Records parked in the dead-letter queue by the worker, by reason.
+    pub dead_lettered: BTreeMap<String, u64>,
+    pub replies_sent: u64,
+    /// Messages by their current delivery status.
+    pub message_statuses: BTreeMap<String, u64>,
+}
+
+impl Status {
+    /// Records handled once each, over all kinds.
+    pub fn processed_total(&self) -> u64 {
+        self.processed.values().sum()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    status: Status,
+    /// Message key -> current status.
+    messages: BTreeMap<String, String>,
+}
+
+/// Counters shared by the receiver, the event source and the status page.
+#[derive(Debug, Default)]
+pub struct Stats(Mutex<Inner>);
+
+impl Stats {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// One receiver answer: `reason` is the outcome's reason code.
+    pub fn answered(&self, accepted: bool, reason: &str) {
+        self.with(|inner| {
+            if accepted {
+                inner.status.accepted += 1;
+            } else {
+                *inner.status.rejected.entry(reason.to_owned()).or_default() += 1;
+            }
+        });
+    }
+
+    /// Records the outcome of one record.
+    pub fn record(&self, outcome: &RecordOutcome) {
+        self.with(|inner| {
+            let status = &mut inner.status;
+            match outcome {
+                RecordOutcome::Handled {
+                    handled: Handled::Duplicate { .. },
+                    ..
+                } => status.duplicates += 1,
+                RecordOutcome::Handled { kind, handled } => {
+                    *status.processed.entry(kind.clone()).or_default() += 1;
+                    match handled {
+                        Handled::Inbound {
+                            reply: ReplyOutcome::Sent { .. },
+                            ..
+                        } => status.replies_sent += 1,
+                        Handled::Status(changes) => {
+                            for (key, change) in changes {
+                                let now = match change {
+                                    StatusChange::Created { status }
+                                    | StatusChange::Kept { status } => status,
+                                    StatusChange::Advanced { to, .. } => to,
+                                };
+                                inner.messages.insert(key.to_string(), now.clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                RecordOutcome::DeadLettered { reason } => {
+                    *status
+                        .dead_lettered
+                        .entry((*reason).to_owned())
+                        .or_default() += 1
+                }
+                RecordOutcome::Retry { .. } => status.retried += 1,
+            }
+        });
+    }
+
+    /// A message moved to the dead-letter queue by the queue itself (too many receives).
+    pub fn redriven(&self) {
+        self.with(|inner| {
+            *inner
+                .status
+                .dead_lettered
+                .entry("max_receive_count_exceeded".to_owned())
+                .or_default() += 1
+        });
+    }
+
+    pub fn snapshot(&self) -> Status {
+        self.with(|inner| {
+            let mut status = inner.status.clone();
+            status.message_statuses.clear();
+            for current in inner.messages.values() {
+                *status.message_statuses.entry(current.clone()).or_default() += 1;
+            }
+            status
+        })
+    }
+
+    /// The current status of each message, by key.
+    pub fn messages(&self) -> BTreeMap<String, String> {
+        self.with(|inner| inner.messages.clone())
+    }
+}
