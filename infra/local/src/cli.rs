@@ -17,6 +17,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole pipeline in this process on embedded defaults and feed it signed sample
+    /// callbacks: replies, delivery reports out of order, a duplicate, a forgery, a stale and a
+    /// poison callback. Exits 0 when every step behaved as expected.
+    Demo,
     /// Check a callback's signature the way the receiver does; prints `valid` (exit 0) or why
     /// not (exit 1).
     Verify(VerifyArgs),

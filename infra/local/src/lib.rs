@@ -7,7 +7,9 @@
 pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod samples;
 pub mod stack;
+pub mod webhook_client;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -38,6 +40,7 @@ pub fn run(
     stderr: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Demo => commands::demo::run(stdout),
         Command::Verify(args) => commands::verify::run(&args, stdin, stdout, stderr),
         Command::Sign(args) => commands::sign::run(&args, stdin, stdout),
         Command::Inspect(args) => commands::inspect::run(&args, stdin, stdout),

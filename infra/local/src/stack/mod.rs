@@ -70,6 +70,8 @@ pub struct Running {
     pub stats: Arc<Stats>,
     /// What the simulator was asked to send (when it runs).
     pub sent: Option<Sent>,
+    /// The state (in memory mode).
+    pub store: Option<MemoryStore>,
     status: Box<dyn Fn() -> futures::future::BoxFuture<'static, Status> + Send + Sync>,
     stop: watch::Sender<bool>,
 }
@@ -231,6 +233,7 @@ where
         address,
         stats,
         sent,
+        store: None,
         status: Box::new(move || {
             let app = status_app.clone();
             Box::pin(async move { http::status(&app).await })

@@ -1,0 +1,327 @@
+//! `sinch-hooks demo`: the whole pipeline in this process on embedded defaults, fed signed
+//! sample callbacks over real HTTP, each step shown as it happens. Exits 0 when every step did
+//! what it should.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use pipeline::reply::ReplyPolicy;
+use pipeline::store::{MessageKey, Store};
+use sinch::signature::{Secrets, Tolerance, unix_seconds};
+
+use crate::CliError;
+use crate::samples;
+use crate::stack::{self, Options, Running, event_source::EventSourceConfig};
+use crate::webhook_client::{Answer, http_client, post_signed};
+
+const SECRET: &str = "demo-webhook-secret";
+const CUSTOMER: &str = "46701234567";
+const SMS_CUSTOMER: &str = "46709876543";
+const OUR_NUMBER: &str = "46700000001";
+
+pub fn run(stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
+    // The demo prints its own story; logs only for real problems (RUST_LOG overrides).
+    super::serve::init_logging("error");
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
+    runtime.block_on(demo(stdout))
+}
+
+/// The story, step by step; every expectation that fails is reported and makes the exit 1.
+struct Demo<'a> {
+    out: &'a mut dyn Write,
+    running: Running,
+    client: reqwest::Client,
+    url: String,
+    failures: Vec<String>,
+}
+
+async fn demo(out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let started = Instant::now();
+    let secrets: Secrets = SECRET
+        .parse()
+        .map_err(|e| CliError::Usage(format!("{e}")))?;
+    let options = Options {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        secrets,
+        tolerance: Tolerance::default(),
+        max_body_bytes: 1024 * 1024,
+        event_source: EventSourceConfig {
+            visibility_timeout: Duration::from_secs(5),
+            ..EventSourceConfig::default()
+        },
+        aws_endpoint: None,
+        sinch: None,
+        policy: ReplyPolicy::default(),
+        app_id: None,
+        worker_concurrency: 10,
+    };
+    let running = stack::start(options)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let url = format!("http://{}/webhook", running.address);
+    let mut demo = Demo {
+        out,
+        running,
+        client: http_client(4),
+        url,
+        failures: Vec::new(),
+    };
+    demo.say(&format!(
+        "sinch-hooks demo: receiver, queue, worker, store and a Sinch simulator in this process\n\
+         webhook {} (secret {SECRET:?}); Sinch API simulated",
+        demo.url
+    ))?;
+    demo.story().await?;
+
+    let status = demo.running.status().await;
+    demo.say(&format!(
+        "\nsummary: {} accepted, {} rejected, {} processed, {} duplicate(s), {} replies sent, \
+         {} in the dead-letter queue, in {:.2} s",
+        status.accepted,
+        status.rejected.values().sum::<u64>(),
+        status.processed_total(),
+        status.duplicates,
+        status.replies_sent,
+        status.dead_letter_queue,
+        started.elapsed().as_secs_f64()
+    ))?;
+    demo.running.stop();
+    if demo.failures.is_empty() {
+        demo.say("demo finished: every step behaved as expected")?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        demo.say(&format!("demo FAILED: {}", demo.failures.join("; ")))?;
+        Ok(ExitCode::from(1))
+    }
+}
+
+impl Demo<'_> {
+    fn say(&mut self, line: &str) -> Result<(), CliError> {
+        writeln!(self.out, "{line}")?;
+        Ok(())
+    }
+
+    fn expect(&mut self, ok: bool, what: &str) -> Result<(), CliError> {
+        if !ok {
+            self.failures.push(what.to_owned());
+            self.say(&format!("    ✗ expected {what}"))?;
+        }
+        Ok(())
+    }
+
+    /// Posts, prints the answer, waits for the worker, prints how long it took.
+    async fn post(
+        &mut self,
+        title: &str,
+        secret: &str,
+        body: Vec<u8>,
+        signed_at: Option<u64>,
+    ) -> Result<Answer, CliError> {
+        self.say(&format!("\n{title}"))?;
+        let answer = post_signed(&self.client, &self.url, secret, body, signed_at).await;
+        let reason = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|json| {
+                json["reason"]
+                    .as_str()
+                    .or(json["status"].as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| answer.body.clone());
+        self.say(&format!(
+            "    receiver: {} {reason} in {:.1} ms",
+            answer
+                .status
+                .map_or("no answer".to_owned(), |s| s.to_string()),
+            answer.latency.as_secs_f64() * 1000.0
+        ))?;
+        let waited = Instant::now();
+        let drained = self.running.drained(Duration::from_secs(10)).await;
+        self.expect(drained, "the queue to drain")?;
+        if answer.status == Some(200) {
+            self.say(&format!(
+                "    queued, then processed by the worker within {:.1} ms",
+                waited.elapsed().as_secs_f64() * 1000.0
+            ))?;
+        }
+        Ok(answer)
+    }
+
+    fn replies(&self) -> Vec<stack::simulator::SentMessage> {
+        self.running
+            .sent
+            .as_ref()
+            .map(|sent| sent.all())
+            .unwrap_or_default()
+    }
+
+    async fn story(&mut self) -> Result<(), CliError> {
+        // 1. WhatsApp HELP.
+        let help_id = samples::id();
+        let help = samples::inbound(&help_id, "WHATSAPP", CUSTOMER, "HELP");
+        let answer = self
+            .post(
+                "[1] inbound WhatsApp message \"HELP\" from +46 70 123 45 67",
+                SECRET,
+                help.clone(),
+                None,
+            )
+            .await?;
+        self.expect(answer.status == Some(200), "200 accepted")?;
+        let replies = self.replies();
+        match replies.first() {
+            Some(reply) => {
+                let line = format!(
+                    "    reply sent on {} to {} (Sinch message {}): {:?}",
+                    reply.channel, reply.to, reply.id, reply.text
+                );
+                self.say(&line)?;
+            }
+            None => self.expect(false, "a reply on WhatsApp")?,
+        }
+        self.expect(
+            replies.len() == 1 && replies[0].channel == "WHATSAPP" && replies[0].to == CUSTOMER,
+            "one reply, on WhatsApp, to the sender",
+        )?;
+        let reply_id = replies.first().map(|r| r.id.clone()).unwrap_or_default();
+
+        // 2. SMS HELP.
+        let sms = samples::sms_inbound(&samples::id(), SMS_CUSTOMER, OUR_NUMBER, "help");
+        self.post(
+            "[2] inbound SMS \"help\" to our number +46 70 000 00 01",
+            SECRET,
+            sms,
+            None,
+        )
+        .await?;
+        let replies = self.replies();
+        match replies.get(1) {
+            Some(reply) => {
+                let line = format!(
+                    "    reply sent by SMS from {} to {}: {:?}",
+                    reply.from, reply.to, reply.text
+                );
+                self.say(&line)?;
+            }
+            None => self.expect(false, "an SMS reply")?,
+        }
+        self.expect(
+            replies
+                .get(1)
+                .is_some_and(|r| r.api == "sms" && r.from == OUR_NUMBER),
+            "an SMS reply from the number that received the message",
+        )?;
+
+        // 3. Delivery reports for the WhatsApp reply, out of order.
+        for status in ["READ", "QUEUED_ON_CHANNEL", "DELIVERED"] {
+            let body = samples::delivery(&reply_id, status, "WHATSAPP", CUSTOMER);
+            self.post(
+                &format!("[3] delivery report {status} for our WhatsApp reply (out of order)"),
+                SECRET,
+                body,
+                None,
+            )
+            .await?;
+        }
+        if let Some(store) = self.running.store.clone() {
+            let state = store
+                .message_state(&MessageKey::Conversation(reply_id.clone()))
+                .await
+                .ok()
+                .flatten();
+            match state {
+                Some(state) => {
+                    let history: Vec<&str> =
+                        state.history.iter().map(|h| h.status.as_str()).collect();
+                    let line = format!(
+                        "    final status {} (history {}), a late QUEUED_ON_CHANNEL did not move it back",
+                        state.status,
+                        history.join(" -> ")
+                    );
+                    self.say(&line)?;
+                    self.expect(
+                        state.status == "READ" && state.history.len() == 3,
+                        "status READ with three reports in the history",
+                    )?;
+                }
+                None => self.expect(false, "a status for the reply")?,
+            }
+        }
+
+        // 4. The first message again (Sinch retried it), freshly signed.
+        self.post(
+            "[4] the same WhatsApp \"HELP\" again, as a Sinch retry",
+            SECRET,
+            help,
+            None,
+        )
+        .await?;
+        let status = self.running.status().await;
+        self.say(&format!(
+            "    duplicate recognised by its message id: no second reply ({} replies in all)",
+            self.replies().len()
+        ))?;
+        self.expect(
+            status.duplicates == 1 && self.replies().len() == 2,
+            "one duplicate and no new reply",
+        )?;
+
+        // 5. A forgery.
+        let forged = samples::inbound(&samples::id(), "WHATSAPP", CUSTOMER, "STOP");
+        let answer = self
+            .post(
+                "[5] a forged callback, signed with the wrong secret",
+                "not-the-secret",
+                forged,
+                None,
+            )
+            .await?;
+        self.say("    rejected before anything was queued")?;
+        self.expect(answer.status == Some(401), "401 for a forgery")?;
+
+        // 6. Authentic but an hour old.
+        let stale = samples::delivery(&reply_id, "FAILED", "WHATSAPP", CUSTOMER);
+        let an_hour_ago = unix_seconds(SystemTime::now()) - 3600;
+        let answer = self
+            .post(
+                "[6] an authentic callback signed an hour ago",
+                SECRET,
+                stale,
+                Some(an_hour_ago),
+            )
+            .await?;
+        let status = self.running.status().await;
+        self.say(&format!(
+            "    refused, and kept in the dead-letter queue ({} message(s) there) so nothing authentic is lost",
+            status.dead_letter_queue
+        ))?;
+        self.expect(
+            answer.status == Some(401) && status.dead_letter_queue == 1,
+            "401 and the stale callback in the dead-letter queue",
+        )?;
+
+        // 7. Authentic garbage.
+        let answer = self
+            .post(
+                "[7] an authentic callback that is not JSON",
+                SECRET,
+                b"{not json".to_vec(),
+                None,
+            )
+            .await?;
+        let status = self.running.status().await;
+        self.say(&format!(
+            "    accepted, then parked by the worker as poison: dead-letter queue holds {}",
+            status.dead_letter_queue
+        ))?;
+        self.expect(
+            answer.status == Some(200)
+                && status.dead_lettered.get("unparseable_payload") == Some(&1)
+                && status.dead_letter_queue == 2,
+            "the poison message in the dead-letter queue",
+        )?;
+        Ok(())
+    }
+}
