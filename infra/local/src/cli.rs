@@ -32,6 +32,54 @@ pub enum Command {
     /// Run the whole pipeline locally (receiver, queue, worker, store, Sinch simulator) until
     /// Ctrl-C, configured from the Lambdas' environment variables.
     Serve(ServeArgs),
+    /// Send signed callbacks, freshly signed per request, to any endpoint; reports the answers
+    /// and latency percentiles.
+    Send(SendArgs),
+}
+
+/// What `send` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// Conversation inbound WhatsApp "HELP" (each gets a reply).
+    InboundText,
+    /// SMS inbound "HELP" (each gets a reply).
+    InboundSms,
+    /// Conversation delivery report.
+    Delivery,
+    /// SMS per-recipient delivery report.
+    SmsDelivery,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::InboundText => "inbound-text",
+            Kind::InboundSms => "inbound-sms",
+            Kind::Delivery => "delivery",
+            Kind::SmsDelivery => "sms-delivery",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The webhook URL, e.g. http://127.0.0.1:3000/webhook or an API Gateway URL.
+    #[arg(long)]
+    pub url: String,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// What to send; every callback has fresh ids.
+    #[arg(long, value_enum, default_value = "inbound-text")]
+    pub kind: Kind,
+    /// How many.
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+    /// How many at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

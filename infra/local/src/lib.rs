@@ -45,5 +45,6 @@ pub fn run(
         Command::Sign(args) => commands::sign::run(&args, stdin, stdout),
         Command::Inspect(args) => commands::inspect::run(&args, stdin, stdout),
         Command::Serve(args) => commands::serve::run(&args),
+        Command::Send(args) => commands::send::run(&args, stdout),
     }
 }

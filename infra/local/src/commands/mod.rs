@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod inspect;
+pub mod send;
 pub mod serve;
 pub mod sign;
 pub mod verify;
