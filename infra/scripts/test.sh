@@ -3,11 +3,12 @@
 #
 #   infra/scripts/test.sh
 #
-# - moto (AWS APIs on loopback) goes into a virtualenv, .venv by default (SINCH_HOOKS_VENV
-#   moves it); it is reinstalled only when infra/scripts/requirements-test.txt changes.
+# - moto (AWS APIs on loopback) and cargo-lambda go into a virtualenv, .venv by default
+#   (SINCH_HOOKS_VENV moves it); reinstalled only when infra/scripts/requirements-test.txt
+#   changes.
 # - then: formatting, clippy with warnings as errors, every test (unit, integration against
-#   moto_server, property tests, CLI processes), doc tests, and each benchmark run once in test
-#   mode so they keep compiling and working.
+#   moto_server, property tests, CLI processes, the demo), doc tests, each benchmark once in
+#   test mode so they keep compiling and working, and both functions under cargo lambda watch.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -33,4 +34,6 @@ echo "==> cargo test (unit, integration, property, CLI; benchmarks once in test 
 cargo test --workspace --all-targets --locked
 echo "==> doc tests"
 cargo test --workspace --doc --locked
+echo "==> both functions under cargo lambda watch, with the fixtures in infra/events"
+infra/scripts/lambda-watch.sh
 echo "==> all tests passed"

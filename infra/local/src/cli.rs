@@ -35,6 +35,18 @@ pub enum Command {
     /// Send signed callbacks, freshly signed per request, to any endpoint; reports the answers
     /// and latency percentiles.
     Send(SendArgs),
+    /// Write Lambda event fixtures (API Gateway requests, freshly signed, and SQS events) for
+    /// `cargo lambda invoke --data-file` and `sam local invoke -e`.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// Directory to write them to.
+    #[arg(long, default_value = "infra/events")]
+    pub out: PathBuf,
 }
 
 /// What `send` sends.

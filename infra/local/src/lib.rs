@@ -46,5 +46,6 @@ pub fn run(
         Command::Inspect(args) => commands::inspect::run(&args, stdin, stdout),
         Command::Serve(args) => commands::serve::run(&args),
         Command::Send(args) => commands::send::run(&args, stdout),
+        Command::Events(args) => commands::events::run(&args, stdout),
     }
 }

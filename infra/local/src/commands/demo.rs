@@ -225,12 +225,15 @@ impl Demo<'_> {
             )
             .await?;
         }
-        if let Some(store) = self.running.store.clone() {
-            let state = store
+        let state = match self.running.store.clone() {
+            Some(store) => store
                 .message_state(&MessageKey::Conversation(reply_id.clone()))
                 .await
                 .ok()
-                .flatten();
+                .flatten(),
+            None => None,
+        };
+        {
             match state {
                 Some(state) => {
                     let history: Vec<&str> =

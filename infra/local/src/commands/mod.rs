@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod events;
 pub mod inspect;
 pub mod send;
 pub mod serve;

@@ -146,15 +146,16 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 config: options.event_source,
                 stats: stats.clone(),
             };
+            let store = MemoryStore::new();
             let parts = Parts {
                 queue,
                 dead_letters,
-                store: MemoryStore::new(),
+                store: store.clone(),
                 source,
             };
-            Ok(launch(
-                options, listener, address, sinch, sent, stats, parts,
-            ))
+            let mut running = launch(options, listener, address, sinch, sent, stats, parts);
+            running.store = Some(store);
+            Ok(running)
         }
         Some(endpoint) => {
             let parts = aws_parts(endpoint, &options).await?;

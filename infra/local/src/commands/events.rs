@@ -1,0 +1,163 @@
+//! `sinch-hooks events`: Lambda event fixtures for `cargo lambda invoke --data-file` and
+//! `sam local invoke -e`: API Gateway HTTP API (payload 2.0) requests for the receiver, freshly
+//! signed (signatures age: the receiver refuses them five minutes later), and SQS events for the
+//! worker, with the attributes the receiver writes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use pipeline::envelope::{Envelope, SignatureHeaders};
+use serde_json::{Map, Value, json};
+use sinch::signature::{sign_headers, unix_seconds};
+
+use crate::CliError;
+use crate::cli::EventsArgs;
+use crate::samples;
+
+pub fn run(args: &EventsArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let secret = args
+        .secret
+        .secrets
+        .first()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CliError::Usage("--secret: no secret given".into()))?;
+    std::fs::create_dir_all(&args.out).map_err(|source| CliError::ReadFile {
+        path: args.out.display().to_string(),
+        source,
+    })?;
+    let now = unix_seconds(SystemTime::now());
+    let inbound = samples::inbound(&samples::id(), "WHATSAPP", "46701234567", "HELP");
+    let sms = samples::sms_inbound(&samples::id(), "46709876543", "46700000001", "HELP");
+    let delivery = samples::delivery(&samples::id(), "DELIVERED", "WHATSAPP", "46701234567");
+    let files: Vec<(&str, Value)> = vec![
+        (
+            "receiver-inbound-whatsapp.json",
+            api_gateway(&inbound, secret, now, false),
+        ),
+        (
+            "receiver-inbound-sms.json",
+            api_gateway(&sms, secret, now, false),
+        ),
+        (
+            "receiver-delivery-report.json",
+            api_gateway(&delivery, secret, now, true),
+        ),
+        (
+            "receiver-forged.json",
+            api_gateway(&inbound, "not-the-secret", now, false),
+        ),
+        (
+            "worker-delivery-report.json",
+            sqs_event(&[("m-delivery", &delivery)], now),
+        ),
+        (
+            "worker-inbound.json",
+            sqs_event(&[("m-inbound", &inbound), ("m-sms", &sms)], now),
+        ),
+        (
+            "worker-poison.json",
+            sqs_event(&[("m-poison", b"{not json")], now),
+        ),
+    ];
+    for (name, event) in files {
+        let path = args.out.join(name);
+        write(&path, &event)?;
+        writeln!(stdout, "{}", path.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write(path: &Path, event: &Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(event).unwrap_or_default() + "\n";
+    std::fs::write(path, text).map_err(|source| CliError::ReadFile {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// A `POST /webhook` as API Gateway's HTTP API hands it to Lambda (payload format 2.0).
+fn api_gateway(body: &[u8], secret: &str, timestamp: u64, base64: bool) -> Value {
+    let signed = sign_headers(secret, body, &samples::id(), timestamp);
+    let mut headers = Map::new();
+    headers.insert("content-type".into(), "application/json".into());
+    headers.insert("user-agent".into(), "Sinch-Webhook".into());
+    for (name, value) in signed.pairs() {
+        headers.insert(name.into(), value.into());
+    }
+    let (body, encoded) = if base64 {
+        (BASE64.encode(body), true)
+    } else {
+        (String::from_utf8_lossy(body).into_owned(), false)
+    };
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /webhook",
+        "rawPath": "/webhook",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "local.execute-api.localhost",
+            "domainPrefix": "local",
+            "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "Sinch-Webhook"},
+            "requestId": samples::id(),
+            "routeKey": "POST /webhook",
+            "stage": "$default",
+            "time": "23/Nov/2026:00:00:00 +0000",
+            "timeEpoch": timestamp * 1000
+        },
+        "body": body,
+        "isBase64Encoded": encoded
+    })
+}
+
+/// An SQS event for the worker: records as the receiver queues them.
+fn sqs_event(records: &[(&str, &[u8])], timestamp: u64) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(message_id, body)| {
+            let mut envelope = Envelope::new(
+                body.to_vec(),
+                SignatureHeaders {
+                    signature: sign_headers("local", body, "01FJA8B4A7BM43YGWSG9GBV067", timestamp)
+                        .signature,
+                    nonce: "01FJA8B4A7BM43YGWSG9GBV067".into(),
+                    timestamp: timestamp.to_string(),
+                    algorithm: Some("HmacSHA256".into()),
+                },
+                SystemTime::now(),
+            );
+            envelope.request_id = Some(samples::id());
+            envelope.content_type = Some("application/json".into());
+            let attributes: Map<String, Value> = envelope
+                .attributes()
+                .map(|(name, value)| {
+                    (name.to_owned(), json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}))
+                })
+                .collect();
+            json!({
+                "messageId": message_id,
+                "receiptHandle": format!("receipt-{message_id}"),
+                "body": envelope.queued_body(),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": (timestamp * 1000).to_string(),
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": (timestamp * 1000).to_string()
+                },
+                "messageAttributes": attributes,
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sinch-hooks-callbacks",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}

@@ -1,0 +1,57 @@
+//! `sinch-hooks events` writes fixtures the Lambda runtimes accept; the committed ones parse.
+
+use assert_cmd::Command;
+use aws_lambda_events::event::sqs::SqsEvent;
+use sinch::signature::{Secrets, Verifier};
+
+#[test]
+fn fresh_fixtures_are_valid_lambda_events_signed_with_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("sinch-hooks")
+        .unwrap()
+        .args(["events", "--secret", "fixture-secret", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let secrets: Secrets = "fixture-secret".parse().unwrap();
+    let verifier = Verifier::new(&secrets);
+    for (name, authentic) in [
+        ("receiver-inbound-whatsapp.json", true),
+        ("receiver-inbound-sms.json", true),
+        ("receiver-delivery-report.json", true),
+        ("receiver-forged.json", false),
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let request = lambda_http::request::from_str(&text).expect("an API Gateway v2 request");
+        let verdict = verifier.verify(
+            request.body().as_ref(),
+            request.headers(),
+            std::time::SystemTime::now(),
+        );
+        assert_eq!(verdict.is_ok(), authentic, "{name}: {verdict:?}");
+    }
+    for name in [
+        "worker-delivery-report.json",
+        "worker-inbound.json",
+        "worker-poison.json",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let event: SqsEvent = serde_json::from_str(&text).expect("an SQS event");
+        assert!(!event.records.is_empty());
+    }
+}
+
+#[test]
+fn the_committed_worker_fixtures_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+    for name in [
+        "worker-delivery-report.json",
+        "worker-inbound.json",
+        "worker-poison.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(event.records.iter().all(|r| r.message_id.is_some()));
+    }
+}
