@@ -154,6 +154,17 @@ pub struct SecretArgs {
     pub secrets: Vec<String>,
 }
 
+impl SecretArgs {
+    /// The first non-empty secret (the one to sign with).
+    pub fn first(&self) -> Result<&str, crate::CliError> {
+        self.secrets
+            .iter()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
+            .ok_or_else(|| crate::CliError::Usage("--secret: no secret given".into()))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]

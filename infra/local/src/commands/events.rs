@@ -19,13 +19,7 @@ use crate::cli::EventsArgs;
 use crate::samples;
 
 pub fn run(args: &EventsArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let secret = args
-        .secret
-        .secrets
-        .first()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| CliError::Usage("--secret: no secret given".into()))?;
+    let secret = args.secret.first()?;
     std::fs::create_dir_all(&args.out).map_err(|source| CliError::ReadFile {
         path: args.out.display().to_string(),
         source,

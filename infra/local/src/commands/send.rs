@@ -40,14 +40,7 @@ impl Report {
 }
 
 pub fn run(args: &SendArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let secret = args
-        .secret
-        .secrets
-        .iter()
-        .map(|s| s.trim())
-        .find(|s| !s.is_empty())
-        .ok_or_else(|| CliError::Usage("--secret: no secret given".into()))?
-        .to_owned();
+    let secret = args.secret.first()?.to_owned();
     if args.count == 0 || args.concurrency == 0 {
         return Err(CliError::Usage(
             "--count and --concurrency must be at least 1".into(),

@@ -14,13 +14,7 @@ pub fn run(
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let secret = args
-        .secret
-        .secrets
-        .iter()
-        .map(|s| s.trim())
-        .find(|s| !s.is_empty())
-        .ok_or_else(|| CliError::Usage("--secret: no secret given".into()))?;
+    let secret = args.secret.first()?;
     let body = body::read(args.body_file.as_deref(), stdin)?;
     let nonce = args
         .nonce
