@@ -9,6 +9,7 @@
 //! - [`status`]: delivery status that only moves forward.
 //! - [`store`]: where state lives (a trait; in-memory, and DynamoDB in AWS).
 //! - [`config`]: reading settings from the environment, failing with one clear line.
+//! - [`secrets`]: secrets from AWS Secrets Manager when their ARN is configured.
 //! - [`clock`]: the time, injectable so tests can stand anywhere in it.
 
 pub mod clock;
@@ -19,5 +20,6 @@ pub mod idempotency;
 pub mod process;
 pub mod queue;
 pub mod reply;
+pub mod secrets;
 pub mod status;
 pub mod store;

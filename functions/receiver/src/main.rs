@@ -6,12 +6,16 @@ use receiver::{Receiver, ReceiverConfig};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = ReceiverConfig::from_env().unwrap_or_else(|error| {
+    let sdk = aws_config::load_from_env().await;
+    let config = match pipeline::secrets::environment(&sdk).await {
+        Ok(env) => ReceiverConfig::from(&env),
+        Err(error) => Err(error),
+    }
+    .unwrap_or_else(|error| {
         // One line, naming the variable; Lambda reports the failed init.
         eprintln!("receiver: configuration error: {error}");
         std::process::exit(1)
     });
-    let sdk = aws_config::load_from_env().await;
     let sqs = enqueue_client(&sdk, config.enqueue_timeout);
     let receiver = Receiver::new(
         &config,

@@ -14,18 +14,21 @@ use worker::{Worker, WorkerConfig};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = WorkerConfig::from_env()
-        .and_then(|config| match &config.table_name {
-            // In Lambda, state must outlive the process: the in-memory store is for the local
-            // stack and tests only.
-            Some(_) => Ok(config),
-            None => Err(ConfigError::new(TABLE_NAME, "is not set")),
-        })
-        .unwrap_or_else(|error| {
-            eprintln!("worker: configuration error: {error}");
-            std::process::exit(1)
-        });
     let sdk = aws_config::load_from_env().await;
+    let config = match pipeline::secrets::environment(&sdk).await {
+        Ok(env) => WorkerConfig::from(&env),
+        Err(error) => Err(error),
+    }
+    .and_then(|config| match &config.table_name {
+        // In Lambda, state must outlive the process: the in-memory store is for the local
+        // stack and tests only.
+        Some(_) => Ok(config),
+        None => Err(ConfigError::new(TABLE_NAME, "is not set")),
+    })
+    .unwrap_or_else(|error| {
+        eprintln!("worker: configuration error: {error}");
+        std::process::exit(1)
+    });
     let sinch = SinchClient::new(config.sinch.clone())?;
     if !sinch.has_conversation() {
         tracing::warn!("no Conversation API credentials: Conversation replies are disabled");
