@@ -26,6 +26,10 @@ if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null || true)" !
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
 
+echo "==> template.yaml: cfn-lint and the pipeline's invariants"
+"$venv/bin/cfn-lint" template.yaml
+"$venv/bin/python" infra/scripts/check-template.py template.yaml >/dev/null
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
