@@ -8,6 +8,7 @@
 //! - [`reply`]: the reply policy (keywords, opt-out, default reply).
 //! - [`status`]: delivery status that only moves forward.
 //! - [`store`]: where state lives (a trait; in-memory, and DynamoDB in AWS).
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`config`]: reading settings from the environment, failing with one clear line.
 //! - [`secrets`]: secrets from AWS Secrets Manager when their ARN is configured.
 //! - [`clock`]: the time, injectable so tests can stand anywhere in it.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod envelope;
 pub mod handlers;
 pub mod idempotency;
+pub mod metrics;
 pub mod process;
 pub mod queue;
 pub mod reply;

@@ -21,9 +21,10 @@ pub enum Failure {
         reason: &'static str,
         detail: String,
     },
-    /// It may succeed later: let the queue deliver it again.
+    /// It may succeed later: let the queue deliver it again. `sinch` when Sinch's answer (or
+    /// silence) was the cause, as opposed to the state store.
     #[error("{detail}")]
-    Transient { detail: String },
+    Transient { detail: String, sinch: bool },
 }
 
 /// Dead-letter reason: the message is not a readable envelope.
@@ -89,6 +90,7 @@ pub async fn process<S: Store>(
                 detail: format!(
                     "{key} is being handled elsewhere (lease until {lease_until_ms} ms)"
                 ),
+                sinch: false,
             });
         }
     }
@@ -116,7 +118,10 @@ async fn run<S: Store>(
 ) -> Result<(Callback, Handled), Failure> {
     match handlers::handle(services, &callback, deadline).await {
         Ok(handled) => Ok((callback, handled)),
-        Err(error) if error.is_transient() => Err(transient(error)),
+        Err(error) if error.is_transient() => Err(Failure::Transient {
+            detail: error.to_string(),
+            sinch: matches!(error, handlers::HandlerError::Sinch(_)),
+        }),
         Err(error) => Err(Failure::poison(SINCH_REJECTED, error)),
     }
 }
@@ -124,5 +129,6 @@ async fn run<S: Store>(
 fn transient(error: impl ToString) -> Failure {
     Failure::Transient {
         detail: error.to_string(),
+        sinch: false,
     }
 }

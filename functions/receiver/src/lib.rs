@@ -28,6 +28,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use pipeline::clock::Clock;
 use pipeline::envelope::{Envelope, STALE_SIGNATURE, SignatureHeaders};
+use pipeline::metrics::{Metric, Metrics, cold_start};
 use pipeline::queue::{MessageId, Queue, QueueError};
 use sinch::signature::{Rejection, SignatureParts, Verifier};
 use tracing::{info, warn};
@@ -43,6 +44,7 @@ pub struct Receiver<Q> {
     max_body_bytes: usize,
     enqueue_timeout: Duration,
     clock: Clock,
+    metrics: Metrics,
 }
 
 impl<Q: Queue> Receiver<Q> {
@@ -54,7 +56,14 @@ impl<Q: Queue> Receiver<Q> {
             max_body_bytes: config.max_body_bytes,
             enqueue_timeout: config.enqueue_timeout,
             clock: Clock::System,
+            metrics: Metrics::off(),
         }
+    }
+
+    /// The same receiver emitting EMF metrics there.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same receiver reading time from `clock`.
@@ -147,9 +156,11 @@ pub async fn handle_request<Q: Queue>(receiver: &Receiver<Q>, request: Request) 
     let outcome = decide(receiver, request, request_id.clone()).await;
     let elapsed_us = started.elapsed().as_micros() as u64;
     let request_id = request_id.as_deref().unwrap_or("");
+    let cold_start = cold_start();
+    count(&receiver.metrics, &outcome);
     match &outcome {
         Outcome::Accepted { message_id } => {
-            info!(outcome = "accepted", request_id, %message_id, elapsed_us, "callback queued")
+            info!(outcome = "accepted", request_id, %message_id, elapsed_us, cold_start, "callback queued")
         }
         Outcome::DeadLettered {
             rejection,
@@ -161,6 +172,7 @@ pub async fn handle_request<Q: Queue>(receiver: &Receiver<Q>, request: Request) 
             request_id,
             %message_id,
             elapsed_us,
+            cold_start,
             "authentic callback out of the time tolerance parked in the dead-letter queue"
         ),
         Outcome::Unavailable { detail } => warn!(
@@ -169,6 +181,7 @@ pub async fn handle_request<Q: Queue>(receiver: &Receiver<Q>, request: Request) 
             detail,
             request_id,
             elapsed_us,
+            cold_start,
             "callback not stored; answering 503 so Sinch retries"
         ),
         Outcome::Rejected(rejection) => warn!(
@@ -177,6 +190,7 @@ pub async fn handle_request<Q: Queue>(receiver: &Receiver<Q>, request: Request) 
             detail = %rejection,
             request_id,
             elapsed_us,
+            cold_start,
             "request refused"
         ),
         other => warn!(
@@ -185,10 +199,24 @@ pub async fn handle_request<Q: Queue>(receiver: &Receiver<Q>, request: Request) 
             detail = ?other,
             request_id,
             elapsed_us,
+            cold_start,
             "request refused"
         ),
     }
     outcome
+}
+
+/// The metric for one outcome.
+fn count(metrics: &Metrics, outcome: &Outcome) {
+    match outcome {
+        Outcome::Accepted { .. } => metrics.count(Metric::Accepted, None),
+        Outcome::Unavailable { .. } => metrics.count(Metric::EnqueueFailed, None),
+        Outcome::DeadLettered { .. } => {
+            metrics.count(Metric::Rejected, Some(("Reason", outcome.reason())));
+            metrics.count(Metric::DeadLettered, Some(("Reason", STALE_SIGNATURE)));
+        }
+        _ => metrics.count(Metric::Rejected, Some(("Reason", outcome.reason()))),
+    }
 }
 
 /// The decision for one request, without logging (benchmarks and tests look at this directly).

@@ -21,6 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         &config,
         SqsQueue::new(sqs.clone(), &config.queue_url),
         SqsQueue::new(sqs, &config.dead_letter_queue_url),
-    );
+    )
+    .with_metrics(pipeline::metrics::Metrics::stdout("receiver"));
     receiver::run(receiver).await
 }

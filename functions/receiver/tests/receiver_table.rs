@@ -349,6 +349,55 @@ async fn methods_other_than_post_are_405() {
     s.assert_nothing_queued();
 }
 
+#[tokio::test]
+async fn every_outcome_is_counted_as_an_emf_metric() {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let queue = MemoryQueue::new("q");
+    let dead_letters = MemoryQueue::new("dlq");
+    let receiver = Receiver::new(&config("m://q", "m://dlq"), queue, dead_letters)
+        .with_clock(clock())
+        .with_metrics(pipeline::metrics::Metrics::to_writer(
+            "receiver",
+            captured.clone(),
+        ));
+    let body = fixture("sms/mo_text.json");
+    handle(&receiver, sinch_post(&body)).await;
+    handle(
+        &receiver,
+        request("POST", &signed("forged", &body, NOW), &body),
+    )
+    .await;
+    handle(
+        &receiver,
+        request("POST", &signed(SECRET, &body, NOW - 3600), &body),
+    )
+    .await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| pipeline::metrics::validate(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0]["Accepted"], 1);
+    assert_eq!(
+        (lines[1]["Rejected"].clone(), lines[1]["Reason"].clone()),
+        (1.into(), "signature_mismatch".into())
+    );
+    assert_eq!(lines[2]["Reason"], "stale_signature");
+    assert_eq!(lines[3]["DeadLettered"], 1);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

@@ -56,6 +56,7 @@ async fn main() {
         services: services(store, &sinch),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
+        metrics: pipeline::metrics::Metrics::off(),
     });
 
     let delivery = |id: &str, status: &str| {

@@ -62,6 +62,7 @@ fn per_record(c: &mut Criterion) {
         services: services(MemoryStore::new(), &server),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
+        metrics: pipeline::metrics::Metrics::off(),
     };
     let body = fixture("conversation/message_delivery_failed.json");
     let mut next = 0u64;
@@ -96,6 +97,7 @@ fn batch_with_replies(c: &mut Criterion) {
         services: services(MemoryStore::new(), &server),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 10,
+        metrics: pipeline::metrics::Metrics::off(),
     });
     let mut next = 0u64;
     let mut group = c.benchmark_group("worker/batch");

@@ -24,8 +24,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
 use pipeline::envelope::{Envelope, EnvelopeError};
-use pipeline::handlers::{Handled, Services};
-use pipeline::process::{self, BAD_ENVELOPE, Failure};
+use pipeline::handlers::{Handled, ReplyOutcome, Services};
+use pipeline::metrics::{Metric, Metrics, cold_start};
+use pipeline::process::{self, BAD_ENVELOPE, Failure, SINCH_REJECTED};
 use pipeline::queue::Queue;
 use pipeline::store::Store;
 use tokio::sync::Semaphore;
@@ -44,6 +45,8 @@ pub struct Worker<S, Q> {
     pub services: Services<S>,
     pub dead_letters: Q,
     pub concurrency: usize,
+    /// EMF metrics (off in tests and the local stack).
+    pub metrics: Metrics,
 }
 
 /// What became of one record.
@@ -158,18 +161,28 @@ pub async fn process_record<S: Store, Q: Queue>(
         Ok(envelope) => match process::process(&worker.services, &envelope, deadline).await {
             Ok((callback, handled)) => {
                 let kind = callback.kind().into_owned();
+                let summary = callback.summary();
+                let callback_id = summary.message_id.or(summary.batch_id).unwrap_or_default();
                 let elapsed_us = started.elapsed().as_micros() as u64;
+                let cold_start = cold_start();
+                count_handled(&worker.metrics, &kind, &handled);
                 match &handled {
                     Handled::Unknown { kind: detail } => warn!(
-                        %message_id, kind = %detail, elapsed_us,
+                        %message_id, kind = %detail, elapsed_us, cold_start,
                         "unknown callback kind: logged and acknowledged"
                     ),
                     Handled::Ignored { .. } => info!(
-                        %message_id, %kind, elapsed_us, "no handler for this kind: acknowledged"
+                        %message_id, %kind, %callback_id, elapsed_us, cold_start,
+                        "no handler for this kind: acknowledged"
                     ),
-                    _ => {
-                        info!(%message_id, %kind, elapsed_us, outcome = "handled", "record processed")
-                    }
+                    Handled::Duplicate { key, .. } => info!(
+                        %message_id, %kind, %callback_id, %key, elapsed_us, cold_start,
+                        outcome = "duplicate", "already handled: acknowledged without effects"
+                    ),
+                    _ => info!(
+                        %message_id, %kind, %callback_id, elapsed_us, cold_start,
+                        outcome = "handled", "record processed"
+                    ),
                 }
                 return RecordOutcome::Handled { kind, handled };
             }
@@ -182,13 +195,34 @@ pub async fn process_record<S: Store, Q: Queue>(
         ),
     };
     match failure {
-        Failure::Transient { detail } => {
+        Failure::Transient { detail, sinch } => {
+            if sinch {
+                worker.metrics.count(Metric::ReplyFailed, None);
+            }
             warn!(%message_id, %receive_count, %detail, outcome = "retry", "transient failure: SQS will deliver it again");
             RecordOutcome::Retry { detail }
         }
         Failure::Poison { reason, detail } => {
+            if reason == SINCH_REJECTED {
+                worker.metrics.count(Metric::ReplyFailed, None);
+            }
             dead_letter(worker, &message_id, envelope, reason, &detail).await
         }
+    }
+}
+
+/// The metrics for a handled record.
+fn count_handled(metrics: &Metrics, kind: &str, handled: &Handled) {
+    match handled {
+        Handled::Duplicate { .. } => metrics.count(Metric::Duplicate, None),
+        Handled::Inbound {
+            reply: ReplyOutcome::Sent { .. },
+            ..
+        } => {
+            metrics.count(Metric::Processed, Some(("Kind", kind)));
+            metrics.count(Metric::ReplySent, None);
+        }
+        _ => metrics.count(Metric::Processed, Some(("Kind", kind))),
     }
 }
 
@@ -203,6 +237,9 @@ async fn dead_letter<S: Store, Q: Queue>(
     envelope.dead_letter(reason, detail);
     match worker.dead_letters.send(&envelope).await {
         Ok(dlq_id) => {
+            worker
+                .metrics
+                .count(Metric::DeadLettered, Some(("Reason", reason)));
             error!(%message_id, reason, detail, dead_letter_id = %dlq_id, outcome = "dead_lettered", "permanent failure: parked in the dead-letter queue");
             RecordOutcome::DeadLettered { reason }
         }

@@ -50,6 +50,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             config.dead_letter_queue_url,
         ),
         concurrency: config.concurrency,
+        metrics: pipeline::metrics::Metrics::stdout("worker"),
     };
     worker::run(worker).await
 }

@@ -69,6 +69,7 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
         services: services(store.clone(), &sinch),
         dead_letters: SqsQueue::new(enqueue_client(&sdk, Duration::from_secs(2)), &dlq_url),
         concurrency: 4,
+        metrics: pipeline::metrics::Metrics::off(),
     });
 
     let delivery = std::fs::read_to_string(concat!(
@@ -150,14 +151,30 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
     );
 }
 
+/// Collects what is written to it.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn outcomes_say_what_happened_to_each_record() {
     let sinch = fake_sinch().await;
     let dead_letters = MemoryQueue::new("dlq");
+    let captured = Captured::default();
     let worker = Arc::new(Worker {
         services: services(MemoryStore::new(), &sinch),
         dead_letters: dead_letters.clone(),
         concurrency: 2,
+        metrics: pipeline::metrics::Metrics::to_writer("worker", captured.clone()),
     });
     let outcomes: HashMap<String, RecordOutcome> = process_batch(
         worker,
@@ -198,6 +215,29 @@ async fn outcomes_say_what_happened_to_each_record() {
     // Base64-encoded because SQS cannot store those control characters, and decoded back.
     let parked = &dead_letters.snapshot()[0].envelope;
     assert_eq!(parked.raw_body().unwrap().as_ref(), "\u{1}\u{2}".as_bytes());
+
+    // One valid EMF line per metric.
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| pipeline::metrics::validate(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let has = |metric: &str, dimension: Option<(&str, &str)>| {
+        lines
+            .iter()
+            .any(|l| l[metric] == 1 && dimension.is_none_or(|(name, value)| l[name] == value))
+    };
+    assert!(
+        has("Processed", Some(("Kind", "conversation.message"))),
+        "{text}"
+    );
+    assert!(has("ReplySent", None), "{text}");
+    assert!(
+        has("DeadLettered", Some(("Reason", "unparseable_payload"))),
+        "{text}"
+    );
+    assert!(has("Processed", Some(("Kind", "unknown"))), "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
 }
 
 #[tokio::test]
@@ -212,6 +252,7 @@ async fn poison_is_retried_when_the_dead_letter_queue_is_unreachable() {
             format!("{endpoint}/123456789012/dlq"),
         ),
         concurrency: 2,
+        metrics: pipeline::metrics::Metrics::off(),
     });
     let response = handle_batch(worker, event(vec![record("poison", "nope")]), deadline())
         .await
@@ -228,6 +269,7 @@ async fn messages_without_receiver_attributes_are_still_processed() {
         services: services(store.clone(), &sinch),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
+        metrics: pipeline::metrics::Metrics::off(),
     });
     let bare = json!({
         "messageId": "bare", "receiptHandle": "h",
@@ -248,6 +290,7 @@ async fn a_failure_without_a_message_id_fails_the_whole_batch() {
         services: services(PanicOn::default(), &sinch),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
+        metrics: pipeline::metrics::Metrics::off(),
     });
     let mut nameless = record("x", &inbound(PANIC_ID, "1", "HELP"));
     nameless.as_object_mut().unwrap().remove("messageId");

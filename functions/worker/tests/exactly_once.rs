@@ -32,6 +32,7 @@ async fn worker_on(moto: &Moto, sinch: &MockServer) -> Arc<Worker<DynamoStore, M
         services: services(store, sinch),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 4,
+        metrics: pipeline::metrics::Metrics::off(),
     })
 }
 
@@ -259,6 +260,7 @@ async fn dynamodb_unreachable_fails_the_record_and_acks_nothing() {
         ),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 2,
+        metrics: pipeline::metrics::Metrics::off(),
     });
     let delivery = r#"{"app_id":"a","message_delivery_report":{"message_id":"m","status":"READ"}}"#;
     let started = Instant::now();

@@ -208,6 +208,7 @@ where
         },
         dead_letters: parts.dead_letters,
         concurrency: options.worker_concurrency,
+        metrics: pipeline::metrics::Metrics::off(),
     });
     let source = Arc::new(parts.source);
     let (stop, stopped) = watch::channel(false);
