@@ -120,9 +120,9 @@ impl Metrics {
 pub fn validate(line: &str) -> Result<Value, String> {
     let json: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let aws = &json["_aws"];
-    if !aws["Timestamp"]
+    if aws["Timestamp"]
         .as_u64()
-        .is_some_and(|t| t > 1_600_000_000_000)
+        .is_none_or(|t| t <= 1_600_000_000_000)
     {
         return Err("_aws.Timestamp is not Unix milliseconds".into());
     }
