@@ -38,6 +38,51 @@ pub enum Command {
     /// Write Lambda event fixtures (API Gateway requests, freshly signed, and SQS events) for
     /// `cargo lambda invoke --data-file` and `sam local invoke -e`.
     Events(EventsArgs),
+    /// Create the app's Conversation API webhook for URL, or update the one with that target;
+    /// `--list` shows the app's webhooks. Credentials from SINCH_PROJECT_ID, SINCH_KEY_ID,
+    /// SINCH_KEY_SECRET (or _ARN), SINCH_APP_ID, SINCH_REGION.
+    RegisterWebhook(RegisterWebhookArgs),
+    /// Move dead-lettered callbacks back to the queue (after a fix), reporting what moved.
+    Redrive(RedriveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterWebhookArgs {
+    /// The webhook URL (the stack's WebhookUrl output).
+    #[arg(long, required_unless_present = "list")]
+    pub url: Option<String>,
+    /// Triggers, comma-separated; MESSAGE_INBOUND, MESSAGE_DELIVERY, EVENT_DELIVERY and
+    /// CONTACT_CREATE by default.
+    #[arg(long, value_delimiter = ',')]
+    pub triggers: Vec<String>,
+    /// The webhook secret (the first one when comma-separated).
+    #[arg(long, conflicts_with = "secret_arn")]
+    pub secret: Option<String>,
+    /// Secrets Manager ARN of the webhook secret (the template's WebhookSecretArn).
+    #[arg(long)]
+    pub secret_arn: Option<String>,
+    /// Only list the app's webhooks.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// The queue to move messages back to (the stack's QueueUrl output).
+    #[arg(long, env = "QUEUE_URL")]
+    pub queue_url: String,
+    /// The dead-letter queue (the stack's DeadLetterQueueUrl output).
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    pub dlq_url: String,
+    /// Report what would move, move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Move at most this many.
+    #[arg(long, default_value_t = usize::MAX, hide_default_value = true)]
+    pub max: usize,
+    /// AWS endpoint (moto_server, LocalStack); AWS itself by default.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]

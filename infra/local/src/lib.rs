@@ -47,5 +47,7 @@ pub fn run(
         Command::Serve(args) => commands::serve::run(&args),
         Command::Send(args) => commands::send::run(&args, stdout),
         Command::Events(args) => commands::events::run(&args, stdout),
+        Command::RegisterWebhook(args) => commands::register_webhook::run(&args, stdout),
+        Command::Redrive(args) => commands::redrive::run(&args, stdout),
     }
 }

@@ -1,4 +1,4 @@
-//! The Sinch REST client: Conversation `messages:send` and SMS batches.
+//! The Sinch REST client: Conversation `messages:send`, SMS batches, and webhook management.
 //!
 //! Built once per process and shared (it is cheap to clone). What it takes care of:
 //!
@@ -19,6 +19,7 @@
 mod error;
 mod messages;
 mod token;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -35,6 +36,8 @@ pub use messages::{
     AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SendMessageResponse,
     SmsBatchRequest, SmsBatchResponse, TextBody,
 };
+
+pub use webhooks::{Webhook, WebhookRequest};
 
 use token::TokenCache;
 

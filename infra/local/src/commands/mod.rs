@@ -3,6 +3,8 @@
 pub mod demo;
 pub mod events;
 pub mod inspect;
+pub mod redrive;
+pub mod register_webhook;
 pub mod send;
 pub mod serve;
 pub mod sign;
