@@ -8,7 +8,8 @@
 #   changes.
 # - then: formatting, clippy with warnings as errors, every test (unit, integration against
 #   moto_server, property tests, CLI processes, the demo), doc tests, each benchmark once in
-#   test mode so they keep compiling and working, and both functions under cargo lambda watch.
+#   test mode so they keep compiling and working, both functions under cargo lambda watch, and
+#   the arm64 zips (template.yaml is checked first: cfn-lint and its invariants).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -40,4 +41,6 @@ echo "==> doc tests"
 cargo test --workspace --doc --locked
 echo "==> both functions under cargo lambda watch, with the fixtures in infra/events"
 infra/scripts/lambda-watch.sh
+echo "==> arm64 Lambda zips (cargo lambda build), each under 6 MiB"
+PATH="$venv/bin:$PATH" infra/scripts/build-lambdas.sh
 echo "==> all tests passed"

@@ -77,7 +77,12 @@ impl<Q: Queue> Receiver<Q> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Verified and stored on the queue.
-    Accepted { message_id: MessageId },
+    Accepted {
+        message_id: MessageId,
+        /// Which configured secret matched (0 = the first): during a rotation, the old secret
+        /// can go once no callback matches it any more.
+        secret_index: usize,
+    },
     /// Not a verifiable Sinch callback; nothing stored.
     Rejected(Rejection),
     /// Authentic but out of the time tolerance: parked in the dead-letter queue.
@@ -159,8 +164,11 @@ pub async fn handle_request<Q: Queue>(receiver: &Receiver<Q>, request: Request) 
     let cold_start = cold_start();
     count(&receiver.metrics, &outcome);
     match &outcome {
-        Outcome::Accepted { message_id } => {
-            info!(outcome = "accepted", request_id, %message_id, elapsed_us, cold_start, "callback queued")
+        Outcome::Accepted {
+            message_id,
+            secret_index,
+        } => {
+            info!(outcome = "accepted", request_id, %message_id, secret_index, elapsed_us, cold_start, "callback queued")
         }
         Outcome::DeadLettered {
             rejection,
@@ -242,10 +250,10 @@ pub async fn decide<Q: Queue>(
     };
     let now = receiver.clock.now();
     let verdict = receiver.verifier.verify_parts(&body, &signature, now);
-    let stale = match verdict {
+    let (stale, secret_index) = match verdict {
         Ok(_) if body.is_empty() => return Outcome::EmptyBody,
-        Ok(_) => None,
-        Err(rejection) if rejection.is_authentic() && !body.is_empty() => Some(rejection),
+        Ok(verified) => (None, verified.secret_index),
+        Err(rejection) if rejection.is_authentic() && !body.is_empty() => (Some(rejection), 0),
         Err(rejection) => return Outcome::Rejected(rejection),
     };
 
@@ -259,7 +267,10 @@ pub async fn decide<Q: Queue>(
 
     match stale {
         None => match enqueue(&receiver.queue, &envelope, receiver.enqueue_timeout).await {
-            Ok(message_id) => Outcome::Accepted { message_id },
+            Ok(message_id) => Outcome::Accepted {
+                message_id,
+                secret_index,
+            },
             Err(outcome) => outcome,
         },
         Some(rejection) => {
