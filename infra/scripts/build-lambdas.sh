@@ -19,6 +19,12 @@ fi
 arch=--arm64
 [ "${1:-}" = "--x86-64" ] && arch=--x86-64
 
+# The cross target, when rustup lacks it (cargo-lambda links with zig, no other toolchain needed).
+if [ "$arch" = --arm64 ] && command -v rustup >/dev/null \
+  && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  rustup target add aarch64-unknown-linux-gnu
+fi
+
 cargo lambda build --release "$arch" --output-format zip --bin receiver --bin worker
 
 target="${CARGO_TARGET_DIR:-$root/target}/lambda"
