@@ -41,11 +41,7 @@ async fn fake_sinch() -> MockServer {
 }
 
 fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
-    let mut config = ClientConfig::new(Urls {
-        auth: server.uri(),
-        conversation: server.uri(),
-        sms: server.uri(),
-    });
+    let mut config = ClientConfig::new(Urls::all_at(&server.uri()));
     config.conversation = Some(ConversationCredentials {
         project_id: "project-1".into(),
         key_id: "k".into(),

@@ -14,11 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const SEND_PATH: &str = "/v1/projects/project-1/messages:send";
 
 fn client(server: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -> SinchClient {
-    let mut config = ClientConfig::new(Urls {
-        auth: server.uri(),
-        conversation: server.uri(),
-        sms: server.uri(),
-    });
+    let mut config = ClientConfig::new(Urls::all_at(&server.uri()));
     config.conversation = Some(ConversationCredentials {
         project_id: "project-1".into(),
         key_id: "key-id".into(),
@@ -367,11 +363,7 @@ async fn network_errors_are_transient() {
     let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", refused.local_addr().unwrap());
     drop(refused);
-    let mut config = ClientConfig::new(Urls {
-        auth: url.clone(),
-        conversation: url.clone(),
-        sms: url,
-    });
+    let mut config = ClientConfig::new(Urls::all_at(&url));
     config.sms = Some(SmsCredentials {
         service_plan_id: "p".into(),
         api_token: "t".into(),

@@ -87,6 +87,15 @@ pub struct Urls {
 }
 
 impl Urls {
+    /// Every API at one base URL: a simulator, a local fake, a proxy.
+    pub fn all_at(base: &str) -> Self {
+        Self {
+            auth: base.to_owned(),
+            conversation: base.to_owned(),
+            sms: base.to_owned(),
+        }
+    }
+
     /// Production URLs: Conversation in `us`, `eu` or `br`; SMS in `us`, `eu`, `br`, `ca` or `au`.
     pub fn for_regions(conversation_region: &str, sms_region: &str) -> Self {
         Self {

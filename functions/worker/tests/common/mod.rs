@@ -72,11 +72,7 @@ pub async fn fake_sinch() -> MockServer {
 }
 
 pub fn sinch_client(server: &MockServer) -> SinchClient {
-    let mut config = ClientConfig::new(Urls {
-        auth: server.uri(),
-        conversation: server.uri(),
-        sms: server.uri(),
-    });
+    let mut config = ClientConfig::new(Urls::all_at(&server.uri()));
     config.conversation = Some(ConversationCredentials {
         project_id: "p".into(),
         key_id: "k".into(),

@@ -67,11 +67,7 @@ pub fn spawn(listener: tokio::net::TcpListener) -> Sent {
 /// A Sinch client configuration pointing at a simulator on `address`.
 pub fn client_config(address: SocketAddr) -> ClientConfig {
     let url = format!("http://{address}");
-    let mut config = ClientConfig::new(Urls {
-        auth: url.clone(),
-        conversation: url.clone(),
-        sms: url,
-    });
+    let mut config = ClientConfig::new(Urls::all_at(&url));
     config.conversation = Some(ConversationCredentials {
         project_id: "local-project".into(),
         key_id: "local-key".into(),
