@@ -6,6 +6,8 @@
 //! - [`handlers`]: what is done with delivery reports and inbound messages.
 //! - [`idempotency`]: the keys that make a callback "the same" for the business.
 //! - [`reply`]: the reply policy (keywords, opt-out, default reply).
+//! - [`send`]: send once: every send is recorded before it leaves and never repeated once Sinch
+//!   took it.
 //! - [`status`]: delivery status that only moves forward.
 //! - [`store`]: where state lives (a trait; in-memory, and DynamoDB in AWS).
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
@@ -23,5 +25,6 @@ pub mod process;
 pub mod queue;
 pub mod reply;
 pub mod secrets;
+pub mod send;
 pub mod status;
 pub mod store;

@@ -120,7 +120,7 @@ async fn run<S: Store>(
         Ok(handled) => Ok((callback, handled)),
         Err(error) if error.is_transient() => Err(Failure::Transient {
             detail: error.to_string(),
-            sinch: matches!(error, handlers::HandlerError::Sinch(_)),
+            sinch: error.is_sinch(),
         }),
         Err(error) => Err(Failure::poison(SINCH_REJECTED, error)),
     }

@@ -5,6 +5,17 @@
 //! and a report only moves the status if it ranks higher. `READ` and `FAILED` (and the SMS
 //! failures and `Delivered`) are terminal: once there, the status stays, whatever follows.
 //! Every report still lands in the history.
+//!
+//! | rank | Conversation | SMS | ours |
+//! |---|---|---|---|
+//! | 1 | | | `ACCEPTED` (the messages API took it) |
+//! | 5 | | | `SENT` (Sinch accepted the send) |
+//! | 10 | `QUEUED_ON_CHANNEL` | `Queued` | |
+//! | 20 | `SWITCHING_CHANNEL` | `Dispatched` | |
+//! | 25 | | `Unknown` | |
+//! | 30 | `DELIVERED` | | |
+//! | 40, final | `READ`, `FAILED` | `Delivered`, `Failed`, `Expired`, `Rejected`, `Aborted`, `Cancelled`, `Deleted` | `FAILED` (Sinch refused the send) |
+//! | 0, never moves | anything else | anything else | |
 
 use serde::{Deserialize, Serialize};
 use sinch::callback::conversation::DeliveryStatus;
@@ -23,6 +34,14 @@ pub struct Progress {
 /// nothing ranks above it. Stores that keep one status per rank rely on this.
 pub const TERMINAL_RANK: u8 = 40;
 
+/// Our own statuses, below every status Sinch reports: a send we took (`ACCEPTED`, the
+/// messages API) and a send Sinch took (`SENT`). Sinch sends no report for its implicit first
+/// state, so these are how a message starts its history.
+pub const ACCEPTED: &str = "ACCEPTED";
+pub const SENT: &str = "SENT";
+/// What a send Sinch refused for good ends as.
+pub const FAILED: &str = "FAILED";
+
 impl Progress {
     const fn new(rank: u8, terminal: bool) -> Self {
         Self { rank, terminal }
@@ -35,6 +54,13 @@ impl Progress {
             terminal: rank >= TERMINAL_RANK,
         }
     }
+
+    /// [`ACCEPTED`]: taken by us, not yet handed to Sinch.
+    pub const ACCEPTED: Progress = Progress::new(1, false);
+    /// [`SENT`]: Sinch accepted the send.
+    pub const SENT: Progress = Progress::new(5, false);
+    /// [`FAILED`], final.
+    pub const FAILED: Progress = Progress::new(TERMINAL_RANK, true);
 
     /// Whether a status at `self` moves to `next`.
     pub fn advances_to(self, next: Progress) -> bool {
@@ -81,6 +107,15 @@ mod tests {
         let delivered = conversation(&DeliveryStatus::Delivered);
         let read = conversation(&DeliveryStatus::Read);
         let failed = conversation(&DeliveryStatus::Failed);
+        assert!(Progress::ACCEPTED.advances_to(Progress::SENT));
+        assert!(
+            Progress::SENT.advances_to(queued),
+            "every report moves a sent message"
+        );
+        assert!(
+            !queued.advances_to(Progress::SENT),
+            "a late SENT never wins"
+        );
         assert!(queued.advances_to(delivered));
         assert!(delivered.advances_to(read));
         assert!(queued.advances_to(read), "DELIVERED may be skipped");
@@ -103,6 +138,9 @@ mod tests {
     #[test]
     fn terminal_is_exactly_the_top_rank() {
         let all = [
+            Progress::ACCEPTED,
+            Progress::SENT,
+            Progress::FAILED,
             conversation(&DeliveryStatus::QueuedOnChannel),
             conversation(&DeliveryStatus::SwitchingChannel),
             conversation(&DeliveryStatus::Delivered),

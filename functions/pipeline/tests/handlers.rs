@@ -6,7 +6,7 @@ use std::time::Duration;
 use pipeline::clock::Clock;
 use pipeline::handlers::{Handled, ReplyOutcome, Services, handle};
 use pipeline::reply::ReplyPolicy;
-use pipeline::store::{ContactKey, MemoryStore, MessageKey, StatusChange, Store};
+use pipeline::store::{ContactKey, MemoryStore, MessageKey, SinchId, StatusChange, Store};
 use serde_json::{Value, json};
 use sinch::callback::parse;
 use sinch::client::{ClientConfig, ConversationCredentials, SinchClient, SmsCredentials, Urls};
@@ -57,6 +57,7 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
         policy,
         app_id: Some("fallback-app".into()),
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        sender: pipeline::send::Sender::default(),
         clock: Clock::System,
     }
 }
@@ -124,13 +125,14 @@ async fn help_on_whatsapp_is_answered_on_whatsapp() {
     )
     .await;
     let Handled::Inbound {
-        reply: ReplyOutcome::Sent { message_id, .. },
+        reply: ReplyOutcome::Sent { id, sinch_id, .. },
         ..
     } = handled
     else {
         panic!("{handled:?}")
     };
-    assert_eq!(message_id, "01OUT");
+    assert_eq!(id, "rpl_01HELP");
+    assert_eq!(sinch_id, Some(SinchId::Message("01OUT".into())));
     let sent = sent_bodies(&server, SEND).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["app_id"], "app-1");
@@ -139,6 +141,9 @@ async fn help_on_whatsapp_is_answered_on_whatsapp() {
         json!({"identified_by": {"channel_identities": [{"channel": "WHATSAPP", "identity": "46701234567"}]}})
     );
     assert_eq!(sent[0]["channel_priority_order"], json!(["WHATSAPP"]));
+    // Our reference goes along, so every report names the reply.
+    assert_eq!(sent[0]["correlation_id"], "sinch-hooks:rpl_01HELP");
+    assert_eq!(sent[0]["message_metadata"], "sinch-hooks:rpl_01HELP");
     assert!(
         sent[0]["message"]["text_message"]["text"]
             .as_str()
@@ -148,11 +153,13 @@ async fn help_on_whatsapp_is_answered_on_whatsapp() {
     // The reply is remembered, so its delivery reports attach to the message it answered.
     let state = services
         .store
-        .message_state(&MessageKey::Conversation("01OUT".into()))
+        .message_state(&MessageKey::Ours("rpl_01HELP".into()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(state.in_reply_to.as_deref(), Some("01HELP"));
+    assert_eq!(state.status, "SENT");
+    assert_eq!(state.sinch_id, Some(SinchId::Message("01OUT".into())));
     assert_eq!(services.store.inbound()[0].text.as_deref(), Some(" help "));
 }
 
@@ -190,24 +197,19 @@ async fn an_sms_is_answered_from_the_number_that_received_it() {
     assert_eq!(sent[0]["from"], "46700000001");
     assert_eq!(sent[0]["to"], json!(["+46701234567"]));
     assert_eq!(sent[0]["delivery_report"], "per_recipient");
-    assert_eq!(sent[0]["client_reference"], "01MO");
+    assert_eq!(sent[0]["client_reference"], "sinch-hooks:rpl_01MO");
     assert!(sent_bodies(&server, SEND).await.is_empty());
-    // Its per-recipient reports will be keyed by batch and recipient (without the +).
-    let key = MessageKey::Sms {
-        batch_id: "01BATCH".into(),
-        recipient: "46701234567".into(),
-    };
-    assert_eq!(
-        services
-            .store
-            .message_state(&key)
-            .await
-            .unwrap()
-            .unwrap()
-            .in_reply_to
-            .as_deref(),
-        Some("01MO")
-    );
+    // Its per-recipient reports carry the reference back, and land on the reply.
+    let key = MessageKey::Ours("rpl_01MO".into());
+    let state = services.store.message_state(&key).await.unwrap().unwrap();
+    assert_eq!(state.in_reply_to.as_deref(), Some("01MO"));
+    assert_eq!(state.sinch_id, Some(SinchId::Batch("01BATCH".into())));
+    let report = json!({"type": "recipient_delivery_report_sms", "batch_id": "01BATCH",
+        "recipient": "+46701234567", "code": 0, "status": "Delivered",
+        "at": "2026-11-23T04:00:00Z", "client_reference": "sinch-hooks:rpl_01MO"});
+    run(&services, report.to_string().as_bytes()).await;
+    let state = services.store.message_state(&key).await.unwrap().unwrap();
+    assert_eq!(state.status, "Delivered");
 }
 
 #[tokio::test]
@@ -420,7 +422,10 @@ async fn sms_recipient_reports_move_forward_too() {
     let state = services.store.message_state(&key).await.unwrap().unwrap();
     assert_eq!(state.status, "Delivered");
     assert_eq!(state.history.len(), 2);
-    assert_eq!(state.history[1].reason.as_deref(), Some("401"));
+    assert_eq!(
+        state.history[1].reason.as_ref().map(|r| r.code.as_str()),
+        Some("401")
+    );
 
     // A full batch report applies to each recipient it lists.
     let batch = json!({"type": "delivery_report_sms", "batch_id": "01C", "statuses": [

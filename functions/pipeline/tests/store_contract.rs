@@ -4,7 +4,8 @@
 use pipeline::status;
 use pipeline::store::{
     Claim, ClaimRequest, ContactKey, DynamoStore, HISTORY_LIMIT, InboundRecord, MemoryStore,
-    MessageKey, OptChange, ReplyRecord, StatusChange, StatusUpdate, Store, dynamodb_client,
+    MessageKey, OptChange, Reason, SendAttempt, SendIntent, SendResult, SendSlot, SendState,
+    SinchId, StatusChange, StatusUpdate, Store, dynamodb_client,
 };
 use sinch::callback::conversation::DeliveryStatus;
 use testkit::Moto;
@@ -26,8 +27,49 @@ fn report(id: &str, status: DeliveryStatus, at_ms: u64) -> StatusUpdate {
         status: status.to_string(),
         progress: status::conversation(&status),
         at_ms,
-        reason: (status == DeliveryStatus::Failed).then(|| "RECIPIENT_NOT_REACHABLE".into()),
+        reason: (status == DeliveryStatus::Failed).then(|| {
+            Reason::new(
+                "RECIPIENT_NOT_REACHABLE",
+                Some("The recipient is not reachable".into()),
+            )
+        }),
         channel: Some("WHATSAPP".into()),
+        sinch_id: None,
+    }
+}
+
+/// A report for one of our messages (its reference found): keyed by our id, naming Sinch's.
+fn our_report(id: &str, sinch_id: &str, status: DeliveryStatus, at_ms: u64) -> StatusUpdate {
+    StatusUpdate {
+        key: MessageKey::Ours(id.into()),
+        sinch_id: Some(SinchId::Message(sinch_id.into())),
+        ..report(sinch_id, status, at_ms)
+    }
+}
+
+fn intent() -> SendIntent {
+    SendIntent {
+        to: ContactKey::new("WHATSAPP", "46701234567"),
+        in_reply_to: Some("01IN".into()),
+        text: Some("Hello".into()),
+    }
+}
+
+fn attempt<'a>(
+    id: &'a str,
+    token: &'a str,
+    now_ms: u64,
+    takeover: Option<&'a str>,
+    intent: &'a SendIntent,
+) -> SendAttempt<'a> {
+    SendAttempt {
+        id,
+        attempt: token,
+        now_ms,
+        // Attempts settle after 60 s.
+        settle_before_ms: now_ms - 60_000,
+        takeover,
+        intent,
     }
 }
 
@@ -245,8 +287,12 @@ async fn the_first_final_status_stays(store: impl Store) {
     assert_eq!(state.status, "FAILED");
     assert_eq!(state.history.len(), 3);
     assert_eq!(
-        state.history[0].reason.as_deref(),
+        state.history[0].reason.as_ref().map(|r| r.code.as_str()),
         Some("RECIPIENT_NOT_REACHABLE")
+    );
+    assert_eq!(
+        state.reason().and_then(|r| r.description.as_deref()),
+        Some("The recipient is not reachable")
     );
     assert_eq!(state.history[2].status, "NEW_STATUS");
     assert_eq!(
@@ -299,6 +345,7 @@ async fn sms_keys_are_separate_per_recipient(store: impl Store) {
         at_ms: NOW,
         reason: None,
         channel: None,
+        sinch_id: None,
     };
     store
         .record_status(&update("1", SmsStatus::Delivered))
@@ -361,25 +408,72 @@ async fn opt_outs_are_stored_with_the_inbound_message(store: impl Store) {
         .unwrap();
 }
 
-async fn replies_link_their_delivery_reports(store: impl Store) {
-    let reply = |id: &str| ReplyRecord {
-        key: MessageKey::Conversation(id.into()),
-        in_reply_to: "01IN".into(),
-        to: ContactKey::new("WHATSAPP", "46701234567"),
-        text: "Hello".into(),
-        sent_at_ms: NOW,
-    };
-    store.record_reply(&reply("01OUT")).await.unwrap();
-    let state = store
-        .message_state(&MessageKey::Conversation("01OUT".into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(state.in_reply_to.as_deref(), Some("01IN"));
-    assert_eq!(state.status, "SENT");
+async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
+    let intent = intent();
     assert_eq!(
         store
-            .record_status(&report("01OUT", DeliveryStatus::Delivered, NOW + 1))
+            .begin_send(&attempt("rpl_1", "A1", NOW, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Go
+    );
+    // A second attempt while the first is unsettled waits.
+    assert_eq!(
+        store
+            .begin_send(&attempt("rpl_1", "A2", NOW + 1000, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Unsettled {
+            attempt: "A1".into(),
+            attempt_at_ms: NOW
+        }
+    );
+    store
+        .finish_send(
+            "rpl_1",
+            &SendResult::Accepted {
+                sinch_id: Some(SinchId::Message("01OUT".into())),
+            },
+            NOW + 10,
+        )
+        .await
+        .unwrap();
+    // Once Sinch took it, no attempt goes again, even long after.
+    assert_eq!(
+        store
+            .begin_send(&attempt("rpl_1", "A3", NOW + 3_600_000, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Accepted {
+            sinch_id: Some(SinchId::Message("01OUT".into()))
+        }
+    );
+    let key = MessageKey::Ours("rpl_1".into());
+    let state = store.message_state(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            state.status.as_str(),
+            state.in_reply_to.as_deref(),
+            state.send,
+            state.channel.as_deref()
+        ),
+        (
+            "SENT",
+            Some("01IN"),
+            Some(SendState::Sent),
+            Some("WHATSAPP")
+        )
+    );
+    assert_eq!(state.sinch_id, Some(SinchId::Message("01OUT".into())));
+    // Its reports move it on.
+    assert_eq!(
+        store
+            .record_status(&our_report(
+                "rpl_1",
+                "01OUT",
+                DeliveryStatus::Delivered,
+                NOW + 20
+            ))
             .await
             .unwrap(),
         StatusChange::Advanced {
@@ -387,31 +481,139 @@ async fn replies_link_their_delivery_reports(store: impl Store) {
             to: "DELIVERED".into()
         }
     );
-    let state = store
-        .message_state(&MessageKey::Conversation("01OUT".into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (state.status.as_str(), state.in_reply_to.as_deref()),
-        ("DELIVERED", Some("01IN"))
-    );
+}
 
-    // A report that overtook the reply's record still gets linked.
+async fn an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner(store: impl Store) {
+    let intent = intent();
     store
-        .record_status(&report("01FAST", DeliveryStatus::Read, NOW))
+        .begin_send(&attempt("m", "A1", NOW, None, &intent))
         .await
         .unwrap();
-    store.record_reply(&reply("01FAST")).await.unwrap();
+    // Its owner knows it never reached Sinch: taken over at once.
+    assert_eq!(
+        store
+            .begin_send(&attempt("m", "A2", NOW + 5, Some("A1"), &intent))
+            .await
+            .unwrap(),
+        SendSlot::Go
+    );
+    // Someone else's token takes nothing over.
+    assert!(matches!(
+        store
+            .begin_send(&attempt("m", "A3", NOW + 10, Some("A1"), &intent))
+            .await
+            .unwrap(),
+        SendSlot::Unsettled { attempt, .. } if attempt == "A2"
+    ));
+    // Withdrawn: the next attempt goes at once.
+    store.abandon_send("m", "A2").await.unwrap();
+    assert_eq!(
+        store
+            .begin_send(&attempt("m", "A4", NOW + 20, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Go
+    );
+    // Withdrawing a replaced attempt changes nothing.
+    store.abandon_send("m", "A2").await.unwrap();
+    assert!(matches!(
+        store
+            .begin_send(&attempt("m", "A5", NOW + 30, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Unsettled { .. }
+    ));
+    // Nothing settled it for the settle time: presumed lost, a new attempt goes.
+    assert_eq!(
+        store
+            .begin_send(&attempt("m", "A6", NOW + 20 + 60_000, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Go
+    );
+}
+
+async fn a_delivery_report_settles_a_send_whose_answer_was_lost(store: impl Store) {
+    let intent = intent();
+    store
+        .begin_send(&attempt("lost", "A1", NOW, None, &intent))
+        .await
+        .unwrap();
+    // No answer came back, but Sinch's report names our message.
+    store
+        .record_status(&our_report(
+            "lost",
+            "01SINCH",
+            DeliveryStatus::QueuedOnChannel,
+            NOW + 100,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .begin_send(&attempt("lost", "A2", NOW + 3_600_000, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Accepted {
+            sinch_id: Some(SinchId::Message("01SINCH".into()))
+        }
+    );
+    // A report that overtook the send's answer: the answer records SENT under it.
+    store
+        .finish_send(
+            "lost",
+            &SendResult::Accepted {
+                sinch_id: Some(SinchId::Message("01SINCH".into())),
+            },
+            NOW + 200,
+        )
+        .await
+        .unwrap();
     let state = store
-        .message_state(&MessageKey::Conversation("01FAST".into()))
+        .message_state(&MessageKey::Ours("lost".into()))
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(state.status, "QUEUED_ON_CHANNEL");
+    assert_eq!(state.send, Some(SendState::Sent));
+    let history: Vec<&str> = state.history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(history, ["QUEUED_ON_CHANNEL", "SENT"]);
+}
+
+async fn a_refused_send_is_failed_for_good(store: impl Store) {
+    let intent = intent();
+    store
+        .begin_send(&attempt("bad", "A1", NOW, None, &intent))
+        .await
+        .unwrap();
+    let reason = Reason::new("INVALID_ARGUMENT", Some("recipient is malformed".into()));
+    store
+        .finish_send(
+            "bad",
+            &SendResult::Refused {
+                reason: reason.clone(),
+            },
+            NOW + 5,
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        (state.status.as_str(), state.in_reply_to.as_deref()),
-        ("READ", Some("01IN"))
+        store
+            .begin_send(&attempt("bad", "A2", NOW + 3_600_000, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Refused {
+            reason: reason.clone()
+        }
     );
+    let state = store
+        .message_state(&MessageKey::Ours("bad".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, "FAILED");
+    assert_eq!(state.send, Some(SendState::Failed));
+    assert_eq!(state.reason(), Some(&reason));
 }
 
 async fn dynamo(moto: &Moto) -> DynamoStore {
@@ -452,7 +654,10 @@ contract!(
     the_history_is_capped,
     sms_keys_are_separate_per_recipient,
     opt_outs_are_stored_with_the_inbound_message,
-    replies_link_their_delivery_reports,
+    a_send_is_attempted_once_and_its_answer_recorded,
+    an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner,
+    a_delivery_report_settles_a_send_whose_answer_was_lost,
+    a_refused_send_is_failed_for_good,
 );
 
 #[tokio::test]

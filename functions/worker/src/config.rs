@@ -29,6 +29,9 @@ pub const WORKER_CONCURRENCY: &str = "WORKER_CONCURRENCY";
 pub const TABLE_NAME: &str = "TABLE_NAME";
 /// How long a handled callback is remembered, hours. Default 48.
 pub const IDEMPOTENCY_TTL_HOURS: &str = "IDEMPOTENCY_TTL_HOURS";
+/// How long a send whose outcome is unknown waits for a delivery report before it is sent
+/// again, seconds. Default 60 (see `pipeline::send`).
+pub const SEND_SETTLE_SECS: &str = "SEND_SETTLE_SECS";
 
 const CONVERSATION_REGIONS: [&str; 3] = ["us", "eu", "br"];
 const SMS_REGIONS: [&str; 5] = ["us", "eu", "br", "ca", "au"];
@@ -44,6 +47,8 @@ pub struct WorkerConfig {
     /// Required in Lambda; the local stack may run without it (in-memory state).
     pub table_name: Option<String>,
     pub idempotency_ttl: Duration,
+    /// See [`SEND_SETTLE_SECS`].
+    pub send_settle: Duration,
 }
 
 impl WorkerConfig {
@@ -68,6 +73,11 @@ impl WorkerConfig {
             idempotency_ttl: Duration::from_secs(
                 env.number(IDEMPOTENCY_TTL_HOURS, 48u64, 24..=24 * 30)? * 3600,
             ),
+            send_settle: env.seconds(
+                SEND_SETTLE_SECS,
+                pipeline::send::DEFAULT_SETTLE_AFTER.as_secs(),
+                1..=3600,
+            )?,
         })
     }
 }

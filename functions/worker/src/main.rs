@@ -43,6 +43,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             policy: config.policy,
             app_id: config.app_id,
             idempotency_ttl: config.idempotency_ttl,
+            sender: pipeline::send::Sender::new(config.send_settle),
             clock: Clock::System,
         },
         dead_letters: SqsQueue::new(

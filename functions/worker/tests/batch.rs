@@ -13,7 +13,8 @@ use pipeline::handlers::{Handled, ReplyOutcome};
 use pipeline::queue::{MemoryQueue, SqsQueue, enqueue_client};
 use pipeline::store::{
     Claim, ClaimRequest, ContactKey, InboundRecord, MemoryStore, MessageKey, MessageState,
-    OptChange, ReplyRecord, StatusChange, StatusUpdate, Store, StoreError,
+    OptChange, SendAttempt, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
+    Store, StoreError,
 };
 use serde_json::json;
 use testkit::Moto;
@@ -53,8 +54,19 @@ impl Store for PanicOn {
     async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
         self.0.opted_out_by(contact).await
     }
-    async fn record_reply(&self, reply: &ReplyRecord) -> Result<(), StoreError> {
-        self.0.record_reply(reply).await
+    async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
+        self.0.begin_send(attempt).await
+    }
+    async fn finish_send(
+        &self,
+        id: &str,
+        result: &SendResult,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.0.finish_send(id, result, at_ms).await
+    }
+    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
+        self.0.abandon_send(id, attempt).await
     }
 }
 
@@ -103,9 +115,24 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
     assert_eq!(failed, BTreeSet::from(["transient", "panics"]));
 
     // The good records had their effects.
-    let replies = store.0.replies();
-    assert_eq!(replies.len(), 1, "{replies:?}");
-    assert_eq!(replies[0].in_reply_to, "01HELP");
+    let sends = store.0.sends();
+    let replies: Vec<_> = sends
+        .iter()
+        .filter(|(_, state, _)| *state == SendState::Sent)
+        .collect();
+    assert_eq!(replies.len(), 1, "{sends:?}");
+    assert_eq!(replies[0].2.in_reply_to.as_deref(), Some("01HELP"));
+    let help_sends = sinch
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r.url.path().ends_with("messages:send")
+                && String::from_utf8_lossy(&r.body).contains("rpl_01HELP")
+        })
+        .count();
+    assert_eq!(help_sends, 1, "one reply reached Sinch");
     let states = store.0.messages();
     assert!(states.iter().any(|s| s.key
         == MessageKey::Conversation("01EQBF0BT63J7S1FEKJZ0Z08VD".into())
@@ -196,8 +223,10 @@ async fn outcomes_say_what_happened_to_each_record() {
             handled: Handled::Inbound {
                 id: "01HELP".into(),
                 reply: ReplyOutcome::Sent {
-                    message_id: "01REPLY".into(),
-                    text: "This number is answered automatically. Reply STOP to unsubscribe, START to subscribe again.".into()
+                    id: "rpl_01HELP".into(),
+                    sinch_id: Some(SinchId::Message("01REPLY".into())),
+                    text: "This number is answered automatically. Reply STOP to unsubscribe, START to subscribe again.".into(),
+                    resumed: false,
                 }
             }
         }

@@ -102,11 +102,15 @@ async fn the_same_message_delivered_three_times_concurrently_is_answered_once() 
     let inbound_state = workers[0]
         .services
         .store
-        .message_state(&MessageKey::Conversation("01REPLY".into()))
+        .message_state(&MessageKey::Ours("rpl_01SAME".into()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(inbound_state.in_reply_to.as_deref(), Some("01SAME"));
+    assert_eq!(
+        inbound_state.sinch_id,
+        Some(pipeline::store::SinchId::Message("01REPLY".into()))
+    );
 }
 
 #[tokio::test]

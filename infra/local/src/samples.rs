@@ -37,8 +37,15 @@ pub fn inbound(message_id: &str, channel: &str, from: &str, text: &str) -> Vec<u
     .into_bytes()
 }
 
-/// A Conversation API delivery report (MESSAGE_DELIVERY).
-pub fn delivery(message_id: &str, status: &str, channel: &str, to: &str) -> Vec<u8> {
+/// A Conversation API delivery report (MESSAGE_DELIVERY). `correlation_id` is what the send
+/// carried (empty for none): Sinch echoes it, and our own sends are found by it.
+pub fn delivery(
+    message_id: &str,
+    status: &str,
+    channel: &str,
+    to: &str,
+    correlation_id: &str,
+) -> Vec<u8> {
     json!({
         "app_id": "01EB37HMH1M6SV18ABNS3G135H",
         "accepted_time": now(),
@@ -50,10 +57,11 @@ pub fn delivery(message_id: &str, status: &str, channel: &str, to: &str) -> Vec<
             "status": status,
             "channel_identity": {"channel": channel, "identity": to, "app_id": ""},
             "contact_id": "01EQ4174TGGY5B1VPTPGHW19R0",
-            "metadata": "",
+            "metadata": correlation_id,
             "processing_mode": "CONVERSATION"
         },
-        "message_metadata": ""
+        "message_metadata": correlation_id,
+        "correlation_id": correlation_id
     })
     .to_string()
     .into_bytes()

@@ -17,7 +17,7 @@ fn the_demo_runs_every_step_and_exits_0() {
         "receiver: 200 accepted",
         "reply sent on WHATSAPP to 46701234567",
         "reply sent by SMS from 46700000001 to 46709876543",
-        "final status READ (history READ -> QUEUED_ON_CHANNEL -> DELIVERED)",
+        "final status READ (history SENT -> READ -> QUEUED_ON_CHANNEL -> DELIVERED)",
         "duplicate recognised by its message id: no second reply (2 replies in all)",
         "receiver: 401 signature_mismatch",
         "receiver: 401 stale_signature",

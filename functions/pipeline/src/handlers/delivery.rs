@@ -1,12 +1,18 @@
 //! Delivery reports: the message status moves forward only, the history keeps everything.
+//!
+//! A report for one of our messages names it (our reference in `correlation_id` or `metadata`,
+//! or the SMS `client_reference`): its status goes to our message, under our id, together with
+//! Sinch's id, which also settles a send whose answer was lost ([`crate::send`]). Reports that
+//! name none of ours are kept under Sinch's ids.
 
 use sinch::callback::conversation::{Envelope, MessageDeliveryReport};
 use sinch::callback::sms::{BatchDeliveryReport, RecipientDeliveryReport};
 use tracing::info;
 
 use super::{Handled, HandlerError, Services, millis};
+use crate::send::reference;
 use crate::status;
-use crate::store::{MessageKey, StatusUpdate, Store};
+use crate::store::{MessageKey, Reason, SinchId, StatusUpdate, Store};
 
 /// A Conversation `message_delivery_report`.
 pub async fn conversation<S: Store>(
@@ -14,8 +20,17 @@ pub async fn conversation<S: Store>(
     envelope: &Envelope,
     report: &MessageDeliveryReport,
 ) -> Result<Handled, HandlerError> {
+    let ours = reference::ours(Some(&envelope.correlation_id))
+        .or_else(|| reference::ours(Some(&report.metadata)));
+    let (key, sinch_id) = match ours {
+        Some(id) => (
+            MessageKey::Ours(id.to_owned()),
+            Some(SinchId::Message(report.message_id.clone())),
+        ),
+        None => (MessageKey::Conversation(report.message_id.clone()), None),
+    };
     let update = StatusUpdate {
-        key: MessageKey::Conversation(report.message_id.clone()),
+        key,
         status: report.status.to_string(),
         progress: status::conversation(&report.status),
         at_ms: millis(
@@ -25,12 +40,13 @@ pub async fn conversation<S: Store>(
         reason: report
             .reason
             .as_ref()
-            .map(|r| r.code.clone())
-            .filter(|code| !code.is_empty()),
+            .filter(|r| !r.code.is_empty())
+            .map(|r| Reason::new(r.code.clone(), Some(r.description.clone()))),
         channel: report
             .channel_identity
             .as_ref()
             .map(|c| c.channel.to_string()),
+        sinch_id,
     };
     apply(services, vec![update]).await
 }
@@ -40,13 +56,19 @@ pub async fn sms_recipient<S: Store>(
     services: &Services<S>,
     report: &RecipientDeliveryReport,
 ) -> Result<Handled, HandlerError> {
+    let (key, sinch_id) = sms_target(
+        report.client_reference.as_deref(),
+        &report.batch_id,
+        &report.recipient,
+    );
     let update = StatusUpdate {
-        key: sms_key(&report.batch_id, &report.recipient),
+        key,
         status: report.status.to_string(),
         progress: status::sms(&report.status),
         at_ms: millis(report.at, &services.clock),
-        reason: (report.code != 0).then(|| report.code.to_string()),
+        reason: sms_reason(report.code),
         channel: Some("SMS".to_owned()),
+        sinch_id,
     };
     apply(services, vec![update]).await
 }
@@ -62,17 +84,62 @@ pub async fn sms_batch<S: Store>(
         .statuses
         .iter()
         .flat_map(|count| {
-            count.recipients.iter().map(move |recipient| StatusUpdate {
-                key: sms_key(&report.batch_id, recipient),
-                status: count.status.to_string(),
-                progress: status::sms(&count.status),
-                at_ms,
-                reason: (count.code != 0).then(|| count.code.to_string()),
-                channel: Some("SMS".to_owned()),
+            count.recipients.iter().map(move |recipient| {
+                let (key, sinch_id) = sms_target(
+                    report.client_reference.as_deref(),
+                    &report.batch_id,
+                    recipient,
+                );
+                StatusUpdate {
+                    key,
+                    status: count.status.to_string(),
+                    progress: status::sms(&count.status),
+                    at_ms,
+                    reason: sms_reason(count.code),
+                    channel: Some("SMS".to_owned()),
+                    sinch_id,
+                }
             })
         })
         .collect();
     apply(services, updates).await
+}
+
+/// Where an SMS report goes: our message when its `client_reference` names one (our sends have
+/// one recipient), else the batch's recipient.
+fn sms_target(
+    client_reference: Option<&str>,
+    batch_id: &str,
+    recipient: &str,
+) -> (MessageKey, Option<SinchId>) {
+    match reference::ours(client_reference) {
+        Some(id) => (
+            MessageKey::Ours(id.to_owned()),
+            Some(SinchId::Batch(batch_id.to_owned())),
+        ),
+        None => (sms_key(batch_id, recipient), None),
+    }
+}
+
+/// An SMS status code as a reason: 0 is success (no reason); Sinch's own codes are described.
+fn sms_reason(code: i64) -> Option<Reason> {
+    let description = match code {
+        0 => return None,
+        400 => "Queued",
+        401 => "Dispatched",
+        402 => "Message unroutable",
+        403 => "Internal error",
+        404 => "Temporary delivery failure",
+        405 => "Unmatched parameter",
+        406 => "Internal expiry",
+        407 => "Cancelled",
+        408 => "Internal reject",
+        410 => "Unmatched default originator",
+        411 => "Exceeded parts limit",
+        412 => "Unprovisioned region",
+        _ => "operator status code",
+    };
+    Some(Reason::new(code.to_string(), Some(description.to_owned())))
 }
 
 /// SMS recipients arrive with and without `+`; keys never have it.

@@ -1,17 +1,19 @@
 //! Inbound messages: stored, then the reply policy; replies go back where the message came from.
+//!
+//! A reply is one of our sends, with an id derived from the message it answers
+//! (`rpl_<inbound id>`), so it goes through the send-once ledger ([`crate::send`]): a retry of
+//! the same inbound message finds the reply already sent and only finishes the bookkeeping.
 
 use sinch::callback::conversation::{Envelope, InboundMessage};
 use sinch::callback::sms::Inbound;
-use sinch::client::{
-    AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SinchError, SmsBatchRequest,
-};
+use sinch::client::{AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SmsBatchRequest};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::delivery::sms_key;
 use super::{Handled, HandlerError, ReplyOutcome, Services, millis};
 use crate::reply::Action;
-use crate::store::{ContactKey, InboundRecord, MessageKey, OptChange, ReplyRecord, Store};
+use crate::send::{SendError, reference};
+use crate::store::{ContactKey, InboundRecord, OptChange, SendIntent, SinchId, Store};
 
 /// Where a reply goes.
 enum ReplyRoute<'a> {
@@ -140,75 +142,94 @@ async fn respond<S: Store>(
         return Ok(Handled::Inbound { id, reply });
     };
 
+    let reply_id = reference::reply_id(&id);
+    let sinch_reference = reference::to_sinch(&reply_id);
+    let intent = SendIntent {
+        to: record.from.clone(),
+        in_reply_to: Some(id.clone()),
+        text: Some(text.clone()),
+    };
+    let sinch = &services.sinch;
     let sent = match route {
         ReplyRoute::Conversation { app_id, recipient } => {
             let Some(app_id) = app_id else {
                 warn!(message_id = %id, "no app id to reply from (set SINCH_APP_ID)");
-                return Ok(Handled::Inbound {
-                    id,
-                    reply: ReplyOutcome::NotConfigured {
-                        api: "Conversation",
-                    },
-                });
+                return Ok(not_configured(id, "Conversation"));
             };
+            if !sinch.has_conversation() {
+                warn!(message_id = %id, "reply not sent: the Conversation API has no credentials");
+                return Ok(not_configured(id, "Conversation"));
+            }
             let request = SendMessageRequest {
                 app_id: app_id.to_owned(),
                 channel_priority_order: vec![recipient.channel.clone()],
                 recipient: Recipient::Identities(vec![recipient]),
                 message: AppMessage::text(&text),
-                message_metadata: None,
-                correlation_id: Some(id.clone()),
+                message_metadata: Some(sinch_reference.clone()),
+                correlation_id: Some(sinch_reference),
             };
             services
-                .sinch
-                .send_message(&request, deadline)
+                .sender
+                .send(store, &services.clock, &reply_id, &intent, || async {
+                    sinch
+                        .send_message(&request, deadline)
+                        .await
+                        .map(|response| SinchId::Message(response.message_id))
+                })
                 .await
-                .map(|response| MessageKey::Conversation(response.message_id))
         }
         ReplyRoute::Sms { from, to } => {
+            if !sinch.has_sms() {
+                warn!(message_id = %id, "reply not sent: the SMS API has no credentials");
+                return Ok(not_configured(id, "SMS"));
+            }
             let batch = SmsBatchRequest {
                 from: from.to_owned(),
                 to: vec![to.to_owned()],
                 body: text.clone(),
                 delivery_report: Some("per_recipient".to_owned()),
-                client_reference: Some(id.clone()),
+                client_reference: Some(sinch_reference),
             };
             services
-                .sinch
-                .send_sms(&batch, deadline)
+                .sender
+                .send(store, &services.clock, &reply_id, &intent, || async {
+                    sinch
+                        .send_sms(&batch, deadline)
+                        .await
+                        .map(|response| SinchId::Batch(response.id))
+                })
                 .await
-                .map(|response| sms_key(&response.id, to))
         }
     };
-    let key = match sent {
-        Ok(key) => key,
-        Err(SinchError::NotConfigured(api)) => {
-            warn!(message_id = %id, api, "reply not sent: the API has no credentials");
-            return Ok(Handled::Inbound {
-                id,
-                reply: ReplyOutcome::NotConfigured { api },
-            });
-        }
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(SendError::NotConfigured(api)) => return Ok(not_configured(id, api)),
         Err(error) => return Err(error.into()),
     };
-    store
-        .record_reply(&ReplyRecord {
-            key: key.clone(),
-            in_reply_to: id.clone(),
-            to: record.from.clone(),
-            text: text.clone(),
-            sent_at_ms: millis(None, &services.clock),
-        })
-        .await?;
-    let message_id = match key {
-        MessageKey::Conversation(id) => id,
-        MessageKey::Sms { batch_id, .. } => batch_id,
-    };
-    info!(message_id = %id, contact = %record.from, reply_id = %message_id, "reply sent");
+    info!(
+        message_id = %id,
+        contact = %record.from,
+        reply_id = %reply_id,
+        sinch_id = sent.sinch_id.as_ref().map(SinchId::as_str),
+        resumed = sent.resumed,
+        "reply sent"
+    );
     Ok(Handled::Inbound {
         id,
-        reply: ReplyOutcome::Sent { message_id, text },
+        reply: ReplyOutcome::Sent {
+            id: reply_id,
+            sinch_id: sent.sinch_id,
+            text,
+            resumed: sent.resumed,
+        },
     })
+}
+
+fn not_configured(id: String, api: &'static str) -> Handled {
+    Handled::Inbound {
+        id,
+        reply: ReplyOutcome::NotConfigured { api },
+    }
 }
 
 fn non_empty(text: &str) -> Option<String> {

@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::reply::ReplyPolicy;
-use crate::store::{MessageKey, StatusChange, Store, StoreError};
+use crate::send::{SendError, Sender};
+use crate::store::{MessageKey, SinchId, StatusChange, Store, StoreError};
 
 /// What the handlers work with; built once per process.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct Services<S> {
     pub app_id: Option<String>,
     /// How long a handled callback is remembered as done (48 h by default).
     pub idempotency_ttl: std::time::Duration,
+    /// Sends through the send-once ledger (see [`crate::send`]).
+    pub sender: Sender,
     pub clock: Clock,
 }
 
@@ -55,17 +58,21 @@ pub enum Handled {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyOutcome {
     Sent {
-        message_id: String,
+        /// Our id for the reply (`rpl_<inbound id>`): its status is under
+        /// [`MessageKey::Ours`].
+        id: String,
+        /// Sinch's id, when its answer could be read.
+        sinch_id: Option<SinchId>,
         text: String,
+        /// True when an earlier attempt had sent it and this run only recorded that.
+        resumed: bool,
     },
     /// The policy had nothing to say.
     None,
     /// The contact is opted out.
     Suppressed,
     /// The API to reply through has no credentials; the message is stored, nothing sent.
-    NotConfigured {
-        api: &'static str,
-    },
+    NotConfigured { api: &'static str },
 }
 
 /// Why a callback could not be handled. [`HandlerError::is_transient`] decides between a retry
@@ -76,6 +83,8 @@ pub enum HandlerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sinch(#[from] SinchError),
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
 impl HandlerError {
@@ -83,6 +92,19 @@ impl HandlerError {
         match self {
             HandlerError::Store(_) => true,
             HandlerError::Sinch(error) => error.is_transient(),
+            HandlerError::Send(error) => error.is_transient(),
+        }
+    }
+
+    /// Whether Sinch (its refusal or its silence) was the cause, as opposed to the store.
+    pub fn is_sinch(&self) -> bool {
+        match self {
+            HandlerError::Store(_) => false,
+            HandlerError::Sinch(_) => true,
+            HandlerError::Send(error) => matches!(
+                error,
+                SendError::Refused { .. } | SendError::NotSent { .. } | SendError::Unknown { .. }
+            ),
         }
     }
 }

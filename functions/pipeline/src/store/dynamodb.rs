@@ -4,7 +4,7 @@
 //! | item | `pk` | attributes |
 //! |---|---|---|
 //! | idempotency record | `idem#<key>` (see [`crate::idempotency`]) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `expires_at` (TTL) |
-//! | message state | `msg#<message key>`, e.g. `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list), `history_count`, `channel`, `in_reply_to`, `updated_at_ms` |
+//! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`), `history_count`, `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text` |
 //! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `contact_id`, `conversation_id`, `received_at_ms` |
 //! | opt-out | `optout#<channel>/<identity>` | `by` (the inbound message that opted out), `at_ms` |
 //!
@@ -23,9 +23,13 @@
 //!   in the same write until it holds [`HISTORY_LIMIT`] entries (a condition on
 //!   `history_count`); past that a second write moves the status alone.
 //! - **An inbound message and the opt-out it causes** are written in one transaction.
+//! - **A send is recorded before it leaves** ([`crate::send`]): one conditional update starts an
+//!   attempt only when no earlier attempt settles it; a delivery report that names one of our
+//!   messages writes Sinch's id on the same item, which settles a send whose answer was lost.
 //!
 //! Calls per callback: a delivery report costs 3 (claim, status, complete); an inbound message
-//! 4 (claim, opt-out read, inbound write, complete) plus 1 to record a reply.
+//! 4 (claim, opt-out read, inbound write, complete) plus 2 for a reply (the attempt before the
+//! send, the outcome after it).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,9 +47,10 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     Claim, ClaimRequest, ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey,
-    MessageState, OptChange, ReplyRecord, StatusChange, StatusUpdate, Store, StoreError,
+    MessageState, OptChange, Reason, SendAttempt, SendResult, SendSlot, SendState, SinchId,
+    StatusChange, StatusUpdate, Store, StoreError,
 };
-use crate::status::Progress;
+use crate::status::{self, Progress};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -200,6 +205,72 @@ fn optout_pk(contact: &ContactKey) -> String {
     format!("optout#{contact}")
 }
 
+/// A history entry as stored: `status`, `at_ms`, and `reason` / `description` when known.
+fn history_entry(status: &str, at_ms: u64, reason: Option<&Reason>) -> AttributeValue {
+    let mut entry = HashMap::from([
+        ("status".to_owned(), s(status)),
+        ("at_ms".to_owned(), n(at_ms)),
+    ]);
+    if let Some(reason) = reason {
+        entry.insert("reason".to_owned(), s(&reason.code));
+        if let Some(description) = &reason.description {
+            entry.insert("description".to_owned(), s(description));
+        }
+    }
+    AttributeValue::L(vec![AttributeValue::M(entry)])
+}
+
+/// Sinch's id on an item, if any answer or report put it there.
+fn sinch_id(item: &Item) -> Option<SinchId> {
+    text(item, "sinch_message_id")
+        .map(|id| SinchId::Message(id.to_owned()))
+        .or_else(|| text(item, "sinch_batch_id").map(|id| SinchId::Batch(id.to_owned())))
+}
+
+/// The attribute that holds a Sinch id of this kind.
+fn sinch_id_attribute(id: &SinchId) -> &'static str {
+    match id {
+        SinchId::Message(_) => "sinch_message_id",
+        SinchId::Batch(_) => "sinch_batch_id",
+    }
+}
+
+/// A message item read back; `None` while it has no status.
+fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
+    let (rank, status) = furthest(item)?;
+    let history = item
+        .get("history")
+        .and_then(|v| v.as_l().ok())
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    let entry = entry.as_m().ok()?;
+                    Some(HistoryEntry {
+                        status: text(entry, "status")?.to_owned(),
+                        at_ms: number(entry, "at_ms").unwrap_or_default(),
+                        reason: text(entry, "reason").map(|code| {
+                            Reason::new(code, text(entry, "description").map(str::to_owned))
+                        }),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(MessageState {
+        key: key.clone(),
+        status,
+        progress: Progress::from_rank(rank),
+        channel: text(item, "channel")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
+        history,
+        in_reply_to: text(item, "in_reply_to").map(str::to_owned),
+        sinch_id: sinch_id(item),
+        send: text(item, "send_state").and_then(SendState::parse),
+    })
+}
+
 /// The furthest status an item holds: its highest `s<rank>` attribute.
 fn furthest(item: &Item) -> Option<(u8, String)> {
     item.iter()
@@ -301,21 +372,21 @@ impl Store for DynamoStore {
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
         let pk = message_pk(&update.key);
         let rank_attribute = format!("s{}", update.progress.rank);
-        let mut entry = HashMap::from([
-            ("status".to_owned(), s(&update.status)),
-            ("at_ms".to_owned(), n(update.at_ms)),
-        ]);
-        if let Some(reason) = &update.reason {
-            entry.insert("reason".to_owned(), s(reason));
-        }
+        let entry = history_entry(&update.status, update.at_ms, update.reason.as_ref());
         let now_ms = update.at_ms;
-        let (channel_clause, channel) = match &update.channel {
-            Some(channel) => (
-                ", channel = if_not_exists(channel, :channel)",
-                Some(s(channel)),
-            ),
-            None => ("", None),
-        };
+        let mut clauses = String::new();
+        let mut values = Vec::new();
+        if let Some(channel) = &update.channel {
+            clauses.push_str(", channel = if_not_exists(channel, :channel)");
+            values.push((":channel", s(channel)));
+        }
+        if let Some(id) = &update.sinch_id {
+            let attribute = sinch_id_attribute(id);
+            clauses.push_str(&format!(
+                ", {attribute} = if_not_exists({attribute}, :sinch_id)"
+            ));
+            values.push((":sinch_id", s(id.as_str())));
+        }
 
         let mut with_history = self
             .client
@@ -325,22 +396,19 @@ impl Store for DynamoStore {
             .update_expression(format!(
                 "SET #rank = if_not_exists(#rank, :status), \
                  history = list_append(if_not_exists(history, :empty), :entry), \
-                 updated_at_ms = :now{channel_clause} ADD history_count :one"
+                 updated_at_ms = :now{clauses} ADD history_count :one"
             ))
             .condition_expression("attribute_not_exists(history_count) OR history_count < :cap")
             .expression_attribute_names("#rank", &rank_attribute)
             .expression_attribute_values(":status", s(&update.status))
             .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(
-                ":entry",
-                AttributeValue::L(vec![AttributeValue::M(entry)]),
-            )
+            .expression_attribute_values(":entry", entry)
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":cap", n(HISTORY_LIMIT as u64))
             .return_values(ReturnValue::AllOld);
-        if let Some(channel) = channel {
-            with_history = with_history.expression_attribute_values(":channel", channel);
+        for (name, value) in &values {
+            with_history = with_history.expression_attribute_values(*name, value.clone());
         }
         let old = match with_history.send().await {
             Ok(output) => output.attributes,
@@ -351,17 +419,22 @@ impl Store for DynamoStore {
                 ) =>
             {
                 // The history is full: move the status alone.
-                self.client
+                let mut status_only = self
+                    .client
                     .update_item()
                     .table_name(&self.table)
                     .key("pk", s(&pk))
-                    .update_expression(
-                        "SET #rank = if_not_exists(#rank, :status), updated_at_ms = :now",
-                    )
+                    .update_expression(format!(
+                        "SET #rank = if_not_exists(#rank, :status), updated_at_ms = :now{clauses}"
+                    ))
                     .expression_attribute_names("#rank", &rank_attribute)
                     .expression_attribute_values(":status", s(&update.status))
                     .expression_attribute_values(":now", n(now_ms))
-                    .return_values(ReturnValue::AllOld)
+                    .return_values(ReturnValue::AllOld);
+                for (name, value) in values {
+                    status_only = status_only.expression_attribute_values(name, value);
+                }
+                status_only
                     .send()
                     .await
                     .map_err(|e| failed("record status", e))?
@@ -385,39 +458,10 @@ impl Store for DynamoStore {
     }
 
     async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
-        let Some(item) = self.get("message state", message_pk(key)).await? else {
-            return Ok(None);
-        };
-        let Some((rank, status)) = furthest(&item) else {
-            return Ok(None);
-        };
-        let history = item
-            .get("history")
-            .and_then(|v| v.as_l().ok())
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter_map(|entry| {
-                        let entry = entry.as_m().ok()?;
-                        Some(HistoryEntry {
-                            status: text(entry, "status")?.to_owned(),
-                            at_ms: number(entry, "at_ms").unwrap_or_default(),
-                            reason: text(entry, "reason").map(str::to_owned),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Some(MessageState {
-            key: key.clone(),
-            status,
-            progress: Progress::from_rank(rank),
-            channel: text(&item, "channel")
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned),
-            history,
-            in_reply_to: text(&item, "in_reply_to").map(str::to_owned),
-        }))
+        Ok(self
+            .get("message state", message_pk(key))
+            .await?
+            .and_then(|item| message_state(key, &item)))
     }
 
     async fn record_inbound(
@@ -505,25 +549,178 @@ impl Store for DynamoStore {
             .and_then(|item| text(&item, "by").map(str::to_owned)))
     }
 
-    async fn record_reply(&self, reply: &ReplyRecord) -> Result<(), StoreError> {
-        self.client
+    async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
+        let key = MessageKey::Ours(request.id.to_owned());
+        let intent = request.intent;
+        let mut set = String::from(
+            "SET send_state = :sending, attempt = :attempt, attempt_at_ms = :now, \
+             channel = if_not_exists(channel, :channel), \
+             to_identity = if_not_exists(to_identity, :to)",
+        );
+        let mut values = vec![
+            (":sending", s(SendState::Sending.as_str())),
+            (":attempt", s(request.attempt)),
+            (":now", n(request.now_ms)),
+            (":channel", s(&intent.to.channel)),
+            (":to", s(&intent.to.identity)),
+            (":one", n(1)),
+            (":settle", n(request.settle_before_ms)),
+            // Attempt tokens are never empty: "" takes nothing over.
+            (":takeover", s(request.takeover.unwrap_or_default())),
+        ];
+        if let Some(in_reply_to) = &intent.in_reply_to {
+            set.push_str(", in_reply_to = if_not_exists(in_reply_to, :in_reply_to)");
+            values.push((":in_reply_to", s(in_reply_to)));
+        }
+        if let Some(text) = &intent.text {
+            set.push_str(", #text = if_not_exists(#text, :text)");
+            values.push((":text", s(text)));
+        }
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(message_pk(&reply.key)))
-            .update_expression(
-                "SET in_reply_to = :in_reply_to, s1 = if_not_exists(s1, :sent), \
-                 channel = if_not_exists(channel, :channel), reply_to = :to, reply_text = :text, \
-                 sent_at_ms = :sent_at",
+            .key("pk", s(message_pk(&key)))
+            .update_expression(format!("{set} ADD attempts :one"))
+            .condition_expression(
+                "attribute_not_exists(sinch_message_id) AND attribute_not_exists(sinch_batch_id) \
+                 AND (attribute_not_exists(send_state) \
+                      OR (send_state = :sending AND (attempt_at_ms <= :settle OR attempt = :takeover)))",
             )
-            .expression_attribute_values(":in_reply_to", s(&reply.in_reply_to))
-            .expression_attribute_values(":sent", s("SENT"))
-            .expression_attribute_values(":channel", s(&reply.to.channel))
-            .expression_attribute_values(":to", s(reply.to.to_string()))
-            .expression_attribute_values(":text", s(&reply.text))
-            .expression_attribute_values(":sent_at", n(reply.sent_at_ms))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if intent.text.is_some() {
+            update = update.expression_attribute_names("#text", "text");
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        let old = match update.send().await {
+            Ok(_) => return Ok(SendSlot::Go),
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed_check) => {
+                    match failed_check.item {
+                        Some(item) => item,
+                        // Not every DynamoDB implementation returns the old item; read it.
+                        None => self
+                            .get("begin send", message_pk(&key))
+                            .await?
+                            .unwrap_or_default(),
+                    }
+                }
+                other => {
+                    return Err(StoreError {
+                        operation: "begin send",
+                        detail: DisplayErrorContext(&other).to_string(),
+                    });
+                }
+            },
+            Err(error) => return Err(failed("begin send", error)),
+        };
+        if let Some(sinch_id) = sinch_id(&old) {
+            return Ok(SendSlot::Accepted {
+                sinch_id: Some(sinch_id),
+            });
+        }
+        Ok(match text(&old, "send_state").and_then(SendState::parse) {
+            Some(SendState::Sent) => SendSlot::Accepted { sinch_id: None },
+            Some(SendState::Failed) => SendSlot::Refused {
+                reason: message_state(&key, &old)
+                    .and_then(|state| state.reason().cloned())
+                    .unwrap_or_else(|| Reason::new("UNKNOWN", None)),
+            },
+            // Still sending (or gone between the two reads): someone else's attempt stands.
+            _ => SendSlot::Unsettled {
+                attempt: text(&old, "attempt").unwrap_or_default().to_owned(),
+                attempt_at_ms: number(&old, "attempt_at_ms").unwrap_or_default(),
+            },
+        })
+    }
+
+    async fn finish_send(
+        &self,
+        id: &str,
+        result: &SendResult,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let key = MessageKey::Ours(id.to_owned());
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(message_pk(&key)))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(at_ms));
+        let common = "history = list_append(if_not_exists(history, :empty), :entry), \
+                      updated_at_ms = :now";
+        match result {
+            SendResult::Accepted { sinch_id } => {
+                let mut set = format!(
+                    "SET send_state = :state, s{rank} = if_not_exists(s{rank}, :status), {common}",
+                    rank = Progress::SENT.rank
+                );
+                if let Some(id) = sinch_id {
+                    let attribute = sinch_id_attribute(id);
+                    set.push_str(&format!(
+                        ", {attribute} = if_not_exists({attribute}, :sinch_id)"
+                    ));
+                    update = update.expression_attribute_values(":sinch_id", s(id.as_str()));
+                }
+                update = update
+                    .update_expression(format!("{set} ADD history_count :one"))
+                    .expression_attribute_values(":state", s(SendState::Sent.as_str()))
+                    .expression_attribute_values(":status", s(status::SENT))
+                    .expression_attribute_values(
+                        ":entry",
+                        history_entry(status::SENT, at_ms, None),
+                    );
+            }
+            SendResult::Refused { reason } => {
+                update = update
+                    .update_expression(format!(
+                        "SET send_state = :state, s{rank} = if_not_exists(s{rank}, :status), {common} \
+                         ADD history_count :one",
+                        rank = Progress::FAILED.rank
+                    ))
+                    .expression_attribute_values(":state", s(SendState::Failed.as_str()))
+                    .expression_attribute_values(":status", s(status::FAILED))
+                    .expression_attribute_values(
+                        ":entry",
+                        history_entry(status::FAILED, at_ms, Some(reason)),
+                    );
+            }
+        }
+        update
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| failed("record reply", e))
+            .map_err(|e| failed("finish send", e))
+    }
+
+    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(message_pk(&MessageKey::Ours(id.to_owned()))))
+            .update_expression("SET attempt_at_ms = :zero")
+            .condition_expression("send_state = :sending AND attempt = :attempt")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":sending", s(SendState::Sending.as_str()))
+            .expression_attribute_values(":attempt", s(attempt))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(failed("abandon send", error)),
+        }
     }
 }

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{
     Claim, ClaimRequest, ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey,
-    MessageState, OptChange, ReplyRecord, StatusChange, StatusUpdate, Store, StoreError,
+    MessageState, OptChange, SendAttempt, SendIntent, SendResult, SendSlot, SendState,
+    StatusChange, StatusUpdate, Store, StoreError,
 };
-use crate::status::Progress;
+use crate::status::{self, Progress};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Idempotency {
@@ -21,13 +22,74 @@ enum Idempotency {
     },
 }
 
+/// The send ledger of one of our messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ledger {
+    state: SendState,
+    attempt: String,
+    attempt_at_ms: u64,
+    attempts: u32,
+    intent: SendIntent,
+}
+
 #[derive(Debug, Default)]
 struct State {
     idempotency: BTreeMap<String, Idempotency>,
     messages: BTreeMap<MessageKey, MessageState>,
     inbound: BTreeMap<String, InboundRecord>,
     opted_out: BTreeMap<ContactKey, String>,
-    replies: BTreeMap<MessageKey, ReplyRecord>,
+    sends: BTreeMap<String, Ledger>,
+}
+
+impl State {
+    /// The message item, created empty (no status yet) when missing.
+    fn message(&mut self, key: &MessageKey) -> &mut MessageState {
+        self.messages
+            .entry(key.clone())
+            .or_insert_with(|| MessageState {
+                key: key.clone(),
+                status: String::new(),
+                progress: Progress::from_rank(0),
+                channel: None,
+                history: Vec::new(),
+                in_reply_to: None,
+                sinch_id: None,
+                send: None,
+            })
+    }
+}
+
+/// Applies a status to a message: forward only, history kept (up to the limit).
+fn apply(
+    message: &mut MessageState,
+    status: &str,
+    progress: Progress,
+    entry: HistoryEntry,
+) -> StatusChange {
+    let first = message.status.is_empty();
+    if message.history.len() < HISTORY_LIMIT {
+        message.history.push(entry);
+    }
+    if first {
+        message.status = status.to_owned();
+        message.progress = progress;
+        return StatusChange::Created {
+            status: status.to_owned(),
+        };
+    }
+    // Ranks are first-come: a status of the same rank never replaces the one there.
+    if message.progress.advances_to(progress) {
+        let from = std::mem::replace(&mut message.status, status.to_owned());
+        message.progress = progress;
+        StatusChange::Advanced {
+            from,
+            to: status.to_owned(),
+        }
+    } else {
+        StatusChange::Kept {
+            status: message.status.clone(),
+        }
+    }
 }
 
 /// State in this process. Clones share it.
@@ -49,7 +111,12 @@ impl MemoryStore {
 
     /// Every message state, for status pages and tests.
     pub fn messages(&self) -> Vec<MessageState> {
-        self.lock().messages.values().cloned().collect()
+        self.lock()
+            .messages
+            .values()
+            .filter(|message| !message.status.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// Every stored inbound message.
@@ -57,9 +124,13 @@ impl MemoryStore {
         self.lock().inbound.values().cloned().collect()
     }
 
-    /// Every reply sent.
-    pub fn replies(&self) -> Vec<ReplyRecord> {
-        self.lock().replies.values().cloned().collect()
+    /// Every message of ours that was sent, or is being sent, with its intent.
+    pub fn sends(&self) -> Vec<(String, SendState, SendIntent)> {
+        self.lock()
+            .sends
+            .iter()
+            .map(|(id, ledger)| (id.clone(), ledger.state, ledger.intent.clone()))
+            .collect()
     }
 
     /// Every opted-out contact.
@@ -128,44 +199,23 @@ impl Store for MemoryStore {
             at_ms: update.at_ms,
             reason: update.reason.clone(),
         };
-        let Some(message) = state.messages.get_mut(&update.key) else {
-            state.messages.insert(
-                update.key.clone(),
-                MessageState {
-                    key: update.key.clone(),
-                    status: update.status.clone(),
-                    progress: update.progress,
-                    channel: update.channel.clone(),
-                    history: vec![entry],
-                    in_reply_to: None,
-                },
-            );
-            return Ok(StatusChange::Created {
-                status: update.status.clone(),
-            });
-        };
-        if message.history.len() < HISTORY_LIMIT {
-            message.history.push(entry);
-        }
+        let message = state.message(&update.key);
         if message.channel.is_none() {
             message.channel = update.channel.clone();
         }
-        if message.progress.advances_to(update.progress) {
-            let from = std::mem::replace(&mut message.status, update.status.clone());
-            message.progress = update.progress;
-            Ok(StatusChange::Advanced {
-                from,
-                to: update.status.clone(),
-            })
-        } else {
-            Ok(StatusChange::Kept {
-                status: message.status.clone(),
-            })
+        if message.sinch_id.is_none() {
+            message.sinch_id = update.sinch_id.clone();
         }
+        Ok(apply(message, &update.status, update.progress, entry))
     }
 
     async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
-        Ok(self.lock().messages.get(key).cloned())
+        Ok(self
+            .lock()
+            .messages
+            .get(key)
+            .filter(|message| !message.status.is_empty())
+            .cloned())
     }
 
     async fn record_inbound(
@@ -191,23 +241,112 @@ impl Store for MemoryStore {
         Ok(self.lock().opted_out.get(contact).cloned())
     }
 
-    async fn record_reply(&self, reply: &ReplyRecord) -> Result<(), StoreError> {
+    async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
         let mut state = self.lock();
-        state.replies.insert(reply.key.clone(), reply.clone());
-        // A delivery report may already have arrived for it; link it either way.
-        let key = reply.key.clone();
-        let message = state.messages.entry(key.clone()).or_insert(MessageState {
-            key,
-            status: "SENT".to_owned(),
-            progress: Progress {
-                rank: 1,
-                terminal: false,
+        let key = MessageKey::Ours(request.id.to_owned());
+        let proven = state
+            .messages
+            .get(&key)
+            .and_then(|message| message.sinch_id.clone());
+        if let Some(ledger) = state.sends.get(request.id) {
+            match ledger.state {
+                SendState::Sent => return Ok(SendSlot::Accepted { sinch_id: proven }),
+                SendState::Failed => {
+                    let reason = state
+                        .messages
+                        .get(&key)
+                        .and_then(|message| message.reason().cloned())
+                        .unwrap_or_else(|| super::Reason::new("UNKNOWN", None));
+                    return Ok(SendSlot::Refused { reason });
+                }
+                SendState::Sending if proven.is_some() => {
+                    return Ok(SendSlot::Accepted { sinch_id: proven });
+                }
+                SendState::Sending
+                    if ledger.attempt_at_ms > request.settle_before_ms
+                        && request.takeover != Some(ledger.attempt.as_str()) =>
+                {
+                    return Ok(SendSlot::Unsettled {
+                        attempt: ledger.attempt.clone(),
+                        attempt_at_ms: ledger.attempt_at_ms,
+                    });
+                }
+                SendState::Sending => {}
+            }
+        } else if proven.is_some() {
+            // A report named it although no attempt is on record: Sinch has it.
+            return Ok(SendSlot::Accepted { sinch_id: proven });
+        }
+        let attempts = state.sends.get(request.id).map_or(0, |l| l.attempts) + 1;
+        state.sends.insert(
+            request.id.to_owned(),
+            Ledger {
+                state: SendState::Sending,
+                attempt: request.attempt.to_owned(),
+                attempt_at_ms: request.now_ms,
+                attempts,
+                intent: request.intent.clone(),
             },
-            channel: Some(reply.to.channel.clone()),
-            history: Vec::new(),
-            in_reply_to: None,
-        });
-        message.in_reply_to = Some(reply.in_reply_to.clone());
+        );
+        let message = state.message(&key);
+        message.send = Some(SendState::Sending);
+        if message.channel.is_none() {
+            message.channel = Some(request.intent.to.channel.clone());
+        }
+        if message.in_reply_to.is_none() {
+            message.in_reply_to = request.intent.in_reply_to.clone();
+        }
+        Ok(SendSlot::Go)
+    }
+
+    async fn finish_send(
+        &self,
+        id: &str,
+        result: &SendResult,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let send_state = match result {
+            SendResult::Accepted { .. } => SendState::Sent,
+            SendResult::Refused { .. } => SendState::Failed,
+        };
+        if let Some(ledger) = state.sends.get_mut(id) {
+            ledger.state = send_state;
+        }
+        let message = state.message(&MessageKey::Ours(id.to_owned()));
+        message.send = Some(send_state);
+        match result {
+            SendResult::Accepted { sinch_id } => {
+                if message.sinch_id.is_none() {
+                    message.sinch_id = sinch_id.clone();
+                }
+                let entry = HistoryEntry {
+                    status: status::SENT.to_owned(),
+                    at_ms,
+                    reason: None,
+                };
+                apply(message, status::SENT, Progress::SENT, entry);
+            }
+            SendResult::Refused { reason } => {
+                let entry = HistoryEntry {
+                    status: status::FAILED.to_owned(),
+                    at_ms,
+                    reason: Some(reason.clone()),
+                };
+                apply(message, status::FAILED, Progress::FAILED, entry);
+            }
+        }
+        Ok(())
+    }
+
+    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(ledger) = state.sends.get_mut(id)
+            && ledger.state == SendState::Sending
+            && ledger.attempt == attempt
+        {
+            ledger.attempt_at_ms = 0;
+        }
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! What the worker remembers: message status with history, inbound messages, opt-outs, and the
-//! replies it sent.
+//! sends it made (replies; later the messages API), each recorded before it leaves.
 //!
 //! Behind a trait so the handlers do not care where state lives: an in-memory store for the
 //! local stack and tests, DynamoDB in AWS.
@@ -19,7 +19,10 @@ use crate::status::Progress;
 /// Which message a delivery status belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MessageKey {
-    /// A Conversation API message, by its message id.
+    /// A message we sent (a reply, or a send of the messages API), by our own id: its delivery
+    /// reports carry that id back (see [`crate::send::reference`]).
+    Ours(String),
+    /// A Conversation API message, by its message id (reports that do not name one of ours).
     Conversation(String),
     /// One recipient of an SMS batch.
     Sms { batch_id: String, recipient: String },
@@ -28,11 +31,56 @@ pub enum MessageKey {
 impl std::fmt::Display for MessageKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            MessageKey::Ours(id) => write!(f, "ours/{id}"),
             MessageKey::Conversation(id) => write!(f, "conversation/{id}"),
             MessageKey::Sms {
                 batch_id,
                 recipient,
             } => write!(f, "sms/{batch_id}/{recipient}"),
+        }
+    }
+}
+
+/// Sinch's id for a message we sent: what its send API answered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SinchId {
+    /// A Conversation API message id.
+    Message(String),
+    /// An SMS API batch id.
+    Batch(String),
+}
+
+impl SinchId {
+    pub fn as_str(&self) -> &str {
+        match self {
+            SinchId::Message(id) | SinchId::Batch(id) => id,
+        }
+    }
+}
+
+/// Why a message failed (or switched channel): Sinch's code and words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// e.g. `OUTSIDE_ALLOWED_SENDING_WINDOW`, an SMS status code, or Sinch's error code for a
+    /// refused send.
+    pub code: String,
+    pub description: Option<String>,
+}
+
+impl Reason {
+    pub fn new(code: impl Into<String>, description: Option<String>) -> Self {
+        Self {
+            code: code.into(),
+            description: description.filter(|d| !d.is_empty()),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.description {
+            Some(description) => write!(f, "{}: {description}", self.code),
+            None => f.write_str(&self.code),
         }
     }
 }
@@ -46,8 +94,11 @@ pub struct StatusUpdate {
     /// When Sinch says it happened (or when we received it), Unix milliseconds.
     pub at_ms: u64,
     /// Failure or switch reason, e.g. `OUTSIDE_ALLOWED_SENDING_WINDOW`, or an SMS code.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub channel: Option<String>,
+    /// For one of our messages: Sinch's id, as the report names it. A report proves Sinch took
+    /// the send, so this settles a send whose answer was lost.
+    pub sinch_id: Option<SinchId>,
 }
 
 /// One entry of a message's history.
@@ -55,7 +106,7 @@ pub struct StatusUpdate {
 pub struct HistoryEntry {
     pub status: String,
     pub at_ms: u64,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
 }
 
 /// Longest history kept per message: the first reports are kept, later ones beyond it only
@@ -72,6 +123,51 @@ pub struct MessageState {
     pub history: Vec<HistoryEntry>,
     /// Set when this is a reply we sent: the inbound message it answered.
     pub in_reply_to: Option<String>,
+    /// For our own sends: Sinch's id, once Sinch answered or a report named it.
+    pub sinch_id: Option<SinchId>,
+    /// For our own sends: where the send stands.
+    pub send: Option<SendState>,
+}
+
+impl MessageState {
+    /// Why the message is where it is: the reason of the history entry that set the current
+    /// status (a FAILED or SWITCHING_CHANNEL report, a refused send).
+    pub fn reason(&self) -> Option<&Reason> {
+        self.history
+            .iter()
+            .find(|entry| entry.status == self.status && entry.reason.is_some())
+            .and_then(|entry| entry.reason.as_ref())
+    }
+}
+
+/// Where one of our sends stands in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendState {
+    /// An attempt began; its outcome is not recorded (yet).
+    Sending,
+    /// Sinch accepted it.
+    Sent,
+    /// Sinch refused it for good.
+    Failed,
+}
+
+impl SendState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendState::Sending => "SENDING",
+            SendState::Sent => "SENT",
+            SendState::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "SENDING" => Some(SendState::Sending),
+            "SENT" => Some(SendState::Sent),
+            "FAILED" => Some(SendState::Failed),
+            _ => None,
+        }
+    }
 }
 
 /// What a status update did.
@@ -125,17 +221,54 @@ pub struct InboundRecord {
     pub received_at_ms: u64,
 }
 
-/// A reply we sent.
+/// What a send is, recorded with its first attempt (a reply; the messages API records more
+/// when it accepts a send).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplyRecord {
-    /// What its delivery reports will be keyed by: our Conversation message id, or our SMS
-    /// batch id and the recipient.
-    pub key: MessageKey,
-    /// The inbound message it answers.
-    pub in_reply_to: String,
+pub struct SendIntent {
+    /// Who it goes to; the channel is the one asked for.
     pub to: ContactKey,
-    pub text: String,
-    pub sent_at_ms: u64,
+    /// The inbound message it answers, for a reply.
+    pub in_reply_to: Option<String>,
+    /// The text, when it is one.
+    pub text: Option<String>,
+}
+
+/// A request to start an attempt at one of our sends (see [`crate::send`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendAttempt<'a> {
+    /// Our message id.
+    pub id: &'a str,
+    /// A fresh token naming this attempt.
+    pub attempt: &'a str,
+    pub now_ms: u64,
+    /// An earlier attempt that began at or before this time, and that no answer or report
+    /// settled since, is taken as lost: a new attempt may go.
+    pub settle_before_ms: u64,
+    /// An earlier attempt this process knows never reached Sinch: it may be replaced at once.
+    pub takeover: Option<&'a str>,
+    pub intent: &'a SendIntent,
+}
+
+/// The answer to a [`SendAttempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendSlot {
+    /// The attempt is recorded: send now.
+    Go,
+    /// Sinch accepted it before (its answer was recorded, or a delivery report named it).
+    Accepted { sinch_id: Option<SinchId> },
+    /// Sinch refused it for good before.
+    Refused { reason: Reason },
+    /// Another attempt began at `attempt_at_ms` and its outcome is not known yet.
+    Unsettled { attempt: String, attempt_at_ms: u64 },
+}
+
+/// How an attempt ended, when Sinch answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    /// Sinch took it (`sinch_id` is `None` when its answer could not be read).
+    Accepted { sinch_id: Option<SinchId> },
+    /// Sinch refused it for good: the message is FAILED with this reason.
+    Refused { reason: Reason },
 }
 
 /// The store could not be read or written; the work can be retried.
@@ -223,9 +356,27 @@ pub trait Store: Send + Sync {
         contact: &ContactKey,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Remembers a reply, so its later delivery reports attach to the message it answered.
-    fn record_reply(
+    /// Starts an attempt at one of our sends, unless an earlier one settles it (a conditional
+    /// write): see [`SendSlot`]. The intent is recorded with the first attempt.
+    fn begin_send(
         &self,
-        reply: &ReplyRecord,
+        attempt: &SendAttempt<'_>,
+    ) -> impl Future<Output = Result<SendSlot, StoreError>> + Send;
+
+    /// Records how an attempt ended: SENT with Sinch's id, or FAILED with Sinch's reason.
+    fn finish_send(
+        &self,
+        id: &str,
+        result: &SendResult,
+        at_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Withdraws an attempt that certainly never reached Sinch (it answered 429 or 5xx, or no
+    /// connection was made), so the next one may go at once. A no-op when another attempt
+    /// replaced it.
+    fn abandon_send(
+        &self,
+        id: &str,
+        attempt: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -22,6 +22,10 @@ pub enum SinchError {
     Network {
         operation: &'static str,
         detail: String,
+        /// True when the request may have reached Sinch (the connection broke or timed out
+        /// after it was written): a send must not be repeated blindly. False when no
+        /// connection was made.
+        maybe_delivered: bool,
     },
     /// A success status with a body we cannot read. The request may have taken effect, so it is
     /// never retried.
@@ -192,7 +196,8 @@ mod tests {
         assert!(
             SinchError::Network {
                 operation: "send",
-                detail: String::new()
+                detail: String::new(),
+                maybe_delivered: true,
             }
             .is_transient()
         );

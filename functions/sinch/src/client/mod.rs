@@ -173,6 +173,17 @@ enum Auth {
     SmsToken,
 }
 
+/// Whether repeating a request whose answer was lost is harmless.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Reads, and writes that Sinch deduplicates: retried on any transient error.
+    Safe,
+    /// Sends: Sinch has no idempotency key, so a request that may have reached Sinch is never
+    /// repeated here (the caller's send ledger decides). Answers Sinch gave (429, 5xx) and
+    /// connections never made are still retried.
+    OnlyIfNotDelivered,
+}
+
 impl SinchClient {
     pub fn new(config: ClientConfig) -> Result<Self, SinchError> {
         let http = reqwest::Client::builder()
@@ -182,6 +193,7 @@ impl SinchClient {
             .map_err(|e| SinchError::Network {
                 operation: "building the HTTP client",
                 detail: e.to_string(),
+                maybe_delivered: false,
             })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -233,9 +245,13 @@ impl SinchClient {
             self.inner.config.urls.conversation.trim_end_matches('/'),
             self.conversation_credentials()?.project_id
         );
-        self.execute("messages:send", Auth::OAuth, deadline, |http| {
-            http.post(&url).json(request)
-        })
+        self.execute(
+            "messages:send",
+            Auth::OAuth,
+            Repeat::OnlyIfNotDelivered,
+            deadline,
+            |http| http.post(&url).json(request),
+        )
         .await
     }
 
@@ -250,9 +266,13 @@ impl SinchClient {
             self.inner.config.urls.sms.trim_end_matches('/'),
             self.sms_credentials()?.service_plan_id
         );
-        self.execute("batches", Auth::SmsToken, deadline, |http| {
-            http.post(&url).json(batch)
-        })
+        self.execute(
+            "batches",
+            Auth::SmsToken,
+            Repeat::OnlyIfNotDelivered,
+            deadline,
+            |http| http.post(&url).json(batch),
+        )
         .await
     }
 
@@ -261,6 +281,7 @@ impl SinchClient {
         &self,
         operation: &'static str,
         auth: Auth,
+        repeat: Repeat,
         deadline: Instant,
         request: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<T, SinchError> {
@@ -313,6 +334,18 @@ impl SinchClient {
             if !error.is_transient() {
                 return Err(error);
             }
+            if repeat == Repeat::OnlyIfNotDelivered
+                && matches!(
+                    error,
+                    SinchError::Network {
+                        maybe_delivered: true,
+                        ..
+                    }
+                )
+            {
+                warn!(operation, %error, "not retrying: the request may have reached Sinch");
+                return Err(error);
+            }
             let RetryDecision::Retry { execute_after } = policy.should_retry(started, retries)
             else {
                 return Err(error);
@@ -360,20 +393,32 @@ impl SinchClient {
 
 /// Sends one attempt; a non-2xx answer becomes [`SinchError::Api`].
 async fn send(operation: &'static str, builder: RequestBuilder) -> Result<Vec<u8>, SinchError> {
-    let network = |e: reqwest::Error| SinchError::Network {
+    let response = builder.send().await.map_err(|e| SinchError::Network {
         operation,
         detail: error_chain(&e),
-    };
-    let response = builder.send().await.map_err(network)?;
+        // No connection (refused, DNS, TLS, connect timeout) means the request never left.
+        maybe_delivered: !(e.is_connect() || e.is_builder()),
+    })?;
     let status = response.status();
     let retry_after = response
         .headers()
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(error::parse_retry_after);
-    let body = response.bytes().await.map_err(network)?;
+    let body = match response.bytes().await {
+        Ok(body) => body.to_vec(),
+        // A success whose body broke off: Sinch took the request, we cannot read the answer.
+        Err(e) if status.is_success() => {
+            return Err(SinchError::Decode {
+                operation,
+                detail: error_chain(&e),
+            });
+        }
+        // An error status whose body broke off: still Sinch's refusal.
+        Err(_) => Vec::new(),
+    };
     if status.is_success() {
-        Ok(body.to_vec())
+        Ok(body)
     } else {
         Err(SinchError::Api {
             operation,

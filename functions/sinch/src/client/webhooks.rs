@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Auth, SinchClient, SinchError};
+use super::{Auth, Repeat, SinchClient, SinchError};
 
 /// A webhook as Sinch returns it (the secret is never returned).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -52,9 +52,13 @@ impl SinchClient {
     ) -> Result<Vec<Webhook>, SinchError> {
         let url = format!("{}/apps/{app_id}/webhooks", self.webhooks_url()?);
         let list: WebhookList = self
-            .execute("list webhooks", Auth::OAuth, deadline, |http| {
-                http.get(&url)
-            })
+            .execute(
+                "list webhooks",
+                Auth::OAuth,
+                Repeat::Safe,
+                deadline,
+                |http| http.get(&url),
+            )
             .await?;
         Ok(list.webhooks)
     }
@@ -66,9 +70,13 @@ impl SinchClient {
         deadline: Instant,
     ) -> Result<Webhook, SinchError> {
         let url = format!("{}/webhooks", self.webhooks_url()?);
-        self.execute("create webhook", Auth::OAuth, deadline, |http| {
-            http.post(&url).json(request)
-        })
+        self.execute(
+            "create webhook",
+            Auth::OAuth,
+            Repeat::Safe,
+            deadline,
+            |http| http.post(&url).json(request),
+        )
         .await
     }
 
@@ -80,9 +88,13 @@ impl SinchClient {
         deadline: Instant,
     ) -> Result<Webhook, SinchError> {
         let url = format!("{}/webhooks/{id}", self.webhooks_url()?);
-        self.execute("update webhook", Auth::OAuth, deadline, |http| {
-            http.patch(&url).json(request)
-        })
+        self.execute(
+            "update webhook",
+            Auth::OAuth,
+            Repeat::Safe,
+            deadline,
+            |http| http.patch(&url).json(request),
+        )
         .await
     }
 }

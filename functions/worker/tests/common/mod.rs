@@ -150,6 +150,7 @@ pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
         policy: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        sender: pipeline::send::Sender::default(),
         clock: Clock::System,
     }
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use pipeline::reply::ReplyPolicy;
+use pipeline::send::reference;
 use pipeline::store::{MessageKey, Store};
 use sinch::signature::{Secrets, Tolerance, unix_seconds};
 
@@ -56,6 +57,8 @@ async fn demo(out: &mut dyn Write) -> Result<ExitCode, CliError> {
         policy: ReplyPolicy::default(),
         app_id: None,
         worker_concurrency: 10,
+        enqueue_timeout: receiver::config::DEFAULT_ENQUEUE_TIMEOUT,
+        send_settle: pipeline::send::DEFAULT_SETTLE_AFTER,
     };
     let running = stack::start(options)
         .await
@@ -185,7 +188,14 @@ impl Demo<'_> {
             replies.len() == 1 && replies[0].channel == "WHATSAPP" && replies[0].to == CUSTOMER,
             "one reply, on WhatsApp, to the sender",
         )?;
-        let reply_id = replies.first().map(|r| r.id.clone()).unwrap_or_default();
+        let reply_sinch_id = replies.first().map(|r| r.id.clone()).unwrap_or_default();
+        let reply_reference = replies
+            .first()
+            .map(|r| r.reference.clone())
+            .unwrap_or_default();
+        let reply_id = reference::ours(Some(&reply_reference))
+            .unwrap_or_default()
+            .to_owned();
 
         // 2. SMS HELP.
         let sms = samples::sms_inbound(&samples::id(), SMS_CUSTOMER, OUR_NUMBER, "help");
@@ -216,7 +226,13 @@ impl Demo<'_> {
 
         // 3. Delivery reports for the WhatsApp reply, out of order.
         for status in ["READ", "QUEUED_ON_CHANNEL", "DELIVERED"] {
-            let body = samples::delivery(&reply_id, status, "WHATSAPP", CUSTOMER);
+            let body = samples::delivery(
+                &reply_sinch_id,
+                status,
+                "WHATSAPP",
+                CUSTOMER,
+                &reply_reference,
+            );
             self.post(
                 &format!("[3] delivery report {status} for our WhatsApp reply (out of order)"),
                 SECRET,
@@ -227,7 +243,7 @@ impl Demo<'_> {
         }
         let state = match self.running.store.clone() {
             Some(store) => store
-                .message_state(&MessageKey::Conversation(reply_id.clone()))
+                .message_state(&MessageKey::Ours(reply_id.clone()))
                 .await
                 .ok()
                 .flatten(),
@@ -245,8 +261,8 @@ impl Demo<'_> {
                     );
                     self.say(&line)?;
                     self.expect(
-                        state.status == "READ" && state.history.len() == 3,
-                        "status READ with three reports in the history",
+                        state.status == "READ" && state.history.len() == 4,
+                        "status READ with SENT and three reports in the history",
                     )?;
                 }
                 None => self.expect(false, "a status for the reply")?,
@@ -285,7 +301,13 @@ impl Demo<'_> {
         self.expect(answer.status == Some(401), "401 for a forgery")?;
 
         // 6. Authentic but an hour old.
-        let stale = samples::delivery(&reply_id, "FAILED", "WHATSAPP", CUSTOMER);
+        let stale = samples::delivery(
+            &reply_sinch_id,
+            "FAILED",
+            "WHATSAPP",
+            CUSTOMER,
+            &reply_reference,
+        );
         let an_hour_ago = unix_seconds(SystemTime::now()) - 3600;
         let answer = self
             .post(

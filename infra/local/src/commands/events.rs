@@ -27,7 +27,7 @@ pub fn run(args: &EventsArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliErr
     let now = unix_seconds(SystemTime::now());
     let inbound = samples::inbound(&samples::id(), "WHATSAPP", "46701234567", "HELP");
     let sms = samples::sms_inbound(&samples::id(), "46709876543", "46700000001", "HELP");
-    let delivery = samples::delivery(&samples::id(), "DELIVERED", "WHATSAPP", "46701234567");
+    let delivery = samples::delivery(&samples::id(), "DELIVERED", "WHATSAPP", "46701234567", "");
     let files: Vec<(&str, Value)> = vec![
         (
             "receiver-inbound-whatsapp.json",

@@ -131,7 +131,7 @@ fn body(kind: Kind, n: u64) -> Vec<u8> {
     match kind {
         Kind::InboundText => samples::inbound(&id, "WHATSAPP", &number, "HELP"),
         Kind::InboundSms => samples::sms_inbound(&id, &number, "46700000001", "HELP"),
-        Kind::Delivery => samples::delivery(&id, "DELIVERED", "WHATSAPP", &number),
+        Kind::Delivery => samples::delivery(&id, "DELIVERED", "WHATSAPP", &number, ""),
         Kind::SmsDelivery => samples::sms_delivery(&id, &number, "Delivered", 0),
     }
 }

@@ -7,9 +7,14 @@ use std::time::Duration;
 
 use pipeline::config::{ConfigError, Env};
 use pipeline::reply::ReplyPolicy;
-use receiver::config::{MAX_BODY_BYTES, SIGNATURE_TOLERANCE_SECS, SINCH_WEBHOOK_SECRET};
+use receiver::config::{
+    DEFAULT_ENQUEUE_TIMEOUT, ENQUEUE_TIMEOUT_MS, MAX_BODY_BYTES, SIGNATURE_TOLERANCE_SECS,
+    SINCH_WEBHOOK_SECRET,
+};
 use sinch::signature::{Secrets, SecretsError, Tolerance};
-use worker::config::{REPLY_RULES, SINCH_APP_ID, WORKER_CONCURRENCY, sinch_client_config};
+use worker::config::{
+    REPLY_RULES, SEND_SETTLE_SECS, SINCH_APP_ID, WORKER_CONCURRENCY, sinch_client_config,
+};
 
 use crate::CliError;
 use crate::cli::{EventSourceArgs, ServeArgs};
@@ -77,6 +82,16 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
         policy,
         app_id: env.optional(SINCH_APP_ID),
         worker_concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
+        enqueue_timeout: env.millis(
+            ENQUEUE_TIMEOUT_MS,
+            DEFAULT_ENQUEUE_TIMEOUT.as_millis() as u64,
+            50..=25_000,
+        )?,
+        send_settle: env.seconds(
+            SEND_SETTLE_SECS,
+            pipeline::send::DEFAULT_SETTLE_AFTER.as_secs(),
+            1..=3600,
+        )?,
     })
 }
 

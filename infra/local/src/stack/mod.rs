@@ -17,6 +17,7 @@ use pipeline::clock::Clock;
 use pipeline::handlers::{DEFAULT_IDEMPOTENCY_TTL, Services};
 use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
 use pipeline::reply::ReplyPolicy;
+use pipeline::send::Sender;
 use pipeline::store::{DynamoStore, MemoryStore, Store, dynamodb_client};
 use receiver::{Receiver, ReceiverConfig};
 use sinch::client::{ClientConfig, SinchClient};
@@ -50,6 +51,10 @@ pub struct Options {
     pub policy: ReplyPolicy,
     pub app_id: Option<String>,
     pub worker_concurrency: usize,
+    /// Bound on each enqueue before the receiver answers 503 (`ENQUEUE_TIMEOUT_MS`).
+    pub enqueue_timeout: Duration,
+    /// How long a send whose outcome is unknown waits for a report (`SEND_SETTLE_SECS`).
+    pub send_settle: Duration,
 }
 
 /// Why the stack did not start.
@@ -194,7 +199,7 @@ where
         dead_letter_queue_url: "local".into(),
         tolerance: options.tolerance,
         max_body_bytes: options.max_body_bytes,
-        enqueue_timeout: Duration::from_secs(3),
+        enqueue_timeout: options.enqueue_timeout,
     };
     let receiver = Receiver::new(&receiver_config, parts.queue, parts.dead_letters.clone());
     let worker = Arc::new(Worker {
@@ -204,6 +209,7 @@ where
             policy: options.policy.clone(),
             app_id: options.app_id.clone(),
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            sender: Sender::new(options.send_settle),
             clock: Clock::System,
         },
         dead_letters: parts.dead_letters,
@@ -305,7 +311,7 @@ async fn aws_parts(
         .create_table_if_missing()
         .await
         .map_err(|e| setup("the DynamoDB table", e))?;
-    let enqueue = enqueue_client(&sdk, Duration::from_secs(3));
+    let enqueue = enqueue_client(&sdk, options.enqueue_timeout);
     Ok(Parts {
         queue: SqsQueue::new(enqueue.clone(), &queue_url),
         dead_letters: SqsQueue::new(enqueue, &dlq_url),

@@ -25,6 +25,9 @@ pub struct SentMessage {
     pub from: String,
     pub to: String,
     pub text: String,
+    /// What the send carried for its delivery reports: `correlation_id` (Conversation) or
+    /// `client_reference` (SMS); empty when none.
+    pub reference: String,
 }
 
 /// The simulator's memory. Clones share it.
@@ -124,6 +127,10 @@ async fn send_message(
         from: request["app_id"].as_str().unwrap_or_default().to_owned(),
         to,
         text: text.to_owned(),
+        reference: request["correlation_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     });
     (
         StatusCode::OK,
@@ -156,6 +163,10 @@ async fn batch(
         from: from.to_owned(),
         to: to.to_owned(),
         text: body.to_owned(),
+        reference: request["client_reference"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     });
     (
         StatusCode::CREATED,

@@ -1,0 +1,374 @@
+//! Send once: a message Sinch accepted is never sent again, whatever fails around the send.
+//!
+//! Neither Sinch send API takes an idempotency key, so a send retried after a failure can reach
+//! the phone twice. Every send of ours (a reply; a message of the messages API) therefore goes
+//! through [`Sender::send`], which keeps a small ledger on the message's own item in the store,
+//! keyed by our deterministic id (a reply's id comes from the inbound message it answers):
+//!
+//! 1. **Before the send**, one conditional write records the attempt (`SENDING`, a fresh attempt
+//!    token, the time). It succeeds only when no earlier attempt settles the send.
+//! 2. **The send**, with our id in `correlation_id` and `message_metadata` (Conversation) or
+//!    `client_reference` (SMS), so every delivery report names the message it belongs to.
+//! 3. **After the answer**, a second write records it: `SENT` with Sinch's id, or `FAILED` with
+//!    Sinch's reason.
+//!
+//! What a retry finds, and does:
+//!
+//! | found | meaning | what happens |
+//! |---|---|---|
+//! | nothing | never tried | record the attempt, send |
+//! | `SENT`, or Sinch's id put there by a delivery report | Sinch has it | finish the bookkeeping; no send |
+//! | `FAILED` | Sinch refused it for good | the same refusal; no send |
+//! | `SENDING`, and this process saw Sinch accept it (the write after the send failed) | Sinch has it | record `SENT` from this process's memory; no send |
+//! | `SENDING`, an attempt this process knows never reached Sinch (429, 5xx, no connection, or the attempt write itself failed) | not sent | take it over at once and send |
+//! | `SENDING`, younger than the settle time ([`DEFAULT_SETTLE_AFTER`]) | outcome unknown: the request may have left and its answer been lost | retry later; a delivery report naming our id settles it as sent |
+//! | `SENDING`, older than the settle time, no report | presumed lost | a new attempt, send |
+//!
+//! Sinch's answers are classified as they bear on "did it take it?": any HTTP answer other than
+//! 2xx means no; a 2xx whose body cannot be read means yes (recorded without an id); no
+//! connection means no; a connection that broke or timed out after the request was written
+//! means unknown, and the client never repeats such a request by itself.
+//!
+//! The residual risk, in one sentence: a send whose answer was lost (or whose outcome could
+//! not be recorded, on another process than the one that sent it) and for which no delivery
+//! report arrives within the settle time is sent a second time.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sinch::client::SinchError;
+use tracing::{info, warn};
+
+use crate::clock::{Clock, unix_millis};
+use crate::store::{
+    Reason, SendAttempt, SendIntent, SendResult, SendSlot, SinchId, Store, StoreError,
+};
+
+/// How long an attempt whose outcome is unknown waits for a delivery report before it is taken
+/// as lost and sent again.
+pub const DEFAULT_SETTLE_AFTER: Duration = Duration::from_secs(60);
+
+/// Our references at Sinch: `correlation_id`, `message_metadata` and `client_reference` carry
+/// [`reference::PREFIX`] and our id, so reports for our messages are told from reports for
+/// messages others sent through the same app.
+pub mod reference {
+    /// Marks a value as ours.
+    pub const PREFIX: &str = "sinch-hooks:";
+
+    /// The value to give Sinch for our message `id`.
+    pub fn to_sinch(id: &str) -> String {
+        format!("{PREFIX}{id}")
+    }
+
+    /// Our message id, if `value` (as Sinch echoes it) names one.
+    pub fn ours(value: Option<&str>) -> Option<&str> {
+        value?.strip_prefix(PREFIX).filter(|id| !id.is_empty())
+    }
+
+    /// Our id for the reply to inbound message `inbound_id`: the same for every retry.
+    pub fn reply_id(inbound_id: &str) -> String {
+        format!("rpl_{inbound_id}")
+    }
+}
+
+/// How a send went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// Sinch's id, when known.
+    pub sinch_id: Option<SinchId>,
+    /// True when this call did not send: an earlier attempt had already reached Sinch, and
+    /// this call only finished its bookkeeping.
+    pub resumed: bool,
+}
+
+/// Why a send did not happen (yet). [`SendError::is_transient`] decides between a retry and a
+/// final failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The store could not record the attempt or its outcome.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Sinch refused the message for good (now, or on an earlier attempt).
+    #[error("Sinch refused message {id}: {reason}")]
+    Refused { id: String, reason: Reason },
+    /// Sinch did not take it (429, 5xx, no connection, out of time): safe to send again.
+    #[error("message {id} not sent: {error}")]
+    NotSent { id: String, error: SinchError },
+    /// The request may have reached Sinch, and its answer did not come back.
+    #[error(
+        "message {id}: outcome unknown ({error}); a delivery report or the settle time decides"
+    )]
+    Unknown { id: String, error: SinchError },
+    /// An earlier attempt's outcome is not known yet.
+    #[error("message {id}: attempt {attempt} is unsettled until {settles_at_ms} ms")]
+    Unsettled {
+        id: String,
+        attempt: String,
+        settles_at_ms: u64,
+    },
+    /// The API needed has no credentials: nothing was sent, nothing will be.
+    #[error("the {0} API is not configured")]
+    NotConfigured(&'static str),
+}
+
+impl SendError {
+    /// Whether trying again later can help.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            SendError::Refused { .. } | SendError::NotConfigured(_)
+        )
+    }
+
+    /// The Sinch error behind it, when Sinch (or its silence) was the cause.
+    pub fn sinch(&self) -> Option<&SinchError> {
+        match self {
+            SendError::NotSent { error, .. } | SendError::Unknown { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// What this process knows about an attempt that the store may not (its write failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Known {
+    /// The attempt (by token) never reached Sinch.
+    NotSent { attempt: String },
+    /// Sinch answered; the answer still has to be recorded.
+    Answered(SendResult),
+}
+
+/// Sends through the ledger; one per process, shared (clones share what they know).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    settle_after: Duration,
+    known: Arc<Mutex<HashMap<String, Known>>>,
+}
+
+impl Default for Sender {
+    fn default() -> Self {
+        Self::new(DEFAULT_SETTLE_AFTER)
+    }
+}
+
+impl Sender {
+    pub fn new(settle_after: Duration) -> Self {
+        Self {
+            settle_after,
+            known: Arc::default(),
+        }
+    }
+
+    pub fn settle_after(&self) -> Duration {
+        self.settle_after
+    }
+
+    fn known(&self, id: &str) -> Option<Known> {
+        self.lock().get(id).cloned()
+    }
+
+    fn remember(&self, id: &str, known: Known) {
+        self.lock().insert(id.to_owned(), known);
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        // Every change is one insert or remove: a poisoned map is still consistent.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends message `id` at most once: `send` runs only when the ledger says no earlier
+    /// attempt reached Sinch (see the module docs). `send` must put our id in the request
+    /// ([`reference::to_sinch`]) and must not retry a request whose outcome is unknown.
+    pub async fn send<S, F, Fut>(
+        &self,
+        store: &S,
+        clock: &Clock,
+        id: &str,
+        intent: &SendIntent,
+        send: F,
+    ) -> Result<Sent, SendError>
+    where
+        S: Store,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<SinchId, SinchError>>,
+    {
+        let now_ms = unix_millis(clock.now());
+        let takeover = match self.known(id) {
+            // Sinch answered an earlier attempt of this process: record that, send nothing.
+            Some(Known::Answered(result)) => {
+                return self.record(store, id, result, now_ms, true).await;
+            }
+            Some(Known::NotSent { attempt }) => Some(attempt),
+            None => None,
+        };
+        let attempt = ulid::Ulid::generate().to_string();
+        let settle_ms = u64::try_from(self.settle_after.as_millis()).unwrap_or(u64::MAX);
+        let request = SendAttempt {
+            id,
+            attempt: &attempt,
+            now_ms,
+            settle_before_ms: now_ms.saturating_sub(settle_ms),
+            takeover: takeover.as_deref(),
+            intent,
+        };
+        let slot = match store.begin_send(&request).await {
+            Ok(slot) => slot,
+            Err(error) => {
+                // The write may have landed: this attempt is ours to take over, never sent.
+                self.remember(id, Known::NotSent { attempt });
+                return Err(error.into());
+            }
+        };
+        match slot {
+            SendSlot::Go => {}
+            SendSlot::Accepted { sinch_id } => {
+                let result = SendResult::Accepted { sinch_id };
+                return self.record(store, id, result, now_ms, true).await;
+            }
+            SendSlot::Refused { reason } => {
+                return Err(SendError::Refused {
+                    id: id.to_owned(),
+                    reason,
+                });
+            }
+            SendSlot::Unsettled {
+                attempt,
+                attempt_at_ms,
+            } => {
+                return Err(SendError::Unsettled {
+                    id: id.to_owned(),
+                    attempt,
+                    settles_at_ms: attempt_at_ms.saturating_add(settle_ms),
+                });
+            }
+        }
+
+        let answer = send().await;
+        let now_ms = unix_millis(clock.now());
+        let result = match answer {
+            Ok(sinch_id) => SendResult::Accepted {
+                sinch_id: Some(sinch_id),
+            },
+            // A 2xx we cannot read: Sinch took it.
+            Err(SinchError::Decode { .. }) => SendResult::Accepted { sinch_id: None },
+            Err(error) if reached_sinch_maybe(&error) => {
+                warn!(message = id, %error, attempt, "send outcome unknown: waiting for a delivery report or the settle time");
+                return Err(SendError::Unknown {
+                    id: id.to_owned(),
+                    error,
+                });
+            }
+            Err(SinchError::NotConfigured(api)) => {
+                self.withdraw(store, id, &attempt).await;
+                return Err(SendError::NotConfigured(api));
+            }
+            Err(error) if error.is_transient() => {
+                self.withdraw(store, id, &attempt).await;
+                return Err(SendError::NotSent {
+                    id: id.to_owned(),
+                    error,
+                });
+            }
+            Err(error) => SendResult::Refused {
+                reason: refusal(&error),
+            },
+        };
+        self.remember(id, Known::Answered(result.clone()));
+        self.record(store, id, result, now_ms, false).await
+    }
+
+    /// Records Sinch's answer, then forgets it; on a store failure it stays known to this
+    /// process so the retry records it without sending.
+    async fn record<S: Store>(
+        &self,
+        store: &S,
+        id: &str,
+        result: SendResult,
+        now_ms: u64,
+        resumed: bool,
+    ) -> Result<Sent, SendError> {
+        if let Err(error) = store.finish_send(id, &result, now_ms).await {
+            self.remember(id, Known::Answered(result));
+            warn!(message = id, %error, "Sinch answered, but the answer could not be recorded; the retry records it without sending");
+            return Err(error.into());
+        }
+        self.forget(id);
+        match result {
+            SendResult::Accepted { sinch_id } => {
+                if resumed {
+                    info!(
+                        message = id,
+                        sinch_id = sinch_id.as_ref().map(SinchId::as_str),
+                        "already sent: bookkeeping finished, nothing sent again"
+                    );
+                }
+                Ok(Sent { sinch_id, resumed })
+            }
+            SendResult::Refused { reason } => Err(SendError::Refused {
+                id: id.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// An attempt that never reached Sinch: the next one may go at once.
+    async fn withdraw<S: Store>(&self, store: &S, id: &str, attempt: &str) {
+        self.remember(
+            id,
+            Known::NotSent {
+                attempt: attempt.to_owned(),
+            },
+        );
+        if let Err(error) = store.abandon_send(id, attempt).await {
+            // Another process will wait for the settle time instead; this one knows.
+            warn!(message = id, %error, "could not withdraw an attempt that never reached Sinch");
+        }
+    }
+}
+
+/// True when the request may have reached Sinch although no answer came back.
+fn reached_sinch_maybe(error: &SinchError) -> bool {
+    matches!(
+        error,
+        SinchError::Network {
+            maybe_delivered: true,
+            ..
+        }
+    )
+}
+
+/// The reason recorded for a send Sinch refused.
+fn refusal(error: &SinchError) -> Reason {
+    match error {
+        SinchError::Api { status, detail, .. } => Reason::new(
+            detail
+                .status
+                .clone()
+                .or_else(|| detail.code.clone())
+                .unwrap_or_else(|| format!("HTTP_{status}")),
+            Some(detail.message.clone()),
+        ),
+        other => Reason::new("SEND_FAILED", Some(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference;
+
+    #[test]
+    fn references_are_recognised_only_with_our_prefix() {
+        let value = reference::to_sinch("msg_01H");
+        assert_eq!(reference::ours(Some(&value)), Some("msg_01H"));
+        assert_eq!(reference::ours(Some("someone-else")), None);
+        assert_eq!(reference::ours(Some("sinch-hooks:")), None);
+        assert_eq!(reference::ours(None), None);
+        assert_eq!(reference::reply_id("01IN"), "rpl_01IN");
+    }
+}
