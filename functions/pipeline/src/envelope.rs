@@ -412,4 +412,40 @@ mod tests {
             })
         );
     }
+
+    /// The largest body that fits in one SQS message with the receiver's attributes (a real
+    /// signature, nonce and timestamp, an API Gateway request id, the content type): the
+    /// figures the README's 413 row gives.
+    #[test]
+    fn the_largest_queueable_body() {
+        let largest = |byte: u8| {
+            let wrap = |size: usize| {
+                let mut envelope = Envelope::new(
+                    vec![byte; size],
+                    SignatureHeaders {
+                        signature: "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE=".into(),
+                        ..headers()
+                    },
+                    UNIX_EPOCH + Duration::from_millis(1_763_870_400_000),
+                );
+                envelope.request_id = Some("dGhpc2lzYXJlcUlk=".into());
+                envelope.content_type = Some("application/json".into());
+                envelope.queued_size()
+            };
+            let (mut fits, mut too_big) = (0, SQS_MAX_MESSAGE_BYTES + 1);
+            while too_big - fits > 1 {
+                let middle = (fits + too_big) / 2;
+                if wrap(middle) <= SQS_MAX_MESSAGE_BYTES {
+                    fits = middle;
+                } else {
+                    too_big = middle;
+                }
+            }
+            fits
+        };
+        let utf8 = largest(b'a');
+        let base64 = largest(0xff);
+        assert_eq!(utf8, 1_048_236, "UTF-8 bodies");
+        assert_eq!(base64, 786_156, "bodies queued as base64");
+    }
 }

@@ -31,6 +31,9 @@ pub enum Failure {
 pub const BAD_ENVELOPE: &str = "bad_envelope";
 /// Dead-letter reason: the body is not a Sinch callback.
 pub const UNPARSEABLE: &str = "unparseable_payload";
+/// Dead-letter reason: a Conversation callback with several trigger keys; which one was meant
+/// cannot be told, so none is acted on.
+pub const AMBIGUOUS: &str = "ambiguous_payload";
 /// Dead-letter reason: Sinch refused our request for good (a 4xx other than 429).
 pub const SINCH_REJECTED: &str = "sinch_rejected";
 
@@ -61,7 +64,10 @@ pub async fn process<S: Store>(
     let body = envelope
         .raw_body()
         .map_err(|e| Failure::poison(BAD_ENVELOPE, e))?;
-    let callback = callback::parse(&body).map_err(|e| Failure::poison(UNPARSEABLE, e))?;
+    let callback = callback::parse(&body).map_err(|e| match e {
+        callback::ParseError::Ambiguous { .. } => Failure::poison(AMBIGUOUS, e),
+        _ => Failure::poison(UNPARSEABLE, e),
+    })?;
     if !handlers::has_effects(&callback) {
         return run(services, callback, deadline).await;
     }

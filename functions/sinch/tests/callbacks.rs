@@ -380,4 +380,17 @@ fn bodies_that_are_not_callbacks_are_errors() {
             other => panic!("{}: {other:?}", String::from_utf8_lossy(body)),
         }
     }
+    // Two trigger keys: refused as ambiguous, never the first silently winning.
+    match parse(
+        br#"{"app_id":"a","message":{"id":"m"},"message_delivery_report":{"message_id":"m","status":"READ"}}"#,
+    ) {
+        Err(error @ ParseError::Ambiguous { .. }) => {
+            assert_eq!(error.reason(), "ambiguous");
+            assert!(
+                error.to_string().contains("message, message_delivery_report"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

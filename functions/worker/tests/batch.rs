@@ -27,6 +27,9 @@ struct PanicOn(MemoryStore);
 
 const PANIC_ID: &str = "01PANIC";
 
+/// Two trigger keys: an inbound message and a delivery report in one body.
+const AMBIGUOUS: &str = r#"{"app_id":"a","message":{"id":"01AMB","contact_message":{"text_message":{"text":"HELP"}}},"message_delivery_report":{"message_id":"01AMB","status":"READ"}}"#;
+
 impl Store for PanicOn {
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         self.0.claim(request).await
@@ -93,6 +96,7 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
         record("good-help", &inbound("01HELP", "46701234567", "HELP")),
         record("good-delivery", &delivery),
         record("poison-json", "this is not JSON {"),
+        record("poison-ambiguous", AMBIGUOUS),
         record("poison-rejected", &inbound("01REJ", "rejected", "HELP")),
         record("transient", &inbound("01TRANS", "transient", "HELP")),
         record("panics", &inbound(PANIC_ID, "46700000000", "HELP")),
@@ -165,7 +169,13 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
             )
         })
         .collect();
-    assert_eq!(parked.len(), 2, "{parked:?}");
+    assert_eq!(parked.len(), 3, "{parked:?}");
+    let (body, attributes) = &parked["ambiguous_payload"];
+    assert_eq!(body, AMBIGUOUS);
+    assert!(
+        attributes[envelope::DEAD_LETTER_DETAIL].contains("several trigger keys"),
+        "{attributes:?}"
+    );
     let (body, attributes) = &parked["unparseable_payload"];
     assert_eq!(body, "this is not JSON {");
     assert_eq!(attributes[envelope::REQUEST_ID], "req-poison-json");

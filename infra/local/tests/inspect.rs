@@ -146,4 +146,22 @@ fn not_json_exits_2_and_malformed_callbacks_exit_1() {
     let (code, _, stderr) = inspect(&["/no/such/dump.json"], b"");
     assert_eq!(code, 2);
     assert!(stderr.contains("/no/such/dump.json"));
+
+    // Valid JSON, but deeper than can be read: said so, not "not JSON".
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let (code, _, stderr) = inspect(&[], deep.as_bytes());
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nested too deeply"), "{stderr}");
+    assert!(!stderr.contains("not JSON"), "{stderr}");
+
+    // Two trigger keys: which one is meant cannot be told.
+    let (code, lines, _) = inspect(
+        &[],
+        br#"{"app_id":"a","message":{"id":"m"},"message_delivery_report":{"message_id":"m","status":"READ"}}"#,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains("ambiguous"),
+        "{lines:?}"
+    );
 }

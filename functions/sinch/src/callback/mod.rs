@@ -5,7 +5,8 @@
 //! key or type this version does not know is a value ([`conversation::Event::Unknown`],
 //! [`sms::SmsCallback::Unknown`], [`Callback::Unknown`]), never an error: Sinch adds triggers,
 //! and the worker must log and acknowledge them rather than choke. Only a body that is not a
-//! JSON object, or a known kind whose required fields are missing or mistyped, is an error.
+//! JSON object, a known kind whose required fields are missing or mistyped, or a Conversation
+//! callback with two trigger keys (which one would be meant?) is an error.
 
 pub mod conversation;
 pub mod sms;
@@ -67,6 +68,20 @@ pub enum ParseError {
         kind: String,
         source: serde_json::Error,
     },
+    /// More than one trigger key: acting on the first would silently drop the others.
+    #[error("ambiguous callback: it carries several trigger keys ({})", keys.join(", "))]
+    Ambiguous { keys: Vec<String> },
+}
+
+impl ParseError {
+    /// A stable snake_case name: `not_an_object`, `malformed`, `ambiguous`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ParseError::NotAnObject(_) => "not_an_object",
+            ParseError::Malformed { .. } => "malformed",
+            ParseError::Ambiguous { .. } => "ambiguous",
+        }
+    }
 }
 
 /// Parses a callback body (the exact bytes Sinch signed).
@@ -87,10 +102,21 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
             });
     }
 
-    let trigger = top
+    let mut triggers = top
         .0
         .iter()
-        .find(|(key, _)| conversation::TRIGGER_KEYS.contains(&key.as_ref()));
+        .filter(|(key, _)| conversation::TRIGGER_KEYS.contains(&key.as_ref()));
+    let trigger = triggers.next();
+    if trigger.is_some() && triggers.next().is_some() {
+        return Err(ParseError::Ambiguous {
+            keys: top
+                .0
+                .iter()
+                .filter(|(key, _)| conversation::TRIGGER_KEYS.contains(&key.as_ref()))
+                .map(|(key, _)| key.to_string())
+                .collect(),
+        });
+    }
     let looks_like_conversation = trigger.is_some()
         || top
             .0

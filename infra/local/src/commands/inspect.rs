@@ -21,8 +21,14 @@ pub fn run(
     stdout: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     let input = body::read(args.body_file.as_deref(), stdin)?;
-    let value: Value = serde_json::from_slice(&input)
-        .map_err(|e| CliError::Usage(format!("the input is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(&input).map_err(|e| {
+        // serde_json stops at 128 levels: valid JSON, but too deep to read.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            CliError::Usage(format!("the input is JSON nested too deeply to read: {e}"))
+        } else {
+            CliError::Usage(format!("the input is not JSON: {e}"))
+        }
+    })?;
     let mut all_valid = true;
     for item in items(value, &input)? {
         let line = describe(&item)?;
@@ -106,6 +112,12 @@ fn describe(item: &Item) -> Result<Map<String, Value>, CliError> {
             let mut map = Map::new();
             map.insert("kind".into(), Value::String(kind));
             map.insert("error".into(), Value::String(source.to_string()));
+            map
+        }
+        Err(error @ ParseError::Ambiguous { .. }) => {
+            let mut map = Map::new();
+            map.insert("kind".into(), Value::String("conversation".into()));
+            map.insert("error".into(), Value::String(error.to_string()));
             map
         }
     };
