@@ -1,9 +1,12 @@
-//! Test harness: real AWS APIs on loopback.
+//! Test harness: real AWS APIs on loopback, and a proxy that breaks the way networks do
+//! ([`proxy::FaultProxy`]).
 //!
 //! Tests that need AWS talk to `moto_server` over HTTP, one fresh server per test (so tests
 //! never see each other's queues and tables). `infra/scripts/test.sh` installs moto into
 //! `.venv`; this crate finds it there, or through `MOTO_SERVER`, or on `PATH`. A missing moto is
 //! a test failure naming the setup command, never a silent skip.
+
+pub mod proxy;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
