@@ -151,6 +151,13 @@ pub struct ServeArgs {
     /// dead-letter queue and the table, creating them when missing.
     #[arg(long, value_name = "URL")]
     pub aws_endpoint: Option<String>,
+    /// How long a client may take to send a request's headers (and to start the next request
+    /// on a kept-alive connection); past it, 408 and the connection is closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_secs: u64,
+    /// How long a client may take to send a request's body; past it, 408.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub body_timeout_secs: u64,
     #[command(flatten)]
     pub event_source: EventSourceArgs,
 }

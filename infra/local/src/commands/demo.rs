@@ -59,6 +59,7 @@ async fn demo(out: &mut dyn Write) -> Result<ExitCode, CliError> {
         worker_concurrency: 10,
         enqueue_timeout: receiver::config::DEFAULT_ENQUEUE_TIMEOUT,
         send_settle: pipeline::send::DEFAULT_SETTLE_AFTER,
+        timeouts: stack::door::Timeouts::default(),
     };
     let running = stack::start(options)
         .await

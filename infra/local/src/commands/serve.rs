@@ -92,6 +92,10 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
             pipeline::send::DEFAULT_SETTLE_AFTER.as_secs(),
             1..=3600,
         )?,
+        timeouts: stack::door::Timeouts {
+            header: Duration::from_secs(args.header_timeout_secs),
+            body: Duration::from_secs(args.body_timeout_secs),
+        },
     })
 }
 

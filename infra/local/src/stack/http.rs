@@ -12,6 +12,7 @@ use axum::routing::{any, get};
 use pipeline::queue::Queue;
 use receiver::{Outcome, Receiver, handle_request};
 
+use super::door::{self, BodyFailure};
 use super::event_source::Source;
 use super::stats::{Stats, Status};
 
@@ -19,6 +20,8 @@ use super::stats::{Stats, Status};
 pub struct App<Q, Src> {
     pub receiver: Receiver<Q>,
     pub max_body_bytes: usize,
+    /// How long a client may take to send a body.
+    pub body_timeout: std::time::Duration,
     pub source: Arc<Src>,
     pub stats: Arc<Stats>,
 }
@@ -37,18 +40,23 @@ async fn webhook<Q: Queue + 'static, Src: Source>(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let outcome = match axum::body::to_bytes(body, app.max_body_bytes).await {
+    let outcome = match door::read_body(body, app.max_body_bytes, app.body_timeout).await {
         Ok(bytes) => {
-            let body = match String::from_utf8(bytes.to_vec()) {
+            let body = match String::from_utf8(bytes) {
                 Ok(text) => lambda_http::Body::Text(text),
                 Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
             };
             handle_request(&app.receiver, lambda_http::Request::from_parts(parts, body)).await
         }
-        Err(_) => Outcome::TooLarge {
+        Err(BodyFailure::TooLarge) => Outcome::TooLarge {
             size: app.max_body_bytes + 1,
             limit: app.max_body_bytes,
         },
+        Err(failure) => {
+            tracing::warn!(reason = failure.reason(), "request body not read");
+            app.stats.answered(false, failure.reason());
+            return failure.into_response();
+        }
     };
     app.stats.answered(
         matches!(outcome, Outcome::Accepted { .. }),

@@ -4,6 +4,7 @@
 //! In memory by default; with an AWS endpoint the queue, dead-letter queue and table are real
 //! (moto_server, LocalStack or AWS) and created when missing.
 
+pub mod door;
 pub mod event_source;
 pub mod http;
 pub mod simulator;
@@ -55,6 +56,8 @@ pub struct Options {
     pub enqueue_timeout: Duration,
     /// How long a send whose outcome is unknown waits for a report (`SEND_SETTLE_SECS`).
     pub send_settle: Duration,
+    /// How long an HTTP client may take to send its request.
+    pub timeouts: door::Timeouts,
 }
 
 /// Why the stack did not start.
@@ -228,15 +231,17 @@ where
     let app = Arc::new(App {
         receiver,
         max_body_bytes: options.max_body_bytes,
+        body_timeout: options.timeouts.body,
         source,
         stats: stats.clone(),
     });
     let status_app = app.clone();
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, http::router(app)).await {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
-    });
+    tokio::spawn(door::serve(
+        listener,
+        http::router(app),
+        options.timeouts,
+        stats.clone(),
+    ));
     Running {
         address,
         stats,
