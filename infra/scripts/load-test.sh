@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Load test of the local stack: `sinch-hooks send` against `sinch-hooks serve` (release builds),
-# then /status must prove that nothing was lost: every accepted callback processed exactly once.
+# then /status must prove that nothing was lost: every accepted callback processed exactly once,
+# and, for inbound kinds, one reply per message counted where it landed (the Sinch simulator's
+# log), none twice.
 #
 #   infra/scripts/load-test.sh [COUNT=20000] [CONCURRENCY=64] [KIND=delivery]
 set -euo pipefail
@@ -29,13 +31,17 @@ for _ in $(seq 1 600); do
   python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s["queue_visible"]==0 and s["queue_in_flight"]==0 else 1)' "$status" && break
   sleep 0.1
 done
-python3 - "$status" "$count" <<'PY'
+python3 - "$status" "$count" "$kind" <<'PY'
 import json, sys
-status, count = json.loads(sys.argv[1]), int(sys.argv[2])
+status, count, kind = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 processed = sum(status["processed"].values())
 print(f"status: accepted {status['accepted']}, processed {processed}, duplicates {status['duplicates']}, "
       f"retried {status['retried']}, dead-letter queue {status['dead_letter_queue']}, statuses {status['message_statuses']}")
+print(f"at the Sinch simulator: {status['replies_sent']} replies, {status['replies_duplicated']} message(s) sent twice")
 ok = status["accepted"] == count and processed == count and status["duplicates"] == 0 and status["dead_letter_queue"] == 0
+replies_ok = status["replies_duplicated"] == 0 and (
+    status["replies_sent"] == count if kind.startswith("inbound") else status["replies_sent"] == 0)
 print("nothing lost: every accepted callback processed exactly once" if ok else "LOST OR DUPLICATED WORK")
-sys.exit(0 if ok else 1)
+print("one reply per message at Sinch" if replies_ok else "WRONG NUMBER OF REPLIES AT SINCH (or one sent twice)")
+sys.exit(0 if ok and replies_ok else 1)
 PY

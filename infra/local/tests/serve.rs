@@ -109,6 +109,7 @@ fn a_duplicate_gets_one_reply_and_poison_is_dead_lettered() {
     assert_eq!(serve.post_signed(SECRET, b"not json at all", now()).0, 200);
     let status = serve.wait_for(|s| s["duplicates"] == 1 && s["dead_letter_queue"] == 1);
     assert_eq!(status["replies_sent"], 1, "{status}");
+    assert_eq!(status["replies_duplicated"], 0, "{status}");
     assert_eq!(
         status["dead_lettered"]["unparseable_payload"], 1,
         "{status}"
@@ -136,6 +137,7 @@ fn with_an_aws_endpoint_the_queues_and_table_are_real() {
             && s["dead_letter_queue"] == 1
     });
     assert_eq!(status["replies_sent"], 1, "{status}");
+    assert_eq!(status["replies_duplicated"], 0, "{status}");
 
     // The poison message is in the real dead-letter queue, body intact, with its reason.
     let runtime = tokio::runtime::Runtime::new().unwrap();

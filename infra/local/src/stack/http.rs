@@ -24,6 +24,8 @@ pub struct App<Q, Src> {
     pub body_timeout: std::time::Duration,
     pub source: Arc<Src>,
     pub stats: Arc<Stats>,
+    /// The Sinch simulator's log, when it runs: replies are counted there.
+    pub sent: Option<super::simulator::Sent>,
 }
 
 pub fn router<Q: Queue + 'static, Src: Source>(app: Arc<App<Q, Src>>) -> Router {
@@ -78,6 +80,11 @@ pub async fn status<Q, Src: Source>(app: &App<Q, Src>) -> Status {
     status.queue_visible = depths.visible;
     status.queue_in_flight = depths.in_flight;
     status.dead_letter_queue = depths.dead_letters;
+    if let Some(sent) = &app.sent {
+        let counts = sent.counts();
+        status.replies_sent = counts.messages;
+        status.replies_duplicated = counts.duplicated;
+    }
     status
 }
 
@@ -118,7 +125,7 @@ async fn status_page<Q: Queue + 'static, Src: Source>(
 <table><tr><th colspan=2>Processed, by kind</th></tr>{processed}<tr><td>duplicates</td><td>{duplicates}</td></tr><tr><td>retried</td><td>{retried}</td></tr></table>
 <table><tr><th colspan=2>Dead-lettered by the worker</th></tr>{dead_lettered}</table>
 <table><tr><th colspan=2>Message statuses</th></tr>{statuses}</table>
-<table><tr><th colspan=2>Replies</th></tr><tr><td>sent</td><td>{replies}</td></tr></table>
+<table><tr><th colspan=2>Replies (at Sinch)</th></tr><tr><td>sent</td><td>{replies}</td></tr><tr><td>sent twice</td><td>{duplicated}</td></tr></table>
 </body></html>"#,
         accepted = status.accepted,
         rejected = rows(&status.rejected),
@@ -131,6 +138,7 @@ async fn status_page<Q: Queue + 'static, Src: Source>(
         dead_lettered = rows(&status.dead_lettered),
         statuses = rows(&status.message_statuses),
         replies = status.replies_sent,
+        duplicated = status.replies_duplicated,
     );
     let mut response = Html(page).into_response();
     response

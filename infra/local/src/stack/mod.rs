@@ -234,6 +234,7 @@ where
         body_timeout: options.timeouts.body,
         source,
         stats: stats.clone(),
+        sent: sent.clone(),
     });
     let status_app = app.clone();
     tokio::spawn(door::serve(

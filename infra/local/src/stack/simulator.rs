@@ -2,6 +2,7 @@
 //! batches, answering like Sinch and remembering what was sent. The local stack points the
 //! worker's Sinch client at it when no Sinch credentials are configured.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -30,23 +31,59 @@ pub struct SentMessage {
     pub reference: String,
 }
 
-/// The simulator's memory. Clones share it.
+/// The simulator's memory: what reached it, the one place where sends are counted for sure.
+/// Clones share it.
 #[derive(Debug, Clone, Default)]
-pub struct Sent(Arc<Mutex<Vec<SentMessage>>>);
+pub struct Sent(Arc<Mutex<Log>>);
+
+#[derive(Debug, Default)]
+struct Log {
+    messages: Vec<SentMessage>,
+    /// Sends per reference (`correlation_id` / `client_reference`).
+    per_reference: HashMap<String, u64>,
+    /// References sent more than once.
+    duplicated: u64,
+}
+
+/// What the simulator's log counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SentCounts {
+    pub messages: u64,
+    /// References (our message ids) that arrived more than once.
+    pub duplicated: u64,
+}
 
 impl Sent {
     pub fn all(&self) -> Vec<SentMessage> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.lock().messages.clone()
+    }
+
+    pub fn counts(&self) -> SentCounts {
+        let log = self.lock();
+        SentCounts {
+            messages: log.messages.len() as u64,
+            duplicated: log.duplicated,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn push(&self, message: SentMessage) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(message);
+        let mut log = self.lock();
+        if !message.reference.is_empty() {
+            let count = log
+                .per_reference
+                .entry(message.reference.clone())
+                .or_default();
+            *count += 1;
+            if *count == 2 {
+                log.duplicated += 1;
+                tracing::error!(reference = %message.reference, "the simulator received the same message twice");
+            }
+        }
+        log.messages.push(message);
     }
 }
 

@@ -28,7 +28,11 @@ pub struct Status {
     pub retried: u64,
     /// Records parked in the dead-letter queue by the worker, by reason.
     pub dead_lettered: BTreeMap<String, u64>,
+    /// Replies sent, counted where they land: the Sinch simulator's log (with real Sinch, the
+    /// worker's count of replies it sent).
     pub replies_sent: u64,
+    /// Messages the simulator received more than one send for (same reference): must stay 0.
+    pub replies_duplicated: u64,
     /// Messages by their current delivery status.
     pub message_statuses: BTreeMap<String, u64>,
 }
@@ -80,7 +84,7 @@ impl Stats {
                     *status.processed.entry(kind.clone()).or_default() += 1;
                     match handled {
                         Handled::Inbound {
-                            reply: ReplyOutcome::Sent { .. },
+                            reply: ReplyOutcome::Sent { resumed: false, .. },
                             ..
                         } => status.replies_sent += 1,
                         Handled::Status(changes) => {
