@@ -10,7 +10,17 @@
 #   moto_server, property tests, CLI processes, the demo), doc tests, each benchmark once in
 #   test mode so they keep compiling and working, both functions under cargo lambda watch, and
 #   the arm64 zips (template.yaml is checked first: cfn-lint and its invariants).
+# - and the fuzz targets, each for FUZZ_SECONDS (30 by default).
 set -euo pipefail
+
+started=$SECONDS
+last=never
+# Prints a step's title, and how long the step before it took.
+step() {
+  [ "$last" = never ] || echo "    (took $((SECONDS - last)) s; $((SECONDS - started)) s in all)"
+  last=$SECONDS
+  echo "==> $*"
+}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -20,27 +30,30 @@ requirements=infra/scripts/requirements-test.txt
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$requirements" | cut -d' ' -f1)
 if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  echo "==> installing test tools into $venv"
+  step "installing test tools into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" >"$stamp"
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
 
-echo "==> template.yaml: cfn-lint and the pipeline's invariants"
+step "template.yaml: cfn-lint and the pipeline's invariants"
 "$venv/bin/cfn-lint" template.yaml
 "$venv/bin/python" infra/scripts/check-template.py template.yaml >/dev/null
 
-echo "==> cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "==> cargo test (unit, integration, property, CLI; benchmarks once in test mode)"
+step "cargo test (unit, integration, property, CLI; benchmarks once in test mode)"
 cargo test --workspace --all-targets --locked
-echo "==> doc tests"
+step "doc tests"
 cargo test --workspace --doc --locked
-echo "==> both functions under cargo lambda watch, with the fixtures in infra/events"
+step "both functions under cargo lambda watch, with the fixtures in infra/events"
 infra/scripts/lambda-watch.sh
-echo "==> arm64 Lambda zips (cargo lambda build), each under 6 MiB"
+step "arm64 Lambda zips (cargo lambda build), each under 6 MiB"
 PATH="$venv/bin:$PATH" infra/scripts/build-lambdas.sh
-echo "==> all tests passed"
+step "fuzz targets, ${FUZZ_SECONDS:-30} s each (libFuzzer on stable, seeded from the fixtures)"
+infra/scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+step "all tests passed"

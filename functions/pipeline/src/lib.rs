@@ -17,7 +17,8 @@
 
 pub mod clock;
 pub mod config;
-pub mod envelope;
+/// The queued form of a callback (its own crate, so the fuzz targets need nothing else).
+pub use envelope;
 pub mod handlers;
 pub mod idempotency;
 pub mod metrics;

@@ -5,6 +5,7 @@
 //! callbacks, and so its tests run without any infrastructure.
 
 pub mod callback;
+#[cfg(feature = "client")]
 pub mod client;
 mod open_enum;
 pub mod signature;

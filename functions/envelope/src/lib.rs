@@ -123,7 +123,9 @@ impl Envelope {
             body,
             encoding,
             signature: Some(signature),
-            received_at_ms: crate::clock::unix_millis(received_at),
+            received_at_ms: received_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             request_id: None,
             content_type: None,
             dead_letter_reason: None,
