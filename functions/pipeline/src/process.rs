@@ -85,7 +85,7 @@ pub async fn process<S: Store>(
     };
     match store.claim(&claim).await.map_err(transient)? {
         Claim::Claimed => {}
-        Claim::Completed { same_payload } => {
+        Claim::Completed { same_payload, .. } => {
             if !same_payload {
                 warn!(%key, %payload_hash, "a different payload under an idempotency key already handled: treated as a duplicate");
             }
@@ -104,7 +104,7 @@ pub async fn process<S: Store>(
     let result = run(services, callback, deadline).await;
     if result.is_ok() {
         let expires_at_s = now_ms / 1000 + services.idempotency_ttl.as_secs();
-        if let Err(error) = store.complete(&key, expires_at_s).await {
+        if let Err(error) = store.complete(&key, expires_at_s, None).await {
             // The effects happened. Failing the record now would only repeat them once the
             // lease runs out; acknowledging leaves at worst a late duplicate to the same fate.
             error!(%key, %error, "handled, but the idempotency record could not be completed");

@@ -15,9 +15,9 @@ use pipeline::process::{Failure, process};
 use pipeline::reply::ReplyPolicy;
 use pipeline::send::Sender;
 use pipeline::store::{
-    Claim, ClaimRequest, ContactKey, DynamoStore, InboundRecord, MemoryStore, MessageKey,
-    MessageState, OptChange, SendAttempt, SendResult, SendSlot, SendState, SinchId, StatusChange,
-    StatusUpdate, Store, StoreError, dynamodb_client,
+    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, DynamoStore, InboundRecord,
+    MemoryStore, MessageKey, MessageState, OptChange, SendAttempt, SendResult, SendSlot, SendState,
+    SinchId, StatusChange, StatusUpdate, Store, StoreError, dynamodb_client,
 };
 use serde_json::json;
 use sinch::callback::Callback;
@@ -89,8 +89,13 @@ impl<S: Store> Store for Faulty<S> {
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         self.call("claim", self.inner.claim(request)).await
     }
-    async fn complete(&self, key: &str, expires_at_s: u64) -> Result<(), StoreError> {
-        self.call("complete", self.inner.complete(key, expires_at_s))
+    async fn complete(
+        &self,
+        key: &str,
+        expires_at_s: u64,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.call("complete", self.inner.complete(key, expires_at_s, response))
             .await
     }
     async fn release(&self, key: &str) -> Result<(), StoreError> {
@@ -112,8 +117,11 @@ impl<S: Store> Store for Faulty<S> {
         self.call("record_inbound", self.inner.record_inbound(inbound, change))
             .await
     }
-    async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
-        self.call("opted_out_by", self.inner.opted_out_by(contact))
+    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
+        self.call("contact", self.inner.contact(contact)).await
+    }
+    async fn accept_message(&self, message: &AcceptedMessage) -> Result<(), StoreError> {
+        self.call("accept_message", self.inner.accept_message(message))
             .await
     }
     async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {

@@ -3,9 +3,9 @@
 
 use pipeline::status;
 use pipeline::store::{
-    Claim, ClaimRequest, ContactKey, DynamoStore, HISTORY_LIMIT, InboundRecord, MemoryStore,
-    MessageKey, OptChange, Reason, SendAttempt, SendIntent, SendResult, SendSlot, SendState,
-    SinchId, StatusChange, StatusUpdate, Store, dynamodb_client,
+    AcceptedMessage, Claim, ClaimRequest, ContactKey, DynamoStore, HISTORY_LIMIT, InboundRecord,
+    MemoryStore, MessageKey, OptChange, Reason, SendAttempt, SendIntent, SendResult, SendSlot,
+    SendState, SinchId, StatusChange, StatusUpdate, Store, dynamodb_client,
 };
 use sinch::callback::conversation::DeliveryStatus;
 use testkit::Moto;
@@ -103,13 +103,16 @@ async fn a_key_is_claimed_once_then_remembered(store: impl Store) {
             lease_until_ms: NOW + 5000
         }
     );
-    store.complete("k", NOW / 1000 + 3600).await.unwrap();
+    store.complete("k", NOW / 1000 + 3600, None).await.unwrap();
     assert_eq!(
         store
             .claim(&claim("k", "h1", NOW + 2, NOW + 7000))
             .await
             .unwrap(),
-        Claim::Completed { same_payload: true }
+        Claim::Completed {
+            same_payload: true,
+            response: None
+        }
     );
     assert_eq!(
         store
@@ -117,7 +120,8 @@ async fn a_key_is_claimed_once_then_remembered(store: impl Store) {
             .await
             .unwrap(),
         Claim::Completed {
-            same_payload: false
+            same_payload: false,
+            response: None
         }
     );
     assert_eq!(
@@ -180,13 +184,16 @@ async fn a_completed_key_expires_after_its_ttl(store: impl Store) {
         .claim(&claim("k", "h", NOW, NOW + 1000))
         .await
         .unwrap();
-    store.complete("k", NOW / 1000 + 10).await.unwrap();
+    store.complete("k", NOW / 1000 + 10, None).await.unwrap();
     assert_eq!(
         store
             .claim(&claim("k", "h", NOW + 9_999, NOW + 20_000))
             .await
             .unwrap(),
-        Claim::Completed { same_payload: true }
+        Claim::Completed {
+            same_payload: true,
+            response: None
+        }
     );
     assert_eq!(
         store
@@ -366,7 +373,7 @@ async fn sms_keys_are_separate_per_recipient(store: impl Store) {
 
 async fn opt_outs_are_stored_with_the_inbound_message(store: impl Store) {
     let contact = ContactKey::new("WHATSAPP", "+46701234567");
-    assert_eq!(store.opted_out_by(&contact).await.unwrap(), None);
+    assert_eq!(store.contact(&contact).await.unwrap().opted_out_by, None);
     store
         .record_inbound(
             &inbound("01STOP"),
@@ -378,12 +385,22 @@ async fn opt_outs_are_stored_with_the_inbound_message(store: impl Store) {
         .await
         .unwrap();
     assert_eq!(
-        store.opted_out_by(&contact).await.unwrap().as_deref(),
+        store
+            .contact(&contact)
+            .await
+            .unwrap()
+            .opted_out_by
+            .as_deref(),
         Some("01STOP")
     );
     store.record_inbound(&inbound("01HI"), None).await.unwrap();
     assert_eq!(
-        store.opted_out_by(&contact).await.unwrap().as_deref(),
+        store
+            .contact(&contact)
+            .await
+            .unwrap()
+            .opted_out_by
+            .as_deref(),
         Some("01STOP")
     );
     store
@@ -395,7 +412,7 @@ async fn opt_outs_are_stored_with_the_inbound_message(store: impl Store) {
         )
         .await
         .unwrap();
-    assert_eq!(store.opted_out_by(&contact).await.unwrap(), None);
+    assert_eq!(store.contact(&contact).await.unwrap().opted_out_by, None);
     // Again is harmless.
     store
         .record_inbound(
@@ -406,6 +423,112 @@ async fn opt_outs_are_stored_with_the_inbound_message(store: impl Store) {
         )
         .await
         .unwrap();
+}
+
+async fn contacts_remember_when_they_last_wrote(store: impl Store) {
+    let contact = ContactKey::new("WHATSAPP", "46701234567");
+    assert_eq!(store.contact(&contact).await.unwrap(), Default::default());
+    store.record_inbound(&inbound("01A"), None).await.unwrap();
+    let state = store.contact(&contact).await.unwrap();
+    assert_eq!(state.last_inbound_at_ms, Some(NOW));
+    assert_eq!(state.opted_out_by, None);
+    let later = InboundRecord {
+        received_at_ms: NOW + 60_000,
+        ..inbound("01B")
+    };
+    store
+        .record_inbound(
+            &later,
+            Some(&OptChange::OptOut {
+                contact: contact.clone(),
+                by: "01B".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let state = store.contact(&contact).await.unwrap();
+    assert_eq!(
+        (state.last_inbound_at_ms, state.opted_out_by.as_deref()),
+        (Some(NOW + 60_000), Some("01B"))
+    );
+    // Another channel of the same number is another contact.
+    assert_eq!(
+        store
+            .contact(&ContactKey::new("SMS", "46701234567"))
+            .await
+            .unwrap(),
+        Default::default()
+    );
+}
+
+async fn a_completed_key_replays_its_response(store: impl Store) {
+    store
+        .claim(&claim("api/k", "h", NOW, NOW + 5000))
+        .await
+        .unwrap();
+    store
+        .complete("api/k", NOW / 1000 + 3600, Some(r#"{"status":202}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim(&claim("api/k", "h", NOW + 1, NOW + 6000))
+            .await
+            .unwrap(),
+        Claim::Completed {
+            same_payload: true,
+            response: Some(r#"{"status":202}"#.into())
+        }
+    );
+}
+
+async fn an_accepted_message_starts_its_history(store: impl Store) {
+    let accepted = AcceptedMessage {
+        id: "msg_1".into(),
+        channel: "WHATSAPP".into(),
+        to: "+46701234567".into(),
+        metadata: Some(r#"{"order":"A-1"}"#.into()),
+        caller: "arn:aws:iam::1:user/app".into(),
+        at_ms: NOW,
+    };
+    store.accept_message(&accepted).await.unwrap();
+    assert!(
+        store.accept_message(&accepted).await.is_err(),
+        "an id is accepted once"
+    );
+    let key = MessageKey::Ours("msg_1".into());
+    let state = store.message_state(&key).await.unwrap().unwrap();
+    assert_eq!(state.status, "ACCEPTED");
+    assert_eq!(state.to.as_deref(), Some("+46701234567"));
+    assert_eq!(state.metadata.as_deref(), Some(r#"{"order":"A-1"}"#));
+    assert_eq!(state.channel_used(), Some("WHATSAPP"));
+    // Sent, then a report from the channel Sinch fell back to.
+    let intent = SendIntent {
+        to: ContactKey::new("WHATSAPP", "46701234567"),
+        in_reply_to: None,
+        text: None,
+    };
+    store
+        .begin_send(&attempt("msg_1", "A1", NOW + 10, None, &intent))
+        .await
+        .unwrap();
+    store
+        .finish_send(
+            "msg_1",
+            &SendResult::Accepted {
+                sinch_id: Some(SinchId::Message("01S".into())),
+            },
+            NOW + 20,
+        )
+        .await
+        .unwrap();
+    let mut report = our_report("msg_1", "01S", DeliveryStatus::Delivered, NOW + 30);
+    report.channel = Some("SMS".into());
+    store.record_status(&report).await.unwrap();
+    let state = store.message_state(&key).await.unwrap().unwrap();
+    let history: Vec<&str> = state.history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(history, ["ACCEPTED", "SENT", "DELIVERED"]);
+    assert_eq!(state.channel_used(), Some("SMS"));
 }
 
 async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
@@ -654,6 +777,9 @@ contract!(
     the_history_is_capped,
     sms_keys_are_separate_per_recipient,
     opt_outs_are_stored_with_the_inbound_message,
+    contacts_remember_when_they_last_wrote,
+    a_completed_key_replays_its_response,
+    an_accepted_message_starts_its_history,
     a_send_is_attempted_once_and_its_answer_recorded,
     an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner,
     a_delivery_report_settles_a_send_whose_answer_was_lost,

@@ -66,6 +66,8 @@ fn message() -> SendMessageRequest {
         channel_priority_order: vec![Channel::WhatsApp],
         message_metadata: None,
         correlation_id: None,
+        channel_properties: Default::default(),
+        ttl: None,
     }
 }
 
@@ -385,6 +387,7 @@ fn batch() -> SmsBatchRequest {
         body: "Hello".into(),
         delivery_report: Some("per_recipient".into()),
         client_reference: None,
+        expire_at: None,
     }
 }
 

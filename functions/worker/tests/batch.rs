@@ -12,9 +12,9 @@ use pipeline::envelope;
 use pipeline::handlers::{Handled, ReplyOutcome};
 use pipeline::queue::{MemoryQueue, SqsQueue, enqueue_client};
 use pipeline::store::{
-    Claim, ClaimRequest, ContactKey, InboundRecord, MemoryStore, MessageKey, MessageState,
-    OptChange, SendAttempt, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
-    Store, StoreError,
+    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, InboundRecord, MemoryStore,
+    MessageKey, MessageState, OptChange, SendAttempt, SendResult, SendSlot, SendState, SinchId,
+    StatusChange, StatusUpdate, Store, StoreError,
 };
 use serde_json::json;
 use testkit::Moto;
@@ -34,8 +34,13 @@ impl Store for PanicOn {
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         self.0.claim(request).await
     }
-    async fn complete(&self, key: &str, expires_at_s: u64) -> Result<(), StoreError> {
-        self.0.complete(key, expires_at_s).await
+    async fn complete(
+        &self,
+        key: &str,
+        expires_at_s: u64,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.0.complete(key, expires_at_s, response).await
     }
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         self.0.release(key).await
@@ -54,8 +59,11 @@ impl Store for PanicOn {
         assert_ne!(inbound.id, PANIC_ID, "deliberate panic for the test");
         self.0.record_inbound(inbound, change).await
     }
-    async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
-        self.0.opted_out_by(contact).await
+    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
+        self.0.contact(contact).await
+    }
+    async fn accept_message(&self, message: &AcceptedMessage) -> Result<(), StoreError> {
+        self.0.accept_message(message).await
     }
     async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
         self.0.begin_send(attempt).await

@@ -114,8 +114,9 @@ async fn respond<S: Store>(
 ) -> Result<Handled, HandlerError> {
     let store = &services.store;
     let opted_out_before = store
-        .opted_out_by(&record.from)
+        .contact(&record.from)
         .await?
+        .opted_out_by
         .is_some_and(|by| by != record.id);
     let decision = services
         .policy
@@ -167,6 +168,8 @@ async fn respond<S: Store>(
                 message: AppMessage::text(&text),
                 message_metadata: Some(sinch_reference.clone()),
                 correlation_id: Some(sinch_reference),
+                channel_properties: Default::default(),
+                ttl: None,
             };
             services
                 .sender
@@ -189,6 +192,7 @@ async fn respond<S: Store>(
                 body: text.clone(),
                 delivery_report: Some("per_recipient".to_owned()),
                 client_reference: Some(sinch_reference),
+                expire_at: None,
             };
             services
                 .sender

@@ -3,10 +3,10 @@
 //!
 //! | item | `pk` | attributes |
 //! |---|---|---|
-//! | idempotency record | `idem#<key>` (see [`crate::idempotency`]) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `expires_at` (TTL) |
+//! | idempotency record | `idem#<key>` (see [`crate::idempotency`]; the messages API's keys are `idem#api/...`) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `response` (what the messages API replays), `expires_at` (TTL) |
 //! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`), `history_count`, `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text` |
 //! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `contact_id`, `conversation_id`, `received_at_ms` |
-//! | opt-out | `optout#<channel>/<identity>` | `by` (the inbound message that opted out), `at_ms` |
+//! | contact | `contact#<channel>/<identity>` | `last_inbound_at_ms` (WhatsApp's window), `opted_out_by` (the inbound message that opted out), `opted_out_at_ms` |
 //!
 //! Why these shapes:
 //!
@@ -22,7 +22,11 @@
 //!   cannot lose a step: no read-modify-write, no retries on conflicts. The history is appended
 //!   in the same write until it holds [`HISTORY_LIMIT`] entries (a condition on
 //!   `history_count`); past that a second write moves the status alone.
-//! - **An inbound message and the opt-out it causes** are written in one transaction.
+//! - **An inbound message, its contact's last inbound time and the opt-out it causes** are
+//!   written in one transaction.
+//! - **A send of the messages API** is put as `ACCEPTED` (with the channel asked for, the
+//!   recipient, the caller's metadata) before it is queued; the ledger and the reports then move
+//!   it as they do a reply.
 //! - **A send is recorded before it leaves** ([`crate::send`]): one conditional update starts an
 //!   attempt only when no earlier attempt settles it; a delivery report that names one of our
 //!   messages writes Sinch's id on the same item, which settles a send whose answer was lost.
@@ -41,14 +45,13 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
 use super::{
-    Claim, ClaimRequest, ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey,
-    MessageState, OptChange, Reason, SendAttempt, SendResult, SendSlot, SendState, SinchId,
-    StatusChange, StatusUpdate, Store, StoreError,
+    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, HISTORY_LIMIT, HistoryEntry,
+    InboundRecord, MessageKey, MessageState, OptChange, Reason, SendAttempt, SendResult, SendSlot,
+    SendState, SinchId, StatusChange, StatusUpdate, Store, StoreError,
 };
 use crate::status::{self, Progress};
 
@@ -201,16 +204,25 @@ fn message_pk(key: &MessageKey) -> String {
     format!("msg#{key}")
 }
 
-fn optout_pk(contact: &ContactKey) -> String {
-    format!("optout#{contact}")
+fn contact_pk(contact: &ContactKey) -> String {
+    format!("contact#{contact}")
 }
 
-/// A history entry as stored: `status`, `at_ms`, and `reason` / `description` when known.
-fn history_entry(status: &str, at_ms: u64, reason: Option<&Reason>) -> AttributeValue {
+/// A history entry as stored: `status`, `at_ms`, and `reason` / `description` / `channel` when
+/// known.
+fn history_entry(
+    status: &str,
+    at_ms: u64,
+    reason: Option<&Reason>,
+    channel: Option<&str>,
+) -> AttributeValue {
     let mut entry = HashMap::from([
         ("status".to_owned(), s(status)),
         ("at_ms".to_owned(), n(at_ms)),
     ]);
+    if let Some(channel) = channel {
+        entry.insert("channel".to_owned(), s(channel));
+    }
     if let Some(reason) = reason {
         entry.insert("reason".to_owned(), s(&reason.code));
         if let Some(description) = &reason.description {
@@ -252,6 +264,7 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
                         reason: text(entry, "reason").map(|code| {
                             Reason::new(code, text(entry, "description").map(str::to_owned))
                         }),
+                        channel: text(entry, "channel").map(str::to_owned),
                     })
                 })
                 .collect()
@@ -268,6 +281,8 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
         in_reply_to: text(item, "in_reply_to").map(str::to_owned),
         sinch_id: sinch_id(item),
         send: text(item, "send_state").and_then(SendState::parse),
+        to: text(item, "to_identity").map(str::to_owned),
+        metadata: text(item, "metadata").map(str::to_owned),
     })
 }
 
@@ -335,6 +350,7 @@ impl Store for DynamoStore {
         if text(&old, "state") == Some(COMPLETED) {
             Ok(Claim::Completed {
                 same_payload: text(&old, "payload_hash") == Some(request.payload_hash),
+                response: text(&old, "response").map(str::to_owned),
             })
         } else {
             Ok(Claim::InProgress {
@@ -343,15 +359,30 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn complete(&self, key: &str, expires_at_s: u64) -> Result<(), StoreError> {
-        self.client
+    async fn complete(
+        &self,
+        key: &str,
+        expires_at_s: u64,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("idem#{key}")))
-            .update_expression("SET #state = :completed, expires_at = :expires_at")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":expires_at", n(expires_at_s))
+            .expression_attribute_values(":expires_at", n(expires_at_s));
+        update = match response {
+            Some(response) => update
+                .update_expression(
+                    "SET #state = :completed, expires_at = :expires_at, #response = :response",
+                )
+                .expression_attribute_names("#response", "response")
+                .expression_attribute_values(":response", s(response)),
+            None => update.update_expression("SET #state = :completed, expires_at = :expires_at"),
+        };
+        update
             .send()
             .await
             .map(|_| ())
@@ -372,7 +403,12 @@ impl Store for DynamoStore {
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
         let pk = message_pk(&update.key);
         let rank_attribute = format!("s{}", update.progress.rank);
-        let entry = history_entry(&update.status, update.at_ms, update.reason.as_ref());
+        let entry = history_entry(
+            &update.status,
+            update.at_ms,
+            update.reason.as_ref(),
+            update.channel.as_deref(),
+        );
         let now_ms = update.at_ms;
         let mut clauses = String::new();
         let mut values = Vec::new();
@@ -486,43 +522,33 @@ impl Store for DynamoStore {
                 item.insert(name.to_owned(), s(value));
             }
         }
-        let Some(change) = change else {
-            return self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failed("record inbound", e));
-        };
         let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError {
             operation: "record inbound",
             detail: e.to_string(),
         };
-        let opt_write = match change {
-            OptChange::OptOut { contact, by } => TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .item("pk", s(optout_pk(contact)))
-                        .item("by", s(by))
-                        .item("at_ms", n(inbound.received_at_ms))
-                        .build()
-                        .map_err(build)?,
-                )
-                .build(),
-            OptChange::OptIn { contact } => TransactWriteItem::builder()
-                .delete(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(optout_pk(contact)))
-                        .build()
-                        .map_err(build)?,
-                )
-                .build(),
+        // The contact: when they last wrote, and the opt-out this message changes.
+        let (contact_expression, by) = match change {
+            Some(OptChange::OptOut { by, .. }) => (
+                "SET last_inbound_at_ms = :at, opted_out_by = :by, opted_out_at_ms = :at",
+                Some(by),
+            ),
+            Some(OptChange::OptIn { .. }) => (
+                "SET last_inbound_at_ms = :at REMOVE opted_out_by, opted_out_at_ms",
+                None,
+            ),
+            None => ("SET last_inbound_at_ms = :at", None),
         };
+        let mut contact = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(contact_pk(&inbound.from)))
+            .update_expression(contact_expression)
+            .expression_attribute_values(":at", n(inbound.received_at_ms));
+        if let Some(by) = by {
+            contact = contact.expression_attribute_values(":by", s(by));
+        }
+        let contact_write = TransactWriteItem::builder()
+            .update(contact.build().map_err(build)?)
+            .build();
         let inbound_write = TransactWriteItem::builder()
             .put(
                 Put::builder()
@@ -535,18 +561,53 @@ impl Store for DynamoStore {
         self.client
             .transact_write_items()
             .transact_items(inbound_write)
-            .transact_items(opt_write)
+            .transact_items(contact_write)
             .send()
             .await
             .map(|_| ())
             .map_err(|e| failed("record inbound", e))
     }
 
-    async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
+    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
         Ok(self
-            .get("opt-out", optout_pk(contact))
+            .get("contact", contact_pk(contact))
             .await?
-            .and_then(|item| text(&item, "by").map(str::to_owned)))
+            .map(|item| ContactState {
+                opted_out_by: text(&item, "opted_out_by").map(str::to_owned),
+                last_inbound_at_ms: number(&item, "last_inbound_at_ms"),
+            })
+            .unwrap_or_default())
+    }
+
+    async fn accept_message(&self, message: &AcceptedMessage) -> Result<(), StoreError> {
+        let mut item: Item = HashMap::from([
+            (
+                "pk".to_owned(),
+                s(message_pk(&MessageKey::Ours(message.id.clone()))),
+            ),
+            (format!("s{}", Progress::ACCEPTED.rank), s(status::ACCEPTED)),
+            (
+                "history".to_owned(),
+                history_entry(status::ACCEPTED, message.at_ms, None, None),
+            ),
+            ("history_count".to_owned(), n(1)),
+            ("channel".to_owned(), s(&message.channel)),
+            ("to_identity".to_owned(), s(&message.to)),
+            ("caller".to_owned(), s(&message.caller)),
+            ("updated_at_ms".to_owned(), n(message.at_ms)),
+        ]);
+        if let Some(metadata) = &message.metadata {
+            item.insert("metadata".to_owned(), s(metadata));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("accept message", e))
     }
 
     async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
@@ -672,7 +733,7 @@ impl Store for DynamoStore {
                     .expression_attribute_values(":status", s(status::SENT))
                     .expression_attribute_values(
                         ":entry",
-                        history_entry(status::SENT, at_ms, None),
+                        history_entry(status::SENT, at_ms, None, None),
                     );
             }
             SendResult::Refused { reason } => {
@@ -686,7 +747,7 @@ impl Store for DynamoStore {
                     .expression_attribute_values(":status", s(status::FAILED))
                     .expression_attribute_values(
                         ":entry",
-                        history_entry(status::FAILED, at_ms, Some(reason)),
+                        history_entry(status::FAILED, at_ms, Some(reason), None),
                     );
             }
         }

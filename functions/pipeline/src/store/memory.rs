@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{
-    Claim, ClaimRequest, ContactKey, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey,
-    MessageState, OptChange, SendAttempt, SendIntent, SendResult, SendSlot, SendState,
-    StatusChange, StatusUpdate, Store, StoreError,
+    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, HISTORY_LIMIT, HistoryEntry,
+    InboundRecord, MessageKey, MessageState, OptChange, SendAttempt, SendIntent, SendResult,
+    SendSlot, SendState, StatusChange, StatusUpdate, Store, StoreError,
 };
 use crate::status::{self, Progress};
 
@@ -19,6 +19,7 @@ enum Idempotency {
     Completed {
         expires_at_s: u64,
         payload_hash: String,
+        response: Option<String>,
     },
 }
 
@@ -37,7 +38,7 @@ struct State {
     idempotency: BTreeMap<String, Idempotency>,
     messages: BTreeMap<MessageKey, MessageState>,
     inbound: BTreeMap<String, InboundRecord>,
-    opted_out: BTreeMap<ContactKey, String>,
+    contacts: BTreeMap<ContactKey, ContactState>,
     sends: BTreeMap<String, Ledger>,
 }
 
@@ -55,6 +56,8 @@ impl State {
                 in_reply_to: None,
                 sinch_id: None,
                 send: None,
+                to: None,
+                metadata: None,
             })
     }
 }
@@ -135,7 +138,12 @@ impl MemoryStore {
 
     /// Every opted-out contact.
     pub fn opted_out(&self) -> Vec<ContactKey> {
-        self.lock().opted_out.keys().cloned().collect()
+        self.lock()
+            .contacts
+            .iter()
+            .filter(|(_, state)| state.opted_out_by.is_some())
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 }
 
@@ -146,9 +154,11 @@ impl Store for MemoryStore {
             Some(Idempotency::Completed {
                 expires_at_s,
                 payload_hash,
+                response,
             }) if expires_at_s.saturating_mul(1000) > request.now_ms => {
                 return Ok(Claim::Completed {
                     same_payload: payload_hash == request.payload_hash,
+                    response: response.clone(),
                 });
             }
             Some(Idempotency::InProgress { lease_until_ms, .. })
@@ -170,7 +180,12 @@ impl Store for MemoryStore {
         Ok(Claim::Claimed)
     }
 
-    async fn complete(&self, key: &str, expires_at_s: u64) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        key: &str,
+        expires_at_s: u64,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         let payload_hash = match state.idempotency.get(key) {
             Some(Idempotency::InProgress { payload_hash, .. })
@@ -182,6 +197,7 @@ impl Store for MemoryStore {
             Idempotency::Completed {
                 expires_at_s,
                 payload_hash,
+                response: response.map(str::to_owned),
             },
         );
         Ok(())
@@ -198,6 +214,7 @@ impl Store for MemoryStore {
             status: update.status.clone(),
             at_ms: update.at_ms,
             reason: update.reason.clone(),
+            channel: update.channel.clone(),
         };
         let message = state.message(&update.key);
         if message.channel.is_none() {
@@ -225,20 +242,45 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.inbound.insert(inbound.id.clone(), inbound.clone());
+        let contact = state.contacts.entry(inbound.from.clone()).or_default();
+        contact.last_inbound_at_ms = Some(inbound.received_at_ms);
         match change {
-            Some(OptChange::OptOut { contact, by }) => {
-                state.opted_out.insert(contact.clone(), by.clone());
-            }
-            Some(OptChange::OptIn { contact }) => {
-                state.opted_out.remove(contact);
-            }
+            Some(OptChange::OptOut { by, .. }) => contact.opted_out_by = Some(by.clone()),
+            Some(OptChange::OptIn { .. }) => contact.opted_out_by = None,
             None => {}
         }
         Ok(())
     }
 
-    async fn opted_out_by(&self, contact: &ContactKey) -> Result<Option<String>, StoreError> {
-        Ok(self.lock().opted_out.get(contact).cloned())
+    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
+        Ok(self
+            .lock()
+            .contacts
+            .get(contact)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn accept_message(&self, accepted: &AcceptedMessage) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let message = state.message(&MessageKey::Ours(accepted.id.clone()));
+        if !message.status.is_empty() {
+            return Err(StoreError {
+                operation: "accept message",
+                detail: format!("message {} exists", accepted.id),
+            });
+        }
+        message.channel = Some(accepted.channel.clone());
+        message.to = Some(accepted.to.clone());
+        message.metadata = accepted.metadata.clone();
+        let entry = HistoryEntry {
+            status: status::ACCEPTED.to_owned(),
+            at_ms: accepted.at_ms,
+            reason: None,
+            channel: None,
+        };
+        apply(message, status::ACCEPTED, Progress::ACCEPTED, entry);
+        Ok(())
     }
 
     async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
@@ -324,6 +366,7 @@ impl Store for MemoryStore {
                     status: status::SENT.to_owned(),
                     at_ms,
                     reason: None,
+                    channel: None,
                 };
                 apply(message, status::SENT, Progress::SENT, entry);
             }
@@ -332,6 +375,7 @@ impl Store for MemoryStore {
                     status: status::FAILED.to_owned(),
                     at_ms,
                     reason: Some(reason.clone()),
+                    channel: None,
                 };
                 apply(message, status::FAILED, Progress::FAILED, entry);
             }

@@ -107,6 +107,8 @@ pub struct HistoryEntry {
     pub status: String,
     pub at_ms: u64,
     pub reason: Option<Reason>,
+    /// The channel the report came from (after a fallback, not the one first asked for).
+    pub channel: Option<String>,
 }
 
 /// Longest history kept per message: the first reports are kept, later ones beyond it only
@@ -127,9 +129,23 @@ pub struct MessageState {
     pub sinch_id: Option<SinchId>,
     /// For our own sends: where the send stands.
     pub send: Option<SendState>,
+    /// For sends of the messages API: who it goes to, and the caller's metadata (JSON text).
+    pub to: Option<String>,
+    pub metadata: Option<String>,
 }
 
 impl MessageState {
+    /// The channel the message is on now: the one its current status was reported from, else
+    /// the one asked for.
+    pub fn channel_used(&self) -> Option<&str> {
+        self.history
+            .iter()
+            .rev()
+            .find(|entry| entry.status == self.status && entry.channel.is_some())
+            .and_then(|entry| entry.channel.as_deref())
+            .or(self.channel.as_deref())
+    }
+
     /// Why the message is where it is: the reason of the history entry that set the current
     /// status (a FAILED or SWITCHING_CHANNEL report, a refused send).
     pub fn reason(&self) -> Option<&Reason> {
@@ -296,10 +312,37 @@ pub struct ClaimRequest<'a> {
 pub enum Claim {
     /// Ours: run the handler, then complete or release.
     Claimed,
-    /// Already done: acknowledge without effects.
-    Completed { same_payload: bool },
+    /// Already done: acknowledge without effects. `response` is what completing it stored (the
+    /// messages API replays it).
+    Completed {
+        same_payload: bool,
+        response: Option<String>,
+    },
     /// Someone else holds a live lease: try again later.
     InProgress { lease_until_ms: u64 },
+}
+
+/// What is known of a contact (a channel identity): the sending rules are decided from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactState {
+    /// The inbound message that opted the contact out, if they are opted out.
+    pub opted_out_by: Option<String>,
+    /// When their last inbound message arrived (Unix ms): WhatsApp's 24-hour window opens then.
+    pub last_inbound_at_ms: Option<u64>,
+}
+
+/// A send the messages API accepted: stored as `ACCEPTED` under our id before it is queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedMessage {
+    pub id: String,
+    /// The channel asked for (`WHATSAPP`, `SMS_API`, ...).
+    pub channel: String,
+    pub to: String,
+    /// The caller's metadata, JSON text, echoed back in the status.
+    pub metadata: Option<String>,
+    /// Who asked (the caller's identity).
+    pub caller: String,
+    pub at_ms: u64,
 }
 
 /// A change to a contact's opt-out, stored together with the inbound message that caused it.
@@ -319,11 +362,13 @@ pub trait Store: Send + Sync {
         request: &ClaimRequest<'_>,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
-    /// Marks a claimed key done; it is remembered until `expires_at_s` (Unix seconds).
+    /// Marks a claimed key done; it is remembered until `expires_at_s` (Unix seconds), with
+    /// `response` if given (what a replay answers).
     fn complete(
         &self,
         key: &str,
         expires_at_s: u64,
+        response: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives a claimed key up (the handler failed), so a retry can run.
@@ -342,19 +387,26 @@ pub trait Store: Send + Sync {
         key: &MessageKey,
     ) -> impl Future<Output = Result<Option<MessageState>, StoreError>> + Send;
 
-    /// Stores an inbound message (again is harmless), and the opt-out change it causes, at once.
+    /// Stores an inbound message (again is harmless), the contact's last inbound time, and the
+    /// opt-out change it causes, at once.
     fn record_inbound(
         &self,
         inbound: &InboundRecord,
         change: Option<&OptChange>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The inbound message that opted the contact out, if they are opted out. Knowing which
-    /// message did it lets a retried STOP still send its confirmation.
-    fn opted_out_by(
+    /// What is known of a contact: who opted them out (knowing which message did it lets a
+    /// retried STOP still send its confirmation), and when they last wrote.
+    fn contact(
         &self,
         contact: &ContactKey,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ContactState, StoreError>> + Send;
+
+    /// Stores a send the messages API accepted (status `ACCEPTED`), before it is queued.
+    fn accept_message(
+        &self,
+        message: &AcceptedMessage,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Starts an attempt at one of our sends, unless an earlier one settles it (a conditional
     /// write): see [`SendSlot`]. The intent is recorded with the first attempt.

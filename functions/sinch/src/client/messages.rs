@@ -1,6 +1,9 @@
 //! Request and response bodies of the send APIs.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 use crate::callback::conversation::Channel;
 
@@ -18,6 +21,12 @@ pub struct SendMessageRequest {
     pub message_metadata: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// e.g. `SMS_SENDER`, `MESSENGER_MESSAGE_TAG` (an open set).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub channel_properties: BTreeMap<String, String>,
+    /// How long Sinch keeps trying, as Sinch writes it: `"86400s"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// Who a Conversation message goes to.
@@ -61,22 +70,91 @@ impl Serialize for Recipient {
     }
 }
 
-/// The message we send. Text is what the reply policy needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppMessage {
-    pub text_message: TextBody,
+/// The message we send: one kind, as Sinch names it (`{"text_message": {...}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppMessage {
+    TextMessage(TextBody),
+    MediaMessage(MediaBody),
+    TemplateMessage(TemplateBody),
+    /// A card (used for media with a caption: the caption is its description).
+    CardMessage(CardBody),
+    /// Any other kind (`choice_message`, `carousel_message`, `location_message`, ...), passed
+    /// through as given: `{"<kind>": {...}}`.
+    #[serde(untagged)]
+    Other(Map<String, Value>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextBody {
     pub text: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaBody {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub filename_override: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardBody {
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub title: String,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub media_message: Option<MediaBody>,
+}
+
+/// `template_message`: an omni template, a channel template per channel, or both (a channel
+/// template overrides the omni template on its channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateBody {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub omni_template: Option<OmniTemplate>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub channel_template: BTreeMap<String, ChannelTemplate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OmniTemplate {
+    pub template_id: String,
+    /// Required by Sinch; `"latest"` is accepted.
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub language_code: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// For WhatsApp, `template_id` is the template's name and `language_code` (`en_US`) is required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTemplate {
+    pub template_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub language_code: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
 impl AppMessage {
     pub fn text(text: impl Into<String>) -> Self {
-        Self {
-            text_message: TextBody { text: text.into() },
+        AppMessage::TextMessage(TextBody { text: text.into() })
+    }
+
+    /// The text, when it is a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            AppMessage::TextMessage(body) => Some(&body.text),
+            _ => None,
         }
+    }
+
+    /// Whether WhatsApp takes it outside the 24-hour window (only templates are).
+    pub fn is_template(&self) -> bool {
+        matches!(self, AppMessage::TemplateMessage(_))
     }
 }
 
@@ -99,6 +177,9 @@ pub struct SmsBatchRequest {
     pub delivery_report: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_reference: Option<String>,
+    /// When Sinch stops trying (RFC 3339; at most 3 days away).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_at: Option<String>,
 }
 
 /// The created batch.
@@ -121,6 +202,8 @@ mod tests {
             channel_priority_order: vec![],
             message_metadata: None,
             correlation_id: None,
+            channel_properties: BTreeMap::new(),
+            ttl: None,
         };
         assert_eq!(
             serde_json::to_value(&by_contact).unwrap(),
@@ -142,6 +225,42 @@ mod tests {
                 "message":{"text_message":{"text":"hi"}},
                 "channel_priority_order":["WHATSAPP"]
             })
+        );
+    }
+
+    #[test]
+    fn every_message_kind_serializes_under_its_key() {
+        let template = AppMessage::TemplateMessage(TemplateBody {
+            omni_template: None,
+            channel_template: BTreeMap::from([(
+                "WHATSAPP".to_owned(),
+                ChannelTemplate {
+                    template_id: "order_shipped".into(),
+                    version: None,
+                    language_code: Some("en_US".into()),
+                    parameters: BTreeMap::from([("body[1]text".to_owned(), "A-1".to_owned())]),
+                },
+            )]),
+        });
+        assert_eq!(
+            serde_json::to_value(&template).unwrap(),
+            json!({"template_message": {"channel_template": {"WHATSAPP": {
+                "template_id": "order_shipped", "language_code": "en_US",
+                "parameters": {"body[1]text": "A-1"}}}}})
+        );
+        let other: Map<String, Value> =
+            serde_json::from_value(json!({"location_message": {"title": "Here"}})).unwrap();
+        assert_eq!(
+            serde_json::to_value(AppMessage::Other(other)).unwrap(),
+            json!({"location_message": {"title": "Here"}})
+        );
+        assert_eq!(
+            serde_json::to_value(AppMessage::MediaMessage(MediaBody {
+                url: "https://x/y.png".into(),
+                filename_override: None
+            }))
+            .unwrap(),
+            json!({"media_message": {"url": "https://x/y.png"}})
         );
     }
 }

@@ -33,8 +33,9 @@ use tracing::{debug, warn};
 
 pub use error::{ApiErrorDetail, SinchError};
 pub use messages::{
-    AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SendMessageResponse,
-    SmsBatchRequest, SmsBatchResponse, TextBody,
+    AppMessage, CardBody, ChannelRecipient, ChannelTemplate, MediaBody, OmniTemplate, Recipient,
+    SendMessageRequest, SendMessageResponse, SmsBatchRequest, SmsBatchResponse, TemplateBody,
+    TextBody,
 };
 
 pub use webhooks::{Webhook, WebhookRequest};
