@@ -33,6 +33,10 @@ pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
 /// Attribute: the error behind the dead-letter reason, for the operator.
 pub const DEAD_LETTER_DETAIL: &str = "dead-letter-detail";
 
+/// Attribute: present on work we queued ourselves rather than a callback, naming it: `send` for
+/// a send of the messages API (the body is the job, JSON).
+pub const JOB: &str = "job";
+
 /// Value of [`DEAD_LETTER_REASON`] for an authentic callback whose timestamp was out of
 /// tolerance.
 pub const STALE_SIGNATURE: &str = "stale_signature";
@@ -95,6 +99,8 @@ pub struct Envelope {
     pub dead_letter_reason: Option<String>,
     /// The error behind [`Envelope::dead_letter_reason`], cut to [`DETAIL_LIMIT`] bytes.
     pub dead_letter_detail: Option<String>,
+    /// Set for work we queued ourselves ([`JOB`]); `None` for a callback.
+    pub job: Option<String>,
 }
 
 /// Longest `dead-letter-detail` kept.
@@ -130,6 +136,7 @@ impl Envelope {
             content_type: None,
             dead_letter_reason: None,
             dead_letter_detail: None,
+            job: None,
         }
     }
 
@@ -145,6 +152,7 @@ impl Envelope {
             content_type: None,
             dead_letter_reason: None,
             dead_letter_detail: None,
+            job: None,
         }
     }
 
@@ -197,7 +205,18 @@ impl Envelope {
             content_type: optional(CONTENT_TYPE),
             dead_letter_reason: optional(DEAD_LETTER_REASON),
             dead_letter_detail: optional(DEAD_LETTER_DETAIL),
+            job: optional(JOB),
         })
+    }
+
+    /// Work we queue ourselves: `kind` names it, `body` (JSON text) is the job.
+    pub fn job(kind: &str, body: String, at: SystemTime) -> Self {
+        let mut envelope = Self::unverified(body);
+        envelope.received_at_ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        envelope.job = Some(kind.to_owned());
+        envelope
     }
 
     /// Marks the envelope for the dead-letter queue: why, and the error behind it.
@@ -260,6 +279,7 @@ impl Envelope {
                 DEAD_LETTER_DETAIL,
                 self.dead_letter_detail.as_deref().map(Cow::from),
             ),
+            (JOB, self.job.as_deref().map(Cow::from)),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))

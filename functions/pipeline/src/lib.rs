@@ -6,6 +6,7 @@
 //! - [`handlers`]: what is done with delivery reports and inbound messages.
 //! - [`idempotency`]: the keys that make a callback "the same" for the business.
 //! - [`reply`]: the reply policy (keywords, opt-out, default reply).
+//! - [`outbound`]: sends of the messages API, as queued and as the worker runs them.
 //! - [`send`]: send once: every send is recorded before it leaves and never repeated once Sinch
 //!   took it.
 //! - [`status`]: delivery status that only moves forward.
@@ -22,6 +23,7 @@ pub use envelope;
 pub mod handlers;
 pub mod idempotency;
 pub mod metrics;
+pub mod outbound;
 pub mod process;
 pub mod queue;
 pub mod reply;

@@ -29,6 +29,10 @@ pub enum Metric {
     ReplySent,
     ReplyFailed,
     DeadLettered,
+    /// A send of the messages API reached Sinch.
+    MessageSent,
+    /// A send of the messages API that Sinch refused for good.
+    MessageFailed,
 }
 
 impl Metric {
@@ -42,6 +46,8 @@ impl Metric {
             Metric::ReplySent => "ReplySent",
             Metric::ReplyFailed => "ReplyFailed",
             Metric::DeadLettered => "DeadLettered",
+            Metric::MessageSent => "MessageSent",
+            Metric::MessageFailed => "MessageFailed",
         }
     }
 }

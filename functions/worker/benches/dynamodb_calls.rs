@@ -58,6 +58,7 @@ async fn main() {
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
 
     let delivery = |id: &str, status: &str| {

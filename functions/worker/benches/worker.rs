@@ -63,6 +63,7 @@ fn per_record(c: &mut Criterion) {
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     };
     let body = fixture("conversation/message_delivery_failed.json");
     let mut next = 0u64;
@@ -98,6 +99,7 @@ fn batch_with_replies(c: &mut Criterion) {
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 10,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
     let mut next = 0u64;
     let mut group = c.benchmark_group("worker/batch");

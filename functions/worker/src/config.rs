@@ -32,6 +32,8 @@ pub const IDEMPOTENCY_TTL_HOURS: &str = "IDEMPOTENCY_TTL_HOURS";
 /// How long a send whose outcome is unknown waits for a delivery report before it is sent
 /// again, seconds. Default 60 (see `pipeline::send`).
 pub const SEND_SETTLE_SECS: &str = "SEND_SETTLE_SECS";
+/// The outbound queue's `maxReceiveCount` (the template passes it). Default 5.
+pub const OUTBOUND_MAX_RECEIVE_COUNT: &str = "OUTBOUND_MAX_RECEIVE_COUNT";
 
 const CONVERSATION_REGIONS: [&str; 3] = ["us", "eu", "br"];
 const SMS_REGIONS: [&str; 5] = ["us", "eu", "br", "ca", "au"];
@@ -49,6 +51,8 @@ pub struct WorkerConfig {
     pub idempotency_ttl: Duration,
     /// See [`SEND_SETTLE_SECS`].
     pub send_settle: Duration,
+    /// See [`OUTBOUND_MAX_RECEIVE_COUNT`].
+    pub outbound_max_receives: u32,
 }
 
 impl WorkerConfig {
@@ -78,6 +82,7 @@ impl WorkerConfig {
                 pipeline::send::DEFAULT_SETTLE_AFTER.as_secs(),
                 1..=3600,
             )?,
+            outbound_max_receives: env.number(OUTBOUND_MAX_RECEIVE_COUNT, 5, 1..=1000)?,
         })
     }
 }

@@ -12,6 +12,16 @@
 //! | permanent failure and the DLQ unreachable | `batchItemFailures` | retried: nothing is acked that is not stored somewhere |
 //! | panic | `batchItemFailures` | logged |
 //!
+//! The same worker runs the sends of the messages API from the outbound queue (records with the
+//! `job` attribute `send`, see `pipeline::outbound`):
+//!
+//! | send outcome | answer | side effect |
+//! |---|---|---|
+//! | Sinch took it (now, or before: the ledger knew) | acked | `SENT` with Sinch's id |
+//! | Sinch refused it (4xx) | acked | `FAILED` with Sinch's reason |
+//! | transient (429/5xx, no connection, store, outcome unknown) | `batchItemFailures` | retried; on the last receive a send Sinch never took is `FAILED` (`RETRIES_EXHAUSTED`) and the queue parks it |
+//! | not a job of this version | acked | dead-lettered as `bad_job` |
+//!
 //! [`handle_batch`] is a plain async function over its dependencies; [`run`] wires it to the
 //! Lambda runtime.
 
@@ -26,8 +36,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use pipeline::envelope::{Envelope, EnvelopeError};
 use pipeline::handlers::{Handled, ReplyOutcome, Services};
 use pipeline::metrics::{Metric, Metrics, cold_start};
+use pipeline::outbound;
 use pipeline::process::{self, BAD_ENVELOPE, Failure, SINCH_REJECTED};
 use pipeline::queue::Queue;
+use pipeline::send::SendError;
 use pipeline::store::Store;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -47,6 +59,9 @@ pub struct Worker<S, Q> {
     pub concurrency: usize,
     /// EMF metrics (off in tests and the local stack).
     pub metrics: Metrics,
+    /// The outbound queue's `maxReceiveCount`: on that receive, a send that keeps failing is
+    /// marked FAILED before the queue parks it.
+    pub outbound_max_receives: u32,
 }
 
 /// What became of one record.
@@ -158,6 +173,18 @@ pub async fn process_record<S: Store, Q: Queue>(
         .cloned()
         .unwrap_or_default();
     let (envelope, failure) = match read_envelope(&record) {
+        Ok(envelope) if envelope.job.as_deref() == Some(outbound::SEND_JOB) => {
+            let receives = receive_count.parse().unwrap_or(1);
+            match send_job(worker, &envelope, receives, deadline).await {
+                Ok(handled) => {
+                    let kind = "outbound.send".to_owned();
+                    count_handled(&worker.metrics, &kind, &handled);
+                    info!(%message_id, ?handled, elapsed_us = started.elapsed().as_micros() as u64, outcome = "handled", "send processed");
+                    return RecordOutcome::Handled { kind, handled };
+                }
+                Err(failure) => (envelope, failure),
+            }
+        }
         Ok(envelope) => match process::process(&worker.services, &envelope, deadline).await {
             Ok((callback, handled)) => {
                 let kind = callback.kind().into_owned();
@@ -211,6 +238,49 @@ pub async fn process_record<S: Store, Q: Queue>(
     }
 }
 
+/// Runs one send of the messages API.
+async fn send_job<S: Store, Q: Queue>(
+    worker: &Worker<S, Q>,
+    envelope: &Envelope,
+    receives: u32,
+    deadline: Instant,
+) -> Result<Handled, Failure> {
+    let body = envelope
+        .raw_body()
+        .map_err(|e| Failure::poison(BAD_ENVELOPE, e))?;
+    let job = outbound::parse(&body).map_err(|e| Failure::poison(BAD_JOB, e))?;
+    match outbound::send(&worker.services, &job, deadline).await {
+        Ok(sent) => Ok(Handled::Outbound {
+            id: job.id,
+            sinch_id: sent.sinch_id,
+            resumed: sent.resumed,
+        }),
+        Err(SendError::Refused { id, reason }) => Ok(Handled::OutboundRefused {
+            id,
+            reason: reason.to_string(),
+        }),
+        Err(SendError::NotConfigured(api)) => Err(Failure::poison(
+            SINCH_REJECTED,
+            format!("the {api} API has no credentials in the worker"),
+        )),
+        Err(error) => {
+            if receives >= worker.outbound_max_receives {
+                match outbound::give_up(&worker.services, &job, &error).await {
+                    Ok(true) => warn!(id = %job.id, %error, "retries spent: the message is FAILED"),
+                    Ok(false) => {}
+                    Err(store) => {
+                        warn!(id = %job.id, %store, "retries spent, and FAILED could not be recorded")
+                    }
+                }
+            }
+            Err(Failure::Transient {
+                detail: error.to_string(),
+                sinch: error.sinch().is_some(),
+            })
+        }
+    }
+}
+
 /// The metrics for a handled record.
 fn count_handled(metrics: &Metrics, kind: &str, handled: &Handled) {
     match handled {
@@ -222,6 +292,8 @@ fn count_handled(metrics: &Metrics, kind: &str, handled: &Handled) {
             metrics.count(Metric::Processed, Some(("Kind", kind)));
             metrics.count(Metric::ReplySent, None);
         }
+        Handled::Outbound { resumed: false, .. } => metrics.count(Metric::MessageSent, None),
+        Handled::OutboundRefused { .. } => metrics.count(Metric::MessageFailed, None),
         _ => metrics.count(Metric::Processed, Some(("Kind", kind))),
     }
 }
@@ -261,6 +333,9 @@ fn read_envelope(record: &SqsMessage) -> Result<Envelope, EnvelopeError> {
             .and_then(|attribute| attribute.string_value.as_deref())
     })
 }
+
+/// Dead-letter reason: a queued send this version cannot read.
+pub const BAD_JOB: &str = "bad_job";
 
 /// The Lambda deadline as an `Instant`, minus the safety margin.
 pub fn deadline_from(lambda_deadline_ms: u64) -> Instant {

@@ -51,6 +51,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             config.dead_letter_queue_url,
         ),
         concurrency: config.concurrency,
+        outbound_max_receives: config.outbound_max_receives,
         metrics: pipeline::metrics::Metrics::stdout("worker"),
     };
     worker::run(worker).await

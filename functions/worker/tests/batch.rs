@@ -93,6 +93,7 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
         dead_letters: SqsQueue::new(enqueue_client(&sdk, Duration::from_secs(2)), &dlq_url),
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
 
     let delivery = std::fs::read_to_string(concat!(
@@ -220,6 +221,7 @@ async fn outcomes_say_what_happened_to_each_record() {
         dead_letters: dead_letters.clone(),
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::to_writer("worker", captured.clone()),
+        outbound_max_receives: 5,
     });
     let outcomes: HashMap<String, RecordOutcome> = process_batch(
         worker,
@@ -300,6 +302,7 @@ async fn poison_is_retried_when_the_dead_letter_queue_is_unreachable() {
         ),
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
     let response = handle_batch(worker, event(vec![record("poison", "nope")]), deadline())
         .await
@@ -317,6 +320,7 @@ async fn messages_without_receiver_attributes_are_still_processed() {
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
     let bare = json!({
         "messageId": "bare", "receiptHandle": "h",
@@ -338,6 +342,7 @@ async fn a_failure_without_a_message_id_fails_the_whole_batch() {
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
     let mut nameless = record("x", &inbound(PANIC_ID, "1", "HELP"));
     nameless.as_object_mut().unwrap().remove("messageId");

@@ -33,6 +33,7 @@ async fn worker_on(moto: &Moto, sinch: &MockServer) -> Arc<Worker<DynamoStore, M
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     })
 }
 
@@ -265,6 +266,7 @@ async fn dynamodb_unreachable_fails_the_record_and_acks_nothing() {
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
     let delivery = r#"{"app_id":"a","message_delivery_report":{"message_id":"m","status":"READ"}}"#;
     let started = Instant::now();

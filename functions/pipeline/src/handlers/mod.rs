@@ -52,6 +52,14 @@ pub enum Handled {
     Duplicate { key: String, same_payload: bool },
     /// A kind this version does not know.
     Unknown { kind: String },
+    /// A send of the messages API went to Sinch (or had gone before: `resumed`).
+    Outbound {
+        id: String,
+        sinch_id: Option<SinchId>,
+        resumed: bool,
+    },
+    /// A send of the messages API that Sinch refused for good: the message is FAILED.
+    OutboundRefused { id: String, reason: String },
 }
 
 /// What became of the reply to an inbound message.

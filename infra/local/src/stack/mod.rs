@@ -218,6 +218,7 @@ where
         dead_letters: parts.dead_letters,
         concurrency: options.worker_concurrency,
         metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
     });
     let source = Arc::new(parts.source);
     let (stop, stopped) = watch::channel(false);

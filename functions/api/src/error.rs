@@ -1,0 +1,57 @@
+//! Refusals, as the API answers them: an HTTP status and `{"error": {"code", "message"}}`, the
+//! code stable snake_case, the message naming the field.
+
+use serde_json::json;
+
+/// One refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// `Retry-After`, seconds, for 409 and 503.
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+
+    /// 422: well-formed, and refused by a rule.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(422, code, message)
+    }
+
+    /// 503: our side is unavailable; try again.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(503, "unavailable", message)
+        }
+    }
+
+    /// The same refusal, its message naming `field` instead of `was`.
+    pub fn for_field(mut self, was: &str, field: &str) -> Self {
+        if let Some(rest) = self.message.strip_prefix(was) {
+            self.message = format!("{field}{rest}");
+        }
+        self
+    }
+
+    /// The answer's body.
+    pub fn body(&self) -> String {
+        json!({"error": {"code": self.code, "message": self.message}}).to_string()
+    }
+}

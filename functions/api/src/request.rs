@@ -1,0 +1,665 @@
+//! `POST /messages`: the request as clients write it, and every rule it must pass before
+//! anything is stored or queued. Each refusal has a stable snake_case code and a message that
+//! names the field (see [`ApiError`]).
+//!
+//! | field | what | rules |
+//! |---|---|---|
+//! | `to` | the recipient | E.164 (`+` and 7 to 15 digits) on phone channels; any identity up to 256 characters elsewhere |
+//! | `channel` | a Conversation channel (`WHATSAPP`, `SMS`, `RCS`, `MESSENGER`, `VIBERBM`, ...) or `SMS_API` (SMS API batches) | known, and configured |
+//! | `text` | a text message | not empty; at most 4096 characters on WhatsApp, 2000 on SMS (the smallest limit of the channels it may go on) |
+//! | `media` | `{url, caption?, filename?}` | an http(s) URL; a caption makes it a card |
+//! | `template` | `{name, language, parameters}` (a WhatsApp template) and/or `{id, version}` (an omni template, with `omni_language`, `omni_parameters` when both are given) | WhatsApp parameter keys of Sinch's form (`body[1]text`, `button[0]url[1]text`, ...); `language` in `en_US` form |
+//! | `message` | any other Sinch message kind, `{"<kind>_message": {...}}` | one known kind; at most 10 choices (3 outside a carousel's cards, 10 cards) |
+//! | `fallback` | channels to try next, in order | Conversation channels only, distinct, configured, at most 5 |
+//! | `metadata` | a JSON object, echoed in the status | at most 1024 bytes |
+//! | `ttl` | seconds Sinch keeps trying | 3 to 2,592,000 (30 days); SMS API 3 to 259,200 (3 days) |
+//! | `sms_sender` (alias `from`) | the SMS sender | a number or an alphanumeric sender of up to 11 characters |
+//!
+//! Exactly one of `text`, `media`, `template`, `message`.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use pipeline::outbound::Route;
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sinch::client::{
+    AppMessage, CardBody, ChannelTemplate, MediaBody, OmniTemplate, TemplateBody, TextBody,
+};
+
+use crate::error::ApiError;
+
+/// The SMS API's channel name in requests.
+pub const SMS_API: &str = "SMS_API";
+
+/// Conversation channels this version knows.
+pub const CONVERSATION_CHANNELS: &[&str] = &[
+    "WHATSAPP",
+    "SMS",
+    "RCS",
+    "MESSENGER",
+    "VIBER",
+    "VIBERBM",
+    "MMS",
+    "INSTAGRAM",
+    "TELEGRAM",
+    "KAKAOTALK",
+    "KAKAOTALKCHAT",
+    "LINE",
+    "WECHAT",
+    "APPLEBC",
+];
+
+/// Channels whose identities are phone numbers.
+const PHONE_CHANNELS: &[&str] = &[
+    "WHATSAPP",
+    "SMS",
+    "RCS",
+    "VIBER",
+    "VIBERBM",
+    "MMS",
+    "KAKAOTALK",
+    SMS_API,
+];
+
+const MAX_METADATA_BYTES: usize = 1024;
+const MAX_FALLBACK: usize = 5;
+const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+const MAX_SMS_TTL_SECS: u64 = 3 * 24 * 3600;
+const MAX_CHOICES: usize = 10;
+const MAX_CARDS: usize = 10;
+const MAX_CAROUSEL_CHOICES: usize = 3;
+
+/// The body of `POST /messages`, as clients write it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub to: String,
+    pub channel: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub media: Option<Media>,
+    #[serde(default)]
+    pub template: Option<Template>,
+    #[serde(default)]
+    pub message: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    #[serde(default, alias = "from")]
+    pub sms_sender: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Media {
+    pub url: String,
+    #[serde(default)]
+    pub caption: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// A WhatsApp template's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its language, `en_US` form.
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// An omni template's id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// An omni template's version (`latest` accepted).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The omni template's language and parameters, when a WhatsApp template is given too.
+    #[serde(default)]
+    pub omni_language: Option<String>,
+    #[serde(default)]
+    pub omni_parameters: Option<BTreeMap<String, String>>,
+}
+
+/// What the deployment can send through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Channels {
+    /// The Conversation app to send from, when the Conversation API is configured.
+    pub conversation_app: Option<String>,
+    /// Whether the SMS API is configured.
+    pub sms_api: bool,
+    /// The SMS API sender when a request names none.
+    pub default_sms_sender: Option<String>,
+}
+
+/// A request that passed every rule: what is stored and queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Valid {
+    pub to: String,
+    pub channel: String,
+    /// Every channel it may go on (the channel, then the fallback).
+    pub channels: Vec<String>,
+    pub route: Route,
+    /// Whether it is free-form on WhatsApp with nowhere else to go: the 24-hour window applies.
+    pub needs_whatsapp_window: bool,
+    /// JSON text.
+    pub metadata: Option<String>,
+}
+
+impl SendRequest {
+    /// Applies every rule; the first one broken is the answer.
+    pub fn validate(self, channels: &Channels) -> Result<Valid, ApiError> {
+        let channel = self.channel.trim().to_uppercase();
+        let is_sms_api = channel == SMS_API;
+        if !is_sms_api && !CONVERSATION_CHANNELS.contains(&channel.as_str()) {
+            return Err(ApiError::bad_request(
+                "unknown_channel",
+                format!(
+                    "channel: {:?} is not a channel this API knows ({SMS_API}, {})",
+                    self.channel,
+                    CONVERSATION_CHANNELS.join(", ")
+                ),
+            ));
+        }
+        let to = self.to.trim().to_owned();
+        check_recipient(&channel, &to)?;
+
+        let mut fallback = Vec::new();
+        for (index, name) in self.fallback.iter().enumerate() {
+            let name = name.trim().to_uppercase();
+            let field = format!("fallback[{index}]");
+            if is_sms_api {
+                return Err(ApiError::bad_request(
+                    "invalid_fallback",
+                    "fallback: the SMS API has no fallback; use an SMS channel of the Conversation API",
+                ));
+            }
+            if !CONVERSATION_CHANNELS.contains(&name.as_str()) {
+                return Err(ApiError::bad_request(
+                    "invalid_fallback",
+                    format!("{field}: {name:?} is not a Conversation channel"),
+                ));
+            }
+            if name == channel || fallback.contains(&name) {
+                return Err(ApiError::bad_request(
+                    "invalid_fallback",
+                    format!("{field}: {name} appears twice in the channel order"),
+                ));
+            }
+            check_recipient(&name, &to).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_fallback",
+                    format!("{field}: {to:?} is not an identity on {name}"),
+                )
+            })?;
+            fallback.push(name);
+        }
+        if fallback.len() > MAX_FALLBACK {
+            return Err(ApiError::bad_request(
+                "invalid_fallback",
+                format!("fallback: at most {MAX_FALLBACK} channels"),
+            ));
+        }
+        let all: Vec<String> = std::iter::once(channel.clone())
+            .chain(fallback.iter().cloned())
+            .collect();
+
+        let metadata = match self.metadata {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => {
+                let text = Value::Object(map).to_string();
+                if text.len() > MAX_METADATA_BYTES {
+                    return Err(ApiError::unprocessable(
+                        "metadata_too_large",
+                        format!(
+                            "metadata: {} bytes of JSON, at most {MAX_METADATA_BYTES}",
+                            text.len()
+                        ),
+                    ));
+                }
+                Some(text)
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_metadata",
+                    "metadata: must be a JSON object",
+                ));
+            }
+        };
+        let max_ttl = if is_sms_api {
+            MAX_SMS_TTL_SECS
+        } else {
+            MAX_TTL_SECS
+        };
+        if let Some(ttl) = self.ttl
+            && !(3..=max_ttl).contains(&ttl)
+        {
+            return Err(ApiError::unprocessable(
+                "ttl_out_of_range",
+                format!("ttl: {ttl} s is outside 3 to {max_ttl} s for {channel}"),
+            ));
+        }
+        let sender = match self.sms_sender.as_deref().map(str::trim) {
+            Some(sender) => Some(check_sender(sender)?),
+            None => None,
+        };
+
+        let content = Content::from_request(self.text, self.media, self.template, self.message)?;
+        let needs_whatsapp_window =
+            channel == "WHATSAPP" && fallback.is_empty() && !content.is_template();
+
+        let route = if is_sms_api {
+            if !channels.sms_api {
+                return Err(not_configured(&channel));
+            }
+            let Content::Text(text) = content else {
+                return Err(ApiError::unprocessable(
+                    "content_unsupported_on_channel",
+                    "text: the SMS API sends text only (use channel SMS for the rest)",
+                ));
+            };
+            check_text(&text, &all)?;
+            let from = sender
+                .or_else(|| channels.default_sms_sender.clone())
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "sender_missing",
+                        "sms_sender: required for SMS_API (no default sender is configured)",
+                    )
+                })?;
+            Route::Sms {
+                from,
+                body: text,
+                ttl_secs: self.ttl,
+            }
+        } else {
+            let Some(app_id) = channels.conversation_app.clone() else {
+                return Err(not_configured(&channel));
+            };
+            let message = content.into_message(&all)?;
+            let mut channel_properties = BTreeMap::new();
+            if let Some(sender) = sender {
+                channel_properties.insert("SMS_SENDER".to_owned(), sender);
+            }
+            Route::Conversation {
+                app_id,
+                channel: channel.clone(),
+                fallback,
+                message,
+                channel_properties,
+                ttl_secs: self.ttl,
+            }
+        };
+        Ok(Valid {
+            to,
+            channel,
+            channels: all,
+            route,
+            needs_whatsapp_window,
+            metadata,
+        })
+    }
+}
+
+fn not_configured(channel: &str) -> ApiError {
+    ApiError::unprocessable(
+        "channel_not_configured",
+        format!("channel: {channel} has no credentials configured in this deployment"),
+    )
+}
+
+fn e164() -> &'static Regex {
+    static E164: OnceLock<Regex> = OnceLock::new();
+    E164.get_or_init(|| Regex::new(r"^\+[1-9][0-9]{6,14}$").expect("a valid pattern"))
+}
+
+fn check_recipient(channel: &str, to: &str) -> Result<(), ApiError> {
+    if PHONE_CHANNELS.contains(&channel) {
+        if !e164().is_match(to) {
+            return Err(ApiError::bad_request(
+                "invalid_recipient",
+                format!(
+                    "to: {to:?} is not an E.164 number (a + and 7 to 15 digits, e.g. +46701234567)"
+                ),
+            ));
+        }
+    } else if to.is_empty() || to.chars().count() > 256 {
+        return Err(ApiError::bad_request(
+            "invalid_recipient",
+            format!("to: a {channel} identity of 1 to 256 characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_sender(sender: &str) -> Result<String, ApiError> {
+    static SENDER: OnceLock<Regex> = OnceLock::new();
+    let pattern = SENDER.get_or_init(|| {
+        Regex::new(r"^(\+?[0-9]{3,15}|[A-Za-z0-9 ]{1,11})$").expect("a valid pattern")
+    });
+    if pattern.is_match(sender) && !sender.trim().is_empty() {
+        Ok(sender.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_sender",
+            format!(
+                "sms_sender: {sender:?} is neither a number nor an alphanumeric sender of up to 11 characters"
+            ),
+        ))
+    }
+}
+
+/// The most characters a text may have on `channel`.
+pub fn text_limit(channel: &str) -> usize {
+    match channel {
+        "SMS" | SMS_API => 2000,
+        _ => 4096,
+    }
+}
+
+fn check_text(text: &str, channels: &[String]) -> Result<(), ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("text_empty", "text: empty"));
+    }
+    let length = text.chars().count();
+    if let Some(tight) = channels
+        .iter()
+        .min_by_key(|channel| text_limit(channel))
+        .filter(|channel| length > text_limit(channel))
+    {
+        return Err(ApiError::unprocessable(
+            "text_too_long",
+            format!(
+                "text: {length} characters, at most {} on {tight}",
+                text_limit(tight)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What is sent.
+enum Content {
+    Text(String),
+    Media(Media),
+    Template(Template),
+    Other(Map<String, Value>),
+}
+
+impl Content {
+    fn from_request(
+        text: Option<String>,
+        media: Option<Media>,
+        template: Option<Template>,
+        message: Option<Map<String, Value>>,
+    ) -> Result<Self, ApiError> {
+        let given = [
+            text.is_some(),
+            media.is_some(),
+            template.is_some(),
+            message.is_some(),
+        ]
+        .into_iter()
+        .filter(|g| *g)
+        .count();
+        if given > 1 {
+            return Err(ApiError::bad_request(
+                "content_ambiguous",
+                "text, media, template, message: give exactly one",
+            ));
+        }
+        Ok(match (text, media, template, message) {
+            (Some(text), ..) => Content::Text(text),
+            (_, Some(media), ..) => Content::Media(media),
+            (_, _, Some(template), _) => Content::Template(template),
+            (.., Some(message)) => Content::Other(message),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "content_missing",
+                    "text, media, template, message: give one",
+                ));
+            }
+        })
+    }
+
+    fn is_template(&self) -> bool {
+        match self {
+            Content::Template(_) => true,
+            Content::Other(message) => message.contains_key("template_message"),
+            _ => false,
+        }
+    }
+
+    fn into_message(self, channels: &[String]) -> Result<AppMessage, ApiError> {
+        match self {
+            Content::Text(text) => {
+                check_text(&text, channels)?;
+                Ok(AppMessage::TextMessage(TextBody { text }))
+            }
+            Content::Media(media) => media_message(media, channels),
+            Content::Template(template) => template_message(template, channels),
+            Content::Other(message) => other_message(message, channels),
+        }
+    }
+}
+
+fn media_message(media: Media, channels: &[String]) -> Result<AppMessage, ApiError> {
+    let url = media.url.trim();
+    let parsed = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if parsed.is_none_or(|rest| rest.is_empty() || rest.contains(char::is_whitespace)) {
+        return Err(ApiError::bad_request(
+            "invalid_media_url",
+            format!("media.url: {url:?} is not an http(s) URL"),
+        ));
+    }
+    let body = MediaBody {
+        url: url.to_owned(),
+        filename_override: media.filename.filter(|f| !f.trim().is_empty()),
+    };
+    match media.caption.filter(|c| !c.trim().is_empty()) {
+        None => Ok(AppMessage::MediaMessage(body)),
+        Some(caption) => {
+            check_text(&caption, channels).map_err(|e| e.for_field("text", "media.caption"))?;
+            Ok(AppMessage::CardMessage(CardBody {
+                title: String::new(),
+                description: caption,
+                media_message: Some(body),
+            }))
+        }
+    }
+}
+
+/// WhatsApp template parameter keys: `body[1]text`, `header[1]image.link`,
+/// `button[0]url[1]text`, `carousel[0]body[1]text`, ...
+fn whatsapp_parameter() -> &'static Regex {
+    static KEY: OnceLock<Regex> = OnceLock::new();
+    KEY.get_or_init(|| {
+        Regex::new(
+            r"^(?:carousel\[[0-9]+\])?(?:(?:body|header)\[[1-9][0-9]*\]|button\[[0-9]+\][a-z_]+\[[1-9][0-9]*\])[a-z_]+(?:\.[a-z_]+)*$",
+        )
+        .expect("a valid pattern")
+    })
+}
+
+fn language_pattern() -> &'static Regex {
+    static LANGUAGE: OnceLock<Regex> = OnceLock::new();
+    LANGUAGE.get_or_init(|| Regex::new(r"^[a-z]{2,3}(?:_[A-Z]{2})?$").expect("a valid pattern"))
+}
+
+fn template_message(template: Template, channels: &[String]) -> Result<AppMessage, ApiError> {
+    let invalid = |message: String| ApiError::bad_request("invalid_template", message);
+    let non_empty = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let name = non_empty(&template.name);
+    let id = non_empty(&template.id);
+    if name.is_none() && id.is_none() {
+        return Err(invalid(
+            "template: give name and language (a WhatsApp template) or id and version (an omni template)".into(),
+        ));
+    }
+    let mut body = TemplateBody {
+        omni_template: None,
+        channel_template: BTreeMap::new(),
+    };
+    let both = name.is_some() && id.is_some();
+    if let Some(name) = name {
+        if !channels.iter().any(|c| c == "WHATSAPP") {
+            return Err(ApiError::unprocessable(
+                "template_channel_unsupported",
+                "template.name: a template by name is a WhatsApp template; send it on WHATSAPP, or use an omni template (id, version)",
+            ));
+        }
+        let language = non_empty(&template.language).ok_or_else(|| {
+            invalid("template.language: required for a WhatsApp template (e.g. en_US)".into())
+        })?;
+        if !language_ok(&language) {
+            return Err(invalid(format!(
+                "template.language: {language:?} is not of the form en or en_US"
+            )));
+        }
+        for key in template.parameters.keys() {
+            if !whatsapp_parameter().is_match(key) {
+                return Err(ApiError::bad_request(
+                    "invalid_template_parameter",
+                    format!(
+                        "template.parameters: {key:?} is not a WhatsApp parameter key (body[1]text, header[1]image.link, button[0]url[1]text, ...)"
+                    ),
+                ));
+            }
+        }
+        body.channel_template.insert(
+            "WHATSAPP".to_owned(),
+            ChannelTemplate {
+                template_id: name,
+                version: None,
+                language_code: Some(language),
+                parameters: template.parameters.clone(),
+            },
+        );
+    }
+    if let Some(id) = id {
+        let version = non_empty(&template.version).ok_or_else(|| {
+            invalid("template.version: required for an omni template (\"latest\" works)".into())
+        })?;
+        let (language, parameters) = if both {
+            (
+                non_empty(&template.omni_language),
+                template.omni_parameters.clone().unwrap_or_default(),
+            )
+        } else {
+            (non_empty(&template.language), template.parameters.clone())
+        };
+        body.omni_template = Some(OmniTemplate {
+            template_id: id,
+            version,
+            language_code: language,
+            parameters,
+        });
+    }
+    Ok(AppMessage::TemplateMessage(body))
+}
+
+fn language_ok(language: &str) -> bool {
+    language_pattern().is_match(language)
+}
+
+/// Message kinds passed through, after a light shape check.
+const OTHER_KINDS: &[&str] = &[
+    "text_message",
+    "media_message",
+    "template_message",
+    "choice_message",
+    "card_message",
+    "carousel_message",
+    "location_message",
+    "contact_info_message",
+    "list_message",
+];
+
+fn other_message(message: Map<String, Value>, channels: &[String]) -> Result<AppMessage, ApiError> {
+    if message.len() != 1 {
+        return Err(ApiError::bad_request(
+            "unknown_message_kind",
+            format!(
+                "message: exactly one kind ({}), not {}",
+                OTHER_KINDS.join(", "),
+                message.len()
+            ),
+        ));
+    }
+    let Some((kind, body)) = message.iter().next() else {
+        return Err(ApiError::bad_request(
+            "unknown_message_kind",
+            "message: empty",
+        ));
+    };
+    if !OTHER_KINDS.contains(&kind.as_str()) {
+        return Err(ApiError::bad_request(
+            "unknown_message_kind",
+            format!(
+                "message: {kind:?} is not a Sinch message kind ({})",
+                OTHER_KINDS.join(", ")
+            ),
+        ));
+    }
+    let Some(body) = body.as_object() else {
+        return Err(ApiError::bad_request(
+            "invalid_message",
+            format!("message.{kind}: must be an object"),
+        ));
+    };
+    let count = |name: &str| body.get(name).and_then(Value::as_array).map_or(0, Vec::len);
+    let too_many = |field: String, count: usize, max: usize| {
+        ApiError::unprocessable(
+            "too_many_choices",
+            format!("{field}: {count}, at most {max}"),
+        )
+    };
+    match kind.as_str() {
+        "choice_message" | "card_message" if count("choices") > MAX_CHOICES => {
+            return Err(too_many(
+                format!("message.{kind}.choices"),
+                count("choices"),
+                MAX_CHOICES,
+            ));
+        }
+        "carousel_message" => {
+            if count("cards") > MAX_CARDS {
+                return Err(too_many(
+                    "message.carousel_message.cards".into(),
+                    count("cards"),
+                    MAX_CARDS,
+                ));
+            }
+            if count("choices") > MAX_CAROUSEL_CHOICES {
+                return Err(too_many(
+                    "message.carousel_message.choices".into(),
+                    count("choices"),
+                    MAX_CAROUSEL_CHOICES,
+                ));
+            }
+        }
+        "text_message" => {
+            let text = body.get("text").and_then(Value::as_str).unwrap_or_default();
+            check_text(text, channels)
+                .map_err(|e| e.for_field("text", "message.text_message.text"))?;
+        }
+        _ => {}
+    }
+    Ok(AppMessage::Other(message))
+}
