@@ -227,7 +227,20 @@ impl Sender {
         };
         match slot {
             SendSlot::Go => {}
-            SendSlot::Accepted { sinch_id } => {
+            SendSlot::Accepted {
+                sinch_id,
+                recorded: true,
+            } => {
+                self.forget(id);
+                return Ok(Sent {
+                    sinch_id,
+                    resumed: true,
+                });
+            }
+            SendSlot::Accepted {
+                sinch_id,
+                recorded: false,
+            } => {
                 let result = SendResult::Accepted { sinch_id };
                 return self.record(store, id, result, now_ms, true).await;
             }

@@ -568,7 +568,8 @@ async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
             .await
             .unwrap(),
         SendSlot::Accepted {
-            sinch_id: Some(SinchId::Message("01OUT".into()))
+            sinch_id: Some(SinchId::Message("01OUT".into())),
+            recorded: true
         }
     );
     let key = MessageKey::Ours("rpl_1".into());
@@ -678,7 +679,8 @@ async fn a_delivery_report_settles_a_send_whose_answer_was_lost(store: impl Stor
             .await
             .unwrap(),
         SendSlot::Accepted {
-            sinch_id: Some(SinchId::Message("01SINCH".into()))
+            sinch_id: Some(SinchId::Message("01SINCH".into())),
+            recorded: false
         }
     );
     // A report that overtook the send's answer: the answer records SENT under it.

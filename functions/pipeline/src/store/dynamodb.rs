@@ -677,13 +677,18 @@ impl Store for DynamoStore {
             },
             Err(error) => return Err(failed("begin send", error)),
         };
+        let state = text(&old, "send_state").and_then(SendState::parse);
         if let Some(sinch_id) = sinch_id(&old) {
             return Ok(SendSlot::Accepted {
                 sinch_id: Some(sinch_id),
+                recorded: state == Some(SendState::Sent),
             });
         }
-        Ok(match text(&old, "send_state").and_then(SendState::parse) {
-            Some(SendState::Sent) => SendSlot::Accepted { sinch_id: None },
+        Ok(match state {
+            Some(SendState::Sent) => SendSlot::Accepted {
+                sinch_id: None,
+                recorded: true,
+            },
             Some(SendState::Failed) => SendSlot::Refused {
                 reason: message_state(&key, &old)
                     .and_then(|state| state.reason().cloned())

@@ -292,7 +292,12 @@ impl Store for MemoryStore {
             .and_then(|message| message.sinch_id.clone());
         if let Some(ledger) = state.sends.get(request.id) {
             match ledger.state {
-                SendState::Sent => return Ok(SendSlot::Accepted { sinch_id: proven }),
+                SendState::Sent => {
+                    return Ok(SendSlot::Accepted {
+                        sinch_id: proven,
+                        recorded: true,
+                    });
+                }
                 SendState::Failed => {
                     let reason = state
                         .messages
@@ -302,7 +307,10 @@ impl Store for MemoryStore {
                     return Ok(SendSlot::Refused { reason });
                 }
                 SendState::Sending if proven.is_some() => {
-                    return Ok(SendSlot::Accepted { sinch_id: proven });
+                    return Ok(SendSlot::Accepted {
+                        sinch_id: proven,
+                        recorded: false,
+                    });
                 }
                 SendState::Sending
                     if ledger.attempt_at_ms > request.settle_before_ms
@@ -317,7 +325,10 @@ impl Store for MemoryStore {
             }
         } else if proven.is_some() {
             // A report named it although no attempt is on record: Sinch has it.
-            return Ok(SendSlot::Accepted { sinch_id: proven });
+            return Ok(SendSlot::Accepted {
+                sinch_id: proven,
+                recorded: false,
+            });
         }
         let attempts = state.sends.get(request.id).map_or(0, |l| l.attempts) + 1;
         state.sends.insert(

@@ -270,8 +270,12 @@ pub struct SendAttempt<'a> {
 pub enum SendSlot {
     /// The attempt is recorded: send now.
     Go,
-    /// Sinch accepted it before (its answer was recorded, or a delivery report named it).
-    Accepted { sinch_id: Option<SinchId> },
+    /// Sinch accepted it before: its answer was recorded (`recorded`), or a delivery report
+    /// named it (its answer still to be recorded as `SENT`).
+    Accepted {
+        sinch_id: Option<SinchId>,
+        recorded: bool,
+    },
     /// Sinch refused it for good before.
     Refused { reason: Reason },
     /// Another attempt began at `attempt_at_ms` and its outcome is not known yet.

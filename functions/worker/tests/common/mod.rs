@@ -117,6 +117,25 @@ pub fn record(message_id: &str, body: &str) -> serde_json::Value {
         std::time::UNIX_EPOCH + Duration::from_secs(1_763_870_400),
     );
     envelope.request_id = Some(format!("req-{message_id}"));
+    envelope_record(message_id, &envelope, 1)
+}
+
+/// A send job of the messages API, as the outbound queue delivers it (`receives`: the
+/// ApproximateReceiveCount).
+pub fn job_record(
+    message_id: &str,
+    job: &pipeline::outbound::OutboundJob,
+    receives: u32,
+) -> serde_json::Value {
+    let envelope = Envelope::job(
+        pipeline::outbound::SEND_JOB,
+        serde_json::to_string(job).expect("a job serializes"),
+        std::time::UNIX_EPOCH + Duration::from_secs(1_763_870_400),
+    );
+    envelope_record(message_id, &envelope, receives)
+}
+
+fn envelope_record(message_id: &str, envelope: &Envelope, receives: u32) -> serde_json::Value {
     let attributes: serde_json::Map<String, serde_json::Value> = envelope
         .attributes()
         .map(|(name, value)| {
@@ -130,7 +149,7 @@ pub fn record(message_id: &str, body: &str) -> serde_json::Value {
         "messageId": message_id,
         "receiptHandle": format!("handle-{message_id}"),
         "body": envelope.queued_body(),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1763870400000"},
+        "attributes": {"ApproximateReceiveCount": receives.to_string(), "SentTimestamp": "1763870400000"},
         "messageAttributes": attributes,
         "md5OfBody": "",
         "eventSource": "aws:sqs",

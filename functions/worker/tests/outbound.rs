@@ -1,0 +1,426 @@
+//! Sends of the messages API through the worker: counted at the fake Sinch (what it received),
+//! statuses read from the store. Against the in-memory store and DynamoDB on moto_server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use pipeline::handlers::Handled;
+use pipeline::outbound::{OutboundJob, Route};
+use pipeline::queue::MemoryQueue;
+use pipeline::store::{
+    AcceptedMessage, DynamoStore, MemoryStore, MessageKey, SendState, SinchId, Store,
+    dynamodb_client,
+};
+use serde_json::json;
+use sinch::client::AppMessage;
+use testkit::Moto;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+use worker::{RecordOutcome, Worker, process_batch};
+
+const SEND: &str = "/v1/projects/p/messages:send";
+
+fn job(id: &str, to: &str) -> OutboundJob {
+    OutboundJob {
+        id: id.into(),
+        to: to.into(),
+        route: Route::Conversation {
+            app_id: "app-1".into(),
+            channel: "WHATSAPP".into(),
+            fallback: vec![],
+            message: AppMessage::text("Your order shipped"),
+            channel_properties: BTreeMap::new(),
+            ttl_secs: None,
+        },
+    }
+}
+
+fn worker<S: Store>(store: S, sinch: &MockServer) -> Arc<Worker<S, MemoryQueue>> {
+    Arc::new(Worker {
+        services: services(store, sinch),
+        dead_letters: MemoryQueue::new("dlq"),
+        concurrency: 4,
+        metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 3,
+    })
+}
+
+async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
+    store
+        .accept_message(&AcceptedMessage {
+            id: id.into(),
+            channel: "WHATSAPP".into(),
+            to: to.into(),
+            metadata: None,
+            caller: "test".into(),
+            at_ms: 1_763_870_400_000,
+        })
+        .await
+        .unwrap();
+}
+
+async fn sends(sinch: &MockServer, id: &str) -> usize {
+    sinch
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| {
+            r.url.path() == SEND
+                && String::from_utf8_lossy(&r.body).contains(&format!("sinch-hooks:{id}"))
+        })
+        .count()
+}
+
+async fn run<S: Store + 'static>(
+    worker: &Arc<Worker<S, MemoryQueue>>,
+    records: Vec<serde_json::Value>,
+) -> Vec<RecordOutcome> {
+    process_batch(worker.clone(), event(records), deadline())
+        .await
+        .into_iter()
+        .map(|(_, outcome)| outcome)
+        .collect()
+}
+
+async fn state<S: Store>(store: &S, id: &str) -> pipeline::store::MessageState {
+    store
+        .message_state(&MessageKey::Ours(id.into()))
+        .await
+        .unwrap()
+        .expect("a status")
+}
+
+/// A delivery report for our message, naming it as Sinch echoes our reference.
+fn report(id: &str, status: &str, second: u32) -> String {
+    json!({"app_id": "app-1", "correlation_id": format!("sinch-hooks:{id}"),
+        "event_time": format!("2026-11-23T04:00:0{second}Z"),
+        "message_delivery_report": {"message_id": format!("S-{id}"), "status": status,
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567"}}})
+    .to_string()
+}
+
+async fn a_job_is_sent_and_moves_to_sent<S: Store + Clone + 'static>(store: S) {
+    let sinch = fake_sinch().await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_1", "+46701234567").await;
+    let outcomes = run(
+        &worker,
+        vec![job_record("m1", &job("msg_1", "+46701234567"), 1)],
+    )
+    .await;
+    assert!(
+        matches!(
+            &outcomes[0],
+            RecordOutcome::Handled {
+                handled: Handled::Outbound { resumed: false, .. },
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    // SQS delivers it again (a duplicate): nothing sent twice.
+    let outcomes = run(
+        &worker,
+        vec![job_record("m1", &job("msg_1", "+46701234567"), 2)],
+    )
+    .await;
+    assert!(
+        matches!(
+            &outcomes[0],
+            RecordOutcome::Handled {
+                handled: Handled::Outbound { resumed: true, .. },
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(sends(&sinch, "msg_1").await, 1);
+    let state = state(&store, "msg_1").await;
+    let history: Vec<&str> = state.history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(history, ["ACCEPTED", "SENT"]);
+    assert_eq!(state.sinch_id, Some(SinchId::Message("01REPLY".into())));
+    // The request Sinch got: to the identity without +, our reference on it.
+    let request = sinch
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == SEND)
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        body["recipient"]["identified_by"]["channel_identities"][0]["identity"],
+        "46701234567"
+    );
+    assert_eq!(body["correlation_id"], "sinch-hooks:msg_1");
+}
+
+async fn sinch_answering_500_then_200_sends_one_message<S: Store + Clone + 'static>(store: S) {
+    let sinch = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
+        )
+        .mount(&sinch)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&sinch)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"message_id": "01OK"})))
+        .mount(&sinch)
+        .await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_2", "+46701234567").await;
+    let outcomes = run(
+        &worker,
+        vec![job_record("m2", &job("msg_2", "+46701234567"), 1)],
+    )
+    .await;
+    assert!(
+        matches!(&outcomes[0], RecordOutcome::Handled { .. }),
+        "{outcomes:?}"
+    );
+    // Two requests reached Sinch, one of them refused: one message there.
+    assert_eq!(sends(&sinch, "msg_2").await, 2);
+    let state = state(&store, "msg_2").await;
+    assert_eq!(
+        (state.status.as_str(), state.sinch_id),
+        ("SENT", Some(SinchId::Message("01OK".into())))
+    );
+}
+
+async fn an_answer_lost_is_settled_by_the_report_not_by_a_second_send<
+    S: Store + Clone + 'static,
+>(
+    store: S,
+) {
+    let sinch = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
+        )
+        .mount(&sinch)
+        .await;
+    // Sinch takes it and answers after the invocation gave up.
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"message_id": "S-msg_3"}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&sinch)
+        .await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_3", "+46701234567").await;
+    let short = tokio::time::Instant::now() + Duration::from_secs(1);
+    let outcomes = process_batch(
+        worker.clone(),
+        event(vec![job_record("m3", &job("msg_3", "+46701234567"), 1)]),
+        short,
+    )
+    .await;
+    assert!(
+        matches!(&outcomes[0].1, RecordOutcome::Retry { .. }),
+        "{outcomes:?}"
+    );
+    // Retried at once: unsettled, not sent again.
+    let outcomes = run(
+        &worker,
+        vec![job_record("m3", &job("msg_3", "+46701234567"), 2)],
+    )
+    .await;
+    assert!(
+        matches!(&outcomes[0], RecordOutcome::Retry { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(sends(&sinch, "msg_3").await, 1);
+    // The report arrives: the send is settled; the next delivery of the job only records it.
+    run(
+        &worker,
+        vec![record("r1", &report("msg_3", "DELIVERED", 1))],
+    )
+    .await;
+    let outcomes = run(
+        &worker,
+        vec![job_record("m3", &job("msg_3", "+46701234567"), 3)],
+    )
+    .await;
+    assert!(
+        matches!(
+            &outcomes[0],
+            RecordOutcome::Handled {
+                handled: Handled::Outbound { resumed: true, .. },
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(sends(&sinch, "msg_3").await, 1, "one message at Sinch");
+    let state = state(&store, "msg_3").await;
+    assert_eq!(state.status, "DELIVERED");
+    assert_eq!(state.send, Some(SendState::Sent));
+}
+
+async fn a_refusal_is_failed_with_sinchs_reason<S: Store + Clone + 'static>(store: S) {
+    let sinch = fake_sinch().await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_4", "rejected").await;
+    let outcomes = run(
+        &worker,
+        vec![job_record("m4", &job("msg_4", "rejected"), 1)],
+    )
+    .await;
+    assert!(
+        matches!(
+            &outcomes[0],
+            RecordOutcome::Handled {
+                handled: Handled::OutboundRefused { .. },
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    let state = state(&store, "msg_4").await;
+    assert_eq!(state.status, "FAILED");
+    let reason = state.reason().unwrap();
+    assert_eq!(
+        (reason.code.as_str(), reason.description.as_deref()),
+        ("INVALID_ARGUMENT", Some("Recipient not allowed"))
+    );
+}
+
+async fn retries_spent_make_it_failed<S: Store + Clone + 'static>(store: S) {
+    let sinch = fake_sinch().await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_5", "transient").await;
+    for receives in 1..=3 {
+        let outcomes = run(
+            &worker,
+            vec![job_record("m5", &job("msg_5", "transient"), receives)],
+        )
+        .await;
+        assert!(
+            matches!(&outcomes[0], RecordOutcome::Retry { .. }),
+            "{outcomes:?}"
+        );
+    }
+    let state = state(&store, "msg_5").await;
+    assert_eq!(state.status, "FAILED");
+    assert_eq!(
+        state.reason().map(|r| r.code.as_str()),
+        Some("RETRIES_EXHAUSTED")
+    );
+}
+
+/// Reports of a message may overtake its send's answer, and each other: in every order, the
+/// status ends at the furthest, and the answer recorded late moves nothing back.
+async fn reports_in_every_order_before_and_after_the_send_is_recorded<
+    S: Store + Clone + 'static,
+>(
+    store: S,
+) {
+    let sinch = fake_sinch().await;
+    let worker = worker(store.clone(), &sinch);
+    let statuses = ["QUEUED_ON_CHANNEL", "DELIVERED", "READ"];
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for (n, order) in orders.iter().enumerate() {
+        for send_after in 0..=3 {
+            let id = format!("msg_o{n}_{send_after}");
+            accepted(&store, &id, "+46701234567").await;
+            for (i, &index) in order.iter().enumerate() {
+                if i == send_after {
+                    run(
+                        &worker,
+                        vec![job_record("job", &job(&id, "+46701234567"), 1)],
+                    )
+                    .await;
+                }
+                run(
+                    &worker,
+                    vec![record(
+                        &format!("r{i}"),
+                        &report(&id, statuses[index], i as u32),
+                    )],
+                )
+                .await;
+            }
+            if send_after == 3 {
+                run(
+                    &worker,
+                    vec![job_record("job", &job(&id, "+46701234567"), 1)],
+                )
+                .await;
+            }
+            let state = state(&store, &id).await;
+            assert_eq!(state.status, "READ", "{order:?}, send after {send_after}");
+            let mut seen: Vec<&str> = state.history.iter().map(|h| h.status.as_str()).collect();
+            seen.sort();
+            // ACCEPTED, three reports, and SENT only when the send came before any report (a
+            // report first proves Sinch had it: the send is then recorded without a request).
+            assert!(
+                seen.contains(&"ACCEPTED") && seen.contains(&"READ"),
+                "{seen:?}"
+            );
+            assert!(sends(&sinch, &id).await <= 1, "{id}");
+        }
+    }
+}
+
+async fn dynamo(moto: &Moto) -> DynamoStore {
+    let store = DynamoStore::new(dynamodb_client(&moto.sdk_config().await), "sinch-hooks");
+    store.create_table().await.expect("moto creates the table");
+    store
+}
+
+macro_rules! both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::MemoryStore::new()).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let moto = super::Moto::start();
+                    super::$case(super::dynamo(&moto).await).await
+                }
+            )*
+        }
+    };
+}
+
+both_stores!(
+    a_job_is_sent_and_moves_to_sent,
+    sinch_answering_500_then_200_sends_one_message,
+    an_answer_lost_is_settled_by_the_report_not_by_a_second_send,
+    a_refusal_is_failed_with_sinchs_reason,
+    retries_spent_make_it_failed,
+    reports_in_every_order_before_and_after_the_send_is_recorded,
+);
