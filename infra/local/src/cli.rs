@@ -158,6 +158,9 @@ pub struct ServeArgs {
     /// How long a client may take to send a request's body; past it, 408.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub body_timeout_secs: u64,
+    /// The Sinch simulator's pause before each delivery report it sends back, ms.
+    #[arg(long, default_value_t = 20)]
+    pub report_pace_ms: u64,
     #[command(flatten)]
     pub event_source: EventSourceArgs,
 }
@@ -180,6 +183,10 @@ pub struct EventSourceArgs {
     /// Batches processed at once.
     #[arg(long, default_value_t = 4)]
     pub max_concurrency: usize,
+    /// Batches of sends (the messages API's outbound queue) processed at once: how Sinch's
+    /// rate limits are respected.
+    #[arg(long, default_value_t = 2)]
+    pub outbound_concurrency: usize,
     /// The emulated worker timeout: each batch's deadline, seconds.
     #[arg(long, default_value_t = 20)]
     pub function_timeout_secs: u64,

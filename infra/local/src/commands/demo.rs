@@ -3,14 +3,12 @@
 //! what it should.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use pipeline::reply::ReplyPolicy;
 use pipeline::send::reference;
-use pipeline::store::{MessageKey, Store};
-use sinch::signature::{Secrets, Tolerance, unix_seconds};
+use pipeline::store::{MessageKey, MessageState, Store};
+use sinch::signature::{Secrets, unix_seconds};
 
 use crate::CliError;
 use crate::samples;
@@ -44,22 +42,11 @@ async fn demo(out: &mut dyn Write) -> Result<ExitCode, CliError> {
         .parse()
         .map_err(|e| CliError::Usage(format!("{e}")))?;
     let options = Options {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        secrets,
-        tolerance: Tolerance::default(),
-        max_body_bytes: 1024 * 1024,
         event_source: EventSourceConfig {
             visibility_timeout: Duration::from_secs(5),
             ..EventSourceConfig::default()
         },
-        aws_endpoint: None,
-        sinch: None,
-        policy: ReplyPolicy::default(),
-        app_id: None,
-        worker_concurrency: 10,
-        enqueue_timeout: receiver::config::DEFAULT_ENQUEUE_TIMEOUT,
-        send_settle: pipeline::send::DEFAULT_SETTLE_AFTER,
-        timeouts: stack::door::Timeouts::default(),
+        ..Options::new(secrets)
     };
     let running = stack::start(options)
         .await
@@ -81,7 +68,7 @@ async fn demo(out: &mut dyn Write) -> Result<ExitCode, CliError> {
 
     let status = demo.running.status().await;
     demo.say(&format!(
-        "\nsummary: {} accepted, {} rejected, {} processed, {} duplicate(s), {} replies sent, \
+        "\nsummary: {} accepted, {} rejected, {} processed, {} duplicate(s), {} message(s) at Sinch, \
          {} in the dead-letter queue, in {:.2} s",
         status.accepted,
         status.rejected.values().sum::<u64>(),
@@ -161,8 +148,78 @@ impl Demo<'_> {
             .unwrap_or_default()
     }
 
+    /// Polls the store until `done` holds for message `key` (or 10 s pass).
+    async fn wait_for_state(
+        &self,
+        key: &MessageKey,
+        done: impl Fn(&MessageState) -> bool,
+    ) -> Option<MessageState> {
+        let store = self.running.store.clone()?;
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = store.message_state(key).await.ok().flatten();
+            if state.as_ref().is_some_and(&done) || Instant::now() > until {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn history(state: &MessageState) -> String {
+        state
+            .history
+            .iter()
+            .map(|h| h.status.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    }
+
+    /// POSTs to the messages API; the status and the JSON answer.
+    async fn send_message(&self, key: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let url = format!("http://{}/messages", self.running.address);
+        match self
+            .client
+            .post(url)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let replayed = response.headers().contains_key("idempotency-replayed");
+                let mut json: serde_json::Value = response.json().await.unwrap_or_default();
+                if replayed {
+                    json["replayed"] = true.into();
+                }
+                (status, json)
+            }
+            Err(error) => (0, serde_json::json!({"error": error.to_string()})),
+        }
+    }
+
+    /// GET /messages/{id}, until `done` holds (or 10 s pass).
+    async fn follow(
+        &self,
+        id: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let url = format!("http://{}/messages/{id}", self.running.address);
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let view: serde_json::Value = match self.client.get(&url).send().await {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            if done(&view) || Instant::now() > until {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn story(&mut self) -> Result<(), CliError> {
-        // 1. WhatsApp HELP.
+        // 1. WhatsApp HELP: answered on WhatsApp, and Sinch's reports for the reply follow.
         let help_id = samples::id();
         let help = samples::inbound(&help_id, "WHATSAPP", CUSTOMER, "HELP");
         let answer = self
@@ -189,7 +246,6 @@ impl Demo<'_> {
             replies.len() == 1 && replies[0].channel == "WHATSAPP" && replies[0].to == CUSTOMER,
             "one reply, on WhatsApp, to the sender",
         )?;
-        let reply_sinch_id = replies.first().map(|r| r.id.clone()).unwrap_or_default();
         let reply_reference = replies
             .first()
             .map(|r| r.reference.clone())
@@ -197,6 +253,23 @@ impl Demo<'_> {
         let reply_id = reference::ours(Some(&reply_reference))
             .unwrap_or_default()
             .to_owned();
+        let state = self
+            .wait_for_state(&MessageKey::Ours(reply_id.clone()), |s| s.status == "READ")
+            .await;
+        match &state {
+            Some(state) => {
+                let line = format!(
+                    "    Sinch reported on the reply {reply_id} (our id, sent as correlation_id): {}",
+                    Self::history(state)
+                );
+                self.say(&line)?;
+            }
+            None => self.expect(false, "a status for the reply")?,
+        }
+        self.expect(
+            state.is_some_and(|s| s.status == "READ" && s.history.len() == 4),
+            "the reply SENT, then QUEUED_ON_CHANNEL, DELIVERED and READ",
+        )?;
 
         // 2. SMS HELP.
         let sms = samples::sms_inbound(&samples::id(), SMS_CUSTOMER, OUR_NUMBER, "help");
@@ -224,51 +297,56 @@ impl Demo<'_> {
                 .is_some_and(|r| r.api == "sms" && r.from == OUR_NUMBER),
             "an SMS reply from the number that received the message",
         )?;
+        let sms_reply = replies
+            .get(1)
+            .and_then(|r| reference::ours(Some(&r.reference)).map(str::to_owned))
+            .unwrap_or_default();
+        let state = self
+            .wait_for_state(&MessageKey::Ours(sms_reply), |s| s.status == "Delivered")
+            .await;
+        if let Some(state) = &state {
+            let line = format!("    its per-recipient reports: {}", Self::history(state));
+            self.say(&line)?;
+        }
+        self.expect(
+            state.is_some_and(|s| s.status == "Delivered"),
+            "the SMS reply Delivered",
+        )?;
 
-        // 3. Delivery reports for the WhatsApp reply, out of order.
+        // 3. Reports out of order, for a message another system sent through the same app.
+        let elsewhere = samples::id();
         for status in ["READ", "QUEUED_ON_CHANNEL", "DELIVERED"] {
-            let body = samples::delivery(
-                &reply_sinch_id,
-                status,
-                "WHATSAPP",
-                CUSTOMER,
-                &reply_reference,
-            );
+            let body = samples::delivery(&elsewhere, status, "WHATSAPP", CUSTOMER, "");
             self.post(
-                &format!("[3] delivery report {status} for our WhatsApp reply (out of order)"),
+                &format!(
+                    "[3] delivery report {status} for a message sent elsewhere (out of order)"
+                ),
                 SECRET,
                 body,
                 None,
             )
             .await?;
         }
-        let state = match self.running.store.clone() {
-            Some(store) => store
-                .message_state(&MessageKey::Ours(reply_id.clone()))
-                .await
-                .ok()
-                .flatten(),
-            None => None,
-        };
-        {
-            match state {
-                Some(state) => {
-                    let history: Vec<&str> =
-                        state.history.iter().map(|h| h.status.as_str()).collect();
-                    let line = format!(
-                        "    final status {} (history {}), a late QUEUED_ON_CHANNEL did not move it back",
-                        state.status,
-                        history.join(" -> ")
-                    );
-                    self.say(&line)?;
-                    self.expect(
-                        state.status == "READ" && state.history.len() == 4,
-                        "status READ with SENT and three reports in the history",
-                    )?;
-                }
-                None => self.expect(false, "a status for the reply")?,
+        let state = self
+            .wait_for_state(&MessageKey::Conversation(elsewhere), |s| {
+                s.history.len() == 3
+            })
+            .await;
+        match &state {
+            Some(state) => {
+                let line = format!(
+                    "    final status {} (history {}), a late QUEUED_ON_CHANNEL did not move it back",
+                    state.status,
+                    Self::history(state)
+                );
+                self.say(&line)?;
             }
+            None => self.expect(false, "a status for the message")?,
         }
+        self.expect(
+            state.is_some_and(|s| s.status == "READ" && s.history.len() == 3),
+            "status READ with three reports in the history",
+        )?;
 
         // 4. The first message again (Sinch retried it), freshly signed.
         self.post(
@@ -288,11 +366,67 @@ impl Demo<'_> {
             "one duplicate and no new reply",
         )?;
 
-        // 5. A forgery.
+        // 5. A send through the messages API, followed to READ.
+        self.say("\n[5] POST /messages: a WhatsApp text to +46 70 123 45 67 (who wrote in [1])")?;
+        let send = serde_json::json!({
+            "to": format!("+{CUSTOMER}"), "channel": "WHATSAPP",
+            "text": "Your order A-1042 has shipped.", "metadata": {"order": "A-1042"}
+        });
+        let (status, answer) = self.send_message("demo-order-A-1042", send.clone()).await;
+        let id = answer["id"].as_str().unwrap_or_default().to_owned();
+        self.say(&format!("    messages API: {status} {answer}"))?;
+        self.expect(status == 202 && !id.is_empty(), "202 with our message id")?;
+        let view = self.follow(&id, |v| v["status"] == "READ").await;
+        let timeline: Vec<&str> = view["history"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|e| e["status"].as_str()).collect())
+            .unwrap_or_default();
+        self.say(&format!(
+            "    GET /messages/{id}: {} (history {}), Sinch message {}",
+            view["status"],
+            timeline.join(" -> "),
+            view["sinch_message_id"]
+        ))?;
+        self.expect(
+            view["status"] == "READ"
+                && timeline.first() == Some(&"ACCEPTED")
+                && view["metadata"]["order"] == "A-1042",
+            "the send ACCEPTED, SENT, then READ, with its metadata",
+        )?;
+        let (status, again) = self.send_message("demo-order-A-1042", send).await;
+        self.say(&format!(
+            "    the same Idempotency-Key and body again: {status}, replayed, the same id: {}",
+            again["id"] == answer["id"]
+        ))?;
+        self.expect(
+            status == 202 && again["replayed"] == true && again["id"] == answer["id"],
+            "the first answer replayed",
+        )?;
+
+        // 6. Free-form WhatsApp to someone who never wrote: refused before it costs anything.
+        self.say("\n[6] POST /messages: a WhatsApp text to +46 70 555 55 55, who never wrote")?;
+        let (status, answer) = self
+            .send_message(
+                "demo-cold",
+                serde_json::json!({"to": "+46705555555", "channel": "WHATSAPP", "text": "Hello!"}),
+            )
+            .await;
+        self.say(&format!(
+            "    messages API: {status} {}",
+            answer["error"]["code"]
+        ))?;
+        self.expect(
+            status == 422 && answer["error"]["code"] == "whatsapp_window_closed",
+            "422 whatsapp_window_closed",
+        )?;
+        let sent = self.replies().len();
+        self.expect(sent == 3, "nothing sent to Sinch for the refused send")?;
+
+        // 7. A forgery.
         let forged = samples::inbound(&samples::id(), "WHATSAPP", CUSTOMER, "STOP");
         let answer = self
             .post(
-                "[5] a forged callback, signed with the wrong secret",
+                "[7] a forged callback, signed with the wrong secret",
                 "not-the-secret",
                 forged,
                 None,
@@ -301,18 +435,12 @@ impl Demo<'_> {
         self.say("    rejected before anything was queued")?;
         self.expect(answer.status == Some(401), "401 for a forgery")?;
 
-        // 6. Authentic but an hour old.
-        let stale = samples::delivery(
-            &reply_sinch_id,
-            "FAILED",
-            "WHATSAPP",
-            CUSTOMER,
-            &reply_reference,
-        );
+        // 8. Authentic but an hour old.
+        let stale = samples::delivery(&samples::id(), "FAILED", "WHATSAPP", CUSTOMER, "");
         let an_hour_ago = unix_seconds(SystemTime::now()) - 3600;
         let answer = self
             .post(
-                "[6] an authentic callback signed an hour ago",
+                "[8] an authentic callback signed an hour ago",
                 SECRET,
                 stale,
                 Some(an_hour_ago),
@@ -328,10 +456,10 @@ impl Demo<'_> {
             "401 and the stale callback in the dead-letter queue",
         )?;
 
-        // 7. Authentic garbage.
+        // 9. Authentic garbage.
         let answer = self
             .post(
-                "[7] an authentic callback that is not JSON",
+                "[9] an authentic callback that is not JSON",
                 SECRET,
                 b"{not json".to_vec(),
                 None,
@@ -343,10 +471,8 @@ impl Demo<'_> {
             status.dead_letter_queue
         ))?;
         self.expect(
-            answer.status == Some(200)
-                && status.dead_lettered.get("unparseable_payload") == Some(&1)
-                && status.dead_letter_queue == 2,
-            "the poison message in the dead-letter queue",
+            answer.status == Some(200) && status.dead_letter_queue == 2,
+            "the poison callback parked in the dead-letter queue",
         )?;
         Ok(())
     }

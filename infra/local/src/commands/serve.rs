@@ -96,6 +96,9 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
             header: Duration::from_secs(args.header_timeout_secs),
             body: Duration::from_secs(args.body_timeout_secs),
         },
+        outbound_concurrency: args.event_source.outbound_concurrency,
+        sms_sender: env.optional(api::config::SINCH_SMS_SENDER),
+        report_pace: Duration::from_millis(args.report_pace_ms),
     })
 }
 

@@ -1,8 +1,10 @@
 //! The local stack's HTTP face: `POST /webhook` (the receiver, as API Gateway would call it),
+//! `POST /messages` and `GET /messages/{id}` (the messages API; no authentication locally),
 //! `GET /status` (JSON) and `GET /` (a small live status page).
 
 use std::sync::Arc;
 
+use api::Api;
 use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
@@ -10,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use pipeline::queue::Queue;
+use pipeline::store::Store;
 use receiver::{Outcome, Receiver, handle_request};
 
 use super::door::{self, BodyFailure};
@@ -17,28 +20,36 @@ use super::event_source::Source;
 use super::stats::{Stats, Status};
 
 /// What the routes share.
-pub struct App<Q, Src> {
+pub struct App<Q, S, Src> {
     pub receiver: Receiver<Q>,
+    /// The messages API, queueing on the outbound queue.
+    pub api: Api<S, Q>,
     pub max_body_bytes: usize,
     /// How long a client may take to send a body.
     pub body_timeout: std::time::Duration,
     pub source: Arc<Src>,
+    /// The outbound queue, as its event source sees it.
+    pub outbound_source: Arc<Src>,
     pub stats: Arc<Stats>,
     /// The Sinch simulator's log, when it runs: replies are counted there.
     pub sent: Option<super::simulator::Sent>,
 }
 
-pub fn router<Q: Queue + 'static, Src: Source>(app: Arc<App<Q, Src>>) -> Router {
+pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    app: Arc<App<Q, S, Src>>,
+) -> Router {
     Router::new()
-        .route("/webhook", any(webhook::<Q, Src>))
-        .route("/status", get(status_json::<Q, Src>))
-        .route("/", get(status_page::<Q, Src>))
+        .route("/webhook", any(webhook::<Q, S, Src>))
+        .route("/messages", any(messages::<Q, S, Src>))
+        .route("/messages/{id}", any(messages::<Q, S, Src>))
+        .route("/status", get(status_json::<Q, S, Src>))
+        .route("/", get(status_page::<Q, S, Src>))
         .with_state(app)
 }
 
 /// The receiver, given the request as Lambda would get it from API Gateway.
-async fn webhook<Q: Queue + 'static, Src: Source>(
-    State(app): State<Arc<App<Q, Src>>>,
+async fn webhook<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
@@ -64,7 +75,35 @@ async fn webhook<Q: Queue + 'static, Src: Source>(
         matches!(outcome, Outcome::Accepted { .. }),
         outcome.reason(),
     );
-    let (parts, body) = outcome.into_response().into_parts();
+    into_axum(outcome.into_response())
+}
+
+/// The messages API, given the request as Lambda would get it from API Gateway.
+async fn messages<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = app.api.config.max_body_bytes + 1;
+    let body = match door::read_body(body, limit, app.body_timeout).await {
+        Ok(bytes) if bytes.is_empty() => lambda_http::Body::Empty,
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => lambda_http::Body::Text(text),
+            Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
+        },
+        // Over the limit: the API says so itself.
+        Err(BodyFailure::TooLarge) => lambda_http::Body::Binary(vec![b' '; limit]),
+        Err(failure) => {
+            app.stats.answered(false, failure.reason());
+            return failure.into_response();
+        }
+    };
+    let response = api::handle(&app.api, lambda_http::Request::from_parts(parts, body)).await;
+    into_axum(response)
+}
+
+fn into_axum(response: lambda_http::Response<lambda_http::Body>) -> Response {
+    let (parts, body) = response.into_parts();
     let body = match body {
         lambda_http::Body::Text(text) => AxumBody::from(text),
         lambda_http::Body::Binary(bytes) => AxumBody::from(bytes),
@@ -74,12 +113,15 @@ async fn webhook<Q: Queue + 'static, Src: Source>(
 }
 
 /// The whole status, queue depths included.
-pub async fn status<Q, Src: Source>(app: &App<Q, Src>) -> Status {
+pub async fn status<Q, S, Src: Source>(app: &App<Q, S, Src>) -> Status {
     let mut status = app.stats.snapshot();
     let depths = app.source.depths().await;
     status.queue_visible = depths.visible;
     status.queue_in_flight = depths.in_flight;
     status.dead_letter_queue = depths.dead_letters;
+    let outbound = app.outbound_source.depths().await;
+    status.outbound_queue = outbound.visible + outbound.in_flight;
+    status.outbound_dead_letter_queue = outbound.dead_letters;
     if let Some(sent) = &app.sent {
         let counts = sent.counts();
         status.replies_sent = counts.messages;
@@ -88,14 +130,14 @@ pub async fn status<Q, Src: Source>(app: &App<Q, Src>) -> Status {
     status
 }
 
-async fn status_json<Q: Queue + 'static, Src: Source>(
-    State(app): State<Arc<App<Q, Src>>>,
+async fn status_json<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
 ) -> Response {
     axum::Json(status(&app).await).into_response()
 }
 
-async fn status_page<Q: Queue + 'static, Src: Source>(
-    State(app): State<Arc<App<Q, Src>>>,
+async fn status_page<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
 ) -> Response {
     let status = status(&app).await;
     let rows = |map: &std::collections::BTreeMap<String, u64>| -> String {

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::request::Channels;
+use api::{Api, ApiConfig};
 use pipeline::clock::Clock;
 use pipeline::handlers::{DEFAULT_IDEMPOTENCY_TTL, Services};
 use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
@@ -35,6 +37,8 @@ use stats::{Stats, Status};
 /// Names of what the stack creates in AWS mode.
 pub const QUEUE_NAME: &str = "sinch-hooks-callbacks";
 pub const DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-callbacks-dlq";
+pub const OUTBOUND_QUEUE_NAME: &str = "sinch-hooks-outbound";
+pub const OUTBOUND_DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-outbound-dlq";
 pub const TABLE_NAME: &str = "sinch-hooks";
 
 /// How to build the stack.
@@ -58,6 +62,37 @@ pub struct Options {
     pub send_settle: Duration,
     /// How long an HTTP client may take to send its request.
     pub timeouts: door::Timeouts,
+    /// Batches of sends processed at once (the outbound event source's `MaximumConcurrency`).
+    pub outbound_concurrency: usize,
+    /// The SMS API sender when a send names none (`SINCH_SMS_SENDER`).
+    pub sms_sender: Option<String>,
+    /// The pause before each delivery report the simulator sends back.
+    pub report_pace: Duration,
+}
+
+impl Options {
+    /// The settings every local run starts from: the demo's, the tests', `serve`'s before the
+    /// environment and the command line.
+    pub fn new(secrets: Secrets) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secrets,
+            tolerance: Tolerance::default(),
+            max_body_bytes: 1024 * 1024,
+            event_source: EventSourceConfig::default(),
+            aws_endpoint: None,
+            sinch: None,
+            policy: ReplyPolicy::default(),
+            app_id: None,
+            worker_concurrency: 10,
+            enqueue_timeout: receiver::config::DEFAULT_ENQUEUE_TIMEOUT,
+            send_settle: pipeline::send::DEFAULT_SETTLE_AFTER,
+            timeouts: door::Timeouts::default(),
+            outbound_concurrency: 2,
+            sms_sender: None,
+            report_pace: Duration::from_millis(20),
+        }
+    }
 }
 
 /// Why the stack did not start.
@@ -90,13 +125,16 @@ impl Running {
         (self.status)().await
     }
 
-    /// Waits until every accepted callback is done with (queue empty, nothing in flight), or
-    /// `timeout` passes. True when drained.
+    /// Waits until every accepted callback and send is done with (queues empty, nothing in
+    /// flight), or `timeout` passes. True when drained.
     pub async fn drained(&self, timeout: Duration) -> bool {
         let until = tokio::time::Instant::now() + timeout;
         loop {
             let status = self.status().await;
-            if status.queue_visible == 0 && status.queue_in_flight == 0 {
+            if status.queue_visible == 0
+                && status.queue_in_flight == 0
+                && status.outbound_queue == 0
+            {
                 return true;
             }
             if tokio::time::Instant::now() > until {
@@ -125,7 +163,86 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
         address: options.listen,
         source,
     })?;
+    let stats = Arc::new(Stats::default());
 
+    match &options.aws_endpoint {
+        None => {
+            let (queue, dead_letters) = (
+                MemoryQueue::new("callbacks"),
+                MemoryQueue::new("callbacks-dlq"),
+            );
+            let (outbound, outbound_dead_letters) = (
+                MemoryQueue::new("outbound"),
+                MemoryQueue::new("outbound-dlq"),
+            );
+            let memory_source = |queue: &MemoryQueue, dead_letters: &MemoryQueue| MemorySource {
+                queue: queue.clone(),
+                dead_letters: dead_letters.clone(),
+                config: options.event_source,
+                stats: stats.clone(),
+            };
+            let store = MemoryStore::new();
+            let parts = Parts {
+                source: memory_source(&queue, &dead_letters),
+                outbound_source: memory_source(&outbound, &outbound_dead_letters),
+                queue,
+                dead_letters,
+                outbound,
+                store: store.clone(),
+            };
+            let mut running = launch(options, listener, address, stats, parts).await?;
+            running.store = Some(store);
+            Ok(running)
+        }
+        Some(endpoint) => {
+            let parts = aws_parts(endpoint, &options).await?;
+            launch(options, listener, address, stats, parts).await
+        }
+    }
+}
+
+/// The pieces that differ between memory and AWS mode.
+struct Parts<Q, S, Src> {
+    queue: Q,
+    dead_letters: Q,
+    /// The messages API's queue, which the worker sends from.
+    outbound: Q,
+    store: S,
+    source: Src,
+    outbound_source: Src,
+}
+
+/// Whether WhatsApp's window is open for an identity, from the stack's own state: what the
+/// simulator asks, as WhatsApp would know.
+fn window_oracle<S: Store + Clone + 'static>(store: S) -> simulator::WindowOracle {
+    Arc::new(move |identity: String| {
+        let store = store.clone();
+        Box::pin(async move {
+            let contact = pipeline::store::ContactKey::new("WHATSAPP", &identity);
+            let now_ms = pipeline::clock::unix_millis(std::time::SystemTime::now());
+            store
+                .contact(&contact)
+                .await
+                .ok()
+                .and_then(|c| c.last_inbound_at_ms)
+                .is_some_and(|at| now_ms.saturating_sub(at) < 24 * 3600 * 1000)
+        })
+    })
+}
+
+async fn launch<Q, S, Src>(
+    options: Options,
+    listener: TcpListener,
+    address: SocketAddr,
+    stats: Arc<Stats>,
+    parts: Parts<Q, S, Src>,
+) -> Result<Running, StackError>
+where
+    Q: Queue + Clone + 'static,
+    S: Store + Clone + 'static,
+    Src: Source,
+{
+    // Real Sinch, or the simulator calling this stack's webhook back with signed reports.
     let (sinch_config, sent) = match options.sinch.clone() {
         Some(config) => (config, None),
         None => {
@@ -135,67 +252,25 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
             let simulator_address = simulator
                 .local_addr()
                 .map_err(|e| setup("the Sinch simulator", e))?;
+            let reports = simulator::Reports {
+                webhook: format!("http://{address}/webhook"),
+                secret: options
+                    .secrets
+                    .expose()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                window: window_oracle(parts.store.clone()),
+                pace: options.report_pace,
+            };
             (
                 simulator::client_config(simulator_address),
-                Some(simulator::spawn(simulator)),
+                Some(simulator::spawn(simulator, Some(reports))),
             )
         }
     };
+    let simulated = sent.is_some();
     let sinch = SinchClient::new(sinch_config).map_err(|e| setup("the Sinch client", e))?;
-    let stats = Arc::new(Stats::default());
-
-    match &options.aws_endpoint {
-        None => {
-            let queue = MemoryQueue::new("callbacks");
-            let dead_letters = MemoryQueue::new("callbacks-dlq");
-            let source = MemorySource {
-                queue: queue.clone(),
-                dead_letters: dead_letters.clone(),
-                config: options.event_source,
-                stats: stats.clone(),
-            };
-            let store = MemoryStore::new();
-            let parts = Parts {
-                queue,
-                dead_letters,
-                store: store.clone(),
-                source,
-            };
-            let mut running = launch(options, listener, address, sinch, sent, stats, parts);
-            running.store = Some(store);
-            Ok(running)
-        }
-        Some(endpoint) => {
-            let parts = aws_parts(endpoint, &options).await?;
-            Ok(launch(
-                options, listener, address, sinch, sent, stats, parts,
-            ))
-        }
-    }
-}
-
-/// The pieces that differ between memory and AWS mode.
-struct Parts<Q, S, Src> {
-    queue: Q,
-    dead_letters: Q,
-    store: S,
-    source: Src,
-}
-
-fn launch<Q, S, Src>(
-    options: Options,
-    listener: TcpListener,
-    address: SocketAddr,
-    sinch: SinchClient,
-    sent: Option<Sent>,
-    stats: Arc<Stats>,
-    parts: Parts<Q, S, Src>,
-) -> Running
-where
-    Q: Queue + Clone + 'static,
-    S: Store + 'static,
-    Src: Source,
-{
     let receiver_config = ReceiverConfig {
         secrets: options.secrets.clone(),
         queue_url: "local".into(),
@@ -205,12 +280,34 @@ where
         enqueue_timeout: options.enqueue_timeout,
     };
     let receiver = Receiver::new(&receiver_config, parts.queue, parts.dead_letters.clone());
+    // The app to send from: the configured one, or the simulator's.
+    let app_id = options
+        .app_id
+        .clone()
+        .or_else(|| simulated.then(|| "local-app".to_owned()));
+    let api = Api {
+        store: parts.store.clone(),
+        queue: parts.outbound,
+        config: ApiConfig {
+            channels: Channels {
+                conversation_app: app_id.clone().filter(|_| sinch.has_conversation()),
+                sms_api: sinch.has_sms(),
+                default_sms_sender: options
+                    .sms_sender
+                    .clone()
+                    .or_else(|| simulated.then(|| "+46700000000".to_owned())),
+            },
+            enqueue_timeout: options.enqueue_timeout,
+            ..ApiConfig::default()
+        },
+        clock: Clock::System,
+    };
     let worker = Arc::new(Worker {
         services: Services {
             store: parts.store,
             sinch,
             policy: options.policy.clone(),
-            app_id: options.app_id.clone(),
+            app_id,
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             sender: Sender::new(options.send_settle),
             clock: Clock::System,
@@ -218,22 +315,36 @@ where
         dead_letters: parts.dead_letters,
         concurrency: options.worker_concurrency,
         metrics: pipeline::metrics::Metrics::off(),
-        outbound_max_receives: 5,
+        outbound_max_receives: options.event_source.max_receive_count,
     });
     let source = Arc::new(parts.source);
+    let outbound_source = Arc::new(parts.outbound_source);
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(event_source::run(
         source.clone(),
-        worker,
+        worker.clone(),
         options.event_source,
+        stats.clone(),
+        stopped.clone(),
+    ));
+    // Sends have an event source of their own, with its own concurrency: Sinch's rate limits.
+    tokio::spawn(event_source::run(
+        outbound_source.clone(),
+        worker,
+        EventSourceConfig {
+            max_concurrency: options.outbound_concurrency,
+            ..options.event_source
+        },
         stats.clone(),
         stopped,
     ));
     let app = Arc::new(App {
         receiver,
+        api,
         max_body_bytes: options.max_body_bytes,
         body_timeout: options.timeouts.body,
         source,
+        outbound_source,
         stats: stats.clone(),
         sent: sent.clone(),
     });
@@ -244,7 +355,7 @@ where
         options.timeouts,
         stats.clone(),
     ));
-    Running {
+    Ok(Running {
         address,
         stats,
         sent,
@@ -254,7 +365,7 @@ where
             Box::pin(async move { http::status(&app).await })
         }),
         stop,
-    }
+    })
 }
 
 /// SQS queue and dead-letter queue (with a redrive policy), and the DynamoDB table, created when
@@ -268,25 +379,62 @@ async fn aws_parts(
         .load()
         .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dlq_url = create_queue(&sqs, DEAD_LETTER_QUEUE_NAME, &[]).await?;
+    let (queue_url, dlq_url) =
+        queue_with_dead_letters(&sqs, QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, options).await?;
+    let (outbound_url, outbound_dlq_url) = queue_with_dead_letters(
+        &sqs,
+        OUTBOUND_QUEUE_NAME,
+        OUTBOUND_DEAD_LETTER_QUEUE_NAME,
+        options,
+    )
+    .await?;
+    let store = DynamoStore::new(dynamodb_client(&sdk), TABLE_NAME);
+    store
+        .create_table_if_missing()
+        .await
+        .map_err(|e| setup("the DynamoDB table", e))?;
+    let enqueue = enqueue_client(&sdk, options.enqueue_timeout);
+    let source = |queue_url: String, dead_letter_queue_url: String| SqsSource {
+        client: sqs.clone(),
+        queue_url,
+        dead_letter_queue_url,
+        config: options.event_source,
+    };
+    Ok(Parts {
+        queue: SqsQueue::new(enqueue.clone(), &queue_url),
+        dead_letters: SqsQueue::new(enqueue.clone(), &dlq_url),
+        outbound: SqsQueue::new(enqueue, &outbound_url),
+        store,
+        source: source(queue_url, dlq_url),
+        outbound_source: source(outbound_url, outbound_dlq_url),
+    })
+}
+
+/// A queue and its dead-letter queue, with the redrive policy and visibility the event source
+/// emulation uses; created when missing. Their URLs.
+async fn queue_with_dead_letters(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dead_letter_name: &str,
+    options: &Options,
+) -> Result<(String, String), StackError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dlq_url = create_queue(sqs, dead_letter_name, &[]).await?;
     let dlq_arn = sqs
         .get_queue_attributes()
         .queue_url(&dlq_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
         .map_err(|e| {
             setup(
-                "the dead-letter queue",
+                "a dead-letter queue",
                 aws_sdk_sqs::error::DisplayErrorContext(e),
             )
         })?
         .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .ok_or_else(|| setup("the dead-letter queue", "no QueueArn"))?;
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| setup("a dead-letter queue", "no QueueArn"))?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": options.event_source.max_receive_count.to_string()
@@ -299,37 +447,15 @@ async fn aws_parts(
         .max(1)
         .to_string();
     let queue_url = create_queue(
-        &sqs,
-        QUEUE_NAME,
+        sqs,
+        name,
         &[
-            (
-                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-                redrive,
-            ),
-            (
-                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                visibility,
-            ),
+            (QueueAttributeName::RedrivePolicy, redrive),
+            (QueueAttributeName::VisibilityTimeout, visibility),
         ],
     )
     .await?;
-    let store = DynamoStore::new(dynamodb_client(&sdk), TABLE_NAME);
-    store
-        .create_table_if_missing()
-        .await
-        .map_err(|e| setup("the DynamoDB table", e))?;
-    let enqueue = enqueue_client(&sdk, options.enqueue_timeout);
-    Ok(Parts {
-        queue: SqsQueue::new(enqueue.clone(), &queue_url),
-        dead_letters: SqsQueue::new(enqueue, &dlq_url),
-        store,
-        source: SqsSource {
-            client: sqs,
-            queue_url,
-            dead_letter_queue_url: dlq_url,
-            config: options.event_source,
-        },
-    })
+    Ok((queue_url, dlq_url))
 }
 
 async fn create_queue(

@@ -1,18 +1,34 @@
 //! A Sinch API simulator: the OAuth2 token endpoint, Conversation `messages:send` and SMS
 //! batches, answering like Sinch and remembering what was sent. The local stack points the
 //! worker's Sinch client at it when no Sinch credentials are configured.
+//!
+//! Like Sinch, it then calls the webhook back with signed delivery reports, echoing the send's
+//! `correlation_id` / `message_metadata` (Conversation) or `client_reference` (SMS):
+//!
+//! | sent | reports, a few ms apart |
+//! |---|---|
+//! | Conversation, WhatsApp | `QUEUED_ON_CHANNEL`, `DELIVERED`, `READ` |
+//! | Conversation, WhatsApp free-form to someone outside the 24-hour window | `FAILED`, `OUTSIDE_ALLOWED_SENDING_WINDOW` |
+//! | Conversation, any other channel | `QUEUED_ON_CHANNEL`, `DELIVERED` |
+//! | SMS batch with `per_recipient` reports | `Dispatched`, `Delivered` |
+//!
+//! The window is judged as WhatsApp would, from when the contact last wrote (the stack's own
+//! state, which the receiver and worker keep).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sinch::client::{ClientConfig, ConversationCredentials, SmsCredentials, Urls};
+use sinch::signature::{sign_headers, unix_seconds};
 
 /// A message the simulator accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,15 +103,43 @@ impl Sent {
     }
 }
 
-/// Serves the simulator on `listener` until the process ends; returns what it sends.
-pub fn spawn(listener: tokio::net::TcpListener) -> Sent {
+/// Whether WhatsApp's 24-hour window is open for an identity (a number without `+`).
+pub type WindowOracle = Arc<dyn Fn(String) -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// Where and how the simulator reports back.
+#[derive(Clone)]
+pub struct Reports {
+    /// The webhook to post delivery reports to.
+    pub webhook: String,
+    /// The secret to sign them with.
+    pub secret: String,
+    pub window: WindowOracle,
+    /// The pause before each report.
+    pub pace: Duration,
+}
+
+#[derive(Clone)]
+struct Simulator {
+    sent: Sent,
+    reports: Option<Reports>,
+    http: reqwest::Client,
+}
+
+/// Serves the simulator on `listener` until the process ends; returns what it sends. With
+/// `reports`, it calls the webhook back as Sinch does.
+pub fn spawn(listener: tokio::net::TcpListener, reports: Option<Reports>) -> Sent {
     let sent = Sent::default();
+    let simulator = Simulator {
+        sent: sent.clone(),
+        reports,
+        http: reqwest::Client::new(),
+    };
     let app = Router::new()
         .route("/oauth2/token", post(token))
         .route("/v1/projects/{project}/messages:send", post(send_message))
         .route("/xms/v1/{plan}/batches", post(batch))
         .route("/sent", get(list))
-        .with_state(sent.clone());
+        .with_state(simulator);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "the Sinch simulator stopped");
@@ -130,7 +174,7 @@ async fn token() -> Json<Value> {
 }
 
 async fn send_message(
-    State(sent): State<Sent>,
+    State(simulator): State<Simulator>,
     Path(_project): Path<String>,
     Json(request): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
@@ -148,35 +192,161 @@ async fn send_message(
                 .to_owned(),
         ),
     };
-    let Some(text) = request["message"]["text_message"]["text"].as_str() else {
+    let message = request["message"].as_object();
+    let Some(kind) = message.and_then(|m| m.keys().next()).cloned() else {
         return (
             StatusCode::BAD_REQUEST,
             Json(
-                json!({"error": {"code": 400, "message": "message.text_message.text is required", "status": "INVALID_ARGUMENT"}}),
+                json!({"error": {"code": 400, "message": "message is required", "status": "INVALID_ARGUMENT"}}),
             ),
         );
     };
+    let text = request["message"]["text_message"]["text"]
+        .as_str()
+        .map_or_else(|| format!("[{kind}]"), str::to_owned);
     let id = ulid::Ulid::generate().to_string();
-    sent.push(SentMessage {
+    let correlation = request["correlation_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    simulator.sent.push(SentMessage {
         api: "conversation",
         id: id.clone(),
-        channel,
+        channel: channel.clone(),
         from: request["app_id"].as_str().unwrap_or_default().to_owned(),
-        to,
-        text: text.to_owned(),
-        reference: request["correlation_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        to: to.clone(),
+        text,
+        reference: correlation.clone(),
     });
+    if let Some(reports) = simulator.reports.clone() {
+        let report = ConversationReport {
+            message_id: id.clone(),
+            app_id: request["app_id"].as_str().unwrap_or_default().to_owned(),
+            channel,
+            identity: to,
+            correlation,
+            metadata: request["message_metadata"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            template: kind == "template_message",
+        };
+        tokio::spawn(report_conversation(simulator.http.clone(), reports, report));
+    }
     (
         StatusCode::OK,
         Json(json!({"message_id": id, "accepted_time": time_now()})),
     )
 }
 
+/// What a Conversation report needs to know about its send.
+struct ConversationReport {
+    message_id: String,
+    app_id: String,
+    channel: String,
+    identity: String,
+    correlation: String,
+    metadata: String,
+    template: bool,
+}
+
+async fn report_conversation(http: reqwest::Client, reports: Reports, send: ConversationReport) {
+    let whatsapp = send.channel == "WHATSAPP";
+    let statuses: &[&str] =
+        if whatsapp && !send.template && !(reports.window)(send.identity.clone()).await {
+            &["FAILED"]
+        } else if whatsapp {
+            &["QUEUED_ON_CHANNEL", "DELIVERED", "READ"]
+        } else {
+            &["QUEUED_ON_CHANNEL", "DELIVERED"]
+        };
+    for status in statuses {
+        tokio::time::sleep(reports.pace).await;
+        let mut report = json!({
+            "message_id": send.message_id, "status": status,
+            "channel_identity": {"channel": send.channel, "identity": send.identity, "app_id": send.app_id},
+            "metadata": send.metadata, "processing_mode": "DISPATCH"
+        });
+        if *status == "FAILED" {
+            report["reason"] = json!({
+                "code": "OUTSIDE_ALLOWED_SENDING_WINDOW",
+                "description": "The 24-hour customer service window is closed: only templates may be sent",
+                "sub_code": "UNSPECIFIED_SUB_CODE"
+            });
+        }
+        let body = json!({
+            "app_id": send.app_id, "accepted_time": time_now(), "event_time": time_now(),
+            "project_id": "local-project", "message_delivery_report": report,
+            "message_metadata": send.metadata, "correlation_id": send.correlation
+        });
+        post_signed(&http, &reports, body).await;
+    }
+}
+
+async fn report_sms(
+    http: reqwest::Client,
+    reports: Reports,
+    batch_id: String,
+    to: String,
+    reference: String,
+) {
+    for (status, code) in [("Dispatched", 401), ("Delivered", 0)] {
+        tokio::time::sleep(reports.pace).await;
+        let mut body = json!({
+            "type": "recipient_delivery_report_sms", "batch_id": batch_id, "recipient": to,
+            "code": code, "status": status, "at": time_now(), "operator_status_at": time_now()
+        });
+        if !reference.is_empty() {
+            body["client_reference"] = json!(reference);
+        }
+        post_signed(&http, &reports, body).await;
+    }
+}
+
+/// Posts a report to the webhook, signed as Sinch signs (freshly for each attempt); a refusal is
+/// retried with exponential backoff (`retry-policies`), as Sinch retries.
+async fn post_signed(http: &reqwest::Client, reports: &Reports, body: Value) {
+    use retry_policies::{Jitter, RetryDecision, RetryPolicy, policies::ExponentialBackoff};
+    let policy = ExponentialBackoff::builder()
+        .retry_bounds(Duration::from_millis(100), Duration::from_secs(2))
+        .jitter(Jitter::Full)
+        .build_with_max_retries(4);
+    let started = std::time::SystemTime::now();
+    let body = body.to_string().into_bytes();
+    let mut retries = 0;
+    loop {
+        let signed = sign_headers(
+            &reports.secret,
+            &body,
+            &ulid::Ulid::generate().to_string(),
+            unix_seconds(std::time::SystemTime::now()),
+        );
+        let mut request = http.post(&reports.webhook).body(body.clone());
+        for (name, value) in signed.pairs() {
+            request = request.header(name, value);
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => {
+                tracing::warn!(status = %response.status(), retries, "the webhook refused a simulated report")
+            }
+            Err(error) => {
+                tracing::warn!(%error, retries, "the webhook did not take a simulated report")
+            }
+        }
+        let RetryDecision::Retry { execute_after } = policy.should_retry(started, retries) else {
+            return;
+        };
+        let delay = execute_after
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::sleep(delay).await;
+        retries += 1;
+    }
+}
+
 async fn batch(
-    State(sent): State<Sent>,
+    State(simulator): State<Simulator>,
     Path(_plan): Path<String>,
     Json(request): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
@@ -193,17 +363,29 @@ async fn batch(
         );
     };
     let id = ulid::Ulid::generate().to_string();
-    sent.push(SentMessage {
+    let reference = request["client_reference"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(reports) = simulator.reports.clone()
+        && request["delivery_report"].as_str() == Some("per_recipient")
+    {
+        tokio::spawn(report_sms(
+            simulator.http.clone(),
+            reports,
+            id.clone(),
+            to.to_owned(),
+            reference.clone(),
+        ));
+    }
+    simulator.sent.push(SentMessage {
         api: "sms",
         id: id.clone(),
         channel: "SMS".into(),
         from: from.to_owned(),
         to: to.to_owned(),
         text: body.to_owned(),
-        reference: request["client_reference"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        reference,
     });
     (
         StatusCode::CREATED,
@@ -211,8 +393,8 @@ async fn batch(
     )
 }
 
-async fn list(State(sent): State<Sent>) -> Json<Vec<SentMessage>> {
-    Json(sent.all())
+async fn list(State(simulator): State<Simulator>) -> Json<Vec<SentMessage>> {
+    Json(simulator.sent.all())
 }
 
 fn time_now() -> String {

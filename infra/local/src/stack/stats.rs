@@ -20,6 +20,9 @@ pub struct Status {
     pub queue_in_flight: u64,
     /// Messages in the dead-letter queue.
     pub dead_letter_queue: u64,
+    /// Sends of the messages API waiting or in flight, and parked.
+    pub outbound_queue: u64,
+    pub outbound_dead_letter_queue: u64,
     /// Records handled, by callback kind (duplicates not included).
     pub processed: BTreeMap<String, u64>,
     /// Records acknowledged as duplicates of work already done.
