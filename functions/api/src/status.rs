@@ -9,7 +9,8 @@
 //! - `status`: `ACCEPTED` (taken, queued), `SENT` (Sinch accepted it), then Sinch's statuses in
 //!   upper case: `QUEUED_ON_CHANNEL`, `SWITCHING_CHANNEL`, `DELIVERED`, `READ`, `FAILED` (and for
 //!   `SMS_API`: `QUEUED`, `DISPATCHED`, `DELIVERED`, `FAILED`, `EXPIRED`, `REJECTED`, ...). It
-//!   only moves forward; `READ`, `FAILED` and the final SMS statuses are final.
+//!   only moves forward; `READ`, `FAILED` and the final SMS statuses are final (`"final":
+//!   true`).
 //! - `channel`: the channel the current status was reported from (after a fallback, the one
 //!   that took it), else the one asked for.
 //! - `sinch_message_id` (Conversation) or `sinch_batch_id` (SMS API): once Sinch answered, or
@@ -42,6 +43,7 @@ pub fn view(id: &str, state: &MessageState) -> Value {
     let mut view = json!({
         "id": id,
         "status": state.status.to_uppercase(),
+        "final": state.progress.terminal,
         "channel": state.channel_used(),
         "to": state.to,
         "history": history,

@@ -44,6 +44,114 @@ pub enum Command {
     RegisterWebhook(RegisterWebhookArgs),
     /// Move dead-lettered callbacks back to the queue (after a fix), reporting what moved.
     Redrive(RedriveArgs),
+    /// Send through the messages API, or follow a message's status: against a deployed stack
+    /// (SigV4, AWS credentials from the usual chain) or the local one.
+    #[command(subcommand)]
+    Message(MessageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessageCommand {
+    /// POST /messages; the Idempotency-Key is generated unless given. --count sends a load.
+    Send(MessageSendArgs),
+    /// GET /messages/{id}; --wait follows it to a final status with a live line.
+    Status(MessageStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MessageSendArgs {
+    /// The API's URL: the stack's ApiUrl output, or http://127.0.0.1:3000 for `serve`.
+    #[arg(
+        long,
+        env = "SINCH_HOOKS_API_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    pub url: String,
+    /// An E.164 number (or another channel's identity).
+    #[arg(long, required_unless_present = "json")]
+    pub to: Option<String>,
+    /// WHATSAPP, SMS, RCS, MESSENGER, VIBERBM, ... or SMS_API.
+    #[arg(long, default_value = "WHATSAPP")]
+    pub channel: String,
+    #[arg(long)]
+    pub text: Option<String>,
+    #[arg(long)]
+    pub media_url: Option<String>,
+    #[arg(long, requires = "media_url")]
+    pub caption: Option<String>,
+    /// A WhatsApp template's name.
+    #[arg(long)]
+    pub template_name: Option<String>,
+    /// Its language, e.g. en_US.
+    #[arg(long)]
+    pub template_language: Option<String>,
+    /// A template parameter, KEY=VALUE (e.g. body[1]text=A-1042); repeat.
+    #[arg(long)]
+    pub param: Vec<String>,
+    /// An omni template's id.
+    #[arg(long)]
+    pub template_id: Option<String>,
+    #[arg(long)]
+    pub template_version: Option<String>,
+    /// An omni template parameter when a WhatsApp template is given too; repeat.
+    #[arg(long)]
+    pub omni_param: Vec<String>,
+    /// Channels to try next, in order (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub fallback: Vec<String>,
+    /// A JSON object echoed back in the status.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// Seconds Sinch keeps trying.
+    #[arg(long)]
+    pub ttl: Option<u64>,
+    #[arg(long, alias = "from")]
+    pub sms_sender: Option<String>,
+    /// The whole request body as JSON, instead of the flags above.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// The Idempotency-Key (a fresh ULID by default; the prefix of each key with --count).
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: crate::messages_client::Auth,
+    /// The region to sign for (default: from the URL, else the AWS configuration).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// How many sends (a load; each its own key).
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+    /// How many at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// With --count: a different recipient per send (the last six digits vary).
+    #[arg(long)]
+    pub vary_recipient: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MessageStatusArgs {
+    /// The message id (`msg_...`).
+    pub id: String,
+    #[arg(
+        long,
+        env = "SINCH_HOOKS_API_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    pub url: String,
+    /// Follow the status until it is final (READ, FAILED, an SMS final status).
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: crate::messages_client::Auth,
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod messages_client;
 pub mod samples;
 pub mod stack;
 pub mod webhook_client;
@@ -49,5 +50,6 @@ pub fn run(
         Command::Events(args) => commands::events::run(&args, stdout),
         Command::RegisterWebhook(args) => commands::register_webhook::run(&args, stdout),
         Command::Redrive(args) => commands::redrive::run(&args, stdout),
+        Command::Message(command) => commands::message::run(&command, stdout),
     }
 }

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod events;
 pub mod inspect;
+pub mod message;
 pub mod redrive;
 pub mod register_webhook;
 pub mod send;

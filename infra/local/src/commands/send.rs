@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::CliError;
 use crate::cli::{Kind, SendArgs};
 use crate::samples;
-use crate::webhook_client::{http_client, post_signed};
+use crate::webhook_client::{Answer, http_client, post_signed};
 
 /// What a load run measured.
 #[derive(Debug, Clone)]
@@ -30,8 +30,9 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn accepted(&self) -> u64 {
-        self.answers.get("200").copied().unwrap_or(0)
+    /// How many answers had this status (`"200"`, `"202"`, `"error"`).
+    pub fn count(&self, status: &str) -> u64 {
+        self.answers.get(status).copied().unwrap_or(0)
     }
 
     pub fn per_second(&self) -> f64 {
@@ -47,7 +48,12 @@ pub fn run(args: &SendArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError
         ));
     }
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
-    let report = runtime.block_on(send(args, &secret));
+    let client = http_client(args.concurrency);
+    let report = runtime.block_on(load(args.count, args.concurrency, args.quiet, |n| {
+        let (client, secret) = (&client, &secret);
+        let body = body(args.kind, n);
+        async move { post_signed(client, &args.url, secret, body, None).await }
+    }));
     writeln!(
         stdout,
         "sent {} {} callback(s) to {} in {:.2} s: {:.0}/s",
@@ -57,33 +63,44 @@ pub fn run(args: &SendArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError
         report.elapsed.as_secs_f64(),
         report.per_second()
     )?;
-    let answers: Vec<String> = report
-        .answers
-        .iter()
-        .map(|(status, n)| format!("{status}: {n}"))
-        .collect();
-    writeln!(stdout, "answers: {}", answers.join(", "))?;
-    writeln!(
-        stdout,
-        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        report.p50_us as f64 / 1000.0,
-        report.p90_us as f64 / 1000.0,
-        report.p99_us as f64 / 1000.0,
-        report.max_us as f64 / 1000.0
-    )?;
+    report.print(stdout)?;
     // Any answer other than 200 is worth a non-zero exit for scripts.
-    Ok(if report.accepted() == report.sent {
+    Ok(if report.count("200") == report.sent {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-/// Sends `args.count` callbacks, `args.concurrency` at a time.
-pub async fn send(args: &SendArgs, secret: &str) -> Report {
-    let client = http_client(args.concurrency);
-    let progress = if args.count >= 1000 && !args.quiet {
-        let bar = ProgressBar::new(args.count);
+impl Report {
+    /// The answers and the latency percentiles, two lines.
+    pub fn print(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        let answers: Vec<String> = self
+            .answers
+            .iter()
+            .map(|(status, n)| format!("{status}: {n}"))
+            .collect();
+        writeln!(out, "answers: {}", answers.join(", "))?;
+        writeln!(
+            out,
+            "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.p50_us as f64 / 1000.0,
+            self.p90_us as f64 / 1000.0,
+            self.p99_us as f64 / 1000.0,
+            self.max_us as f64 / 1000.0
+        )?;
+        Ok(())
+    }
+}
+
+/// Runs `one(n)` for n in 0..count, `concurrency` at a time, and measures the answers.
+pub async fn load<F, Fut>(count: u64, concurrency: usize, quiet: bool, one: F) -> Report
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    let progress = if count >= 1000 && !quiet {
+        let bar = ProgressBar::new(count);
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -96,13 +113,9 @@ pub async fn send(args: &SendArgs, secret: &str) -> Report {
     let mut latencies =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
     let mut answers: BTreeMap<String, u64> = BTreeMap::new();
-    let mut results = futures::stream::iter(0..args.count)
-        .map(|n| {
-            let client = &client;
-            let body = body(args.kind, n);
-            async move { post_signed(client, &args.url, secret, body, None).await }
-        })
-        .buffer_unordered(args.concurrency);
+    let mut results = futures::stream::iter(0..count)
+        .map(&one)
+        .buffer_unordered(concurrency.max(1));
     while let Some(answer) = results.next().await {
         let micros = u64::try_from(answer.latency.as_micros()).unwrap_or(u64::MAX);
         let _ = latencies.record(micros.clamp(1, 60_000_000));
@@ -114,7 +127,7 @@ pub async fn send(args: &SendArgs, secret: &str) -> Report {
     }
     progress.finish_and_clear();
     Report {
-        sent: args.count,
+        sent: count,
         answers,
         elapsed: started.elapsed(),
         p50_us: latencies.value_at_quantile(0.50),

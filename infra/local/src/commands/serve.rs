@@ -32,6 +32,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
         let url = format!("http://{}", running.address);
         println!("sinch-hooks local stack on {url}");
         println!("  POST {url}/webhook   signed Sinch callbacks");
+        println!("  POST {url}/messages  the messages API (GET {url}/messages/ID for a status): no authentication locally; AWS_IAM in AWS");
         println!("  GET  {url}/          live status page   (JSON at {url}/status)");
         println!(
             "  queue and state: {}",
