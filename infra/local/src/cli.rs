@@ -53,7 +53,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum MessageCommand {
     /// POST /messages; the Idempotency-Key is generated unless given. --count sends a load.
-    Send(MessageSendArgs),
+    Send(Box<MessageSendArgs>),
     /// GET /messages/{id}; --wait follows it to a final status with a live line.
     Status(MessageStatusArgs),
 }
