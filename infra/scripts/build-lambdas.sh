@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds both functions as Lambda zips for arm64 (provided.al2023) with cargo-lambda, and prints
+# Builds the three functions as Lambda zips for arm64 (provided.al2023) with cargo-lambda, and prints
 # their sizes. `sam build` does the same through the template's rust-cargolambda build method.
 #
 #   infra/scripts/build-lambdas.sh [--x86-64]
@@ -25,12 +25,12 @@ if [ "$arch" = --arm64 ] && command -v rustup >/dev/null \
   rustup target add aarch64-unknown-linux-gnu
 fi
 
-cargo lambda build --release "$arch" --output-format zip --bin receiver --bin worker
+cargo lambda build --release "$arch" --output-format zip --bin receiver --bin worker --bin api
 
 target="${CARGO_TARGET_DIR:-$root/target}/lambda"
 limit=$((6 * 1024 * 1024))
 status=0
-for function in receiver worker; do
+for function in receiver worker api; do
   zip="$target/$function/bootstrap.zip"
   size=$(stat -c %s "$zip")
   awk -v f="$function" -v z="$zip" -v s="$size" 'BEGIN { printf "%-8s %s  %d bytes (%.2f MiB)\n", f, z, s, s / 1048576 }'

@@ -40,6 +40,13 @@ for timeout in parameters["WorkerTimeout"]["AllowedValues"]:
     seconds = mapping.get(str(timeout), {}).get("Seconds", 0)
     check(seconds >= 6 * int(timeout), f"visibility timeout {seconds} s >= 6 x worker timeout {timeout} s")
 
+outbound = resources["OutboundQueue"]["Properties"]
+check(outbound["VisibilityTimeout"] == queue["VisibilityTimeout"], "the outbound queue's visibility timeout is looked up from WorkerTimeout")
+check(outbound.get("RedrivePolicy", {}).get("deadLetterTargetArn") == {"Fn::GetAtt": ["OutboundDeadLetterQueue", "Arn"]},
+      "the outbound queue redrives to its dead-letter queue")
+check(resources["OutboundDeadLetterQueue"]["Properties"].get("MessageRetentionPeriod") == 1209600,
+      "the outbound dead-letter queue keeps messages 14 days")
+
 # Redrive to a dead-letter queue with 14 days' retention.
 redrive = queue.get("RedrivePolicy", {})
 check(redrive.get("deadLetterTargetArn") == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, "the queue redrives to the dead-letter queue")
@@ -50,13 +57,26 @@ for name, q in queues.items():
     check(q["Properties"].get("SqsManagedSseEnabled") is True, f"{name} is encrypted")
 
 # The SQS event source reports partial batch failures.
-events = [e for e in worker["Events"].values() if e["Type"] == "SQS"]
-check(len(events) == 1, "the worker has one SQS event source")
-for event in events:
+events = {name: e for name, e in worker["Events"].items() if e["Type"] == "SQS"}
+check(set(events) == {"Callbacks", "Sends"}, "the worker has two SQS event sources: callbacks and sends")
+concurrency = {"Callbacks": "MaximumConcurrency", "Sends": "OutboundMaximumConcurrency"}
+for name, event in events.items():
     p = event["Properties"]
-    check("ReportBatchItemFailures" in p.get("FunctionResponseTypes", []), "ReportBatchItemFailures is set")
-    check(p.get("ScalingConfig", {}).get("MaximumConcurrency") == {"Ref": "MaximumConcurrency"}, "MaximumConcurrency is a parameter")
-    check(p.get("BatchSize") == {"Ref": "BatchSize"}, "BatchSize is a parameter")
+    check("ReportBatchItemFailures" in p.get("FunctionResponseTypes", []), f"{name}: ReportBatchItemFailures is set")
+    check(p.get("ScalingConfig", {}).get("MaximumConcurrency") == {"Ref": concurrency.get(name)},
+          f"{name}: its own MaximumConcurrency parameter")
+    check(p.get("BatchSize") == {"Ref": "BatchSize"}, f"{name}: BatchSize is a parameter")
+
+# The messages API: IAM-authorized by default, on the same HTTP API, no Sinch secret.
+api = functions["MessagesApiFunction"]["Properties"]
+check(resources["HttpApi"]["Properties"].get("Auth", {}).get("EnableIamAuthorizer") is True, "the HTTP API enables IAM authorization")
+routes = {(e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"] for e in api["Events"].values()}
+check(set(routes) == {("POST", "/messages"), ("GET", "/messages/{id}")}, "routes POST /messages and GET /messages/{id}")
+for route, p in routes.items():
+    check(p.get("ApiId") == {"Ref": "HttpApi"}, f"{route} is on the same HTTP API")
+    check(p.get("Auth", {}).get("Authorizer") == "AWS_IAM", f"{route} is authorized with AWS_IAM")
+api_env = api["Environment"]["Variables"]
+check(not any("SECRET" in k or "TOKEN" in k for k in api_env), "the messages API holds no Sinch secret")
 
 # Functions: provided.al2023, bootstrap, cargo-lambda builds, arm64 by default.
 glob = template["Globals"]["Function"]
@@ -98,13 +118,14 @@ check(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is
 
 # Every alarm has a threshold and an action hook.
 alarms = of_type("AWS::CloudWatch::Alarm")
-check(len(alarms) >= 5, f"{len(alarms)} alarms (DLQ depth, oldest message, receiver 5xx, worker errors, throttles)")
+check(len(alarms) >= 8, f"{len(alarms)} alarms (both DLQs' depth, both queues' oldest message, 5xx, worker and API errors, throttles)")
 for name, alarm in alarms.items():
     p = alarm["Properties"]
     check("Threshold" in p and "ComparisonOperator" in p, f"{name} has a threshold")
     check("AlarmActions" in p, f"{name} has an action hook")
 
-check({"WebhookUrl", "QueueUrl", "DeadLetterQueueUrl", "TableName"} <= set(template["Outputs"]), "outputs: webhook URL, queue, DLQ, table")
+check({"WebhookUrl", "QueueUrl", "DeadLetterQueueUrl", "TableName", "ApiUrl", "OutboundQueueUrl",
+       "OutboundDeadLetterQueueUrl"} <= set(template["Outputs"]), "outputs: webhook URL, API URL, queues, DLQs, table")
 
 if problems:
     print(f"\n{len(problems)} invariant(s) broken", file=sys.stderr)
