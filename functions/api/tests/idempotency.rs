@@ -11,7 +11,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use pipeline::clock::Clock;
 use pipeline::queue::MemoryQueue;
-use pipeline::store::{ClaimRequest, DynamoStore, MemoryStore, Store, dynamodb_client};
+use pipeline::store::{ClaimRequest, DynamoStore, MemoryStore, Store};
 use serde_json::json;
 use testkit::Moto;
 
@@ -124,35 +124,19 @@ fn digest(text: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-async fn dynamo(moto: &Moto) -> DynamoStore {
-    let store = DynamoStore::new(dynamodb_client(&moto.sdk_config().await), "sinch-hooks");
-    store.create_table().await.expect("moto creates the table");
-    store
+fn memory() -> Api<MemoryStore, MemoryQueue> {
+    api(MemoryStore::new())
 }
 
-macro_rules! both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::api(super::MemoryStore::new())).await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let moto = super::Moto::start();
-                    super::$case(super::api(super::dynamo(&moto).await)).await
-                }
-            )*
-        }
-    };
+async fn dynamo(moto: &Moto) -> Api<DynamoStore, MemoryQueue> {
+    api(
+        DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
+            .await
+            .expect("moto creates the table"),
+    )
 }
 
-both_stores!(
+testkit::for_both_stores!(
     replays_the_first_answer,
     another_body_under_the_same_key_is_422,
     a_key_in_flight_is_409,

@@ -18,15 +18,7 @@ const SEND: &str = "/v1/projects/project-1/messages:send";
 const BATCHES: &str = "/xms/v1/plan-1/batches";
 
 async fn fake_sinch() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&server)
-        .await;
+    let server = testkit::fake_sinch().await;
     Mock::given(method("POST"))
         .and(path(SEND))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"message_id": "01OUT"})))

@@ -17,7 +17,7 @@ use pipeline::send::Sender;
 use pipeline::store::{
     AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, DynamoStore, InboundRecord,
     MemoryStore, MessageKey, MessageState, OptChange, SendAttempt, SendResult, SendSlot, SendState,
-    SinchId, StatusChange, StatusUpdate, Store, StoreError, dynamodb_client,
+    SinchId, StatusChange, StatusUpdate, Store, StoreError,
 };
 use serde_json::json;
 use sinch::callback::Callback;
@@ -145,15 +145,7 @@ impl<S: Store> Store for Faulty<S> {
 
 /// A fake Sinch whose send endpoint answers `answer`.
 async fn fake_sinch(answer: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&server)
-        .await;
+    let server = testkit::fake_sinch().await;
     Mock::given(method("POST"))
         .and(path(SEND))
         .respond_with(answer)
@@ -296,15 +288,7 @@ async fn sinch_refusing<S: Store + Clone>(store: S) {
 
 /// Sinch answers 500 then 200: retried within the call (Sinch said no), one message there.
 async fn sinch_answering_500_then_200<S: Store + Clone>(store: S) {
-    let sinch = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&sinch)
-        .await;
+    let sinch = testkit::fake_sinch().await;
     Mock::given(method("POST"))
         .and(path(SEND))
         .respond_with(ResponseTemplate::new(500))
@@ -436,35 +420,17 @@ async fn the_completion_failing<S: Store + Clone>(store: S) {
     assert_eq!(reply_state(&store).await.status, "SENT");
 }
 
+fn memory() -> MemoryStore {
+    MemoryStore::new()
+}
+
 async fn dynamo(moto: &Moto) -> DynamoStore {
-    let store = DynamoStore::new(dynamodb_client(&moto.sdk_config().await), "sinch-hooks");
-    store.create_table().await.expect("moto creates the table");
-    store
+    DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
+        .await
+        .expect("moto creates the table")
 }
 
-macro_rules! both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::MemoryStore::new()).await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let moto = super::Moto::start();
-                    super::$case(super::dynamo(&moto).await).await
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+testkit::for_both_stores!(
     the_store_failing_before_the_send,
     sinch_refusing,
     sinch_answering_500_then_200,

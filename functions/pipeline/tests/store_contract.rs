@@ -741,35 +741,17 @@ async fn a_refused_send_is_failed_for_good(store: impl Store) {
     assert_eq!(state.reason(), Some(&reason));
 }
 
+fn memory() -> MemoryStore {
+    MemoryStore::new()
+}
+
 async fn dynamo(moto: &Moto) -> DynamoStore {
-    let store = DynamoStore::new(dynamodb_client(&moto.sdk_config().await), "sinch-hooks");
-    store.create_table().await.expect("moto creates the table");
-    store
+    DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
+        .await
+        .expect("moto creates the table")
 }
 
-macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::MemoryStore::new()).await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let moto = super::Moto::start();
-                    super::$case(super::dynamo(&moto).await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+testkit::for_both_stores!(
     a_key_is_claimed_once_then_remembered,
     a_lease_left_behind_is_claimable_once_it_runs_out,
     a_released_key_can_be_claimed_again,

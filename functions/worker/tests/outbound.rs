@@ -13,7 +13,6 @@ use pipeline::outbound::{OutboundJob, Route};
 use pipeline::queue::MemoryQueue;
 use pipeline::store::{
     AcceptedMessage, DynamoStore, MemoryStore, MessageKey, SendState, SinchId, Store,
-    dynamodb_client,
 };
 use serde_json::json;
 use sinch::client::AppMessage;
@@ -161,15 +160,7 @@ async fn a_job_is_sent_and_moves_to_sent<S: Store + Clone + 'static>(store: S) {
 }
 
 async fn sinch_answering_500_then_200_sends_one_message<S: Store + Clone + 'static>(store: S) {
-    let sinch = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&sinch)
-        .await;
+    let sinch = testkit::fake_sinch().await;
     Mock::given(method("POST"))
         .and(path(SEND))
         .respond_with(ResponseTemplate::new(500))
@@ -206,15 +197,7 @@ async fn an_answer_lost_is_settled_by_the_report_not_by_a_second_send<
 >(
     store: S,
 ) {
-    let sinch = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&sinch)
-        .await;
+    let sinch = testkit::fake_sinch().await;
     // Sinch takes it and answers after the invocation gave up.
     Mock::given(method("POST"))
         .and(path(SEND))
@@ -388,35 +371,17 @@ async fn reports_in_every_order_before_and_after_the_send_is_recorded<
     }
 }
 
+fn memory() -> MemoryStore {
+    MemoryStore::new()
+}
+
 async fn dynamo(moto: &Moto) -> DynamoStore {
-    let store = DynamoStore::new(dynamodb_client(&moto.sdk_config().await), "sinch-hooks");
-    store.create_table().await.expect("moto creates the table");
-    store
+    DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
+        .await
+        .expect("moto creates the table")
 }
 
-macro_rules! both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::MemoryStore::new()).await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let moto = super::Moto::start();
-                    super::$case(super::dynamo(&moto).await).await
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+testkit::for_both_stores!(
     a_job_is_sent_and_moves_to_sent,
     sinch_answering_500_then_200_sends_one_message,
     an_answer_lost_is_settled_by_the_report_not_by_a_second_send,

@@ -10,15 +10,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const PROJECT: &str = "/v1/projects/p-1";
 
 async fn fake_sinch(existing: serde_json::Value) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&server)
-        .await;
+    let server = testkit::fake_sinch().await;
     Mock::given(method("GET"))
         .and(path(format!("{PROJECT}/apps/app-1/webhooks")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "webhooks": existing })))

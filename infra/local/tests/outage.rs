@@ -39,15 +39,7 @@ impl Respond for Accept {
 }
 
 async fn fake_sinch() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&server)
-        .await;
+    let server = testkit::fake_sinch().await;
     Mock::given(method("POST"))
         .and(path("/v1/projects/outage/messages:send"))
         .respond_with(Accept)

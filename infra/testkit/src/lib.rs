@@ -151,3 +151,44 @@ fn moto_server_path() -> PathBuf {
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| panic!("moto_server not found; {SETUP_HINT}"))
 }
+
+/// A fake Sinch (wiremock) that already hands out OAuth2 tokens; a test mounts the sends it
+/// wants on it.
+pub async fn fake_sinch() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"access_token": "t", "expires_in": 3600, "token_type": "bearer"}),
+        ))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Runs each async test case `case(store)` twice: with `memory()` and with `dynamo(&moto)` on a
+/// fresh moto_server, both functions of the calling module. One suite, two stores.
+#[macro_export]
+macro_rules! for_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::memory()).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let moto = $crate::Moto::start();
+                    super::$case(super::dynamo(&moto).await).await
+                }
+            )*
+        }
+    };
+}

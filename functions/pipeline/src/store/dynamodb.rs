@@ -141,6 +141,16 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A store on a table created for it (tests, and a stack starting from nothing).
+    pub async fn with_new_table(
+        sdk: &aws_config::SdkConfig,
+        table: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        let store = Self::new(dynamodb_client(sdk), table);
+        store.create_table().await?;
+        Ok(store)
+    }
+
     /// Creates the table unless it exists (the local stack against moto, LocalStack or AWS).
     pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
         if self

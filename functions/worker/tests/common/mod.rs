@@ -21,15 +21,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// A fake Sinch: tokens; `messages:send` answers 503 for identity `transient`, 400 for
 /// `rejected`, and otherwise 200 after `delay`; SMS batches answer 201.
 pub async fn fake_sinch_with_delay(delay: Duration) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
-        )
-        .mount(&server)
-        .await;
+    let server = testkit::fake_sinch().await;
     let send = "/v1/projects/p/messages:send";
     let to = |identity: &str| {
         body_partial_json(
