@@ -107,8 +107,13 @@ for name, role in of_type("AWS::IAM::Role").items():
 # Secrets only by ARN.
 receiver_env = functions["ReceiverFunction"]["Properties"]["Environment"]["Variables"]
 worker_env = worker["Environment"]["Variables"]
-check("SINCH_WEBHOOK_SECRET" not in receiver_env and "SINCH_WEBHOOK_SECRET_ARN" in receiver_env, "the webhook secret is passed by ARN")
-check("SINCH_KEY_SECRET" not in worker_env and "SINCH_SMS_API_TOKEN" not in worker_env, "Sinch credentials are passed by ARN")
+check(receiver_env.get("SINCH_WEBHOOK_SECRET", "") == "" and "SINCH_WEBHOOK_SECRET_ARN" in receiver_env,
+      "the webhook secret is passed by ARN (the plain variable only declared, empty, for sam local)")
+check(worker_env.get("SINCH_KEY_SECRET", "") == "" and worker_env.get("SINCH_SMS_API_TOKEN", "") == "",
+      "Sinch credentials are passed by ARN (the plain variables only declared, empty)")
+for name, f in functions.items():
+    env = f["Properties"]["Environment"]["Variables"]
+    check(env.get("SINCH_HOOKS_AWS_ENDPOINT") == "", f"{name}: the local AWS endpoint is declared, empty")
 
 # The table: on demand, TTL, point-in-time recovery.
 table = resources["StateTable"]["Properties"]

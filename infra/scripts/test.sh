@@ -8,8 +8,9 @@
 #   changes.
 # - then: formatting, clippy with warnings as errors, every test (unit, integration against
 #   moto_server, property tests, CLI processes, the demo), doc tests, each benchmark once in
-#   test mode so they keep compiling and working, both functions under cargo lambda watch, and
-#   the arm64 zips (template.yaml is checked first: cfn-lint and its invariants).
+#   test mode so they keep compiling and working, the functions under `sam local` with Docker
+#   (infra/scripts/sam-local.sh; where Docker is impossible, under cargo lambda watch), and the
+#   arm64 zips (template.yaml is checked first: cfn-lint and its invariants).
 # - and the fuzz targets, each for FUZZ_SECONDS (30 by default).
 set -euo pipefail
 
@@ -50,8 +51,15 @@ step "cargo test (unit, integration, property, CLI; benchmarks once in test mode
 cargo test --workspace --all-targets --locked
 step "doc tests"
 cargo test --workspace --doc --locked
-step "both functions under cargo lambda watch, with the fixtures in infra/events"
-infra/scripts/lambda-watch.sh
+step "the functions the SAM way (sam local invoke, sam local start-api; Docker), with the fixtures in infra/events"
+status=0
+infra/scripts/sam-local.sh || status=$?
+if [ "$status" = 77 ]; then
+  step "no Docker here: the functions under cargo lambda watch instead, with the same fixtures"
+  infra/scripts/lambda-watch.sh
+elif [ "$status" != 0 ]; then
+  exit "$status"
+fi
 step "arm64 Lambda zips (cargo lambda build), each under 6 MiB"
 PATH="$venv/bin:$PATH" infra/scripts/build-lambdas.sh
 step "fuzz targets, ${FUZZ_SECONDS:-30} s each (libFuzzer on stable, seeded from the fixtures)"

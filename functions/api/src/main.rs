@@ -13,7 +13,7 @@ use pipeline::store::{DynamoStore, dynamodb_client};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let sdk = aws_config::load_from_env().await;
+    let sdk = pipeline::aws::sdk_config().await;
     let env = Env::process();
     let required = |name: &'static str| {
         env.optional(name)

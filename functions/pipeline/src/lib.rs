@@ -14,8 +14,10 @@
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`config`]: reading settings from the environment, failing with one clear line.
 //! - [`secrets`]: secrets from AWS Secrets Manager when their ARN is configured.
+//! - [`aws`]: the AWS SDK configuration, with one endpoint for local runs.
 //! - [`clock`]: the time, injectable so tests can stand anywhere in it.
 
+pub mod aws;
 pub mod clock;
 pub mod config;
 /// The queued form of a callback (its own crate, so the fuzz targets need nothing else).

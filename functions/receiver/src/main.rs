@@ -6,7 +6,7 @@ use receiver::{Receiver, ReceiverConfig};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let sdk = aws_config::load_from_env().await;
+    let sdk = pipeline::aws::sdk_config().await;
     let config = match pipeline::secrets::environment(&sdk).await {
         Ok(env) => ReceiverConfig::from(&env),
         Err(error) => Err(error),

@@ -14,7 +14,7 @@ use worker::{Worker, WorkerConfig};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let sdk = aws_config::load_from_env().await;
+    let sdk = pipeline::aws::sdk_config().await;
     let config = match pipeline::secrets::environment(&sdk).await {
         Ok(env) => WorkerConfig::from(&env),
         Err(error) => Err(error),

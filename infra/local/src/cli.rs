@@ -48,6 +48,25 @@ pub enum Command {
     /// (SigV4, AWS credentials from the usual chain) or the local one.
     #[command(subcommand)]
     Message(MessageCommand),
+    /// Run the Sinch API simulator alone (OAuth2, Conversation messages:send, SMS batches),
+    /// for functions run elsewhere (`sam local`, `cargo lambda watch`): what it was sent is at
+    /// GET /sent. With --webhook it calls back with signed delivery reports.
+    SinchSimulator(SinchSimulatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SinchSimulatorArgs {
+    /// Address to listen on (a container reaches the host at the docker0 address).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    #[arg(long, default_value_t = 3001)]
+    pub port: u16,
+    /// Post delivery reports for what is sent to this webhook...
+    #[arg(long, requires = "secret")]
+    pub webhook: Option<String>,
+    /// ...signed with this secret.
+    #[arg(long)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

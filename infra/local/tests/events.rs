@@ -21,6 +21,7 @@ fn fresh_fixtures_are_valid_lambda_events_signed_with_the_secret() {
         ("receiver-inbound-sms.json", true),
         ("receiver-delivery-report.json", true),
         ("receiver-forged.json", false),
+        ("receiver-stale.json", false),
     ] {
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
         let request = lambda_http::request::from_str(&text).expect("an API Gateway v2 request");
@@ -39,6 +40,22 @@ fn fresh_fixtures_are_valid_lambda_events_signed_with_the_secret() {
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
         let event: SqsEvent = serde_json::from_str(&text).expect("an SQS event");
         assert!(!event.records.is_empty());
+    }
+    // The stale one is authentic, an hour old.
+    let text = std::fs::read_to_string(dir.path().join("receiver-stale.json")).unwrap();
+    let request = lambda_http::request::from_str(&text).unwrap();
+    let verdict = verifier.verify(
+        request.body().as_ref(),
+        request.headers(),
+        std::time::SystemTime::now(),
+    );
+    assert!(verdict.unwrap_err().is_authentic());
+    // The messages API's routes, as API Gateway hands them over.
+    for (name, method) in [("api-send.json", "POST"), ("api-status.json", "GET")] {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let request = lambda_http::request::from_str(&text).expect("an API Gateway v2 request");
+        assert_eq!(request.method().as_str(), method, "{name}");
+        assert!(request.uri().path().starts_with("/messages"), "{name}");
     }
 }
 

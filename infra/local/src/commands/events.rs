@@ -1,7 +1,7 @@
 //! `sinch-hooks events`: Lambda event fixtures for `cargo lambda invoke --data-file` and
 //! `sam local invoke -e`: API Gateway HTTP API (payload 2.0) requests for the receiver, freshly
 //! signed (signatures age: the receiver refuses them five minutes later), and SQS events for the
-//! worker, with the attributes the receiver writes.
+//! worker, with the attributes the receiver writes; and the messages API's two routes.
 
 use std::io::Write;
 use std::path::Path;
@@ -45,6 +45,12 @@ pub fn run(args: &EventsArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliErr
             "receiver-forged.json",
             api_gateway(&inbound, "not-the-secret", now, false),
         ),
+        (
+            "receiver-stale.json",
+            api_gateway(&delivery, secret, now - 3600, false),
+        ),
+        ("api-send.json", api_send(now)),
+        ("api-status.json", api_status(now)),
         (
             "worker-delivery-report.json",
             sqs_event(&[("m-delivery", &delivery)], now),
@@ -109,6 +115,66 @@ fn api_gateway(body: &[u8], secret: &str, timestamp: u64, base64: bool) -> Value
         "body": body,
         "isBase64Encoded": encoded
     })
+}
+
+/// `POST /messages` as API Gateway hands it over after IAM authorization: an SMS through the
+/// SMS API (no WhatsApp window to open first).
+fn api_send(timestamp: u64) -> Value {
+    let body = json!({"to": "+46701234567", "channel": "SMS_API", "text": "Your code is 1234",
+        "sms_sender": "+46700000001", "metadata": {"order": "A-1042"}});
+    http_api_request(
+        "POST",
+        "/messages",
+        json!({"content-type": "application/json", "idempotency-key": samples::id()}),
+        Some(body.to_string()),
+        timestamp,
+    )
+}
+
+/// `GET /messages/{id}` for a message that does not exist: 404.
+fn api_status(timestamp: u64) -> Value {
+    http_api_request("GET", "/messages/msg_unknown", json!({}), None, timestamp)
+}
+
+fn http_api_request(
+    method: &str,
+    path: &str,
+    headers: Value,
+    body: Option<String>,
+    timestamp: u64,
+) -> Value {
+    let route = if path == "/messages" {
+        format!("{method} /messages")
+    } else {
+        format!("{method} /messages/{{id}}")
+    };
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "authorizer": {"iam": {"accessKey": "AKIAEXAMPLE", "accountId": "123456789012",
+                "callerId": "AIDAEXAMPLE", "userArn": "arn:aws:iam::123456789012:user/orders",
+                "userId": "AIDAEXAMPLE"}},
+            "domainName": "local.execute-api.localhost",
+            "domainPrefix": "local",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "sinch-hooks"},
+            "requestId": samples::id(),
+            "routeKey": route,
+            "stage": "$default",
+            "time": "23/Nov/2026:00:00:00 +0000",
+            "timeEpoch": timestamp * 1000
+        },
+        "isBase64Encoded": false
+    });
+    if let Some(body) = body {
+        event["body"] = json!(body);
+    }
+    event
 }
 
 /// An SQS event for the worker: records as the receiver queues them.

@@ -9,4 +9,5 @@ pub mod register_webhook;
 pub mod send;
 pub mod serve;
 pub mod sign;
+pub mod simulator;
 pub mod verify;
