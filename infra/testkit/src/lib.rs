@@ -2,7 +2,8 @@
 //! ([`proxy::FaultProxy`]).
 //!
 //! Tests that need AWS talk to `moto_server` over HTTP, one fresh server per test (so tests
-//! never see each other's queues and tables). `infra/scripts/test.sh` installs moto into
+//! never see each other's queues and tables), run with DynamoDB's atomicity (`moto_atomic.py`:
+//! moto alone lets two racing conditional writes both succeed). `infra/scripts/test.sh` installs moto into
 //! `.venv`; this crate finds it there, or through `MOTO_SERVER`, or on `PATH`. A missing moto is
 //! a test failure naming the setup command, never a silent skip.
 
@@ -34,13 +35,19 @@ impl Moto {
     pub fn start() -> Moto {
         let program = moto_server_path();
         let port = free_port();
-        let mut child = Command::new(&program)
+        // moto_server's own Python, running moto with DynamoDB's atomicity (moto_atomic.py).
+        let python = Some(program.with_file_name("python"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        let atomic = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_atomic.py");
+        let mut child = Command::new(&python)
+            .arg(&atomic)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {SETUP_HINT}", program.display()));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {SETUP_HINT}", python.display()));
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

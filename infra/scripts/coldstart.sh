@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Cold starts of every Lambda next to an empty Rust Lambda: release builds for this machine (the
+# same profile as the zips), then `coldstart` (infra/coldstart) spawns each cold, interleaved,
+# against a Runtime API on loopback, and prints the table the README shows.
+#
+#   infra/scripts/coldstart.sh [ROUNDS=15]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+target=${CARGO_TARGET_DIR:-$root/target}
+cargo build --release -q --bin receiver --bin worker --bin api --bin empty-lambda --bin coldstart
+"$target/release/coldstart" --bin-dir "$target/release" --runs "${1:-15}"
