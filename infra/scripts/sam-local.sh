@@ -49,8 +49,11 @@ if ! docker info >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
   fi
   step "starting dockerd"
-  # A system service: it stays up after this script, as it would on a developer's machine.
-  nohup dockerd >/var/log/sinch-hooks-dockerd.log 2>&1 &
+  # A system service: it stays up after this script, as it would on a developer's machine. In
+  # its own session and not a job of this shell, so nothing here (the cleanup's `wait`) or in
+  # the test command waits for it.
+  setsid nohup dockerd >/var/log/sinch-hooks-dockerd.log 2>&1 </dev/null &
+  disown
   for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start: /var/log/sinch-hooks-dockerd.log" >&2; exit 1; }
 fi
@@ -76,7 +79,9 @@ pids=()
 images_before=$(docker images -q | sort -u)
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Only what this script started and killed: never a bare `wait`, which would also wait for
+  # any other child (dockerd, when this script started it) and hang.
+  [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}" 2>/dev/null || true
   docker ps -aq --filter "ancestor=$base_image" | xargs -r docker rm -f >/dev/null 2>&1 || true
   # The emulation images SAM built on top of the base image in this run.
   comm -13 <(echo "$images_before") <(docker images -q | sort -u) | xargs -r docker rmi -f >/dev/null 2>&1 || true
