@@ -36,20 +36,27 @@ seeds="$out/seeds"
 rm -rf "$seeds" && mkdir -p "$seeds"
 find functions/sinch/fixtures -name '*.json' -exec cp {} "$seeds/" \;
 
-status=0
+# The targets run at once (libFuzzer is single-threaded), each for SECONDS.
+pids=()
 for target in "${targets[@]}"; do
-  corpus="$out/corpus/$target"
-  artifacts="$out/artifacts/$target"
-  mkdir -p "$corpus" "$artifacts"
+  mkdir -p "$out/corpus/$target" "$out/artifacts/$target"
+  "$out/build/$host/release/$target" -max_total_time="$seconds" -print_final_stats=1 \
+    -artifact_prefix="$out/artifacts/$target/" ${FUZZ_ARGS:-} "$out/corpus/$target" "$seeds" \
+    >"$out/$target.log" 2>&1 &
+  pids+=($!)
+done
+
+status=0
+for i in "${!targets[@]}"; do
+  target=${targets[$i]}
   log="$out/$target.log"
-  if "$out/build/$host/release/$target" -max_total_time="$seconds" -print_final_stats=1 \
-      -artifact_prefix="$artifacts/" ${FUZZ_ARGS:-} "$corpus" "$seeds" >"$log" 2>&1; then
+  if wait "${pids[$i]}"; then
     runs=$(awk '/stat::number_of_executed_units/ { print $NF }' "$log")
     per_second=$(awk '/stat::average_exec_per_sec/ { print $NF }' "$log")
     printf '%-18s %12s executions in %s s (%s/s), corpus %s inputs, no crash\n' \
-      "$target" "$runs" "$seconds" "$per_second" "$(ls "$corpus" | wc -l)"
+      "$target" "$runs" "$seconds" "$per_second" "$(ls "$out/corpus/$target" | wc -l)"
   else
-    echo "$target: CRASH or error; the input is in $artifacts, the log in $log:" >&2
+    echo "$target: CRASH or error; the input is in $out/artifacts/$target, the log in $log:" >&2
     tail -40 "$log" >&2
     status=1
   fi
