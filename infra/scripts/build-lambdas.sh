@@ -25,7 +25,8 @@ if [ "$arch" = --arm64 ] && command -v rustup >/dev/null \
   rustup target add aarch64-unknown-linux-gnu
 fi
 
-cargo lambda build --release "$arch" --output-format zip --bin receiver --bin worker --bin api
+# By package, so that only their features count (not the CLI's: SSO credentials and the like).
+cargo lambda build --release "$arch" --output-format zip -p receiver -p worker -p api
 
 target="${CARGO_TARGET_DIR:-$root/target}/lambda"
 limit=$((6 * 1024 * 1024))

@@ -8,5 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}
-cargo build --release -q --bin receiver --bin worker --bin api --bin empty-lambda --bin coldstart
+# The functions by package, as the zips are built (only their own features), then the benchmark.
+cargo build --release -q -p receiver -p worker -p api
+cargo build --release -q -p coldstart
 "$target/release/coldstart" --bin-dir "$target/release" --runs "${1:-15}"

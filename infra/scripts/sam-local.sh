@@ -101,7 +101,7 @@ wait_for() {
 for binary in receiver worker api sinch-hooks; do
   if [ ! -x "$target/debug/$binary" ]; then
     step "building the x86_64 binaries (the test build had not)"
-    cargo build -q --bins
+    cargo build -q --workspace --bins
     break
   fi
 done

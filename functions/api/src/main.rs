@@ -10,7 +10,9 @@ use pipeline::config::{ConfigError, Env};
 use pipeline::queue::{SqsQueue, enqueue_client};
 use pipeline::store::{DynamoStore, dynamodb_client};
 
-#[tokio::main]
+// One thread: a Lambda instance handles one event at a time on a fraction of a vCPU (128-256 MB),
+// so worker threads would only cost init time and memory; its concurrency is asynchronous.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let sdk = pipeline::aws::sdk_config().await;

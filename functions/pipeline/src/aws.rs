@@ -1,5 +1,5 @@
 //! The AWS SDK configuration the Lambdas start with: the standard chain (credentials, region),
-//! and for local runs (`sam local`, a container next to moto or LocalStack) every AWS API at
+//! an HTTPS client that trusts AWS's own roots, compiled in, and for local runs every AWS API at
 //! one endpoint.
 //!
 //! | variable | in AWS | locally |
@@ -8,21 +8,74 @@
 //!
 //! Not `AWS_ENDPOINT_URL`, which the SDK also reads (and `cargo lambda watch` runs use): declared
 //! empty in the template, the SDK would warn about it at every cold start in AWS.
+//!
+//! **Trust.** AWS's service endpoints chain to the Amazon Trust Services roots (Amazon Root CA 1
+//! to 4, cross-signed by Starfield Services Root G2), which `aws-roots.pem` holds. Trusting
+//! those, compiled in, spares a cold start the SDK's default: reading the system's CA bundle and
+//! then every file of its certificate directory, and parsing them all (about 145 files on
+//! Debian; most of the receiver's init, measured). With an endpoint override (moto,
+//! LocalStack), the platform's roots are used, since that endpoint may be anything.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::Env;
 
 /// Every AWS API at this endpoint, when set and not empty.
 pub const AWS_ENDPOINT: &str = "SINCH_HOOKS_AWS_ENDPOINT";
 
+/// The roots of trust of AWS's endpoints (PEM).
+pub const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
+
 /// The SDK configuration from the environment.
 pub async fn sdk_config() -> SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::latest());
     match Env::process().optional(AWS_ENDPOINT) {
         Some(endpoint) => loader.endpoint_url(endpoint),
-        None => loader,
+        None => match aws_https_client() {
+            Some(client) => loader.http_client(client),
+            None => loader,
+        },
     }
     .load()
     .await
+}
+
+/// An HTTPS client for AWS's endpoints that trusts only the Amazon roots (`None` if that
+/// cannot be set up, and the SDK's default is used).
+pub fn aws_https_client() -> Option<SharedHttpClient> {
+    let trust = TrustStore::empty().with_pem_certificate(AWS_ROOTS);
+    let context = TlsContext::builder().with_trust_store(trust).build().ok()?;
+    Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_roots_are_the_five_amazon_trust_services_roots() {
+        let text = std::str::from_utf8(AWS_ROOTS).unwrap();
+        assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        // As the SDK reads them: PEM to DER, then into a rustls root store.
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(AWS_ROOTS)
+            .collect::<Result<_, _>>()
+            .expect("valid PEM");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert).expect("a parsable root");
+        }
+        assert_eq!(roots.len(), 5);
+        assert!(aws_https_client().is_some());
+    }
 }

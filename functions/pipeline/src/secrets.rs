@@ -26,12 +26,13 @@ pub fn wanted<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> bool {
         .any(|(_, arn)| env.optional(arn).is_some())
 }
 
-/// Fetches every secret named by an ARN setting: setting name -> secret value.
+/// Fetches every secret named by an ARN setting, all at once (a cold start waits for one round
+/// trip, not one per secret): setting name -> secret value.
 pub async fn fetch<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     client: &aws_sdk_secretsmanager::Client,
 ) -> Result<HashMap<&'static str, String>, ConfigError> {
-    let mut values = HashMap::new();
+    let mut wanted = Vec::new();
     for (name, arn_name) in SECRET_SETTINGS {
         let Some(arn) = env.optional(arn_name) else {
             continue;
@@ -42,6 +43,9 @@ pub async fn fetch<F: Fn(&str) -> Option<String>>(
                 format!("and {name} are both set: set one of them"),
             ));
         }
+        wanted.push((name, arn_name, arn));
+    }
+    let fetches = wanted.into_iter().map(|(name, arn_name, arn)| async move {
         let output = client
             .get_secret_value()
             .secret_id(&arn)
@@ -60,9 +64,12 @@ pub async fn fetch<F: Fn(&str) -> Option<String>>(
             .secret_string
             .filter(|value| !value.trim().is_empty())
             .ok_or_else(|| ConfigError::new(arn_name, "names a secret with no string value"))?;
-        values.insert(name, value);
-    }
-    Ok(values)
+        Ok::<_, ConfigError>((name, value))
+    });
+    Ok(futures_util::future::try_join_all(fetches)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// The process environment, with fetched secrets standing in for their settings.

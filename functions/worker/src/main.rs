@@ -11,7 +11,9 @@ use sinch::client::SinchClient;
 use worker::config::TABLE_NAME;
 use worker::{Worker, WorkerConfig};
 
-#[tokio::main]
+// One thread: a Lambda instance handles one event at a time on a fraction of a vCPU (128-256 MB),
+// so worker threads would only cost init time and memory; its concurrency is asynchronous.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = pipeline::aws::sdk_config().await;
