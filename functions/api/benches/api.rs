@@ -65,6 +65,7 @@ fn bench(c: &mut Criterion) {
                     to: "app-1".into(),
                     kind: "text_message".into(),
                     text: Some("hi".into()),
+                    media: Vec::new(),
                     contact_id: None,
                     conversation_id: None,
                     received_at_ms: NOW_MS - 1000,

@@ -21,8 +21,6 @@
 
 use pipeline::store::{MessageState, SinchId};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// The status of message `id`, as the API shows it.
 pub fn view(id: &str, state: &MessageState) -> Value {
@@ -66,8 +64,5 @@ pub fn view(id: &str, state: &MessageState) -> Value {
 
 /// Unix milliseconds as RFC 3339.
 fn at(ms: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    pipeline::clock::rfc3339(ms)
 }

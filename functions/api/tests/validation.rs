@@ -205,6 +205,7 @@ async fn whatsapp_free_form_needs_the_window_and_opt_outs_hold() {
                 to: "46700000001".into(),
                 kind: "mo_text".into(),
                 text: Some("STOP".into()),
+                media: Vec::new(),
                 contact_id: None,
                 conversation_id: None,
                 received_at_ms: NOW_MS - 1000,

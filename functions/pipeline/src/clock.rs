@@ -28,3 +28,14 @@ pub fn unix_millis(time: SystemTime) -> u64 {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+/// Unix milliseconds as RFC 3339 (UTC, e.g. `2026-12-01T20:01:56.123Z`); empty if out of range.
+pub fn rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

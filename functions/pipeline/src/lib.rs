@@ -5,12 +5,14 @@
 //! - [`process`]: one queued callback, start to finish, and which failures are worth a retry.
 //! - [`handlers`]: what is done with delivery reports and inbound messages.
 //! - [`idempotency`]: the keys that make a callback "the same" for the business.
+//! - [`hook`]: the team's own logic inside the worker (a trait; the reply policy is the default).
 //! - [`reply`]: the reply policy (keywords, opt-out, default reply).
 //! - [`outbound`]: sends of the messages API, as queued and as the worker runs them.
 //! - [`send`]: send once: every send is recorded before it leaves and never repeated once Sinch
 //!   took it.
 //! - [`status`]: delivery status that only moves forward.
 //! - [`store`]: where state lives (a trait; in-memory, and DynamoDB in AWS).
+//! - [`events`]: the domain events every committed change makes (for EventBridge).
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`config`]: reading settings from the environment, failing with one clear line.
 //! - [`secrets`]: secrets from AWS Secrets Manager when their ARN is configured.
@@ -22,7 +24,9 @@ pub mod clock;
 pub mod config;
 /// The queued form of a callback (its own crate, so the fuzz targets need nothing else).
 pub use envelope;
+pub mod events;
 pub mod handlers;
+pub mod hook;
 pub mod idempotency;
 pub mod metrics;
 pub mod outbound;

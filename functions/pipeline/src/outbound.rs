@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::handlers::Services;
+use crate::hook::Hook;
 use crate::send::{SendError, Sent, reference};
 use crate::store::{ContactKey, Reason, SendIntent, SendResult, SinchId, Store};
 
@@ -179,8 +180,8 @@ pub fn parse(body: &[u8]) -> Result<OutboundJob, BadJob> {
 }
 
 /// Sends a job at most once (see [`crate::send`]). Sinch calls finish before `deadline`.
-pub async fn send<S: Store>(
-    services: &Services<S>,
+pub async fn send<S: Store, H: Hook>(
+    services: &Services<S, H>,
     job: &OutboundJob,
     deadline: Instant,
 ) -> Result<Sent, SendError> {
@@ -227,8 +228,8 @@ pub async fn send<S: Store>(
 
 /// On the last receive of a job whose send Sinch certainly never took (every attempt answered
 /// 429 or 5xx, or found no connection): the message is `FAILED` before the queue parks it.
-pub async fn give_up<S: Store>(
-    services: &Services<S>,
+pub async fn give_up<S: Store, H: Hook>(
+    services: &Services<S, H>,
     job: &OutboundJob,
     error: &SendError,
 ) -> Result<bool, crate::store::StoreError> {

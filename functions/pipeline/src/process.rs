@@ -8,7 +8,8 @@ use tracing::{error, warn};
 
 use crate::clock::unix_millis;
 use crate::envelope::Envelope;
-use crate::handlers::{self, Handled, Services};
+use crate::handlers::{self, Handled, HandlerError, Services};
+use crate::hook::Hook;
 use crate::idempotency;
 use crate::store::{Claim, ClaimRequest, Store};
 
@@ -36,6 +37,8 @@ pub const UNPARSEABLE: &str = "unparseable_payload";
 pub const AMBIGUOUS: &str = "ambiguous_payload";
 /// Dead-letter reason: Sinch refused our request for good (a 4xx other than 429).
 pub const SINCH_REJECTED: &str = "sinch_rejected";
+/// Dead-letter reason: the hook ([`crate::hook`]) failed for good.
+pub const HOOK_FAILED: &str = "hook_failed";
 
 impl Failure {
     pub fn poison(reason: &'static str, detail: impl ToString) -> Self {
@@ -56,8 +59,8 @@ impl Failure {
 ///    retry can run.
 ///
 /// Callbacks without effects (kinds we only log) skip the claim.
-pub async fn process<S: Store>(
-    services: &Services<S>,
+pub async fn process<S: Store, H: Hook>(
+    services: &Services<S, H>,
     envelope: &Envelope,
     deadline: Instant,
 ) -> Result<(Callback, Handled), Failure> {
@@ -68,7 +71,7 @@ pub async fn process<S: Store>(
         callback::ParseError::Ambiguous { .. } => Failure::poison(AMBIGUOUS, e),
         _ => Failure::poison(UNPARSEABLE, e),
     })?;
-    if !handlers::has_effects(&callback) {
+    if !handlers::has_effects(&callback, &services.hook) {
         return run(services, callback, deadline).await;
     }
 
@@ -117,8 +120,8 @@ pub async fn process<S: Store>(
 }
 
 /// The handler, with its error classified.
-async fn run<S: Store>(
-    services: &Services<S>,
+async fn run<S: Store, H: Hook>(
+    services: &Services<S, H>,
     callback: Callback,
     deadline: Instant,
 ) -> Result<(Callback, Handled), Failure> {
@@ -128,6 +131,7 @@ async fn run<S: Store>(
             detail: error.to_string(),
             sinch: error.is_sinch(),
         }),
+        Err(error @ HandlerError::Hook(_)) => Err(Failure::poison(HOOK_FAILED, error)),
         Err(error) => Err(Failure::poison(SINCH_REJECTED, error)),
     }
 }

@@ -52,7 +52,7 @@ pub struct ReplyPolicy {
 }
 
 /// What to do with one inbound message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     pub action: Action,
     pub reply: Option<String>,
@@ -163,6 +163,17 @@ impl ReplyPolicy {
 /// Trimmed and case-folded.
 fn fold(text: &str) -> String {
     text.trim().to_lowercase()
+}
+
+/// The reply policy is the worker's default hook: it answers inbound messages and nothing else.
+impl crate::hook::Hook for ReplyPolicy {
+    fn on_inbound(
+        &self,
+        message: crate::hook::Inbound<'_>,
+    ) -> impl std::future::Future<Output = Result<Decision, crate::hook::HookError>> + Send {
+        let decision = self.decide(message.message.text.as_deref(), message.opted_out_before);
+        async move { Ok(decision) }
+    }
 }
 
 #[cfg(test)]

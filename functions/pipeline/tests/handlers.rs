@@ -46,7 +46,7 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
     Services {
         store: MemoryStore::new(),
         sinch: SinchClient::new(config).unwrap(),
-        policy,
+        hook: policy,
         app_id: Some("fallback-app".into()),
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         sender: pipeline::send::Sender::default(),

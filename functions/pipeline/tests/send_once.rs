@@ -137,6 +137,14 @@ impl<S: Store> Store for Faulty<S> {
         self.call("finish_send", self.inner.finish_send(id, result, at_ms))
             .await
     }
+    async fn record_dead_letter(
+        &self,
+        dead: &pipeline::events::DeadLetter,
+    ) -> Result<(), StoreError> {
+        self.call("record_dead_letter", self.inner.record_dead_letter(dead))
+            .await
+    }
+
     async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
         self.call("abandon_send", self.inner.abandon_send(id, attempt))
             .await
@@ -182,7 +190,7 @@ fn worker<S: Store>(store: S, server: &MockServer, clock: Clock) -> Services<S> 
     Services {
         store,
         sinch: SinchClient::new(config).unwrap(),
-        policy: ReplyPolicy::default(),
+        hook: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         sender: Sender::new(Duration::from_secs(60)),

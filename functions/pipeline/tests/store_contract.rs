@@ -80,6 +80,7 @@ fn inbound(id: &str) -> InboundRecord {
         to: "app-1".into(),
         kind: "text_message".into(),
         text: Some("STOP".into()),
+        media: Vec::new(),
         contact_id: Some("c".into()),
         conversation_id: None,
         received_at_ms: NOW,

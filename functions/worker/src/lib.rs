@@ -33,12 +33,16 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
+use pipeline::clock::unix_millis;
 use pipeline::envelope::{Envelope, EnvelopeError};
+use pipeline::events::DeadLetter;
 use pipeline::handlers::{Handled, ReplyOutcome, Services};
+use pipeline::hook::Hook;
 use pipeline::metrics::{Metric, Metrics, cold_start};
 use pipeline::outbound;
 use pipeline::process::{self, BAD_ENVELOPE, Failure, SINCH_REJECTED};
 use pipeline::queue::Queue;
+use pipeline::reply::ReplyPolicy;
 use pipeline::send::SendError;
 use pipeline::store::Store;
 use tokio::sync::Semaphore;
@@ -53,8 +57,8 @@ pub const SAFETY_MARGIN: Duration = Duration::from_millis(1500);
 
 /// The worker's dependencies, built once per cold start.
 #[derive(Debug)]
-pub struct Worker<S, Q> {
-    pub services: Services<S>,
+pub struct Worker<S, Q, H = ReplyPolicy> {
+    pub services: Services<S, H>,
     pub dead_letters: Q,
     pub concurrency: usize,
     /// EMF metrics (off in tests and the local stack).
@@ -81,14 +85,15 @@ pub enum RecordOutcome {
 pub struct UnidentifiedFailures(usize);
 
 /// Processes one SQS batch; the response lists the records SQS must deliver again.
-pub async fn handle_batch<S, Q>(
-    worker: Arc<Worker<S, Q>>,
+pub async fn handle_batch<S, Q, H>(
+    worker: Arc<Worker<S, Q, H>>,
     event: SqsEvent,
     deadline: Instant,
 ) -> Result<SqsBatchResponse, UnidentifiedFailures>
 where
     S: Store + 'static,
     Q: Queue + 'static,
+    H: Hook,
 {
     batch_response(&process_batch(worker, event, deadline).await)
 }
@@ -115,14 +120,15 @@ pub fn batch_response(
 }
 
 /// Every record's outcome, keyed by its message id (in completion order).
-pub async fn process_batch<S, Q>(
-    worker: Arc<Worker<S, Q>>,
+pub async fn process_batch<S, Q, H>(
+    worker: Arc<Worker<S, Q, H>>,
     event: SqsEvent,
     deadline: Instant,
 ) -> Vec<(Option<String>, RecordOutcome)>
 where
     S: Store + 'static,
     Q: Queue + 'static,
+    H: Hook,
 {
     let limit = Arc::new(Semaphore::new(worker.concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -160,8 +166,8 @@ where
 
 /// One record, start to finish. Never panics on bad input; a panic in a handler is caught by
 /// the task around it.
-pub async fn process_record<S: Store, Q: Queue>(
-    worker: &Worker<S, Q>,
+pub async fn process_record<S: Store, Q: Queue, H: Hook>(
+    worker: &Worker<S, Q, H>,
     record: SqsMessage,
     deadline: Instant,
 ) -> RecordOutcome {
@@ -239,8 +245,8 @@ pub async fn process_record<S: Store, Q: Queue>(
 }
 
 /// Runs one send of the messages API.
-async fn send_job<S: Store, Q: Queue>(
-    worker: &Worker<S, Q>,
+async fn send_job<S: Store, Q: Queue, H: Hook>(
+    worker: &Worker<S, Q, H>,
     envelope: &Envelope,
     receives: u32,
     deadline: Instant,
@@ -299,13 +305,33 @@ fn count_handled(metrics: &Metrics, kind: &str, handled: &Handled) {
 }
 
 /// Parks a poison message in the DLQ; only once it is stored there is the record acked.
-async fn dead_letter<S: Store, Q: Queue>(
-    worker: &Worker<S, Q>,
+async fn dead_letter<S: Store, Q: Queue, H: Hook>(
+    worker: &Worker<S, Q, H>,
     message_id: &str,
     mut envelope: Envelope,
     reason: &'static str,
     detail: &str,
 ) -> RecordOutcome {
+    // Remembered first, so that its event comes from committed state; a store that cannot take
+    // it now makes this a retry (and after the queue's last receive, SQS's own redrive parks
+    // it, without an event).
+    let dead = DeadLetter {
+        message_id: message_id.to_owned(),
+        reason: reason.to_owned(),
+        detail: detail.to_owned(),
+        kind: envelope
+            .raw_body()
+            .ok()
+            .and_then(|body| sinch::callback::parse(&body).ok())
+            .map(|callback| callback.kind().into_owned()),
+        at_ms: unix_millis(worker.services.clock.now()),
+    };
+    if let Err(store_error) = worker.services.store.record_dead_letter(&dead).await {
+        warn!(%message_id, reason, detail, %store_error, outcome = "retry", "permanent failure, and the state store did not take its record: retrying");
+        return RecordOutcome::Retry {
+            detail: format!("{reason}: {detail}; {store_error}"),
+        };
+    }
     envelope.dead_letter(reason, detail);
     match worker.dead_letters.send(&envelope).await {
         Ok(dlq_id) => {
@@ -348,10 +374,11 @@ pub fn deadline_from(lambda_deadline_ms: u64) -> Instant {
 }
 
 /// Serves batches from the Lambda runtime until it stops.
-pub async fn run<S, Q>(worker: Worker<S, Q>) -> Result<(), lambda_runtime::Error>
+pub async fn run<S, Q, H>(worker: Worker<S, Q, H>) -> Result<(), lambda_runtime::Error>
 where
     S: Store + 'static,
     Q: Queue + 'static,
+    H: Hook,
 {
     let worker = Arc::new(worker);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -42,7 +42,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         services: Services {
             store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default()),
             sinch,
-            policy: config.policy,
+            hook: config.policy,
             app_id: config.app_id,
             idempotency_ttl: config.idempotency_ttl,
             sender: pipeline::send::Sender::new(config.send_settle),

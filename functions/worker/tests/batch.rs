@@ -76,6 +76,13 @@ impl Store for PanicOn {
     ) -> Result<(), StoreError> {
         self.0.finish_send(id, result, at_ms).await
     }
+    async fn record_dead_letter(
+        &self,
+        dead: &pipeline::events::DeadLetter,
+    ) -> Result<(), StoreError> {
+        self.0.record_dead_letter(dead).await
+    }
+
     async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
         self.0.abandon_send(id, attempt).await
     }

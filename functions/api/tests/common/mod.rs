@@ -86,6 +86,7 @@ pub async fn wrote<S: Store>(store: &S, channel: &str, number: &str, at_ms: u64)
                 to: "app-1".into(),
                 kind: "text_message".into(),
                 text: Some("hi".into()),
+                media: Vec::new(),
                 contact_id: None,
                 conversation_id: None,
                 received_at_ms: at_ms,

@@ -10,13 +10,14 @@ use sinch::callback::sms::{BatchDeliveryReport, RecipientDeliveryReport};
 use tracing::info;
 
 use super::{Handled, HandlerError, Services, millis};
+use crate::hook::{Hook, Status};
 use crate::send::reference;
 use crate::status;
 use crate::store::{MessageKey, Reason, SinchId, StatusUpdate, Store};
 
 /// A Conversation `message_delivery_report`.
-pub async fn conversation<S: Store>(
-    services: &Services<S>,
+pub async fn conversation<S: Store, H: Hook>(
+    services: &Services<S, H>,
     envelope: &Envelope,
     report: &MessageDeliveryReport,
 ) -> Result<Handled, HandlerError> {
@@ -52,8 +53,8 @@ pub async fn conversation<S: Store>(
 }
 
 /// An SMS `recipient_delivery_report_*`.
-pub async fn sms_recipient<S: Store>(
-    services: &Services<S>,
+pub async fn sms_recipient<S: Store, H: Hook>(
+    services: &Services<S, H>,
     report: &RecipientDeliveryReport,
 ) -> Result<Handled, HandlerError> {
     let (key, sinch_id) = sms_target(
@@ -75,8 +76,8 @@ pub async fn sms_recipient<S: Store>(
 
 /// An SMS `delivery_report_*` for a whole batch: applied to each recipient it lists (a `full`
 /// report lists them; a `summary` report only counts, and changes nothing).
-pub async fn sms_batch<S: Store>(
-    services: &Services<S>,
+pub async fn sms_batch<S: Store, H: Hook>(
+    services: &Services<S, H>,
     report: &BatchDeliveryReport,
 ) -> Result<Handled, HandlerError> {
     let at_ms = millis(None, &services.clock);
@@ -150,14 +151,22 @@ pub fn sms_key(batch_id: &str, recipient: &str) -> MessageKey {
     }
 }
 
-async fn apply<S: Store>(
-    services: &Services<S>,
+async fn apply<S: Store, H: Hook>(
+    services: &Services<S, H>,
     updates: Vec<StatusUpdate>,
 ) -> Result<Handled, HandlerError> {
     let mut changes = Vec::with_capacity(updates.len());
     for update in updates {
         let change = services.store.record_status(&update).await?;
         info!(message = %update.key, status = %update.status, ?change, "delivery status recorded");
+        services
+            .hook
+            .on_status(Status {
+                key: &update.key,
+                update: &update,
+                change: &change,
+            })
+            .await?;
         changes.push((update.key, change));
     }
     Ok(Handled::Status(changes))

@@ -1,4 +1,5 @@
-//! Inbound messages: stored, then the reply policy; replies go back where the message came from.
+//! Inbound messages: the hook (the reply policy by default) decides, the message is stored with
+//! the opt-out change decided, and the reply goes back where the message came from.
 //!
 //! A reply is one of our sends, with an id derived from the message it answers
 //! (`rpl_<inbound id>`), so it goes through the send-once ledger ([`crate::send`]): a retry of
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Handled, HandlerError, ReplyOutcome, Services, millis};
+use crate::hook::{self, Hook};
 use crate::reply::Action;
 use crate::send::{SendError, reference};
 use crate::store::{ContactKey, InboundRecord, OptChange, SendIntent, SinchId, Store};
@@ -27,8 +29,8 @@ enum ReplyRoute<'a> {
 }
 
 /// A Conversation `message` (MESSAGE_INBOUND).
-pub async fn conversation<S: Store>(
-    services: &Services<S>,
+pub async fn conversation<S: Store, H: Hook>(
+    services: &Services<S, H>,
     envelope: &Envelope,
     message: &InboundMessage,
     deadline: Instant,
@@ -52,6 +54,12 @@ pub async fn conversation<S: Store>(
         to: app_id.unwrap_or_default().to_owned(),
         kind: message.contact_message.kind().to_owned(),
         text: message.contact_message.text().map(str::to_owned),
+        media: message
+            .contact_message
+            .media_message
+            .iter()
+            .map(|media| media.url.clone())
+            .collect(),
         contact_id: non_empty(&message.contact_id),
         conversation_id: non_empty(&message.conversation_id),
         received_at_ms: millis(
@@ -77,12 +85,14 @@ pub async fn conversation<S: Store>(
     respond(services, record, route, deadline).await
 }
 
-/// An SMS `mo_text` or `mo_media` (`text` is the text, or the MMS message).
-pub async fn sms<S: Store, B>(
-    services: &Services<S>,
+/// An SMS `mo_text` or `mo_media` (`text` is the text, or the MMS message; `media` the URLs of
+/// an MMS's parts).
+pub async fn sms<S: Store, H: Hook, B>(
+    services: &Services<S, H>,
     mo: &Inbound<B>,
     kind: &str,
     text: Option<&str>,
+    media: Vec<String>,
     deadline: Instant,
 ) -> Result<Handled, HandlerError> {
     let record = InboundRecord {
@@ -91,6 +101,7 @@ pub async fn sms<S: Store, B>(
         to: mo.to.clone(),
         kind: kind.to_owned(),
         text: text.map(str::to_owned),
+        media,
         contact_id: None,
         conversation_id: None,
         received_at_ms: millis(mo.received_at, &services.clock),
@@ -102,12 +113,13 @@ pub async fn sms<S: Store, B>(
     respond(services, record, route, deadline).await
 }
 
-/// Applies the policy, stores the message (with the opt-out change it causes), replies.
+/// Asks the hook (the reply policy by default), stores the message (with the opt-out change the
+/// hook decided), replies.
 ///
 /// Safe to run again for the same message (a retry after a failed reply): the opt-out state is
 /// judged as it was *before* this message, so a retried STOP still sends its confirmation.
-async fn respond<S: Store>(
-    services: &Services<S>,
+async fn respond<S: Store, H: Hook>(
+    services: &Services<S, H>,
     record: InboundRecord,
     route: ReplyRoute<'_>,
     deadline: Instant,
@@ -119,8 +131,12 @@ async fn respond<S: Store>(
         .opted_out_by
         .is_some_and(|by| by != record.id);
     let decision = services
-        .policy
-        .decide(record.text.as_deref(), opted_out_before);
+        .hook
+        .on_inbound(hook::Inbound {
+            message: &record,
+            opted_out_before,
+        })
+        .await?;
     let change = match decision.action {
         Action::OptOut => Some(OptChange::OptOut {
             contact: record.from.clone(),

@@ -17,16 +17,18 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
+use crate::hook::{Hook, HookError};
 use crate::reply::ReplyPolicy;
 use crate::send::{SendError, Sender};
 use crate::store::{MessageKey, SinchId, StatusChange, Store, StoreError};
 
 /// What the handlers work with; built once per process.
 #[derive(Debug, Clone)]
-pub struct Services<S> {
+pub struct Services<S, H = ReplyPolicy> {
     pub store: S,
     pub sinch: SinchClient,
-    pub policy: ReplyPolicy,
+    /// The team's logic ([`crate::hook`]); the reply policy by default.
+    pub hook: H,
     /// App to reply from when a Conversation callback does not name one (`SINCH_APP_ID`).
     pub app_id: Option<String>,
     /// How long a handled callback is remembered as done (48 h by default).
@@ -93,6 +95,8 @@ pub enum HandlerError {
     Sinch(#[from] SinchError),
     #[error(transparent)]
     Send(#[from] SendError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
 }
 
 impl HandlerError {
@@ -101,13 +105,14 @@ impl HandlerError {
             HandlerError::Store(_) => true,
             HandlerError::Sinch(error) => error.is_transient(),
             HandlerError::Send(error) => error.is_transient(),
+            HandlerError::Hook(error) => matches!(error, HookError::Transient(_)),
         }
     }
 
     /// Whether Sinch (its refusal or its silence) was the cause, as opposed to the store.
     pub fn is_sinch(&self) -> bool {
         match self {
-            HandlerError::Store(_) => false,
+            HandlerError::Store(_) | HandlerError::Hook(_) => false,
             HandlerError::Sinch(_) => true,
             HandlerError::Send(error) => matches!(
                 error,
@@ -117,28 +122,44 @@ impl HandlerError {
     }
 }
 
-/// Whether handling `callback` changes state or sends anything: only those are worth an
-/// idempotency claim.
-pub fn has_effects(callback: &Callback) -> bool {
-    match callback {
-        Callback::Conversation(c) => matches!(
-            c.event,
-            Event::MessageDelivery(_) | Event::MessageInbound(_)
-        ),
-        Callback::Sms(sms) => matches!(
-            sms,
-            SmsCallback::RecipientDeliveryReport { .. }
-                | SmsCallback::BatchDeliveryReport { .. }
-                | SmsCallback::MoText(_)
-                | SmsCallback::MoMedia(_)
-        ),
-        Callback::Unknown { .. } => false,
-    }
+/// Whether handling `callback` changes state or sends anything (the hook's effects included):
+/// only those are worth an idempotency claim.
+pub fn has_effects<H: Hook>(callback: &Callback, hook: &H) -> bool {
+    hook.wants_other()
+        || match callback {
+            Callback::Conversation(c) => matches!(
+                c.event,
+                Event::MessageDelivery(_) | Event::MessageInbound(_)
+            ),
+            Callback::Sms(sms) => matches!(
+                sms,
+                SmsCallback::RecipientDeliveryReport { .. }
+                    | SmsCallback::BatchDeliveryReport { .. }
+                    | SmsCallback::MoText(_)
+                    | SmsCallback::MoMedia(_)
+            ),
+            Callback::Unknown { .. } => false,
+        }
 }
 
-/// Runs the handler for `callback`. Sinch calls must finish before `deadline`.
-pub async fn handle<S: Store>(
-    services: &Services<S>,
+/// Runs the handler for `callback`, and the hook's `on_other` for the kinds without one. Sinch
+/// calls must finish before `deadline`.
+pub async fn handle<S: Store, H: Hook>(
+    services: &Services<S, H>,
+    callback: &Callback,
+    deadline: Instant,
+) -> Result<Handled, HandlerError> {
+    let handled = dispatch(services, callback, deadline).await?;
+    if matches!(handled, Handled::Ignored { .. } | Handled::Unknown { .. })
+        && services.hook.wants_other()
+    {
+        services.hook.on_other(callback).await?;
+    }
+    Ok(handled)
+}
+
+async fn dispatch<S: Store, H: Hook>(
+    services: &Services<S, H>,
     callback: &Callback,
     deadline: Instant,
 ) -> Result<Handled, HandlerError> {
@@ -165,7 +186,15 @@ pub async fn handle<S: Store>(
                 delivery::sms_batch(services, report).await
             }
             SmsCallback::MoText(mo) => {
-                inbound::sms(services, mo, "mo_text", Some(&mo.body), deadline).await
+                inbound::sms(
+                    services,
+                    mo,
+                    "mo_text",
+                    Some(&mo.body),
+                    Vec::new(),
+                    deadline,
+                )
+                .await
             }
             SmsCallback::MoMedia(mo) => {
                 inbound::sms(
@@ -173,6 +202,7 @@ pub async fn handle<S: Store>(
                     mo,
                     "mo_media",
                     mo.body.message.as_deref(),
+                    mo.body.media.iter().map(|m| m.url.clone()).collect(),
                     deadline,
                 )
                 .await

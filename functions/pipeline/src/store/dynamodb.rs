@@ -5,8 +5,9 @@
 //! |---|---|---|
 //! | idempotency record | `idem#<key>` (see [`crate::idempotency`]; the messages API's keys are `idem#api/...`) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `response` (what the messages API replays), `expires_at` (TTL) |
 //! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`), `history_count`, `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text` |
-//! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `contact_id`, `conversation_id`, `received_at_ms` |
+//! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `media` (list of URLs), `contact_id`, `conversation_id`, `received_at_ms` |
 //! | contact | `contact#<channel>/<identity>` | `last_inbound_at_ms` (WhatsApp's window), `opted_out_by` (the inbound message that opted out), `opted_out_at_ms` |
+//! | dead letter | `dead#<SQS message id>` | `reason`, `detail`, `kind`, `at_ms`, `expires_at` (14 days, the dead-letter queue's retention): written once, before the callback goes to the dead-letter queue, so that its event comes from the stream |
 //!
 //! Why these shapes:
 //!
@@ -53,6 +54,7 @@ use super::{
     InboundRecord, MessageKey, MessageState, OptChange, Reason, SendAttempt, SendResult, SendSlot,
     SendState, SinchId, StatusChange, StatusUpdate, Store, StoreError,
 };
+use crate::events::{DeadLetter, Snapshot};
 use crate::status::{self, Progress};
 
 type Item = HashMap<String, AttributeValue>;
@@ -61,6 +63,8 @@ const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
 /// Abandoned claims are removed by TTL this long after their lease.
 const ABANDONED_CLAIM_TTL_S: u64 = 24 * 3600;
+/// Dead-letter records live as long as the dead-letter queue keeps messages.
+const DEAD_LETTER_TTL_S: u64 = 14 * 24 * 3600;
 
 /// A DynamoDB client whose calls are bounded in time (a worker must not hang on its store).
 pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> Client {
@@ -96,12 +100,12 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the table as the SAM template does (on-demand, `pk`, TTL on `expires_at`), for
-    /// the local stack and tests.
+    /// Creates the table as the SAM template does with events on (on-demand, `pk`, TTL on
+    /// `expires_at`, a stream of new and old images), for the local stack and tests.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-            TimeToLiveSpecification,
+            StreamSpecification, StreamViewType, TimeToLiveSpecification,
         };
         let error = |e: String| StoreError {
             operation: "create table",
@@ -123,6 +127,13 @@ impl DynamoStore {
             .attribute_definitions(attribute)
             .key_schema(key)
             .billing_mode(BillingMode::PayPerRequest)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(|e| error(e.to_string()))?,
+            )
             .send()
             .await
             .map_err(|e| error(DisplayErrorContext(&e).to_string()))?;
@@ -293,7 +304,85 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
         send: text(item, "send_state").and_then(SendState::parse),
         to: text(item, "to_identity").map(str::to_owned),
         metadata: text(item, "metadata").map(str::to_owned),
+        text: text(item, "text").map(str::to_owned),
     })
+}
+
+/// A contact item read back.
+fn contact_state(item: &Item) -> ContactState {
+    ContactState {
+        opted_out_by: text(item, "opted_out_by").map(str::to_owned),
+        last_inbound_at_ms: number(item, "last_inbound_at_ms"),
+    }
+}
+
+/// Which message a `msg#...` partition key names (the inverse of [`MessageKey`]'s display).
+fn message_key(pk: &str) -> Option<MessageKey> {
+    let key = pk.strip_prefix("msg#")?;
+    if let Some(id) = key.strip_prefix("ours/") {
+        return Some(MessageKey::Ours(id.to_owned()));
+    }
+    if let Some(id) = key.strip_prefix("conversation/") {
+        return Some(MessageKey::Conversation(id.to_owned()));
+    }
+    let (batch_id, recipient) = key.strip_prefix("sms/")?.split_once('/')?;
+    Some(MessageKey::Sms {
+        batch_id: batch_id.to_owned(),
+        recipient: recipient.to_owned(),
+    })
+}
+
+/// An item of the table as events see it (a stream record's image): `None` for items no event
+/// speaks of (idempotency records) and for anything unreadable.
+pub fn snapshot(item: &Item) -> Option<Snapshot> {
+    let pk = text(item, "pk")?;
+    if let Some(key) = message_key(pk) {
+        return message_state(&key, item).map(Snapshot::Message);
+    }
+    if let Some(id) = pk.strip_prefix("in#") {
+        return Some(Snapshot::Inbound(InboundRecord {
+            id: id.to_owned(),
+            from: ContactKey {
+                channel: text(item, "from_channel")?.to_owned(),
+                identity: text(item, "from_identity")?.to_owned(),
+            },
+            to: text(item, "to").unwrap_or_default().to_owned(),
+            kind: text(item, "kind").unwrap_or_default().to_owned(),
+            text: text(item, "text").map(str::to_owned),
+            media: item
+                .get("media")
+                .and_then(|v| v.as_l().ok())
+                .map(|urls| {
+                    urls.iter()
+                        .filter_map(|url| url.as_s().ok().cloned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            contact_id: text(item, "contact_id").map(str::to_owned),
+            conversation_id: text(item, "conversation_id").map(str::to_owned),
+            received_at_ms: number(item, "received_at_ms").unwrap_or_default(),
+        }));
+    }
+    if let Some(contact) = pk.strip_prefix("contact#") {
+        let (channel, identity) = contact.split_once('/')?;
+        return Some(Snapshot::Contact {
+            key: ContactKey {
+                channel: channel.to_owned(),
+                identity: identity.to_owned(),
+            },
+            state: contact_state(item),
+        });
+    }
+    if let Some(message_id) = pk.strip_prefix("dead#") {
+        return Some(Snapshot::DeadLetter(DeadLetter {
+            message_id: message_id.to_owned(),
+            reason: text(item, "reason").unwrap_or_default().to_owned(),
+            detail: text(item, "detail").unwrap_or_default().to_owned(),
+            kind: text(item, "kind").map(str::to_owned),
+            at_ms: number(item, "at_ms").unwrap_or_default(),
+        }));
+    }
+    None
 }
 
 /// The furthest status an item holds: its highest `s<rank>` attribute.
@@ -532,6 +621,12 @@ impl Store for DynamoStore {
                 item.insert(name.to_owned(), s(value));
             }
         }
+        if !inbound.media.is_empty() {
+            item.insert(
+                "media".to_owned(),
+                AttributeValue::L(inbound.media.iter().map(s).collect()),
+            );
+        }
         let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError {
             operation: "record inbound",
             detail: e.to_string(),
@@ -582,11 +677,43 @@ impl Store for DynamoStore {
         Ok(self
             .get("contact", contact_pk(contact))
             .await?
-            .map(|item| ContactState {
-                opted_out_by: text(&item, "opted_out_by").map(str::to_owned),
-                last_inbound_at_ms: number(&item, "last_inbound_at_ms"),
-            })
+            .map(|item| contact_state(&item))
             .unwrap_or_default())
+    }
+
+    async fn record_dead_letter(&self, dead: &DeadLetter) -> Result<(), StoreError> {
+        let mut item: Item = HashMap::from([
+            ("pk".to_owned(), s(format!("dead#{}", dead.message_id))),
+            ("reason".to_owned(), s(&dead.reason)),
+            ("detail".to_owned(), s(&dead.detail)),
+            ("at_ms".to_owned(), n(dead.at_ms)),
+            // As long as the dead-letter queue keeps it (14 days).
+            (
+                "expires_at".to_owned(),
+                n(dead.at_ms / 1000 + DEAD_LETTER_TTL_S),
+            ),
+        ]);
+        if let Some(kind) = &dead.kind {
+            item.insert("kind".to_owned(), s(kind));
+        }
+        // Once: a retry of the same dead-lettering (the queue send failed) changes nothing.
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failed("record dead letter", e)),
+        }
     }
 
     async fn accept_message(&self, message: &AcceptedMessage) -> Result<(), StoreError> {

@@ -1,13 +1,22 @@
 //! The in-memory store: the local stack, tests and benchmarks.
+//!
+//! With a change feed ([`MemoryStore::with_change_feed`]) it also says what each write changed,
+//! item by item and in commit order, as the DynamoDB table's stream does in AWS: events are
+//! derived from that ([`crate::events`]). Without one, nothing is copied for it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
 
 use super::{
     AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, HISTORY_LIMIT, HistoryEntry,
     InboundRecord, MessageKey, MessageState, OptChange, SendAttempt, SendIntent, SendResult,
     SendSlot, SendState, StatusChange, StatusUpdate, Store, StoreError,
 };
+use crate::clock::unix_millis;
+use crate::events::{Change, DeadLetter, Snapshot};
 use crate::status::{self, Progress};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +49,24 @@ struct State {
     inbound: BTreeMap<String, InboundRecord>,
     contacts: BTreeMap<ContactKey, ContactState>,
     sends: BTreeMap<String, Ledger>,
+    dead_letters: BTreeMap<String, DeadLetter>,
 }
 
 impl State {
+    fn message_snapshot(&self, key: &MessageKey) -> Option<Snapshot> {
+        self.messages.get(key).cloned().map(Snapshot::Message)
+    }
+
+    fn contact_snapshot(&self, key: &ContactKey) -> Option<Snapshot> {
+        self.contacts
+            .get(key)
+            .cloned()
+            .map(|state| Snapshot::Contact {
+                key: key.clone(),
+                state,
+            })
+    }
+
     /// The message item, created empty (no status yet) when missing.
     fn message(&mut self, key: &MessageKey) -> &mut MessageState {
         self.messages
@@ -58,6 +82,7 @@ impl State {
                 send: None,
                 to: None,
                 metadata: None,
+                text: None,
             })
     }
 }
@@ -95,15 +120,57 @@ fn apply(
     }
 }
 
-/// State in this process. Clones share it.
+/// State in this process. Clones share it (and its change feed).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
+    feed: Option<mpsc::UnboundedSender<Change>>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that reports every change it commits, in order, on the receiver.
+    pub fn with_change_feed() -> (Self, mpsc::UnboundedReceiver<Change>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let store = Self {
+            state: Arc::default(),
+            feed: Some(sender),
+        };
+        (store, receiver)
+    }
+
+    /// Whether changes are reported (only then are items copied for it).
+    fn watched(&self) -> bool {
+        self.feed.is_some()
+    }
+
+    /// Reports one item's change, if it changed. Called with the state locked, so changes are
+    /// reported in commit order.
+    fn emit(&self, old: Option<Snapshot>, new: Option<Snapshot>) {
+        if let Some(feed) = &self.feed
+            && old != new
+        {
+            // A closed feed (nobody listening any more) only means nobody wants them.
+            let _ = feed.send(Change {
+                old,
+                new,
+                at_ms: unix_millis(SystemTime::now()),
+            });
+        }
+    }
+
+    /// Runs `write` on one message item and reports its change.
+    fn write_message<T>(&self, key: &MessageKey, write: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.lock();
+        let before = self.watched().then(|| state.message_snapshot(key));
+        let result = write(&mut state);
+        if let Some(before) = before {
+            self.emit(before, state.message_snapshot(key));
+        }
+        result
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -209,21 +276,22 @@ impl Store for MemoryStore {
     }
 
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
-        let mut state = self.lock();
         let entry = HistoryEntry {
             status: update.status.clone(),
             at_ms: update.at_ms,
             reason: update.reason.clone(),
             channel: update.channel.clone(),
         };
-        let message = state.message(&update.key);
-        if message.channel.is_none() {
-            message.channel = update.channel.clone();
-        }
-        if message.sinch_id.is_none() {
-            message.sinch_id = update.sinch_id.clone();
-        }
-        Ok(apply(message, &update.status, update.progress, entry))
+        Ok(self.write_message(&update.key, |state| {
+            let message = state.message(&update.key);
+            if message.channel.is_none() {
+                message.channel = update.channel.clone();
+            }
+            if message.sinch_id.is_none() {
+                message.sinch_id = update.sinch_id.clone();
+            }
+            apply(message, &update.status, update.progress, entry)
+        }))
     }
 
     async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
@@ -241,6 +309,16 @@ impl Store for MemoryStore {
         change: Option<&OptChange>,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
+        let before = self.watched().then(|| {
+            (
+                state
+                    .inbound
+                    .get(&inbound.id)
+                    .cloned()
+                    .map(Snapshot::Inbound),
+                state.contact_snapshot(&inbound.from),
+            )
+        });
         state.inbound.insert(inbound.id.clone(), inbound.clone());
         let contact = state.contacts.entry(inbound.from.clone()).or_default();
         contact.last_inbound_at_ms = Some(inbound.received_at_ms);
@@ -248,6 +326,10 @@ impl Store for MemoryStore {
             Some(OptChange::OptOut { by, .. }) => contact.opted_out_by = Some(by.clone()),
             Some(OptChange::OptIn { .. }) => contact.opted_out_by = None,
             None => {}
+        }
+        if let Some((inbound_before, contact_before)) = before {
+            self.emit(inbound_before, Some(Snapshot::Inbound(inbound.clone())));
+            self.emit(contact_before, state.contact_snapshot(&inbound.from));
         }
         Ok(())
     }
@@ -262,94 +344,103 @@ impl Store for MemoryStore {
     }
 
     async fn accept_message(&self, accepted: &AcceptedMessage) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        let message = state.message(&MessageKey::Ours(accepted.id.clone()));
-        if !message.status.is_empty() {
-            return Err(StoreError {
-                operation: "accept message",
-                detail: format!("message {} exists", accepted.id),
-            });
-        }
-        message.channel = Some(accepted.channel.clone());
-        message.to = Some(accepted.to.clone());
-        message.metadata = accepted.metadata.clone();
-        let entry = HistoryEntry {
-            status: status::ACCEPTED.to_owned(),
-            at_ms: accepted.at_ms,
-            reason: None,
-            channel: None,
-        };
-        apply(message, status::ACCEPTED, Progress::ACCEPTED, entry);
-        Ok(())
+        let key = MessageKey::Ours(accepted.id.clone());
+        self.write_message(&key, |state| {
+            let message = state.message(&key);
+            if !message.status.is_empty() {
+                return Err(StoreError {
+                    operation: "accept message",
+                    detail: format!("message {} exists", accepted.id),
+                });
+            }
+            message.channel = Some(accepted.channel.clone());
+            message.to = Some(accepted.to.clone());
+            message.metadata = accepted.metadata.clone();
+            let entry = HistoryEntry {
+                status: status::ACCEPTED.to_owned(),
+                at_ms: accepted.at_ms,
+                reason: None,
+                channel: None,
+            };
+            apply(message, status::ACCEPTED, Progress::ACCEPTED, entry);
+            Ok(())
+        })
     }
 
     async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
-        let mut state = self.lock();
         let key = MessageKey::Ours(request.id.to_owned());
-        let proven = state
-            .messages
-            .get(&key)
-            .and_then(|message| message.sinch_id.clone());
-        if let Some(ledger) = state.sends.get(request.id) {
-            match ledger.state {
-                SendState::Sent => {
-                    return Ok(SendSlot::Accepted {
-                        sinch_id: proven,
-                        recorded: true,
-                    });
+        self.write_message(&key, |state| {
+            let proven = state
+                .messages
+                .get(&key)
+                .and_then(|message| message.sinch_id.clone());
+            if let Some(ledger) = state.sends.get(request.id) {
+                match ledger.state {
+                    SendState::Sent => {
+                        return Ok(SendSlot::Accepted {
+                            sinch_id: proven,
+                            recorded: true,
+                        });
+                    }
+                    SendState::Failed => {
+                        let reason = state
+                            .messages
+                            .get(&key)
+                            .and_then(|message| message.reason().cloned())
+                            .unwrap_or_else(|| super::Reason::new("UNKNOWN", None));
+                        return Ok(SendSlot::Refused { reason });
+                    }
+                    SendState::Sending if proven.is_some() => {
+                        return Ok(SendSlot::Accepted {
+                            sinch_id: proven,
+                            recorded: false,
+                        });
+                    }
+                    SendState::Sending
+                        if ledger.attempt_at_ms > request.settle_before_ms
+                            && request.takeover != Some(ledger.attempt.as_str()) =>
+                    {
+                        return Ok(SendSlot::Unsettled {
+                            attempt: ledger.attempt.clone(),
+                            attempt_at_ms: ledger.attempt_at_ms,
+                        });
+                    }
+                    SendState::Sending => {}
                 }
-                SendState::Failed => {
-                    let reason = state
-                        .messages
-                        .get(&key)
-                        .and_then(|message| message.reason().cloned())
-                        .unwrap_or_else(|| super::Reason::new("UNKNOWN", None));
-                    return Ok(SendSlot::Refused { reason });
-                }
-                SendState::Sending if proven.is_some() => {
-                    return Ok(SendSlot::Accepted {
-                        sinch_id: proven,
-                        recorded: false,
-                    });
-                }
-                SendState::Sending
-                    if ledger.attempt_at_ms > request.settle_before_ms
-                        && request.takeover != Some(ledger.attempt.as_str()) =>
-                {
-                    return Ok(SendSlot::Unsettled {
-                        attempt: ledger.attempt.clone(),
-                        attempt_at_ms: ledger.attempt_at_ms,
-                    });
-                }
-                SendState::Sending => {}
+            } else if proven.is_some() {
+                // A report named it although no attempt is on record: Sinch has it.
+                return Ok(SendSlot::Accepted {
+                    sinch_id: proven,
+                    recorded: false,
+                });
             }
-        } else if proven.is_some() {
-            // A report named it although no attempt is on record: Sinch has it.
-            return Ok(SendSlot::Accepted {
-                sinch_id: proven,
-                recorded: false,
-            });
-        }
-        let attempts = state.sends.get(request.id).map_or(0, |l| l.attempts) + 1;
-        state.sends.insert(
-            request.id.to_owned(),
-            Ledger {
-                state: SendState::Sending,
-                attempt: request.attempt.to_owned(),
-                attempt_at_ms: request.now_ms,
-                attempts,
-                intent: request.intent.clone(),
-            },
-        );
-        let message = state.message(&key);
-        message.send = Some(SendState::Sending);
-        if message.channel.is_none() {
-            message.channel = Some(request.intent.to.channel.clone());
-        }
-        if message.in_reply_to.is_none() {
-            message.in_reply_to = request.intent.in_reply_to.clone();
-        }
-        Ok(SendSlot::Go)
+            let attempts = state.sends.get(request.id).map_or(0, |l| l.attempts) + 1;
+            state.sends.insert(
+                request.id.to_owned(),
+                Ledger {
+                    state: SendState::Sending,
+                    attempt: request.attempt.to_owned(),
+                    attempt_at_ms: request.now_ms,
+                    attempts,
+                    intent: request.intent.clone(),
+                },
+            );
+            let message = state.message(&key);
+            message.send = Some(SendState::Sending);
+            if message.channel.is_none() {
+                message.channel = Some(request.intent.to.channel.clone());
+            }
+            if message.in_reply_to.is_none() {
+                message.in_reply_to = request.intent.in_reply_to.clone();
+            }
+            if message.to.is_none() {
+                message.to = Some(request.intent.to.identity.clone());
+            }
+            if message.text.is_none() {
+                message.text = request.intent.text.clone();
+            }
+            Ok(SendSlot::Go)
+        })
     }
 
     async fn finish_send(
@@ -358,38 +449,51 @@ impl Store for MemoryStore {
         result: &SendResult,
         at_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut state = self.lock();
         let send_state = match result {
             SendResult::Accepted { .. } => SendState::Sent,
             SendResult::Refused { .. } => SendState::Failed,
         };
-        if let Some(ledger) = state.sends.get_mut(id) {
-            ledger.state = send_state;
-        }
-        let message = state.message(&MessageKey::Ours(id.to_owned()));
-        message.send = Some(send_state);
-        match result {
-            SendResult::Accepted { sinch_id } => {
-                if message.sinch_id.is_none() {
-                    message.sinch_id = sinch_id.clone();
+        let key = MessageKey::Ours(id.to_owned());
+        self.write_message(&key, |state| {
+            if let Some(ledger) = state.sends.get_mut(id) {
+                ledger.state = send_state;
+            }
+            let message = state.message(&key);
+            message.send = Some(send_state);
+            match result {
+                SendResult::Accepted { sinch_id } => {
+                    if message.sinch_id.is_none() {
+                        message.sinch_id = sinch_id.clone();
+                    }
+                    let entry = HistoryEntry {
+                        status: status::SENT.to_owned(),
+                        at_ms,
+                        reason: None,
+                        channel: None,
+                    };
+                    apply(message, status::SENT, Progress::SENT, entry);
                 }
-                let entry = HistoryEntry {
-                    status: status::SENT.to_owned(),
-                    at_ms,
-                    reason: None,
-                    channel: None,
-                };
-                apply(message, status::SENT, Progress::SENT, entry);
+                SendResult::Refused { reason } => {
+                    let entry = HistoryEntry {
+                        status: status::FAILED.to_owned(),
+                        at_ms,
+                        reason: Some(reason.clone()),
+                        channel: None,
+                    };
+                    apply(message, status::FAILED, Progress::FAILED, entry);
+                }
             }
-            SendResult::Refused { reason } => {
-                let entry = HistoryEntry {
-                    status: status::FAILED.to_owned(),
-                    at_ms,
-                    reason: Some(reason.clone()),
-                    channel: None,
-                };
-                apply(message, status::FAILED, Progress::FAILED, entry);
-            }
+        });
+        Ok(())
+    }
+
+    async fn record_dead_letter(&self, dead: &DeadLetter) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.dead_letters.contains_key(&dead.message_id) {
+            state
+                .dead_letters
+                .insert(dead.message_id.clone(), dead.clone());
+            self.emit(None, Some(Snapshot::DeadLetter(dead.clone())));
         }
         Ok(())
     }

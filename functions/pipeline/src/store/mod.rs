@@ -7,13 +7,14 @@
 mod dynamodb;
 mod memory;
 
-pub use dynamodb::{DynamoStore, dynamodb_client};
+pub use dynamodb::{DynamoStore, dynamodb_client, snapshot as dynamodb_snapshot};
 pub use memory::MemoryStore;
 
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::DeadLetter;
 use crate::status::Progress;
 
 /// Which message a delivery status belongs to.
@@ -129,9 +130,12 @@ pub struct MessageState {
     pub sinch_id: Option<SinchId>,
     /// For our own sends: where the send stands.
     pub send: Option<SendState>,
-    /// For sends of the messages API: who it goes to, and the caller's metadata (JSON text).
+    /// For our own sends: who it goes to (the channel identity); the caller's metadata (JSON
+    /// text) for sends of the messages API.
     pub to: Option<String>,
     pub metadata: Option<String>,
+    /// For our replies: the text sent.
+    pub text: Option<String>,
 }
 
 impl MessageState {
@@ -232,6 +236,9 @@ pub struct InboundRecord {
     /// e.g. `text_message`, `media_message`, `mo_text`.
     pub kind: String,
     pub text: Option<String>,
+    /// The URLs of its media (an image, a document, an MMS's parts), in order.
+    #[serde(default)]
+    pub media: Vec<String>,
     pub contact_id: Option<String>,
     pub conversation_id: Option<String>,
     pub received_at_ms: u64,
@@ -425,6 +432,13 @@ pub trait Store: Send + Sync {
         id: &str,
         result: &SendResult,
         at_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Remembers a callback parked in the dead-letter queue (once per SQS message: again is a
+    /// no-op), so that its event comes from committed state like every other.
+    fn record_dead_letter(
+        &self,
+        dead: &DeadLetter,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Withdraws an attempt that certainly never reached Sinch (it answered 429 or 5xx, or no

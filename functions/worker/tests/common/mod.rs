@@ -158,7 +158,7 @@ pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
     Services {
         store,
         sinch: sinch_client(server),
-        policy: ReplyPolicy::default(),
+        hook: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         sender: pipeline::send::Sender::default(),

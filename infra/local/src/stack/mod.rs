@@ -306,7 +306,7 @@ where
         services: Services {
             store: parts.store,
             sinch,
-            policy: options.policy.clone(),
+            hook: options.policy.clone(),
             app_id,
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             sender: Sender::new(options.send_settle),

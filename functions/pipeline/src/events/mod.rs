@@ -1,0 +1,146 @@
+//! Events out: every committed change, as a domain event for the team's own systems.
+//!
+//! Events are derived from committed state only: a [`Change`] is one item of the state table
+//! as it was before and after a write (in AWS, a record of the table's DynamoDB stream; in the
+//! local stack, the in-memory store's change feed), and [`derive`] says which events it makes.
+//! No write, no event; a write that changes nothing an event speaks of (a retry storing the
+//! same inbound message again, a late report the status does not move for), no event.
+//!
+//! | detail-type | made when | stable `id` from |
+//! |---|---|---|
+//! | `Message Received` | an inbound message is first stored | the inbound message |
+//! | `Message Status Changed` | a message's status moves (its first status included) | the message and its new status |
+//! | `Reply Sent` | Sinch accepted one of our replies (its send is recorded `SENT`) | the reply |
+//! | `Contact Opted Out` | a contact's opt-out appears | the contact and the message that opted out |
+//! | `Contact Opted In` | a contact's opt-out is lifted | the contact and the message that had opted out |
+//! | `Callback Dead-Lettered` | the worker parks a callback in the dead-letter queue | the SQS message |
+//!
+//! The `id` is the same however often a change is seen (a stream record delivered twice, a
+//! publisher that crashed mid-batch): consumers dedupe on it. It travels in the detail, as
+//! `detail.event_id` (EventBridge gives each delivery an `id` of its own). Statuses carry their `rank`, so a
+//! consumer that sees `DELIVERED` after `READ` (EventBridge does not keep order) keeps `READ`.
+//! Each detail has `version` ([`SCHEMA_VERSION`]); the JSON Schema of every detail-type is in
+//! `schemas/events/` at the top of the repository (`truncated.v1.json` for an event too large
+//! for an EventBridge entry, whose detail names the item instead).
+
+mod derive;
+
+pub use derive::derive;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::store::{ContactKey, ContactState, InboundRecord, MessageState};
+
+/// The version of every detail's schema (`schemas/events/*.v1.json`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The default EventBridge `source` (`EVENT_SOURCE` changes it).
+pub const DEFAULT_SOURCE: &str = "sinch-hooks";
+
+/// The detail-types, as EventBridge rules match them.
+pub const MESSAGE_RECEIVED: &str = "Message Received";
+pub const MESSAGE_STATUS_CHANGED: &str = "Message Status Changed";
+pub const REPLY_SENT: &str = "Reply Sent";
+pub const CONTACT_OPTED_OUT: &str = "Contact Opted Out";
+pub const CONTACT_OPTED_IN: &str = "Contact Opted In";
+pub const CALLBACK_DEAD_LETTERED: &str = "Callback Dead-Lettered";
+
+/// Every detail-type, with the file of its schema.
+pub const DETAIL_TYPES: [(&str, &str); 6] = [
+    (MESSAGE_RECEIVED, "message-received.v1.json"),
+    (MESSAGE_STATUS_CHANGED, "message-status-changed.v1.json"),
+    (REPLY_SENT, "reply-sent.v1.json"),
+    (CONTACT_OPTED_OUT, "contact-opted-out.v1.json"),
+    (CONTACT_OPTED_IN, "contact-opted-in.v1.json"),
+    (CALLBACK_DEAD_LETTERED, "callback-dead-lettered.v1.json"),
+];
+
+/// A callback the worker parked in the dead-letter queue, as the state table remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The SQS message id of the callback.
+    pub message_id: String,
+    /// Why, e.g. `unparseable_payload` (see [`crate::process`]).
+    pub reason: String,
+    pub detail: String,
+    /// The callback's kind, when it could be read.
+    pub kind: Option<String>,
+    pub at_ms: u64,
+}
+
+/// One item of the state, as a change sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Snapshot {
+    Message(MessageState),
+    Inbound(InboundRecord),
+    Contact {
+        key: ContactKey,
+        state: ContactState,
+    },
+    DeadLetter(DeadLetter),
+}
+
+/// One committed write: the item before and after (`None`: it did not exist / was removed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub old: Option<Snapshot>,
+    pub new: Option<Snapshot>,
+    /// When it was committed (Unix ms): the stream record's creation time.
+    pub at_ms: u64,
+}
+
+/// One event, before it is an EventBridge entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Stable: the same change always gives the same id.
+    pub id: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: &'static str,
+    /// When the change was committed (Unix ms).
+    pub time_ms: u64,
+    /// The state item it came from, as the table names it (`msg#ours/...`, `in#...`): where a
+    /// consumer reads more, and what replaces a detail too large to publish.
+    pub item: String,
+    pub detail: serde_json::Value,
+}
+
+impl Event {
+    /// An event whose id is derived from its type, its item and `parts` (what about the item
+    /// changed).
+    fn new(
+        detail_type: &'static str,
+        item: String,
+        parts: &[&str],
+        time_ms: u64,
+        detail: serde_json::Value,
+    ) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(detail_type.as_bytes());
+        hash.update([0u8]);
+        hash.update(item.as_bytes());
+        for part in parts {
+            hash.update([0u8]);
+            hash.update(part.as_bytes());
+        }
+        let digest = hash.finalize();
+        let id = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            id,
+            detail_type,
+            time_ms,
+            item,
+            detail,
+        }
+    }
+
+    /// The detail with the event's `id` in it, as published: EventBridge gives each entry an id
+    /// of its own, so ours travels in the detail (`detail.event_id`).
+    pub fn published_detail(&self) -> serde_json::Value {
+        let mut detail = self.detail.clone();
+        if let Some(object) = detail.as_object_mut() {
+            object.insert("event_id".into(), self.id.clone().into());
+        }
+        detail
+    }
+}
