@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the three functions as Lambda zips for arm64 (provided.al2023) with cargo-lambda, and prints
+# Builds the four functions as Lambda zips for arm64 (provided.al2023) with cargo-lambda, and prints
 # their sizes. `sam build` does the same through the template's rust-cargolambda build method.
 #
 #   infra/scripts/build-lambdas.sh [--x86-64]
@@ -26,12 +26,12 @@ if [ "$arch" = --arm64 ] && command -v rustup >/dev/null \
 fi
 
 # By package, so that only their features count (not the CLI's: SSO credentials and the like).
-cargo lambda build --release "$arch" --output-format zip -p receiver -p worker -p api
+cargo lambda build --release "$arch" --output-format zip -p receiver -p worker -p api -p publisher
 
 target="${CARGO_TARGET_DIR:-$root/target}/lambda"
 limit=$((6 * 1024 * 1024))
 status=0
-for function in receiver worker api; do
+for function in receiver worker api publisher; do
   zip="$target/$function/bootstrap.zip"
   size=$(stat -c %s "$zip")
   awk -v f="$function" -v z="$zip" -v s="$size" 'BEGIN { printf "%-8s %s  %d bytes (%.2f MiB)\n", f, z, s, s / 1048576 }'

@@ -121,9 +121,30 @@ check(table["BillingMode"] == "PAY_PER_REQUEST", "the table is on demand")
 check(table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}, "TTL on expires_at")
 check(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, "point-in-time recovery")
 
+# Events: from the table's stream only, partial failures reported, nothing dropped silently;
+# with Events=off nothing of it is deployed.
+table_stream = table.get("StreamSpecification", {})
+check(table_stream.get("Fn::If", [None])[0] == "EventsOn"
+      and table_stream["Fn::If"][1] == {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+      "the table's stream (new and old images) exists only with events on")
+publisher = functions["PublisherFunction"]
+changes = publisher["Properties"]["Events"]["Changes"]
+check(changes["Type"] == "DynamoDB" and changes["Properties"]["Stream"] == {"Fn::GetAtt": ["StateTable", "StreamArn"]},
+      "the publisher reads the state table's stream")
+cp = changes["Properties"]
+check("ReportBatchItemFailures" in cp.get("FunctionResponseTypes", []), "the publisher reports partial batch failures")
+check(cp.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == {"Fn::GetAtt": ["EventsFailureQueue", "Arn"]},
+      "the stream's event source has an on-failure destination")
+check(cp.get("ParallelizationFactor") == 1, "one batch per shard at a time (order per item)")
+for name in ["PublisherFunction", "PublisherRole", "PublisherLogGroup", "EventsFailureQueue",
+             "EventsFailureQueueAlarm", "PublisherIteratorAgeAlarm"]:
+    check(resources[name].get("Condition") == "EventsOn", f"{name} exists only with events on")
+check(resources["EventBus"].get("Condition") == "NewEventBus", "the bus is created only when asked for")
+check(parameters["Events"]["Default"] == "new", "events on by default, to a new bus")
+
 # Every alarm has a threshold and an action hook.
 alarms = of_type("AWS::CloudWatch::Alarm")
-check(len(alarms) >= 8, f"{len(alarms)} alarms (both DLQs' depth, both queues' oldest message, 5xx, worker and API errors, throttles)")
+check(len(alarms) >= 10, f"{len(alarms)} alarms (both DLQs' depth, both queues' oldest message, 5xx, worker and API errors, throttles, events failures and lag)")
 for name, alarm in alarms.items():
     p = alarm["Properties"]
     check("Threshold" in p and "ComparisonOperator" in p, f"{name} has a threshold")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The three functions run the SAM way, locally, and checked: `sam local invoke` for each with the
+# The four functions run the SAM way, locally, and checked: `sam local invoke` for each with the
 # fixtures of infra/events (freshly signed), and `sam local start-api` with signed callbacks
-# posted to /webhook through it; against moto_server (queues, table) and the Sinch simulator,
-# both listening where containers reach the host (the docker0 address).
+# posted to /webhook through it; against moto_server (queues, table, an EventBridge bus whose
+# rule feeds a queue) and the Sinch simulator, both listening where containers reach the host
+# (the docker0 address).
 #
 #   infra/scripts/sam-local.sh
 #
@@ -98,7 +99,7 @@ wait_for() {
   return 1
 }
 
-for binary in receiver worker api sinch-hooks; do
+for binary in receiver worker api publisher sinch-hooks; do
   if [ ! -x "$target/debug/$binary" ]; then
     step "building the x86_64 binaries (the test build had not)"
     cargo build -q --workspace --bins
@@ -120,7 +121,7 @@ endpoint="http://$host:$moto_port"
 sinch="http://$host:$sinch_port"
 
 py() { AWS_ENDPOINT_URL="$endpoint" "$venv/bin/python" - "$@"; }
-read -r queue dlq outbound < <(py <<'PY'
+read -r queue dlq outbound events_queue < <(py <<'PY'
 import boto3, json
 sqs = boto3.client("sqs")
 def with_dlq(name):
@@ -134,7 +135,14 @@ boto3.client("dynamodb").create_table(
     TableName="sinch-hooks", BillingMode="PAY_PER_REQUEST",
     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-print(queue, dlq, outbound)
+# The publisher's bus, with a rule sending everything of ours to a queue we can count.
+events = boto3.client("events")
+events.create_event_bus(Name="sinch-hooks-events")
+target = sqs.create_queue(QueueName="sinch-hooks-events-target")["QueueUrl"]
+target_arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+events.put_rule(Name="all", EventBusName="sinch-hooks-events", EventPattern=json.dumps({"source": ["sinch-hooks"]}))
+events.put_targets(Rule="all", EventBusName="sinch-hooks-events", Targets=[{"Id": "queue", "Arn": target_arn}])
+print(queue, dlq, outbound, target)
 PY
 )
 count() {
@@ -148,7 +156,7 @@ sent_to_sinch() { curl -sf "$sinch/sent" | "$venv/bin/python" -c 'import json,sy
 
 # --- The template, pointed at the binaries; the variables a local run needs -----------------
 step "template: each function's code is its binary from $target/debug (no third build)"
-for pair in ReceiverFunction:receiver WorkerFunction:worker MessagesApiFunction:api; do
+for pair in ReceiverFunction:receiver WorkerFunction:worker MessagesApiFunction:api PublisherFunction:publisher; do
   mkdir -p "$work/code/${pair%%:*}"
   cp "$target/debug/${pair##*:}" "$work/code/${pair%%:*}/bootstrap"
 done
@@ -175,7 +183,9 @@ cat >"$work/env.json" <<EOF
     "SINCH_AUTH_URL": "$sinch", "SINCH_CONVERSATION_URL": "$sinch", "SINCH_SMS_URL": "$sinch"},
   "MessagesApiFunction": {"SINCH_HOOKS_AWS_ENDPOINT": "$endpoint", "TABLE_NAME": "sinch-hooks",
     "OUTBOUND_QUEUE_URL": "$outbound", "SINCH_PROJECT_ID": "local-project", "SINCH_APP_ID": "local-app",
-    "SINCH_SMS_SERVICE_PLAN_ID": "local-plan", "SINCH_SMS_SENDER": "+46700000001"}
+    "SINCH_SMS_SERVICE_PLAN_ID": "local-plan", "SINCH_SMS_SENDER": "+46700000001"},
+  "PublisherFunction": {"SINCH_HOOKS_AWS_ENDPOINT": "$endpoint", "EVENT_BUS_NAME": "sinch-hooks-events",
+    "EVENT_SOURCE": "sinch-hooks"}
 }
 EOF
 "$cli" events --secret "$secret" --out "$work/events" >/dev/null
@@ -220,6 +230,10 @@ expect "$out" 'msg_'
 equal "$(count "$outbound")" 1 "the outbound queue's depth"
 step "sam local invoke MessagesApiFunction: an unknown message is 404"
 expect "$(invoke MessagesApiFunction "$work/events/api-status.json")" '"statusCode": ?404'
+
+step "sam local invoke PublisherFunction: a stream batch becomes events on the bus"
+expect "$(invoke PublisherFunction "$work/events/publisher-changes.json")" '"batchItemFailures": ?\[\]'
+equal "$(count "$events_queue")" 2 "the events the bus's rule delivered"
 
 api_port=$(free_port)
 step "sam local start-api on 127.0.0.1:$api_port"

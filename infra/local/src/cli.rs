@@ -288,6 +288,13 @@ pub struct ServeArgs {
     /// The Sinch simulator's pause before each delivery report it sends back, ms.
     #[arg(long, default_value_t = 20)]
     pub report_pace_ms: u64,
+    /// POST each event (as EventBridge would deliver it to a target) to this URL: develop an
+    /// events consumer locally.
+    #[arg(long, value_name = "URL")]
+    pub events_to: Option<String>,
+    /// Append each event to this file, one JSON line each.
+    #[arg(long, value_name = "PATH")]
+    pub events_file: Option<PathBuf>,
     #[command(flatten)]
     pub event_source: EventSourceArgs,
 }

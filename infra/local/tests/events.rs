@@ -50,6 +50,17 @@ fn fresh_fixtures_are_valid_lambda_events_signed_with_the_secret() {
         std::time::SystemTime::now(),
     );
     assert!(verdict.unwrap_err().is_authentic());
+    // The publisher's stream batch: an inbound STOP and the opt-out it made.
+    let text = std::fs::read_to_string(dir.path().join("publisher-changes.json")).unwrap();
+    let batch: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_str(&text).expect("a DynamoDB stream event");
+    let kinds: Vec<&str> = batch
+        .records
+        .iter()
+        .flat_map(|record| publisher::Pending::from_record(record).events)
+        .map(|event| event.detail_type)
+        .collect();
+    assert_eq!(kinds, ["Message Received", "Contact Opted Out"]);
     // The messages API's routes, as API Gateway hands them over.
     for (name, method) in [("api-send.json", "POST"), ("api-status.json", "GET")] {
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap();

@@ -474,6 +474,42 @@ impl Demo<'_> {
             answer.status == Some(200) && status.dead_letter_queue == 2,
             "the poison callback parked in the dead-letter queue",
         )?;
+
+        // 10. What the team's systems heard: the events the committed changes made.
+        self.say("\n[10] the events the story made (as EventBridge would get them; serve posts them with --events-to)")?;
+        let expected = [
+            (pipeline::events::MESSAGE_RECEIVED, 2),
+            (pipeline::events::REPLY_SENT, 2),
+            (pipeline::events::MESSAGE_STATUS_CHANGED, 6),
+            (pipeline::events::CALLBACK_DEAD_LETTERED, 1),
+        ];
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        let counts = loop {
+            let events = self.running.events.last();
+            let count = |kind: &str| events.iter().filter(|e| e.detail_type == kind).count();
+            let done = expected
+                .iter()
+                .all(|(kind, at_least)| count(kind) >= *at_least);
+            if done || tokio::time::Instant::now() > until {
+                break expected.map(|(kind, at_least)| (kind, count(kind), at_least));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        for event in self.running.events.last().iter().rev() {
+            let detail: serde_json::Value = serde_json::from_str(&event.detail).unwrap_or_default();
+            let about = ["status", "text", "reason", "in_reply_to"]
+                .iter()
+                .filter_map(|field| detail[field].as_str().map(|v| format!("{field}={v}")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.say(&format!("    {:<24} {about}", event.detail_type))?;
+        }
+        for (kind, count, at_least) in counts {
+            self.expect(
+                count >= at_least,
+                &format!("at least {at_least} \"{kind}\" event(s), got {count}"),
+            )?;
+        }
         Ok(())
     }
 }

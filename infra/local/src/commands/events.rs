@@ -1,7 +1,8 @@
 //! `sinch-hooks events`: Lambda event fixtures for `cargo lambda invoke --data-file` and
 //! `sam local invoke -e`: API Gateway HTTP API (payload 2.0) requests for the receiver, freshly
 //! signed (signatures age: the receiver refuses them five minutes later), and SQS events for the
-//! worker, with the attributes the receiver writes; and the messages API's two routes.
+//! worker, with the attributes the receiver writes; the messages API's two routes; and a
+//! DynamoDB stream batch for the publisher (an inbound message stored, its sender opted out).
 
 use std::io::Write;
 use std::path::Path;
@@ -63,6 +64,7 @@ pub fn run(args: &EventsArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliErr
             "worker-poison.json",
             sqs_event(&[("m-poison", b"{not json")], now),
         ),
+        ("publisher-changes.json", stream_event(now)),
     ];
     for (name, event) in files {
         let path = args.out.join(name);
@@ -220,4 +222,47 @@ fn sqs_event(records: &[(&str, &[u8])], timestamp: u64) -> Value {
         })
         .collect();
     json!({ "Records": records })
+}
+
+/// A DynamoDB stream batch as Lambda delivers it to the publisher: an inbound STOP stored, and
+/// its sender's contact item opted out by it (two events: Message Received, Contact Opted Out).
+fn stream_event(timestamp: u64) -> Value {
+    let s = |text: &str| json!({ "S": text });
+    let n = |number: u64| json!({ "N": number.to_string() });
+    let at = timestamp * 1000;
+    let record = |sequence: &str, name: &str, keys: Value, old: Option<Value>, new: Value| {
+        let mut dynamodb = json!({
+            "ApproximateCreationDateTime": timestamp,
+            "Keys": keys,
+            "NewImage": new,
+            "SequenceNumber": sequence,
+            "SizeBytes": 256,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        });
+        if let Some(old) = old {
+            dynamodb["OldImage"] = old;
+        }
+        json!({
+            "eventID": format!("event-{sequence}"),
+            "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/sinch-hooks/stream/2026-01-01T00:00:00.000",
+            "dynamodb": dynamodb
+        })
+    };
+    let inbound_pk = "in#01STOP0000000000000000000";
+    let contact_pk = "contact#WHATSAPP/46701234567";
+    json!({ "Records": [
+        record("100", "INSERT", json!({"pk": s(inbound_pk)}), None, json!({
+            "pk": s(inbound_pk), "from_channel": s("WHATSAPP"), "from_identity": s("46701234567"),
+            "to": s("01EB37HMH1M6SV18BSNS3G135H"), "kind": s("text_message"), "text": s("STOP"),
+            "received_at_ms": n(at)
+        })),
+        record("101", "MODIFY", json!({"pk": s(contact_pk)}),
+            Some(json!({"pk": s(contact_pk), "last_inbound_at_ms": n(at - 60_000)})),
+            json!({"pk": s(contact_pk), "last_inbound_at_ms": n(at),
+                "opted_out_by": s("01STOP0000000000000000000"), "opted_out_at_ms": n(at)})),
+    ]})
 }

@@ -33,7 +33,13 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
         println!("sinch-hooks local stack on {url}");
         println!("  POST {url}/webhook   signed Sinch callbacks");
         println!("  POST {url}/messages  the messages API (GET {url}/messages/ID for a status): no authentication locally; AWS_IAM in AWS");
-        println!("  GET  {url}/          live status page   (JSON at {url}/status)");
+        println!("  GET  {url}/          live status page   (JSON at {url}/status, events at {url}/events)");
+        if let Some(to) = &options.events.to {
+            println!("  events: each POSTed to {to}");
+        }
+        if let Some(file) = &options.events.file {
+            println!("  events: each appended to {}", file.display());
+        }
         println!(
             "  queue and state: {}",
             options
@@ -100,6 +106,11 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
         outbound_concurrency: args.event_source.outbound_concurrency,
         sms_sender: env.optional(api::config::SINCH_SMS_SENDER),
         report_pace: Duration::from_millis(args.report_pace_ms),
+        events: stack::events::EventsOptions {
+            to: args.events_to.clone(),
+            file: args.events_file.clone(),
+            source: env.optional(publisher::config::EVENT_SOURCE),
+        },
     })
 }
 

@@ -1,6 +1,7 @@
 //! The local stack's HTTP face: `POST /webhook` (the receiver, as API Gateway would call it),
 //! `POST /messages` and `GET /messages/{id}` (the messages API; no authentication locally),
-//! `GET /status` (JSON) and `GET /` (a small live status page).
+//! `GET /status` (JSON), `GET /events` (the last events, JSON, newest first) and `GET /` (a small
+//! live status page).
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct App<Q, S, Src> {
     pub stats: Arc<Stats>,
     /// The Sinch simulator's log, when it runs: replies are counted there.
     pub sent: Option<super::simulator::Sent>,
+    /// The events made so far.
+    pub events: publisher::MemorySink,
 }
 
 pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
@@ -43,6 +46,7 @@ pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
         .route("/messages", any(messages::<Q, S, Src>))
         .route("/messages/{id}", any(messages::<Q, S, Src>))
         .route("/status", get(status_json::<Q, S, Src>))
+        .route("/events", get(events_json::<Q, S, Src>))
         .route("/", get(status_page::<Q, S, Src>))
         .with_state(app)
 }
@@ -136,6 +140,13 @@ async fn status_json<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     axum::Json(status(&app).await).into_response()
 }
 
+async fn events_json<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+) -> Response {
+    let events: Vec<serde_json::Value> = app.events.last().iter().map(|e| e.envelope()).collect();
+    axum::Json(events).into_response()
+}
+
 async fn status_page<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     State(app): State<Arc<App<Q, S, Src>>>,
 ) -> Response {
@@ -153,6 +164,25 @@ async fn status_page<Q: Queue + 'static, S: Store + 'static, Src: Source>(
             })
             .collect()
     };
+    let events: String = app
+        .events
+        .last()
+        .iter()
+        .take(20)
+        .map(|entry| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                html_escape::encode_text(&pipeline::clock::rfc3339(entry.time_ms)),
+                html_escape::encode_text(&entry.detail_type),
+                html_escape::encode_text(&entry.detail),
+            )
+        })
+        .collect();
+    let events = if events.is_empty() {
+        "<tr><td colspan=3><em>none yet</em></td></tr>".to_owned()
+    } else {
+        events
+    };
     let page = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
@@ -168,6 +198,8 @@ async fn status_page<Q: Queue + 'static, S: Store + 'static, Src: Source>(
 <table><tr><th colspan=2>Dead-lettered by the worker</th></tr>{dead_lettered}</table>
 <table><tr><th colspan=2>Message statuses</th></tr>{statuses}</table>
 <table><tr><th colspan=2>Replies (at Sinch)</th></tr><tr><td>sent</td><td>{replies}</td></tr><tr><td>sent twice</td><td>{duplicated}</td></tr></table>
+<h2>Last events</h2><p>As EventBridge would get them (JSON at <a href="/events">/events</a>).</p>
+<table><tr><th>time</th><th>detail-type</th><th>detail</th></tr>{events}</table>
 </body></html>"#,
         accepted = status.accepted,
         rejected = rows(&status.rejected),

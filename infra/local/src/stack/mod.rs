@@ -6,6 +6,7 @@
 
 pub mod door;
 pub mod event_source;
+pub mod events;
 pub mod http;
 pub mod simulator;
 pub mod stats;
@@ -22,6 +23,7 @@ use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
 use pipeline::reply::ReplyPolicy;
 use pipeline::send::Sender;
 use pipeline::store::{DynamoStore, MemoryStore, Store, dynamodb_client};
+use publisher::MemorySink;
 use receiver::{Receiver, ReceiverConfig};
 use sinch::client::{ClientConfig, SinchClient};
 use sinch::signature::{Secrets, Tolerance};
@@ -68,6 +70,8 @@ pub struct Options {
     pub sms_sender: Option<String>,
     /// The pause before each delivery report the simulator sends back.
     pub report_pace: Duration,
+    /// Where events go besides the page.
+    pub events: events::EventsOptions,
 }
 
 impl Options {
@@ -91,6 +95,7 @@ impl Options {
             outbound_concurrency: 2,
             sms_sender: None,
             report_pace: Duration::from_millis(20),
+            events: events::EventsOptions::default(),
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct Running {
     pub sent: Option<Sent>,
     /// The state (in memory mode).
     pub store: Option<MemoryStore>,
+    /// The events made so far (the last [`events::KEEP`]).
+    pub events: MemorySink,
     status: Box<dyn Fn() -> futures::future::BoxFuture<'static, Status> + Send + Sync>,
     stop: watch::Sender<bool>,
 }
@@ -164,6 +171,8 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
         source,
     })?;
     let stats = Arc::new(Stats::default());
+    let sink = MemorySink::new(events::KEEP);
+    events::forward(&sink, &options.events, stats.clone());
 
     match &options.aws_endpoint {
         None => {
@@ -181,7 +190,8 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 config: options.event_source,
                 stats: stats.clone(),
             };
-            let store = MemoryStore::new();
+            let (store, changes) = MemoryStore::with_change_feed();
+            events::from_changes(changes, sink.clone(), &options.events);
             let parts = Parts {
                 source: memory_source(&queue, &dead_letters),
                 outbound_source: memory_source(&outbound, &outbound_dead_letters),
@@ -190,13 +200,31 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 outbound,
                 store: store.clone(),
             };
-            let mut running = launch(options, listener, address, stats, parts).await?;
+            let mut running = launch(options, listener, address, stats, parts, sink).await?;
             running.store = Some(store);
             Ok(running)
         }
         Some(endpoint) => {
-            let parts = aws_parts(endpoint, &options).await?;
-            launch(options, listener, address, stats, parts).await
+            let (sdk, parts) = aws_parts(endpoint, &options).await?;
+            let running = launch(
+                options.clone(),
+                listener,
+                address,
+                stats,
+                parts,
+                sink.clone(),
+            )
+            .await?;
+            events::from_stream(
+                &sdk,
+                TABLE_NAME,
+                sink,
+                &options.events,
+                running.stop.subscribe(),
+            )
+            .await
+            .map_err(|e| setup("the table's stream", e))?;
+            Ok(running)
         }
     }
 }
@@ -236,6 +264,7 @@ async fn launch<Q, S, Src>(
     address: SocketAddr,
     stats: Arc<Stats>,
     parts: Parts<Q, S, Src>,
+    events: MemorySink,
 ) -> Result<Running, StackError>
 where
     Q: Queue + Clone + 'static,
@@ -347,6 +376,7 @@ where
         outbound_source,
         stats: stats.clone(),
         sent: sent.clone(),
+        events: events.clone(),
     });
     let status_app = app.clone();
     tokio::spawn(door::serve(
@@ -360,6 +390,7 @@ where
         stats,
         sent,
         store: None,
+        events,
         status: Box::new(move || {
             let app = status_app.clone();
             Box::pin(async move { http::status(&app).await })
@@ -373,7 +404,13 @@ where
 async fn aws_parts(
     endpoint: &str,
     options: &Options,
-) -> Result<Parts<SqsQueue, DynamoStore, SqsSource>, StackError> {
+) -> Result<
+    (
+        aws_config::SdkConfig,
+        Parts<SqsQueue, DynamoStore, SqsSource>,
+    ),
+    StackError,
+> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .load()
@@ -400,14 +437,15 @@ async fn aws_parts(
         dead_letter_queue_url,
         config: options.event_source,
     };
-    Ok(Parts {
+    let parts = Parts {
         queue: SqsQueue::new(enqueue.clone(), &queue_url),
         dead_letters: SqsQueue::new(enqueue.clone(), &dlq_url),
         outbound: SqsQueue::new(enqueue, &outbound_url),
         store,
         source: source(queue_url, dlq_url),
         outbound_source: source(outbound_url, outbound_dlq_url),
-    })
+    };
+    Ok((sdk, parts))
 }
 
 /// A queue and its dead-letter queue, with the redrive policy and visibility the event source

@@ -38,6 +38,10 @@ pub struct Status {
     pub replies_duplicated: u64,
     /// Messages by their current delivery status.
     pub message_statuses: BTreeMap<String, u64>,
+    /// Events made from committed changes, by detail-type.
+    pub events: BTreeMap<String, u64>,
+    /// Events that `--events-to` or `--events-file` could not take.
+    pub events_not_forwarded: u64,
 }
 
 impl Status {
@@ -112,6 +116,22 @@ impl Stats {
                 RecordOutcome::Retry { .. } => status.retried += 1,
             }
         });
+    }
+
+    /// One event made.
+    pub fn event(&self, detail_type: &str) {
+        self.with(|inner| {
+            *inner
+                .status
+                .events
+                .entry(detail_type.to_owned())
+                .or_default() += 1
+        });
+    }
+
+    /// Events a consumer or file did not take.
+    pub fn events_not_forwarded(&self, count: u64) {
+        self.with(|inner| inner.status.events_not_forwarded += count);
     }
 
     /// A message moved to the dead-letter queue by the queue itself (too many receives).
