@@ -493,9 +493,16 @@ async fn an_accepted_message_starts_its_history(store: impl Store) {
         at_ms: NOW,
     };
     store.accept_message(&accepted).await.unwrap();
+    // The same write again (a retry whose first attempt landed) is that message; another
+    // message under the same id is refused.
+    store.accept_message(&accepted).await.unwrap();
+    let other = AcceptedMessage {
+        to: "+46709999999".into(),
+        ..accepted.clone()
+    };
     assert!(
-        store.accept_message(&accepted).await.is_err(),
-        "an id is accepted once"
+        store.accept_message(&other).await.is_err(),
+        "an id is one message"
     );
     let key = MessageKey::Ours("msg_1".into());
     let state = store.message_state(&key).await.unwrap().unwrap();

@@ -23,9 +23,11 @@
 //! | not a job of this version | acked | dead-lettered as `bad_job` |
 //!
 //! [`handle_batch`] is a plain async function over its dependencies; [`run`] wires it to the
-//! Lambda runtime.
+//! Lambda runtime, and [`lambda::run_with`] is the whole Lambda (configuration, clients), with
+//! the hook you give it ([`pipeline::hook`]).
 
 pub mod config;
+pub mod lambda;
 
 use std::collections::HashMap;
 use std::sync::Arc;

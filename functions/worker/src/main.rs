@@ -1,60 +1,9 @@
-//! Worker Lambda entry point: logging, configuration, clients, run.
+//! Worker Lambda entry point: the worker with its default hook, the reply policy.
 
-use std::time::Duration;
-
-use pipeline::clock::Clock;
-use pipeline::config::ConfigError;
-use pipeline::handlers::Services;
-use pipeline::queue::{SqsQueue, enqueue_client};
-use pipeline::store::{DynamoStore, dynamodb_client};
-use sinch::client::SinchClient;
-use worker::config::TABLE_NAME;
-use worker::{Worker, WorkerConfig};
-
-// One thread: a Lambda instance handles one event at a time on a fraction of a vCPU (128-256 MB),
-// so worker threads would only cost init time and memory; its concurrency is asynchronous.
+// One thread: a Lambda instance handles one batch at a time on a fraction of a vCPU (128-256
+// MB), so worker threads would only cost init time and memory; a batch's records run
+// concurrently on it all the same.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = pipeline::aws::sdk_config().await;
-    let config = match pipeline::secrets::environment(&sdk).await {
-        Ok(env) => WorkerConfig::from(&env),
-        Err(error) => Err(error),
-    }
-    .and_then(|config| match &config.table_name {
-        // In Lambda, state must outlive the process: the in-memory store is for the local
-        // stack and tests only.
-        Some(_) => Ok(config),
-        None => Err(ConfigError::new(TABLE_NAME, "is not set")),
-    })
-    .unwrap_or_else(|error| {
-        eprintln!("worker: configuration error: {error}");
-        std::process::exit(1)
-    });
-    let sinch = SinchClient::new(config.sinch.clone())?;
-    if !sinch.has_conversation() {
-        tracing::warn!("no Conversation API credentials: Conversation replies are disabled");
-    }
-    if !sinch.has_sms() {
-        tracing::warn!("no SMS API credentials: SMS replies are disabled");
-    }
-    let worker = Worker {
-        services: Services {
-            store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default()),
-            sinch,
-            hook: config.policy,
-            app_id: config.app_id,
-            idempotency_ttl: config.idempotency_ttl,
-            sender: pipeline::send::Sender::new(config.send_settle),
-            clock: Clock::System,
-        },
-        dead_letters: SqsQueue::new(
-            enqueue_client(&sdk, Duration::from_secs(5)),
-            config.dead_letter_queue_url,
-        ),
-        concurrency: config.concurrency,
-        outbound_max_receives: config.outbound_max_receives,
-        metrics: pipeline::metrics::Metrics::stdout("worker"),
-    };
-    worker::run(worker).await
+    worker::lambda::run_with(|config| config.policy.clone()).await
 }

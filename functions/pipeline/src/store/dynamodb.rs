@@ -736,15 +736,34 @@ impl Store for DynamoStore {
         if let Some(metadata) = &message.metadata {
             item.insert("metadata".to_owned(), s(metadata));
         }
-        self.client
+        match self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| failed("accept message", e))
+        {
+            Ok(_) => Ok(()),
+            // The SDK retried a put whose first attempt did land (its answer was lost): the
+            // item there is this very message. Anything else under a fresh id is a conflict.
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    PutItemError::ConditionalCheckFailedException(c)
+                        if c.item().is_some_and(|old| {
+                            text(old, "caller") == Some(message.caller.as_str())
+                                && number(old, "updated_at_ms") == Some(message.at_ms)
+                                && text(old, "to_identity") == Some(message.to.as_str())
+                        })
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failed("accept message", e)),
+        }
     }
 
     async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
@@ -831,6 +850,10 @@ impl Store for DynamoStore {
                     .and_then(|state| state.reason().cloned())
                     .unwrap_or_else(|| Reason::new("UNKNOWN", None)),
             },
+            // Our own attempt: the SDK retried the update after its first try landed.
+            Some(SendState::Sending) if text(&old, "attempt") == Some(request.attempt) => {
+                SendSlot::Go
+            }
             // Still sending (or gone between the two reads): someone else's attempt stands.
             _ => SendSlot::Unsettled {
                 attempt: text(&old, "attempt").unwrap_or_default().to_owned(),

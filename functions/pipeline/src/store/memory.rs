@@ -347,6 +347,13 @@ impl Store for MemoryStore {
         let key = MessageKey::Ours(accepted.id.clone());
         self.write_message(&key, |state| {
             let message = state.message(&key);
+            let same = message.to.as_deref() == Some(accepted.to.as_str())
+                && message.metadata == accepted.metadata
+                && message.history.first().map(|h| h.at_ms) == Some(accepted.at_ms);
+            if !message.status.is_empty() && same {
+                // The same write again: that message, unchanged.
+                return Ok(());
+            }
             if !message.status.is_empty() {
                 return Err(StoreError {
                     operation: "accept message",
@@ -395,6 +402,10 @@ impl Store for MemoryStore {
                             sinch_id: proven,
                             recorded: false,
                         });
+                    }
+                    // This very attempt again (a write retried): it stands.
+                    SendState::Sending if ledger.attempt == request.attempt => {
+                        return Ok(SendSlot::Go);
                     }
                     SendState::Sending
                         if ledger.attempt_at_ms > request.settle_before_ms

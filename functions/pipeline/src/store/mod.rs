@@ -413,7 +413,9 @@ pub trait Store: Send + Sync {
         contact: &ContactKey,
     ) -> impl Future<Output = Result<ContactState, StoreError>> + Send;
 
-    /// Stores a send the messages API accepted (status `ACCEPTED`), before it is queued.
+    /// Stores a send the messages API accepted (status `ACCEPTED`), before it is queued. The
+    /// same message again is a no-op (a write retried after its first attempt landed); another
+    /// message under the same id is an error.
     fn accept_message(
         &self,
         message: &AcceptedMessage,

@@ -1,0 +1,200 @@
+//! The hook inside the worker: called where the module says, its failures classified, the
+//! callbacks it wants claimed once.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pipeline::clock::Clock;
+use pipeline::envelope::{Envelope, SignatureHeaders};
+use pipeline::handlers::{Handled, Services};
+use pipeline::hook::{Decision, Hook, HookError, Inbound, Status};
+use pipeline::process::{Failure, HOOK_FAILED, process};
+use pipeline::store::{ContactKey, MemoryStore, Store};
+use serde_json::json;
+use sinch::callback::Callback;
+use sinch::client::{ClientConfig, SinchClient, Urls};
+use tokio::time::Instant;
+
+/// Remembers what it was called with; fails as told.
+#[derive(Default)]
+struct Recording {
+    calls: Mutex<Vec<String>>,
+    fail: Option<HookError>,
+    wants_other: bool,
+}
+
+impl Hook for Recording {
+    async fn on_inbound(&self, message: Inbound<'_>) -> Result<Decision, HookError> {
+        self.calls.lock().unwrap().push(format!(
+            "inbound {} opted_out_before={}",
+            message.message.id, message.opted_out_before
+        ));
+        match &self.fail {
+            Some(error) => Err(error.clone()),
+            None => Ok(Decision {
+                action: pipeline::reply::Action::OptOut,
+                reply: None,
+            }),
+        }
+    }
+
+    async fn on_status(&self, status: Status<'_>) -> Result<(), HookError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("status {} {}", status.key, status.update.status));
+        Ok(())
+    }
+
+    async fn on_other(&self, callback: &Callback) -> Result<(), HookError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("other {}", callback.kind()));
+        Ok(())
+    }
+
+    fn wants_other(&self) -> bool {
+        self.wants_other
+    }
+}
+
+fn services(hook: Recording) -> Services<MemoryStore, Recording> {
+    Services {
+        store: MemoryStore::new(),
+        // Never called: the hook decides no reply.
+        sinch: SinchClient::new(ClientConfig::new(Urls::all_at("http://127.0.0.1:9"))).unwrap(),
+        hook,
+        app_id: None,
+        idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        sender: pipeline::send::Sender::default(),
+        clock: Clock::System,
+    }
+}
+
+fn envelope(body: serde_json::Value) -> Envelope {
+    Envelope::new(
+        body.to_string().into_bytes(),
+        SignatureHeaders {
+            signature: "c2ln".into(),
+            nonce: "n".into(),
+            timestamp: "1763870400".into(),
+            algorithm: None,
+        },
+        std::time::SystemTime::now(),
+    )
+}
+
+fn inbound(id: &str) -> Envelope {
+    envelope(json!({
+        "app_id": "app-1", "accepted_time": "2026-11-23T04:00:00Z",
+        "message": {"id": id, "direction": "TO_APP", "contact_message": {"text_message": {"text": "hi"}},
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567", "app_id": "app-1"}}
+    }))
+}
+
+fn report() -> Envelope {
+    envelope(json!({
+        "app_id": "app-1", "accepted_time": "2026-11-23T04:00:00Z",
+        "message_delivery_report": {"message_id": "01M", "status": "DELIVERED",
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567", "app_id": "app-1"}}
+    }))
+}
+
+fn contact_event() -> Envelope {
+    envelope(json!({"app_id": "app-1", "contact_create_notification": {"contact": {"id": "c1"}}}))
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(5)
+}
+
+#[tokio::test]
+async fn the_hook_decides_for_inbound_messages_and_hears_every_status_once() {
+    let services = services(Recording::default());
+    process(&services, &inbound("01A"), deadline())
+        .await
+        .unwrap();
+    // Its decision is stored with the message: the sender is opted out.
+    let contact = services
+        .store
+        .contact(&ContactKey::new("WHATSAPP", "46701234567"))
+        .await
+        .unwrap();
+    assert_eq!(contact.opted_out_by.as_deref(), Some("01A"));
+    process(&services, &report(), deadline()).await.unwrap();
+    // Duplicates do not reach it again.
+    let (_, handled) = process(&services, &inbound("01A"), deadline())
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::Duplicate { .. }));
+    process(&services, &report(), deadline()).await.unwrap();
+    // Callbacks it did not ask for are not passed on.
+    process(&services, &contact_event(), deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        *services.hook.calls.lock().unwrap(),
+        [
+            "inbound 01A opted_out_before=false",
+            "status conversation/01M DELIVERED"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_hook_that_wants_other_callbacks_gets_each_once() {
+    let services = services(Recording {
+        wants_other: true,
+        ..Recording::default()
+    });
+    process(&services, &contact_event(), deadline())
+        .await
+        .unwrap();
+    let (_, again) = process(&services, &contact_event(), deadline())
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, Handled::Duplicate { .. }),
+        "claimed: {again:?}"
+    );
+    assert_eq!(
+        *services.hook.calls.lock().unwrap(),
+        ["other conversation.contact_create_notification"]
+    );
+}
+
+#[tokio::test]
+async fn hook_failures_retry_or_dead_letter_and_release_the_claim() {
+    let transient = services(Recording {
+        fail: Some(HookError::Transient("the CRM is down".into())),
+        ..Recording::default()
+    });
+    let failure = process(&transient, &inbound("01B"), deadline())
+        .await
+        .unwrap_err();
+    assert!(matches!(failure, Failure::Transient { .. }), "{failure:?}");
+    // The claim was released: the retry runs the hook again.
+    let failure = process(&transient, &inbound("01B"), deadline())
+        .await
+        .unwrap_err();
+    assert!(matches!(failure, Failure::Transient { .. }));
+    assert_eq!(transient.hook.calls.lock().unwrap().len(), 2);
+    // Nothing was stored for the failed attempts.
+    assert!(transient.store.inbound().is_empty());
+
+    let permanent = services(Recording {
+        fail: Some(HookError::Permanent("cannot be handled".into())),
+        ..Recording::default()
+    });
+    match process(&permanent, &inbound("01C"), deadline())
+        .await
+        .unwrap_err()
+    {
+        Failure::Poison { reason, detail } => {
+            assert_eq!(reason, HOOK_FAILED);
+            assert!(detail.contains("cannot be handled"), "{detail}");
+        }
+        other => panic!("dead-lettered expected, got {other:?}"),
+    }
+}

@@ -1,0 +1,68 @@
+//! The worker as a Lambda function, with any hook: configuration from the environment (secrets
+//! from Secrets Manager), the clients, the runtime. The worker's own `main` runs it with the
+//! reply policy; a worker of your own (`examples/custom-hook`) with a hook of yours.
+
+use std::time::Duration;
+
+use pipeline::clock::Clock;
+use pipeline::config::ConfigError;
+use pipeline::handlers::Services;
+use pipeline::hook::Hook;
+use pipeline::queue::{SqsQueue, enqueue_client};
+use pipeline::store::{DynamoStore, dynamodb_client};
+use sinch::client::SinchClient;
+
+use crate::config::TABLE_NAME;
+use crate::{Worker, WorkerConfig};
+
+/// Runs the worker Lambda until the runtime stops; `hook` builds the hook from the
+/// configuration (it holds the reply policy `REPLY_RULES` set, to keep or to ignore).
+///
+/// A configuration error ends the process at init with one line naming the setting.
+pub async fn run_with<H: Hook>(
+    hook: impl FnOnce(&WorkerConfig) -> H,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = pipeline::aws::sdk_config().await;
+    let config = match pipeline::secrets::environment(&sdk).await {
+        Ok(env) => WorkerConfig::from(&env),
+        Err(error) => Err(error),
+    }
+    .and_then(|config| match &config.table_name {
+        // In Lambda, state must outlive the process: the in-memory store is for the local
+        // stack and tests only.
+        Some(_) => Ok(config),
+        None => Err(ConfigError::new(TABLE_NAME, "is not set")),
+    })
+    .unwrap_or_else(|error| {
+        eprintln!("worker: configuration error: {error}");
+        std::process::exit(1)
+    });
+    let sinch = SinchClient::new(config.sinch.clone())?;
+    if !sinch.has_conversation() {
+        tracing::warn!("no Conversation API credentials: Conversation replies are disabled");
+    }
+    if !sinch.has_sms() {
+        tracing::warn!("no SMS API credentials: SMS replies are disabled");
+    }
+    let hook = hook(&config);
+    let worker = Worker {
+        services: Services {
+            store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default()),
+            sinch,
+            hook,
+            app_id: config.app_id,
+            idempotency_ttl: config.idempotency_ttl,
+            sender: pipeline::send::Sender::new(config.send_settle),
+            clock: Clock::System,
+        },
+        dead_letters: SqsQueue::new(
+            enqueue_client(&sdk, Duration::from_secs(5)),
+            config.dead_letter_queue_url,
+        ),
+        concurrency: config.concurrency,
+        outbound_max_receives: config.outbound_max_receives,
+        metrics: pipeline::metrics::Metrics::stdout("worker"),
+    };
+    crate::run(worker).await
+}
