@@ -9,6 +9,6 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}
 # The functions by package, as the zips are built (only their own features), then the benchmark.
-cargo build --release -q -p receiver -p worker -p api
+cargo build --release -q -p receiver -p worker -p api -p publisher
 cargo build --release -q -p coldstart
 "$target/release/coldstart" --bin-dir "$target/release" --runs "${1:-15}"

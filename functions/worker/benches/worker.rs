@@ -51,25 +51,37 @@ fn parse(c: &mut Criterion) {
 }
 
 /// One SQS record through the worker: envelope, parse, dispatch, handler (delivery report into
-/// the in-memory store; no network).
+/// the in-memory store; no network). Twice: as in AWS (events come from the table's stream,
+/// nothing in the worker), and with the in-memory store's change feed on (the local stack: each
+/// write also reports its change, drained by another task as the local publisher does).
 fn per_record(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let server = runtime.block_on(fake_sinch_with_delay(Duration::ZERO));
-    let worker = Worker {
-        services: services(MemoryStore::new(), &server),
-        dead_letters: MemoryQueue::new("dlq"),
-        concurrency: 1,
-        metrics: pipeline::metrics::Metrics::off(),
-        outbound_max_receives: 5,
-    };
-    let body = fixture("conversation/message_delivery_failed.json");
-    let mut next = 0u64;
-    c.bench_function(
-        "worker/record: parse + claim + delivery handler + complete",
-        |b| {
+    let (watched, mut changes) = MemoryStore::with_change_feed();
+    runtime.spawn(async move { while changes.recv().await.is_some() {} });
+    for (name, store) in [
+        (
+            "worker/record: parse + claim + delivery handler + complete",
+            MemoryStore::new(),
+        ),
+        (
+            "worker/record: the same, with the change feed on (events, locally)",
+            watched,
+        ),
+    ] {
+        let worker = Worker {
+            services: services(store, &server),
+            dead_letters: MemoryQueue::new("dlq"),
+            concurrency: 1,
+            metrics: pipeline::metrics::Metrics::off(),
+            outbound_max_receives: 5,
+        };
+        let body = fixture("conversation/message_delivery_failed.json");
+        let mut next = 0u64;
+        c.bench_function(name, |b| {
             b.to_async(&runtime).iter_batched(
                 || {
                     // A new message each time: a repeated one would be a (cheaper) duplicate.
@@ -83,8 +95,8 @@ fn per_record(c: &mut Criterion) {
                 |record| process_record(&worker, record, Instant::now() + Duration::from_secs(5)),
                 BatchSize::SmallInput,
             )
-        },
-    );
+        });
+    }
 }
 
 /// Ten inbound HELP messages, each answered through a Sinch that takes 50 ms.

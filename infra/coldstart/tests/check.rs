@@ -8,7 +8,7 @@ use std::process::Command;
 fn every_function_starts_cold_and_answers() {
     let coldstart = Path::new(env!("CARGO_BIN_EXE_coldstart"));
     let bin_dir = coldstart.parent().expect("the binaries' directory");
-    for function in ["receiver", "worker", "api"] {
+    for function in ["receiver", "worker", "api", "publisher"] {
         assert!(
             bin_dir.join(function).exists(),
             "{function} is not built in {}: run `cargo test --workspace`, which builds every function",
@@ -26,7 +26,7 @@ fn every_function_starts_cold_and_answers() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for function in ["empty-lambda", "receiver", "worker", "api"] {
+    for function in ["empty-lambda", "receiver", "worker", "api", "publisher"] {
         assert!(stdout.contains(&format!("| {function} |")), "{stdout}");
     }
 }

@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 #[derive(Debug, Parser)]
 #[command(about = "Cold starts of the Lambdas, against a Runtime API on loopback")]
 struct Args {
-    /// Where the binaries are (`empty-lambda`, `receiver`, `worker`, `api`).
+    /// Where the binaries are (`empty-lambda`, `receiver`, `worker`, `api`, `publisher`).
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
     /// Rounds; each spawns every binary once, interleaved.
@@ -90,6 +90,14 @@ fn functions() -> Vec<Function> {
         "requestContext": {"http": {"method": "POST", "path": "/messages"}, "requestId": "cold", "timeEpoch": 0},
         "body": "{\"to\":\"not a number\",\"channel\":\"SMS\",\"text\":\"hi\"}", "isBase64Encoded": false
     });
+    // A stream batch whose only record is an idempotency record: no event, no network.
+    let no_event = json!({"Records": [{
+        "eventID": "e1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {"ApproximateCreationDateTime": 0, "Keys": {"pk": {"S": "idem#k"}},
+            "NewImage": {"pk": {"S": "idem#k"}, "state": {"S": "INPROGRESS"}},
+            "SequenceNumber": "1", "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    }]});
     let nowhere = "http://127.0.0.1:9";
     vec![
         Function {
@@ -130,6 +138,11 @@ fn functions() -> Vec<Function> {
                 ),
             ],
             event: refused,
+        },
+        Function {
+            name: "publisher",
+            env: vec![("EVENT_BUS_NAME", "sinch-hooks-events".into())],
+            event: no_event,
         },
     ]
 }
