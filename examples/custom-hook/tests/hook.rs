@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use custom_hook::{FixedOrders, OrderHook};
 use pipeline::clock::Clock;
-use pipeline::envelope::{Envelope, SignatureHeaders};
+use pipeline::envelope::Envelope;
 use pipeline::handlers::Services;
 use pipeline::reply::ReplyPolicy;
 use pipeline::store::MemoryStore;
@@ -24,16 +24,7 @@ fn inbound(id: &str, text: &str) -> Envelope {
             "contact_id": "c", "conversation_id": "cv"
         }
     });
-    Envelope::new(
-        body.to_string().into_bytes(),
-        SignatureHeaders {
-            signature: "c2ln".into(),
-            nonce: "n".into(),
-            timestamp: "1763870400".into(),
-            algorithm: None,
-        },
-        std::time::SystemTime::now(),
-    )
+    testkit::envelope(body.to_string().into_bytes())
 }
 
 /// The texts Sinch was asked to send, in order.

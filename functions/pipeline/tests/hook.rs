@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use pipeline::clock::Clock;
-use pipeline::envelope::{Envelope, SignatureHeaders};
+use pipeline::envelope::Envelope;
 use pipeline::handlers::{Handled, Services};
 use pipeline::hook::{Decision, Hook, HookError, Inbound, Status};
 use pipeline::process::{Failure, HOOK_FAILED, process};
@@ -73,16 +73,7 @@ fn services(hook: Recording) -> Services<MemoryStore, Recording> {
 }
 
 fn envelope(body: serde_json::Value) -> Envelope {
-    Envelope::new(
-        body.to_string().into_bytes(),
-        SignatureHeaders {
-            signature: "c2ln".into(),
-            nonce: "n".into(),
-            timestamp: "1763870400".into(),
-            algorithm: None,
-        },
-        std::time::SystemTime::now(),
-    )
+    testkit::envelope(body.to_string().into_bytes())
 }
 
 fn inbound(id: &str) -> Envelope {

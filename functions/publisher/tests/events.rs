@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use pipeline::clock::Clock;
-use pipeline::envelope::{Envelope, SignatureHeaders};
 use pipeline::events::DETAIL_TYPES;
 use pipeline::handlers::Services;
 use pipeline::reply::ReplyPolicy;
@@ -94,16 +93,7 @@ fn story() -> Vec<String> {
 
 async fn tell<S: Store>(services: &Services<S>, bodies: &[String]) {
     for body in bodies {
-        let envelope = Envelope::new(
-            body.as_bytes().to_vec(),
-            SignatureHeaders {
-                signature: "c2ln".into(),
-                nonce: "n".into(),
-                timestamp: "1763870400".into(),
-                algorithm: None,
-            },
-            std::time::SystemTime::now(),
-        );
+        let envelope = testkit::envelope(body.as_bytes().to_vec());
         let deadline = Instant::now() + Duration::from_secs(5);
         pipeline::process::process(services, &envelope, deadline)
             .await

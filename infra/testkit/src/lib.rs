@@ -199,3 +199,18 @@ macro_rules! for_both_stores {
         }
     };
 }
+
+/// A queued callback as the receiver would have written it (the signature headers are
+/// placeholders: the worker does not check them), received now.
+pub fn envelope(body: impl Into<Vec<u8>>) -> envelope::Envelope {
+    envelope::Envelope::new(
+        body.into(),
+        envelope::SignatureHeaders {
+            signature: "c2ln".into(),
+            nonce: "01FJA8B4A7BM43YGWSG9GBV067".into(),
+            timestamp: "1763870400".into(),
+            algorithm: None,
+        },
+        std::time::SystemTime::now(),
+    )
+}
