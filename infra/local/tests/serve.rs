@@ -142,6 +142,14 @@ fn with_an_aws_endpoint_the_queues_and_table_are_real() {
     assert_eq!(status["replies_sent"], 1, "{status}");
     assert_eq!(status["replies_duplicated"], 0, "{status}");
 
+    // Events come from the table's stream on moto, as the publisher reads it in AWS.
+    let status = serve.wait_for(|s| {
+        s["events"]["Message Received"] == 1
+            && s["events"]["Reply Sent"] == 1
+            && s["events"]["Callback Dead-Lettered"] == 1
+    });
+    assert_eq!(status["events_not_forwarded"], 0, "{status}");
+
     // The poison message is in the real dead-letter queue, body intact, with its reason.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -179,4 +187,85 @@ fn with_an_aws_endpoint_the_queues_and_table_are_real() {
             .unwrap_or_default();
         assert!(tables.contains(&"sinch-hooks".to_owned()), "{tables:?}");
     });
+}
+
+#[test]
+fn events_are_posted_to_a_consumer_and_written_to_a_file() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let consumer = runtime.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+        server
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let serve = serve(
+        &[
+            "--events-to",
+            &format!("{}/events", consumer.uri()),
+            "--events-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        serve.post_signed(SECRET, &inbound("01EV", "STOP"), now()).0,
+        200
+    );
+    serve.wait_for(|s| s["events"]["Contact Opted Out"] == 1 && s["events"]["Reply Sent"] == 1);
+
+    // The page's list, the file and the consumer saw the same events, as EventBridge delivers
+    // them.
+    let listed: Vec<serde_json::Value> = reqwest::blocking::get(format!("{}/events", serve.base))
+        .unwrap()
+        .json()
+        .unwrap();
+    let kinds = |events: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        events
+            .iter()
+            .filter_map(|e| e["detail-type"].as_str().map(str::to_owned))
+            .collect()
+    };
+    for kind in [
+        "Message Received",
+        "Contact Opted Out",
+        "Message Status Changed",
+        "Reply Sent",
+    ] {
+        assert!(
+            kinds(&listed).contains(kind),
+            "{kind} in /events: {listed:?}"
+        );
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (written, posted) = loop {
+        let written: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON event per line"))
+            .collect();
+        let posted: Vec<serde_json::Value> = runtime
+            .block_on(consumer.received_requests())
+            .unwrap_or_default()
+            .iter()
+            .map(|request| serde_json::from_slice(&request.body).unwrap())
+            .collect();
+        if (written.len() >= listed.len() && posted.len() >= listed.len())
+            || std::time::Instant::now() > until
+        {
+            break (written, posted);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(kinds(&written), kinds(&listed));
+    assert_eq!(kinds(&posted), kinds(&listed));
+    assert!(
+        posted
+            .iter()
+            .all(|e| e["source"] == "sinch-hooks" && e["detail"]["event_id"] == e["id"])
+    );
+    assert_eq!(serve.status()["events_not_forwarded"], 0);
 }
