@@ -10,7 +10,9 @@
 #   moto_server, property tests, CLI processes, the demo), doc tests, each benchmark once in
 #   test mode so they keep compiling and working, the functions under `sam local` with Docker
 #   (infra/scripts/sam-local.sh; where Docker is impossible, under cargo lambda watch), and the
-#   arm64 zips (template.yaml is checked first: cfn-lint and its invariants).
+#   console in a real browser (infra/scripts/console-test.sh: chromium and playwright-core,
+#   installed when missing), and the arm64 zips (template.yaml is checked first: cfn-lint and
+#   its invariants).
 # - and the fuzz targets, each for FUZZ_SECONDS (30 by default).
 set -euo pipefail
 
@@ -60,6 +62,8 @@ if [ "$status" = 77 ]; then
 elif [ "$status" != 0 ]; then
   exit "$status"
 fi
+step "the console in a real browser (chromium and playwright-core; screenshots in the target directory)"
+infra/scripts/console-test.sh
 step "arm64 Lambda zips (cargo lambda build), each under 6 MiB"
 PATH="$venv/bin:$PATH" infra/scripts/build-lambdas.sh
 step "fuzz targets, ${FUZZ_SECONDS:-30} s each (libFuzzer on stable, seeded from the fixtures)"

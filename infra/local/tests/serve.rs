@@ -92,11 +92,59 @@ fn every_receiver_row_over_http_and_status_reflects_it() {
         "the stale one is kept: {status}"
     );
 
-    let page = reqwest::blocking::get(&serve.base).unwrap().text().unwrap();
+    // The console: a page of its own (no external resources), and what it loads.
+    let page = reqwest::blocking::get(&serve.base).unwrap();
     assert!(
-        page.contains("<h1>sinch-hooks: local stack</h1>") && page.contains("stale_signature"),
-        "{page}"
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
     );
+    assert!(
+        page.text()
+            .unwrap()
+            .contains("<h1>sinch-hooks: local stack</h1>")
+    );
+    let state: serde_json::Value = reqwest::blocking::get(format!("{}/console/state", serve.base))
+        .unwrap()
+        .json()
+        .unwrap();
+    let reasons: Vec<&str> = state["door"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry["reason"].as_str())
+        .collect();
+    for reason in [
+        "signature_mismatch",
+        "stale_signature",
+        "body_too_large",
+        "accepted",
+    ] {
+        assert!(
+            reasons.contains(&reason),
+            "{reason} at the door: {reasons:?}"
+        );
+    }
+    assert_eq!(
+        state["dead_letters"][0]["reason"], "stale_signature",
+        "{state}"
+    );
+    // Its one write needs the console's header (no cross-site redrive).
+    let client = reqwest::blocking::Client::new();
+    let refused = client
+        .post(format!("{}/console/dead-letters/redrive", serve.base))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let moved: serde_json::Value = client
+        .post(format!("{}/console/dead-letters/redrive", serve.base))
+        .header("x-console", "1")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(moved["moved"], 1);
 }
 
 #[test]

@@ -60,6 +60,42 @@ pub struct Depths {
     pub dead_letters: u64,
 }
 
+/// A message of the dead-letter queue, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetterView {
+    pub id: String,
+    /// `dead-letter-reason` (`stale_signature`, `unparseable_payload`, ...), or the queue's own
+    /// redrive.
+    pub reason: String,
+    pub detail: String,
+    /// The callback's kind, when its body reads as one.
+    pub kind: Option<String>,
+    /// The body, cut at the console's limit.
+    pub body: String,
+}
+
+impl DeadLetterView {
+    fn of(id: String, envelope: &Envelope) -> Self {
+        let body = envelope
+            .raw_body()
+            .map(|b| b.into_owned())
+            .unwrap_or_default();
+        let shown = &body[..body.len().min(super::console::BODY_KEEP)];
+        Self {
+            id,
+            reason: envelope
+                .dead_letter_reason
+                .clone()
+                .unwrap_or_else(|| "max_receive_count_exceeded".into()),
+            detail: envelope.dead_letter_detail.clone().unwrap_or_default(),
+            kind: sinch::callback::parse(&body)
+                .ok()
+                .map(|c| c.kind().into_owned()),
+            body: String::from_utf8_lossy(shown).into_owned(),
+        }
+    }
+}
+
 /// A queue the event source polls.
 pub trait Source: Send + Sync + 'static {
     /// Up to `max` records as Lambda would get them (waiting a little when there are none).
@@ -67,6 +103,11 @@ pub trait Source: Send + Sync + 'static {
     /// Deletes handled records by receipt handle.
     fn delete(&self, receipts: Vec<String>) -> impl Future<Output = ()> + Send;
     fn depths(&self) -> impl Future<Output = Depths> + Send;
+    /// What the dead-letter queue holds (at most 100), oldest first.
+    fn dead_letters(&self) -> impl Future<Output = Vec<DeadLetterView>> + Send;
+    /// Moves one dead letter (`Some(id)`) or all of them back to the queue, without their
+    /// dead-letter reason; how many moved.
+    fn redrive(&self, id: Option<&str>) -> impl Future<Output = Result<usize, String>> + Send;
 }
 
 /// Polls `source` until `stop` is set, running batches through `worker`.
@@ -171,6 +212,35 @@ impl Source for MemorySource {
             in_flight: self.queue.in_flight() as u64,
             dead_letters: self.dead_letters.len() as u64,
         }
+    }
+
+    async fn dead_letters(&self) -> Vec<DeadLetterView> {
+        self.dead_letters
+            .snapshot()
+            .iter()
+            .take(100)
+            .map(|message| DeadLetterView::of(message.id.0.clone(), &message.envelope))
+            .collect()
+    }
+
+    async fn redrive(&self, id: Option<&str>) -> Result<usize, String> {
+        let mut moved = 0;
+        for message in self.dead_letters.snapshot() {
+            if id.is_some_and(|id| id != message.id.0) {
+                continue;
+            }
+            let mut envelope = message.envelope;
+            envelope.dead_letter_reason = None;
+            envelope.dead_letter_detail = None;
+            // Back in the queue first; only then out of the dead-letter queue.
+            self.queue
+                .send(&envelope)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.dead_letters.delete(&message.id);
+            moved += 1;
+        }
+        Ok(moved)
     }
 }
 
@@ -344,6 +414,99 @@ impl Source for SqsSource {
             visible,
             in_flight,
             dead_letters: dead + dead_in_flight,
+        }
+    }
+
+    async fn dead_letters(&self) -> Vec<DeadLetterView> {
+        // A look that hides nothing: received with no visibility timeout (SQS hands out a
+        // sample: up to ten).
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.dead_letter_queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .send()
+            .await;
+        let Ok(output) = received else {
+            return Vec::new();
+        };
+        output
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                let attributes = m.message_attributes();
+                let envelope =
+                    Envelope::from_message(m.body().unwrap_or_default().to_owned(), |name| {
+                        attributes?.get(name).and_then(|a| a.string_value())
+                    })
+                    .ok()?;
+                Some(DeadLetterView::of(
+                    m.message_id().unwrap_or_default().to_owned(),
+                    &envelope,
+                ))
+            })
+            .collect()
+    }
+
+    async fn redrive(&self, id: Option<&str>) -> Result<usize, String> {
+        let failed = |e: &dyn std::fmt::Display| e.to_string();
+        let mut moved = 0;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let output = self
+                .client
+                .receive_message()
+                .queue_url(&self.dead_letter_queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(|e| failed(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            let messages = output.messages.unwrap_or_default();
+            if messages.iter().all(|m| !seen.insert(m.message_id.clone())) {
+                return Ok(moved);
+            }
+            for message in messages {
+                let receipt = message.receipt_handle.clone().unwrap_or_default();
+                if id.is_some_and(|id| Some(id) != message.message_id.as_deref()) {
+                    // Not this one: visible again at once.
+                    let _ = self
+                        .client
+                        .change_message_visibility()
+                        .queue_url(&self.dead_letter_queue_url)
+                        .receipt_handle(&receipt)
+                        .visibility_timeout(0)
+                        .send()
+                        .await;
+                    continue;
+                }
+                let mut attributes = message.message_attributes.clone().unwrap_or_default();
+                attributes.remove(pipeline::envelope::DEAD_LETTER_REASON);
+                attributes.remove(pipeline::envelope::DEAD_LETTER_DETAIL);
+                self.client
+                    .send_message()
+                    .queue_url(&self.queue_url)
+                    .set_message_body(message.body.clone())
+                    .set_message_attributes(Some(attributes))
+                    .send()
+                    .await
+                    .map_err(|e| failed(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                self.client
+                    .delete_message()
+                    .queue_url(&self.dead_letter_queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(|e| failed(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                moved += 1;
+                if id.is_some() {
+                    return Ok(moved);
+                }
+            }
         }
     }
 }

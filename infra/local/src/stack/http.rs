@@ -1,7 +1,13 @@
 //! The local stack's HTTP face: `POST /webhook` (the receiver, as API Gateway would call it),
 //! `POST /messages` and `GET /messages/{id}` (the messages API; no authentication locally),
-//! `GET /status` (JSON), `GET /events` (the last events, JSON, newest first) and `GET /` (a small
-//! live status page).
+//! `GET /status` (JSON), `GET /events` (the last events, JSON, newest first), and the console:
+//! `GET /` (the page, [`super::console`]), `GET /console/state`, `GET /console/messages?page=N`,
+//! `GET /console/stream` (Server-Sent Events), `GET /console/dead-letters` and
+//! `POST /console/dead-letters/redrive`.
+//!
+//! The console's one write (a redrive) needs the header `X-Console: 1`: a page of another site
+//! cannot send it without a CORS preflight, which is never granted, so it cannot redrive
+//! through the user's browser. The stack listens on loopback unless `--host` says otherwise.
 
 use std::sync::Arc;
 
@@ -16,6 +22,7 @@ use pipeline::queue::Queue;
 use pipeline::store::Store;
 use receiver::{Outcome, Receiver, handle_request};
 
+use super::console;
 use super::door::{self, BodyFailure};
 use super::event_source::Source;
 use super::stats::{Stats, Status};
@@ -36,6 +43,8 @@ pub struct App<Q, S, Src> {
     pub sent: Option<super::simulator::Sent>,
     /// The events made so far.
     pub events: publisher::MemorySink,
+    /// What the console shows.
+    pub console: Arc<console::Console>,
 }
 
 pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
@@ -47,7 +56,18 @@ pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
         .route("/messages/{id}", any(messages::<Q, S, Src>))
         .route("/status", get(status_json::<Q, S, Src>))
         .route("/events", get(events_json::<Q, S, Src>))
-        .route("/", get(status_page::<Q, S, Src>))
+        .route("/", get(console_page))
+        .route("/console/state", get(console_state::<Q, S, Src>))
+        .route("/console/messages", get(console_messages::<Q, S, Src>))
+        .route("/console/stream", get(console_stream::<Q, S, Src>))
+        .route(
+            "/console/dead-letters",
+            get(console_dead_letters::<Q, S, Src>),
+        )
+        .route(
+            "/console/dead-letters/redrive",
+            axum::routing::post(console_redrive::<Q, S, Src>),
+        )
         .with_state(app)
 }
 
@@ -57,8 +77,13 @@ async fn webhook<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let headers = parts.headers.clone();
+    let mut excerpt = Vec::new();
+    let mut size = 0;
     let outcome = match door::read_body(body, app.max_body_bytes, app.body_timeout).await {
         Ok(bytes) => {
+            size = bytes.len();
+            excerpt.extend_from_slice(&bytes[..size.min(console::BODY_KEEP)]);
             let body = match String::from_utf8(bytes) {
                 Ok(text) => lambda_http::Body::Text(text),
                 Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
@@ -72,14 +97,27 @@ async fn webhook<Q: Queue + 'static, S: Store + 'static, Src: Source>(
         Err(failure) => {
             tracing::warn!(reason = failure.reason(), "request body not read");
             app.stats.answered(false, failure.reason());
-            return failure.into_response();
+            let response = failure.into_response();
+            app.console.door(
+                (false, failure.reason(), response.status().as_u16()),
+                &[],
+                0,
+                &headers,
+            );
+            return response;
         }
     };
-    app.stats.answered(
-        matches!(outcome, Outcome::Accepted { .. }),
-        outcome.reason(),
+    let accepted = matches!(outcome, Outcome::Accepted { .. });
+    let reason = outcome.reason();
+    app.stats.answered(accepted, reason);
+    let response = into_axum(outcome.into_response());
+    app.console.door(
+        (accepted, reason, response.status().as_u16()),
+        &excerpt,
+        size,
+        &headers,
     );
-    into_axum(outcome.into_response())
+    response
 }
 
 /// The messages API, given the request as Lambda would get it from API Gateway.
@@ -147,77 +185,141 @@ async fn events_json<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     axum::Json(events).into_response()
 }
 
-async fn status_page<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+/// The console page: one self-contained file, no external fonts or scripts.
+async fn console_page() -> Response {
+    let mut response = Html(include_str!("console.html")).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Nothing from elsewhere, ever: the page works offline and cannot be made to load more.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    page: usize,
+}
+
+/// Everything the page starts from.
+async fn console_state<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     State(app): State<Arc<App<Q, S, Src>>>,
+    axum::extract::Query(query): axum::extract::Query<PageQuery>,
 ) -> Response {
-    let status = status(&app).await;
-    let rows = |map: &std::collections::BTreeMap<String, u64>| -> String {
-        if map.is_empty() {
-            return "<tr><td colspan=2><em>none</em></td></tr>".to_owned();
-        }
-        map.iter()
-            .map(|(k, v)| {
-                format!(
-                    "<tr><td>{}</td><td>{v}</td></tr>",
-                    html_escape::encode_text(k)
-                )
-            })
-            .collect()
-    };
-    let events: String = app
+    let mut state = app.console.state(query.page);
+    state["stats"] = serde_json::to_value(status(&app).await).unwrap_or_default();
+    state["dead_letters"] =
+        serde_json::to_value(app.source.dead_letters().await).unwrap_or_default();
+    state["events"] = app
         .events
         .last()
         .iter()
         .take(20)
-        .map(|entry| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                html_escape::encode_text(&pipeline::clock::rfc3339(entry.time_ms)),
-                html_escape::encode_text(&entry.detail_type),
-                html_escape::encode_text(&entry.detail),
-            )
-        })
+        .map(|e| e.envelope())
         .collect();
-    let events = if events.is_empty() {
-        "<tr><td colspan=3><em>none yet</em></td></tr>".to_owned()
+    axum::Json(state).into_response()
+}
+
+async fn console_messages<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+    axum::extract::Query(query): axum::extract::Query<PageQuery>,
+) -> Response {
+    axum::Json(app.console.state(query.page)["messages"].take()).into_response()
+}
+
+async fn console_dead_letters<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+) -> Response {
+    axum::Json(app.source.dead_letters().await).into_response()
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct RedriveRequest {
+    /// One dead letter; all of them when absent.
+    id: Option<String>,
+}
+
+async fn console_redrive<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if headers.get("x-console").and_then(|v| v.to_str().ok()) != Some("1") {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": {"code": "console_header_missing", "message": "send X-Console: 1 (the console's own requests do)"}})),
+        )
+            .into_response();
+    }
+    let request: RedriveRequest = if body.is_empty() {
+        RedriveRequest::default()
     } else {
-        events
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(error) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"error": {"code": "malformed_json", "message": error.to_string()}})),
+                )
+                    .into_response();
+            }
+        }
     };
-    let page = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-<title>sinch-hooks: local stack</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse;margin:0 2rem 1.5rem 0;display:inline-table;vertical-align:top}}td,th{{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}}th{{background:#f3f3f3}}</style>
-</head><body>
-<h1>sinch-hooks: local stack</h1>
-<p>POST signed callbacks to <code>/webhook</code>. JSON at <a href="/status">/status</a>. This page refreshes every 2 s.</p>
-<table><tr><th colspan=2>Receiver</th></tr><tr><td>accepted</td><td>{accepted}</td></tr></table>
-<table><tr><th colspan=2>Rejected, by reason</th></tr>{rejected}</table>
-<table><tr><th colspan=2>Queues</th></tr><tr><td>queue, waiting</td><td>{visible}</td></tr><tr><td>queue, in flight</td><td>{in_flight}</td></tr><tr><td>dead-letter queue</td><td>{dlq}</td></tr></table>
-<table><tr><th colspan=2>Processed, by kind</th></tr>{processed}<tr><td>duplicates</td><td>{duplicates}</td></tr><tr><td>retried</td><td>{retried}</td></tr></table>
-<table><tr><th colspan=2>Dead-lettered by the worker</th></tr>{dead_lettered}</table>
-<table><tr><th colspan=2>Message statuses</th></tr>{statuses}</table>
-<table><tr><th colspan=2>Replies (at Sinch)</th></tr><tr><td>sent</td><td>{replies}</td></tr><tr><td>sent twice</td><td>{duplicated}</td></tr></table>
-<h2>Last events</h2><p>As EventBridge would get them (JSON at <a href="/events">/events</a>).</p>
-<table><tr><th>time</th><th>detail-type</th><th>detail</th></tr>{events}</table>
-</body></html>"#,
-        accepted = status.accepted,
-        rejected = rows(&status.rejected),
-        visible = status.queue_visible,
-        in_flight = status.queue_in_flight,
-        dlq = status.dead_letter_queue,
-        processed = rows(&status.processed),
-        duplicates = status.duplicates,
-        retried = status.retried,
-        dead_lettered = rows(&status.dead_lettered),
-        statuses = rows(&status.message_statuses),
-        replies = status.replies_sent,
-        duplicated = status.replies_duplicated,
-    );
-    let mut response = Html(page).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    *response.status_mut() = StatusCode::OK;
-    response
+    let moved = app.source.redrive(request.id.as_deref()).await;
+    app.console.dead_letters_changed();
+    match moved {
+        Ok(0) if request.id.is_some() => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such message in the dead-letter queue"}})),
+        )
+            .into_response(),
+        Ok(moved) => {
+            tracing::info!(moved, "redriven from the console");
+            axum::Json(serde_json::json!({"moved": moved})).into_response()
+        }
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"error": {"code": "unavailable", "message": error}})),
+        )
+            .into_response(),
+    }
+}
+
+/// Live updates: at most four a second, each with what changed since the last one sent, and
+/// the counters; a comment every 15 s keeps idle connections open.
+async fn console_stream<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+    axum::extract::Query(cursor): axum::extract::Query<console::CursorQuery>,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let start = console::Cursor {
+        version: cursor.version,
+        door_seq: cursor.door_seq,
+        dead_letters_version: cursor.dead_letters_version,
+    };
+    let stream = futures::stream::unfold((app, start), |(app, mut cursor)| async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let Some((mut update, next)) = app.console.changes(&cursor) else {
+                continue;
+            };
+            let dead_letters_changed = next.dead_letters_version != cursor.dead_letters_version;
+            cursor = next;
+            update["stats"] = serde_json::to_value(status(&app).await).unwrap_or_default();
+            if dead_letters_changed {
+                update["dead_letters"] =
+                    serde_json::to_value(app.source.dead_letters().await).unwrap_or_default();
+            }
+            let event = Event::default().event("update").data(update.to_string());
+            return Some((Ok::<_, std::convert::Infallible>(event), (app, cursor)));
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response()
 }

@@ -4,6 +4,7 @@
 //! In memory by default; with an AWS endpoint the queue, dead-letter queue and table are real
 //! (moto_server, LocalStack or AWS) and created when missing.
 
+pub mod console;
 pub mod door;
 pub mod event_source;
 pub mod events;
@@ -367,6 +368,8 @@ where
         stats.clone(),
         stopped,
     ));
+    let console = console::Console::new();
+    console::follow(console.clone(), &events);
     let app = Arc::new(App {
         receiver,
         api,
@@ -377,6 +380,7 @@ where
         stats: stats.clone(),
         sent: sent.clone(),
         events: events.clone(),
+        console,
     });
     let status_app = app.clone();
     tokio::spawn(door::serve(
