@@ -118,7 +118,7 @@ pub fn sinch_client_config<F: Fn(&str) -> Option<String>>(
             api_token,
         },
     );
-    config.connect_timeout = Duration::from_secs(3);
+    config.connect_timeout = ClientConfig::default_connect_timeout();
     Ok(config)
 }
 

@@ -24,7 +24,11 @@ pub async fn run_with<H: Hook>(
 ) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = pipeline::aws::sdk_config().await;
-    let config = match pipeline::secrets::environment(&sdk).await {
+    // The Sinch client's HTTPS setup (its roots of trust) while the secrets are on their way.
+    let (environment, http) = tokio::join!(pipeline::secrets::environment(&sdk), async {
+        sinch::client::http_client(sinch::client::ClientConfig::default_connect_timeout())
+    });
+    let config = match environment {
         Ok(env) => WorkerConfig::from(&env),
         Err(error) => Err(error),
     }
@@ -38,7 +42,8 @@ pub async fn run_with<H: Hook>(
         eprintln!("worker: configuration error: {error}");
         std::process::exit(1)
     });
-    let sinch = SinchClient::new(config.sinch.clone())?;
+    // The worker's connect timeout is the default, which the HTTP client above was built with.
+    let sinch = SinchClient::with_http(config.sinch.clone(), http?);
     if !sinch.has_conversation() {
         tracing::warn!("no Conversation API credentials: Conversation replies are disabled");
     }

@@ -144,6 +144,11 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The bound on connecting to Sinch unless a config says otherwise.
+    pub const fn default_connect_timeout() -> Duration {
+        Duration::from_secs(3)
+    }
+
     pub fn new(urls: Urls) -> Self {
         Self {
             conversation: None,
@@ -151,7 +156,7 @@ impl ClientConfig {
             urls,
             retry: RetrySettings::default(),
             token_refresh_margin: Duration::from_secs(300),
-            connect_timeout: Duration::from_secs(3),
+            connect_timeout: Self::default_connect_timeout(),
         }
     }
 }
@@ -196,25 +201,36 @@ fn compiled_in_roots() -> impl Iterator<Item = reqwest::Certificate> {
         .filter_map(|der| reqwest::Certificate::from_der(der).ok())
 }
 
+/// The HTTP client the Sinch client uses: it needs no credentials, so a cold start builds it
+/// while it still waits for them (the secrets' fetch).
+pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, SinchError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("sinch-hooks/", env!("CARGO_PKG_VERSION")))
+        .tls_certs_only(compiled_in_roots())
+        .build()
+        .map_err(|e| SinchError::Network {
+            operation: "building the HTTP client",
+            detail: e.to_string(),
+            maybe_delivered: false,
+        })
+}
+
 impl SinchClient {
     pub fn new(config: ClientConfig) -> Result<Self, SinchError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("sinch-hooks/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_only(compiled_in_roots())
-            .build()
-            .map_err(|e| SinchError::Network {
-                operation: "building the HTTP client",
-                detail: e.to_string(),
-                maybe_delivered: false,
-            })?;
-        Ok(Self {
+        let http = http_client(config.connect_timeout)?;
+        Ok(Self::with_http(config, http))
+    }
+
+    /// A client over an HTTP client built earlier (see [`http_client`]).
+    pub fn with_http(config: ClientConfig, http: reqwest::Client) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 http,
                 token: TokenCache::new(config.token_refresh_margin),
                 config,
             }),
-        })
+        }
     }
 
     pub fn config(&self) -> &ClientConfig {
