@@ -185,8 +185,10 @@ fn worker<S: Store>(store: S, server: &MockServer, clock: Clock) -> Services<S> 
         key_id: "k".into(),
         key_secret: "s".into(),
     });
-    // Quick retries, so a 500 then 200 fits in one invocation.
+    // Quick retries, so a 500 then 200 fits in one invocation; sends started with half a second
+    // left, so that a one-second invocation can lose Sinch's answer.
     config.retry.min_delay = Duration::from_millis(10);
+    config.send_budget = Duration::from_millis(500);
     Services {
         store,
         sinch: SinchClient::new(config).unwrap(),

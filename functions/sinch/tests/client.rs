@@ -29,6 +29,8 @@ fn client(server: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -> SinchCl
         max_delay: Duration::from_secs(2),
         max_retries: 5,
     };
+    // The tests' budgets are sub-second.
+    config.send_budget = Duration::from_millis(100);
     tweak(&mut config);
     SinchClient::new(config).expect("client builds")
 }
@@ -371,6 +373,7 @@ async fn network_errors_are_transient() {
         api_token: "t".into(),
     });
     config.retry.min_delay = Duration::from_millis(10);
+    config.send_budget = Duration::from_millis(100);
     let error = SinchClient::new(config)
         .unwrap()
         .send_sms(&batch(), in_secs(0.3))
@@ -470,5 +473,30 @@ async fn an_unreadable_success_is_not_retried() {
         .unwrap_err();
     assert!(matches!(error, SinchError::Decode { .. }));
     assert!(!error.is_transient());
+    assert_eq!(requests_to(&server, SEND_PATH).await, 1);
+}
+
+#[tokio::test]
+async fn a_send_is_not_started_without_its_budget_left() {
+    let server = MockServer::start().await;
+    mount_token(&server, "t", 3600).await;
+    Mock::given(method("POST"))
+        .and(path(SEND_PATH))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"message_id": "m"})),
+        )
+        .mount(&server)
+        .await;
+    let client = client(&server, |c| c.send_budget = Duration::from_secs(2));
+    // One second left, two needed: not made, so its outcome is known (never sent), and retried.
+    let error = client
+        .send_message(&message(), in_secs(1.0))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SinchError::OutOfTime { .. }), "{error:?}");
+    assert!(error.is_transient());
+    assert_eq!(requests_to(&server, SEND_PATH).await, 0);
+    // With the budget left, it goes.
+    client.send_message(&message(), in_secs(3.0)).await.unwrap();
     assert_eq!(requests_to(&server, SEND_PATH).await, 1);
 }

@@ -141,6 +141,11 @@ pub struct ClientConfig {
     pub token_refresh_margin: Duration,
     /// Bound on connecting to Sinch.
     pub connect_timeout: Duration,
+    /// The least time a send needs left before its deadline to be started: Sinch answers sends
+    /// well within it, so a send is not cut short by the caller's deadline (which would leave
+    /// its outcome unknown, and the message waiting for a report). With less, the send fails
+    /// as "out of time" without being made, and is retried later.
+    pub send_budget: Duration,
 }
 
 impl ClientConfig {
@@ -157,6 +162,7 @@ impl ClientConfig {
             retry: RetrySettings::default(),
             token_refresh_margin: Duration::from_secs(300),
             connect_timeout: Self::default_connect_timeout(),
+            send_budget: DEFAULT_SEND_BUDGET,
         }
     }
 }
@@ -180,6 +186,9 @@ enum Auth {
     OAuth,
     SmsToken,
 }
+
+/// Default for [`ClientConfig::send_budget`].
+pub const DEFAULT_SEND_BUDGET: Duration = Duration::from_secs(2);
 
 /// Whether repeating a request whose answer was lost is harmless.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -322,10 +331,18 @@ impl SinchClient {
         let started = SystemTime::now();
         let mut retries = 0;
         let mut refreshed_after_401 = false;
+        let mut last_error = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(SinchError::OutOfTime { operation });
+            // A send that the budget could cut short would leave its outcome unknown (and the
+            // message waiting for a report): one is only started with time to hear the answer.
+            let needed = match repeat {
+                Repeat::OnlyIfNotDelivered => self.inner.config.send_budget,
+                Repeat::Safe => Duration::ZERO,
+            };
+            if remaining.is_zero() || remaining < needed {
+                // Out of time: what the last attempt met says more than that, when there was one.
+                return Err(last_error.unwrap_or(SinchError::OutOfTime { operation }));
             }
             let attempt = async {
                 let builder = request(&self.inner.http).timeout(remaining);
@@ -392,6 +409,7 @@ impl SinchClient {
             debug!(operation, %error, delay_ms = delay.as_millis() as u64, retry = retries + 1, "retrying Sinch request");
             tokio::time::sleep(delay).await;
             retries += 1;
+            last_error = Some(error);
         }
     }
 
