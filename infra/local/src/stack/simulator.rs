@@ -304,13 +304,14 @@ async fn report_sms(
 }
 
 /// Posts a report to the webhook, signed as Sinch signs (freshly for each attempt); a refusal is
-/// retried with exponential backoff (`retry-policies`), as Sinch retries.
+/// retried with exponential backoff (`retry-policies`) for two minutes, as Sinch retries (for
+/// about a day: `shared/reference/sinch.md`), so that a pipeline slow to answer loses nothing.
 async fn post_signed(http: &reqwest::Client, reports: &Reports, body: Value) {
     use retry_policies::{Jitter, RetryDecision, RetryPolicy, policies::ExponentialBackoff};
     let policy = ExponentialBackoff::builder()
-        .retry_bounds(Duration::from_millis(100), Duration::from_secs(2))
+        .retry_bounds(Duration::from_millis(100), Duration::from_secs(5))
         .jitter(Jitter::Full)
-        .build_with_max_retries(4);
+        .build_with_total_retry_duration(Duration::from_secs(120));
     let started = std::time::SystemTime::now();
     let body = body.to_string().into_bytes();
     let mut retries = 0;

@@ -44,7 +44,10 @@ pub fn serve(extra_args: &[&str], env: &[(&str, &str)]) -> Serve {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(match std::env::var_os("SERVE_LOG") {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
+            None => Stdio::null(),
+        });
     for (name, value) in env {
         command.env(name, value);
     }
