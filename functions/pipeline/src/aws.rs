@@ -15,8 +15,17 @@
 //! then every file of its certificate directory, and parsing them all (about 145 files on
 //! Debian; most of the receiver's init, measured). With an endpoint override (moto,
 //! LocalStack), the platform's roots are used, since that endpoint may be anything.
+//!
+//! **Region and credentials.** Lambda puts both in the environment (`AWS_REGION`,
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), where the SDK's default
+//! chains look first. When they are there, the environment's providers are taken directly: the
+//! same region and credentials the chains would find, without building the chains' later links
+//! at every cold start (an IMDS client, an STS client for web identity with its endpoint
+//! partitions and their regular expressions, the ECS and profile providers). Anywhere else
+//! (a laptop with a profile, SSO, a container's credentials endpoint), the default chains.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
@@ -30,8 +39,9 @@ pub const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
 
 /// The SDK configuration from the environment.
 pub async fn sdk_config() -> SdkConfig {
-    let loader = aws_config::defaults(BehaviorVersion::latest());
-    match Env::process().optional(AWS_ENDPOINT) {
+    let env = Env::process();
+    let loader = from_the_environment(aws_config::defaults(BehaviorVersion::latest()), &env);
+    match env.optional(AWS_ENDPOINT) {
         Some(endpoint) => loader.endpoint_url(endpoint),
         None => match aws_https_client() {
             Some(client) => loader.http_client(client),
@@ -40,6 +50,29 @@ pub async fn sdk_config() -> SdkConfig {
     }
     .load()
     .await
+}
+
+/// The region and the credentials from the environment's providers when the environment holds
+/// them, as in Lambda (the default chains, which would find them there first, otherwise).
+fn from_the_environment<F: Fn(&str) -> Option<String>>(
+    loader: ConfigLoader,
+    env: &Env<F>,
+) -> ConfigLoader {
+    // The region chain's first link reads these two, in this order.
+    let loader = match env
+        .optional("AWS_REGION")
+        .or_else(|| env.optional("AWS_DEFAULT_REGION"))
+    {
+        Some(region) => loader.region(Region::new(region)),
+        None => loader,
+    };
+    if env.optional("AWS_ACCESS_KEY_ID").is_some()
+        && env.optional("AWS_SECRET_ACCESS_KEY").is_some()
+    {
+        loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    }
 }
 
 /// An HTTPS client for AWS's endpoints that trusts only the Amazon roots (`None` if that
@@ -77,5 +110,41 @@ mod tests {
         }
         assert_eq!(roots.len(), 5);
         assert!(aws_https_client().is_some());
+    }
+
+    fn lookup(
+        vars: &'static [(&'static str, &'static str)],
+    ) -> Env<impl Fn(&str) -> Option<String>> {
+        Env::from_lookup(move |name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[tokio::test]
+    async fn the_region_is_the_environments_when_it_holds_one() {
+        for (vars, region) in [
+            (&[("AWS_REGION", "eu-west-1")][..], "eu-west-1"),
+            (
+                &[("AWS_DEFAULT_REGION", "eu-central-1")][..],
+                "eu-central-1",
+            ),
+            (
+                &[
+                    ("AWS_REGION", "eu-west-1"),
+                    ("AWS_DEFAULT_REGION", "us-east-1"),
+                ][..],
+                "eu-west-1",
+            ),
+            (
+                &[("AWS_REGION", " "), ("AWS_DEFAULT_REGION", "us-east-2")][..],
+                "us-east-2",
+            ),
+        ] {
+            let loader = aws_config::defaults(BehaviorVersion::latest());
+            let sdk = from_the_environment(loader, &lookup(vars)).load().await;
+            assert_eq!(sdk.region().map(|r| r.as_ref()), Some(region), "{vars:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! | init | the spawn | its first `GET /runtime/invocation/next` (everything before it is init) |
 //! | first invoke | handing it the event | its `POST /runtime/invocation/{id}/response` |
 //! | peak RSS | | `VmHWM` of the process after the first invoke |
+//! | of which anonymous / file | | `RssAnon` / `RssFile` then: heap and stacks against the binary's and libraries' pages (file pages come in 64 KiB at a time, the kernel's fault-around) |
 //!
 //! Binaries run interleaved (a round spawns each once), so a busy moment of the machine falls on
 //! all of them alike; the table gives medians and the ratio of each to the empty Lambda
@@ -65,6 +66,8 @@ struct Sample {
     init: Duration,
     first_invoke: Duration,
     peak_rss_kb: u64,
+    anon_kb: u64,
+    file_kb: u64,
 }
 
 fn functions() -> Vec<Function> {
@@ -283,7 +286,9 @@ async fn measure(args: &Args, function: &Function) -> Result<Sample, String> {
         Ok(Sample {
             init: asked - spawned,
             first_invoke: answered - asked,
-            peak_rss_kb: peak_rss_kb(pid),
+            peak_rss_kb: status_kb(pid, "VmHWM"),
+            anon_kb: status_kb(pid, "RssAnon"),
+            file_kb: status_kb(pid, "RssFile"),
         })
     }
     .await;
@@ -292,14 +297,15 @@ async fn measure(args: &Args, function: &Function) -> Result<Sample, String> {
     result
 }
 
-/// `VmHWM` from /proc: the most resident memory the process ever had.
-fn peak_rss_kb(pid: u32) -> u64 {
+/// A figure of /proc's status of the process, in kB (`VmHWM`: the most resident memory it ever
+/// had; `RssAnon`, `RssFile`: what is resident now).
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
@@ -347,9 +353,9 @@ async fn main() -> ExitCode {
         args.bin_dir.display()
     );
     println!(
-        "| binary | init, median (min to max) | vs the empty Lambda | first invoke, median | peak RSS, median |"
+        "| binary | init, median (min to max) | vs the empty Lambda | first invoke, median | peak RSS, median | anonymous / file |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for function in &functions {
         let Some(all) = samples.get(function.name) else {
             continue;
@@ -357,20 +363,24 @@ async fn main() -> ExitCode {
         let mut inits: Vec<Duration> = all.iter().map(|s| s.init).collect();
         let mut invokes: Vec<Duration> = all.iter().map(|s| s.first_invoke).collect();
         let mut rss: Vec<u64> = all.iter().map(|s| s.peak_rss_kb).collect();
+        let mut anon: Vec<u64> = all.iter().map(|s| s.anon_kb).collect();
+        let mut file: Vec<u64> = all.iter().map(|s| s.file_kb).collect();
         let (min, max) = (
             inits.iter().min().copied().unwrap_or_default(),
             inits.iter().max().copied().unwrap_or_default(),
         );
         let init = median(&mut inits);
         println!(
-            "| {} | {:.1} ms ({:.1} to {:.1}) | {:.2}x | {:.2} ms | {:.1} MB |",
+            "| {} | {:.1} ms ({:.1} to {:.1}) | {:.2}x | {:.2} ms | {:.1} MB | {:.1} / {:.1} MB |",
             function.name,
             millis(init),
             millis(min),
             millis(max),
             init.as_secs_f64() / empty_init.as_secs_f64(),
             millis(median(&mut invokes)),
-            median(&mut rss) as f64 / 1024.0
+            median(&mut rss) as f64 / 1024.0,
+            median(&mut anon) as f64 / 1024.0,
+            median(&mut file) as f64 / 1024.0
         );
     }
     if args.check {
