@@ -51,6 +51,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit, integration, property, CLI; benchmarks once in test mode)"
 cargo test --workspace --all-targets --locked
+step "the hot paths' fixed-iteration mode, as profile-compare.sh counts instructions with it"
+for bench in receiver worker; do
+  BENCH_ITERATIONS=3 cargo test -q --locked -p "$bench" --bench "$bench"
+  BENCH_ITERATIONS=3 BENCH_SETUP_ONLY=1 cargo test -q --locked -p "$bench" --bench "$bench"
+done
 step "doc tests"
 cargo test --workspace --doc --locked
 step "the functions the SAM way (sam local invoke, sam local start-api; Docker), with the fixtures in infra/events"

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{event, fake_sinch_with_delay, record, services};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use pipeline::queue::MemoryQueue;
 use pipeline::store::MemoryStore;
 use serde_json::json;
@@ -146,5 +146,59 @@ fn batch_with_replies(c: &mut Criterion) {
     group.finish();
 }
 
+/// `BENCH_ITERATIONS=N`: the per-record path N times, untimed, and exit; with `BENCH_SETUP_ONLY`
+/// set, only the inputs are built. The difference of the two runs' instruction counts under
+/// valgrind is N records' own cost, free of this machine's timer noise
+/// (`infra/scripts/profile-compare.sh`).
+fn fixed_iterations(n: u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(fake_sinch_with_delay(Duration::ZERO));
+    let worker = Worker {
+        services: services(MemoryStore::new(), &server),
+        dead_letters: MemoryQueue::new("dlq"),
+        concurrency: 1,
+        metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
+    };
+    let body = fixture("conversation/message_delivery_failed.json");
+    let records: Vec<_> = (0..n)
+        .map(|next| {
+            let body = body.replace("01EQBF0BT63J7S1FEKJZ0Z08VD", &format!("01MSG{next}"));
+            event(vec![record("m", &body)])
+                .records
+                .pop()
+                .expect("one record")
+        })
+        .collect();
+    if std::env::var_os("BENCH_SETUP_ONLY").is_some() {
+        std::hint::black_box(records);
+        return;
+    }
+    runtime.block_on(async {
+        for record in records {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let outcome = process_record(&worker, record, deadline).await;
+            // The path measured is the handled one, not a cheaper failure.
+            assert!(
+                matches!(outcome, worker::RecordOutcome::Handled { .. }),
+                "{outcome:?}"
+            );
+        }
+    });
+}
+
 criterion_group!(benches, parse, per_record, batch_with_replies);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        return fixed_iterations(n);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
