@@ -53,8 +53,8 @@ step "cargo test (unit, integration, property, CLI; benchmarks once in test mode
 cargo test --workspace --all-targets --locked
 step "the hot paths' fixed-iteration mode, as profile-compare.sh counts instructions with it"
 for bench in receiver worker; do
-  BENCH_ITERATIONS=3 cargo test -q --locked -p "$bench" --bench "$bench"
-  BENCH_ITERATIONS=3 BENCH_SETUP_ONLY=1 cargo test -q --locked -p "$bench" --bench "$bench"
+  BENCH_ITERATIONS=3 cargo test -q --locked --workspace --bench "$bench"
+  BENCH_ITERATIONS=3 BENCH_SETUP_ONLY=1 cargo test -q --locked --workspace --bench "$bench"
 done
 step "doc tests"
 cargo test --workspace --doc --locked

@@ -61,10 +61,7 @@ fn receiver() -> (Receiver<MemoryQueue>, MemoryQueue) {
 }
 
 fn bench_handler(c: &mut Criterion, name: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = current_thread();
     let (receiver, queue) = receiver();
     let body = callback_body(1024);
     c.bench_function(name, |b| {
@@ -91,19 +88,13 @@ fn handler(c: &mut Criterion) {
     });
 }
 
-/// `BENCH_ITERATIONS=N`: the handler N times on a 1 KiB callback, untimed, and exit; with
-/// `BENCH_SETUP_ONLY` set, only the requests are built. The difference of the two runs'
-/// instruction counts under valgrind is N requests' own cost, free of this machine's timer noise
-/// (`infra/scripts/profile-compare.sh`).
+/// The handler N times on a 1 KiB callback, untimed (`testkit::bench`: for instruction counts).
 fn fixed_iterations(n: usize) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = current_thread();
     let (receiver, queue) = receiver();
     let body = callback_body(1024);
     let requests: Vec<_> = (0..n).map(|_| request(&body)).collect();
-    if std::env::var_os("BENCH_SETUP_ONLY").is_some() {
+    if testkit::bench::setup_only() {
         std::hint::black_box(requests);
         return;
     }
@@ -117,15 +108,14 @@ fn fixed_iterations(n: usize) {
     std::hint::black_box(queue.take(usize::MAX));
 }
 
+/// The runtime a Lambda runs on (one thread).
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 criterion_group!(benches, handler);
 
-fn main() {
-    if let Some(n) = std::env::var("BENCH_ITERATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        return fixed_iterations(n);
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+testkit::criterion_main_or_fixed!(fixed_iterations; benches);

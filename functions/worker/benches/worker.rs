@@ -55,10 +55,7 @@ fn parse(c: &mut Criterion) {
 /// nothing in the worker), and with the in-memory store's change feed on (the local stack: each
 /// write also reports its change, drained by another task as the local publisher does).
 fn per_record(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = current_thread();
     let server = runtime.block_on(fake_sinch_with_delay(Duration::ZERO));
     let (watched, mut changes) = MemoryStore::with_change_feed();
     runtime.spawn(async move { while changes.recv().await.is_some() {} });
@@ -146,15 +143,9 @@ fn batch_with_replies(c: &mut Criterion) {
     group.finish();
 }
 
-/// `BENCH_ITERATIONS=N`: the per-record path N times, untimed, and exit; with `BENCH_SETUP_ONLY`
-/// set, only the inputs are built. The difference of the two runs' instruction counts under
-/// valgrind is N records' own cost, free of this machine's timer noise
-/// (`infra/scripts/profile-compare.sh`).
-fn fixed_iterations(n: u64) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+/// The per-record path N times, untimed (`testkit::bench`: for instruction counts).
+fn fixed_iterations(n: usize) {
+    let runtime = current_thread();
     let server = runtime.block_on(fake_sinch_with_delay(Duration::ZERO));
     let worker = Worker {
         services: services(MemoryStore::new(), &server),
@@ -173,7 +164,7 @@ fn fixed_iterations(n: u64) {
                 .expect("one record")
         })
         .collect();
-    if std::env::var_os("BENCH_SETUP_ONLY").is_some() {
+    if testkit::bench::setup_only() {
         std::hint::black_box(records);
         return;
     }
@@ -190,15 +181,14 @@ fn fixed_iterations(n: u64) {
     });
 }
 
+/// The runtime a Lambda runs on (one thread).
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 criterion_group!(benches, parse, per_record, batch_with_replies);
 
-fn main() {
-    if let Some(n) = std::env::var("BENCH_ITERATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        return fixed_iterations(n);
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+testkit::criterion_main_or_fixed!(fixed_iterations; benches);

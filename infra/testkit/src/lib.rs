@@ -7,6 +7,7 @@
 //! `.venv`; this crate finds it there, or through `MOTO_SERVER`, or on `PATH`. A missing moto is
 //! a test failure naming the setup command, never a silent skip.
 
+pub mod bench;
 pub mod proxy;
 
 use std::io::Read;
