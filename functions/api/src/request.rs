@@ -7,9 +7,9 @@
 //! | `to` | the recipient | E.164 (`+` and 7 to 15 digits) on phone channels; any identity up to 256 characters elsewhere |
 //! | `channel` | a Conversation channel (`WHATSAPP`, `SMS`, `RCS`, `MESSENGER`, `VIBERBM`, ...) or `SMS_API` (SMS API batches) | known, and configured |
 //! | `text` | a text message | not empty; at most 4096 characters on WhatsApp, 2000 on SMS (the smallest limit of the channels it may go on) |
-//! | `media` | `{url, caption?, filename?}` | an http(s) URL; a caption makes it a card |
+//! | `media` | `{url, thumbnail_url?, caption?, filename?}` | http(s) URLs; a caption makes it a card |
 //! | `template` | `{name, language, parameters}` (a WhatsApp template) and/or `{id, version}` (an omni template, with `omni_language`, `omni_parameters` when both are given) | WhatsApp parameter keys of Sinch's form (`body[1]text`, `button[0]url[1]text`, ...); `language` in `en_US` form |
-//! | `message` | any other Sinch message kind, `{"<kind>_message": {...}}` | one known kind; at most 10 choices (3 outside a carousel's cards, 10 cards) |
+//! | `message` | any Sinch message as Sinch writes it, `{"<kind>_message": {...}}` with Sinch's fields beside the kind (`explicit_channel_message`, `channel_specific_message`, `agent`, ...) | exactly one kind (any `*_message` key, known or not); at most 10 choices (3 outside a carousel's cards, 10 cards); sent to Sinch exactly as given, every field kept |
 //! | `fallback` | channels to try next, in order | Conversation channels only, distinct, configured, at most 5 |
 //! | `metadata` | a JSON object, echoed in the status | at most 1024 bytes |
 //! | `ttl` | seconds Sinch keeps trying | 3 to 2,592,000 (30 days); SMS API 3 to 259,200 (3 days) |
@@ -25,7 +25,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sinch::client::{
-    AppMessage, CardBody, ChannelTemplate, MediaBody, OmniTemplate, TemplateBody, TextBody,
+    AppMessage, CardBody, ChannelTemplate, MediaBody, OmniTemplate, TemplateBody, is_kind,
 };
 
 use crate::error::ApiError;
@@ -99,6 +99,8 @@ pub struct SendRequest {
 #[serde(deny_unknown_fields)]
 pub struct Media {
     pub url: String,
+    #[serde(default)]
+    pub thumbnail_url: Option<String>,
     #[serde(default)]
     pub caption: Option<String>,
     #[serde(default)]
@@ -433,7 +435,10 @@ impl Content {
     fn is_template(&self) -> bool {
         match self {
             Content::Template(_) => true,
-            Content::Other(message) => message.contains_key("template_message"),
+            Content::Other(message) => {
+                message.contains_key("template_message")
+                    && message.keys().filter(|key| is_kind(key)).count() == 1
+            }
             _ => false,
         }
     }
@@ -442,7 +447,7 @@ impl Content {
         match self {
             Content::Text(text) => {
                 check_text(&text, channels)?;
-                Ok(AppMessage::TextMessage(TextBody { text }))
+                Ok(AppMessage::text(text))
             }
             Content::Media(media) => media_message(media, channels),
             Content::Template(template) => template_message(template, channels),
@@ -453,30 +458,44 @@ impl Content {
 
 fn media_message(media: Media, channels: &[String]) -> Result<AppMessage, ApiError> {
     let url = media.url.trim();
-    let parsed = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    if parsed.is_none_or(|rest| rest.is_empty() || rest.contains(char::is_whitespace)) {
+    if !is_http_url(url) {
         return Err(ApiError::bad_request(
             "invalid_media_url",
             format!("media.url: {url:?} is not an http(s) URL"),
         ));
     }
+    let thumbnail_url = match media.thumbnail_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(thumbnail) if is_http_url(thumbnail) => Some(thumbnail.to_owned()),
+        Some(thumbnail) => {
+            return Err(ApiError::bad_request(
+                "invalid_media_url",
+                format!("media.thumbnail_url: {thumbnail:?} is not an http(s) URL"),
+            ));
+        }
+    };
     let body = MediaBody {
         url: url.to_owned(),
+        thumbnail_url,
         filename_override: media.filename.filter(|f| !f.trim().is_empty()),
     };
     match media.caption.filter(|c| !c.trim().is_empty()) {
-        None => Ok(AppMessage::MediaMessage(body)),
+        None => Ok(AppMessage::media(body)),
         Some(caption) => {
             check_text(&caption, channels).map_err(|e| e.for_field("text", "media.caption"))?;
-            Ok(AppMessage::CardMessage(CardBody {
+            Ok(AppMessage::card(CardBody {
                 title: String::new(),
                 description: caption,
                 media_message: Some(body),
             }))
         }
     }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
 }
 
 /// WhatsApp template parameter keys: `body[1]text`, `header[1]image.link`,
@@ -571,15 +590,16 @@ fn template_message(template: Template, channels: &[String]) -> Result<AppMessag
             parameters,
         });
     }
-    Ok(AppMessage::TemplateMessage(body))
+    Ok(AppMessage::template(body))
 }
 
 fn language_ok(language: &str) -> bool {
     language_pattern().is_match(language)
 }
 
-/// Message kinds passed through, after a light shape check.
-const OTHER_KINDS: &[&str] = &[
+/// Message kinds this version knows (any other `*_message` kind is passed through too: Sinch
+/// adds kinds over time).
+const KNOWN_KINDS: &[&str] = &[
     "text_message",
     "media_message",
     "template_message",
@@ -591,33 +611,23 @@ const OTHER_KINDS: &[&str] = &[
     "list_message",
 ];
 
+/// A message given as Sinch writes it: exactly one kind (`{"<kind>_message": {...}}`), beside
+/// it any of Sinch's other message fields (`explicit_channel_message`, `agent`, ...). Checked
+/// lightly, and passed on exactly as given: nothing added, nothing dropped.
 fn other_message(message: Map<String, Value>, channels: &[String]) -> Result<AppMessage, ApiError> {
-    if message.len() != 1 {
+    let kinds: Vec<&String> = message.keys().filter(|key| is_kind(key)).collect();
+    let [kind] = kinds.as_slice() else {
         return Err(ApiError::bad_request(
             "unknown_message_kind",
             format!(
-                "message: exactly one kind ({}), not {}",
-                OTHER_KINDS.join(", "),
-                message.len()
+                "message: exactly one kind ({}, ...), not {}",
+                KNOWN_KINDS.join(", "),
+                kinds.len()
             ),
-        ));
-    }
-    let Some((kind, body)) = message.iter().next() else {
-        return Err(ApiError::bad_request(
-            "unknown_message_kind",
-            "message: empty",
         ));
     };
-    if !OTHER_KINDS.contains(&kind.as_str()) {
-        return Err(ApiError::bad_request(
-            "unknown_message_kind",
-            format!(
-                "message: {kind:?} is not a Sinch message kind ({})",
-                OTHER_KINDS.join(", ")
-            ),
-        ));
-    }
-    let Some(body) = body.as_object() else {
+    let kind = kind.as_str();
+    let Some(body) = message.get(kind).and_then(Value::as_object) else {
         return Err(ApiError::bad_request(
             "invalid_message",
             format!("message.{kind}: must be an object"),
@@ -630,7 +640,7 @@ fn other_message(message: Map<String, Value>, channels: &[String]) -> Result<App
             format!("{field}: {count}, at most {max}"),
         )
     };
-    match kind.as_str() {
+    match kind {
         "choice_message" | "card_message" if count("choices") > MAX_CHOICES => {
             return Err(too_many(
                 format!("message.{kind}.choices"),
@@ -661,5 +671,5 @@ fn other_message(message: Map<String, Value>, channels: &[String]) -> Result<App
         }
         _ => {}
     }
-    Ok(AppMessage::Other(message))
+    Ok(AppMessage::from_json(message))
 }

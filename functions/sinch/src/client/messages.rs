@@ -70,19 +70,88 @@ impl Serialize for Recipient {
     }
 }
 
-/// The message we send: one kind, as Sinch names it (`{"text_message": {...}}`).
+/// The message we send, exactly as Sinch takes it: an object with one kind under its key
+/// (`{"text_message": {...}}`, `{"card_message": {...}}`, ...) and, beside it, the optional
+/// fields Sinch allows there (`explicit_channel_message`, `channel_specific_message`, `agent`,
+/// ...).
+///
+/// It is kept as the JSON object itself, never as a typed body: what a caller gives reaches
+/// Sinch field for field, including fields and kinds this version does not know. The typed
+/// bodies below ([`TextBody`], [`MediaBody`], [`CardBody`], [`TemplateBody`]) only build one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppMessage {
-    TextMessage(TextBody),
-    MediaMessage(MediaBody),
-    TemplateMessage(TemplateBody),
-    /// A card (used for media with a caption: the caption is its description).
-    CardMessage(CardBody),
-    /// Any other kind (`choice_message`, `carousel_message`, `location_message`, ...), passed
-    /// through as given: `{"<kind>": {...}}`.
-    #[serde(untagged)]
-    Other(Map<String, Value>),
+#[serde(transparent)]
+pub struct AppMessage(Map<String, Value>);
+
+/// Keys beside the kind in a Conversation message that are not a kind themselves.
+pub const MESSAGE_FIELDS_BESIDE_THE_KIND: &[&str] = &[
+    "explicit_channel_message",
+    "explicit_channel_omni_message",
+    "channel_specific_message",
+    "agent",
+];
+
+impl AppMessage {
+    /// A message of `kind` (`text_message`, ...) with `body` as its content.
+    pub fn of_kind(kind: &str, body: impl Serialize) -> Self {
+        let body = serde_json::to_value(body).unwrap_or_else(|_| Value::Object(Map::new()));
+        AppMessage(Map::from_iter([(kind.to_owned(), body)]))
+    }
+
+    /// A message given as JSON, kept as it is.
+    pub fn from_json(message: Map<String, Value>) -> Self {
+        AppMessage(message)
+    }
+
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::of_kind("text_message", TextBody { text: text.into() })
+    }
+
+    pub fn media(body: MediaBody) -> Self {
+        Self::of_kind("media_message", body)
+    }
+
+    pub fn card(body: CardBody) -> Self {
+        Self::of_kind("card_message", body)
+    }
+
+    pub fn template(body: TemplateBody) -> Self {
+        Self::of_kind("template_message", body)
+    }
+
+    /// The message object, as it goes to Sinch.
+    pub fn as_json(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// Its kind: the one key that names a message kind (`text_message`, `card_message`, ...;
+    /// any `*_message` key but those that sit beside the kind). `None` when there is not exactly
+    /// one.
+    pub fn kind(&self) -> Option<&str> {
+        let mut kinds = self
+            .0
+            .keys()
+            .filter(|key| is_kind(key))
+            .map(String::as_str);
+        match (kinds.next(), kinds.next()) {
+            (Some(kind), None) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// The text, when it is a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        self.0.get("text_message")?.get("text")?.as_str()
+    }
+
+    /// Whether WhatsApp takes it outside the 24-hour window (only templates are).
+    pub fn is_template(&self) -> bool {
+        self.kind() == Some("template_message")
+    }
+}
+
+/// Whether `key` of a message object names its kind.
+pub fn is_kind(key: &str) -> bool {
+    key.ends_with("_message") && !MESSAGE_FIELDS_BESIDE_THE_KIND.contains(&key)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +162,8 @@ pub struct TextBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaBody {
     pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub thumbnail_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub filename_override: Option<String>,
 }
@@ -137,25 +208,6 @@ pub struct ChannelTemplate {
     pub language_code: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub parameters: BTreeMap<String, String>,
-}
-
-impl AppMessage {
-    pub fn text(text: impl Into<String>) -> Self {
-        AppMessage::TextMessage(TextBody { text: text.into() })
-    }
-
-    /// The text, when it is a text message.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            AppMessage::TextMessage(body) => Some(&body.text),
-            _ => None,
-        }
-    }
-
-    /// Whether WhatsApp takes it outside the 24-hour window (only templates are).
-    pub fn is_template(&self) -> bool {
-        matches!(self, AppMessage::TemplateMessage(_))
-    }
 }
 
 /// `messages:send`'s answer.
@@ -230,7 +282,7 @@ mod tests {
 
     #[test]
     fn every_message_kind_serializes_under_its_key() {
-        let template = AppMessage::TemplateMessage(TemplateBody {
+        let template = AppMessage::template(TemplateBody {
             omni_template: None,
             channel_template: BTreeMap::from([(
                 "WHATSAPP".to_owned(),
@@ -248,19 +300,38 @@ mod tests {
                 "template_id": "order_shipped", "language_code": "en_US",
                 "parameters": {"body[1]text": "A-1"}}}}})
         );
-        let other: Map<String, Value> =
-            serde_json::from_value(json!({"location_message": {"title": "Here"}})).unwrap();
+        assert_eq!(template.kind(), Some("template_message"));
+        assert!(template.is_template());
         assert_eq!(
-            serde_json::to_value(AppMessage::Other(other)).unwrap(),
-            json!({"location_message": {"title": "Here"}})
-        );
-        assert_eq!(
-            serde_json::to_value(AppMessage::MediaMessage(MediaBody {
+            serde_json::to_value(AppMessage::media(MediaBody {
                 url: "https://x/y.png".into(),
+                thumbnail_url: Some("https://x/t.png".into()),
                 filename_override: None
             }))
             .unwrap(),
-            json!({"media_message": {"url": "https://x/y.png"}})
+            json!({"media_message": {"url": "https://x/y.png", "thumbnail_url": "https://x/t.png"}})
         );
+    }
+
+    #[test]
+    fn a_message_given_as_json_goes_back_out_field_for_field() {
+        // A card with choices and a field Sinch may add one day, beside an explicit channel
+        // message: read (as from the queue) and written (to Sinch), nothing dropped.
+        let given = json!({
+            "card_message": {"title": "T", "description": "D",
+                "media_message": {"url": "https://x/y.png", "thumbnail_url": "https://x/t.png"},
+                "choices": [{"text_message": {"text": "Yes"}, "postback_data": "yes"}],
+                "a_field_from_the_future": {"nested": [1, 2]}},
+            "explicit_channel_message": {"WHATSAPP": "{}"},
+            "agent": {"display_name": "Ada"}
+        });
+        let message: AppMessage = serde_json::from_value(given.clone()).unwrap();
+        assert_eq!(message.kind(), Some("card_message"));
+        assert_eq!(serde_json::to_value(&message).unwrap(), given);
+        let two: AppMessage =
+            serde_json::from_value(json!({"text_message": {"text": "a"}, "card_message": {}}))
+                .unwrap();
+        assert_eq!(two.kind(), None, "two kinds is no kind");
+        assert_eq!(AppMessage::text("hi").as_text(), Some("hi"));
     }
 }

@@ -35,9 +35,9 @@ use tracing::{debug, warn};
 
 pub use error::{ApiErrorDetail, SinchError};
 pub use messages::{
-    AppMessage, CardBody, ChannelRecipient, ChannelTemplate, MediaBody, OmniTemplate, Recipient,
-    SendMessageRequest, SendMessageResponse, SmsBatchRequest, SmsBatchResponse, TemplateBody,
-    TextBody,
+    AppMessage, CardBody, ChannelRecipient, ChannelTemplate, MESSAGE_FIELDS_BESIDE_THE_KIND,
+    MediaBody, OmniTemplate, Recipient, SendMessageRequest, SendMessageResponse, SmsBatchRequest,
+    SmsBatchResponse, TemplateBody, TextBody, is_kind,
 };
 
 pub use webhooks::{Webhook, WebhookRequest};
