@@ -16,7 +16,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn inbound(id: &str, text: &str) -> Envelope {
     let body = json!({
-        "app_id": "app-1", "project_id": "p", "accepted_time": "2026-11-23T04:00:00Z",
+        "app_id": "app-1", "project_id": "p", "accepted_time": testkit::now_rfc3339(),
         "message": {
             "id": id, "direction": "TO_APP",
             "contact_message": {"text_message": {"text": text}},
@@ -67,6 +67,7 @@ async fn orders_are_answered_by_the_hook_and_everything_else_by_the_reply_policy
         },
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        rules: pipeline::rules::Rules::default(),
         sender: pipeline::send::Sender::default(),
         clock: Clock::System,
     };

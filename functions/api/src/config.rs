@@ -33,8 +33,8 @@ pub struct ApiConfig {
     /// How long a key stays in flight if its request dies.
     pub in_flight_lease: Duration,
     pub max_body_bytes: usize,
-    /// WhatsApp's customer service window.
-    pub whatsapp_window: Duration,
+    /// The sending rules (WhatsApp's window), as the worker has them.
+    pub rules: pipeline::rules::Rules,
     pub enqueue_timeout: Duration,
 }
 
@@ -45,7 +45,7 @@ impl Default for ApiConfig {
             key_ttl: Duration::from_secs(24 * 3600),
             in_flight_lease: crate::IN_FLIGHT_LEASE,
             max_body_bytes: 64 * 1024,
-            whatsapp_window: Duration::from_secs(24 * 3600),
+            rules: pipeline::rules::Rules::default(),
             enqueue_timeout: Duration::from_millis(2500),
         }
     }

@@ -34,11 +34,19 @@ impl ApiError {
         Self::new(422, code, message)
     }
 
-    /// 503: our side is unavailable; try again.
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    /// 503: our side is unavailable; try again. What went wrong `during` what is logged, never
+    /// answered (it names tables, roles and SDK internals).
+    pub fn unavailable_because(during: &'static str, detail: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(during, %detail, "unavailable");
         Self {
             retry_after: Some(1),
-            ..Self::new(503, "unavailable", message)
+            ..Self::new(
+                503,
+                "unavailable",
+                format!(
+                    "the service could not {during} just now; try again (with the same Idempotency-Key: it is the same message)"
+                ),
+            )
         }
     }
 

@@ -12,9 +12,24 @@
 //! | WhatsApp free-form outside the 24-hour window | 422 `whatsapp_window_closed` |
 //! | a recipient who opted out on a channel it may go on | 422 `recipient_opted_out` |
 //! | body over 64 KiB | 413 `body_too_large` |
-//! | the store or the queue unavailable | 503 `unavailable`, `Retry-After`; nothing queued |
-//! | `GET /messages/{id}` | 200, the status ([`status`]); 404 `not_found` |
+//! | the store or the queue unavailable | 503 `unavailable`, `Retry-After`; retry with the same key: it is the same message |
+//! | `GET /messages/{id}` | 200, the status ([`status`]); 404 `not_found` (no such message, another caller's, or an id no message can have) |
 //! | another path / method | 404 `not_found` / 405 `method_not_allowed` |
+//!
+//! **One key, one message, whatever fails.** The key's claim holds the message id from its
+//! start, so a retry after any failure (this Lambda dying after the enqueue, an idempotency
+//! record that could not be completed, a 503) finds the same message, and never queues a second
+//! one: it answers what the first would have, queueing the message again only when it cannot
+//! tell whether the first enqueue landed (the send-once ledger makes that harmless). When the
+//! enqueue fails, the message is marked `FAILED` (`ENQUEUE_FAILED`) only if no attempt to send it
+//! has begun (a fenced write, so it can then never be sent) and the key is released, so the
+//! retry starts afresh; if an attempt has begun, the enqueue did land and the answer is 202.
+//!
+//! **Who reads what.** `GET /messages/{id}` answers a message of the messages API only to the
+//! caller who sent it (the same identity as for keys); anyone else gets 404, as for a message
+//! that does not exist. Replies of the pipeline (`rpl_...`) belong to the deployment, not to a
+//! caller: every caller allowed to invoke the API may read them. Error bodies carry our code and
+//! message only; what went wrong underneath is logged, never answered.
 //!
 //! Keys are scoped to the caller: the IAM identity API Gateway authenticated (an assumed role
 //! counts as the role, whatever its session), `local` in the local stack. A refusal by a rule is
@@ -40,8 +55,11 @@ use pipeline::clock::{Clock, unix_millis};
 use pipeline::envelope::Envelope;
 use pipeline::outbound::{OutboundJob, SEND_JOB};
 use pipeline::queue::Queue;
+use pipeline::rules::Check;
+use pipeline::status as statuses;
 use pipeline::store::{
-    AcceptedMessage, Claim, ClaimRequest, ContactKey, MessageKey, Reason, SendResult, Store,
+    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, Finished, MessageKey, Reason,
+    SendFinish, SendResult, SendState, Store,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -143,36 +161,94 @@ pub async fn handle<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Re
 }
 
 async fn route<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
-    let path = request.uri().path().trim_end_matches('/').to_owned();
-    // API Gateway may put a stage in front: route on what follows `/messages`.
-    let Some(rest) = path
-        .find("/messages")
-        .map(|at| &path[at + "/messages".len()..])
-    else {
-        return ApiError::new(404, "not_found", format!("no route {path}")).into();
+    let path = request.uri().path().to_owned();
+    // A named stage (not `$default`) puts its name in front of the path.
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        _ => None,
     };
-    match (request.method(), rest) {
-        (&Method::POST, "") => send(api, request).await,
-        (&Method::GET, id) if id.len() > 1 && !id[1..].contains('/') => read(api, &id[1..]).await,
-        (_, "") => ApiError::new(405, "method_not_allowed", "POST /messages").into(),
-        (_, id) if id.len() > 1 && !id[1..].contains('/') => {
+    let routed = stage
+        .filter(|stage| stage != "$default")
+        .and_then(|stage| path.strip_prefix(&format!("/{stage}")).map(str::to_owned))
+        .unwrap_or_else(|| path.clone());
+    let routed = routed.strip_suffix('/').unwrap_or(&routed);
+    let not_found = || ApiError::new(404, "not_found", "no such route").into();
+    match (request.method(), Route::of(routed)) {
+        (&Method::POST, Some(Route::Messages)) => send(api, request).await,
+        (&Method::GET, Some(Route::Message(id))) => read(api, &request, id).await,
+        (_, Some(Route::Messages)) => {
+            ApiError::new(405, "method_not_allowed", "POST /messages").into()
+        }
+        (_, Some(Route::Message(_))) => {
             ApiError::new(405, "method_not_allowed", "GET /messages/{id}").into()
         }
-        _ => ApiError::new(404, "not_found", format!("no route {path}")).into(),
+        (_, None) => not_found(),
     }
 }
 
-/// `GET /messages/{id}`.
-async fn read<S: Store, Q: Queue>(api: &Api<S, Q>, id: &str) -> Answer {
+/// The routes, matched exactly.
+enum Route<'a> {
+    Messages,
+    Message(&'a str),
+}
+
+impl<'a> Route<'a> {
+    fn of(path: &'a str) -> Option<Self> {
+        let rest = path.strip_prefix("/messages")?;
+        if rest.is_empty() {
+            return Some(Route::Messages);
+        }
+        let id = rest.strip_prefix('/')?;
+        (!id.is_empty() && !id.contains('/')).then_some(Route::Message(id))
+    }
+}
+
+/// The longest id a message of ours can have (`rpl_` and Sinch's id, `msg_` and a ULID).
+const MAX_ID_LENGTH: usize = 160;
+
+/// Whether `id` can be one of ours: ids are ASCII letters, digits, `_` and `-`.
+fn plausible_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LENGTH
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `GET /messages/{id}`: only to the caller who sent it (replies, to any caller).
+async fn read<S: Store, Q: Queue>(api: &Api<S, Q>, request: &Request, id: &str) -> Answer {
+    let not_found = || ApiError::new(404, "not_found", "no such message").into();
+    if !plausible_id(id) {
+        return not_found();
+    }
     match api
         .store
         .message_state(&MessageKey::Ours(id.to_owned()))
         .await
     {
-        Ok(Some(state)) => Answer::json(200, status::view(id, &state)),
-        Ok(None) => ApiError::new(404, "not_found", format!("no message {id:?}")).into(),
-        Err(error) => ApiError::unavailable(error.to_string()).into(),
+        Ok(Some(state))
+            if state
+                .caller
+                .as_deref()
+                .is_none_or(|owner| owner == caller(request)) =>
+        {
+            Answer::json(200, status::view(id, &state))
+        }
+        Ok(_) => not_found(),
+        Err(error) => ApiError::unavailable_because("read message", &error).into(),
     }
+}
+
+/// What becomes of the key after an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyFate {
+    /// Remember the answer under the key (replayed for its TTL).
+    Complete,
+    /// Give the key up: a retry starts afresh (with a new message id).
+    Release,
+    /// Leave the claim as it is until its lease runs out: a retry then takes it over, with the
+    /// same message id.
+    Keep,
 }
 
 /// `POST /messages`.
@@ -217,18 +293,24 @@ async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
         Err(error) => return error.into(),
     };
 
-    // The key, scoped to the caller; the body's hash tells a replay from a reuse.
+    // The key, scoped to the caller; the body's hash tells a replay from a reuse. The claim
+    // reserves the message's id from the start.
     let scoped = format!("api/{}/{key}", digest(caller.as_bytes()));
     let payload_hash = digest(&body);
     let now_ms = unix_millis(api.clock.now());
+    let reserved = format!("msg_{}", ulid::Ulid::generate());
     let claim = ClaimRequest {
         key: &scoped,
         payload_hash: &payload_hash,
-        lease_until_ms: now_ms + api.config.in_flight_lease.as_millis() as u64,
+        lease_until_ms: now_ms.saturating_add(
+            u64::try_from(api.config.in_flight_lease.as_millis()).unwrap_or(u64::MAX),
+        ),
         now_ms,
+        value: Some(&reserved),
     };
-    match api.store.claim(&claim).await {
-        Ok(Claim::Claimed) => {}
+    let (id, retried) = match api.store.claim(&claim).await {
+        Ok(Claim::Claimed { value: Some(held) }) if held != reserved => (held, true),
+        Ok(Claim::Claimed { .. }) => (reserved, false),
         Ok(Claim::Completed {
             same_payload: true,
             response,
@@ -238,13 +320,18 @@ async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
                     replayed: true,
                     ..answer
                 },
-                None => ApiError::unavailable("the first answer to this key cannot be read").into(),
+                None => ApiError::unavailable_because(
+                    "replay",
+                    &"the first answer to this key cannot be read",
+                )
+                .into(),
             };
         }
         Ok(Claim::Completed {
             same_payload: false,
             ..
-        }) => {
+        })
+        | Ok(Claim::Reused) => {
             return ApiError::unprocessable(
                 "idempotency_key_reused",
                 "Idempotency-Key: already used with another body",
@@ -262,138 +349,188 @@ async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
             }
             .into();
         }
-        Err(error) => return ApiError::unavailable(error.to_string()).into(),
-    }
+        Err(error) => return ApiError::unavailable_because("claim key", &error).into(),
+    };
 
-    let answer = accept(api, valid, &caller, now_ms).await;
-    if answer.status >= 500 {
-        // Ours to retry: the key is given back (unless the outcome is uncertain, see `accept`).
-        if answer.retry_after.is_some()
-            && let Err(error) = api.store.release(&scoped).await
-        {
-            warn!(%error, "could not release the idempotency key; it frees itself after the lease");
+    let (answer, fate) = accept(api, valid, &caller, &id, retried, now_ms).await;
+    match fate {
+        KeyFate::Complete => {
+            let expires_at_s = now_ms / 1000 + api.config.key_ttl.as_secs();
+            let remembered = serde_json::to_string(&answer).unwrap_or_default();
+            if let Err(error) = api
+                .store
+                .complete(&scoped, expires_at_s, Some(&remembered))
+                .await
+            {
+                // The claim holds the id: a retry after the lease finds this same message.
+                error!(%error, %id, "answered, but the idempotency key could not be completed");
+            }
         }
-        return answer;
-    }
-    let expires_at_s = now_ms / 1000 + api.config.key_ttl.as_secs();
-    let remembered = serde_json::to_string(&answer).unwrap_or_default();
-    if let Err(error) = api
-        .store
-        .complete(&scoped, expires_at_s, Some(&remembered))
-        .await
-    {
-        // The send is queued: answer it. A retry of this key gets 409 until the lease ends.
-        error!(%error, "accepted, but the idempotency key could not be completed");
+        KeyFate::Release => {
+            if let Err(error) = api.store.release(&scoped).await {
+                warn!(%error, %id, "could not release the idempotency key; it frees itself after the lease");
+            }
+        }
+        KeyFate::Keep => {}
     }
     answer
 }
 
-/// The rules that need the store, then `ACCEPTED`, then the queue.
-async fn accept<S: Store, Q: Queue>(
-    api: &Api<S, Q>,
-    valid: Valid,
-    caller: &str,
-    now_ms: u64,
-) -> Answer {
-    if let Err(error) = rules(api, &valid, now_ms).await {
-        return error.into();
-    }
-    let id = format!("msg_{}", ulid::Ulid::generate());
-    let accepted = AcceptedMessage {
-        id: id.clone(),
-        channel: valid.channel.clone(),
-        to: valid.to.clone(),
-        metadata: valid.metadata.clone(),
-        caller: caller.to_owned(),
-        at_ms: now_ms,
-    };
-    if let Err(error) = api.store.accept_message(&accepted).await {
-        return ApiError::unavailable(error.to_string()).into();
-    }
-    let job = OutboundJob {
-        id: id.clone(),
-        to: valid.to,
-        route: valid.route,
-    };
-    let body = match serde_json::to_string(&job) {
-        Ok(body) => body,
-        Err(error) => return ApiError::unavailable(error.to_string()).into(),
-    };
-    let envelope = Envelope::job(SEND_JOB, body, SystemTime::now());
-    let queued = tokio::time::timeout(api.config.enqueue_timeout, api.queue.send(&envelope)).await;
-    if let Err(detail) = match queued {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!(
-            "the queue did not confirm within {} ms",
-            api.config.enqueue_timeout.as_millis()
-        )),
-    } {
-        // The queue may have taken it all the same (a timeout): FAILED makes sure the worker
-        // never sends it, so the client's retry (a new id) is the only send.
-        let reason = Reason::new("ENQUEUE_FAILED", Some(detail.clone()));
-        return match api
-            .store
-            .finish_send(&id, &SendResult::Refused { reason }, now_ms)
-            .await
-        {
-            Ok(()) => ApiError::unavailable(format!("not queued: {detail}")).into(),
-            // Neither could be written: keep the key until its lease ends, so a retry cannot
-            // race a job that may be in the queue.
-            Err(error) => Answer {
-                retry_after: None,
-                ..ApiError::unavailable(format!("not queued: {detail}; {error}")).into()
-            },
-        };
-    }
-    info!(%id, channel = %accepted.channel, "message accepted and queued");
+/// The answer that says where the message is.
+fn accepted_answer(id: &str) -> Answer {
     Answer {
         location: Some(format!("/messages/{id}")),
         ..Answer::json(202, serde_json::json!({"id": id}))
     }
 }
 
-/// The rules decided from what the worker knows: opt-outs, and WhatsApp's window.
+/// The rules that need the store, then `ACCEPTED` under `id`, then the queue; with what
+/// becomes of the key. `retried`: the id was reserved by an earlier request with this key
+/// (whose lease ran out), so the message may exist.
+async fn accept<S: Store, Q: Queue>(
+    api: &Api<S, Q>,
+    valid: Valid,
+    caller: &str,
+    id: &str,
+    retried: bool,
+    now_ms: u64,
+) -> (Answer, KeyFate) {
+    let accepted = AcceptedMessage {
+        id: id.to_owned(),
+        channel: valid.channel.clone(),
+        to: valid.to.clone(),
+        metadata: valid.metadata.clone(),
+        caller: caller.to_owned(),
+        at_ms: now_ms,
+    };
+    // A message already under this id is this request's, from an earlier try: where it got to
+    // decides. A new one must pass the rules first.
+    let existing = if retried {
+        match api
+            .store
+            .message_state(&MessageKey::Ours(id.to_owned()))
+            .await
+        {
+            Ok(existing) => existing,
+            Err(error) => return unavailable("read message", &error, KeyFate::Keep),
+        }
+    } else {
+        None
+    };
+    let existing = match existing {
+        Some(state) => Some(state),
+        None => {
+            if let Err(error) = rules(api, &valid, now_ms).await {
+                return (error.into(), KeyFate::Complete);
+            }
+            match api.store.accept_message(&accepted).await {
+                Ok(Acceptance::New) => None,
+                Ok(Acceptance::Existing(state)) => Some(*state),
+                // It may have been written: keep the id, so that the retry finds it.
+                Err(error) => return unavailable("accept message", &error, KeyFate::Keep),
+            }
+        }
+    };
+    if let Some(state) = existing {
+        let enqueue_failed = state.send == Some(SendState::Failed)
+            && state.reason().is_some_and(|r| r.code == ENQUEUE_FAILED);
+        if enqueue_failed {
+            // It ended before it left: a retry starts a new message.
+            return unavailable("enqueue", &"an earlier enqueue failed", KeyFate::Release);
+        }
+        let left = state.send.is_some() || state.status != statuses::ACCEPTED;
+        if left {
+            info!(%id, status = %state.status, "a retry of a message already queued: answered, nothing queued");
+            return (accepted_answer(id), KeyFate::Complete);
+        }
+        // ACCEPTED and nothing more: whether the first enqueue landed cannot be told. Queue it
+        // (again): the ledger sends one message whatever number of jobs name it.
+    }
+    let job = OutboundJob {
+        id: id.to_owned(),
+        to: valid.to,
+        route: valid.route,
+    };
+    let body = match serde_json::to_string(&job) {
+        Ok(body) => body,
+        Err(error) => return unavailable("serialize job", &error, KeyFate::Release),
+    };
+    let envelope = Envelope::job(SEND_JOB, body, SystemTime::now());
+    let queued = tokio::time::timeout(api.config.enqueue_timeout, api.queue.send(&envelope)).await;
+    let detail = match queued {
+        Ok(Ok(_)) => {
+            info!(%id, channel = %accepted.channel, "message accepted and queued");
+            return (accepted_answer(id), KeyFate::Complete);
+        }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!(
+            "the queue did not confirm within {} ms",
+            api.config.enqueue_timeout.as_millis()
+        ),
+    };
+    // The queue may have taken it all the same (a timeout). FAILED, if no attempt began, makes
+    // sure it can never be sent; the key is given back, so the retry is the only message.
+    let reason = Reason::new(ENQUEUE_FAILED, Some(detail.clone()));
+    let fail = SendFinish {
+        id,
+        attempt: None,
+        result: &SendResult::Refused { reason },
+        at_ms: now_ms,
+    };
+    match api.store.finish_send(&fail).await {
+        Ok(Finished::Recorded) => unavailable("enqueue", &detail, KeyFate::Release),
+        // An attempt began: the job is in the queue after all, and on its way.
+        Ok(Finished::Superseded) => {
+            info!(%id, %detail, "the enqueue reported a failure, but the job arrived: accepted");
+            (accepted_answer(id), KeyFate::Complete)
+        }
+        // Neither could be written: keep the key (and its id) until its lease ends, so the retry
+        // finds this message and cannot race a job that may be in the queue.
+        Err(error) => unavailable("enqueue", &format!("{detail}; {error}"), KeyFate::Keep),
+    }
+}
+
+/// Reason code: the messages API could not queue the message, and it never left.
+pub const ENQUEUE_FAILED: &str = "ENQUEUE_FAILED";
+
+fn unavailable(
+    during: &'static str,
+    detail: &dyn std::fmt::Display,
+    fate: KeyFate,
+) -> (Answer, KeyFate) {
+    (ApiError::unavailable_because(during, detail).into(), fate)
+}
+
+/// The rules decided from what the worker knows: opt-outs, and WhatsApp's window
+/// ([`pipeline::rules`], which the worker checks again when the message leaves).
 async fn rules<S: Store, Q: Queue>(
     api: &Api<S, Q>,
     valid: &Valid,
     now_ms: u64,
 ) -> Result<(), ApiError> {
-    for channel in &valid.channels {
-        let contact_channel = if channel == request::SMS_API {
-            "SMS"
-        } else {
-            channel
-        };
-        let contact = ContactKey::new(contact_channel, &valid.to);
-        let state = api
-            .store
-            .contact(&contact)
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        if state.opted_out_by.is_some() {
-            return Err(ApiError::unprocessable(
-                "recipient_opted_out",
-                format!("to: {} opted out (STOP) on {channel}", valid.to),
-            ));
-        }
-        if valid.needs_whatsapp_window && channel == "WHATSAPP" {
-            let window_ms = api.config.whatsapp_window.as_millis() as u64;
-            let open = state
-                .last_inbound_at_ms
-                .is_some_and(|at| now_ms.saturating_sub(at) < window_ms);
-            if !open {
-                return Err(ApiError::unprocessable(
-                    "whatsapp_window_closed",
-                    format!(
-                        "to: {} has not written in the last 24 hours; outside that window WhatsApp takes only approved templates (send a template: name, language, parameters)",
-                        valid.to
-                    ),
-                ));
-            }
-        }
+    let contacts: Vec<ContactKey> = valid
+        .channels
+        .iter()
+        .map(|channel| {
+            let channel = if channel == request::SMS_API {
+                "SMS"
+            } else {
+                channel
+            };
+            ContactKey::new(channel, &valid.to)
+        })
+        .collect();
+    let check = Check {
+        contacts: &contacts,
+        whatsapp_free_form: valid.needs_whatsapp_window,
+        answering: None,
+        now_ms,
+    };
+    match api.config.rules.check(&api.store, &check).await {
+        Ok(None) => Ok(()),
+        Ok(Some(refusal)) => Err(ApiError::unprocessable(refusal.code, refusal.message)),
+        Err(error) => Err(ApiError::unavailable_because("read contact", &error)),
     }
-    Ok(())
 }
 
 fn parse(body: &[u8]) -> Result<SendRequest, ApiError> {

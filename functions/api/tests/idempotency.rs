@@ -11,9 +11,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use pipeline::clock::Clock;
 use pipeline::queue::MemoryQueue;
-use pipeline::store::{ClaimRequest, DynamoStore, MemoryStore, Store};
+use pipeline::store::{ClaimRequest, DynamoStore, MemoryStore, MessageKey, Store};
 use serde_json::json;
 use testkit::Moto;
+use testkit::faulty::{Fault, FaultyStore};
 
 const BODY: &str = r#"{"to":"+46701234567","channel":"SMS_API","text":"Your code is 1234"}"#;
 
@@ -63,6 +64,7 @@ async fn a_key_in_flight_is_409<S: Store>(api: Api<S, MemoryQueue>) {
             payload_hash: "h",
             lease_until_ms: NOW_MS + 30_000,
             now_ms: NOW_MS,
+            value: None,
         })
         .await
         .unwrap();
@@ -136,7 +138,227 @@ async fn dynamo(moto: &Moto) -> Api<DynamoStore, MemoryQueue> {
     )
 }
 
+/// The Lambda died after the enqueue, before the key was completed (or completing it failed):
+/// the client's retry, once the lease ran out, finds the same message and queues nothing new.
+async fn a_retry_after_a_crash_past_the_enqueue_is_the_same_message<S: Store + Clone>(
+    api: Api<S, MemoryQueue>,
+) {
+    let faulty = FaultyStore::new(api.store.clone());
+    let crashing = Api {
+        store: faulty.clone(),
+        queue: api.queue.clone(),
+        config: config(),
+        clock: api.clock,
+    };
+    faulty.fail("complete", Fault::Before);
+    let (status, first, _) = call(&crashing, post(Some("crash-1"), BODY)).await;
+    assert_eq!(status, 202);
+    assert_eq!(api.queue.len(), 1);
+    // While the first request's lease runs: in flight.
+    assert_eq!(call(&api, post(Some("crash-1"), BODY)).await.0, 409);
+    let later = Api {
+        store: api.store.clone(),
+        queue: api.queue.clone(),
+        config: config(),
+        clock: Clock::Fixed(now() + Duration::from_secs(31)),
+    };
+    let (status, again, _) = call(&later, post(Some("crash-1"), BODY)).await;
+    assert_eq!(
+        (status, &again["id"]),
+        (202, &first["id"]),
+        "the same message"
+    );
+    // Whether the first enqueue landed cannot be told from here, so the same message may be
+    // queued again; never another one (the worker's ledger sends one message per id, however
+    // many jobs name it: worker tests `two_jobs_of_one_message_send_it_once`).
+    let ids = queued_ids(&api.queue);
+    assert!(
+        !ids.is_empty()
+            && ids
+                .iter()
+                .all(|id| Some(id.as_str()) == first["id"].as_str()),
+        "{ids:?}"
+    );
+    // Once its send has begun, a retry queues nothing at all.
+    let job_id = ids[0].clone();
+    begin(&api.store, &job_id).await;
+    let before = api.queue.len();
+    faulty.fail("complete", Fault::Before);
+    let stuck = Api {
+        store: faulty.clone(),
+        queue: api.queue.clone(),
+        config: config(),
+        clock: Clock::Fixed(now() + Duration::from_secs(62)),
+    };
+    assert_eq!(call(&stuck, post(Some("crash-1"), BODY)).await.0, 202);
+    faulty.heal();
+    let much_later = Api {
+        store: api.store.clone(),
+        queue: api.queue.clone(),
+        config: config(),
+        clock: Clock::Fixed(now() + Duration::from_secs(93)),
+    };
+    let (status, again, _) = call(&much_later, post(Some("crash-1"), BODY)).await;
+    assert_eq!((status, &again["id"]), (202, &first["id"]));
+    assert_eq!(api.queue.len(), before, "its send began: nothing queued");
+    // Now completed: replayed.
+    let (status, _, replayed) = call(&much_later, post(Some("crash-1"), BODY)).await;
+    assert_eq!((status, replayed), (202, true));
+    // Another body under the key of a request that died: the key is reused, not retaken.
+    faulty.fail("complete", Fault::Before);
+    call(&crashing, post(Some("crash-2"), BODY)).await;
+    let other = BODY.replace("1234", "9999");
+    let (status, answer, _) = call(&later, post(Some("crash-2"), &other)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+}
+
+/// It died after storing the message, before the enqueue: the retry queues it, under the same id.
+async fn a_retry_after_a_crash_before_the_enqueue_queues_the_same_message<S: Store + Clone>(
+    api: Api<S, MemoryQueue>,
+) {
+    // Both the queue and the write that would fail the message are down: 503, the key kept.
+    let faulty = FaultyStore::new(api.store.clone());
+    faulty.fail("finish_send", Fault::Before);
+    let broken = Api {
+        store: faulty,
+        queue: pipeline::queue::SqsQueue::new(
+            pipeline::queue::enqueue_client(
+                &testkit::sdk_config_for(&testkit::refused_endpoint()).await,
+                Duration::from_millis(300),
+            ),
+            "http://127.0.0.1:1/queue/outbound",
+        ),
+        config: config(),
+        clock: api.clock,
+    };
+    let (status, answer, _) = call(&broken, post(Some("crash-3"), BODY)).await;
+    assert_eq!(status, 503, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    for leak in ["127.0.0.1", "dispatch", "injected", "arn:", "sinch-hooks"] {
+        assert!(!message.contains(leak), "{leak} in {message}");
+    }
+    assert!(api.queue.is_empty());
+    let later = Api {
+        store: api.store.clone(),
+        queue: api.queue.clone(),
+        config: config(),
+        clock: Clock::Fixed(now() + Duration::from_secs(31)),
+    };
+    let (status, answer, _) = call(&later, post(Some("crash-3"), BODY)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(api.queue.len(), 1);
+    assert_eq!(
+        queued_ids(&api.queue),
+        [answer["id"].as_str().unwrap_or_default()],
+        "one message, under the id the key reserved"
+    );
+    // The id is the one the dead request had stored: its message is the one queued.
+    assert!(
+        api.store
+            .message_state(&MessageKey::Ours(queued_ids(&api.queue)[0].clone()))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// The queue said no, but the job had landed and the worker began sending it: the fenced
+/// `ENQUEUE_FAILED` write finds the attempt and the answer is 202, not a failed message that
+/// was in fact sent.
+async fn an_enqueue_that_landed_after_all_is_accepted<S: Store + Clone + 'static>(
+    api: Api<S, MemoryQueue>,
+) {
+    let queue = LandsThenFails {
+        inner: api.queue.clone(),
+        store: api.store.clone(),
+    };
+    let racing = Api {
+        store: api.store.clone(),
+        queue,
+        config: config(),
+        clock: api.clock,
+    };
+    let (status, answer, _) = call(&racing, post(Some("race-1"), BODY)).await;
+    assert_eq!(status, 202, "{answer}");
+    let state = api
+        .store
+        .message_state(&MessageKey::Ours(
+            answer["id"].as_str().unwrap_or_default().into(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(state.status, "FAILED");
+    let (_, _, replayed) = call(&api, post(Some("race-1"), BODY)).await;
+    assert!(replayed);
+}
+
+/// The worker began sending message `id`.
+async fn begin<S: Store>(store: &S, id: &str) {
+    let intent = pipeline::store::SendIntent {
+        to: pipeline::store::ContactKey::new("SMS", "46701234567"),
+        in_reply_to: None,
+        text: None,
+    };
+    store
+        .begin_send(&pipeline::store::SendAttempt {
+            id,
+            attempt: "worker-1",
+            now_ms: NOW_MS,
+            settle_before_ms: NOW_MS - 60_000,
+            takeover: None,
+            intent: &intent,
+        })
+        .await
+        .expect("the worker began");
+}
+
+/// A queue that stores the job, sees the worker begin its send, and then reports a failure (a
+/// timeout whose request had landed).
+struct LandsThenFails<S> {
+    inner: MemoryQueue,
+    store: S,
+}
+
+impl<S: Store> pipeline::queue::Queue for LandsThenFails<S> {
+    async fn send(
+        &self,
+        envelope: &pipeline::envelope::Envelope,
+    ) -> Result<pipeline::queue::MessageId, pipeline::queue::QueueError> {
+        self.inner.send(envelope).await?;
+        let body = envelope.raw_body().unwrap_or_default();
+        let job = pipeline::outbound::parse(&body).expect("a job");
+        begin(&self.store, &job.id).await;
+        Err(pipeline::queue::QueueError::Unavailable {
+            queue: "outbound".into(),
+            detail: "timed out".into(),
+        })
+    }
+
+    fn name(&self) -> &str {
+        "lands-then-fails"
+    }
+}
+
+/// The message ids of the jobs in the queue.
+fn queued_ids(queue: &MemoryQueue) -> Vec<String> {
+    queue
+        .snapshot()
+        .iter()
+        .map(|queued| {
+            let body = queued.envelope.raw_body().unwrap_or_default();
+            pipeline::outbound::parse(&body).expect("a job").id
+        })
+        .collect()
+}
+
 testkit::for_both_stores!(
+    a_retry_after_a_crash_past_the_enqueue_is_the_same_message,
+    a_retry_after_a_crash_before_the_enqueue_queues_the_same_message,
+    an_enqueue_that_landed_after_all_is_accepted,
     replays_the_first_answer,
     another_body_under_the_same_key_is_422,
     a_key_in_flight_is_409,

@@ -301,3 +301,137 @@ async fn an_accepted_send_is_stored_queued_and_readable() {
             .is_some()
     );
 }
+
+/// The same request as API Gateway gives it after IAM authorization of `arn`, on `stage`.
+fn signed_by(request: lambda_http::Request, arn: &str, stage: &str) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    let context: lambda_http::request::RequestContext = serde_json::from_value(json!({
+        "routeKey": "ANY /messages", "accountId": "123456789012", "stage": stage,
+        "requestId": "r", "apiId": "a", "domainName": "d", "domainPrefix": "d", "time": "t", "timeEpoch": 0,
+        "http": {"method": "GET", "path": "/messages", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"},
+        "authorizer": {"iam": {"accessKey": "AKIA", "accountId": "123456789012", "callerId": "AIDA", "userArn": arn, "userId": "AIDA"}}
+    }))
+    .expect("an HTTP API request context");
+    request.with_request_context(context)
+}
+
+#[tokio::test]
+async fn a_message_is_read_only_by_its_caller() {
+    let api = memory_api();
+    let alice = "arn:aws:iam::123456789012:user/alice";
+    let eve = "arn:aws:iam::123456789012:user/eve";
+    let body = r#"{"to":"+46701234567","channel":"SMS_API","text":"Your code is 1234"}"#;
+    let (status, answer, _) = call(&api, signed_by(post(Some("k"), body), alice, "$default")).await;
+    assert_eq!(status, 202);
+    let path = format!("/messages/{}", answer["id"].as_str().unwrap());
+    assert_eq!(
+        call(&api, signed_by(get(&path), alice, "$default")).await.0,
+        200
+    );
+    let (status, answer, _) = call(&api, signed_by(get(&path), eve, "$default")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "another caller's message does not exist for them"
+    );
+    // A reply of the pipeline belongs to the deployment: any caller reads it.
+    let intent = pipeline::store::SendIntent {
+        to: ContactKey::new("WHATSAPP", "46701234567"),
+        in_reply_to: Some("01IN".into()),
+        text: Some("hi".into()),
+    };
+    api.store
+        .begin_send(&pipeline::store::SendAttempt {
+            id: "rpl_01IN",
+            attempt: "A1",
+            now_ms: NOW_MS,
+            settle_before_ms: NOW_MS - 60_000,
+            takeover: None,
+            intent: &intent,
+        })
+        .await
+        .unwrap();
+    api.store
+        .finish_send(&pipeline::store::SendFinish {
+            id: "rpl_01IN",
+            attempt: Some("A1"),
+            result: &pipeline::store::SendResult::Accepted { sinch_id: None },
+            at_ms: NOW_MS,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&api, signed_by(get("/messages/rpl_01IN"), eve, "$default"))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn routes_match_exactly_and_ids_no_message_can_have_are_404() {
+    let api = memory_api();
+    let long = "x".repeat(2100);
+    for path in [
+        "/prefix/messages".to_owned(),
+        "/messagesx".to_owned(),
+        "/v1/messages/abc".to_owned(),
+        "/messages/a/b".to_owned(),
+        format!("/messages/{long}"),
+        "/messages/%C3%A9t%C3%A9".to_owned(),
+        "/messages/msg_%00".to_owned(),
+        "/messages/é".to_owned(),
+    ] {
+        let request = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(format!(
+                "https://api.example.com{}",
+                path.replace('é', "%C3%A9")
+            ))
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        let (status, answer, _) = call(&api, request).await;
+        assert_eq!(status, 404, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "not_found", "{path}");
+    }
+    // A named stage in front of the path is the stage's, not a route.
+    let body = r#"{"to":"+46701234567","channel":"SMS_API","text":"hi"}"#;
+    let staged =
+        |request: lambda_http::Request| signed_by(request, "arn:aws:iam::1:user/a", "prod");
+    let mut request = post(Some("staged"), body);
+    *request.uri_mut() = "https://api.example.com/prod/messages".parse().unwrap();
+    assert_eq!(call(&api, staged(request)).await.0, 202);
+    let mut request = post(Some("unstaged"), body);
+    *request.uri_mut() = "https://api.example.com/test/messages".parse().unwrap();
+    assert_eq!(
+        call(&api, staged(request)).await.0,
+        404,
+        "another stage's name"
+    );
+}
+
+/// The store down: 503 with our code and a message of ours, nothing of the SDK's.
+#[tokio::test]
+async fn an_unavailable_store_is_503_without_its_details() {
+    let sdk = testkit::sdk_config_for(&testkit::refused_endpoint()).await;
+    let store = pipeline::store::DynamoStore::new(
+        pipeline::store::dynamodb_client(&sdk),
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/sinch-hooks-secret-table",
+    );
+    let api = api::Api {
+        store,
+        queue: pipeline::queue::MemoryQueue::new("outbound"),
+        config: config(),
+        clock: pipeline::clock::Clock::Fixed(now()),
+    };
+    let body = r#"{"to":"+46701234567","channel":"SMS_API","text":"hi"}"#;
+    for request in [post(Some("k"), body), get("/messages/msg_01")] {
+        let (status, answer, _) = call(&api, request).await;
+        assert_eq!(status, 503);
+        assert_eq!(answer["error"]["code"], "unavailable");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        for leak in ["arn:", "127.0.0.1", "dispatch", "secret-table", "Error"] {
+            assert!(!message.contains(leak), "{leak} in {message}");
+        }
+    }
+}

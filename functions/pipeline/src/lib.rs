@@ -8,6 +8,8 @@
 //! - [`hook`]: the team's own logic inside the worker (a trait; the reply policy is the default).
 //! - [`reply`]: the reply policy (keywords, opt-out, default reply).
 //! - [`outbound`]: sends of the messages API, as queued and as the worker runs them.
+//! - [`rules`]: whether a message may go now (opt-out, WhatsApp's window), checked at the door
+//!   and again just before it leaves.
 //! - [`send`]: send once: every send is recorded before it leaves and never repeated once Sinch
 //!   took it.
 //! - [`status`]: delivery status that only moves forward.
@@ -33,6 +35,7 @@ pub mod outbound;
 pub mod process;
 pub mod queue;
 pub mod reply;
+pub mod rules;
 pub mod secrets;
 pub mod send;
 pub mod status;

@@ -2,10 +2,21 @@
 //!
 //! The messages API validates a request, stores it as `ACCEPTED` under our id, and queues an
 //! [`OutboundJob`] (an envelope with the [`JOB`](envelope::JOB) attribute `send`) on the outbound
-//! queue. The worker runs it through the send-once ledger ([`crate::send`]): Sinch's answer moves
-//! it to `SENT` with Sinch's id, a refusal to `FAILED` with Sinch's reason; transient failures go
-//! back to the queue, and on the last receive a send Sinch certainly never took is marked
-//! `FAILED` (`RETRIES_EXHAUSTED`) before the queue parks it in its dead-letter queue.
+//! queue. The worker runs it through the send-once ledger ([`crate::send`]), checking the
+//! sending rules ([`crate::rules`]) again just before the request leaves. Every job ends:
+//!
+//! | what happened | the message |
+//! |---|---|
+//! | Sinch took it | `SENT` with Sinch's id, then Sinch's reports |
+//! | Sinch refused it (4xx) | `FAILED` with Sinch's reason |
+//! | the recipient opted out, or WhatsApp's window closed, before it left | `FAILED` with `recipient_opted_out` / `whatsapp_window_closed`; never sent |
+//! | transient failures | back to the queue; on the last receive: |
+//! | - Sinch certainly never took it (429, 5xx, no connection) | `FAILED` (`RETRIES_EXHAUSTED`) |
+//! | - it may have reached Sinch (an answer lost, an attempt unsettled) | `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`), not final: a late report moves it |
+//! | - the store failed, no attempt on record | `FAILED` (`RETRIES_EXHAUSTED`) if the store takes that write; else it stays as it was while the job waits in the dead-letter queue (its alarm fires) |
+//!
+//! and the queue then parks the job in its dead-letter queue, from where a redrive runs it
+//! again through the same ledger and rules.
 //!
 //! Our id travels as `correlation_id` and `message_metadata` (Conversation) or `client_reference`
 //! (SMS), so every delivery report finds the message, even before the send is recorded.
@@ -19,10 +30,16 @@ use sinch::client::{AppMessage, ChannelRecipient, Recipient, SendMessageRequest,
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::clock::unix_millis;
 use crate::handlers::Services;
 use crate::hook::Hook;
+use crate::rules::Check;
 use crate::send::{SendError, Sent, reference};
-use crate::store::{ContactKey, Reason, SendIntent, SendResult, SinchId, Store};
+use crate::status::{self, Progress};
+use crate::store::{
+    ContactKey, Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, SinchId,
+    StatusUpdate, Store, StoreError,
+};
 
 /// The [`JOB`](envelope::JOB) attribute's value for a send.
 pub const SEND_JOB: &str = "send";
@@ -69,6 +86,25 @@ impl OutboundJob {
             Route::Conversation { channel, .. } => ContactKey::new(channel, &self.to),
             Route::Sms { .. } => ContactKey::new("SMS", &self.to),
         }
+    }
+
+    /// The recipient on every channel it may go on (the opt-out rule reads each).
+    pub fn contacts(&self) -> Vec<ContactKey> {
+        match &self.route {
+            Route::Conversation {
+                channel, fallback, ..
+            } => std::iter::once(channel)
+                .chain(fallback)
+                .map(|channel| ContactKey::new(channel, &self.to))
+                .collect(),
+            Route::Sms { .. } => vec![self.contact()],
+        }
+    }
+
+    /// Whether WhatsApp's window applies: free-form content on WhatsApp with no fallback.
+    pub fn whatsapp_free_form(&self) -> bool {
+        matches!(&self.route, Route::Conversation { channel, fallback, message, .. }
+            if channel == "WHATSAPP" && fallback.is_empty() && !message.is_template())
     }
 
     fn intent(&self) -> SendIntent {
@@ -179,7 +215,8 @@ pub fn parse(body: &[u8]) -> Result<OutboundJob, BadJob> {
     Ok(serde_json::from_slice(body)?)
 }
 
-/// Sends a job at most once (see [`crate::send`]). Sinch calls finish before `deadline`.
+/// Sends a job at most once (see [`crate::send`]), if the sending rules allow it when it is
+/// about to leave. Sinch calls finish before `deadline`.
 pub async fn send<S: Store, H: Hook>(
     services: &Services<S, H>,
     job: &OutboundJob,
@@ -187,65 +224,119 @@ pub async fn send<S: Store, H: Hook>(
 ) -> Result<Sent, SendError> {
     let sinch = &services.sinch;
     let intent = job.intent();
+    let contacts = job.contacts();
+    let rules = || async {
+        let check = Check {
+            contacts: &contacts,
+            whatsapp_free_form: job.whatsapp_free_form(),
+            answering: None,
+            now_ms: unix_millis(services.clock.now()),
+        };
+        services.rules.check(&services.store, &check).await
+    };
     let now = OffsetDateTime::from(services.clock.now());
+    let sender = &services.sender;
+    let (store, clock) = (&services.store, &services.clock);
     match job.request(now) {
         SinchRequest::Conversation(request) => {
-            services
-                .sender
-                .send(
-                    &services.store,
-                    &services.clock,
-                    &job.id,
-                    &intent,
-                    || async {
-                        sinch
-                            .send_message(&request, deadline)
-                            .await
-                            .map(|answer| SinchId::Message(answer.message_id))
-                    },
-                )
+            sender
+                .send(store, clock, &job.id, &intent, rules, || async {
+                    sinch
+                        .send_message(&request, deadline)
+                        .await
+                        .map(|answer| SinchId::Message(answer.message_id))
+                })
                 .await
         }
         SinchRequest::Sms(batch) => {
-            services
-                .sender
-                .send(
-                    &services.store,
-                    &services.clock,
-                    &job.id,
-                    &intent,
-                    || async {
-                        sinch
-                            .send_sms(&batch, deadline)
-                            .await
-                            .map(|answer| SinchId::Batch(answer.id))
-                    },
-                )
+            sender
+                .send(store, clock, &job.id, &intent, rules, || async {
+                    sinch
+                        .send_sms(&batch, deadline)
+                        .await
+                        .map(|answer| SinchId::Batch(answer.id))
+                })
                 .await
         }
     }
 }
 
-/// On the last receive of a job whose send Sinch certainly never took (every attempt answered
-/// 429 or 5xx, or found no connection): the message is `FAILED` before the queue parks it.
+/// Reason code: every receive of a job failed and Sinch certainly never took it.
+pub const RETRIES_EXHAUSTED: &str = "RETRIES_EXHAUSTED";
+/// Reason code of [`status::UNKNOWN`]: the send may have reached Sinch; no answer or report
+/// said so before the retries ran out.
+pub const SEND_OUTCOME_UNKNOWN: &str = "SEND_OUTCOME_UNKNOWN";
+
+/// What [`give_up`] made of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaveUp {
+    /// `FAILED` (`RETRIES_EXHAUSTED`): it never left.
+    Failed,
+    /// `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`): it may have left.
+    Parked,
+    /// Nothing to do: it had ended, or another attempt holds it.
+    Nothing,
+}
+
+/// On the last receive of a job that failed with `error`, before the queue parks it: the
+/// message ends `FAILED` when it certainly never left, or is parked `UNKNOWN` when it may have
+/// (see the module docs). Writes are fenced, so an attempt that did reach Sinch is never
+/// marked failed.
 pub async fn give_up<S: Store, H: Hook>(
     services: &Services<S, H>,
     job: &OutboundJob,
     error: &SendError,
-) -> Result<bool, crate::store::StoreError> {
-    if !matches!(error, SendError::NotSent { .. }) {
-        return Ok(false);
+) -> Result<GaveUp, StoreError> {
+    let now_ms = unix_millis(services.clock.now());
+    let result = SendResult::Refused {
+        reason: Reason::new(RETRIES_EXHAUSTED, Some(error.to_string())),
+    };
+    let fail = |attempt| SendFinish {
+        id: &job.id,
+        attempt,
+        result: &result,
+        at_ms: now_ms,
+    };
+    match error {
+        SendError::NotSent { attempt, .. } => Ok(
+            match services.store.finish_send(&fail(Some(attempt))).await? {
+                Finished::Recorded => GaveUp::Failed,
+                Finished::Superseded => GaveUp::Nothing,
+            },
+        ),
+        SendError::Store(_) => match services.store.finish_send(&fail(None)).await? {
+            Finished::Recorded => Ok(GaveUp::Failed),
+            // An attempt is on record: it may have left.
+            Finished::Superseded => park(services, job, error, now_ms).await,
+        },
+        SendError::Unknown { .. } | SendError::Unsettled { .. } => {
+            park(services, job, error, now_ms).await
+        }
+        SendError::Refused { .. } | SendError::Withheld { .. } | SendError::NotConfigured(_) => {
+            Ok(GaveUp::Nothing)
+        }
     }
-    let reason = Reason::new("RETRIES_EXHAUSTED", Some(error.to_string()));
-    services
-        .store
-        .finish_send(
-            &job.id,
-            &SendResult::Refused { reason },
-            crate::clock::unix_millis(services.clock.now()),
-        )
-        .await?;
-    Ok(true)
+}
+
+/// Parks a message `UNKNOWN`; a status that only moves forward, so one that got further meanwhile
+/// stays where it is.
+async fn park<S: Store, H: Hook>(
+    services: &Services<S, H>,
+    job: &OutboundJob,
+    error: &SendError,
+    now_ms: u64,
+) -> Result<GaveUp, StoreError> {
+    let update = StatusUpdate {
+        key: MessageKey::Ours(job.id.clone()),
+        status: status::UNKNOWN.to_owned(),
+        progress: Progress::UNKNOWN,
+        at_ms: now_ms,
+        reason: Some(Reason::new(SEND_OUTCOME_UNKNOWN, Some(error.to_string()))),
+        channel: None,
+        sinch_id: None,
+    };
+    services.store.record_status(&update).await?;
+    Ok(GaveUp::Parked)
 }
 
 #[cfg(test)]

@@ -85,9 +85,20 @@ pub async fn process<S: Store, H: Hook>(
         payload_hash: &payload_hash,
         lease_until_ms: now_ms + u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
         now_ms,
+        value: None,
     };
     match store.claim(&claim).await.map_err(transient)? {
-        Claim::Claimed => {}
+        Claim::Claimed { .. } => {}
+        // (Only claims that hold a value are `Reused`; a callback's hold none.)
+        Claim::Reused => {
+            return Ok((
+                callback,
+                Handled::Duplicate {
+                    key,
+                    same_payload: false,
+                },
+            ));
+        }
         Claim::Completed { same_payload, .. } => {
             if !same_payload {
                 warn!(%key, %payload_hash, "a different payload under an idempotency key already handled: treated as a duplicate");

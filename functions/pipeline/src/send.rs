@@ -7,10 +7,14 @@
 //!
 //! 1. **Before the send**, one conditional write records the attempt (`SENDING`, a fresh attempt
 //!    token, the time). It succeeds only when no earlier attempt settles the send.
-//! 2. **The send**, with our id in `correlation_id` and `message_metadata` (Conversation) or
+//! 2. **The rules, again** ([`crate::rules`]): opt-out and WhatsApp's window are read from the
+//!    store now, just before the request leaves; a send they forbid ends `FAILED` with the
+//!    rule's code ([`SendError::Withheld`]) and never leaves.
+//! 3. **The send**, with our id in `correlation_id` and `message_metadata` (Conversation) or
 //!    `client_reference` (SMS), so every delivery report names the message it belongs to.
-//! 3. **After the answer**, a second write records it: `SENT` with Sinch's id, or `FAILED` with
-//!    Sinch's reason.
+//! 4. **After the answer**, a second write records it: `SENT` with Sinch's id, or `FAILED` with
+//!    Sinch's reason. It is fenced on the attempt: an outcome is recorded only while the ledger
+//!    is still at the attempt it belongs to.
 //!
 //! What a retry finds, and does:
 //!
@@ -42,8 +46,10 @@ use sinch::client::SinchError;
 use tracing::{info, warn};
 
 use crate::clock::{Clock, unix_millis};
+use crate::rules;
 use crate::store::{
-    Reason, SendAttempt, SendIntent, SendResult, SendSlot, SinchId, Store, StoreError,
+    Finished, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SinchId, Store,
+    StoreError,
 };
 
 /// How long an attempt whose outcome is unknown waits for a delivery report before it is taken
@@ -93,9 +99,19 @@ pub enum SendError {
     /// Sinch refused the message for good (now, or on an earlier attempt).
     #[error("Sinch refused message {id}: {reason}")]
     Refused { id: String, reason: Reason },
+    /// A sending rule forbade it when it was about to leave (now, or on an earlier attempt):
+    /// the recipient opted out, or WhatsApp's window closed. It is `FAILED` with the rule's
+    /// code and was never sent.
+    #[error("message {id} withheld: {reason}")]
+    Withheld { id: String, reason: Reason },
     /// Sinch did not take it (429, 5xx, no connection, out of time): safe to send again.
+    /// `attempt` is the attempt on record, withdrawn.
     #[error("message {id} not sent: {error}")]
-    NotSent { id: String, error: SinchError },
+    NotSent {
+        id: String,
+        attempt: String,
+        error: SinchError,
+    },
     /// The request may have reached Sinch, and its answer did not come back.
     #[error(
         "message {id}: outcome unknown ({error}); a delivery report or the settle time decides"
@@ -118,7 +134,7 @@ impl SendError {
     pub fn is_transient(&self) -> bool {
         !matches!(
             self,
-            SendError::Refused { .. } | SendError::NotConfigured(_)
+            SendError::Refused { .. } | SendError::Withheld { .. } | SendError::NotConfigured(_)
         )
     }
 
@@ -136,8 +152,8 @@ impl SendError {
 enum Known {
     /// The attempt (by token) never reached Sinch.
     NotSent { attempt: String },
-    /// Sinch answered; the answer still has to be recorded.
-    Answered(SendResult),
+    /// Sinch answered `attempt`; the answer still has to be recorded.
+    Answered { attempt: String, result: SendResult },
 }
 
 /// Sends through the ledger; one per process, shared (clones share what they know).
@@ -183,26 +199,32 @@ impl Sender {
     }
 
     /// Sends message `id` at most once: `send` runs only when the ledger says no earlier
-    /// attempt reached Sinch (see the module docs). `send` must put our id in the request
+    /// attempt reached Sinch (see the module docs), and `rules` (checked once the attempt is on
+    /// record) do not forbid it. `send` must put our id in the request
     /// ([`reference::to_sinch`]) and must not retry a request whose outcome is unknown.
-    pub async fn send<S, F, Fut>(
+    pub async fn send<S, R, RFut, F, Fut>(
         &self,
         store: &S,
         clock: &Clock,
         id: &str,
         intent: &SendIntent,
+        rules: R,
         send: F,
     ) -> Result<Sent, SendError>
     where
         S: Store,
+        R: FnOnce() -> RFut,
+        RFut: Future<Output = Result<Option<rules::Refusal>, StoreError>>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<SinchId, SinchError>>,
     {
         let now_ms = unix_millis(clock.now());
         let takeover = match self.known(id) {
             // Sinch answered an earlier attempt of this process: record that, send nothing.
-            Some(Known::Answered(result)) => {
-                return self.record(store, id, result, now_ms, true).await;
+            Some(Known::Answered { attempt, result }) => {
+                return self
+                    .record(store, id, Some(&attempt), result, now_ms, true)
+                    .await;
             }
             Some(Known::NotSent { attempt }) => Some(attempt),
             None => None,
@@ -230,6 +252,7 @@ impl Sender {
             SendSlot::Accepted {
                 sinch_id,
                 recorded: true,
+                ..
             } => {
                 self.forget(id);
                 return Ok(Sent {
@@ -240,15 +263,16 @@ impl Sender {
             SendSlot::Accepted {
                 sinch_id,
                 recorded: false,
+                attempt,
             } => {
                 let result = SendResult::Accepted { sinch_id };
-                return self.record(store, id, result, now_ms, true).await;
+                return self
+                    .record(store, id, attempt.as_deref(), result, now_ms, true)
+                    .await;
             }
             SendSlot::Refused { reason } => {
-                return Err(SendError::Refused {
-                    id: id.to_owned(),
-                    reason,
-                });
+                self.forget(id);
+                return Err(refused(id, reason));
             }
             SendSlot::Unsettled {
                 attempt,
@@ -259,6 +283,28 @@ impl Sender {
                     attempt,
                     settles_at_ms: attempt_at_ms.saturating_add(settle_ms),
                 });
+            }
+        }
+
+        // The rules, as they stand now that the attempt is on record.
+        match rules().await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => {
+                info!(
+                    message = id,
+                    code = refusal.code,
+                    "withheld at the moment of sending: the message is FAILED, nothing sent"
+                );
+                let result = SendResult::Refused {
+                    reason: refusal.reason(),
+                };
+                return self
+                    .record(store, id, Some(&attempt), result, now_ms, false)
+                    .await;
+            }
+            Err(error) => {
+                self.withdraw(store, id, &attempt).await;
+                return Err(error.into());
             }
         }
 
@@ -285,6 +331,7 @@ impl Sender {
                 self.withdraw(store, id, &attempt).await;
                 return Err(SendError::NotSent {
                     id: id.to_owned(),
+                    attempt,
                     error,
                 });
             }
@@ -292,24 +339,57 @@ impl Sender {
                 reason: refusal(&error),
             },
         };
-        self.remember(id, Known::Answered(result.clone()));
-        self.record(store, id, result, now_ms, false).await
+        self.remember(
+            id,
+            Known::Answered {
+                attempt: attempt.clone(),
+                result: result.clone(),
+            },
+        );
+        self.record(store, id, Some(&attempt), result, now_ms, false)
+            .await
     }
 
-    /// Records Sinch's answer, then forgets it; on a store failure it stays known to this
+    /// Records how `attempt` ended, then forgets it; on a store failure it stays known to this
     /// process so the retry records it without sending.
     async fn record<S: Store>(
         &self,
         store: &S,
         id: &str,
+        attempt: Option<&str>,
         result: SendResult,
         now_ms: u64,
         resumed: bool,
     ) -> Result<Sent, SendError> {
-        if let Err(error) = store.finish_send(id, &result, now_ms).await {
-            self.remember(id, Known::Answered(result));
-            warn!(message = id, %error, "Sinch answered, but the answer could not be recorded; the retry records it without sending");
-            return Err(error.into());
+        let finish = SendFinish {
+            id,
+            attempt,
+            result: &result,
+            at_ms: now_ms,
+        };
+        match store.finish_send(&finish).await {
+            Ok(Finished::Recorded) => {}
+            Ok(Finished::Superseded) => {
+                // Another attempt holds the ledger now (this one outlived its settle time):
+                // its outcome is its own to record.
+                warn!(
+                    message = id,
+                    attempt, "the ledger moved on before this attempt's outcome was recorded"
+                );
+            }
+            Err(error) => {
+                if let Some(attempt) = attempt {
+                    self.remember(
+                        id,
+                        Known::Answered {
+                            attempt: attempt.to_owned(),
+                            result,
+                        },
+                    );
+                }
+                warn!(message = id, %error, "the outcome could not be recorded; the retry records it without sending");
+                return Err(error.into());
+            }
         }
         self.forget(id);
         match result {
@@ -323,10 +403,7 @@ impl Sender {
                 }
                 Ok(Sent { sinch_id, resumed })
             }
-            SendResult::Refused { reason } => Err(SendError::Refused {
-                id: id.to_owned(),
-                reason,
-            }),
+            SendResult::Refused { reason } => Err(refused(id, reason)),
         }
     }
 
@@ -342,6 +419,16 @@ impl Sender {
             // Another process will wait for the settle time instead; this one knows.
             warn!(message = id, %error, "could not withdraw an attempt that never reached Sinch");
         }
+    }
+}
+
+/// A failed send as an error: withheld by a rule, or refused by Sinch.
+fn refused(id: &str, reason: Reason) -> SendError {
+    let id = id.to_owned();
+    if rules::is_refusal(&reason) {
+        SendError::Withheld { id, reason }
+    } else {
+        SendError::Refused { id, reason }
     }
 }
 

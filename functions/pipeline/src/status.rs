@@ -9,6 +9,7 @@
 //! | rank | Conversation | SMS | ours |
 //! |---|---|---|---|
 //! | 1 | | | `ACCEPTED` (the messages API took it) |
+//! | 3 | | | `UNKNOWN` (parked: the send may have reached Sinch, its answer was lost and no report came before the retries ran out; a later report still moves it) |
 //! | 5 | | | `SENT` (Sinch accepted the send) |
 //! | 10 | `QUEUED_ON_CHANNEL` | `Queued` | |
 //! | 20 | `SWITCHING_CHANNEL` | `Dispatched` | |
@@ -39,6 +40,9 @@ pub const TERMINAL_RANK: u8 = 40;
 /// state, so these are how a message starts its history.
 pub const ACCEPTED: &str = "ACCEPTED";
 pub const SENT: &str = "SENT";
+/// Where a send is parked when whether Sinch took it cannot be told: its answer was lost and no
+/// delivery report named it before its retries ran out. Not final: a late report moves it.
+pub const UNKNOWN: &str = "UNKNOWN";
 /// What a send Sinch refused for good ends as.
 pub const FAILED: &str = "FAILED";
 
@@ -57,6 +61,8 @@ impl Progress {
 
     /// [`ACCEPTED`]: taken by us, not yet handed to Sinch.
     pub const ACCEPTED: Progress = Progress::new(1, false);
+    /// [`UNKNOWN`]: parked, outcome not known.
+    pub const UNKNOWN: Progress = Progress::new(3, false);
     /// [`SENT`]: Sinch accepted the send.
     pub const SENT: Progress = Progress::new(5, false);
     /// [`FAILED`], final.
@@ -139,6 +145,7 @@ mod tests {
     fn terminal_is_exactly_the_top_rank() {
         let all = [
             Progress::ACCEPTED,
+            Progress::UNKNOWN,
             Progress::SENT,
             Progress::FAILED,
             conversation(&DeliveryStatus::QueuedOnChannel),

@@ -49,6 +49,7 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
         hook: policy,
         app_id: Some("fallback-app".into()),
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        rules: pipeline::rules::Rules::default(),
         sender: pipeline::send::Sender::default(),
         clock: Clock::System,
     }
@@ -71,7 +72,7 @@ fn conversation_inbound(
         ("contact-1", "conversation-1", "CONVERSATION", "app-1")
     };
     json!({
-        "app_id": app, "project_id": "project-1", "accepted_time": "2026-11-23T04:00:00Z",
+        "app_id": app, "project_id": "project-1", "accepted_time": testkit::now_rfc3339(),
         "message": {
             "id": id, "direction": "TO_APP",
             "contact_message": {"text_message": {"text": text}},
@@ -84,7 +85,7 @@ fn conversation_inbound(
 }
 
 fn sms_inbound(id: &str, from: &str, to: &str, text: &str) -> Vec<u8> {
-    json!({"type": "mo_text", "id": id, "from": from, "to": to, "body": text, "received_at": "2026-11-23T04:00:00.5Z"})
+    json!({"type": "mo_text", "id": id, "from": from, "to": to, "body": text, "received_at": testkit::now_rfc3339()})
         .to_string()
         .into_bytes()
 }
@@ -468,4 +469,111 @@ async fn other_kinds_are_acknowledged_without_effects() {
     );
     assert!(server.received_requests().await.unwrap().is_empty());
     assert!(services.store.messages().is_empty() && services.store.inbound().is_empty());
+}
+
+/// A hook that answers everything, whoever it is: the rules at the moment of sending still hold.
+#[derive(Debug, Clone)]
+struct AnswersEveryone;
+
+impl pipeline::hook::Hook for AnswersEveryone {
+    async fn on_inbound(
+        &self,
+        _message: pipeline::hook::Inbound<'_>,
+    ) -> Result<pipeline::hook::Decision, pipeline::hook::HookError> {
+        Ok(pipeline::hook::Decision {
+            action: pipeline::hook::Action::None,
+            reply: Some("Thanks!".into()),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_reply_to_someone_opted_out_is_withheld_when_it_would_leave() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    run(
+        &services,
+        &conversation_inbound("01STOP", "WHATSAPP", "46701234567", "STOP", false),
+    )
+    .await;
+    assert_eq!(
+        sent_bodies(&server, SEND).await.len(),
+        1,
+        "the confirmation"
+    );
+    let eager = Services {
+        hook: AnswersEveryone,
+        store: services.store.clone(),
+        sinch: services.sinch.clone(),
+        app_id: services.app_id.clone(),
+        idempotency_ttl: services.idempotency_ttl,
+        rules: services.rules,
+        sender: services.sender.clone(),
+        clock: services.clock,
+    };
+    let callback = parse(&conversation_inbound(
+        "01LATER",
+        "WHATSAPP",
+        "46701234567",
+        "hello",
+        false,
+    ))
+    .unwrap();
+    let handled = handle(&eager, &callback, deadline()).await.unwrap();
+    assert!(
+        matches!(&handled, Handled::Inbound { reply: ReplyOutcome::Withheld { reason, .. }, .. }
+            if reason.starts_with("recipient_opted_out")),
+        "{handled:?}"
+    );
+    assert_eq!(
+        sent_bodies(&server, SEND).await.len(),
+        1,
+        "nothing more sent"
+    );
+    let reply = services
+        .store
+        .message_state(&MessageKey::Ours("rpl_01LATER".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            reply.status.as_str(),
+            reply.reason().map(|r| r.code.as_str())
+        ),
+        ("FAILED", Some("recipient_opted_out"))
+    );
+}
+
+#[tokio::test]
+async fn a_reply_handled_after_the_whatsapp_window_closed_is_withheld() {
+    let server = fake_sinch().await;
+    let services = services(&server, ReplyPolicy::default());
+    // Delivered to us a day and more after the user wrote (a redrive, a long outage).
+    let written = time::OffsetDateTime::now_utc() - time::Duration::hours(25);
+    let late = json!({
+        "app_id": "app-1", "project_id": "project-1",
+        "accepted_time": written.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "message": {
+            "id": "01LATE", "direction": "TO_APP",
+            "contact_message": {"text_message": {"text": "HELP"}},
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567", "app_id": "app-1"},
+            "contact_id": "c", "conversation_id": "cv", "processing_mode": "CONVERSATION"
+        }
+    })
+    .to_string();
+    let handled = run(&services, late.as_bytes()).await;
+    assert!(
+        matches!(&handled, Handled::Inbound { reply: ReplyOutcome::Withheld { reason, .. }, .. }
+            if reason.starts_with("whatsapp_window_closed")),
+        "{handled:?}"
+    );
+    assert!(sent_bodies(&server, SEND).await.is_empty());
+    // On SMS there is no window: answered.
+    run(
+        &services,
+        &sms_inbound("01SMSLATE", "46701234567", "46700000001", "HELP"),
+    )
+    .await;
+    assert_eq!(sent_bodies(&server, BATCHES).await.len(), 1);
 }

@@ -67,6 +67,7 @@ fn services(hook: Recording) -> Services<MemoryStore, Recording> {
         hook,
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        rules: pipeline::rules::Rules::default(),
         sender: pipeline::send::Sender::default(),
         clock: Clock::System,
     }
@@ -78,7 +79,7 @@ fn envelope(body: serde_json::Value) -> Envelope {
 
 fn inbound(id: &str) -> Envelope {
     envelope(json!({
-        "app_id": "app-1", "accepted_time": "2026-11-23T04:00:00Z",
+        "app_id": "app-1", "accepted_time": testkit::now_rfc3339(),
         "message": {"id": id, "direction": "TO_APP", "contact_message": {"text_message": {"text": "hi"}},
             "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567", "app_id": "app-1"}}
     }))
@@ -86,7 +87,7 @@ fn inbound(id: &str) -> Envelope {
 
 fn report() -> Envelope {
     envelope(json!({
-        "app_id": "app-1", "accepted_time": "2026-11-23T04:00:00Z",
+        "app_id": "app-1", "accepted_time": testkit::now_rfc3339(),
         "message_delivery_report": {"message_id": "01M", "status": "DELIVERED",
             "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567", "app_id": "app-1"}}
     }))

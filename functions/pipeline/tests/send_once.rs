@@ -4,8 +4,6 @@
 //! message's status ends right. Each case runs against the in-memory store and against DynamoDB
 //! on moto_server, with faults injected at the store's door.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use pipeline::clock::Clock;
@@ -15,14 +13,13 @@ use pipeline::process::{Failure, process};
 use pipeline::reply::ReplyPolicy;
 use pipeline::send::Sender;
 use pipeline::store::{
-    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, DynamoStore, InboundRecord,
-    MemoryStore, MessageKey, MessageState, OptChange, SendAttempt, SendResult, SendSlot, SendState,
-    SinchId, StatusChange, StatusUpdate, Store, StoreError,
+    DynamoStore, MemoryStore, MessageKey, MessageState, SendState, SinchId, Store,
 };
 use serde_json::json;
 use sinch::callback::Callback;
 use sinch::client::{ClientConfig, ConversationCredentials, SinchClient, Urls};
 use testkit::Moto;
+use testkit::faulty::{Fault, FaultyStore};
 use tokio::time::Instant;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -30,126 +27,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const SEND: &str = "/v1/projects/project-1/messages:send";
 const INBOUND_ID: &str = "01HELPME";
 const REPLY_ID: &str = "rpl_01HELPME";
-
-/// How an operation fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// The call never reaches the store.
-    Before,
-    /// The store applies it, and the answer is lost.
-    After,
-}
-
-/// A store whose operations fail on command, at its door: the real store behind it does the
-/// rest.
-#[derive(Clone)]
-struct Faulty<S> {
-    inner: S,
-    faults: Arc<Mutex<HashMap<&'static str, Fault>>>,
-}
-
-impl<S: Store> Faulty<S> {
-    fn new(inner: S) -> Self {
-        Self {
-            inner,
-            faults: Arc::default(),
-        }
-    }
-
-    fn fail(&self, operation: &'static str, fault: Fault) {
-        self.faults.lock().unwrap().insert(operation, fault);
-    }
-
-    fn heal(&self) {
-        self.faults.lock().unwrap().clear();
-    }
-
-    async fn call<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let fault = self.faults.lock().unwrap().get(operation).copied();
-        let error = StoreError {
-            operation,
-            detail: "injected fault".into(),
-        };
-        match fault {
-            None => call.await,
-            Some(Fault::Before) => Err(error),
-            Some(Fault::After) => {
-                call.await?;
-                Err(error)
-            }
-        }
-    }
-}
-
-impl<S: Store> Store for Faulty<S> {
-    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
-        self.call("claim", self.inner.claim(request)).await
-    }
-    async fn complete(
-        &self,
-        key: &str,
-        expires_at_s: u64,
-        response: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.call("complete", self.inner.complete(key, expires_at_s, response))
-            .await
-    }
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        self.call("release", self.inner.release(key)).await
-    }
-    async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
-        self.call("record_status", self.inner.record_status(update))
-            .await
-    }
-    async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
-        self.call("message_state", self.inner.message_state(key))
-            .await
-    }
-    async fn record_inbound(
-        &self,
-        inbound: &InboundRecord,
-        change: Option<&OptChange>,
-    ) -> Result<(), StoreError> {
-        self.call("record_inbound", self.inner.record_inbound(inbound, change))
-            .await
-    }
-    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
-        self.call("contact", self.inner.contact(contact)).await
-    }
-    async fn accept_message(&self, message: &AcceptedMessage) -> Result<(), StoreError> {
-        self.call("accept_message", self.inner.accept_message(message))
-            .await
-    }
-    async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
-        self.call("begin_send", self.inner.begin_send(attempt))
-            .await
-    }
-    async fn finish_send(
-        &self,
-        id: &str,
-        result: &SendResult,
-        at_ms: u64,
-    ) -> Result<(), StoreError> {
-        self.call("finish_send", self.inner.finish_send(id, result, at_ms))
-            .await
-    }
-    async fn record_dead_letter(
-        &self,
-        dead: &pipeline::events::DeadLetter,
-    ) -> Result<(), StoreError> {
-        self.call("record_dead_letter", self.inner.record_dead_letter(dead))
-            .await
-    }
-
-    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
-        self.call("abandon_send", self.inner.abandon_send(id, attempt))
-            .await
-    }
-}
 
 /// A fake Sinch whose send endpoint answers `answer`.
 async fn fake_sinch(answer: ResponseTemplate) -> MockServer {
@@ -195,6 +72,7 @@ fn worker<S: Store>(store: S, server: &MockServer, clock: Clock) -> Services<S> 
         hook: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        rules: pipeline::rules::Rules::default(),
         sender: Sender::new(Duration::from_secs(60)),
         clock,
     }
@@ -254,7 +132,7 @@ fn sent_now(result: &Result<(Callback, Handled), Failure>) -> Option<bool> {
 /// The store fails before the send: nothing leaves; the retry sends once.
 async fn the_store_failing_before_the_send<S: Store + Clone>(store: S) {
     let sinch = fake_sinch(accepted()).await;
-    let store = Faulty::new(store);
+    let store = FaultyStore::new(store);
     let services = worker(store.clone(), &sinch, Clock::System);
     for fault in [Fault::Before, Fault::After] {
         store.fail("begin_send", fault);
@@ -378,7 +256,7 @@ async fn sinchs_answer_lost_and_no_report_within_the_settle_time<S: Store + Clon
 /// in this process (it remembers the answer) and in another one (a report settles it).
 async fn the_record_write_after_the_send_failing<S: Store + Clone>(store: S) {
     let sinch = fake_sinch(accepted()).await;
-    let store = Faulty::new(store);
+    let store = FaultyStore::new(store);
     let services = worker(store.clone(), &sinch, Clock::System);
     store.fail("finish_send", Fault::Before);
     let result = process(&services, &help(), deadline(5)).await;
@@ -412,7 +290,7 @@ async fn the_record_write_after_the_send_failing<S: Store + Clone>(store: S) {
 /// and a later copy (after the lease) finds the reply sent.
 async fn the_completion_failing<S: Store + Clone>(store: S) {
     let sinch = fake_sinch(accepted()).await;
-    let store = Faulty::new(store);
+    let store = FaultyStore::new(store);
     let services = worker(store.clone(), &sinch, Clock::System);
     store.fail("complete", Fault::Before);
     let result = process(&services, &help(), deadline(5)).await;

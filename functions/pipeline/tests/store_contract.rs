@@ -3,9 +3,10 @@
 
 use pipeline::status;
 use pipeline::store::{
-    AcceptedMessage, Claim, ClaimRequest, ContactKey, DynamoStore, HISTORY_LIMIT, InboundRecord,
-    MemoryStore, MessageKey, OptChange, Reason, SendAttempt, SendIntent, SendResult, SendSlot,
-    SendState, SinchId, StatusChange, StatusUpdate, Store, dynamodb_client,
+    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, DynamoStore, Finished,
+    HISTORY_LIMIT, InboundRecord, MemoryStore, MessageKey, OptChange, Reason, SendAttempt,
+    SendFinish, SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
+    Store, dynamodb_client,
 };
 use sinch::callback::conversation::DeliveryStatus;
 use testkit::Moto;
@@ -18,6 +19,7 @@ fn claim<'a>(key: &'a str, hash: &'a str, now_ms: u64, lease_until_ms: u64) -> C
         payload_hash: hash,
         lease_until_ms,
         now_ms,
+        value: None,
     }
 }
 
@@ -93,7 +95,7 @@ async fn a_key_is_claimed_once_then_remembered(store: impl Store) {
             .claim(&claim("k", "h1", NOW, NOW + 5000))
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::Claimed { value: None }
     );
     assert_eq!(
         store
@@ -130,7 +132,7 @@ async fn a_key_is_claimed_once_then_remembered(store: impl Store) {
             .claim(&claim("k2", "h1", NOW, NOW + 5000))
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::Claimed { value: None }
     );
 }
 
@@ -140,7 +142,7 @@ async fn a_lease_left_behind_is_claimable_once_it_runs_out(store: impl Store) {
             .claim(&claim("k", "h", NOW, NOW + 1000))
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::Claimed { value: None }
     );
     // The claimer died: no complete, no release.
     assert_eq!(
@@ -157,7 +159,7 @@ async fn a_lease_left_behind_is_claimable_once_it_runs_out(store: impl Store) {
             .claim(&claim("k", "h", NOW + 1000, NOW + 3000))
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::Claimed { value: None }
     );
 }
 
@@ -167,7 +169,7 @@ async fn a_released_key_can_be_claimed_again(store: impl Store) {
             .claim(&claim("k", "h", NOW, NOW + 60_000))
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::Claimed { value: None }
     );
     store.release("k").await.unwrap();
     assert_eq!(
@@ -175,7 +177,7 @@ async fn a_released_key_can_be_claimed_again(store: impl Store) {
             .claim(&claim("k", "h", NOW + 1, NOW + 60_000))
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::Claimed { value: None }
     );
     store.release("never-claimed").await.unwrap();
 }
@@ -201,7 +203,7 @@ async fn a_completed_key_expires_after_its_ttl(store: impl Store) {
             .claim(&claim("k", "h", NOW + 10_000, NOW + 20_000))
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::Claimed { value: None }
     );
 }
 
@@ -521,13 +523,14 @@ async fn an_accepted_message_starts_its_history(store: impl Store) {
         .await
         .unwrap();
     store
-        .finish_send(
-            "msg_1",
-            &SendResult::Accepted {
+        .finish_send(&SendFinish {
+            id: "msg_1",
+            attempt: Some("A1"),
+            result: &SendResult::Accepted {
                 sinch_id: Some(SinchId::Message("01S".into())),
             },
-            NOW + 20,
-        )
+            at_ms: NOW + 20,
+        })
         .await
         .unwrap();
     let mut report = our_report("msg_1", "01S", DeliveryStatus::Delivered, NOW + 30);
@@ -560,13 +563,14 @@ async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
         }
     );
     store
-        .finish_send(
-            "rpl_1",
-            &SendResult::Accepted {
+        .finish_send(&SendFinish {
+            id: "rpl_1",
+            attempt: Some("A1"),
+            result: &SendResult::Accepted {
                 sinch_id: Some(SinchId::Message("01OUT".into())),
             },
-            NOW + 10,
-        )
+            at_ms: NOW + 10,
+        })
         .await
         .unwrap();
     // Once Sinch took it, no attempt goes again, even long after.
@@ -577,7 +581,8 @@ async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
             .unwrap(),
         SendSlot::Accepted {
             sinch_id: Some(SinchId::Message("01OUT".into())),
-            recorded: true
+            recorded: true,
+            attempt: Some("A1".into()),
         }
     );
     let key = MessageKey::Ours("rpl_1".into());
@@ -688,18 +693,20 @@ async fn a_delivery_report_settles_a_send_whose_answer_was_lost(store: impl Stor
             .unwrap(),
         SendSlot::Accepted {
             sinch_id: Some(SinchId::Message("01SINCH".into())),
-            recorded: false
+            recorded: false,
+            attempt: Some("A1".into()),
         }
     );
     // A report that overtook the send's answer: the answer records SENT under it.
     store
-        .finish_send(
-            "lost",
-            &SendResult::Accepted {
+        .finish_send(&SendFinish {
+            id: "lost",
+            attempt: Some("A1"),
+            result: &SendResult::Accepted {
                 sinch_id: Some(SinchId::Message("01SINCH".into())),
             },
-            NOW + 200,
-        )
+            at_ms: NOW + 200,
+        })
         .await
         .unwrap();
     let state = store
@@ -721,13 +728,14 @@ async fn a_refused_send_is_failed_for_good(store: impl Store) {
         .unwrap();
     let reason = Reason::new("INVALID_ARGUMENT", Some("recipient is malformed".into()));
     store
-        .finish_send(
-            "bad",
-            &SendResult::Refused {
+        .finish_send(&SendFinish {
+            id: "bad",
+            attempt: Some("A1"),
+            result: &SendResult::Refused {
                 reason: reason.clone(),
             },
-            NOW + 5,
-        )
+            at_ms: NOW + 5,
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -747,6 +755,304 @@ async fn a_refused_send_is_failed_for_good(store: impl Store) {
     assert_eq!(state.status, "FAILED");
     assert_eq!(state.send, Some(SendState::Failed));
     assert_eq!(state.reason(), Some(&reason));
+}
+
+fn valued<'a>(key: &'a str, hash: &'a str, now_ms: u64, value: &'a str) -> ClaimRequest<'a> {
+    ClaimRequest {
+        value: Some(value),
+        ..claim(key, hash, now_ms, now_ms + 1000)
+    }
+}
+
+async fn a_claim_keeps_the_value_it_reserved_for_its_payload(store: impl Store) {
+    assert_eq!(
+        store.claim(&valued("k", "h", NOW, "msg_A")).await.unwrap(),
+        Claim::Claimed {
+            value: Some("msg_A".into())
+        }
+    );
+    // Its lease runs: in flight.
+    assert!(matches!(
+        store
+            .claim(&valued("k", "h", NOW + 10, "msg_B"))
+            .await
+            .unwrap(),
+        Claim::InProgress { .. }
+    ));
+    // Its lease ran out (the claimer died): another body may not take it over...
+    assert_eq!(
+        store
+            .claim(&valued("k", "other", NOW + 2000, "msg_C"))
+            .await
+            .unwrap(),
+        Claim::Reused
+    );
+    // ...the same body does, and finds the value reserved first.
+    assert_eq!(
+        store
+            .claim(&valued("k", "h", NOW + 2000, "msg_D"))
+            .await
+            .unwrap(),
+        Claim::Claimed {
+            value: Some("msg_A".into())
+        }
+    );
+    assert!(matches!(
+        store
+            .claim(&valued("k", "h", NOW + 2001, "msg_E"))
+            .await
+            .unwrap(),
+        Claim::InProgress { .. }
+    ));
+    // Completed, then expired: a fresh start with a fresh value.
+    store.complete("k", NOW / 1000 + 10, None).await.unwrap();
+    assert_eq!(
+        store
+            .claim(&valued("k", "other", NOW + 20_000, "msg_F"))
+            .await
+            .unwrap(),
+        Claim::Claimed {
+            value: Some("msg_F".into())
+        }
+    );
+    // Released: a fresh value too.
+    store.release("k").await.unwrap();
+    assert_eq!(
+        store
+            .claim(&valued("k", "h", NOW + 20_001, "msg_G"))
+            .await
+            .unwrap(),
+        Claim::Claimed {
+            value: Some("msg_G".into())
+        }
+    );
+}
+
+fn accepted_message(id: &str) -> AcceptedMessage {
+    AcceptedMessage {
+        id: id.into(),
+        channel: "WHATSAPP".into(),
+        to: "+46701234567".into(),
+        metadata: None,
+        caller: "arn:aws:iam::1:user/app".into(),
+        at_ms: NOW,
+    }
+}
+
+fn finish<'a>(id: &'a str, attempt: Option<&'a str>, result: &'a SendResult) -> SendFinish<'a> {
+    SendFinish {
+        id,
+        attempt,
+        result,
+        at_ms: NOW + 50,
+    }
+}
+
+fn sent(sinch_id: &str) -> SendResult {
+    SendResult::Accepted {
+        sinch_id: Some(SinchId::Message(sinch_id.into())),
+    }
+}
+
+fn refused(code: &str) -> SendResult {
+    SendResult::Refused {
+        reason: Reason::new(code, Some("why".into())),
+    }
+}
+
+async fn history_of(store: &impl Store, id: &str) -> Vec<String> {
+    store
+        .message_state(&MessageKey::Ours(id.into()))
+        .await
+        .unwrap()
+        .map(|state| state.history.into_iter().map(|h| h.status).collect())
+        .unwrap_or_default()
+}
+
+async fn an_outcome_is_recorded_only_for_the_attempt_on_record(store: impl Store) {
+    let intent = intent();
+    store.accept_message(&accepted_message("m")).await.unwrap();
+    store
+        .begin_send(&attempt("m", "A1", NOW, None, &intent))
+        .await
+        .unwrap();
+    // Taken over by A2 (A1 was known never to have reached Sinch).
+    store
+        .begin_send(&attempt("m", "A2", NOW + 5, Some("A1"), &intent))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .finish_send(&finish("m", Some("A1"), &refused("LATE")))
+            .await
+            .unwrap(),
+        Finished::Superseded,
+        "a stray outcome of A1 changes nothing"
+    );
+    assert_eq!(
+        store
+            .finish_send(&finish("m", None, &refused("ENQUEUE_FAILED")))
+            .await
+            .unwrap(),
+        Finished::Superseded,
+        "an attempt is on record: it cannot be failed as never sent"
+    );
+    assert_eq!(
+        store
+            .finish_send(&finish("m", Some("A2"), &sent("01S")))
+            .await
+            .unwrap(),
+        Finished::Recorded
+    );
+    // The same write again (the SDK retried it after it landed): recorded, one entry.
+    assert_eq!(
+        store
+            .finish_send(&finish("m", Some("A2"), &sent("01S")))
+            .await
+            .unwrap(),
+        Finished::Recorded
+    );
+    // Another outcome for the same attempt, after it ended: nothing.
+    assert_eq!(
+        store
+            .finish_send(&finish("m", Some("A2"), &refused("LATE")))
+            .await
+            .unwrap(),
+        Finished::Superseded
+    );
+    let state = store
+        .message_state(&MessageKey::Ours("m".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (state.status.as_str(), state.send),
+        ("SENT", Some(SendState::Sent))
+    );
+    assert_eq!(history_of(&store, "m").await, ["ACCEPTED", "SENT"]);
+    // No message at all: nothing to finish.
+    assert_eq!(
+        store
+            .finish_send(&finish("nothing", None, &refused("ENQUEUE_FAILED")))
+            .await
+            .unwrap(),
+        Finished::Superseded
+    );
+}
+
+async fn a_message_failed_before_any_attempt_can_never_be_sent(store: impl Store) {
+    let intent = intent();
+    store.accept_message(&accepted_message("m")).await.unwrap();
+    let failed = refused("ENQUEUE_FAILED");
+    assert_eq!(
+        store
+            .finish_send(&finish("m", None, &failed))
+            .await
+            .unwrap(),
+        Finished::Recorded
+    );
+    assert_eq!(
+        store
+            .finish_send(&finish("m", None, &failed))
+            .await
+            .unwrap(),
+        Finished::Recorded,
+        "the same write again"
+    );
+    assert_eq!(
+        store
+            .begin_send(&attempt("m", "A1", NOW + 3_600_000, None, &intent))
+            .await
+            .unwrap(),
+        SendSlot::Refused {
+            reason: Reason::new("ENQUEUE_FAILED", Some("why".into()))
+        }
+    );
+    let state = store
+        .message_state(&MessageKey::Ours("m".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (state.status.as_str(), state.send, state.progress.terminal),
+        ("FAILED", Some(SendState::Failed), true)
+    );
+    assert_eq!(history_of(&store, "m").await, ["ACCEPTED", "FAILED"]);
+}
+
+async fn the_same_message_accepted_again_is_that_message(store: impl Store) {
+    let first = accepted_message("m");
+    assert_eq!(store.accept_message(&first).await.unwrap(), Acceptance::New);
+    // A retry, later, of the request that reserved the id.
+    let again = AcceptedMessage {
+        at_ms: NOW + 40_000,
+        ..first.clone()
+    };
+    let Acceptance::Existing(state) = store.accept_message(&again).await.unwrap() else {
+        panic!("the message is there")
+    };
+    assert_eq!(state.status, "ACCEPTED");
+    assert_eq!(state.caller.as_deref(), Some("arn:aws:iam::1:user/app"));
+    assert_eq!(state.history.len(), 1, "accepted once");
+    let other_caller = AcceptedMessage {
+        caller: "arn:aws:iam::1:user/eve".into(),
+        ..first
+    };
+    assert!(store.accept_message(&other_caller).await.is_err());
+}
+
+async fn the_history_holds_each_entry_once_and_within_its_limit(store: impl Store) {
+    // The same report twice (Sinch's duplicate, or the SDK's retry of a write that landed).
+    let queued = our_report("m", "01S", DeliveryStatus::QueuedOnChannel, NOW + 10);
+    store.accept_message(&accepted_message("m")).await.unwrap();
+    store.record_status(&queued).await.unwrap();
+    assert_eq!(
+        store.record_status(&queued).await.unwrap(),
+        StatusChange::Kept {
+            status: "QUEUED_ON_CHANNEL".into()
+        }
+    );
+    assert_eq!(
+        history_of(&store, "m").await,
+        ["ACCEPTED", "QUEUED_ON_CHANNEL"]
+    );
+    // A full history: a send's outcome still moves the status, and adds no entry.
+    let intent = intent();
+    store
+        .accept_message(&accepted_message("full"))
+        .await
+        .unwrap();
+    store
+        .begin_send(&attempt("full", "A1", NOW, None, &intent))
+        .await
+        .unwrap();
+    for i in 0..HISTORY_LIMIT as u64 + 3 {
+        let mut noise = our_report(
+            "full",
+            "01F",
+            DeliveryStatus::Other("NOISE".into()),
+            NOW + i,
+        );
+        noise.sinch_id = None;
+        store.record_status(&noise).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .finish_send(&finish("full", Some("A1"), &sent("01F")))
+            .await
+            .unwrap(),
+        Finished::Recorded
+    );
+    let state = store
+        .message_state(&MessageKey::Ours("full".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.history.len(), HISTORY_LIMIT);
+    assert_eq!(
+        (state.status.as_str(), state.send),
+        ("SENT", Some(SendState::Sent))
+    );
 }
 
 fn memory() -> MemoryStore {
@@ -776,6 +1082,11 @@ testkit::for_both_stores!(
     an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner,
     a_delivery_report_settles_a_send_whose_answer_was_lost,
     a_refused_send_is_failed_for_good,
+    a_claim_keeps_the_value_it_reserved_for_its_payload,
+    an_outcome_is_recorded_only_for_the_attempt_on_record,
+    a_message_failed_before_any_attempt_can_never_be_sent,
+    the_same_message_accepted_again_is_that_message,
+    the_history_holds_each_entry_once_and_within_its_limit,
 );
 
 #[tokio::test]

@@ -47,6 +47,7 @@ fn services<S: Store>(store: S, sinch: &MockServer) -> Services<S> {
         hook: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        rules: pipeline::rules::Rules::default(),
         sender: pipeline::send::Sender::default(),
         clock: Clock::System,
     }
@@ -54,7 +55,7 @@ fn services<S: Store>(store: S, sinch: &MockServer) -> Services<S> {
 
 fn inbound(id: &str, text: &str) -> String {
     json!({
-        "app_id": "app-1", "project_id": "p", "accepted_time": "2026-11-23T04:00:00Z",
+        "app_id": "app-1", "project_id": "p", "accepted_time": testkit::now_rfc3339(),
         "message": {
             "id": id, "direction": "TO_APP",
             "contact_message": {"text_message": {"text": text}},

@@ -58,6 +58,7 @@ pub async fn run_with<H: Hook>(
             hook,
             app_id: config.app_id,
             idempotency_ttl: config.idempotency_ttl,
+            rules: pipeline::rules::Rules::default(),
             sender: pipeline::send::Sender::new(config.send_settle),
             clock: Clock::System,
         },

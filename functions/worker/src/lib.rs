@@ -19,7 +19,8 @@
 //! |---|---|---|
 //! | Sinch took it (now, or before: the ledger knew) | acked | `SENT` with Sinch's id |
 //! | Sinch refused it (4xx) | acked | `FAILED` with Sinch's reason |
-//! | transient (429/5xx, no connection, store, outcome unknown) | `batchItemFailures` | retried; on the last receive a send Sinch never took is `FAILED` (`RETRIES_EXHAUSTED`) and the queue parks it |
+//! | the recipient opted out, or WhatsApp's window closed, when it was about to leave | acked | `FAILED` with `recipient_opted_out` / `whatsapp_window_closed`, never sent |
+//! | transient (429/5xx, no connection, store, outcome unknown) | `batchItemFailures` | retried; on the last receive a send Sinch never took is `FAILED` (`RETRIES_EXHAUSTED`), one that may have reached it `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`), and the queue parks the job (`pipeline::outbound`) |
 //! | not a job of this version | acked | dead-lettered as `bad_job` |
 //!
 //! [`handle_batch`] is a plain async function over its dependencies; [`run`] wires it to the
@@ -263,10 +264,12 @@ async fn send_job<S: Store, Q: Queue, H: Hook>(
             sinch_id: sent.sinch_id,
             resumed: sent.resumed,
         }),
-        Err(SendError::Refused { id, reason }) => Ok(Handled::OutboundRefused {
-            id,
-            reason: reason.to_string(),
-        }),
+        Err(SendError::Refused { id, reason } | SendError::Withheld { id, reason }) => {
+            Ok(Handled::OutboundRefused {
+                id,
+                reason: reason.to_string(),
+            })
+        }
         Err(SendError::NotConfigured(api)) => Err(Failure::poison(
             SINCH_REJECTED,
             format!("the {api} API has no credentials in the worker"),
@@ -274,10 +277,15 @@ async fn send_job<S: Store, Q: Queue, H: Hook>(
         Err(error) => {
             if receives >= worker.outbound_max_receives {
                 match outbound::give_up(&worker.services, &job, &error).await {
-                    Ok(true) => warn!(id = %job.id, %error, "retries spent: the message is FAILED"),
-                    Ok(false) => {}
+                    Ok(outbound::GaveUp::Failed) => {
+                        warn!(id = %job.id, %error, "retries spent: the message is FAILED")
+                    }
+                    Ok(outbound::GaveUp::Parked) => {
+                        warn!(id = %job.id, %error, "retries spent, and whether it reached Sinch is not known: the message is UNKNOWN")
+                    }
+                    Ok(outbound::GaveUp::Nothing) => {}
                     Err(store) => {
-                        warn!(id = %job.id, %store, "retries spent, and FAILED could not be recorded")
+                        warn!(id = %job.id, %store, "retries spent, and the message's end could not be recorded: it waits in the dead-letter queue")
                     }
                 }
             }

@@ -11,82 +11,24 @@ use common::*;
 use pipeline::envelope;
 use pipeline::handlers::{Handled, ReplyOutcome};
 use pipeline::queue::{MemoryQueue, SqsQueue, enqueue_client};
-use pipeline::store::{
-    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, InboundRecord, MemoryStore,
-    MessageKey, MessageState, OptChange, SendAttempt, SendResult, SendSlot, SendState, SinchId,
-    StatusChange, StatusUpdate, Store, StoreError,
-};
+use pipeline::store::{MemoryStore, MessageKey, SendState, SinchId};
 use serde_json::json;
 use testkit::Moto;
+use testkit::faulty::{Fault, FaultyStore};
 use worker::{RecordOutcome, Worker, handle_batch, process_batch};
 
 /// The in-memory store, except that storing inbound message `PANIC_ID` panics: the only way to
 /// make a handler panic on purpose.
-#[derive(Debug, Clone, Default)]
-struct PanicOn(MemoryStore);
+fn panic_on() -> FaultyStore<MemoryStore> {
+    let store = FaultyStore::new(MemoryStore::new());
+    store.fail_for("record_inbound", PANIC_ID, Fault::Panic);
+    store
+}
 
 const PANIC_ID: &str = "01PANIC";
 
 /// Two trigger keys: an inbound message and a delivery report in one body.
 const AMBIGUOUS: &str = r#"{"app_id":"a","message":{"id":"01AMB","contact_message":{"text_message":{"text":"HELP"}}},"message_delivery_report":{"message_id":"01AMB","status":"READ"}}"#;
-
-impl Store for PanicOn {
-    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
-        self.0.claim(request).await
-    }
-    async fn complete(
-        &self,
-        key: &str,
-        expires_at_s: u64,
-        response: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.0.complete(key, expires_at_s, response).await
-    }
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        self.0.release(key).await
-    }
-    async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
-        self.0.record_status(update).await
-    }
-    async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
-        self.0.message_state(key).await
-    }
-    async fn record_inbound(
-        &self,
-        inbound: &InboundRecord,
-        change: Option<&OptChange>,
-    ) -> Result<(), StoreError> {
-        assert_ne!(inbound.id, PANIC_ID, "deliberate panic for the test");
-        self.0.record_inbound(inbound, change).await
-    }
-    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
-        self.0.contact(contact).await
-    }
-    async fn accept_message(&self, message: &AcceptedMessage) -> Result<(), StoreError> {
-        self.0.accept_message(message).await
-    }
-    async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
-        self.0.begin_send(attempt).await
-    }
-    async fn finish_send(
-        &self,
-        id: &str,
-        result: &SendResult,
-        at_ms: u64,
-    ) -> Result<(), StoreError> {
-        self.0.finish_send(id, result, at_ms).await
-    }
-    async fn record_dead_letter(
-        &self,
-        dead: &pipeline::events::DeadLetter,
-    ) -> Result<(), StoreError> {
-        self.0.record_dead_letter(dead).await
-    }
-
-    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
-        self.0.abandon_send(id, attempt).await
-    }
-}
 
 #[tokio::test]
 async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
@@ -94,7 +36,7 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
     let moto = Moto::start();
     let dlq_url = moto.create_queue("callbacks-dlq").await;
     let sdk = moto.sdk_config().await;
-    let store = PanicOn::default();
+    let store = panic_on();
     let worker = Arc::new(Worker {
         services: services(store.clone(), &sinch),
         dead_letters: SqsQueue::new(enqueue_client(&sdk, Duration::from_secs(2)), &dlq_url),
@@ -135,7 +77,7 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
     assert_eq!(failed, BTreeSet::from(["transient", "panics"]));
 
     // The good records had their effects.
-    let sends = store.0.sends();
+    let sends = store.inner().sends();
     let replies: Vec<_> = sends
         .iter()
         .filter(|(_, state, _)| *state == SendState::Sent)
@@ -153,7 +95,7 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
         })
         .count();
     assert_eq!(help_sends, 1, "one reply reached Sinch");
-    let states = store.0.messages();
+    let states = store.inner().messages();
     assert!(states.iter().any(|s| s.key
         == MessageKey::Conversation("01EQBF0BT63J7S1FEKJZ0Z08VD".into())
         && s.status == "FAILED"));
@@ -345,7 +287,7 @@ async fn messages_without_receiver_attributes_are_still_processed() {
 async fn a_failure_without_a_message_id_fails_the_whole_batch() {
     let sinch = fake_sinch().await;
     let worker = Arc::new(Worker {
-        services: services(PanicOn::default(), &sinch),
+        services: services(panic_on(), &sinch),
         dead_letters: MemoryQueue::new("dlq"),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),

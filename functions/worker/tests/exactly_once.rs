@@ -192,10 +192,11 @@ async fn a_claim_left_by_a_dead_worker_is_taken_over_when_its_lease_ends() {
             payload_hash: &idempotency::payload_hash(body.as_bytes()),
             lease_until_ms,
             now_ms,
+            value: None,
         })
         .await
         .unwrap();
-    assert_eq!(claimed, Claim::Claimed);
+    assert_eq!(claimed, Claim::Claimed { value: None });
 
     // Redelivered before the lease ends: not processed, retried later.
     let response = handle_batch(

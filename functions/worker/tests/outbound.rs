@@ -12,7 +12,8 @@ use pipeline::handlers::Handled;
 use pipeline::outbound::{OutboundJob, Route};
 use pipeline::queue::MemoryQueue;
 use pipeline::store::{
-    AcceptedMessage, DynamoStore, MemoryStore, MessageKey, SendState, SinchId, Store,
+    AcceptedMessage, ContactKey, DynamoStore, InboundRecord, MemoryStore, MessageKey, OptChange,
+    SendState, SinchId, Store,
 };
 use serde_json::json;
 use sinch::client::AppMessage;
@@ -48,6 +49,8 @@ fn worker<S: Store>(store: S, sinch: &MockServer) -> Arc<Worker<S, MemoryQueue>>
     })
 }
 
+/// A message the messages API accepted, to someone who wrote a minute ago (WhatsApp's window
+/// is open).
 async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
     store
         .accept_message(&AcceptedMessage {
@@ -60,6 +63,25 @@ async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
         })
         .await
         .unwrap();
+    wrote(store, to, None).await;
+}
+
+/// `to` wrote on WhatsApp a minute ago; `opt` its opt-out change.
+async fn wrote<S: Store>(store: &S, to: &str, opt: Option<OptChange>) {
+    let now = pipeline::clock::unix_millis(std::time::SystemTime::now());
+    let from = ContactKey::new("WHATSAPP", to);
+    let inbound = InboundRecord {
+        id: format!("in-{to}-{now}"),
+        from,
+        to: "app-1".into(),
+        kind: "text_message".into(),
+        text: Some("hi".into()),
+        media: Vec::new(),
+        contact_id: None,
+        conversation_id: None,
+        received_at_ms: now - 60_000,
+    };
+    store.record_inbound(&inbound, opt.as_ref()).await.unwrap();
 }
 
 async fn sends(sinch: &MockServer, id: &str) -> usize {
@@ -371,6 +393,254 @@ async fn reports_in_every_order_before_and_after_the_send_is_recorded<
     }
 }
 
+fn template_job(id: &str, to: &str) -> OutboundJob {
+    let mut job = job(id, to);
+    if let Route::Conversation { message, .. } = &mut job.route {
+        *message = AppMessage::from_json(
+            json!({"template_message": {"channel_template": {"WHATSAPP": {
+                "template_id": "order_shipped", "language_code": "en_US"}}}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+    }
+    job
+}
+
+fn reason_of(state: &pipeline::store::MessageState) -> Option<&str> {
+    state.reason().map(|r| r.code.as_str())
+}
+
+/// Accepted while the recipient could still be written to; a STOP arrives while the job waits:
+/// nothing reaches Sinch, the message ends FAILED `recipient_opted_out`. So does a redrive of
+/// the same job later, and a job queued twice.
+async fn a_stop_after_acceptance_withholds_the_send<S: Store + Clone + 'static>(store: S) {
+    let sinch = fake_sinch().await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_s", "+46701234567").await;
+    wrote(
+        &store,
+        "+46701234567",
+        Some(OptChange::OptOut {
+            contact: ContactKey::new("WHATSAPP", "46701234567"),
+            by: "01STOP".into(),
+        }),
+    )
+    .await;
+    for receives in [1, 2] {
+        let outcomes = run(
+            &worker,
+            vec![job_record("ms", &job("msg_s", "+46701234567"), receives)],
+        )
+        .await;
+        assert!(
+            matches!(
+                &outcomes[0],
+                RecordOutcome::Handled {
+                    handled: Handled::OutboundRefused { .. },
+                    ..
+                }
+            ),
+            "{outcomes:?}"
+        );
+    }
+    assert_eq!(sends(&sinch, "msg_s").await, 0, "nothing reached Sinch");
+    let ended = state(&store, "msg_s").await;
+    assert_eq!(
+        (
+            ended.status.as_str(),
+            reason_of(&ended),
+            ended.progress.terminal
+        ),
+        ("FAILED", Some("recipient_opted_out"), true)
+    );
+    // A template to someone opted out on the fallback channel only: withheld too.
+    accepted(&store, "msg_f", "+46709999999").await;
+    let sms = ContactKey::new("SMS", "46709999999");
+    let stop = InboundRecord {
+        id: "01SMSSTOP".into(),
+        from: sms.clone(),
+        to: "+4670000000".into(),
+        kind: "mo_text".into(),
+        text: Some("STOP".into()),
+        media: Vec::new(),
+        contact_id: None,
+        conversation_id: None,
+        received_at_ms: pipeline::clock::unix_millis(std::time::SystemTime::now()),
+    };
+    store
+        .record_inbound(
+            &stop,
+            Some(&OptChange::OptOut {
+                contact: sms,
+                by: "01SMSSTOP".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let mut with_fallback = template_job("msg_f", "+46709999999");
+    if let Route::Conversation { fallback, .. } = &mut with_fallback.route {
+        fallback.push("SMS".into());
+    }
+    run(&worker, vec![job_record("mf", &with_fallback, 1)]).await;
+    assert_eq!(sends(&sinch, "msg_f").await, 0);
+    assert_eq!(
+        reason_of(&state(&store, "msg_f").await),
+        Some("recipient_opted_out")
+    );
+}
+
+/// WhatsApp's window closed between acceptance and the send: a free-form message is withheld
+/// (`whatsapp_window_closed`); a template still goes.
+async fn a_window_closed_before_the_send_withholds_free_form<S: Store + Clone + 'static>(store: S) {
+    let sinch = fake_sinch().await;
+    let worker = worker(store.clone(), &sinch);
+    for id in ["msg_w", "msg_t"] {
+        store
+            .accept_message(&AcceptedMessage {
+                id: id.into(),
+                channel: "WHATSAPP".into(),
+                to: "+46702222222".into(),
+                metadata: None,
+                caller: "test".into(),
+                at_ms: 1_763_870_400_000,
+            })
+            .await
+            .unwrap();
+    }
+    // Their last message: 25 hours ago.
+    let day_ago = pipeline::clock::unix_millis(std::time::SystemTime::now()) - 25 * 3_600_000;
+    let old = InboundRecord {
+        id: "01OLD".into(),
+        from: ContactKey::new("WHATSAPP", "46702222222"),
+        to: "app-1".into(),
+        kind: "text_message".into(),
+        text: Some("hi".into()),
+        media: Vec::new(),
+        contact_id: None,
+        conversation_id: None,
+        received_at_ms: day_ago,
+    };
+    store.record_inbound(&old, None).await.unwrap();
+    run(
+        &worker,
+        vec![
+            job_record("mw", &job("msg_w", "+46702222222"), 1),
+            job_record("mt", &template_job("msg_t", "+46702222222"), 1),
+        ],
+    )
+    .await;
+    assert_eq!(sends(&sinch, "msg_w").await, 0);
+    assert_eq!(
+        reason_of(&state(&store, "msg_w").await),
+        Some("whatsapp_window_closed")
+    );
+    assert_eq!(
+        sends(&sinch, "msg_t").await,
+        1,
+        "a template is not bound by it"
+    );
+    assert_eq!(state(&store, "msg_t").await.status, "SENT");
+}
+
+/// The last receive of a job whose send may have reached Sinch: parked `UNKNOWN`
+/// (`SEND_OUTCOME_UNKNOWN`), not final; a late report still moves it on.
+async fn an_outcome_never_known_ends_unknown_until_a_report_says<S: Store + Clone + 'static>(
+    store: S,
+) {
+    let sinch = testkit::fake_sinch().await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"message_id": "S-msg_u"}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&sinch)
+        .await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_u", "+46701234567").await;
+    for receives in 1..=3 {
+        let short = tokio::time::Instant::now() + Duration::from_secs(1);
+        process_batch(
+            worker.clone(),
+            event(vec![job_record(
+                "mu",
+                &job("msg_u", "+46701234567"),
+                receives,
+            )]),
+            short,
+        )
+        .await;
+    }
+    assert_eq!(
+        sends(&sinch, "msg_u").await,
+        1,
+        "sent once, its answer lost"
+    );
+    let parked = state(&store, "msg_u").await;
+    assert_eq!(
+        (
+            parked.status.as_str(),
+            reason_of(&parked),
+            parked.progress.terminal
+        ),
+        ("UNKNOWN", Some("SEND_OUTCOME_UNKNOWN"), false)
+    );
+    run(&worker, vec![record("r", &report("msg_u", "DELIVERED", 4))]).await;
+    assert_eq!(state(&store, "msg_u").await.status, "DELIVERED");
+}
+
+/// The last receive after the store failed before any attempt was on record: FAILED, and never
+/// sent after (a redrive finds it ended).
+async fn a_store_outage_on_the_last_receive_fails_a_message_never_sent<
+    S: Store + Clone + 'static,
+>(
+    store: S,
+) {
+    let sinch = fake_sinch().await;
+    let faulty = testkit::faulty::FaultyStore::new(store.clone());
+    let worker = worker(faulty.clone(), &sinch);
+    accepted(&store, "msg_o", "+46701234567").await;
+    faulty.fail("begin_send", testkit::faulty::Fault::Before);
+    for receives in 1..=3 {
+        run(
+            &worker,
+            vec![job_record("mo", &job("msg_o", "+46701234567"), receives)],
+        )
+        .await;
+    }
+    faulty.heal();
+    let ended = state(&store, "msg_o").await;
+    assert_eq!(
+        (ended.status.as_str(), reason_of(&ended)),
+        ("FAILED", Some("RETRIES_EXHAUSTED"))
+    );
+    run(
+        &worker,
+        vec![job_record("mo", &job("msg_o", "+46701234567"), 1)],
+    )
+    .await;
+    assert_eq!(sends(&sinch, "msg_o").await, 0);
+}
+
+/// The messages API may queue one message twice (a retry that cannot tell whether its first
+/// enqueue landed): two jobs, delivered at once and again later, make one send.
+async fn two_jobs_of_one_message_send_it_once<S: Store + Clone + 'static>(store: S) {
+    let sinch = fake_sinch_with_delay(Duration::from_millis(200)).await;
+    let worker = worker(store.clone(), &sinch);
+    accepted(&store, "msg_2j", "+46701234567").await;
+    let job = job("msg_2j", "+46701234567");
+    run(
+        &worker,
+        vec![job_record("j1", &job, 1), job_record("j2", &job, 1)],
+    )
+    .await;
+    run(&worker, vec![job_record("j2", &job, 2)]).await;
+    assert_eq!(sends(&sinch, "msg_2j").await, 1);
+    assert_eq!(state(&store, "msg_2j").await.status, "SENT");
+}
+
 fn memory() -> MemoryStore {
     MemoryStore::new()
 }
@@ -388,4 +658,9 @@ testkit::for_both_stores!(
     a_refusal_is_failed_with_sinchs_reason,
     retries_spent_make_it_failed,
     reports_in_every_order_before_and_after_the_send_is_recorded,
+    a_stop_after_acceptance_withholds_the_send,
+    a_window_closed_before_the_send_withholds_free_form,
+    an_outcome_never_known_ends_unknown_until_a_report_says,
+    a_store_outage_on_the_last_receive_fails_a_message_never_sent,
+    two_jobs_of_one_message_send_it_once,
 );

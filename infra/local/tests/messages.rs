@@ -403,3 +403,172 @@ async fn five_hundred_sends_posted_three_times_at_once_are_sent_once_each() {
     assert_eq!(status["replies_sent"], SENDS, "{status}");
     assert_eq!(status["replies_duplicated"], 0, "{status}");
 }
+
+/// Sinch's `messages:send`, slow (half a second), remembering when each request arrived.
+struct SlowSinch(std::sync::Arc<std::sync::Mutex<Vec<(Instant, Value)>>>);
+
+impl wiremock::Respond for SlowSinch {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        self.0.lock().unwrap().push((Instant::now(), body));
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"message_id": ulid::Ulid::generate().to_string()}))
+            .set_delay(Duration::from_millis(500))
+    }
+}
+
+fn whatsapp_from(id: &str, identity: &str, text: &str) -> Vec<u8> {
+    json!({"app_id": "app", "accepted_time": testkit::now_rfc3339(), "message": {
+        "id": id, "contact_message": {"text_message": {"text": text}},
+        "channel_identity": {"channel": "WHATSAPP", "identity": identity, "app_id": "app"}}})
+    .to_string()
+    .into_bytes()
+}
+
+/// 40 template sends queued against a Sinch that takes half a second a send; then the last 10
+/// recipients say STOP. Counted at the fake Sinch: nothing reaches them after their STOP was
+/// answered (the confirmation reached Sinch), their messages end FAILED `recipient_opted_out`;
+/// the others are sent once each and reach READ on Sinch's reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_stops_what_is_already_queued() {
+    let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sinch = testkit::fake_sinch().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/projects/slow/messages:send"))
+        .respond_with(SlowSinch(arrivals.clone()))
+        .mount(&sinch)
+        .await;
+    let sinch_url = sinch.uri();
+    let serve = tokio::task::spawn_blocking(move || {
+        serve(
+            &["--outbound-concurrency", "1", "--batch-size", "1"],
+            &[
+                ("SINCH_PROJECT_ID", "slow"),
+                ("SINCH_KEY_ID", "key"),
+                ("SINCH_KEY_SECRET", "secret"),
+                ("SINCH_APP_ID", "app"),
+                ("SINCH_AUTH_URL", &sinch_url),
+                ("SINCH_CONVERSATION_URL", &sinch_url),
+                ("WORKER_CONCURRENCY", "1"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let recipients: Vec<String> = (0..40).map(|n| format!("4670123{n:04}")).collect();
+    let mut ids = Vec::new();
+    for (n, to) in recipients.iter().enumerate() {
+        let body = json!({"to": format!("+{to}"), "channel": "WHATSAPP", "template": {
+            "name": "order_shipped", "language": "en_US", "parameters": {"body[1]text": format!("A-{n}")}}});
+        let answer: Value = client
+            .post(format!("{}/messages", serve.base))
+            .header("idempotency-key", format!("stop-test-{n}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(answer["id"].as_str().expect("accepted").to_owned());
+    }
+    // A few have left; the last ten say STOP.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stoppers = &recipients[30..];
+    for (n, to) in stoppers.iter().enumerate() {
+        let body = whatsapp_from(&format!("01STOP{n:02}"), to, "STOP");
+        let (status, _) = tokio::task::block_in_place(|| serve.post_signed(SECRET, &body, now()));
+        assert_eq!(status, 200);
+    }
+    // Everything leaves that will: the queue drains.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = tokio::task::block_in_place(|| serve.status());
+        if status["outbound_queue"] == 0 && status["queue_visible"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "the queue never drained: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let arrivals = arrivals.lock().unwrap().clone();
+    let to_of = |body: &Value| {
+        body["recipient"]["identified_by"]["channel_identities"][0]["identity"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let reference = |body: &Value| {
+        body["correlation_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for to in stoppers {
+        let confirmed = arrivals
+            .iter()
+            .find(|(_, body)| to_of(body) == *to && reference(body).contains(":rpl_"))
+            .map(|(at, _)| *at)
+            .unwrap_or_else(|| panic!("{to}'s STOP was confirmed"));
+        let after: Vec<&Value> = arrivals
+            .iter()
+            .filter(|(at, body)| *at > confirmed && to_of(body) == *to)
+            .map(|(_, body)| body)
+            .collect();
+        assert!(after.is_empty(), "{to} got {after:?} after their STOP");
+    }
+    // Sinch reports what it took; each of ours once.
+    let mut sent = std::collections::BTreeMap::<String, usize>::new();
+    for (_, body) in &arrivals {
+        let reference = reference(body);
+        if let Some(id) = reference.strip_prefix("sinch-hooks:msg_") {
+            *sent.entry(format!("msg_{id}")).or_default() += 1;
+        }
+    }
+    assert!(sent.values().all(|n| *n == 1), "sent twice: {sent:?}");
+    for (n, id) in sent.keys().enumerate() {
+        for (second, status) in ["QUEUED_ON_CHANNEL", "DELIVERED", "READ"]
+            .iter()
+            .enumerate()
+        {
+            let report = json!({"app_id": "app", "correlation_id": format!("sinch-hooks:{id}"),
+                "event_time": testkit::now_rfc3339(),
+                "message_delivery_report": {"message_id": format!("S-{n}-{second}"), "status": status,
+                    "channel_identity": {"channel": "WHATSAPP", "identity": "x"}}})
+            .to_string();
+            tokio::task::block_in_place(|| serve.post_signed(SECRET, report.as_bytes(), now()));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut withheld = 0;
+    for (to, id) in recipients.iter().zip(&ids) {
+        let view: Value = client
+            .get(format!("{}/messages/{id}", serve.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stoppers.contains(to) && !sent.contains_key(id) {
+            withheld += 1;
+            assert_eq!(
+                (view["status"].as_str(), view["reason"]["code"].as_str()),
+                (Some("FAILED"), Some("recipient_opted_out")),
+                "{view}"
+            );
+        } else {
+            assert_eq!(view["status"], "READ", "{view}");
+        }
+    }
+    assert_eq!(
+        withheld,
+        stoppers.len(),
+        "every STOP came before that recipient's send"
+    );
+    println!(
+        "stop test: {} sends reached Sinch, {withheld} withheld after a STOP",
+        sent.len()
+    );
+}

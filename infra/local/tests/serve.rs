@@ -317,3 +317,114 @@ fn events_are_posted_to_a_consumer_and_written_to_a_file() {
     );
     assert_eq!(serve.status()["events_not_forwarded"], 0);
 }
+
+/// Through a tunnel (its Host, or a Host rewritten with a forwarding header), from another
+/// site's page, or by DNS rebinding: only `/webhook` answers; the API, the console and the feeds
+/// say why they do not.
+#[test]
+fn a_tunnel_reaches_the_webhook_only() {
+    let serve = serve(&[], &[]);
+    let client = reqwest::blocking::Client::new();
+    let send = r#"{"to":"+46701234567","channel":"SMS_API","text":"hi"}"#;
+    let local = format!("127.0.0.1:{}", serve.base.rsplit(':').next().unwrap());
+    let tunnel = [("host", "abc.trycloudflare.com".to_owned())];
+    let rewritten = [
+        ("host", local.clone()),
+        ("x-forwarded-for", "203.0.113.9".to_owned()),
+    ];
+    let rebinding = [("host", "attacker.example:3000".to_owned())];
+    let other_site = [
+        ("host", local.clone()),
+        ("origin", "https://attacker.example".to_owned()),
+    ];
+    for (headers, code) in [
+        (&tunnel[..], "host_not_local"),
+        (&rewritten[..], "forwarded"),
+        (&rebinding[..], "host_not_local"),
+        (&other_site[..], "cross_origin"),
+    ] {
+        for (method, path) in [
+            ("POST", "/messages"),
+            ("GET", "/messages/msg_01"),
+            ("GET", "/"),
+            ("GET", "/console/state"),
+            ("GET", "/console/stream"),
+            ("GET", "/events"),
+            ("GET", "/status"),
+            ("POST", "/console/dead-letters/redrive"),
+        ] {
+            let mut request = client
+                .request(method.parse().unwrap(), format!("{}{path}", serve.base))
+                .header("idempotency-key", "k")
+                .header("content-type", "application/json")
+                .header("x-console", "1")
+                .body(send);
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let response = request.send().unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                403,
+                "{method} {path} {headers:?}"
+            );
+            let body: serde_json::Value = response.json().unwrap();
+            assert_eq!(body["error"]["code"], code, "{method} {path}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("only /webhook"),
+                "{body}"
+            );
+        }
+        // The webhook takes any Host: it is what the tunnel is for (unsigned: 401, not 403).
+        let mut request = client.post(format!("{}/webhook", serve.base)).body("{}");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        assert_eq!(request.send().unwrap().status().as_u16(), 401);
+    }
+    // Locally, with the page's own Origin: served.
+    let response = client
+        .post(format!("{}/messages", serve.base))
+        .header("idempotency-key", "k")
+        .header("content-type", "application/json")
+        .header("origin", format!("http://{local}"))
+        .body(send)
+        .send()
+        .unwrap();
+    assert_ne!(response.status().as_u16(), 403);
+    assert_eq!(
+        client
+            .get(format!("{}/nowhere", serve.base))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+}
+
+#[test]
+fn a_visibility_timeout_below_the_function_timeout_is_refused() {
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("sinch-hooks"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--visibility-timeout-secs",
+            "10",
+            "--function-timeout-secs",
+            "20",
+        ])
+        .env("SINCH_WEBHOOK_SECRET", "s")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--visibility-timeout-secs") && stderr.contains("function timeout"),
+        "{stderr}"
+    );
+}

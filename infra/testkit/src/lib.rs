@@ -1,5 +1,5 @@
-//! Test harness: real AWS APIs on loopback, and a proxy that breaks the way networks do
-//! ([`proxy::FaultProxy`]).
+//! Test harness: real AWS APIs on loopback, a proxy that breaks the way networks do
+//! ([`proxy::FaultProxy`]), and a store that fails on command ([`faulty::FaultyStore`]).
 //!
 //! Tests that need AWS talk to `moto_server` over HTTP, one fresh server per test (so tests
 //! never see each other's queues and tables), run with DynamoDB's atomicity (`moto_atomic.py`:
@@ -8,6 +8,7 @@
 //! a test failure naming the setup command, never a silent skip.
 
 pub mod bench;
+pub mod faulty;
 pub mod proxy;
 
 use std::io::Read;
@@ -214,4 +215,18 @@ pub fn envelope(body: impl Into<Vec<u8>>) -> envelope::Envelope {
         },
         std::time::SystemTime::now(),
     )
+}
+
+/// When this test process started, as Sinch writes times (RFC 3339, UTC): for inbound messages
+/// that must be fresh (WhatsApp's window opens when the user writes). One value per process, so
+/// that a body built twice is the same bytes.
+pub fn now_rfc3339() -> String {
+    static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    START
+        .get_or_init(|| {
+            time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        })
+        .clone()
 }

@@ -65,7 +65,10 @@ pub fn get(path: &str) -> Request {
 }
 
 /// The status, the JSON body, and whether it was replayed.
-pub async fn call<S: Store>(api: &Api<S, MemoryQueue>, request: Request) -> (u16, Value, bool) {
+pub async fn call<S: Store, Q: pipeline::queue::Queue>(
+    api: &Api<S, Q>,
+    request: Request,
+) -> (u16, Value, bool) {
     let response = api::handle(api, request).await;
     let status = response.status().as_u16();
     let replayed = response.headers().get("idempotency-replayed").is_some();

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::{Handled, HandlerError, ReplyOutcome, Services, millis};
 use crate::hook::{self, Hook};
 use crate::reply::Action;
+use crate::rules::Check;
 use crate::send::{SendError, reference};
 use crate::store::{ContactKey, InboundRecord, OptChange, SendIntent, SinchId, Store};
 
@@ -125,11 +126,11 @@ async fn respond<S: Store, H: Hook>(
     deadline: Instant,
 ) -> Result<Handled, HandlerError> {
     let store = &services.store;
-    let opted_out_before = store
-        .contact(&record.from)
-        .await?
+    let before = store.contact(&record.from).await?;
+    let opted_out_before = before
         .opted_out_by
-        .is_some_and(|by| by != record.id);
+        .as_ref()
+        .is_some_and(|by| *by != record.id);
     let decision = services
         .hook
         .on_inbound(hook::Inbound {
@@ -167,6 +168,25 @@ async fn respond<S: Store, H: Hook>(
         text: Some(text.clone()),
     };
     let sinch = &services.sinch;
+    // The rules again, as they stand when the reply is about to leave (a retry may come long
+    // after the message: a STOP from another message, WhatsApp's window closed), on the
+    // contact as read above with this message's own effect applied.
+    let mut after = before;
+    after.last_inbound_at_ms = Some(record.received_at_ms);
+    match &change {
+        Some(OptChange::OptOut { by, .. }) => after.opted_out_by = Some(by.clone()),
+        Some(OptChange::OptIn { .. }) => after.opted_out_by = None,
+        None => {}
+    }
+    let rules = || async {
+        let check = Check {
+            contacts: std::slice::from_ref(&record.from),
+            whatsapp_free_form: record.from.channel == "WHATSAPP",
+            answering: Some(&id),
+            now_ms: crate::clock::unix_millis(services.clock.now()),
+        };
+        Ok(services.rules.judge(&record.from, &after, &check))
+    };
     let sent = match route {
         ReplyRoute::Conversation { app_id, recipient } => {
             let Some(app_id) = app_id else {
@@ -189,12 +209,19 @@ async fn respond<S: Store, H: Hook>(
             };
             services
                 .sender
-                .send(store, &services.clock, &reply_id, &intent, || async {
-                    sinch
-                        .send_message(&request, deadline)
-                        .await
-                        .map(|response| SinchId::Message(response.message_id))
-                })
+                .send(
+                    store,
+                    &services.clock,
+                    &reply_id,
+                    &intent,
+                    rules,
+                    || async {
+                        sinch
+                            .send_message(&request, deadline)
+                            .await
+                            .map(|response| SinchId::Message(response.message_id))
+                    },
+                )
                 .await
         }
         ReplyRoute::Sms { from, to } => {
@@ -212,18 +239,35 @@ async fn respond<S: Store, H: Hook>(
             };
             services
                 .sender
-                .send(store, &services.clock, &reply_id, &intent, || async {
-                    sinch
-                        .send_sms(&batch, deadline)
-                        .await
-                        .map(|response| SinchId::Batch(response.id))
-                })
+                .send(
+                    store,
+                    &services.clock,
+                    &reply_id,
+                    &intent,
+                    rules,
+                    || async {
+                        sinch
+                            .send_sms(&batch, deadline)
+                            .await
+                            .map(|response| SinchId::Batch(response.id))
+                    },
+                )
                 .await
         }
     };
     let sent = match sent {
         Ok(sent) => sent,
         Err(SendError::NotConfigured(api)) => return Ok(not_configured(id, api)),
+        Err(SendError::Withheld { reason, .. }) => {
+            info!(message_id = %id, contact = %record.from, reply_id = %reply_id, %reason, "reply withheld at the moment of sending");
+            return Ok(Handled::Inbound {
+                id,
+                reply: ReplyOutcome::Withheld {
+                    id: reply_id,
+                    reason: reason.to_string(),
+                },
+            });
+        }
         Err(error) => return Err(error.into()),
     };
     info!(

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::hook::{Hook, HookError};
 use crate::reply::ReplyPolicy;
+use crate::rules::Rules;
 use crate::send::{SendError, Sender};
 use crate::store::{MessageKey, SinchId, StatusChange, Store, StoreError};
 
@@ -35,6 +36,8 @@ pub struct Services<S, H = ReplyPolicy> {
     pub idempotency_ttl: std::time::Duration,
     /// Sends through the send-once ledger (see [`crate::send`]).
     pub sender: Sender,
+    /// The sending rules, checked again just before anything leaves ([`crate::rules`]).
+    pub rules: Rules,
     pub clock: Clock,
 }
 
@@ -81,6 +84,10 @@ pub enum ReplyOutcome {
     None,
     /// The contact is opted out.
     Suppressed,
+    /// A sending rule forbade the reply when it was about to leave (the contact opted out
+    /// meanwhile, WhatsApp's window closed before a late retry): it is `FAILED` with the rule's
+    /// code, never sent.
+    Withheld { id: String, reason: String },
     /// The API to reply through has no credentials; the message is stored, nothing sent.
     NotConfigured { api: &'static str },
 }

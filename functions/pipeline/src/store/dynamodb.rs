@@ -3,8 +3,8 @@
 //!
 //! | item | `pk` | attributes |
 //! |---|---|---|
-//! | idempotency record | `idem#<key>` (see [`crate::idempotency`]; the messages API's keys are `idem#api/...`) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `response` (what the messages API replays), `expires_at` (TTL) |
-//! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`), `history_count`, `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text` |
+//! | idempotency record | `idem#<key>` (see [`crate::idempotency`]; the messages API's keys are `idem#api/...`) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `value` (the messages API: the message id the key reserved), `response` (what the messages API replays), `expires_at` (TTL) |
+//! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`, `channel`), `history_count`, `history_ids` (a string set: which entries it holds), `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text`; for sends of the messages API `caller`, `metadata` |
 //! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `media` (list of URLs), `contact_id`, `conversation_id`, `received_at_ms` |
 //! | contact | `contact#<channel>/<identity>` | `last_inbound_at_ms` (WhatsApp's window), `opted_out_by` (the inbound message that opted out), `opted_out_at_ms` |
 //! | dead letter | `dead#<SQS message id>` | `reason`, `detail`, `kind`, `at_ms`, `expires_at` (14 days, the dead-letter queue's retention): written once, before the callback goes to the dead-letter queue, so that its event comes from the stream |
@@ -13,7 +13,9 @@
 //!
 //! - **Idempotency** follows Powertools for AWS Lambda: a conditional put claims the key (it
 //!   succeeds when the key is new, its lease ran out, or its completed record expired); the
-//!   condition failure returns the old item, which says "done" or "in progress". Completed
+//!   condition failure returns the old item, which says "done" or "in progress". A claim that
+//!   holds a value (the messages API's reserved message id) is taken over after its lease by a
+//!   second, fenced update that keeps the value. Completed
 //!   records live for the TTL (48 h by default, beyond Sinch's retry horizon); abandoned claims
 //!   carry a TTL too, so nothing is left forever.
 //! - **Status only moves forward in one unconditional write.** Each rank has its own attribute,
@@ -21,8 +23,12 @@
 //!   statuses hold the top rank ([`crate::status::TERMINAL_RANK`]) and the first one written
 //!   wins, READ and FAILED are final whatever arrives later, and reports racing each other
 //!   cannot lose a step: no read-modify-write, no retries on conflicts. The history is appended
-//!   in the same write until it holds [`HISTORY_LIMIT`] entries (a condition on
-//!   `history_count`); past that a second write moves the status alone.
+//!   in the same write, once per entry (a condition that `history_ids` lacks the entry's id, so
+//!   a write the SDK retried after it landed adds nothing) and until it holds [`HISTORY_LIMIT`]
+//!   entries (a condition on `history_count`); past that a second write moves the status alone.
+//! - **Every move of the send ledger is fenced**: finishing an attempt is conditional on the
+//!   ledger still being `SENDING` under that attempt (or, for a send failed before it left, on
+//!   no attempt on record), so a late or stray outcome never overwrites another attempt's.
 //! - **An inbound message, its contact's last inbound time and the opt-out it causes** are
 //!   written in one transaction.
 //! - **A send of the messages API** is put as `ACCEPTED` (with the channel asked for, the
@@ -50,9 +56,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, HISTORY_LIMIT, HistoryEntry,
-    InboundRecord, MessageKey, MessageState, OptChange, Reason, SendAttempt, SendResult, SendSlot,
-    SendState, SinchId, StatusChange, StatusUpdate, Store, StoreError,
+    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, Finished,
+    HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange, Reason,
+    SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
+    Store, StoreError, entry_id,
 };
 use crate::events::{DeadLetter, Snapshot};
 use crate::status::{self, Progress};
@@ -229,28 +236,23 @@ fn contact_pk(contact: &ContactKey) -> String {
     format!("contact#{contact}")
 }
 
-/// A history entry as stored: `status`, `at_ms`, and `reason` / `description` / `channel` when
-/// known.
-fn history_entry(
-    status: &str,
-    at_ms: u64,
-    reason: Option<&Reason>,
-    channel: Option<&str>,
-) -> AttributeValue {
-    let mut entry = HashMap::from([
-        ("status".to_owned(), s(status)),
-        ("at_ms".to_owned(), n(at_ms)),
+/// A history entry as stored (a one-element list, for `list_append`): `status`, `at_ms`, and
+/// `reason` / `description` / `channel` when known.
+fn history_entry(entry: &HistoryEntry) -> AttributeValue {
+    let mut item = HashMap::from([
+        ("status".to_owned(), s(&entry.status)),
+        ("at_ms".to_owned(), n(entry.at_ms)),
     ]);
-    if let Some(channel) = channel {
-        entry.insert("channel".to_owned(), s(channel));
+    if let Some(channel) = &entry.channel {
+        item.insert("channel".to_owned(), s(channel));
     }
-    if let Some(reason) = reason {
-        entry.insert("reason".to_owned(), s(&reason.code));
+    if let Some(reason) = &entry.reason {
+        item.insert("reason".to_owned(), s(&reason.code));
         if let Some(description) = &reason.description {
-            entry.insert("description".to_owned(), s(description));
+            item.insert("description".to_owned(), s(description));
         }
     }
-    AttributeValue::L(vec![AttributeValue::M(entry)])
+    AttributeValue::L(vec![AttributeValue::M(item)])
 }
 
 /// Sinch's id on an item, if any answer or report put it there.
@@ -304,8 +306,157 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
         send: text(item, "send_state").and_then(SendState::parse),
         to: text(item, "to_identity").map(str::to_owned),
         metadata: text(item, "metadata").map(str::to_owned),
+        caller: text(item, "caller").map(str::to_owned),
         text: text(item, "text").map(str::to_owned),
     })
+}
+
+/// Whether an item's history already holds the entry `id`.
+fn has_entry(item: &Item, id: &str) -> bool {
+    item.get("history_ids")
+        .and_then(|v| v.as_ss().ok())
+        .is_some_and(|ids| ids.iter().any(|held| held == id))
+}
+
+/// An update of a message item that adds one history entry: once (the entry's id must not be
+/// in `history_ids`) and within [`HISTORY_LIMIT`]; past the limit the rest of the update goes
+/// alone. `fence`, when given, must hold for any of it to be written.
+struct HistoryWrite<'a> {
+    pk: String,
+    /// `SET` clauses besides the history's, comma-separated.
+    set: String,
+    /// `ADD` clauses besides the history's, comma-separated (may be empty).
+    add: &'a str,
+    /// A condition for the whole write, and the same judged on an old item.
+    fence: Option<(&'a str, &'a Judged<'a>)>,
+    names: Vec<(&'static str, String)>,
+    values: Vec<(&'static str, AttributeValue)>,
+    entry: AttributeValue,
+    entry_id: String,
+}
+
+/// A condition judged on an item read back.
+type Judged<'a> = dyn Fn(&Item) -> bool + Sync + 'a;
+
+/// What a [`HistoryWrite`] did.
+enum Written {
+    /// Written (with or without its entry); the item as it was before.
+    Applied(Option<Item>),
+    /// The entry was there already: this very write landed before. The item as it is.
+    AlreadyThere(Item),
+    /// The fence did not hold: nothing written. The item as it is.
+    Fenced(Item),
+}
+
+impl DynamoStore {
+    async fn write_with_history(
+        &self,
+        operation: &'static str,
+        write: HistoryWrite<'_>,
+    ) -> Result<Written, StoreError> {
+        let condition = |rest: Option<&str>| match (write.fence.map(|(c, _)| c), rest) {
+            (Some(fence), Some(rest)) => Some(format!("({fence}) AND {rest}")),
+            (Some(fence), None) => Some(fence.to_owned()),
+            (None, rest) => rest.map(str::to_owned),
+        };
+        let add = |extra: &str| match (write.add.is_empty(), extra.is_empty()) {
+            (true, true) => String::new(),
+            (true, false) => format!(" ADD {extra}"),
+            (false, true) => format!(" ADD {}", write.add),
+            (false, false) => format!(" ADD {extra}, {}", write.add),
+        };
+        let update = |expression: String, condition: Option<String>| {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&write.pk))
+                .update_expression(expression)
+                .set_condition_expression(condition)
+                .return_values(ReturnValue::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            for (name, value) in &write.names {
+                update = update.expression_attribute_names(*name, value);
+            }
+            for (name, value) in &write.values {
+                update = update.expression_attribute_values(*name, value.clone());
+            }
+            update
+        };
+        let with_history = update(
+            format!(
+                "SET {}, history = list_append(if_not_exists(history, :empty), :entry){}",
+                write.set,
+                add("history_count :one, history_ids :entry_ids")
+            ),
+            condition(Some(
+                "NOT contains(history_ids, :entry_id) \
+                 AND (attribute_not_exists(history_count) OR history_count < :cap)",
+            )),
+        )
+        .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+        .expression_attribute_values(":entry", write.entry.clone())
+        .expression_attribute_values(":one", n(1))
+        .expression_attribute_values(":cap", n(HISTORY_LIMIT as u64))
+        .expression_attribute_values(":entry_id", s(&write.entry_id))
+        .expression_attribute_values(
+            ":entry_ids",
+            AttributeValue::Ss(vec![write.entry_id.clone()]),
+        );
+        let old = match with_history.send().await {
+            Ok(output) => return Ok(Written::Applied(output.attributes)),
+            Err(error) => self.condition_failed(operation, &write.pk, error).await?,
+        };
+        if let Some((_, holds)) = write.fence
+            && !holds(&old)
+        {
+            return Ok(Written::Fenced(old));
+        }
+        if has_entry(&old, &write.entry_id) {
+            return Ok(Written::AlreadyThere(old));
+        }
+        // The history is full: the rest alone.
+        match update(format!("SET {}{}", write.set, add("")), condition(None))
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Written::Applied(output.attributes)),
+            Err(error) => Ok(Written::Fenced(
+                self.condition_failed(operation, &write.pk, error).await?,
+            )),
+        }
+    }
+
+    /// The item a failed condition returned (read when the implementation returns none); any
+    /// other error is the store's.
+    async fn condition_failed<R: std::fmt::Debug>(
+        &self,
+        operation: &'static str,
+        pk: &str,
+        error: SdkError<UpdateItemError, R>,
+    ) -> Result<Item, StoreError> {
+        match error {
+            SdkError::ServiceError(service) => match service.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed_check) => {
+                    match failed_check.item {
+                        Some(item) => Ok(item),
+                        // Not every DynamoDB implementation returns the old item; read it.
+                        None => Ok(self
+                            .get(operation, pk.to_owned())
+                            .await?
+                            .unwrap_or_default()),
+                    }
+                }
+                other => Err(StoreError {
+                    operation,
+                    detail: DisplayErrorContext(&other).to_string(),
+                }),
+            },
+            error => Err(failed(operation, error)),
+        }
+    }
 }
 
 /// A contact item read back.
@@ -398,7 +549,17 @@ fn furthest(item: &Item) -> Option<(u8, String)> {
 impl Store for DynamoStore {
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         let pk = format!("idem#{}", request.key);
-        let attempt = self
+        // A lease that ran out is taken over here only when it holds no value to keep.
+        let condition = if request.value.is_some() {
+            "attribute_not_exists(pk) \
+             OR (#state = :in_progress AND lease_until_ms <= :now_ms AND attribute_not_exists(#value)) \
+             OR (#state = :completed AND expires_at <= :now_s)"
+        } else {
+            "attribute_not_exists(pk) \
+             OR (#state = :in_progress AND lease_until_ms <= :now_ms) \
+             OR (#state = :completed AND expires_at <= :now_s)"
+        };
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -410,27 +571,30 @@ impl Store for DynamoStore {
                 "expires_at",
                 n(request.lease_until_ms / 1000 + ABANDONED_CLAIM_TTL_S),
             )
-            .condition_expression(
-                "attribute_not_exists(pk) \
-                 OR (#state = :in_progress AND lease_until_ms <= :now_ms) \
-                 OR (#state = :completed AND expires_at <= :now_s)",
-            )
+            .condition_expression(condition)
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .expression_attribute_values(":completed", s(COMPLETED))
             .expression_attribute_values(":now_ms", n(request.now_ms))
             .expression_attribute_values(":now_s", n(request.now_ms / 1000))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let old = match attempt {
-            Ok(_) => return Ok(Claim::Claimed),
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(value) = request.value {
+            put = put
+                .item("value", s(value))
+                .expression_attribute_names("#value", "value");
+        }
+        let old = match put.send().await {
+            Ok(_) => {
+                return Ok(Claim::Claimed {
+                    value: request.value.map(str::to_owned),
+                });
+            }
             Err(SdkError::ServiceError(service)) => match service.into_err() {
                 PutItemError::ConditionalCheckFailedException(failed_check) => {
                     match failed_check.item {
                         Some(item) => Some(item),
                         // Not every DynamoDB implementation returns the old item; read it.
-                        None => self.get("claim", pk).await?,
+                        None => self.get("claim", pk.clone()).await?,
                     }
                 }
                 other => {
@@ -446,15 +610,56 @@ impl Store for DynamoStore {
             // Deleted between the two calls: someone released it. Let the retry claim it.
             return Ok(Claim::InProgress { lease_until_ms: 0 });
         };
+        let old_lease = number(&old, "lease_until_ms").unwrap_or_default();
         if text(&old, "state") == Some(COMPLETED) {
-            Ok(Claim::Completed {
+            return Ok(Claim::Completed {
                 same_payload: text(&old, "payload_hash") == Some(request.payload_hash),
                 response: text(&old, "response").map(str::to_owned),
-            })
-        } else {
-            Ok(Claim::InProgress {
-                lease_until_ms: number(&old, "lease_until_ms").unwrap_or_default(),
-            })
+            });
+        }
+        let held = text(&old, "value");
+        if old_lease > request.now_ms || held.is_none() || request.value.is_none() {
+            return Ok(Claim::InProgress {
+                lease_until_ms: old_lease,
+            });
+        }
+        // A lease that ran out, holding a value: the same payload takes it over, keeping it.
+        if text(&old, "payload_hash") != Some(request.payload_hash) {
+            return Ok(Claim::Reused);
+        }
+        let takeover = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("SET lease_until_ms = :lease, expires_at = :expires_at")
+            .condition_expression("#state = :in_progress AND lease_until_ms = :old_lease")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":old_lease", n(old_lease))
+            .expression_attribute_values(":lease", n(request.lease_until_ms))
+            .expression_attribute_values(
+                ":expires_at",
+                n(request.lease_until_ms / 1000 + ABANDONED_CLAIM_TTL_S),
+            )
+            .send()
+            .await;
+        match takeover {
+            Ok(_) => Ok(Claim::Claimed {
+                value: held.map(str::to_owned),
+            }),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                // Someone else took it over first (or completed it): their turn.
+                Ok(Claim::InProgress {
+                    lease_until_ms: request.lease_until_ms,
+                })
+            }
+            Err(error) => Err(failed("claim", error)),
         }
     }
 
@@ -500,84 +705,51 @@ impl Store for DynamoStore {
     }
 
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
-        let pk = message_pk(&update.key);
         let rank_attribute = format!("s{}", update.progress.rank);
-        let entry = history_entry(
-            &update.status,
-            update.at_ms,
-            update.reason.as_ref(),
-            update.channel.as_deref(),
-        );
-        let now_ms = update.at_ms;
-        let mut clauses = String::new();
-        let mut values = Vec::new();
+        let entry = HistoryEntry {
+            status: update.status.clone(),
+            at_ms: update.at_ms,
+            reason: update.reason.clone(),
+            channel: update.channel.clone(),
+        };
+        let mut set = String::from("#rank = if_not_exists(#rank, :status), updated_at_ms = :now");
+        let mut values = vec![(":status", s(&update.status)), (":now", n(update.at_ms))];
         if let Some(channel) = &update.channel {
-            clauses.push_str(", channel = if_not_exists(channel, :channel)");
+            set.push_str(", channel = if_not_exists(channel, :channel)");
             values.push((":channel", s(channel)));
         }
         if let Some(id) = &update.sinch_id {
             let attribute = sinch_id_attribute(id);
-            clauses.push_str(&format!(
+            set.push_str(&format!(
                 ", {attribute} = if_not_exists({attribute}, :sinch_id)"
             ));
             values.push((":sinch_id", s(id.as_str())));
         }
-
-        let mut with_history = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .update_expression(format!(
-                "SET #rank = if_not_exists(#rank, :status), \
-                 history = list_append(if_not_exists(history, :empty), :entry), \
-                 updated_at_ms = :now{clauses} ADD history_count :one"
-            ))
-            .condition_expression("attribute_not_exists(history_count) OR history_count < :cap")
-            .expression_attribute_names("#rank", &rank_attribute)
-            .expression_attribute_values(":status", s(&update.status))
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":entry", entry)
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":cap", n(HISTORY_LIMIT as u64))
-            .return_values(ReturnValue::AllOld);
-        for (name, value) in &values {
-            with_history = with_history.expression_attribute_values(*name, value.clone());
-        }
-        let old = match with_history.send().await {
-            Ok(output) => output.attributes,
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                // The history is full: move the status alone.
-                let mut status_only = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key("pk", s(&pk))
-                    .update_expression(format!(
-                        "SET #rank = if_not_exists(#rank, :status), updated_at_ms = :now{clauses}"
-                    ))
-                    .expression_attribute_names("#rank", &rank_attribute)
-                    .expression_attribute_values(":status", s(&update.status))
-                    .expression_attribute_values(":now", n(now_ms))
-                    .return_values(ReturnValue::AllOld);
-                for (name, value) in values {
-                    status_only = status_only.expression_attribute_values(name, value);
-                }
-                status_only
-                    .send()
-                    .await
-                    .map_err(|e| failed("record status", e))?
-                    .attributes
+        let written = self
+            .write_with_history(
+                "record status",
+                HistoryWrite {
+                    pk: message_pk(&update.key),
+                    set,
+                    add: "",
+                    fence: None,
+                    names: vec![("#rank", rank_attribute)],
+                    values,
+                    entry: history_entry(&entry),
+                    entry_id: entry_id(&entry, None),
+                },
+            )
+            .await?;
+        let previous = match written {
+            Written::Applied(old) => old.as_ref().and_then(furthest),
+            // This very report is in already: it moved nothing more.
+            Written::AlreadyThere(item) | Written::Fenced(item) => {
+                let status = furthest(&item).map(|(_, status)| status);
+                return Ok(StatusChange::Kept {
+                    status: status.unwrap_or_else(|| update.status.clone()),
+                });
             }
-            Err(error) => return Err(failed("record status", error)),
         };
-        let previous = old.as_ref().and_then(furthest);
         Ok(match previous {
             None => StatusChange::Created {
                 status: update.status.clone(),
@@ -716,18 +888,23 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn accept_message(&self, message: &AcceptedMessage) -> Result<(), StoreError> {
+    async fn accept_message(&self, message: &AcceptedMessage) -> Result<Acceptance, StoreError> {
+        let key = MessageKey::Ours(message.id.clone());
+        let entry = HistoryEntry {
+            status: status::ACCEPTED.to_owned(),
+            at_ms: message.at_ms,
+            reason: None,
+            channel: None,
+        };
         let mut item: Item = HashMap::from([
-            (
-                "pk".to_owned(),
-                s(message_pk(&MessageKey::Ours(message.id.clone()))),
-            ),
+            ("pk".to_owned(), s(message_pk(&key))),
             (format!("s{}", Progress::ACCEPTED.rank), s(status::ACCEPTED)),
-            (
-                "history".to_owned(),
-                history_entry(status::ACCEPTED, message.at_ms, None, None),
-            ),
+            ("history".to_owned(), history_entry(&entry)),
             ("history_count".to_owned(), n(1)),
+            (
+                "history_ids".to_owned(),
+                AttributeValue::Ss(vec![entry_id(&entry, None)]),
+            ),
             ("channel".to_owned(), s(&message.channel)),
             ("to_identity".to_owned(), s(&message.to)),
             ("caller".to_owned(), s(&message.caller)),
@@ -746,21 +923,34 @@ impl Store for DynamoStore {
             .send()
             .await
         {
-            Ok(_) => Ok(()),
-            // The SDK retried a put whose first attempt did land (its answer was lost): the
-            // item there is this very message. Anything else under a fresh id is a conflict.
+            Ok(_) => Ok(Acceptance::New),
+            // There already. This very message (a retry of the request that reserved the id,
+            // or the SDK's retry of a put that landed) is that message; anything else is a
+            // conflict.
             Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    PutItemError::ConditionalCheckFailedException(c)
-                        if c.item().is_some_and(|old| {
-                            text(old, "caller") == Some(message.caller.as_str())
-                                && number(old, "updated_at_ms") == Some(message.at_ms)
-                                && text(old, "to_identity") == Some(message.to.as_str())
-                        })
-                ) =>
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
-                Ok(())
+                let old = match e.into_err() {
+                    PutItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                let old = match old {
+                    Some(old) => old,
+                    None => self
+                        .get("accept message", message_pk(&key))
+                        .await?
+                        .unwrap_or_default(),
+                };
+                let same = text(&old, "caller") == Some(message.caller.as_str())
+                    && text(&old, "to_identity") == Some(message.to.as_str())
+                    && text(&old, "channel") == Some(message.channel.as_str());
+                match message_state(&key, &old) {
+                    Some(state) if same => Ok(Acceptance::Existing(Box::new(state))),
+                    _ => Err(StoreError {
+                        operation: "accept message",
+                        detail: format!("message {} exists", message.id),
+                    }),
+                }
             }
             Err(e) => Err(failed("accept message", e)),
         }
@@ -833,94 +1023,114 @@ impl Store for DynamoStore {
             },
             Err(error) => return Err(failed("begin send", error)),
         };
+        // Judged in the same order as the in-memory store.
         let state = text(&old, "send_state").and_then(SendState::parse);
-        if let Some(sinch_id) = sinch_id(&old) {
-            return Ok(SendSlot::Accepted {
-                sinch_id: Some(sinch_id),
-                recorded: state == Some(SendState::Sent),
-            });
-        }
+        let on_record = text(&old, "attempt").map(str::to_owned);
         Ok(match state {
             Some(SendState::Sent) => SendSlot::Accepted {
-                sinch_id: None,
+                sinch_id: sinch_id(&old),
                 recorded: true,
+                attempt: on_record,
             },
             Some(SendState::Failed) => SendSlot::Refused {
                 reason: message_state(&key, &old)
                     .and_then(|state| state.reason().cloned())
                     .unwrap_or_else(|| Reason::new("UNKNOWN", None)),
             },
+            _ if sinch_id(&old).is_some() => SendSlot::Accepted {
+                sinch_id: sinch_id(&old),
+                recorded: false,
+                attempt: on_record,
+            },
             // Our own attempt: the SDK retried the update after its first try landed.
-            Some(SendState::Sending) if text(&old, "attempt") == Some(request.attempt) => {
+            Some(SendState::Sending) if on_record.as_deref() == Some(request.attempt) => {
                 SendSlot::Go
             }
             // Still sending (or gone between the two reads): someone else's attempt stands.
             _ => SendSlot::Unsettled {
-                attempt: text(&old, "attempt").unwrap_or_default().to_owned(),
+                attempt: on_record.unwrap_or_default(),
                 attempt_at_ms: number(&old, "attempt_at_ms").unwrap_or_default(),
             },
         })
     }
 
-    async fn finish_send(
-        &self,
-        id: &str,
-        result: &SendResult,
-        at_ms: u64,
-    ) -> Result<(), StoreError> {
-        let key = MessageKey::Ours(id.to_owned());
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(message_pk(&key)))
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", n(at_ms));
-        let common = "history = list_append(if_not_exists(history, :empty), :entry), \
-                      updated_at_ms = :now";
-        match result {
-            SendResult::Accepted { sinch_id } => {
-                let mut set = format!(
-                    "SET send_state = :state, s{rank} = if_not_exists(s{rank}, :status), {common}",
-                    rank = Progress::SENT.rank
-                );
-                if let Some(id) = sinch_id {
-                    let attribute = sinch_id_attribute(id);
-                    set.push_str(&format!(
-                        ", {attribute} = if_not_exists({attribute}, :sinch_id)"
-                    ));
-                    update = update.expression_attribute_values(":sinch_id", s(id.as_str()));
-                }
-                update = update
-                    .update_expression(format!("{set} ADD history_count :one"))
-                    .expression_attribute_values(":state", s(SendState::Sent.as_str()))
-                    .expression_attribute_values(":status", s(status::SENT))
-                    .expression_attribute_values(
-                        ":entry",
-                        history_entry(status::SENT, at_ms, None, None),
-                    );
-            }
-            SendResult::Refused { reason } => {
-                update = update
-                    .update_expression(format!(
-                        "SET send_state = :state, s{rank} = if_not_exists(s{rank}, :status), {common} \
-                         ADD history_count :one",
-                        rank = Progress::FAILED.rank
-                    ))
-                    .expression_attribute_values(":state", s(SendState::Failed.as_str()))
-                    .expression_attribute_values(":status", s(status::FAILED))
-                    .expression_attribute_values(
-                        ":entry",
-                        history_entry(status::FAILED, at_ms, Some(reason), None),
-                    );
-            }
+    async fn finish_send(&self, finish: &SendFinish<'_>) -> Result<Finished, StoreError> {
+        let key = MessageKey::Ours(finish.id.to_owned());
+        let (target, status, progress, reason) = match finish.result {
+            SendResult::Accepted { .. } => (SendState::Sent, status::SENT, Progress::SENT, None),
+            SendResult::Refused { reason } => (
+                SendState::Failed,
+                status::FAILED,
+                Progress::FAILED,
+                Some(reason.clone()),
+            ),
+        };
+        let entry = HistoryEntry {
+            status: status.to_owned(),
+            at_ms: finish.at_ms,
+            reason,
+            channel: None,
+        };
+        let mut set = format!(
+            "send_state = :state, s{rank} = if_not_exists(s{rank}, :status), updated_at_ms = :now",
+            rank = progress.rank
+        );
+        let mut values = vec![
+            (":state", s(target.as_str())),
+            (":status", s(status)),
+            (":now", n(finish.at_ms)),
+        ];
+        if let SendResult::Accepted { sinch_id: Some(id) } = finish.result {
+            let attribute = sinch_id_attribute(id);
+            set.push_str(&format!(
+                ", {attribute} = if_not_exists({attribute}, :sinch_id)"
+            ));
+            values.push((":sinch_id", s(id.as_str())));
         }
-        update
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failed("finish send", e))
+        let fence = match finish.attempt {
+            Some(attempt) => {
+                values.push((":sending", s(SendState::Sending.as_str())));
+                values.push((":attempt", s(attempt)));
+                "send_state = :sending AND attempt = :attempt"
+            }
+            None => "attribute_exists(pk) AND attribute_not_exists(send_state)",
+        };
+        let holds = |item: &Item| {
+            let state = text(item, "send_state");
+            match finish.attempt {
+                Some(attempt) => {
+                    state == Some(SendState::Sending.as_str())
+                        && text(item, "attempt") == Some(attempt)
+                }
+                None => !item.is_empty() && state.is_none(),
+            }
+        };
+        let written = self
+            .write_with_history(
+                "finish send",
+                HistoryWrite {
+                    pk: message_pk(&key),
+                    set,
+                    add: "",
+                    fence: Some((fence, &holds)),
+                    names: Vec::new(),
+                    values,
+                    entry: history_entry(&entry),
+                    entry_id: entry_id(&entry, finish.attempt),
+                },
+            )
+            .await?;
+        Ok(match written {
+            Written::Applied(_) | Written::AlreadyThere(_) => Finished::Recorded,
+            // This very write landed before (the SDK retried it): recorded.
+            Written::Fenced(item)
+                if text(&item, "send_state") == Some(target.as_str())
+                    && text(&item, "attempt") == finish.attempt =>
+            {
+                Finished::Recorded
+            }
+            Written::Fenced(_) => Finished::Superseded,
+        })
     }
 
     async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {

@@ -4,16 +4,17 @@
 //! item by item and in commit order, as the DynamoDB table's stream does in AWS: events are
 //! derived from that ([`crate::events`]). Without one, nothing is copied for it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
 use super::{
-    AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, HISTORY_LIMIT, HistoryEntry,
-    InboundRecord, MessageKey, MessageState, OptChange, SendAttempt, SendIntent, SendResult,
-    SendSlot, SendState, StatusChange, StatusUpdate, Store, StoreError,
+    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, Finished,
+    HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange, Reason,
+    SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SendState, StatusChange,
+    StatusUpdate, Store, StoreError, entry_id,
 };
 use crate::clock::unix_millis;
 use crate::events::{Change, DeadLetter, Snapshot};
@@ -24,6 +25,7 @@ enum Idempotency {
     InProgress {
         lease_until_ms: u64,
         payload_hash: String,
+        value: Option<String>,
     },
     Completed {
         expires_at_s: u64,
@@ -32,29 +34,38 @@ enum Idempotency {
     },
 }
 
-/// The send ledger of one of our messages.
+/// The send ledger of one of our messages: its attempt on record (its state is the message's
+/// `send`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Ledger {
-    state: SendState,
     attempt: String,
     attempt_at_ms: u64,
     attempts: u32,
     intent: SendIntent,
 }
 
+/// A message item, as DynamoDB's holds it: the state, which history entries it has, the ledger.
+#[derive(Debug, Clone)]
+struct Item {
+    state: MessageState,
+    history_ids: BTreeSet<String>,
+    ledger: Option<Ledger>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     idempotency: BTreeMap<String, Idempotency>,
-    messages: BTreeMap<MessageKey, MessageState>,
+    messages: BTreeMap<MessageKey, Item>,
     inbound: BTreeMap<String, InboundRecord>,
     contacts: BTreeMap<ContactKey, ContactState>,
-    sends: BTreeMap<String, Ledger>,
     dead_letters: BTreeMap<String, DeadLetter>,
 }
 
 impl State {
     fn message_snapshot(&self, key: &MessageKey) -> Option<Snapshot> {
-        self.messages.get(key).cloned().map(Snapshot::Message)
+        self.messages
+            .get(key)
+            .map(|item| Snapshot::Message(item.state.clone()))
     }
 
     fn contact_snapshot(&self, key: &ContactKey) -> Option<Snapshot> {
@@ -68,10 +79,9 @@ impl State {
     }
 
     /// The message item, created empty (no status yet) when missing.
-    fn message(&mut self, key: &MessageKey) -> &mut MessageState {
-        self.messages
-            .entry(key.clone())
-            .or_insert_with(|| MessageState {
+    fn message(&mut self, key: &MessageKey) -> &mut Item {
+        self.messages.entry(key.clone()).or_insert_with(|| Item {
+            state: MessageState {
                 key: key.clone(),
                 status: String::new(),
                 progress: Progress::from_rank(0),
@@ -82,20 +92,27 @@ impl State {
                 send: None,
                 to: None,
                 metadata: None,
+                caller: None,
                 text: None,
-            })
+            },
+            history_ids: BTreeSet::new(),
+            ledger: None,
+        })
     }
 }
 
-/// Applies a status to a message: forward only, history kept (up to the limit).
+/// Applies a status to a message: forward only, history kept (once per entry id, up to the
+/// limit).
 fn apply(
-    message: &mut MessageState,
+    item: &mut Item,
     status: &str,
     progress: Progress,
     entry: HistoryEntry,
+    entry_id: String,
 ) -> StatusChange {
+    let message = &mut item.state;
     let first = message.status.is_empty();
-    if message.history.len() < HISTORY_LIMIT {
+    if item.history_ids.len() < HISTORY_LIMIT && item.history_ids.insert(entry_id) {
         message.history.push(entry);
     }
     if first {
@@ -184,8 +201,8 @@ impl MemoryStore {
         self.lock()
             .messages
             .values()
-            .filter(|message| !message.status.is_empty())
-            .cloned()
+            .filter(|item| !item.state.status.is_empty())
+            .map(|item| item.state.clone())
             .collect()
     }
 
@@ -197,9 +214,14 @@ impl MemoryStore {
     /// Every message of ours that was sent, or is being sent, with its intent.
     pub fn sends(&self) -> Vec<(String, SendState, SendIntent)> {
         self.lock()
-            .sends
+            .messages
             .iter()
-            .map(|(id, ledger)| (id.clone(), ledger.state, ledger.intent.clone()))
+            .filter_map(|(key, item)| match (key, item.state.send, &item.ledger) {
+                (MessageKey::Ours(id), Some(state), Some(ledger)) => {
+                    Some((id.clone(), state, ledger.intent.clone()))
+                }
+                _ => None,
+            })
             .collect()
     }
 
@@ -214,9 +236,18 @@ impl MemoryStore {
     }
 }
 
+/// The reason a failed message has, as DynamoDB's reads it back.
+fn failure_reason(item: &Item) -> Reason {
+    item.state
+        .reason()
+        .cloned()
+        .unwrap_or_else(|| Reason::new("UNKNOWN", None))
+}
+
 impl Store for MemoryStore {
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         let mut state = self.lock();
+        let mut value = request.value.map(str::to_owned);
         match state.idempotency.get(request.key) {
             Some(Idempotency::Completed {
                 expires_at_s,
@@ -235,6 +266,17 @@ impl Store for MemoryStore {
                     lease_until_ms: *lease_until_ms,
                 });
             }
+            // A lease that ran out: its value stays with its payload.
+            Some(Idempotency::InProgress {
+                payload_hash,
+                value: Some(held),
+                ..
+            }) if request.value.is_some() => {
+                if payload_hash != request.payload_hash {
+                    return Ok(Claim::Reused);
+                }
+                value = Some(held.clone());
+            }
             _ => {}
         }
         state.idempotency.insert(
@@ -242,9 +284,10 @@ impl Store for MemoryStore {
             Idempotency::InProgress {
                 lease_until_ms: request.lease_until_ms,
                 payload_hash: request.payload_hash.to_owned(),
+                value: value.clone(),
             },
         );
-        Ok(Claim::Claimed)
+        Ok(Claim::Claimed { value })
     }
 
     async fn complete(
@@ -282,15 +325,16 @@ impl Store for MemoryStore {
             reason: update.reason.clone(),
             channel: update.channel.clone(),
         };
+        let id = entry_id(&entry, None);
         Ok(self.write_message(&update.key, |state| {
-            let message = state.message(&update.key);
-            if message.channel.is_none() {
-                message.channel = update.channel.clone();
+            let item = state.message(&update.key);
+            if item.state.channel.is_none() {
+                item.state.channel = update.channel.clone();
             }
-            if message.sinch_id.is_none() {
-                message.sinch_id = update.sinch_id.clone();
+            if item.state.sinch_id.is_none() {
+                item.state.sinch_id = update.sinch_id.clone();
             }
-            apply(message, &update.status, update.progress, entry)
+            apply(item, &update.status, update.progress, entry, id)
         }))
     }
 
@@ -299,8 +343,8 @@ impl Store for MemoryStore {
             .lock()
             .messages
             .get(key)
-            .filter(|message| !message.status.is_empty())
-            .cloned())
+            .filter(|item| !item.state.status.is_empty())
+            .map(|item| item.state.clone()))
     }
 
     async fn record_inbound(
@@ -343,100 +387,92 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn accept_message(&self, accepted: &AcceptedMessage) -> Result<(), StoreError> {
+    async fn accept_message(&self, accepted: &AcceptedMessage) -> Result<Acceptance, StoreError> {
         let key = MessageKey::Ours(accepted.id.clone());
         self.write_message(&key, |state| {
-            let message = state.message(&key);
-            let same = message.to.as_deref() == Some(accepted.to.as_str())
-                && message.metadata == accepted.metadata
-                && message.history.first().map(|h| h.at_ms) == Some(accepted.at_ms);
-            if !message.status.is_empty() && same {
-                // The same write again: that message, unchanged.
-                return Ok(());
-            }
-            if !message.status.is_empty() {
+            let item = state.message(&key);
+            if !item.state.status.is_empty() || item.state.send.is_some() {
+                let message = &item.state;
+                let same = message.caller.as_deref() == Some(accepted.caller.as_str())
+                    && message.to.as_deref() == Some(accepted.to.as_str())
+                    && message.channel.as_deref() == Some(accepted.channel.as_str());
+                if same {
+                    return Ok(Acceptance::Existing(Box::new(message.clone())));
+                }
                 return Err(StoreError {
                     operation: "accept message",
                     detail: format!("message {} exists", accepted.id),
                 });
             }
-            message.channel = Some(accepted.channel.clone());
-            message.to = Some(accepted.to.clone());
-            message.metadata = accepted.metadata.clone();
+            item.state.channel = Some(accepted.channel.clone());
+            item.state.to = Some(accepted.to.clone());
+            item.state.metadata = accepted.metadata.clone();
+            item.state.caller = Some(accepted.caller.clone());
             let entry = HistoryEntry {
                 status: status::ACCEPTED.to_owned(),
                 at_ms: accepted.at_ms,
                 reason: None,
                 channel: None,
             };
-            apply(message, status::ACCEPTED, Progress::ACCEPTED, entry);
-            Ok(())
+            let id = entry_id(&entry, None);
+            apply(item, status::ACCEPTED, Progress::ACCEPTED, entry, id);
+            Ok(Acceptance::New)
         })
     }
 
     async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
         let key = MessageKey::Ours(request.id.to_owned());
         self.write_message(&key, |state| {
-            let proven = state
-                .messages
-                .get(&key)
-                .and_then(|message| message.sinch_id.clone());
-            if let Some(ledger) = state.sends.get(request.id) {
-                match ledger.state {
-                    SendState::Sent => {
-                        return Ok(SendSlot::Accepted {
-                            sinch_id: proven,
-                            recorded: true,
-                        });
-                    }
-                    SendState::Failed => {
-                        let reason = state
-                            .messages
-                            .get(&key)
-                            .and_then(|message| message.reason().cloned())
-                            .unwrap_or_else(|| super::Reason::new("UNKNOWN", None));
-                        return Ok(SendSlot::Refused { reason });
-                    }
-                    SendState::Sending if proven.is_some() => {
-                        return Ok(SendSlot::Accepted {
-                            sinch_id: proven,
-                            recorded: false,
-                        });
-                    }
-                    // This very attempt again (a write retried): it stands.
-                    SendState::Sending if ledger.attempt == request.attempt => {
-                        return Ok(SendSlot::Go);
-                    }
-                    SendState::Sending
-                        if ledger.attempt_at_ms > request.settle_before_ms
-                            && request.takeover != Some(ledger.attempt.as_str()) =>
-                    {
-                        return Ok(SendSlot::Unsettled {
-                            attempt: ledger.attempt.clone(),
-                            attempt_at_ms: ledger.attempt_at_ms,
-                        });
-                    }
-                    SendState::Sending => {}
+            let item = state.message(&key);
+            let proven = item.state.sinch_id.clone();
+            let on_record = item.ledger.as_ref().map(|ledger| ledger.attempt.clone());
+            // The same order of judgement as DynamoDB's (its condition, then the old item).
+            match item.state.send {
+                Some(SendState::Sent) => {
+                    return Ok(SendSlot::Accepted {
+                        sinch_id: proven,
+                        recorded: true,
+                        attempt: on_record,
+                    });
                 }
-            } else if proven.is_some() {
-                // A report named it although no attempt is on record: Sinch has it.
-                return Ok(SendSlot::Accepted {
-                    sinch_id: proven,
-                    recorded: false,
-                });
+                Some(SendState::Failed) => {
+                    return Ok(SendSlot::Refused {
+                        reason: failure_reason(item),
+                    });
+                }
+                _ if proven.is_some() => {
+                    return Ok(SendSlot::Accepted {
+                        sinch_id: proven,
+                        recorded: false,
+                        attempt: on_record,
+                    });
+                }
+                Some(SendState::Sending) => {
+                    if let Some(ledger) = &item.ledger {
+                        // This very attempt again (a write retried): it stands.
+                        if ledger.attempt == request.attempt {
+                            return Ok(SendSlot::Go);
+                        }
+                        if ledger.attempt_at_ms > request.settle_before_ms
+                            && request.takeover != Some(ledger.attempt.as_str())
+                        {
+                            return Ok(SendSlot::Unsettled {
+                                attempt: ledger.attempt.clone(),
+                                attempt_at_ms: ledger.attempt_at_ms,
+                            });
+                        }
+                    }
+                }
+                None => {}
             }
-            let attempts = state.sends.get(request.id).map_or(0, |l| l.attempts) + 1;
-            state.sends.insert(
-                request.id.to_owned(),
-                Ledger {
-                    state: SendState::Sending,
-                    attempt: request.attempt.to_owned(),
-                    attempt_at_ms: request.now_ms,
-                    attempts,
-                    intent: request.intent.clone(),
-                },
-            );
-            let message = state.message(&key);
+            let attempts = item.ledger.as_ref().map_or(0, |l| l.attempts) + 1;
+            item.ledger = Some(Ledger {
+                attempt: request.attempt.to_owned(),
+                attempt_at_ms: request.now_ms,
+                attempts,
+                intent: request.intent.clone(),
+            });
+            let message = &mut item.state;
             message.send = Some(SendState::Sending);
             if message.channel.is_none() {
                 message.channel = Some(request.intent.to.channel.clone());
@@ -454,48 +490,53 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn finish_send(
-        &self,
-        id: &str,
-        result: &SendResult,
-        at_ms: u64,
-    ) -> Result<(), StoreError> {
-        let send_state = match result {
+    async fn finish_send(&self, finish: &SendFinish<'_>) -> Result<Finished, StoreError> {
+        let send_state = match finish.result {
             SendResult::Accepted { .. } => SendState::Sent,
             SendResult::Refused { .. } => SendState::Failed,
         };
-        let key = MessageKey::Ours(id.to_owned());
-        self.write_message(&key, |state| {
-            if let Some(ledger) = state.sends.get_mut(id) {
-                ledger.state = send_state;
+        let key = MessageKey::Ours(finish.id.to_owned());
+        Ok(self.write_message(&key, |state| {
+            let Some(item) = state.messages.get_mut(&key) else {
+                return Finished::Superseded;
+            };
+            let on_record = item.ledger.as_ref().map(|l| l.attempt.as_str());
+            let fence_holds = match finish.attempt {
+                Some(attempt) => {
+                    item.state.send == Some(SendState::Sending) && on_record == Some(attempt)
+                }
+                None => item.state.send.is_none(),
+            };
+            if !fence_holds {
+                // This very write again (it landed before): recorded.
+                return if item.state.send == Some(send_state) && on_record == finish.attempt {
+                    Finished::Recorded
+                } else {
+                    Finished::Superseded
+                };
             }
-            let message = state.message(&key);
-            message.send = Some(send_state);
-            match result {
+            item.state.send = Some(send_state);
+            let (status, progress, reason) = match finish.result {
                 SendResult::Accepted { sinch_id } => {
-                    if message.sinch_id.is_none() {
-                        message.sinch_id = sinch_id.clone();
+                    if item.state.sinch_id.is_none() {
+                        item.state.sinch_id = sinch_id.clone();
                     }
-                    let entry = HistoryEntry {
-                        status: status::SENT.to_owned(),
-                        at_ms,
-                        reason: None,
-                        channel: None,
-                    };
-                    apply(message, status::SENT, Progress::SENT, entry);
+                    (status::SENT, Progress::SENT, None)
                 }
                 SendResult::Refused { reason } => {
-                    let entry = HistoryEntry {
-                        status: status::FAILED.to_owned(),
-                        at_ms,
-                        reason: Some(reason.clone()),
-                        channel: None,
-                    };
-                    apply(message, status::FAILED, Progress::FAILED, entry);
+                    (status::FAILED, Progress::FAILED, Some(reason.clone()))
                 }
-            }
-        });
-        Ok(())
+            };
+            let entry = HistoryEntry {
+                status: status.to_owned(),
+                at_ms: finish.at_ms,
+                reason,
+                channel: None,
+            };
+            let id = entry_id(&entry, finish.attempt);
+            apply(item, status, progress, entry, id);
+            Finished::Recorded
+        }))
     }
 
     async fn record_dead_letter(&self, dead: &DeadLetter) -> Result<(), StoreError> {
@@ -511,8 +552,9 @@ impl Store for MemoryStore {
 
     async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if let Some(ledger) = state.sends.get_mut(id)
-            && ledger.state == SendState::Sending
+        if let Some(item) = state.messages.get_mut(&MessageKey::Ours(id.to_owned()))
+            && item.state.send == Some(SendState::Sending)
+            && let Some(ledger) = &mut item.ledger
             && ledger.attempt == attempt
         {
             ledger.attempt_at_ms = 0;

@@ -112,6 +112,32 @@ pub struct HistoryEntry {
     pub channel: Option<String>,
 }
 
+/// The identity of a history entry, so that the same entry is never added twice (the same
+/// report again; a write the SDK retried after it landed): a report by its content, a send's
+/// outcome by its attempt, the acceptance once.
+pub(crate) fn entry_id(entry: &HistoryEntry, attempt: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    match (entry.status.as_str(), attempt) {
+        (crate::status::ACCEPTED, _) if entry.reason.is_none() => "accepted".to_owned(),
+        (_, Some(attempt)) => format!("a:{attempt}:{}", entry.status),
+        _ => {
+            let mut hash = Sha256::new();
+            for part in [
+                entry.status.as_str(),
+                &entry.at_ms.to_string(),
+                entry.reason.as_ref().map_or("", |r| r.code.as_str()),
+                entry.channel.as_deref().unwrap_or(""),
+            ] {
+                hash.update(part.as_bytes());
+                hash.update([0]);
+            }
+            let digest = hash.finalize();
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("r:{hex}")
+        }
+    }
+}
+
 /// Longest history kept per message: the first reports are kept, later ones beyond it only
 /// move the status. (A message sees a handful of reports; the cap bounds a pathological one.)
 pub const HISTORY_LIMIT: usize = 32;
@@ -134,6 +160,8 @@ pub struct MessageState {
     /// text) for sends of the messages API.
     pub to: Option<String>,
     pub metadata: Option<String>,
+    /// For sends of the messages API: who asked (only they may read it back).
+    pub caller: Option<String>,
     /// For our replies: the text sent.
     pub text: Option<String>,
 }
@@ -278,10 +306,12 @@ pub enum SendSlot {
     /// The attempt is recorded: send now.
     Go,
     /// Sinch accepted it before: its answer was recorded (`recorded`), or a delivery report
-    /// named it (its answer still to be recorded as `SENT`).
+    /// named it (its answer still to be recorded as `SENT`, ending `attempt`, the attempt on
+    /// record; `None` when none began).
     Accepted {
         sinch_id: Option<SinchId>,
         recorded: bool,
+        attempt: Option<String>,
     },
     /// Sinch refused it for good before.
     Refused { reason: Reason },
@@ -294,8 +324,42 @@ pub enum SendSlot {
 pub enum SendResult {
     /// Sinch took it (`sinch_id` is `None` when its answer could not be read).
     Accepted { sinch_id: Option<SinchId> },
-    /// Sinch refused it for good: the message is FAILED with this reason.
+    /// Sinch refused it for good, or a rule forbade it before it left: the message is FAILED
+    /// with this reason.
     Refused { reason: Reason },
+}
+
+/// The end of one of our sends, as [`Store::finish_send`] records it: fenced on the attempt it
+/// belongs to, so that only that attempt's outcome is ever recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendFinish<'a> {
+    /// Our message id.
+    pub id: &'a str,
+    /// The attempt it ends (the ledger must still be `SENDING` under it). `None` ends a send
+    /// before any attempt began (the messages API's `ENQUEUE_FAILED`): only a message with no
+    /// attempt on record, which then can never be sent.
+    pub attempt: Option<&'a str>,
+    pub result: &'a SendResult,
+    pub at_ms: u64,
+}
+
+/// What [`Store::finish_send`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The outcome is recorded (now, or by an earlier try of this very write).
+    Recorded,
+    /// The ledger had moved on (another attempt holds it, or it has ended): nothing written.
+    Superseded,
+}
+
+/// What [`Store::accept_message`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// The message is stored, `ACCEPTED`.
+    New,
+    /// This very message was stored before (a retry of the request that reserved its id): its
+    /// state now.
+    Existing(Box<MessageState>),
 }
 
 /// The store could not be read or written; the work can be retried.
@@ -316,13 +380,21 @@ pub struct ClaimRequest<'a> {
     /// end of the invocation that claimed it.
     pub lease_until_ms: u64,
     pub now_ms: u64,
+    /// A value the claim holds from its start (the messages API: the id of the message it
+    /// reserves), so that whoever takes over a claim whose lease ran out finds the same one.
+    pub value: Option<&'a str>,
 }
 
 /// The answer to a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// Ours: run the handler, then complete or release.
-    Claimed,
+    /// Ours: run the handler, then complete or release. `value` is what the claim holds: the
+    /// request's own, or, when it took over a claim whose lease ran out, the value that one
+    /// held (for the same payload only: see [`Claim::Reused`]).
+    Claimed { value: Option<String> },
+    /// A claim whose lease ran out holds a value for another payload: it is not taken over
+    /// (the key was used with another body).
+    Reused,
     /// Already done: acknowledge without effects. `response` is what completing it stored (the
     /// messages API replays it).
     Completed {
@@ -367,7 +439,8 @@ pub enum OptChange {
 /// same answers for the same calls (`tests/store_contract.rs` runs one suite against each).
 pub trait Store: Send + Sync {
     /// Claims an idempotency key (a conditional write): see [`Claim`]. A key whose lease ran
-    /// out, or whose completed record expired, can be claimed again.
+    /// out, or whose completed record expired, can be claimed again; a lease that ran out
+    /// keeps the value it held (same payload), an expired completed record does not.
     fn claim(
         &self,
         request: &ClaimRequest<'_>,
@@ -386,7 +459,8 @@ pub trait Store: Send + Sync {
     fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Applies a delivery report: the status moves only forward (see [`crate::status`]); the
-    /// report is appended to the history either way.
+    /// report is appended to the history either way (once: the same report again, or a write
+    /// retried after it landed, adds no second entry; at most [`HISTORY_LIMIT`] entries).
     fn record_status(
         &self,
         update: &StatusUpdate,
@@ -414,12 +488,13 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<ContactState, StoreError>> + Send;
 
     /// Stores a send the messages API accepted (status `ACCEPTED`), before it is queued. The
-    /// same message again is a no-op (a write retried after its first attempt landed); another
-    /// message under the same id is an error.
+    /// same message again (same caller, channel and recipient: a retry of the request that
+    /// reserved the id, or a write retried after it landed) is [`Acceptance::Existing`], with
+    /// its state; another message under the same id is an error.
     fn accept_message(
         &self,
         message: &AcceptedMessage,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Acceptance, StoreError>> + Send;
 
     /// Starts an attempt at one of our sends, unless an earlier one settles it (a conditional
     /// write): see [`SendSlot`]. The intent is recorded with the first attempt.
@@ -428,13 +503,13 @@ pub trait Store: Send + Sync {
         attempt: &SendAttempt<'_>,
     ) -> impl Future<Output = Result<SendSlot, StoreError>> + Send;
 
-    /// Records how an attempt ended: SENT with Sinch's id, or FAILED with Sinch's reason.
+    /// Records how an attempt ended: SENT with Sinch's id, or FAILED with the reason; only
+    /// while the ledger is still at that attempt (see [`SendFinish`]), else
+    /// [`Finished::Superseded`] and nothing is written. Its history entry is added once.
     fn finish_send(
         &self,
-        id: &str,
-        result: &SendResult,
-        at_ms: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        finish: &SendFinish<'_>,
+    ) -> impl Future<Output = Result<Finished, StoreError>> + Send;
 
     /// Remembers a callback parked in the dead-letter queue (once per SQS message: again is a
     /// no-op), so that its event comes from committed state like every other.

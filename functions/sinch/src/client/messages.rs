@@ -127,11 +127,7 @@ impl AppMessage {
     /// any `*_message` key but those that sit beside the kind). `None` when there is not exactly
     /// one.
     pub fn kind(&self) -> Option<&str> {
-        let mut kinds = self
-            .0
-            .keys()
-            .filter(|key| is_kind(key))
-            .map(String::as_str);
+        let mut kinds = self.0.keys().filter(|key| is_kind(key)).map(String::as_str);
         match (kinds.next(), kinds.next()) {
             (Some(kind), None) => Some(kind),
             _ => None,

@@ -87,7 +87,7 @@ pub fn sinch_client(server: &MockServer) -> SinchClient {
 /// A Conversation inbound text message on WhatsApp.
 pub fn inbound(id: &str, identity: &str, text: &str) -> String {
     json!({
-        "app_id": "app-1", "project_id": "p", "accepted_time": "2026-11-23T04:00:00.123456789Z",
+        "app_id": "app-1", "project_id": "p", "accepted_time": testkit::now_rfc3339(),
         "message": {
             "id": id, "direction": "TO_APP",
             "contact_message": {"text_message": {"text": text}},
@@ -163,6 +163,7 @@ pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
         hook: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
+        rules: pipeline::rules::Rules::default(),
         sender: pipeline::send::Sender::default(),
         clock: Clock::System,
     }

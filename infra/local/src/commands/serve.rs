@@ -72,6 +72,7 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
         .parse()
         .map_err(|e: SecretsError| ConfigError::new(SINCH_WEBHOOK_SECRET, e.to_string()))?;
     let sinch = sinch_client_config(env)?;
+    check_event_source(&args.event_source)?;
     let real_sinch = sinch.conversation.is_some() || sinch.sms.is_some();
     let policy = match env.optional(REPLY_RULES) {
         None => ReplyPolicy::default(),
@@ -112,6 +113,21 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
             source: env.optional(publisher::config::EVENT_SOURCE),
         },
     })
+}
+
+/// What AWS would refuse: an SQS event source whose queue's visibility timeout is shorter than
+/// the function's timeout (a record would come back while it is still being processed).
+pub fn check_event_source(args: &EventSourceArgs) -> Result<(), ConfigError> {
+    if args.visibility_timeout_secs < args.function_timeout_secs {
+        return Err(ConfigError::new(
+            "--visibility-timeout-secs",
+            format!(
+                "is {} s, below the function timeout of {} s (--function-timeout-secs); AWS refuses such an event source, as a record would come back while it is still being handled",
+                args.visibility_timeout_secs, args.function_timeout_secs
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub fn event_source_config(args: &EventSourceArgs) -> EventSourceConfig {

@@ -68,8 +68,8 @@ fn header_timeout_answer() -> Vec<u8> {
 /// Serves `router` on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, router: Router, timeouts: Timeouts, stats: Arc<Stats>) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, say: wait a little rather than spin.
                 warn!(%error, "accept failed");
@@ -79,7 +79,7 @@ pub async fn serve(listener: TcpListener, router: Router, timeouts: Timeouts, st
         };
         let (router, stats) = (router.clone(), stats.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection(stream, router, timeouts, &stats).await {
+            if let Err(error) = connection(stream, peer, router, timeouts, &stats).await {
                 debug!(%error, "connection setup failed");
             }
         });
@@ -88,6 +88,7 @@ pub async fn serve(listener: TcpListener, router: Router, timeouts: Timeouts, st
 
 async fn connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     timeouts: Timeouts,
     stats: &Arc<Stats>,
@@ -107,9 +108,13 @@ async fn connection(
     });
     let counted = stats.clone();
     let router = router.layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
+        move |mut request: axum::extract::Request, next: axum::middleware::Next| {
             let ambiguous = ambiguous.load(Ordering::Relaxed);
             let stats = counted.clone();
+            // Who is on the other end: the routes only local callers may use ask.
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             async move {
                 if ambiguous {
                     stats.answered(false, BodyFailure::Ambiguous.reason());

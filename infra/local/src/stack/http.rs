@@ -5,9 +5,13 @@
 //! `GET /console/stream` (Server-Sent Events), `GET /console/dead-letters` and
 //! `POST /console/dead-letters/redrive`.
 //!
-//! The console's one write (a redrive) needs the header `X-Console: 1`: a page of another site
-//! cannot send it without a CORS preflight, which is never granted, so it cannot redrive
-//! through the user's browser. The stack listens on loopback unless `--host` says otherwise.
+//! Only `/webhook` is for the world (a tunnel points at it). Every other route answers local
+//! requests only ([`super::local_only`]: a loopback peer and `Host`, nothing forwarded, the
+//! page's own `Origin`), so neither a tunnel nor a page of another site (DNS rebinding
+//! included) reaches the API, the console or the feeds. The console's one write (a redrive)
+//! also needs the header `X-Console: 1`, which a page of another site cannot send without a
+//! CORS preflight that is never granted. The stack listens on loopback unless `--host` says
+//! otherwise.
 
 use std::sync::Arc;
 
@@ -22,10 +26,10 @@ use pipeline::queue::Queue;
 use pipeline::store::Store;
 use receiver::{Outcome, Receiver, handle_request};
 
-use super::console;
 use super::door::{self, BodyFailure};
 use super::event_source::Source;
 use super::stats::{Stats, Status};
+use super::{console, local_only};
 
 /// What the routes share.
 pub struct App<Q, S, Src> {
@@ -50,8 +54,7 @@ pub struct App<Q, S, Src> {
 pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     app: Arc<App<Q, S, Src>>,
 ) -> Router {
-    Router::new()
-        .route("/webhook", any(webhook::<Q, S, Src>))
+    let local = Router::new()
         .route("/messages", any(messages::<Q, S, Src>))
         .route("/messages/{id}", any(messages::<Q, S, Src>))
         .route("/status", get(status_json::<Q, S, Src>))
@@ -68,7 +71,20 @@ pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
             "/console/dead-letters/redrive",
             axum::routing::post(console_redrive::<Q, S, Src>),
         )
+        .route_layer(axum::middleware::from_fn(local_only::guard));
+    Router::new()
+        .route("/webhook", any(webhook::<Q, S, Src>))
+        .merge(local)
+        .fallback(not_found)
         .with_state(app)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such route"}})),
+    )
+        .into_response()
 }
 
 /// The receiver, given the request as Lambda would get it from API Gateway.

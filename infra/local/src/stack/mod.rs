@@ -9,6 +9,7 @@ pub mod door;
 pub mod event_source;
 pub mod events;
 pub mod http;
+pub mod local_only;
 pub mod simulator;
 pub mod stats;
 
@@ -339,6 +340,7 @@ where
             hook: options.policy.clone(),
             app_id,
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            rules: pipeline::rules::Rules::default(),
             sender: Sender::new(options.send_settle),
             clock: Clock::System,
         },

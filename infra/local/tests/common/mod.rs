@@ -29,15 +29,24 @@ pub fn serve(extra_args: &[&str], env: &[(&str, &str)]) -> Serve {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
+    // Quick redeliveries: the visibility timeout as short as the function timeout allows (AWS,
+    // and serve, refuse a shorter one).
+    let given = |name: &str| extra_args.contains(&name);
+    let function_timeout = extra_args
+        .iter()
+        .position(|arg| *arg == "--function-timeout-secs")
+        .and_then(|at| extra_args.get(at + 1))
+        .copied()
+        .unwrap_or("4");
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("sinch-hooks"));
+    command.args(["serve", "--port", &port.to_string()]);
+    if !given("--visibility-timeout-secs") {
+        command.args(["--visibility-timeout-secs", function_timeout]);
+    }
+    if !given("--function-timeout-secs") {
+        command.args(["--function-timeout-secs", function_timeout]);
+    }
     command
-        .args([
-            "serve",
-            "--port",
-            &port.to_string(),
-            "--visibility-timeout-secs",
-            "2",
-        ])
         .args(extra_args)
         .env("SINCH_WEBHOOK_SECRET", SECRET)
         .env("MAX_BODY_BYTES", "65536")

@@ -1,0 +1,215 @@
+//! A store that fails on command: [`FaultyStore`] wraps any [`Store`] (the in-memory one, or
+//! DynamoDB on moto) and, for the operations a test names, fails where a real store would.
+//!
+//! | fault | what the caller sees | what the store behind did |
+//! |---|---|---|
+//! | [`Fault::Before`] | a `StoreError` | nothing: the call never reached it |
+//! | [`Fault::After`] | a `StoreError` | the write, in full: only its answer was lost |
+//! | [`Fault::Panic`] | a panic | nothing |
+//!
+//! A fault holds for every call of that operation, or only for calls about one subject (a key, a
+//! message id, an inbound message id: [`FaultyStore::fail_for`]), and for every call or only the
+//! next `n` ([`FaultyStore::fail_times`]).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pipeline::events::DeadLetter;
+use pipeline::store::{
+    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, Finished,
+    InboundRecord, MessageKey, MessageState, OptChange, SendAttempt, SendFinish, SendSlot,
+    StatusChange, StatusUpdate, Store, StoreError,
+};
+
+/// How an operation fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The call never reaches the store.
+    Before,
+    /// The store applies it, and the answer is lost.
+    After,
+    /// The handler panics (the only way to make one panic on purpose).
+    Panic,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    operation: &'static str,
+    fault: Fault,
+    subject: Option<String>,
+    times: Option<u32>,
+}
+
+/// A [`Store`] whose operations fail on command; clones share the commands.
+#[derive(Debug, Clone, Default)]
+pub struct FaultyStore<S> {
+    inner: S,
+    rules: Arc<Mutex<Vec<Rule>>>,
+}
+
+impl<S: Store> FaultyStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            rules: Arc::default(),
+        }
+    }
+
+    /// The store behind.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Every call of `operation` (a [`Store`] method's name) fails so.
+    pub fn fail(&self, operation: &'static str, fault: Fault) {
+        self.add(operation, fault, None, None);
+    }
+
+    /// Calls of `operation` about `subject` fail so.
+    pub fn fail_for(&self, operation: &'static str, subject: &str, fault: Fault) {
+        self.add(operation, fault, Some(subject.to_owned()), None);
+    }
+
+    /// The next `times` calls of `operation` fail so.
+    pub fn fail_times(&self, operation: &'static str, fault: Fault, times: u32) {
+        self.add(operation, fault, None, Some(times));
+    }
+
+    /// No more faults.
+    pub fn heal(&self) {
+        self.lock().clear();
+    }
+
+    fn add(
+        &self,
+        operation: &'static str,
+        fault: Fault,
+        subject: Option<String>,
+        times: Option<u32>,
+    ) {
+        self.lock().push(Rule {
+            operation,
+            fault,
+            subject,
+            times,
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Rule>> {
+        self.rules.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fault for this call, if any (a counted rule is used up by it).
+    fn fault(&self, operation: &str, subject: &str) -> Option<Fault> {
+        let mut rules = self.lock();
+        let index = rules.iter().position(|rule| {
+            rule.operation == operation
+                && rule.subject.as_deref().is_none_or(|s| s == subject)
+                && rule.times != Some(0)
+        })?;
+        let rule = &mut rules[index];
+        if let Some(times) = &mut rule.times {
+            *times -= 1;
+        }
+        Some(rule.fault)
+    }
+
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        subject: &str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let error = StoreError {
+            operation,
+            detail: "injected fault".into(),
+        };
+        match self.fault(operation, subject) {
+            None => call.await,
+            Some(Fault::Before) => Err(error),
+            Some(Fault::After) => {
+                call.await?;
+                Err(error)
+            }
+            Some(Fault::Panic) => panic!("deliberate panic in {operation} for {subject}"),
+        }
+    }
+}
+
+impl<S: Store> Store for FaultyStore<S> {
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        self.call("claim", request.key, self.inner.claim(request))
+            .await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        expires_at_s: u64,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.call(
+            "complete",
+            key,
+            self.inner.complete(key, expires_at_s, response),
+        )
+        .await
+    }
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.call("release", key, self.inner.release(key)).await
+    }
+    async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
+        let subject = update.key.to_string();
+        self.call("record_status", &subject, self.inner.record_status(update))
+            .await
+    }
+    async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
+        let subject = key.to_string();
+        self.call("message_state", &subject, self.inner.message_state(key))
+            .await
+    }
+    async fn record_inbound(
+        &self,
+        inbound: &InboundRecord,
+        change: Option<&OptChange>,
+    ) -> Result<(), StoreError> {
+        self.call(
+            "record_inbound",
+            &inbound.id,
+            self.inner.record_inbound(inbound, change),
+        )
+        .await
+    }
+    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
+        let subject = contact.to_string();
+        self.call("contact", &subject, self.inner.contact(contact))
+            .await
+    }
+    async fn accept_message(&self, message: &AcceptedMessage) -> Result<Acceptance, StoreError> {
+        self.call(
+            "accept_message",
+            &message.id,
+            self.inner.accept_message(message),
+        )
+        .await
+    }
+    async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
+        self.call("begin_send", attempt.id, self.inner.begin_send(attempt))
+            .await
+    }
+    async fn finish_send(&self, finish: &SendFinish<'_>) -> Result<Finished, StoreError> {
+        self.call("finish_send", finish.id, self.inner.finish_send(finish))
+            .await
+    }
+    async fn record_dead_letter(&self, dead: &DeadLetter) -> Result<(), StoreError> {
+        self.call(
+            "record_dead_letter",
+            &dead.message_id,
+            self.inner.record_dead_letter(dead),
+        )
+        .await
+    }
+    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
+        self.call("abandon_send", id, self.inner.abandon_send(id, attempt))
+            .await
+    }
+}
