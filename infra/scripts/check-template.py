@@ -102,7 +102,28 @@ for name, role in of_type("AWS::IAM::Role").items():
             check(all("*" not in a for a in actions), f"{name}: no wildcard in {actions}")
             res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
             check(all(r != "*" for r in res), f"{name}: resources named for {actions}")
+            check(not {"sqs:ChangeMessageVisibility", "dynamodb:ConditionCheckItem"} & set(actions),
+                  f"{name}: no action the functions never use in {actions}")
+            if any(a.startswith("dynamodb:") and a.endswith("Item") for a in actions):
+                keys = s.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+                check(bool(keys) and all(k != "*" for k in keys),
+                      f"{name}: {actions} only on the partition keys it uses ({keys})")
+            if "kms:Decrypt" in actions:
+                check("kms:ViaService" in s.get("Condition", {}).get("StringEquals", {}),
+                      f"{name}: kms:Decrypt only through Secrets Manager")
     check("ManagedPolicyArns" not in role["Properties"], f"{name}: no managed policies (they grant '*')")
+
+# Secret parameters take full ARNs only: a partial one would never match the roles' policies.
+import re
+full = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sinch-hooks/webhook-AbC123"
+partial = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sinch-hooks/webhook"
+for name in ["WebhookSecretArn", "SinchKeySecretArn", "SinchSmsApiTokenArn"]:
+    pattern = parameters[name].get("AllowedPattern", "")
+    check(re.fullmatch(pattern, full) is not None and re.fullmatch(pattern, partial) is None,
+          f"{name} takes a full ARN and refuses a partial one")
+    if name != "WebhookSecretArn":
+        check(re.fullmatch(pattern, "") is not None, f"{name} may be empty")
+check(parameters["SecretsKmsKeyArn"].get("Default") == "", "the KMS key for secrets is optional")
 
 # Secrets only by ARN.
 receiver_env = functions["ReceiverFunction"]["Properties"]["Environment"]["Variables"]

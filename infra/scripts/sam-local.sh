@@ -190,7 +190,7 @@ cat >"$work/env.json" <<EOF
 EOF
 "$cli" events --secret "$secret" --out "$work/events" >/dev/null
 sam_args=(--template "$work/template.json" --env-vars "$work/env.json" --skip-pull-image
-  --parameter-overrides "WebhookSecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:local")
+  --parameter-overrides "WebhookSecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:local-AbCdEf")
 
 invoke() {
   local function=$1 event=$2 began=$SECONDS out

@@ -6,7 +6,8 @@ the same key can both succeed: the idempotency claims this project rests on woul
 (or, worse, pass by luck). Here every DynamoDB request runs under one lock, once its body is read
 (a client stalled mid-request must not hold the lock); everything else stays threaded (an SQS
 long poll must not hold up the rest). And two of moto's walks over a whole table or queue per
-call are cut to what the call touches (below), so a thousand messages stay fast.
+call are cut to what the call touches (below), so a thousand messages stay fast. Its IAM
+enforcement, off until a test turns it on, judges resources and conditions (`moto_iam.py`).
 
     python moto_atomic.py -H 127.0.0.1 -p 5000
 """
@@ -25,6 +26,10 @@ parser.add_argument("-p", "--port", type=int, default=5000)
 args = parser.parse_args()
 
 app = DomainDispatcherApplication(create_backend_app)
+
+# IAM enforcement (off until a test turns it on) that judges resources and conditions as AWS
+# does: moto_iam.py says how.
+import moto_iam  # noqa: E402,F401
 
 # moto's TransactWriteItems deep-copies every table it touches, whole, for its rollback: each
 # transaction costs the size of the table (and of its stream), and a thousand messages make

@@ -69,11 +69,7 @@ async fn wrote(store: &MemoryStore, identity: &str) {
 
 /// Posts `message` to the API, runs the job it queued through the worker, and answers what the
 /// fake Sinch received for it.
-async fn through(
-    sinch: &wiremock::MockServer,
-    key: &str,
-    request: Value,
-) -> Result<Value, String> {
+async fn through(sinch: &wiremock::MockServer, key: &str, request: Value) -> Result<Value, String> {
     let store = MemoryStore::new();
     wrote(&store, "46701234567").await;
     let api = api(store.clone());

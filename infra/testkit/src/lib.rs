@@ -82,6 +82,30 @@ impl Moto {
         &self.endpoint
     }
 
+    /// Turns moto's IAM enforcement on: from now on every request is judged against its
+    /// identity's policies (`moto_iam.py`), and the dummy credentials are refused.
+    pub async fn enforce_iam(&self) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint))
+            .body("0")
+            .send()
+            .await
+            .expect("moto takes reset-auth");
+        assert!(
+            answer.status().is_success(),
+            "moto refused reset-auth: {}",
+            answer.status()
+        );
+    }
+
+    /// The moto server's own Python (moto and boto3 are there), for helper scripts.
+    pub fn python() -> PathBuf {
+        let program = moto_server_path();
+        Some(program.with_file_name("python"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("python3"))
+    }
+
     /// SDK configuration pointing at this server, with dummy credentials.
     pub async fn sdk_config(&self) -> SdkConfig {
         sdk_config_for(&self.endpoint).await
@@ -114,6 +138,22 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
             "testing", "testing", None, None, "testkit",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// SDK configuration for `endpoint` as the IAM identity with this access key.
+pub async fn sdk_config_as(endpoint: &str, access_key_id: &str, secret: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            access_key_id,
+            secret,
+            None,
+            None,
+            "testkit",
         ))
         .endpoint_url(endpoint)
         .load()
