@@ -14,8 +14,10 @@ enforcement, off until a test turns it on, judges resources and conditions (`mot
 import argparse
 import copy
 import io
+import json
 import logging
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
@@ -111,16 +113,49 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 dynamodb = threading.Lock()
 
+# Where moto's time goes: requests and seconds by operation (the X-Amz-Target, or the query
+# protocol's Action), served as JSON at GET /_testkit/load, so a test can say what loaded it.
+load_lock = threading.Lock()
+load = {}
+
+
+def _operation(environ):
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target
+    query = environ.get("QUERY_STRING", "")
+    for part in query.split("&"):
+        if part.startswith("Action="):
+            return part[len("Action="):]
+    return f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO', '')[:40]}"
+
+
+def _count(operation, seconds):
+    with load_lock:
+        entry = load.setdefault(operation, [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+
 
 def atomic(environ, start_response):
-    if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-        # The body is read before the lock is taken: a client that stalls mid-request (a cut
-        # network) holds up its own request, never every other DynamoDB call.
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
-        with dynamodb:
-            return list(app(environ, start_response))
-    return app(environ, start_response)
+    if environ.get("PATH_INFO") == "/_testkit/load":
+        with load_lock:
+            body = json.dumps({op: {"requests": n, "seconds": round(t, 3)} for op, (n, t) in load.items()})
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body.encode()]
+    operation = _operation(environ)
+    started = time.monotonic()
+    try:
+        if operation.startswith("DynamoDB_"):
+            # The body is read before the lock is taken: a client that stalls mid-request (a
+            # cut network) holds up its own request, never every other DynamoDB call.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
+            with dynamodb:
+                return list(app(environ, start_response))
+        return list(app(environ, start_response))
+    finally:
+        _count(operation, time.monotonic() - started)
 
 
 run_simple(args.host, args.port, atomic, threaded=True)

@@ -23,9 +23,13 @@ pub enum Failure {
         detail: String,
     },
     /// It may succeed later: let the queue deliver it again. `sinch` when Sinch's answer (or
-    /// silence) was the cause, as opposed to the state store.
+    /// silence) was the cause; `store` when the state store was.
     #[error("{detail}")]
-    Transient { detail: String, sinch: bool },
+    Transient {
+        detail: String,
+        sinch: bool,
+        store: bool,
+    },
 }
 
 /// Dead-letter reason: the message is not a readable envelope.
@@ -111,6 +115,7 @@ pub async fn process<S: Store, H: Hook>(
                     "{key} is being handled elsewhere (lease until {lease_until_ms} ms)"
                 ),
                 sinch: false,
+                store: false,
             });
         }
     }
@@ -141,15 +146,18 @@ async fn run<S: Store, H: Hook>(
         Err(error) if error.is_transient() => Err(Failure::Transient {
             detail: error.to_string(),
             sinch: error.is_sinch(),
+            store: error.is_store(),
         }),
         Err(error @ HandlerError::Hook(_)) => Err(Failure::poison(HOOK_FAILED, error)),
         Err(error) => Err(Failure::poison(SINCH_REJECTED, error)),
     }
 }
 
+/// The state store failed.
 fn transient(error: impl ToString) -> Failure {
     Failure::Transient {
         detail: error.to_string(),
         sinch: false,
+        store: true,
     }
 }

@@ -28,7 +28,15 @@ pub struct StreamPoller {
     stream_arn: String,
     /// Per shard, where to read next (`None`: the shard is closed and read to its end).
     shards: BTreeMap<String, Option<String>>,
+    /// When the shards were last listed: they are listed again every [`DISCOVERY_INTERVAL`], or
+    /// at once when a shard closes (its children are new shards), not at every poll.
+    discovered_at: Option<std::time::Instant>,
+    /// How many shards were closed when they were last listed.
+    closed_when_discovered: usize,
 }
+
+/// How often the stream's shards are listed again (a stream splits shards every few hours).
+pub const DISCOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl StreamPoller {
     /// A reader of `table`'s stream, from the start of every shard.
@@ -48,12 +56,20 @@ impl StreamPoller {
             client: aws_sdk_dynamodbstreams::Client::new(sdk),
             stream_arn,
             shards: BTreeMap::new(),
+            discovered_at: None,
+            closed_when_discovered: 0,
         })
     }
 
     /// The records committed since the last call, shard by shard, in order.
     pub async fn poll(&mut self) -> Result<Vec<EventRecord>, PollError> {
-        self.discover().await?;
+        let due = self
+            .discovered_at
+            .is_none_or(|at| at.elapsed() >= DISCOVERY_INTERVAL);
+        let closed = self.closed();
+        if due || closed > self.closed_when_discovered {
+            self.discover().await?;
+        }
         let mut records = Vec::new();
         for (shard, iterator) in self.shards.iter_mut() {
             let Some(current) = iterator.clone() else {
@@ -104,7 +120,13 @@ impl StreamPoller {
             self.shards
                 .insert(id.to_owned(), iterator.shard_iterator().map(str::to_owned));
         }
+        self.discovered_at = Some(std::time::Instant::now());
+        self.closed_when_discovered = self.closed();
         Ok(())
+    }
+
+    fn closed(&self) -> usize {
+        self.shards.values().filter(|next| next.is_none()).count()
     }
 }
 

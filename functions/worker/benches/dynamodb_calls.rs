@@ -59,6 +59,7 @@ async fn main() {
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
 
     let delivery = |id: &str, status: &str| {

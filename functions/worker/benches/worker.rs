@@ -75,6 +75,7 @@ fn per_record(c: &mut Criterion) {
             concurrency: 1,
             metrics: pipeline::metrics::Metrics::off(),
             outbound_max_receives: 5,
+            store_health: Default::default(),
         };
         let body = fixture("conversation/message_delivery_failed.json");
         let mut next = 0u64;
@@ -109,6 +110,7 @@ fn batch_with_replies(c: &mut Criterion) {
         concurrency: 10,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
     let mut next = 0u64;
     let mut group = c.benchmark_group("worker/batch");
@@ -153,6 +155,7 @@ fn fixed_iterations(n: usize) {
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     };
     let body = fixture("conversation/message_delivery_failed.json");
     let records: Vec<_> = (0..n)

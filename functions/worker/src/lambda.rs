@@ -68,6 +68,7 @@ pub async fn run_with<H: Hook>(
         ),
         concurrency: config.concurrency,
         outbound_max_receives: config.outbound_max_receives,
+        store_health: Default::default(),
         metrics: pipeline::metrics::Metrics::stdout("worker"),
     };
     crate::run(worker).await

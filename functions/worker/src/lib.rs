@@ -32,6 +32,7 @@ pub mod lambda;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -69,6 +70,45 @@ pub struct Worker<S, Q, H = ReplyPolicy> {
     /// The outbound queue's `maxReceiveCount`: on that receive, a send that keeps failing is
     /// marked FAILED before the queue parks it.
     pub outbound_max_receives: u32,
+    /// Whether the state store failed lately: batches then go one record at a time.
+    pub store_health: StoreHealth,
+}
+
+/// How long after a failure of the state store the worker stays careful, before jitter.
+pub const STORE_COOL_DOWN: Duration = Duration::from_secs(2);
+
+/// The state store's health as this process saw it last: after a failure, for
+/// [`STORE_COOL_DOWN`] (with up to as much again of jitter, so that many workers do not come
+/// back at once), records go one at a time, and once one of a batch fails on the store the
+/// rest of that batch is not tried (it would only wait on the same store) and goes back to the
+/// queue at once. A record that succeeds ends the cool-down.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// Unix ms until which the worker is careful; 0 when healthy.
+    careful_until_ms: std::sync::atomic::AtomicU64,
+}
+
+impl StoreHealth {
+    fn now_ms() -> u64 {
+        unix_millis(std::time::SystemTime::now())
+    }
+
+    /// Whether the store failed within the cool-down.
+    pub fn careful(&self) -> bool {
+        self.careful_until_ms.load(Ordering::Relaxed) > Self::now_ms()
+    }
+
+    fn failed(&self) {
+        let cool_down = u64::try_from(STORE_COOL_DOWN.as_millis()).unwrap_or(u64::MAX);
+        // Jitter from the clock's low bits: no randomness to seed, spread enough.
+        let jitter = Self::now_ms().wrapping_mul(2_654_435_761) % cool_down.max(1);
+        self.careful_until_ms
+            .store(Self::now_ms() + cool_down + jitter, Ordering::Relaxed);
+    }
+
+    fn succeeded(&self) {
+        self.careful_until_ms.store(0, Ordering::Relaxed);
+    }
 }
 
 /// What became of one record.
@@ -133,17 +173,38 @@ where
     Q: Queue + 'static,
     H: Hook,
 {
-    let limit = Arc::new(Semaphore::new(worker.concurrency.max(1)));
+    // After a store failure, one record at a time (see `StoreHealth`).
+    let concurrency = if worker.store_health.careful() {
+        1
+    } else {
+        worker.concurrency.max(1)
+    };
+    let limit = Arc::new(Semaphore::new(concurrency));
+    let store_down = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     let mut ids = HashMap::new();
     for record in event.records {
         let message_id = record.message_id.clone();
         let worker = worker.clone();
         let limit = limit.clone();
+        let store_down = store_down.clone();
         let task = tasks.spawn(async move {
             // The semaphore is never closed, so acquiring only waits for a free slot.
             let _slot = limit.acquire_owned().await.ok();
-            process_record(&worker, record, deadline).await
+            if store_down.load(Ordering::Relaxed) {
+                return RecordOutcome::Retry {
+                    detail: "not tried: the state store failed for another record of this batch"
+                        .to_owned(),
+                };
+            }
+            let (outcome, store_failed) = judged_record(&worker, record, deadline).await;
+            if store_failed {
+                store_down.store(true, Ordering::Relaxed);
+                worker.store_health.failed();
+            } else if !matches!(outcome, RecordOutcome::Retry { .. }) {
+                worker.store_health.succeeded();
+            }
+            outcome
         });
         ids.insert(task.id(), message_id);
     }
@@ -174,6 +235,15 @@ pub async fn process_record<S: Store, Q: Queue, H: Hook>(
     record: SqsMessage,
     deadline: Instant,
 ) -> RecordOutcome {
+    judged_record(worker, record, deadline).await.0
+}
+
+/// One record, and whether it failed on the state store.
+async fn judged_record<S: Store, Q: Queue, H: Hook>(
+    worker: &Worker<S, Q, H>,
+    record: SqsMessage,
+    deadline: Instant,
+) -> (RecordOutcome, bool) {
     let started = Instant::now();
     let message_id = record.message_id.clone().unwrap_or_default();
     let receive_count = record
@@ -189,7 +259,7 @@ pub async fn process_record<S: Store, Q: Queue, H: Hook>(
                     let kind = "outbound.send".to_owned();
                     count_handled(&worker.metrics, &kind, &handled);
                     info!(%message_id, ?handled, elapsed_us = started.elapsed().as_micros() as u64, outcome = "handled", "send processed");
-                    return RecordOutcome::Handled { kind, handled };
+                    return (RecordOutcome::Handled { kind, handled }, false);
                 }
                 Err(failure) => (envelope, failure),
             }
@@ -220,7 +290,7 @@ pub async fn process_record<S: Store, Q: Queue, H: Hook>(
                         outcome = "handled", "record processed"
                     ),
                 }
-                return RecordOutcome::Handled { kind, handled };
+                return (RecordOutcome::Handled { kind, handled }, false);
             }
             Err(failure) => (envelope, failure),
         },
@@ -231,18 +301,25 @@ pub async fn process_record<S: Store, Q: Queue, H: Hook>(
         ),
     };
     match failure {
-        Failure::Transient { detail, sinch } => {
+        Failure::Transient {
+            detail,
+            sinch,
+            store,
+        } => {
             if sinch {
                 worker.metrics.count(Metric::ReplyFailed, None);
             }
-            warn!(%message_id, %receive_count, %detail, outcome = "retry", "transient failure: SQS will deliver it again");
-            RecordOutcome::Retry { detail }
+            warn!(%message_id, %receive_count, %detail, store, outcome = "retry", "transient failure: SQS will deliver it again");
+            (RecordOutcome::Retry { detail }, store)
         }
         Failure::Poison { reason, detail } => {
             if reason == SINCH_REJECTED {
                 worker.metrics.count(Metric::ReplyFailed, None);
             }
-            dead_letter(worker, &message_id, envelope, reason, &detail).await
+            (
+                dead_letter(worker, &message_id, envelope, reason, &detail).await,
+                false,
+            )
         }
     }
 }
@@ -292,6 +369,7 @@ async fn send_job<S: Store, Q: Queue, H: Hook>(
             Err(Failure::Transient {
                 detail: error.to_string(),
                 sinch: error.sinch().is_some(),
+                store: matches!(error, SendError::Store(_)),
             })
         }
     }

@@ -43,6 +43,7 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
 
     let delivery = std::fs::read_to_string(concat!(
@@ -171,6 +172,7 @@ async fn outcomes_say_what_happened_to_each_record() {
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::to_writer("worker", captured.clone()),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
     let outcomes: HashMap<String, RecordOutcome> = process_batch(
         worker,
@@ -252,6 +254,7 @@ async fn poison_is_retried_when_the_dead_letter_queue_is_unreachable() {
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
     let response = handle_batch(worker, event(vec![record("poison", "nope")]), deadline())
         .await
@@ -270,6 +273,7 @@ async fn messages_without_receiver_attributes_are_still_processed() {
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
     let bare = json!({
         "messageId": "bare", "receiptHandle": "h",
@@ -292,6 +296,7 @@ async fn a_failure_without_a_message_id_fails_the_whole_batch() {
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
     let mut nameless = record("x", &inbound(PANIC_ID, "1", "HELP"));
     nameless.as_object_mut().unwrap().remove("messageId");
@@ -300,4 +305,59 @@ async fn a_failure_without_a_message_id_fails_the_whole_batch() {
             .await
             .is_err()
     );
+}
+
+/// The store down: a batch stops trying once one record met it, and the next batches go one
+/// record at a time until one succeeds; nothing is lost (every record is retried).
+#[tokio::test]
+async fn a_failing_store_is_not_hammered() {
+    let sinch = fake_sinch().await;
+    let store = FaultyStore::new(MemoryStore::new());
+    store.fail("claim", Fault::Before);
+    let worker = Arc::new(Worker {
+        services: services(store.clone(), &sinch),
+        dead_letters: MemoryQueue::new("dlq"),
+        concurrency: 4,
+        metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
+        store_health: Default::default(),
+    });
+    let batch = |round: usize| {
+        event(
+            (0..10)
+                .map(|n| {
+                    record(
+                        &format!("m{round}-{n}"),
+                        &inbound(&format!("01R{round}N{n}"), "someone", "hi"),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let outcomes = process_batch(worker.clone(), batch(1), deadline()).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, RecordOutcome::Retry { .. }))
+    );
+    let first = store.calls("claim");
+    assert!(first <= 4, "at most the records already under way: {first}");
+    assert!(worker.store_health.careful());
+    let outcomes = process_batch(worker.clone(), batch(2), deadline()).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, RecordOutcome::Retry { .. }))
+    );
+    assert_eq!(store.calls("claim") - first, 1, "one probe while careful");
+    // Back: the next batch probes, succeeds, and every record is handled.
+    store.heal();
+    let outcomes = process_batch(worker.clone(), batch(3), deadline()).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, RecordOutcome::Handled { .. })),
+        "{outcomes:?}"
+    );
+    assert!(!worker.store_health.careful());
 }

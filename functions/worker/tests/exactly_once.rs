@@ -34,6 +34,7 @@ async fn worker_on(moto: &Moto, sinch: &MockServer) -> Arc<Worker<DynamoStore, M
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     })
 }
 
@@ -268,6 +269,7 @@ async fn dynamodb_unreachable_fails_the_record_and_acks_nothing() {
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
     let delivery = r#"{"app_id":"a","message_delivery_report":{"message_id":"m","status":"READ"}}"#;
     let started = Instant::now();

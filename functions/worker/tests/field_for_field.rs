@@ -83,6 +83,7 @@ async fn through(sinch: &wiremock::MockServer, key: &str, request: Value) -> Res
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 3,
+        store_health: Default::default(),
     });
     let queued = api.queue.take(1);
     let job = pipeline::outbound::parse(queued[0].envelope.queued_body().as_bytes())

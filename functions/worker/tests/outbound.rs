@@ -46,6 +46,7 @@ fn worker<S: Store>(store: S, sinch: &MockServer) -> Arc<Worker<S, MemoryQueue>>
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 3,
+        store_health: Default::default(),
     })
 }
 

@@ -278,6 +278,10 @@ pub struct ServeArgs {
     /// dead-letter queue and the table, creating them when missing.
     #[arg(long, value_name = "URL")]
     pub aws_endpoint: Option<String>,
+    /// DynamoDB at an endpoint of its own (DynamoDB Local beside LocalStack's SQS; a test that
+    /// cuts the store alone); the `--aws-endpoint` by default.
+    #[arg(long, value_name = "URL", requires = "aws_endpoint")]
+    pub dynamodb_endpoint: Option<String>,
     /// How long a client may take to send a request's headers (and to start the next request
     /// on a kept-alive connection); past it, 408 and the connection is closed.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]

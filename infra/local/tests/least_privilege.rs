@@ -382,6 +382,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
+        store_health: Default::default(),
     });
     let fetched = pipeline::secrets::fetch(
         &Env::from_lookup({

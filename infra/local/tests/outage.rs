@@ -240,3 +240,225 @@ async fn an_sqs_and_dynamodb_outage_mid_load_loses_nothing_and_replies_once() {
         "an answer took {slowest:?}, over the enqueue bound"
     );
 }
+
+/// moto's requests and seconds by operation so far (`moto_atomic.py`).
+async fn moto_load(moto: &Moto) -> BTreeMap<String, (u64, f64)> {
+    let load: Value = reqwest::get(format!("{}/_testkit/load", moto.endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    load.as_object()
+        .unwrap()
+        .iter()
+        .map(|(op, v)| {
+            (
+                op.clone(),
+                (
+                    v["requests"].as_u64().unwrap_or(0),
+                    v["seconds"].as_f64().unwrap_or(0.0),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What moto did between two readings, busiest first, as a line.
+fn load_between(
+    before: &BTreeMap<String, (u64, f64)>,
+    after: &BTreeMap<String, (u64, f64)>,
+) -> String {
+    let mut rows: Vec<(String, u64, f64)> = after
+        .iter()
+        .map(|(op, (n, t))| {
+            let (n0, t0) = before.get(op).copied().unwrap_or((0, 0.0));
+            (
+                op.rsplit('.').next().unwrap_or(op).to_owned(),
+                n - n0,
+                t - t0,
+            )
+        })
+        .filter(|(_, n, _)| *n > 0)
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let total: f64 = rows.iter().map(|r| r.2).sum();
+    let top: Vec<String> = rows
+        .iter()
+        .take(8)
+        .map(|(op, n, t)| format!("{op} {n} ({t:.1} s)"))
+        .collect();
+    format!("{total:.1} s of moto: {}", top.join(", "))
+}
+
+/// The state store alone cut (a blackhole: every call times out) for 8 s while signed inbound
+/// messages arrive at a steady rate through `serve --aws-endpoint` on moto, with the Lambda
+/// timeouts of a deployment (visibility 25 s, function timeout 20 s). Counted at the fake
+/// Sinch: every callback answered 200 is replied to, within 120 s of the restore, none twice,
+/// and every answer within the enqueue bound. It prints where moto's time went before, during
+/// and after the outage. `OUTAGE_MESSAGES` (200) and `OUTAGE_RATE` (20/s) scale it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_under_steady_load_recovers_within_two_minutes() {
+    let messages: usize = std::env::var("OUTAGE_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let rate: u64 = std::env::var("OUTAGE_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        moto.endpoint()
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap(),
+    );
+    let sinch = fake_sinch().await;
+    let sinch_url = sinch.uri();
+    // OUTAGE_CUT=all cuts SQS with it.
+    let everything = std::env::var("OUTAGE_CUT").is_ok_and(|v| v == "all");
+    let aws = if everything {
+        proxy.endpoint()
+    } else {
+        moto.endpoint().to_owned()
+    };
+    let dynamodb = proxy.endpoint();
+    let serve = tokio::task::spawn_blocking(move || {
+        serve(
+            &[
+                "--aws-endpoint",
+                &aws,
+                "--dynamodb-endpoint",
+                &dynamodb,
+                "--visibility-timeout-secs",
+                "25",
+                "--function-timeout-secs",
+                "20",
+            ],
+            &[
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_REGION", "us-east-1"),
+                ("SINCH_PROJECT_ID", "outage"),
+                ("SINCH_KEY_ID", "key"),
+                ("SINCH_KEY_SECRET", "secret"),
+                ("SINCH_AUTH_URL", &sinch_url),
+                ("SINCH_CONVERSATION_URL", &sinch_url),
+                ("ENQUEUE_TIMEOUT_MS", &ENQUEUE_TIMEOUT_MS.to_string()),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let url = format!("{}/webhook", serve.base);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let ids: Vec<String> = (0..messages)
+        .map(|_| ulid::Ulid::generate().to_string())
+        .collect();
+
+    // The load, at a steady rate; the cut a third of the way in, for 8 s.
+    let started = Instant::now();
+    let at_start = moto_load(&moto).await;
+    let mut posts = Vec::new();
+    let (mut cut_at, mut restored_at) = (None, None);
+    let (mut before_cut, mut at_restore) = (BTreeMap::new(), BTreeMap::new());
+    let gap = Duration::from_millis(1000 / rate.max(1));
+    for (n, id) in ids.iter().enumerate() {
+        let due = started + gap * n as u32;
+        tokio::time::sleep_until(due.into()).await;
+        if n == messages / 3 && cut_at.is_none() {
+            before_cut = moto_load(&moto).await;
+            proxy.blackhole();
+            cut_at = Some(Instant::now());
+        }
+        if let Some(cut) = cut_at
+            && restored_at.is_none()
+            && cut.elapsed() >= Duration::from_secs(8)
+        {
+            proxy.restore();
+            restored_at = Some(Instant::now());
+            at_restore = moto_load(&moto).await;
+        }
+        let (client, url, id) = (client.clone(), url.clone(), id.clone());
+        posts.push(tokio::spawn(async move {
+            let (status, took) = post(&client, &url, &inbound(&id, "HELP")).await;
+            (id, status, took)
+        }));
+    }
+    let cut = cut_at.expect("the cut happened");
+    if restored_at.is_none() {
+        tokio::time::sleep_until((cut + Duration::from_secs(8)).into()).await;
+        proxy.restore();
+        restored_at = Some(Instant::now());
+        at_restore = moto_load(&moto).await;
+    }
+    let restored = restored_at.unwrap();
+    let mut answers = Vec::new();
+    for post in posts {
+        answers.push(post.await.unwrap());
+    }
+    let answered: Vec<&String> = answers
+        .iter()
+        .filter(|(_, status, _)| *status == 200)
+        .map(|(id, _, _)| id)
+        .collect();
+    let slowest = answers.iter().map(|(_, _, took)| *took).max().unwrap();
+
+    // Every callback answered 200 gets its reply, within two minutes of the restore.
+    let mut recovered = None;
+    while restored.elapsed() < Duration::from_secs(120) {
+        let replies = replies(&sinch).await;
+        if answered.iter().all(|id| replies.contains_key(*id)) {
+            recovered = Some(restored.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let after = moto_load(&moto).await;
+    // Quiet for a while: nothing sent twice late.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let replies = replies(&sinch).await;
+    let missing = answered
+        .iter()
+        .filter(|id| !replies.contains_key(**id))
+        .count();
+    let twice: Vec<_> = replies.iter().filter(|(_, n)| **n > 1).collect();
+    println!(
+        "store outage: {messages} callbacks at {rate}/s, the store cut for 8 s after {}; \
+         {} answered 200 (others retried by Sinch in reality), {missing} of them without a reply \
+         {:.0} s after the restore, {} replied to twice, slowest answer {:.0} ms (bound {ENQUEUE_TIMEOUT_MS} ms), \
+         every reply in {}",
+        messages / 3,
+        answered.len(),
+        restored.elapsed().as_secs_f64(),
+        twice.len(),
+        slowest.as_secs_f64() * 1000.0,
+        recovered.map_or("never".to_owned(), |d| format!(
+            "{:.1} s after the restore",
+            d.as_secs_f64()
+        ))
+    );
+    println!(
+        "  moto before the cut: {}",
+        load_between(&at_start, &before_cut)
+    );
+    println!(
+        "  moto during the cut: {}",
+        load_between(&before_cut, &at_restore)
+    );
+    println!(
+        "  moto after the restore: {}",
+        load_between(&at_restore, &after)
+    );
+    assert!(twice.is_empty(), "replied to twice: {twice:?}");
+    assert_eq!(missing, 0, "answered 200 and never replied to");
+    assert!(recovered.is_some());
+    assert!(
+        slowest < Duration::from_millis(ENQUEUE_TIMEOUT_MS + 500),
+        "an answer took {slowest:?}"
+    );
+}

@@ -45,6 +45,7 @@ struct Rule {
 pub struct FaultyStore<S> {
     inner: S,
     rules: Arc<Mutex<Vec<Rule>>>,
+    calls: Arc<Mutex<std::collections::HashMap<&'static str, usize>>>,
 }
 
 impl<S: Store> FaultyStore<S> {
@@ -52,7 +53,18 @@ impl<S: Store> FaultyStore<S> {
         Self {
             inner,
             rules: Arc::default(),
+            calls: Arc::default(),
         }
+    }
+
+    /// How many calls of `operation` came (failed or not).
+    pub fn calls(&self, operation: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The store behind.
@@ -124,6 +136,12 @@ impl<S: Store> FaultyStore<S> {
             operation,
             detail: "injected fault".into(),
         };
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(operation)
+            .or_default() += 1;
         match self.fault(operation, subject) {
             None => call.await,
             Some(Fault::Before) => Err(error),

@@ -116,6 +116,14 @@ impl HandlerError {
         }
     }
 
+    /// Whether the state store was the cause.
+    pub fn is_store(&self) -> bool {
+        matches!(
+            self,
+            HandlerError::Store(_) | HandlerError::Send(SendError::Store(_))
+        )
+    }
+
     /// Whether Sinch (its refusal or its silence) was the cause, as opposed to the store.
     pub fn is_sinch(&self) -> bool {
         match self {

@@ -86,6 +86,7 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
         max_body_bytes: env.number(MAX_BODY_BYTES, 1024 * 1024, 1..=1024 * 1024)?,
         event_source: event_source_config(&args.event_source),
         aws_endpoint: args.aws_endpoint.clone(),
+        dynamodb_endpoint: args.dynamodb_endpoint.clone(),
         sinch: real_sinch.then_some(sinch),
         policy,
         app_id: env.optional(SINCH_APP_ID),

@@ -64,6 +64,10 @@ pub fn from_changes(
     });
 }
 
+const POLL_FAST: Duration = Duration::from_millis(200);
+const POLL_IDLE: Duration = Duration::from_secs(1);
+const POLL_FAILING: Duration = Duration::from_secs(5);
+
 /// Publishes the table's stream, read as Lambda's event source reads it, until `stop`.
 pub async fn from_stream(
     sdk: &aws_config::SdkConfig,
@@ -75,18 +79,25 @@ pub async fn from_stream(
     let mut poller = StreamPoller::for_table(sdk, table).await?;
     let publisher = Publisher::new(sink, options.source());
     tokio::spawn(async move {
+        // Polled no harder than it needs: every 200 ms while records come, twice as slowly
+        // each empty poll up to once a second, and backing off to 5 s while it fails.
+        let mut pause = POLL_FAST;
         loop {
-            match poller.poll().await {
+            pause = match poller.poll().await {
                 Ok(records) if !records.is_empty() => {
                     let pending: Vec<Pending> = records.iter().map(Pending::from_record).collect();
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                     publisher::publish(&publisher, &pending, deadline).await;
+                    POLL_FAST
                 }
-                Ok(_) => {}
-                Err(error) => warn!(%error, "the table's stream could not be read; trying again"),
-            }
+                Ok(_) => (pause * 2).min(POLL_IDLE),
+                Err(error) => {
+                    warn!(%error, "the table's stream could not be read; trying again");
+                    (pause * 2).clamp(POLL_IDLE, POLL_FAILING)
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => return,
             }
         }

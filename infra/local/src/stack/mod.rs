@@ -55,6 +55,8 @@ pub struct Options {
     pub event_source: EventSourceConfig,
     /// Real AWS APIs at this endpoint instead of memory.
     pub aws_endpoint: Option<String>,
+    /// DynamoDB's own endpoint, when not the `aws_endpoint`.
+    pub dynamodb_endpoint: Option<String>,
     /// Real Sinch; `None` starts the simulator.
     pub sinch: Option<ClientConfig>,
     pub policy: ReplyPolicy,
@@ -87,6 +89,7 @@ impl Options {
             max_body_bytes: 1024 * 1024,
             event_source: EventSourceConfig::default(),
             aws_endpoint: None,
+            dynamodb_endpoint: None,
             sinch: None,
             policy: ReplyPolicy::default(),
             app_id: None,
@@ -348,6 +351,7 @@ where
         concurrency: options.worker_concurrency,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: options.event_source.max_receive_count,
+        store_health: Default::default(),
     });
     let source = Arc::new(parts.source);
     let outbound_source = Arc::new(parts.outbound_source);
@@ -431,7 +435,11 @@ async fn aws_parts(
         options,
     )
     .await?;
-    let store = DynamoStore::new(dynamodb_client(&sdk), TABLE_NAME);
+    let dynamodb_sdk = match &options.dynamodb_endpoint {
+        Some(endpoint) => sdk.to_builder().endpoint_url(endpoint).build(),
+        None => sdk.clone(),
+    };
+    let store = DynamoStore::new(dynamodb_client(&dynamodb_sdk), TABLE_NAME);
     store
         .create_table_if_missing()
         .await
@@ -451,7 +459,8 @@ async fn aws_parts(
         source: source(queue_url, dlq_url),
         outbound_source: source(outbound_url, outbound_dlq_url),
     };
-    Ok((sdk, parts))
+    // The table's stream is DynamoDB's.
+    Ok((dynamodb_sdk, parts))
 }
 
 /// A queue and its dead-letter queue, with the redrive policy and visibility the event source
