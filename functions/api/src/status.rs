@@ -6,7 +6,9 @@
 //!  "sinch_message_id": "01J...", "reason": null, "metadata": {"order": "A-1042"}}
 //! ```
 //!
-//! - `status`: `ACCEPTED` (taken, queued), `SENT` (Sinch accepted it), then Sinch's statuses in
+//! - `status`: `ACCEPTED` (taken, queued), `UNKNOWN` (parked: its retries ran out and whether
+//!   Sinch took it cannot be told; a late report still moves it), `SENT` (Sinch accepted it),
+//!   then Sinch's statuses in
 //!   upper case: `QUEUED_ON_CHANNEL`, `SWITCHING_CHANNEL`, `DELIVERED`, `READ`, `FAILED` (and for
 //!   `SMS_API`: `QUEUED`, `DISPATCHED`, `DELIVERED`, `FAILED`, `EXPIRED`, `REJECTED`, ...). It
 //!   only moves forward; `READ`, `FAILED` and the final SMS statuses are final (`"final":

@@ -395,6 +395,26 @@ fn a_tunnel_reaches_the_webhook_only() {
         .send()
         .unwrap();
     assert_ne!(response.status().as_u16(), 403);
+    // Query values at their extremes: answered, never a panic.
+    for path in [
+        "/console/state?page=18446744073709551615",
+        "/console/messages?page=18446744073709551615",
+        "/console/stream?version=18446744073709551615&door_seq=18446744073709551615&dead_letters_version=18446744073709551615",
+        "/console/state?page=-1",
+        "/console/state?page=x",
+    ] {
+        let response = client
+            .get(format!("{}{path}", serve.base))
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .unwrap();
+        assert!(
+            response.status().as_u16() < 500,
+            "{path}: {}",
+            response.status()
+        );
+    }
+    assert_eq!(serve.status()["accepted"], 0, "still serving");
     assert_eq!(
         client
             .get(format!("{}/nowhere", serve.base))

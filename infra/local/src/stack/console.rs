@@ -315,7 +315,7 @@ impl Console {
             }
             let messages: Vec<&MessageView> = model
                 .recency
-                .range(since.version + 1..)
+                .range(since.version.saturating_add(1)..)
                 .rev()
                 .take(PAGE * 4)
                 .filter_map(|(_, id)| model.messages.get(id))
@@ -370,7 +370,7 @@ fn messages_page(model: &Model, page: usize) -> Value {
         .recency
         .values()
         .rev()
-        .skip(page * PAGE)
+        .skip(page.saturating_mul(PAGE))
         .take(PAGE)
         .filter_map(|id| model.messages.get(id))
         .collect();
@@ -405,6 +405,7 @@ fn inbound_views(model: &Model, since: u64) -> Vec<Value> {
 fn step_rank(status: &str) -> u8 {
     match status {
         "ACCEPTED" => 1,
+        "UNKNOWN" => 3,
         "SENT" => 5,
         "QUEUED_ON_CHANNEL" | "Queued" => 10,
         "SWITCHING_CHANNEL" | "Dispatched" => 20,
