@@ -41,6 +41,7 @@
 
 pub mod config;
 pub mod error;
+pub mod lambda;
 pub mod request;
 pub mod status;
 
@@ -53,7 +54,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use pipeline::clock::{Clock, unix_millis};
 use pipeline::envelope::Envelope;
-use pipeline::outbound::{OutboundJob, SEND_JOB};
+use pipeline::handlers::outbound::{OutboundJob, SEND_JOB};
 use pipeline::queue::Queue;
 use pipeline::rules::Check;
 use pipeline::status as statuses;
@@ -600,6 +601,15 @@ pub fn caller(request: &Request) -> String {
 
 fn digest(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(bytes))
+}
+
+/// Serves requests from the Lambda runtime until it stops.
+pub async fn run<S: Store, Q: Queue>(api: Api<S, Q>) -> Result<(), lambda_http::Error> {
+    let api = &api;
+    lambda_http::run(lambda_http::service_fn(move |request| async move {
+        Ok::<_, std::convert::Infallible>(handle(api, request).await)
+    }))
+    .await
 }
 
 /// How long a key stays in flight if its request dies before answering.

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use pipeline::outbound::Route;
+use pipeline::handlers::outbound::Route;
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};

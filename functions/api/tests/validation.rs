@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use pipeline::outbound::{OutboundJob, Route};
+use pipeline::handlers::outbound::{OutboundJob, Route};
 use pipeline::store::{ContactKey, InboundRecord, MessageKey, OptChange, Store};
 use serde_json::json;
 

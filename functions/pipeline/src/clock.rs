@@ -22,6 +22,15 @@ impl Clock {
     }
 }
 
+/// The `Instant` by which work must be done when the Lambda invocation ends at
+/// `lambda_deadline_ms` (Unix ms, as the runtime gives it), keeping `margin` back for what must
+/// still happen after (answering, dead-lettering).
+pub fn deadline_from(lambda_deadline_ms: u64, margin: std::time::Duration) -> tokio::time::Instant {
+    let now_ms = unix_millis(SystemTime::now());
+    let remaining = std::time::Duration::from_millis(lambda_deadline_ms.saturating_sub(now_ms));
+    tokio::time::Instant::now() + remaining.saturating_sub(margin)
+}
+
 /// Unix milliseconds; times before the epoch count as 0.
 pub fn unix_millis(time: SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH)

@@ -119,6 +119,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// Ends a Lambda's init on a configuration error: one line naming the setting (Lambda reports
+/// the failed init), exit code 1.
+pub fn exit_at_init(function: &str, error: &ConfigError) -> ! {
+    eprintln!("{function}: configuration error: {error}");
+    std::process::exit(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

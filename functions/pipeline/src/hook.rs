@@ -24,8 +24,25 @@ use std::future::Future;
 
 use sinch::callback::Callback;
 
-pub use crate::reply::{Action, Decision};
 use crate::store::{InboundRecord, MessageKey, StatusChange, StatusUpdate};
+use serde::Deserialize;
+
+/// What a keyword does besides replying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    #[default]
+    None,
+    OptOut,
+    OptIn,
+}
+
+/// What to do with one inbound message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    pub reply: Option<String>,
+}
 
 /// An inbound message, as the hook sees it.
 #[derive(Debug, Clone, Copy)]

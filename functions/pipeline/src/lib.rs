@@ -1,25 +1,25 @@
-//! Our pipeline between Sinch and AWS: the domain both Lambdas share.
+//! Our pipeline between Sinch and AWS: the domain every Lambda shares (receiver, worker,
+//! messages API, publisher), in the order a callback meets it.
 //!
-//! - [`envelope`]: how an accepted callback is written to the queue, and read back.
-//! - [`queue`]: where envelopes go (a trait; SQS and in-memory implementations).
-//! - [`process`]: one queued callback, start to finish, and which failures are worth a retry.
-//! - [`handlers`]: what is done with delivery reports and inbound messages.
-//! - [`idempotency`]: the keys that make a callback "the same" for the business.
-//! - [`hook`]: the team's own logic inside the worker (a trait; the reply policy is the default).
-//! - [`reply`]: the reply policy (keywords, opt-out, default reply).
-//! - [`outbound`]: sends of the messages API, as queued and as the worker runs them.
-//! - [`rules`]: whether a message may go now (opt-out, WhatsApp's window), checked at the door
-//!   and again just before it leaves.
-//! - [`send`]: send once: every send is recorded before it leaves and never repeated once Sinch
-//!   took it.
-//! - [`status`]: delivery status that only moves forward.
-//! - [`store`]: where state lives (a trait; in-memory, and DynamoDB in AWS).
-//! - [`events`]: the domain events every committed change makes (for EventBridge).
-//! - [`metrics`]: CloudWatch Embedded Metric Format lines.
-//! - [`config`]: reading settings from the environment, failing with one clear line.
-//! - [`secrets`]: secrets from AWS Secrets Manager when their ARN is configured.
-//! - [`aws`]: the AWS SDK configuration, with one endpoint for local runs.
-//! - [`clock`]: the time, injectable so tests can stand anywhere in it.
+//! | module | what |
+//! |---|---|
+//! | [`envelope`] | how an accepted callback (or a send job) is written to the queue, and read back |
+//! | [`queue`] | where envelopes go (a trait; SQS and in-memory implementations) |
+//! | [`process`] | one queued callback, start to finish, and which failures are worth a retry |
+//! | [`idempotency`] | the keys that make a callback "the same" for the business |
+//! | [`handlers`] | what is done with delivery reports, inbound messages and sends of the messages API |
+//! | [`hook`] | the team's own logic inside the worker (a trait; the reply policy is the default) |
+//! | [`reply`] | the reply policy (keywords, opt-out, default reply) |
+//! | [`rules`] | whether a message may go now (opt-out, WhatsApp's window), at the door and just before it leaves |
+//! | [`ledger`] | send once: every send is recorded before it leaves and never repeated once Sinch took it |
+//! | [`status`] | delivery status that only moves forward |
+//! | [`store`] | where state lives (a trait; in-memory, and DynamoDB in AWS), and its items as changes see them |
+//! | [`events`] | the domain events every committed change makes (for EventBridge) |
+//! | [`metrics`] | CloudWatch Embedded Metric Format lines |
+//! | [`config`] | reading settings from the environment, failing with one clear line |
+//! | [`secrets`] | secrets from AWS Secrets Manager when their ARN is configured |
+//! | [`aws`] | the AWS SDK configuration, with one endpoint for local runs |
+//! | [`clock`] | the time, injectable so tests can stand anywhere in it, and Lambda deadlines |
 
 pub mod aws;
 pub mod clock;
@@ -30,13 +30,12 @@ pub mod events;
 pub mod handlers;
 pub mod hook;
 pub mod idempotency;
+pub mod ledger;
 pub mod metrics;
-pub mod outbound;
 pub mod process;
 pub mod queue;
 pub mod reply;
 pub mod rules;
 pub mod secrets;
-pub mod send;
 pub mod status;
 pub mod store;

@@ -19,15 +19,7 @@
 
 use serde::Deserialize;
 
-/// What a keyword does besides replying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    #[default]
-    None,
-    OptOut,
-    OptIn,
-}
+use crate::hook::{Action, Decision};
 
 /// One keyword rule.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,13 +41,6 @@ pub struct ReplyPolicy {
     /// Sent to any message no rule matched (and never to opted-out contacts).
     #[serde(default)]
     default_reply: Option<String>,
-}
-
-/// What to do with one inbound message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Decision {
-    pub action: Action,
-    pub reply: Option<String>,
 }
 
 /// Why `REPLY_RULES` was refused.

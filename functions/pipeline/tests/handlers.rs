@@ -50,7 +50,7 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
         app_id: Some("fallback-app".into()),
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
-        sender: pipeline::send::Sender::default(),
+        ledger: pipeline::ledger::Ledger::default(),
         clock: Clock::System,
     }
 }
@@ -508,7 +508,7 @@ async fn a_reply_to_someone_opted_out_is_withheld_when_it_would_leave() {
         app_id: services.app_id.clone(),
         idempotency_ttl: services.idempotency_ttl,
         rules: services.rules,
-        sender: services.sender.clone(),
+        ledger: services.ledger.clone(),
         clock: services.clock,
     };
     let callback = parse(&conversation_inbound(

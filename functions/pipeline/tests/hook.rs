@@ -32,7 +32,7 @@ impl Hook for Recording {
         match &self.fail {
             Some(error) => Err(error.clone()),
             None => Ok(Decision {
-                action: pipeline::reply::Action::OptOut,
+                action: pipeline::hook::Action::OptOut,
                 reply: None,
             }),
         }
@@ -68,7 +68,7 @@ fn services(hook: Recording) -> Services<MemoryStore, Recording> {
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
-        sender: pipeline::send::Sender::default(),
+        ledger: pipeline::ledger::Ledger::default(),
         clock: Clock::System,
     }
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 use pipeline::clock::Clock;
 use pipeline::envelope::{Envelope, SignatureHeaders};
 use pipeline::handlers::{Handled, ReplyOutcome, Services};
+use pipeline::ledger::Ledger;
 use pipeline::process::{Failure, process};
 use pipeline::reply::ReplyPolicy;
-use pipeline::send::Sender;
 use pipeline::store::{
     DynamoStore, MemoryStore, MessageKey, MessageState, SendState, SinchId, Store,
 };
@@ -73,7 +73,7 @@ fn worker<S: Store>(store: S, server: &MockServer, clock: Clock) -> Services<S> 
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
-        sender: Sender::new(Duration::from_secs(60)),
+        ledger: Ledger::new(Duration::from_secs(60)),
         clock,
     }
 }

@@ -21,6 +21,7 @@
 //! `lambda_runtime`, and the local stack feeds it the in-memory store's changes.
 
 pub mod config;
+pub mod lambda;
 #[cfg(feature = "poller")]
 pub mod poll;
 pub mod sink;
@@ -30,7 +31,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use pipeline::events::{self, Change, Event};
+use pipeline::events::{self, Event};
+use pipeline::store::Change;
 use retry_policies::policies::ExponentialBackoff;
 use retry_policies::{Jitter, RetryDecision, RetryPolicy};
 use tokio::time::Instant;
@@ -237,12 +239,30 @@ async fn put_with_retries<K: EventSink>(
     }
 }
 
+/// Serves stream batches from the Lambda runtime until it stops.
+pub async fn run<K: EventSink + 'static>(
+    publisher: Publisher<K>,
+) -> Result<(), lambda_runtime::Error> {
+    let publisher = std::sync::Arc::new(publisher);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
+            let publisher = publisher.clone();
+            async move {
+                let deadline =
+                    pipeline::clock::deadline_from(event.context.deadline, SAFETY_MARGIN);
+                let records: Vec<Pending> = event
+                    .payload
+                    .records
+                    .iter()
+                    .map(Pending::from_record)
+                    .collect();
+                let published = publish(&publisher, &records, deadline).await;
+                Ok::<_, lambda_runtime::Error>(published.response())
+            }
+        },
+    ))
+    .await
+}
+
 /// Time kept back from the Lambda deadline to answer the stream.
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(1000);
-
-/// The Lambda deadline (Unix ms) as an `Instant`, minus the safety margin.
-pub fn deadline_from(lambda_deadline_ms: u64) -> Instant {
-    let now_ms = pipeline::clock::unix_millis(SystemTime::now());
-    let remaining = Duration::from_millis(lambda_deadline_ms.saturating_sub(now_ms));
-    Instant::now() + remaining.saturating_sub(SAFETY_MARGIN)
-}

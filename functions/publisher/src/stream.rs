@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
-use pipeline::events::Change;
+use pipeline::store::Change;
 use pipeline::store::dynamodb_snapshot;
 
 /// Why a record is not a change of ours.

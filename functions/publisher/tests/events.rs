@@ -48,7 +48,7 @@ fn services<S: Store>(store: S, sinch: &MockServer) -> Services<S> {
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
-        sender: pipeline::send::Sender::default(),
+        ledger: pipeline::ledger::Ledger::default(),
         clock: Clock::System,
     }
 }
@@ -301,7 +301,7 @@ async fn every_event_validates_against_its_schema_file() {
     .await;
     services
         .store
-        .record_dead_letter(&pipeline::events::DeadLetter {
+        .record_dead_letter(&pipeline::store::DeadLetter {
             message_id: "sqs-1".into(),
             reason: pipeline::process::UNPARSEABLE.into(),
             detail: "not a Sinch callback".into(),

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pipeline::events::{Change, Snapshot};
+use pipeline::store::{Change, Snapshot};
 use pipeline::store::{ContactKey, InboundRecord};
 use publisher::{EventBridgeSink, MAX_ENTRIES, Pending, Publisher};
 use serde_json::{Value, json};

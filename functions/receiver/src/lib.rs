@@ -19,6 +19,7 @@
 //! without the Lambda runtime; [`run`] wires it to `lambda_http`.
 
 pub mod config;
+pub mod lambda;
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};

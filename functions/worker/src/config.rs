@@ -79,7 +79,7 @@ impl WorkerConfig {
             ),
             send_settle: env.seconds(
                 SEND_SETTLE_SECS,
-                pipeline::send::DEFAULT_SETTLE_AFTER.as_secs(),
+                pipeline::ledger::DEFAULT_SETTLE_AFTER.as_secs(),
                 1..=3600,
             )?,
             outbound_max_receives: env.number(OUTBOUND_MAX_RECEIVE_COUNT, 5, 1..=1000)?,

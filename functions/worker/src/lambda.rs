@@ -15,6 +15,12 @@ use sinch::client::SinchClient;
 use crate::config::TABLE_NAME;
 use crate::{Worker, WorkerConfig};
 
+/// Runs the worker Lambda with its default hook, the reply policy (`REPLY_RULES`), until the
+/// runtime stops.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    run_with(|config| config.policy.clone()).await
+}
+
 /// Runs the worker Lambda until the runtime stops; `hook` builds the hook from the
 /// configuration (it holds the reply policy `REPLY_RULES` set, to keep or to ignore).
 ///
@@ -38,10 +44,7 @@ pub async fn run_with<H: Hook>(
         Some(_) => Ok(config),
         None => Err(ConfigError::new(TABLE_NAME, "is not set")),
     })
-    .unwrap_or_else(|error| {
-        eprintln!("worker: configuration error: {error}");
-        std::process::exit(1)
-    });
+    .unwrap_or_else(|error| pipeline::config::exit_at_init("worker", &error));
     // The worker's connect timeout is the default, which the HTTP client above was built with.
     let sinch = SinchClient::with_http(config.sinch.clone(), http?);
     if !sinch.has_conversation() {
@@ -59,7 +62,7 @@ pub async fn run_with<H: Hook>(
             app_id: config.app_id,
             idempotency_ttl: config.idempotency_ttl,
             rules: pipeline::rules::Rules::default(),
-            sender: pipeline::send::Sender::new(config.send_settle),
+            ledger: pipeline::ledger::Ledger::new(config.send_settle),
             clock: Clock::System,
         },
         dead_letters: SqsQueue::new(

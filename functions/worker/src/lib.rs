@@ -33,21 +33,21 @@ pub mod lambda;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
 use pipeline::clock::unix_millis;
 use pipeline::envelope::{Envelope, EnvelopeError};
-use pipeline::events::DeadLetter;
+use pipeline::handlers::outbound;
 use pipeline::handlers::{Handled, ReplyOutcome, Services};
 use pipeline::hook::Hook;
+use pipeline::ledger::SendError;
 use pipeline::metrics::{Metric, Metrics, cold_start};
-use pipeline::outbound;
 use pipeline::process::{self, BAD_ENVELOPE, Failure, SINCH_REJECTED};
 use pipeline::queue::Queue;
 use pipeline::reply::ReplyPolicy;
-use pipeline::send::SendError;
+use pipeline::store::DeadLetter;
 use pipeline::store::Store;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -451,16 +451,6 @@ fn read_envelope(record: &SqsMessage) -> Result<Envelope, EnvelopeError> {
 /// Dead-letter reason: a queued send this version cannot read.
 pub const BAD_JOB: &str = "bad_job";
 
-/// The Lambda deadline as an `Instant`, minus the safety margin.
-pub fn deadline_from(lambda_deadline_ms: u64) -> Instant {
-    let now_ms = UNIX_EPOCH
-        .elapsed()
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let remaining = Duration::from_millis(lambda_deadline_ms.saturating_sub(now_ms));
-    Instant::now() + remaining.saturating_sub(SAFETY_MARGIN)
-}
-
 /// Serves batches from the Lambda runtime until it stops.
 pub async fn run<S, Q, H>(worker: Worker<S, Q, H>) -> Result<(), lambda_runtime::Error>
 where
@@ -472,7 +462,7 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
         async move {
-            let deadline = deadline_from(event.context.deadline);
+            let deadline = pipeline::clock::deadline_from(event.context.deadline, SAFETY_MARGIN);
             handle_batch(worker, event.payload, deadline)
                 .await
                 .map_err(lambda_runtime::Error::from)

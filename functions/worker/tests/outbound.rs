@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use pipeline::handlers::Handled;
-use pipeline::outbound::{OutboundJob, Route};
+use pipeline::handlers::outbound::{OutboundJob, Route};
 use pipeline::queue::MemoryQueue;
 use pipeline::store::{
     AcceptedMessage, ContactKey, DynamoStore, InboundRecord, MemoryStore, MessageKey, OptChange,

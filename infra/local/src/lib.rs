@@ -4,9 +4,11 @@
 //! a negative answer (a signature that does not verify, a malformed callback), 2 for usage and
 //! input errors (a body that is not JSON).
 
+pub mod answer;
 pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod logging;
 pub mod messages_client;
 pub mod samples;
 pub mod stack;

@@ -9,7 +9,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
-use crate::webhook_client::Answer;
+use crate::answer::{self, Answer};
 
 /// How requests authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,11 +117,10 @@ impl MessagesClient {
             match signer.sign(method, &url, &headers, &body) {
                 Ok(signed) => headers.extend(signed),
                 Err(error) => {
-                    return Answer {
-                        status: None,
-                        body: format!("cannot sign the request: {error}"),
-                        latency: started.elapsed(),
-                    };
+                    return Answer::none(
+                        format!("cannot sign the request: {error}"),
+                        started.elapsed(),
+                    );
                 }
             }
         }
@@ -130,25 +129,11 @@ impl MessagesClient {
         for (name, value) in &headers {
             request = request.header(name, value);
         }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let mut body = response.text().await.unwrap_or_default();
-                if status == 403 && self.signer.is_none() {
-                    body.push_str(" (the API wants SigV4: --auth sigv4)");
-                }
-                Answer {
-                    status: Some(status),
-                    body,
-                    latency: started.elapsed(),
-                }
-            }
-            Err(error) => Answer {
-                status: None,
-                body: error.to_string(),
-                latency: started.elapsed(),
-            },
+        let mut answer = answer::send(request).await;
+        if answer.status == Some(403) && self.signer.is_none() {
+            answer.body.push_str(" (the API wants SigV4: --auth sigv4)");
         }
+        answer
     }
 }
 

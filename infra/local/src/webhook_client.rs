@@ -1,17 +1,10 @@
 //! Posting freshly signed callbacks to a webhook URL, as Sinch does.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use sinch::signature::{sign_headers, unix_seconds};
 
-/// What an endpoint answered.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// HTTP status, or `None` when no answer came (connection refused, timeout).
-    pub status: Option<u16>,
-    pub body: String,
-    pub latency: Duration,
-}
+use crate::answer::{self, Answer};
 
 /// An HTTP client for webhook traffic (connection reuse, bounded waits).
 pub fn http_client(concurrency: usize) -> reqwest::Client {
@@ -41,21 +34,5 @@ pub async fn post_signed(
     for (name, value) in signed.pairs() {
         request = request.header(name, value);
     }
-    let started = Instant::now();
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let body = response.text().await.unwrap_or_default();
-            Answer {
-                status: Some(status),
-                body,
-                latency: started.elapsed(),
-            }
-        }
-        Err(error) => Answer {
-            status: None,
-            body: error.to_string(),
-            latency: started.elapsed(),
-        },
-    }
+    answer::send(request).await
 }

@@ -372,7 +372,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             app_id: Some("app".into()),
             idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
             rules: pipeline::rules::Rules::default(),
-            sender: pipeline::send::Sender::default(),
+            ledger: pipeline::ledger::Ledger::default(),
             clock: Clock::System,
         },
         dead_letters: SqsQueue::new(

@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pipeline::events::DeadLetter;
+use pipeline::store::DeadLetter;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, Finished,
     InboundRecord, MessageKey, MessageState, OptChange, SendAttempt, SendFinish, SendSlot,

@@ -30,7 +30,7 @@ pub use derive::derive;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::store::{ContactKey, ContactState, InboundRecord, MessageState};
+use crate::store::{Change, Snapshot};
 
 /// The version of every detail's schema (`schemas/events/*.v1.json`).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -55,40 +55,6 @@ pub const DETAIL_TYPES: [(&str, &str); 6] = [
     (CONTACT_OPTED_IN, "contact-opted-in.v1.json"),
     (CALLBACK_DEAD_LETTERED, "callback-dead-lettered.v1.json"),
 ];
-
-/// A callback the worker parked in the dead-letter queue, as the state table remembers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The SQS message id of the callback.
-    pub message_id: String,
-    /// Why, e.g. `unparseable_payload` (see [`crate::process`]).
-    pub reason: String,
-    pub detail: String,
-    /// The callback's kind, when it could be read.
-    pub kind: Option<String>,
-    pub at_ms: u64,
-}
-
-/// One item of the state, as a change sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Snapshot {
-    Message(MessageState),
-    Inbound(InboundRecord),
-    Contact {
-        key: ContactKey,
-        state: ContactState,
-    },
-    DeadLetter(DeadLetter),
-}
-
-/// One committed write: the item before and after (`None`: it did not exist / was removed).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    pub old: Option<Snapshot>,
-    pub new: Option<Snapshot>,
-    /// When it was committed (Unix ms): the stream record's creation time.
-    pub at_ms: u64,
-}
 
 /// One event, before it is an EventBridge entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]

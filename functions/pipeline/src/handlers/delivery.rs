@@ -2,7 +2,7 @@
 //!
 //! A report for one of our messages names it (our reference in `correlation_id` or `metadata`,
 //! or the SMS `client_reference`): its status goes to our message, under our id, together with
-//! Sinch's id, which also settles a send whose answer was lost ([`crate::send`]). Reports that
+//! Sinch's id, which also settles a send whose answer was lost ([`crate::ledger`]). Reports that
 //! name none of ours are kept under Sinch's ids.
 
 use sinch::callback::conversation::{Envelope, MessageDeliveryReport};
@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::{Handled, HandlerError, Services, millis};
 use crate::hook::{Hook, Status};
-use crate::send::reference;
+use crate::ledger::reference;
 use crate::status;
 use crate::store::{MessageKey, Reason, SinchId, StatusUpdate, Store};
 

@@ -2,7 +2,7 @@
 //! the opt-out change decided, and the reply goes back where the message came from.
 //!
 //! A reply is one of our sends, with an id derived from the message it answers
-//! (`rpl_<inbound id>`), so it goes through the send-once ledger ([`crate::send`]): a retry of
+//! (`rpl_<inbound id>`), so it goes through the send-once ledger ([`crate::ledger`]): a retry of
 //! the same inbound message finds the reply already sent and only finishes the bookkeeping.
 
 use sinch::callback::conversation::{Envelope, InboundMessage};
@@ -11,11 +11,11 @@ use sinch::client::{AppMessage, ChannelRecipient, Recipient, SendMessageRequest,
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Handled, HandlerError, ReplyOutcome, Services, millis};
+use super::{Handled, HandlerError, ReplyOutcome, Services, SinchRequest, millis, send_once};
+use crate::hook::Action;
 use crate::hook::{self, Hook};
-use crate::reply::Action;
+use crate::ledger::{SendError, reference};
 use crate::rules::Check;
-use crate::send::{SendError, reference};
 use crate::store::{ContactKey, InboundRecord, OptChange, SendIntent, SinchId, Store};
 
 /// Where a reply goes.
@@ -187,7 +187,7 @@ async fn respond<S: Store, H: Hook>(
         };
         Ok(services.rules.judge(&record.from, &after, &check))
     };
-    let sent = match route {
+    let request = match route {
         ReplyRoute::Conversation { app_id, recipient } => {
             let Some(app_id) = app_id else {
                 warn!(message_id = %id, "no app id to reply from (set SINCH_APP_ID)");
@@ -197,7 +197,7 @@ async fn respond<S: Store, H: Hook>(
                 warn!(message_id = %id, "reply not sent: the Conversation API has no credentials");
                 return Ok(not_configured(id, "Conversation"));
             }
-            let request = SendMessageRequest {
+            SinchRequest::Conversation(SendMessageRequest {
                 app_id: app_id.to_owned(),
                 channel_priority_order: vec![recipient.channel.clone()],
                 recipient: Recipient::Identities(vec![recipient]),
@@ -206,55 +206,24 @@ async fn respond<S: Store, H: Hook>(
                 correlation_id: Some(sinch_reference),
                 channel_properties: Default::default(),
                 ttl: None,
-            };
-            services
-                .sender
-                .send(
-                    store,
-                    &services.clock,
-                    &reply_id,
-                    &intent,
-                    rules,
-                    || async {
-                        sinch
-                            .send_message(&request, deadline)
-                            .await
-                            .map(|response| SinchId::Message(response.message_id))
-                    },
-                )
-                .await
+            })
         }
         ReplyRoute::Sms { from, to } => {
             if !sinch.has_sms() {
                 warn!(message_id = %id, "reply not sent: the SMS API has no credentials");
                 return Ok(not_configured(id, "SMS"));
             }
-            let batch = SmsBatchRequest {
+            SinchRequest::Sms(SmsBatchRequest {
                 from: from.to_owned(),
                 to: vec![to.to_owned()],
                 body: text.clone(),
                 delivery_report: Some("per_recipient".to_owned()),
                 client_reference: Some(sinch_reference),
                 expire_at: None,
-            };
-            services
-                .sender
-                .send(
-                    store,
-                    &services.clock,
-                    &reply_id,
-                    &intent,
-                    rules,
-                    || async {
-                        sinch
-                            .send_sms(&batch, deadline)
-                            .await
-                            .map(|response| SinchId::Batch(response.id))
-                    },
-                )
-                .await
+            })
         }
     };
+    let sent = send_once(services, &reply_id, &intent, rules, &request, deadline).await;
     let sent = match sent {
         Ok(sent) => sent,
         Err(SendError::NotConfigured(api)) => return Ok(not_configured(id, api)),

@@ -9,19 +9,20 @@
 
 pub mod delivery;
 pub mod inbound;
+pub mod outbound;
 
 use sinch::callback::conversation::Event;
 use sinch::callback::{Callback, SmsCallback};
-use sinch::client::{SinchClient, SinchError};
+use sinch::client::{SendMessageRequest, SinchClient, SinchError, SmsBatchRequest};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::hook::{Hook, HookError};
+use crate::ledger::{Ledger, SendError, Sent};
 use crate::reply::ReplyPolicy;
 use crate::rules::Rules;
-use crate::send::{SendError, Sender};
-use crate::store::{MessageKey, SinchId, StatusChange, Store, StoreError};
+use crate::store::{MessageKey, SendIntent, SinchId, StatusChange, Store, StoreError};
 
 /// What the handlers work with; built once per process.
 #[derive(Debug, Clone)]
@@ -34,8 +35,8 @@ pub struct Services<S, H = ReplyPolicy> {
     pub app_id: Option<String>,
     /// How long a handled callback is remembered as done (48 h by default).
     pub idempotency_ttl: std::time::Duration,
-    /// Sends through the send-once ledger (see [`crate::send`]).
-    pub sender: Sender,
+    /// Sends through the send-once ledger (see [`crate::ledger`]).
+    pub ledger: Ledger,
     /// The sending rules, checked again just before anything leaves ([`crate::rules`]).
     pub rules: Rules,
     pub clock: Clock,
@@ -233,6 +234,56 @@ async fn dispatch<S: Store, H: Hook>(
             kind: format!("unknown({})", keys.join(",")),
         }),
     }
+}
+
+/// One of our sends, as it goes to Sinch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinchRequest {
+    /// Conversation `messages:send`.
+    Conversation(SendMessageRequest),
+    /// An SMS API batch.
+    Sms(SmsBatchRequest),
+}
+
+/// Sends `request`, our message `id`, at most once through the ledger, if `rules` allow it when
+/// it is about to leave ([`crate::ledger`]). Replies and sends of the messages API alike.
+pub(crate) async fn send_once<S, H, R, RFut>(
+    services: &Services<S, H>,
+    id: &str,
+    intent: &SendIntent,
+    rules: R,
+    request: &SinchRequest,
+    deadline: Instant,
+) -> Result<Sent, SendError>
+where
+    S: Store,
+    H: Hook,
+    R: FnOnce() -> RFut,
+    RFut: std::future::Future<Output = Result<Option<crate::rules::Refusal>, StoreError>>,
+{
+    let sinch = &services.sinch;
+    services
+        .ledger
+        .send(
+            &services.store,
+            &services.clock,
+            id,
+            intent,
+            rules,
+            || async {
+                match request {
+                    SinchRequest::Conversation(request) => sinch
+                        .send_message(request, deadline)
+                        .await
+                        .map(|answer| SinchId::Message(answer.message_id)),
+                    SinchRequest::Sms(batch) => sinch
+                        .send_sms(batch, deadline)
+                        .await
+                        .map(|answer| SinchId::Batch(answer.id)),
+                }
+            },
+        )
+        .await
 }
 
 /// Unix milliseconds of a Sinch timestamp, or of now.

@@ -34,7 +34,7 @@
 //! - **A send of the messages API** is put as `ACCEPTED` (with the channel asked for, the
 //!   recipient, the caller's metadata) before it is queued; the ledger and the reports then move
 //!   it as they do a reply.
-//! - **A send is recorded before it leaves** ([`crate::send`]): one conditional update starts an
+//! - **A send is recorded before it leaves** ([`crate::ledger`]): one conditional update starts an
 //!   attempt only when no earlier attempt settles it; a delivery report that names one of our
 //!   messages writes Sinch's id on the same item, which settles a send whose answer was lost.
 //!
@@ -56,12 +56,11 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, Finished,
-    HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange, Reason,
-    SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
-    Store, StoreError, entry_id,
+    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
+    Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange,
+    Reason, SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Snapshot,
+    StatusChange, StatusUpdate, Store, StoreError, entry_id,
 };
-use crate::events::{DeadLetter, Snapshot};
 use crate::status::{self, Progress};
 
 type Item = HashMap<String, AttributeValue>;
@@ -426,6 +425,44 @@ impl DynamoStore {
             Err(error) => Ok(Written::Fenced(
                 self.condition_failed(operation, &write.pk, error).await?,
             )),
+        }
+    }
+
+    /// Puts `item` unless an item with its key exists: `None` when it was put, else the item
+    /// there (read back when the implementation does not return it).
+    async fn put_new(
+        &self,
+        operation: &'static str,
+        item: Item,
+    ) -> Result<Option<Item>, StoreError> {
+        let pk = text(&item, "pk").unwrap_or_default().to_owned();
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    PutItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                let old = match service.into_err() {
+                    PutItemError::ConditionalCheckFailedException(check) => check.item,
+                    _ => None,
+                };
+                match old {
+                    Some(old) => Ok(Some(old)),
+                    None => Ok(Some(self.get(operation, pk).await?.unwrap_or_default())),
+                }
+            }
+            Err(error) => Err(failed(operation, error)),
         }
     }
 
@@ -869,23 +906,7 @@ impl Store for DynamoStore {
             item.insert("kind".to_owned(), s(kind));
         }
         // Once: a retry of the same dead-lettering (the queue send failed) changes nothing.
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(failed("record dead letter", e)),
-        }
+        self.put_new("record dead letter", item).await.map(|_| ())
     }
 
     async fn accept_message(&self, message: &AcceptedMessage) -> Result<Acceptance, StoreError> {
@@ -913,46 +934,20 @@ impl Store for DynamoStore {
         if let Some(metadata) = &message.metadata {
             item.insert("metadata".to_owned(), s(metadata));
         }
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Acceptance::New),
-            // There already. This very message (a retry of the request that reserved the id,
-            // or the SDK's retry of a put that landed) is that message; anything else is a
-            // conflict.
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                let old = match e.into_err() {
-                    PutItemError::ConditionalCheckFailedException(c) => c.item,
-                    _ => None,
-                };
-                let old = match old {
-                    Some(old) => old,
-                    None => self
-                        .get("accept message", message_pk(&key))
-                        .await?
-                        .unwrap_or_default(),
-                };
-                let same = text(&old, "caller") == Some(message.caller.as_str())
-                    && text(&old, "to_identity") == Some(message.to.as_str())
-                    && text(&old, "channel") == Some(message.channel.as_str());
-                match message_state(&key, &old) {
-                    Some(state) if same => Ok(Acceptance::Existing(Box::new(state))),
-                    _ => Err(StoreError {
-                        operation: "accept message",
-                        detail: format!("message {} exists", message.id),
-                    }),
-                }
-            }
-            Err(e) => Err(failed("accept message", e)),
+        // There already: this very message (a retry of the request that reserved the id, or
+        // the SDK's retry of a put that landed) is that message; anything else is a conflict.
+        let Some(old) = self.put_new("accept message", item).await? else {
+            return Ok(Acceptance::New);
+        };
+        let same = text(&old, "caller") == Some(message.caller.as_str())
+            && text(&old, "to_identity") == Some(message.to.as_str())
+            && text(&old, "channel") == Some(message.channel.as_str());
+        match message_state(&key, &old) {
+            Some(state) if same => Ok(Acceptance::Existing(Box::new(state))),
+            _ => Err(StoreError {
+                operation: "accept message",
+                detail: format!("message {} exists", message.id),
+            }),
         }
     }
 

@@ -11,13 +11,12 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::{
-    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, Finished,
-    HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange, Reason,
-    SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SendState, StatusChange,
-    StatusUpdate, Store, StoreError, entry_id,
+    Acceptance, AcceptedMessage, Change, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
+    Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange,
+    Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SendState, Snapshot,
+    StatusChange, StatusUpdate, Store, StoreError, entry_id,
 };
 use crate::clock::unix_millis;
-use crate::events::{Change, DeadLetter, Snapshot};
 use crate::status::{self, Progress};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

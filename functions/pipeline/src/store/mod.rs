@@ -14,14 +14,51 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::DeadLetter;
 use crate::status::Progress;
+
+// --- Items as a change sees them (the table's stream in AWS, the in-memory store's feed) ---
+
+/// A callback the worker parked in the dead-letter queue, as the state table remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The SQS message id of the callback.
+    pub message_id: String,
+    /// Why, e.g. `unparseable_payload` (see [`crate::process`]).
+    pub reason: String,
+    pub detail: String,
+    /// The callback's kind, when it could be read.
+    pub kind: Option<String>,
+    pub at_ms: u64,
+}
+
+/// One item of the state, as a change sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Snapshot {
+    Message(MessageState),
+    Inbound(InboundRecord),
+    Contact {
+        key: ContactKey,
+        state: ContactState,
+    },
+    DeadLetter(DeadLetter),
+}
+
+/// One committed write: the item before and after (`None`: it did not exist / was removed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub old: Option<Snapshot>,
+    pub new: Option<Snapshot>,
+    /// When it was committed (Unix ms): the stream record's creation time.
+    pub at_ms: u64,
+}
+
+// --- The items' parts ---
 
 /// Which message a delivery status belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MessageKey {
     /// A message we sent (a reply, or a send of the messages API), by our own id: its delivery
-    /// reports carry that id back (see [`crate::send::reference`]).
+    /// reports carry that id back (see [`crate::ledger::reference`]).
     Ours(String),
     /// A Conversation API message, by its message id (reports that do not name one of ours).
     Conversation(String),
@@ -284,7 +321,7 @@ pub struct SendIntent {
     pub text: Option<String>,
 }
 
-/// A request to start an attempt at one of our sends (see [`crate::send`]).
+/// A request to start an attempt at one of our sends (see [`crate::ledger`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendAttempt<'a> {
     /// Our message id.

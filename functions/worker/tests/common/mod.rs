@@ -118,11 +118,11 @@ pub fn record(message_id: &str, body: &str) -> serde_json::Value {
 /// ApproximateReceiveCount).
 pub fn job_record(
     message_id: &str,
-    job: &pipeline::outbound::OutboundJob,
+    job: &pipeline::handlers::outbound::OutboundJob,
     receives: u32,
 ) -> serde_json::Value {
     let envelope = Envelope::job(
-        pipeline::outbound::SEND_JOB,
+        pipeline::handlers::outbound::SEND_JOB,
         serde_json::to_string(job).expect("a job serializes"),
         std::time::UNIX_EPOCH + Duration::from_secs(1_763_870_400),
     );
@@ -164,7 +164,7 @@ pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
-        sender: pipeline::send::Sender::default(),
+        ledger: pipeline::ledger::Ledger::default(),
         clock: Clock::System,
     }
 }

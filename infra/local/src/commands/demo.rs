@@ -6,14 +6,16 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use pipeline::send::reference;
+use pipeline::ledger::reference;
 use pipeline::store::{MessageKey, MessageState, Store};
 use sinch::signature::{Secrets, unix_seconds};
 
 use crate::CliError;
+use crate::answer::Answer;
+use crate::messages_client::{Auth, MessagesClient};
 use crate::samples;
 use crate::stack::{self, Options, Running, event_source::EventSourceConfig};
-use crate::webhook_client::{Answer, http_client, post_signed};
+use crate::webhook_client::{http_client, post_signed};
 
 const SECRET: &str = "demo-webhook-secret";
 const CUSTOMER: &str = "46701234567";
@@ -22,7 +24,7 @@ const OUR_NUMBER: &str = "46700000001";
 
 pub fn run(stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     // The demo prints its own story; logs only for real problems (RUST_LOG overrides).
-    super::serve::init_logging("error");
+    crate::logging::init("error");
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
     runtime.block_on(demo(stdout))
 }
@@ -32,6 +34,8 @@ struct Demo<'a> {
     out: &'a mut dyn Write,
     running: Running,
     client: reqwest::Client,
+    /// The local messages API.
+    messages: MessagesClient,
     url: String,
     failures: Vec<String>,
 }
@@ -52,10 +56,14 @@ async fn demo(out: &mut dyn Write) -> Result<ExitCode, CliError> {
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let url = format!("http://{}/webhook", running.address);
+    let messages = MessagesClient::new(&format!("http://{}", running.address), Auth::None, None, 4)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut demo = Demo {
         out,
         running,
         client: http_client(4),
+        messages,
         url,
         failures: Vec::new(),
     };
@@ -174,27 +182,17 @@ impl Demo<'_> {
             .join(" -> ")
     }
 
-    /// POSTs to the messages API; the status and the JSON answer.
+    /// POSTs to the messages API; the status and the JSON answer (`replayed` added when it
+    /// was).
     async fn send_message(&self, key: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let url = format!("http://{}/messages", self.running.address);
-        match self
-            .client
-            .post(url)
-            .header("idempotency-key", key)
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let replayed = response.headers().contains_key("idempotency-replayed");
-                let mut json: serde_json::Value = response.json().await.unwrap_or_default();
-                if replayed {
-                    json["replayed"] = true.into();
-                }
-                (status, json)
-            }
-            Err(error) => (0, serde_json::json!({"error": error.to_string()})),
+        let answer = self.messages.send(key, &body).await;
+        let mut json = answer.json();
+        if answer.headers.contains_key("idempotency-replayed") {
+            json["replayed"] = true.into();
+        }
+        match answer.status {
+            Some(status) => (status, json),
+            None => (0, serde_json::json!({"error": answer.body})),
         }
     }
 
@@ -204,13 +202,9 @@ impl Demo<'_> {
         id: &str,
         done: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let url = format!("http://{}/messages/{id}", self.running.address);
         let until = Instant::now() + Duration::from_secs(10);
         loop {
-            let view: serde_json::Value = match self.client.get(&url).send().await {
-                Ok(response) => response.json().await.unwrap_or_default(),
-                Err(_) => serde_json::Value::Null,
-            };
+            let view = self.messages.status(id).await.json();
             if done(&view) || Instant::now() > until {
                 return view;
             }

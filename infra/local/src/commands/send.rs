@@ -11,9 +11,10 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::CliError;
+use crate::answer::Answer;
 use crate::cli::{Kind, SendArgs};
 use crate::samples;
-use crate::webhook_client::{Answer, http_client, post_signed};
+use crate::webhook_client::{http_client, post_signed};
 
 /// What a load run measured.
 #[derive(Debug, Clone)]

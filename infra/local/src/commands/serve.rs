@@ -23,7 +23,7 @@ use crate::stack::{self, Options, event_source::EventSourceConfig};
 pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
     let options = options_from_env(&Env::process(), args)
         .map_err(|e| CliError::Usage(format!("configuration: {e}")))?;
-    init_logging("info");
+    crate::logging::init("info");
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
     runtime.block_on(async move {
         let running = stack::start(options.clone())
@@ -98,7 +98,7 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
         )?,
         send_settle: env.seconds(
             SEND_SETTLE_SECS,
-            pipeline::send::DEFAULT_SETTLE_AFTER.as_secs(),
+            pipeline::ledger::DEFAULT_SETTLE_AFTER.as_secs(),
             1..=3600,
         )?,
         timeouts: stack::door::Timeouts {
@@ -140,16 +140,4 @@ pub fn event_source_config(args: &EventSourceArgs) -> EventSourceConfig {
         max_concurrency: args.max_concurrency,
         function_timeout: Duration::from_secs(args.function_timeout_secs),
     }
-}
-
-/// Logs to stderr, `RUST_LOG` overriding `default`.
-pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }

@@ -12,7 +12,7 @@ use crate::cli::SinchSimulatorArgs;
 use crate::stack::simulator::{self, Reports};
 
 pub fn run(args: &SinchSimulatorArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
-    super::serve::init_logging("info");
+    crate::logging::init("info");
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
     runtime.block_on(async {
         let address = SocketAddr::new(args.host, args.port);

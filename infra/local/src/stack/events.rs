@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline::events::Change;
+use pipeline::store::Change;
 use publisher::poll::StreamPoller;
 use publisher::{MemorySink, Pending, Publisher};
 use tokio::io::AsyncWriteExt;

@@ -21,9 +21,9 @@ use api::request::Channels;
 use api::{Api, ApiConfig};
 use pipeline::clock::Clock;
 use pipeline::handlers::{DEFAULT_IDEMPOTENCY_TTL, Services};
+use pipeline::ledger::Ledger;
 use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
 use pipeline::reply::ReplyPolicy;
-use pipeline::send::Sender;
 use pipeline::store::{DynamoStore, MemoryStore, Store, dynamodb_client};
 use publisher::MemorySink;
 use receiver::{Receiver, ReceiverConfig};
@@ -95,7 +95,7 @@ impl Options {
             app_id: None,
             worker_concurrency: 10,
             enqueue_timeout: receiver::config::DEFAULT_ENQUEUE_TIMEOUT,
-            send_settle: pipeline::send::DEFAULT_SETTLE_AFTER,
+            send_settle: pipeline::ledger::DEFAULT_SETTLE_AFTER,
             timeouts: door::Timeouts::default(),
             outbound_concurrency: 2,
             sms_sender: None,
@@ -344,7 +344,7 @@ where
             app_id,
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             rules: pipeline::rules::Rules::default(),
-            sender: Sender::new(options.send_settle),
+            ledger: Ledger::new(options.send_settle),
             clock: Clock::System,
         },
         dead_letters: parts.dead_letters,

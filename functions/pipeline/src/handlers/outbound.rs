@@ -2,7 +2,7 @@
 //!
 //! The messages API validates a request, stores it as `ACCEPTED` under our id, and queues an
 //! [`OutboundJob`] (an envelope with the [`JOB`](envelope::JOB) attribute `send`) on the outbound
-//! queue. The worker runs it through the send-once ledger ([`crate::send`]), checking the
+//! queue. The worker runs it through the send-once ledger ([`crate::ledger`]), checking the
 //! sending rules ([`crate::rules`]) again just before the request leaves. Every job ends:
 //!
 //! | what happened | the message |
@@ -31,14 +31,14 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::clock::unix_millis;
-use crate::handlers::Services;
+use crate::handlers::{Services, SinchRequest};
 use crate::hook::Hook;
+use crate::ledger::{SendError, Sent, reference};
 use crate::rules::Check;
-use crate::send::{SendError, Sent, reference};
 use crate::status::{self, Progress};
 use crate::store::{
-    ContactKey, Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, SinchId,
-    StatusUpdate, Store, StoreError,
+    ContactKey, Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, StatusUpdate,
+    Store, StoreError,
 };
 
 /// The [`JOB`](envelope::JOB) attribute's value for a send.
@@ -198,13 +198,6 @@ impl OutboundJob {
     }
 }
 
-/// A job's request to Sinch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SinchRequest {
-    Conversation(SendMessageRequest),
-    Sms(SmsBatchRequest),
-}
-
 /// Why a queued job could not even be read.
 #[derive(Debug, thiserror::Error)]
 #[error("the queued send is not a job of this version: {0}")]
@@ -215,14 +208,13 @@ pub fn parse(body: &[u8]) -> Result<OutboundJob, BadJob> {
     Ok(serde_json::from_slice(body)?)
 }
 
-/// Sends a job at most once (see [`crate::send`]), if the sending rules allow it when it is
+/// Sends a job at most once (see [`crate::ledger`]), if the sending rules allow it when it is
 /// about to leave. Sinch calls finish before `deadline`.
 pub async fn send<S: Store, H: Hook>(
     services: &Services<S, H>,
     job: &OutboundJob,
     deadline: Instant,
 ) -> Result<Sent, SendError> {
-    let sinch = &services.sinch;
     let intent = job.intent();
     let contacts = job.contacts();
     let rules = || async {
@@ -235,30 +227,15 @@ pub async fn send<S: Store, H: Hook>(
         services.rules.check(&services.store, &check).await
     };
     let now = OffsetDateTime::from(services.clock.now());
-    let sender = &services.sender;
-    let (store, clock) = (&services.store, &services.clock);
-    match job.request(now) {
-        SinchRequest::Conversation(request) => {
-            sender
-                .send(store, clock, &job.id, &intent, rules, || async {
-                    sinch
-                        .send_message(&request, deadline)
-                        .await
-                        .map(|answer| SinchId::Message(answer.message_id))
-                })
-                .await
-        }
-        SinchRequest::Sms(batch) => {
-            sender
-                .send(store, clock, &job.id, &intent, rules, || async {
-                    sinch
-                        .send_sms(&batch, deadline)
-                        .await
-                        .map(|answer| SinchId::Batch(answer.id))
-                })
-                .await
-        }
-    }
+    super::send_once(
+        services,
+        &job.id,
+        &intent,
+        rules,
+        &job.request(now),
+        deadline,
+    )
+    .await
 }
 
 /// Reason code: every receive of a job failed and Sinch certainly never took it.

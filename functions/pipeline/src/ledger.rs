@@ -2,7 +2,7 @@
 //!
 //! Neither Sinch send API takes an idempotency key, so a send retried after a failure can reach
 //! the phone twice. Every send of ours (a reply; a message of the messages API) therefore goes
-//! through [`Sender::send`], which keeps a small ledger on the message's own item in the store,
+//! through [`Ledger::send`], which keeps a small ledger on the message's own item in the store,
 //! keyed by our deterministic id (a reply's id comes from the inbound message it answers):
 //!
 //! 1. **Before the send**, one conditional write records the attempt (`SENDING`, a fresh attempt
@@ -158,18 +158,18 @@ enum Known {
 
 /// Sends through the ledger; one per process, shared (clones share what they know).
 #[derive(Debug, Clone)]
-pub struct Sender {
+pub struct Ledger {
     settle_after: Duration,
     known: Arc<Mutex<HashMap<String, Known>>>,
 }
 
-impl Default for Sender {
+impl Default for Ledger {
     fn default() -> Self {
         Self::new(DEFAULT_SETTLE_AFTER)
     }
 }
 
-impl Sender {
+impl Ledger {
     pub fn new(settle_after: Duration) -> Self {
         Self {
             settle_after,
