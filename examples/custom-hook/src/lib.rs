@@ -10,7 +10,7 @@
 //! callback is retried after a failure (so anything it does elsewhere should be idempotent;
 //! the ids it gets are stable).
 
-use pipeline::hook::{Decision, Hook, HookError, Inbound, Status};
+use pipeline::hook::{Decision, Hook, HookError, Inbound, Report};
 use pipeline::reply::ReplyPolicy;
 use pipeline::store::StatusChange;
 
@@ -62,10 +62,10 @@ impl<O: Orders> Hook for OrderHook<O> {
         }
     }
 
-    async fn on_status(&self, status: Status<'_>) -> Result<(), HookError> {
+    async fn on_status(&self, status: Report<'_>) -> Result<(), HookError> {
         let failed = match status.change {
-            StatusChange::Created { status } => status == "FAILED",
-            StatusChange::Advanced { to, .. } => to == "FAILED",
+            StatusChange::Created { status } => status.is_failure(),
+            StatusChange::Advanced { to, .. } => to.is_failure(),
             StatusChange::Kept { .. } => false,
         };
         if failed {

@@ -57,7 +57,7 @@ use pipeline::envelope::Envelope;
 use pipeline::handlers::outbound::{OutboundJob, SEND_JOB};
 use pipeline::queue::Queue;
 use pipeline::rules::Check;
-use pipeline::status as statuses;
+use pipeline::status::Status;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, Finished, MessageKey, Reason,
     SendFinish, SendResult, SendState, Store,
@@ -439,7 +439,7 @@ async fn accept<S: Store, Q: Queue>(
             // It ended before it left: a retry starts a new message.
             return unavailable("enqueue", &"an earlier enqueue failed", KeyFate::Release);
         }
-        let left = state.send.is_some() || state.status != statuses::ACCEPTED;
+        let left = state.send.is_some() || state.status != Status::Accepted;
         if left {
             info!(%id, status = %state.status, "a retry of a message already queued: answered, nothing queued");
             return (accepted_answer(id), KeyFate::Complete);

@@ -24,6 +24,7 @@ use pipeline::handlers::outbound::Route;
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use sinch::Channel;
 use sinch::client::{
     AppMessage, CardBody, ChannelTemplate, MediaBody, OmniTemplate, TemplateBody, is_kind,
 };
@@ -32,36 +33,6 @@ use crate::error::ApiError;
 
 /// The SMS API's channel name in requests.
 pub const SMS_API: &str = "SMS_API";
-
-/// Conversation channels this version knows.
-pub const CONVERSATION_CHANNELS: &[&str] = &[
-    "WHATSAPP",
-    "SMS",
-    "RCS",
-    "MESSENGER",
-    "VIBER",
-    "VIBERBM",
-    "MMS",
-    "INSTAGRAM",
-    "TELEGRAM",
-    "KAKAOTALK",
-    "KAKAOTALKCHAT",
-    "LINE",
-    "WECHAT",
-    "APPLEBC",
-];
-
-/// Channels whose identities are phone numbers.
-const PHONE_CHANNELS: &[&str] = &[
-    "WHATSAPP",
-    "SMS",
-    "RCS",
-    "VIBER",
-    "VIBERBM",
-    "MMS",
-    "KAKAOTALK",
-    SMS_API,
-];
 
 const MAX_METADATA_BYTES: usize = 1024;
 const MAX_FALLBACK: usize = 5;
@@ -161,13 +132,13 @@ impl SendRequest {
     pub fn validate(self, channels: &Channels) -> Result<Valid, ApiError> {
         let channel = self.channel.trim().to_uppercase();
         let is_sms_api = channel == SMS_API;
-        if !is_sms_api && !CONVERSATION_CHANNELS.contains(&channel.as_str()) {
+        if !is_sms_api && !Channel::from(channel.as_str()).is_known() {
             return Err(ApiError::bad_request(
                 "unknown_channel",
                 format!(
                     "channel: {:?} is not a channel this API knows ({SMS_API}, {})",
                     self.channel,
-                    CONVERSATION_CHANNELS.join(", ")
+                    Channel::KNOWN.join(", ")
                 ),
             ));
         }
@@ -184,7 +155,7 @@ impl SendRequest {
                     "fallback: the SMS API has no fallback; use an SMS channel of the Conversation API",
                 ));
             }
-            if !CONVERSATION_CHANNELS.contains(&name.as_str()) {
+            if !Channel::from(name.as_str()).is_known() {
                 return Err(ApiError::bad_request(
                     "invalid_fallback",
                     format!("{field}: {name:?} is not a Conversation channel"),
@@ -324,7 +295,7 @@ fn e164() -> &'static Regex {
 }
 
 fn check_recipient(channel: &str, to: &str) -> Result<(), ApiError> {
-    if PHONE_CHANNELS.contains(&channel) {
+    if channel == SMS_API || Channel::from(channel).is_phone() {
         if !e164().is_match(to) {
             return Err(ApiError::bad_request(
                 "invalid_recipient",

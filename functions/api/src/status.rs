@@ -30,7 +30,8 @@ pub fn view(id: &str, state: &MessageState) -> Value {
         .history
         .iter()
         .map(|entry| {
-            let mut item = json!({"status": entry.status.to_uppercase(), "at": at(entry.at_ms)});
+            let mut item =
+                json!({"status": entry.status.as_str().to_uppercase(), "at": at(entry.at_ms)});
             if let Some(reason) = &entry.reason {
                 item["reason"] = json!({"code": reason.code, "description": reason.description});
             }
@@ -42,8 +43,8 @@ pub fn view(id: &str, state: &MessageState) -> Value {
         .collect();
     let mut view = json!({
         "id": id,
-        "status": state.status.to_uppercase(),
-        "final": state.progress.terminal,
+        "status": state.status.as_str().to_uppercase(),
+        "final": state.status.is_final(),
         "channel": state.channel_used(),
         "to": state.to,
         "history": history,

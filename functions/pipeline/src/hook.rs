@@ -55,7 +55,7 @@ pub struct Inbound<'a> {
 
 /// A delivery report applied to a message.
 #[derive(Debug, Clone, Copy)]
-pub struct Status<'a> {
+pub struct Report<'a> {
     /// Which message.
     pub key: &'a MessageKey,
     /// The report.
@@ -88,7 +88,7 @@ pub trait Hook: Send + Sync + 'static {
     }
 
     /// A delivery report was applied.
-    fn on_status(&self, status: Status<'_>) -> impl Future<Output = Result<(), HookError>> + Send {
+    fn on_status(&self, status: Report<'_>) -> impl Future<Output = Result<(), HookError>> + Send {
         let _ = status;
         async { Ok(()) }
     }

@@ -112,7 +112,7 @@ impl Rules {
                 ),
             });
         }
-        if check.whatsapp_free_form && contact.channel == "WHATSAPP" {
+        if check.whatsapp_free_form && contact.channel == sinch::Channel::WhatsApp {
             let window_ms = u64::try_from(self.whatsapp_window.as_millis()).unwrap_or(u64::MAX);
             let open = state
                 .last_inbound_at_ms

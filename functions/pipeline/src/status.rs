@@ -22,6 +22,85 @@ use serde::{Deserialize, Serialize};
 use sinch::callback::conversation::DeliveryStatus;
 use sinch::callback::sms::SmsStatus;
 
+sinch::open_enum! {
+    /// A message's status, whoever reports it: ours, the Conversation API's, the SMS API's
+    /// (which writes its statuses capitalized), on one scale ([`Status::progress`]).
+    pub enum Status {
+        /// The messages API took it.
+        Accepted = "ACCEPTED",
+        /// Parked: its retries ran out and whether Sinch took it cannot be told; a late report
+        /// still moves it.
+        Unknown = "UNKNOWN",
+        /// Sinch accepted the send.
+        Sent = "SENT",
+        QueuedOnChannel = "QUEUED_ON_CHANNEL",
+        SwitchingChannel = "SWITCHING_CHANNEL",
+        Delivered = "DELIVERED",
+        Read = "READ",
+        /// Final: Sinch (or a rule, or our retries) failed it.
+        Failed = "FAILED",
+        SmsQueued = "Queued",
+        SmsDispatched = "Dispatched",
+        /// The operator could not say; it may still report a final status.
+        SmsUnknown = "Unknown",
+        SmsDelivered = "Delivered",
+        SmsFailed = "Failed",
+        SmsExpired = "Expired",
+        SmsRejected = "Rejected",
+        SmsAborted = "Aborted",
+        SmsCancelled = "Cancelled",
+        SmsDeleted = "Deleted",
+    }
+}
+
+impl Status {
+    /// How far along it is (the table at the top of this module).
+    pub fn progress(&self) -> Progress {
+        match self {
+            Status::Accepted => Progress::ACCEPTED,
+            Status::Unknown => Progress::UNKNOWN,
+            Status::Sent => Progress::SENT,
+            Status::QueuedOnChannel | Status::SmsQueued => Progress::new(10, false),
+            Status::SwitchingChannel | Status::SmsDispatched => Progress::new(20, false),
+            Status::SmsUnknown => Progress::new(25, false),
+            Status::Delivered => Progress::new(30, false),
+            Status::Read
+            | Status::Failed
+            | Status::SmsDelivered
+            | Status::SmsFailed
+            | Status::SmsExpired
+            | Status::SmsRejected
+            | Status::SmsAborted
+            | Status::SmsCancelled
+            | Status::SmsDeleted => Progress::FAILED,
+            Status::Other(_) => Progress::new(0, false),
+        }
+    }
+
+    /// Whether nothing moves it any more.
+    pub fn is_final(&self) -> bool {
+        self.progress().terminal
+    }
+
+    /// Whether it ended without reaching the recipient (`FAILED`, SMS `Failed`, `Expired`,
+    /// `Rejected`, ...): final, and neither `READ` nor SMS `Delivered`.
+    pub fn is_failure(&self) -> bool {
+        self.is_final() && !matches!(self, Status::Read | Status::SmsDelivered)
+    }
+}
+
+impl From<&DeliveryStatus> for Status {
+    fn from(status: &DeliveryStatus) -> Self {
+        Status::from(status.as_str())
+    }
+}
+
+impl From<&SmsStatus> for Status {
+    fn from(status: &SmsStatus) -> Self {
+        Status::from(status.as_str())
+    }
+}
+
 /// How far along a status is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
@@ -34,17 +113,6 @@ pub struct Progress {
 /// The rank of every terminal status, and the highest there is: once a status is terminal,
 /// nothing ranks above it. Stores that keep one status per rank rely on this.
 pub const TERMINAL_RANK: u8 = 40;
-
-/// Our own statuses, below every status Sinch reports: a send we took (`ACCEPTED`, the
-/// messages API) and a send Sinch took (`SENT`). Sinch sends no report for its implicit first
-/// state, so these are how a message starts its history.
-pub const ACCEPTED: &str = "ACCEPTED";
-pub const SENT: &str = "SENT";
-/// Where a send is parked when whether Sinch took it cannot be told: its answer was lost and no
-/// delivery report named it before its retries ran out. Not final: a late report moves it.
-pub const UNKNOWN: &str = "UNKNOWN";
-/// What a send Sinch refused for good ends as.
-pub const FAILED: &str = "FAILED";
 
 impl Progress {
     const fn new(rank: u8, terminal: bool) -> Self {
@@ -59,47 +127,18 @@ impl Progress {
         }
     }
 
-    /// [`ACCEPTED`]: taken by us, not yet handed to Sinch.
+    /// [`Status::Accepted`]: taken by us, not yet handed to Sinch.
     pub const ACCEPTED: Progress = Progress::new(1, false);
-    /// [`UNKNOWN`]: parked, outcome not known.
+    /// [`Status::Unknown`]: parked, outcome not known.
     pub const UNKNOWN: Progress = Progress::new(3, false);
-    /// [`SENT`]: Sinch accepted the send.
+    /// [`Status::Sent`]: Sinch accepted the send.
     pub const SENT: Progress = Progress::new(5, false);
-    /// [`FAILED`], final.
+    /// Every final status.
     pub const FAILED: Progress = Progress::new(TERMINAL_RANK, true);
 
     /// Whether a status at `self` moves to `next`.
     pub fn advances_to(self, next: Progress) -> bool {
         !self.terminal && next.rank > self.rank
-    }
-}
-
-/// Conversation API message status.
-pub fn conversation(status: &DeliveryStatus) -> Progress {
-    match status {
-        DeliveryStatus::QueuedOnChannel => Progress::new(10, false),
-        DeliveryStatus::SwitchingChannel => Progress::new(20, false),
-        DeliveryStatus::Delivered => Progress::new(30, false),
-        DeliveryStatus::Read | DeliveryStatus::Failed => Progress::new(TERMINAL_RANK, true),
-        DeliveryStatus::Other(_) => Progress::new(0, false),
-    }
-}
-
-/// SMS API recipient status.
-pub fn sms(status: &SmsStatus) -> Progress {
-    match status {
-        SmsStatus::Queued => Progress::new(10, false),
-        SmsStatus::Dispatched => Progress::new(20, false),
-        // The operator could not say; it may still report a final status.
-        SmsStatus::Unknown => Progress::new(25, false),
-        SmsStatus::Delivered
-        | SmsStatus::Failed
-        | SmsStatus::Aborted
-        | SmsStatus::Cancelled
-        | SmsStatus::Rejected
-        | SmsStatus::Deleted
-        | SmsStatus::Expired => Progress::new(TERMINAL_RANK, true),
-        SmsStatus::Other(_) => Progress::new(0, false),
     }
 }
 
@@ -109,6 +148,7 @@ mod tests {
 
     #[test]
     fn conversation_statuses_only_move_forward() {
+        let conversation = |s: &DeliveryStatus| Status::from(s).progress();
         let queued = conversation(&DeliveryStatus::QueuedOnChannel);
         let delivered = conversation(&DeliveryStatus::Delivered);
         let read = conversation(&DeliveryStatus::Read);
@@ -143,6 +183,8 @@ mod tests {
 
     #[test]
     fn terminal_is_exactly_the_top_rank() {
+        let conversation = |s: &DeliveryStatus| Status::from(s).progress();
+        let sms = |s: &SmsStatus| Status::from(s).progress();
         let all = [
             Progress::ACCEPTED,
             Progress::UNKNOWN,
@@ -165,7 +207,22 @@ mod tests {
     }
 
     #[test]
+    fn every_status_known_has_its_rank_and_reads_back() {
+        for wire in Status::KNOWN {
+            let status = Status::from(*wire);
+            assert_eq!(status.as_str(), *wire);
+            assert!(status.progress().rank > 0, "{wire}");
+            assert_eq!(
+                Progress::from_rank(status.progress().rank),
+                status.progress()
+            );
+        }
+        assert_eq!(Status::from("NEW_ONE").progress().rank, 0);
+    }
+
+    #[test]
     fn sms_final_statuses_are_terminal() {
+        let sms = |s: &SmsStatus| Status::from(s).progress();
         for status in [
             SmsStatus::Delivered,
             SmsStatus::Failed,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pipeline::clock::Clock;
 use pipeline::envelope::Envelope;
 use pipeline::handlers::{Handled, Services};
-use pipeline::hook::{Decision, Hook, HookError, Inbound, Status};
+use pipeline::hook::{Decision, Hook, HookError, Inbound, Report};
 use pipeline::process::{Failure, HOOK_FAILED, process};
 use pipeline::store::{ContactKey, MemoryStore, Store};
 use serde_json::json;
@@ -38,7 +38,7 @@ impl Hook for Recording {
         }
     }
 
-    async fn on_status(&self, status: Status<'_>) -> Result<(), HookError> {
+    async fn on_status(&self, status: Report<'_>) -> Result<(), HookError> {
         self.calls
             .lock()
             .unwrap()

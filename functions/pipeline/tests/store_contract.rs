@@ -1,7 +1,7 @@
 //! One suite, two stores: every case runs against the in-memory store and against DynamoDB on
 //! moto_server (a fresh server and table per case). Both must give the same answers.
 
-use pipeline::status;
+use pipeline::status::Status;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, DynamoStore, Finished,
     HISTORY_LIMIT, InboundRecord, MemoryStore, MessageKey, OptChange, Reason, SendAttempt,
@@ -26,8 +26,7 @@ fn claim<'a>(key: &'a str, hash: &'a str, now_ms: u64, lease_until_ms: u64) -> C
 fn report(id: &str, status: DeliveryStatus, at_ms: u64) -> StatusUpdate {
     StatusUpdate {
         key: MessageKey::Conversation(id.into()),
-        status: status.to_string(),
-        progress: status::conversation(&status),
+        status: Status::from(&status),
         at_ms,
         reason: (status == DeliveryStatus::Failed).then(|| {
             Reason::new(
@@ -239,7 +238,7 @@ async fn status_ends_at_the_furthest_state_in_every_order(store: impl Store) {
             .unwrap()
             .unwrap();
         assert_eq!(state.status, "READ", "{order:?}");
-        assert!(state.progress.terminal);
+        assert!(state.progress().terminal);
         assert_eq!(state.history.len(), 3, "{order:?}");
         assert_eq!(state.channel.as_deref(), Some("WHATSAPP"));
         if order[0] == 2 {
@@ -350,8 +349,7 @@ async fn sms_keys_are_separate_per_recipient(store: impl Store) {
             batch_id: "B".into(),
             recipient: recipient.into(),
         },
-        status: status.to_string(),
-        progress: status::sms(&status),
+        status: Status::from(&status),
         at_ms: NOW,
         reason: None,
         channel: None,
@@ -865,7 +863,13 @@ async fn history_of(store: &impl Store, id: &str) -> Vec<String> {
         .message_state(&MessageKey::Ours(id.into()))
         .await
         .unwrap()
-        .map(|state| state.history.into_iter().map(|h| h.status).collect())
+        .map(|state| {
+            state
+                .history
+                .into_iter()
+                .map(|h| h.status.to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -974,7 +978,7 @@ async fn a_message_failed_before_any_attempt_can_never_be_sent(store: impl Store
         .unwrap()
         .unwrap();
     assert_eq!(
-        (state.status.as_str(), state.send, state.progress.terminal),
+        (state.status.as_str(), state.send, state.progress().terminal),
         ("FAILED", Some(SendState::Failed), true)
     );
     assert_eq!(history_of(&store, "m").await, ["ACCEPTED", "FAILED"]);

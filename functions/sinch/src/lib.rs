@@ -5,7 +5,10 @@
 //! callbacks, and so its tests run without any infrastructure.
 
 pub mod callback;
+mod channel;
 #[cfg(feature = "client")]
 pub mod client;
 mod open_enum;
 pub mod signature;
+
+pub use channel::Channel;

@@ -2,8 +2,9 @@
 //! know yet must not make a whole callback unreadable, so every such enum has an `Other` variant
 //! that keeps the string as received.
 
-/// Declares an enum of known wire strings plus `Other(String)`, with serde, `as_str` and
-/// `Display`.
+/// Declares an enum of known wire strings plus `Other(String)`, with serde, `as_str`, `KNOWN`
+/// and `Display`. Exported for the crates that type other open sets the same way.
+#[macro_export]
 macro_rules! open_enum {
     (
         $(#[$meta:meta])*
@@ -12,7 +13,7 @@ macro_rules! open_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )*
             /// A value this version does not know, kept as received.
@@ -20,6 +21,9 @@ macro_rules! open_enum {
         }
 
         impl $name {
+            /// Every wire string this version knows, in declaration order.
+            pub const KNOWN: &'static [&'static str] = &[$($wire),*];
+
             /// The wire string.
             pub fn as_str(&self) -> &str {
                 match self {
@@ -35,6 +39,13 @@ macro_rules! open_enum {
                     $( $wire => $name::$variant, )*
                     other => $name::Other(other.to_owned()),
                 }
+            }
+        }
+
+        /// Compares with a wire string (a status as Sinch writes it).
+        impl PartialEq<&str> for $name {
+            fn eq(&self, wire: &&str) -> bool {
+                self.as_str() == *wire
             }
         }
 
@@ -59,4 +70,4 @@ macro_rules! open_enum {
     };
 }
 
-pub(crate) use open_enum;
+pub(crate) use crate::open_enum;

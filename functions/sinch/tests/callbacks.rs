@@ -1,7 +1,8 @@
 //! Every fixture parses to the right kind; every trigger and SMS type is recognised; unknown
 //! kinds, fields and enum values are values, not errors.
 
-use sinch::callback::conversation::{Channel, DeliveryStatus, Event, ProcessingMode};
+use sinch::Channel;
+use sinch::callback::conversation::{DeliveryStatus, Event, ProcessingMode};
 use sinch::callback::sms::{Medium, SmsCallback, SmsStatus};
 use sinch::callback::{Callback, ParseError, parse};
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sinch::callback::conversation::Channel;
+use sinch::Channel;
 use sinch::client::{
     AppMessage, ChannelRecipient, ClientConfig, ConversationCredentials, Recipient, RetrySettings,
     SendMessageRequest, SinchClient, SinchError, SmsBatchRequest, SmsCredentials, Urls,

@@ -451,7 +451,7 @@ async fn a_stop_after_acceptance_withholds_the_send<S: Store + Clone + 'static>(
         (
             ended.status.as_str(),
             reason_of(&ended),
-            ended.progress.terminal
+            ended.progress().terminal
         ),
         ("FAILED", Some("recipient_opted_out"), true)
     );
@@ -584,7 +584,7 @@ async fn an_outcome_never_known_ends_unknown_until_a_report_says<S: Store + Clon
         (
             parked.status.as_str(),
             reason_of(&parked),
-            parked.progress.terminal
+            parked.progress().terminal
         ),
         ("UNKNOWN", Some("SEND_OUTCOME_UNKNOWN"), false)
     );

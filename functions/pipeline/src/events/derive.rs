@@ -112,8 +112,8 @@ fn message(old: Option<&MessageState>, new: &MessageState, at_ms: u64) -> Vec<Ev
         let mut detail = identity(new);
         detail.insert("status".into(), json!(status));
         detail.insert("previous_status".into(), json!(status_of(old)));
-        detail.insert("rank".into(), json!(new.progress.rank));
-        detail.insert("final".into(), json!(new.progress.terminal));
+        detail.insert("rank".into(), json!(new.progress().rank));
+        detail.insert("final".into(), json!(new.progress().terminal));
         if let Some(reason) = new.reason() {
             detail.insert(
                 "reason".into(),
@@ -129,7 +129,7 @@ fn message(old: Option<&MessageState>, new: &MessageState, at_ms: u64) -> Vec<Ev
         let when = new
             .history
             .iter()
-            .find(|entry| entry.status == status)
+            .find(|entry| entry.status.as_str() == status)
             .map_or(at_ms, |entry| entry.at_ms);
         detail.insert("at".into(), json!(rfc3339(when)));
         events.push(Event::new(

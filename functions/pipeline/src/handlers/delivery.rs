@@ -10,9 +10,9 @@ use sinch::callback::sms::{BatchDeliveryReport, RecipientDeliveryReport};
 use tracing::info;
 
 use super::{Handled, HandlerError, Services, millis};
-use crate::hook::{Hook, Status};
+use crate::hook::{Hook, Report};
 use crate::ledger::reference;
-use crate::status;
+use crate::status::Status;
 use crate::store::{MessageKey, Reason, SinchId, StatusUpdate, Store};
 
 /// A Conversation `message_delivery_report`.
@@ -32,8 +32,7 @@ pub async fn conversation<S: Store, H: Hook>(
     };
     let update = StatusUpdate {
         key,
-        status: report.status.to_string(),
-        progress: status::conversation(&report.status),
+        status: Status::from(&report.status),
         at_ms: millis(
             envelope.event_time.or(envelope.accepted_time),
             &services.clock,
@@ -64,8 +63,7 @@ pub async fn sms_recipient<S: Store, H: Hook>(
     );
     let update = StatusUpdate {
         key,
-        status: report.status.to_string(),
-        progress: status::sms(&report.status),
+        status: Status::from(&report.status),
         at_ms: millis(report.at, &services.clock),
         reason: sms_reason(report.code),
         channel: Some("SMS".to_owned()),
@@ -93,8 +91,7 @@ pub async fn sms_batch<S: Store, H: Hook>(
                 );
                 StatusUpdate {
                     key,
-                    status: count.status.to_string(),
-                    progress: status::sms(&count.status),
+                    status: Status::from(&count.status),
                     at_ms,
                     reason: sms_reason(count.code),
                     channel: Some("SMS".to_owned()),
@@ -161,7 +158,7 @@ async fn apply<S: Store, H: Hook>(
         info!(message = %update.key, status = %update.status, ?change, "delivery status recorded");
         services
             .hook
-            .on_status(Status {
+            .on_status(Report {
                 key: &update.key,
                 update: &update,
                 change: &change,

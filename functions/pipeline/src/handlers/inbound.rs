@@ -181,7 +181,7 @@ async fn respond<S: Store, H: Hook>(
     let rules = || async {
         let check = Check {
             contacts: std::slice::from_ref(&record.from),
-            whatsapp_free_form: record.from.channel == "WHATSAPP",
+            whatsapp_free_form: record.from.channel == sinch::Channel::WhatsApp,
             answering: Some(&id),
             now_ms: crate::clock::unix_millis(services.clock.now()),
         };

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sinch::callback::conversation::Channel;
+use sinch::Channel;
 use sinch::client::{AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SmsBatchRequest};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -35,7 +35,7 @@ use crate::handlers::{Services, SinchRequest};
 use crate::hook::Hook;
 use crate::ledger::{SendError, Sent, reference};
 use crate::rules::Check;
-use crate::status::{self, Progress};
+use crate::status::Status;
 use crate::store::{
     ContactKey, Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, StatusUpdate,
     Store, StoreError,
@@ -240,7 +240,7 @@ pub async fn send<S: Store, H: Hook>(
 
 /// Reason code: every receive of a job failed and Sinch certainly never took it.
 pub const RETRIES_EXHAUSTED: &str = "RETRIES_EXHAUSTED";
-/// Reason code of [`status::UNKNOWN`]: the send may have reached Sinch; no answer or report
+/// Reason code of [`Status::Unknown`]: the send may have reached Sinch; no answer or report
 /// said so before the retries ran out.
 pub const SEND_OUTCOME_UNKNOWN: &str = "SEND_OUTCOME_UNKNOWN";
 
@@ -305,8 +305,7 @@ async fn park<S: Store, H: Hook>(
 ) -> Result<GaveUp, StoreError> {
     let update = StatusUpdate {
         key: MessageKey::Ours(job.id.clone()),
-        status: status::UNKNOWN.to_owned(),
-        progress: Progress::UNKNOWN,
+        status: Status::Unknown,
         at_ms: now_ms,
         reason: Some(Reason::new(SEND_OUTCOME_UNKNOWN, Some(error.to_string()))),
         channel: None,

@@ -61,7 +61,8 @@ use super::{
     Reason, SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Snapshot,
     StatusChange, StatusUpdate, Store, StoreError, entry_id,
 };
-use crate::status::{self, Progress};
+use crate::status::{Progress, Status};
+use sinch::Channel;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -239,7 +240,7 @@ fn contact_pk(contact: &ContactKey) -> String {
 /// `reason` / `description` / `channel` when known.
 fn history_entry(entry: &HistoryEntry) -> AttributeValue {
     let mut item = HashMap::from([
-        ("status".to_owned(), s(&entry.status)),
+        ("status".to_owned(), s(entry.status.as_str())),
         ("at_ms".to_owned(), n(entry.at_ms)),
     ]);
     if let Some(channel) = &entry.channel {
@@ -271,7 +272,7 @@ fn sinch_id_attribute(id: &SinchId) -> &'static str {
 
 /// A message item read back; `None` while it has no status.
 fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
-    let (rank, status) = furthest(item)?;
+    let (_, status) = furthest(item)?;
     let history = item
         .get("history")
         .and_then(|v| v.as_l().ok())
@@ -281,7 +282,7 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
                 .filter_map(|entry| {
                     let entry = entry.as_m().ok()?;
                     Some(HistoryEntry {
-                        status: text(entry, "status")?.to_owned(),
+                        status: Status::from(text(entry, "status")?),
                         at_ms: number(entry, "at_ms").unwrap_or_default(),
                         reason: text(entry, "reason").map(|code| {
                             Reason::new(code, text(entry, "description").map(str::to_owned))
@@ -295,7 +296,6 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
     Some(MessageState {
         key: key.clone(),
         status,
-        progress: Progress::from_rank(rank),
         channel: text(item, "channel")
             .filter(|c| !c.is_empty())
             .map(str::to_owned),
@@ -531,7 +531,7 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
         return Some(Snapshot::Inbound(InboundRecord {
             id: id.to_owned(),
             from: ContactKey {
-                channel: text(item, "from_channel")?.to_owned(),
+                channel: Channel::from(text(item, "from_channel")?),
                 identity: text(item, "from_identity")?.to_owned(),
             },
             to: text(item, "to").unwrap_or_default().to_owned(),
@@ -555,7 +555,7 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
         let (channel, identity) = contact.split_once('/')?;
         return Some(Snapshot::Contact {
             key: ContactKey {
-                channel: channel.to_owned(),
+                channel: Channel::from(channel),
                 identity: identity.to_owned(),
             },
             state: contact_state(item),
@@ -574,11 +574,11 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
 }
 
 /// The furthest status an item holds: its highest `s<rank>` attribute.
-fn furthest(item: &Item) -> Option<(u8, String)> {
+fn furthest(item: &Item) -> Option<(u8, Status)> {
     item.iter()
         .filter_map(|(name, value)| {
             let rank = name.strip_prefix('s')?.parse::<u8>().ok()?;
-            Some((rank, value.as_s().ok()?.clone()))
+            Some((rank, Status::from(value.as_s().ok()?.as_str())))
         })
         .max_by_key(|(rank, _)| *rank)
 }
@@ -742,7 +742,8 @@ impl Store for DynamoStore {
     }
 
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
-        let rank_attribute = format!("s{}", update.progress.rank);
+        let progress = update.status.progress();
+        let rank_attribute = format!("s{}", progress.rank);
         let entry = HistoryEntry {
             status: update.status.clone(),
             at_ms: update.at_ms,
@@ -750,7 +751,10 @@ impl Store for DynamoStore {
             channel: update.channel.clone(),
         };
         let mut set = String::from("#rank = if_not_exists(#rank, :status), updated_at_ms = :now");
-        let mut values = vec![(":status", s(&update.status)), (":now", n(update.at_ms))];
+        let mut values = vec![
+            (":status", s(update.status.as_str())),
+            (":now", n(update.at_ms)),
+        ];
         if let Some(channel) = &update.channel {
             set.push_str(", channel = if_not_exists(channel, :channel)");
             values.push((":channel", s(channel)));
@@ -791,7 +795,7 @@ impl Store for DynamoStore {
             None => StatusChange::Created {
                 status: update.status.clone(),
             },
-            Some((rank, status)) if Progress::from_rank(rank).advances_to(update.progress) => {
+            Some((rank, status)) if Progress::from_rank(rank).advances_to(progress) => {
                 StatusChange::Advanced {
                     from: status,
                     to: update.status.clone(),
@@ -815,7 +819,7 @@ impl Store for DynamoStore {
     ) -> Result<(), StoreError> {
         let mut item: Item = HashMap::from([
             ("pk".to_owned(), s(format!("in#{}", inbound.id))),
-            ("from_channel".to_owned(), s(&inbound.from.channel)),
+            ("from_channel".to_owned(), s(inbound.from.channel.as_str())),
             ("from_identity".to_owned(), s(&inbound.from.identity)),
             ("to".to_owned(), s(&inbound.to)),
             ("kind".to_owned(), s(&inbound.kind)),
@@ -912,14 +916,17 @@ impl Store for DynamoStore {
     async fn accept_message(&self, message: &AcceptedMessage) -> Result<Acceptance, StoreError> {
         let key = MessageKey::Ours(message.id.clone());
         let entry = HistoryEntry {
-            status: status::ACCEPTED.to_owned(),
+            status: Status::Accepted,
             at_ms: message.at_ms,
             reason: None,
             channel: None,
         };
         let mut item: Item = HashMap::from([
             ("pk".to_owned(), s(message_pk(&key))),
-            (format!("s{}", Progress::ACCEPTED.rank), s(status::ACCEPTED)),
+            (
+                format!("s{}", Progress::ACCEPTED.rank),
+                s(Status::Accepted.as_str()),
+            ),
             ("history".to_owned(), history_entry(&entry)),
             ("history_count".to_owned(), n(1)),
             (
@@ -963,7 +970,7 @@ impl Store for DynamoStore {
             (":sending", s(SendState::Sending.as_str())),
             (":attempt", s(request.attempt)),
             (":now", n(request.now_ms)),
-            (":channel", s(&intent.to.channel)),
+            (":channel", s(intent.to.channel.as_str())),
             (":to", s(&intent.to.identity)),
             (":one", n(1)),
             (":settle", n(request.settle_before_ms)),
@@ -1051,28 +1058,25 @@ impl Store for DynamoStore {
 
     async fn finish_send(&self, finish: &SendFinish<'_>) -> Result<Finished, StoreError> {
         let key = MessageKey::Ours(finish.id.to_owned());
-        let (target, status, progress, reason) = match finish.result {
-            SendResult::Accepted { .. } => (SendState::Sent, status::SENT, Progress::SENT, None),
-            SendResult::Refused { reason } => (
-                SendState::Failed,
-                status::FAILED,
-                Progress::FAILED,
-                Some(reason.clone()),
-            ),
+        let (target, status, reason) = match finish.result {
+            SendResult::Accepted { .. } => (SendState::Sent, Status::Sent, None),
+            SendResult::Refused { reason } => {
+                (SendState::Failed, Status::Failed, Some(reason.clone()))
+            }
         };
         let entry = HistoryEntry {
-            status: status.to_owned(),
+            status: status.clone(),
             at_ms: finish.at_ms,
             reason,
             channel: None,
         };
         let mut set = format!(
             "send_state = :state, s{rank} = if_not_exists(s{rank}, :status), updated_at_ms = :now",
-            rank = progress.rank
+            rank = status.progress().rank
         );
         let mut values = vec![
             (":state", s(target.as_str())),
-            (":status", s(status)),
+            (":status", s(status.as_str())),
             (":now", n(finish.at_ms)),
         ];
         if let SendResult::Accepted { sinch_id: Some(id) } = finish.result {

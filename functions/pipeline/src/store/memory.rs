@@ -17,7 +17,7 @@ use super::{
     StatusChange, StatusUpdate, Store, StoreError, entry_id,
 };
 use crate::clock::unix_millis;
-use crate::status::{self, Progress};
+use crate::status::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Idempotency {
@@ -82,8 +82,7 @@ impl State {
         self.messages.entry(key.clone()).or_insert_with(|| Item {
             state: MessageState {
                 key: key.clone(),
-                status: String::new(),
-                progress: Progress::from_rank(0),
+                status: unset(),
                 channel: None,
                 history: Vec::new(),
                 in_reply_to: None,
@@ -100,34 +99,36 @@ impl State {
     }
 }
 
+/// The status of a message item that has none yet.
+fn unset() -> Status {
+    Status::Other(String::new())
+}
+
+fn is_unset(status: &Status) -> bool {
+    *status == unset()
+}
+
 /// Applies a status to a message: forward only, history kept (once per entry id, up to the
 /// limit).
-fn apply(
-    item: &mut Item,
-    status: &str,
-    progress: Progress,
-    entry: HistoryEntry,
-    entry_id: String,
-) -> StatusChange {
+fn apply(item: &mut Item, status: &Status, entry: HistoryEntry, entry_id: String) -> StatusChange {
     let message = &mut item.state;
-    let first = message.status.is_empty();
+    let first = is_unset(&message.status);
+    let progress = status.progress();
     if item.history_ids.len() < HISTORY_LIMIT && item.history_ids.insert(entry_id) {
         message.history.push(entry);
     }
     if first {
-        message.status = status.to_owned();
-        message.progress = progress;
+        message.status = status.clone();
         return StatusChange::Created {
-            status: status.to_owned(),
+            status: status.clone(),
         };
     }
     // Ranks are first-come: a status of the same rank never replaces the one there.
-    if message.progress.advances_to(progress) {
-        let from = std::mem::replace(&mut message.status, status.to_owned());
-        message.progress = progress;
+    if message.progress().advances_to(progress) {
+        let from = std::mem::replace(&mut message.status, status.clone());
         StatusChange::Advanced {
             from,
-            to: status.to_owned(),
+            to: status.clone(),
         }
     } else {
         StatusChange::Kept {
@@ -200,7 +201,7 @@ impl MemoryStore {
         self.lock()
             .messages
             .values()
-            .filter(|item| !item.state.status.is_empty())
+            .filter(|item| !is_unset(&item.state.status))
             .map(|item| item.state.clone())
             .collect()
     }
@@ -333,7 +334,7 @@ impl Store for MemoryStore {
             if item.state.sinch_id.is_none() {
                 item.state.sinch_id = update.sinch_id.clone();
             }
-            apply(item, &update.status, update.progress, entry, id)
+            apply(item, &update.status, entry, id)
         }))
     }
 
@@ -342,7 +343,7 @@ impl Store for MemoryStore {
             .lock()
             .messages
             .get(key)
-            .filter(|item| !item.state.status.is_empty())
+            .filter(|item| !is_unset(&item.state.status))
             .map(|item| item.state.clone()))
     }
 
@@ -390,7 +391,7 @@ impl Store for MemoryStore {
         let key = MessageKey::Ours(accepted.id.clone());
         self.write_message(&key, |state| {
             let item = state.message(&key);
-            if !item.state.status.is_empty() || item.state.send.is_some() {
+            if !is_unset(&item.state.status) || item.state.send.is_some() {
                 let message = &item.state;
                 let same = message.caller.as_deref() == Some(accepted.caller.as_str())
                     && message.to.as_deref() == Some(accepted.to.as_str())
@@ -408,13 +409,13 @@ impl Store for MemoryStore {
             item.state.metadata = accepted.metadata.clone();
             item.state.caller = Some(accepted.caller.clone());
             let entry = HistoryEntry {
-                status: status::ACCEPTED.to_owned(),
+                status: Status::Accepted,
                 at_ms: accepted.at_ms,
                 reason: None,
                 channel: None,
             };
             let id = entry_id(&entry, None);
-            apply(item, status::ACCEPTED, Progress::ACCEPTED, entry, id);
+            apply(item, &Status::Accepted, entry, id);
             Ok(Acceptance::New)
         })
     }
@@ -474,7 +475,7 @@ impl Store for MemoryStore {
             let message = &mut item.state;
             message.send = Some(SendState::Sending);
             if message.channel.is_none() {
-                message.channel = Some(request.intent.to.channel.clone());
+                message.channel = Some(request.intent.to.channel.to_string());
             }
             if message.in_reply_to.is_none() {
                 message.in_reply_to = request.intent.in_reply_to.clone();
@@ -515,25 +516,23 @@ impl Store for MemoryStore {
                 };
             }
             item.state.send = Some(send_state);
-            let (status, progress, reason) = match finish.result {
+            let (status, reason) = match finish.result {
                 SendResult::Accepted { sinch_id } => {
                     if item.state.sinch_id.is_none() {
                         item.state.sinch_id = sinch_id.clone();
                     }
-                    (status::SENT, Progress::SENT, None)
+                    (Status::Sent, None)
                 }
-                SendResult::Refused { reason } => {
-                    (status::FAILED, Progress::FAILED, Some(reason.clone()))
-                }
+                SendResult::Refused { reason } => (Status::Failed, Some(reason.clone())),
             };
             let entry = HistoryEntry {
-                status: status.to_owned(),
+                status: status.clone(),
                 at_ms: finish.at_ms,
                 reason,
                 channel: None,
             };
             let id = entry_id(&entry, finish.attempt);
-            apply(item, status, progress, entry, id);
+            apply(item, &status, entry, id);
             Finished::Recorded
         }))
     }

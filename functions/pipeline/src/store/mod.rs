@@ -14,7 +14,9 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::status::Progress;
+use sinch::Channel;
+
+use crate::status::{Progress, Status};
 
 // --- Items as a change sees them (the table's stream in AWS, the in-memory store's feed) ---
 
@@ -127,8 +129,7 @@ impl std::fmt::Display for Reason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusUpdate {
     pub key: MessageKey,
-    pub status: String,
-    pub progress: Progress,
+    pub status: Status,
     /// When Sinch says it happened (or when we received it), Unix milliseconds.
     pub at_ms: u64,
     /// Failure or switch reason, e.g. `OUTSIDE_ALLOWED_SENDING_WINDOW`, or an SMS code.
@@ -142,7 +143,7 @@ pub struct StatusUpdate {
 /// One entry of a message's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
-    pub status: String,
+    pub status: Status,
     pub at_ms: u64,
     pub reason: Option<Reason>,
     /// The channel the report came from (after a fallback, not the one first asked for).
@@ -154,8 +155,8 @@ pub struct HistoryEntry {
 /// outcome by its attempt, the acceptance once.
 pub(crate) fn entry_id(entry: &HistoryEntry, attempt: Option<&str>) -> String {
     use sha2::{Digest, Sha256};
-    match (entry.status.as_str(), attempt) {
-        (crate::status::ACCEPTED, _) if entry.reason.is_none() => "accepted".to_owned(),
+    match (&entry.status, attempt) {
+        (Status::Accepted, _) if entry.reason.is_none() => "accepted".to_owned(),
         (_, Some(attempt)) => format!("a:{attempt}:{}", entry.status),
         _ => {
             let mut hash = Sha256::new();
@@ -183,8 +184,7 @@ pub const HISTORY_LIMIT: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageState {
     pub key: MessageKey,
-    pub status: String,
-    pub progress: Progress,
+    pub status: Status,
     pub channel: Option<String>,
     pub history: Vec<HistoryEntry>,
     /// Set when this is a reply we sent: the inbound message it answered.
@@ -204,6 +204,11 @@ pub struct MessageState {
 }
 
 impl MessageState {
+    /// How far along its status is.
+    pub fn progress(&self) -> Progress {
+        self.status.progress()
+    }
+
     /// The channel the message is on now: the one its current status was reported from, else
     /// the one asked for.
     pub fn channel_used(&self) -> Option<&str> {
@@ -259,26 +264,26 @@ impl SendState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusChange {
     /// First report for this message.
-    Created { status: String },
+    Created { status: Status },
     /// Moved forward.
-    Advanced { from: String, to: String },
+    Advanced { from: Status, to: Status },
     /// Recorded in the history; the status stayed (a late or final-state report).
-    Kept { status: String },
+    Kept { status: Status },
 }
 
 /// Who a contact is, for opt-outs: a channel and the identity on it. SMS API and Conversation
 /// SMS share the `SMS` channel, so a STOP on either counts for both.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ContactKey {
-    pub channel: String,
+    pub channel: Channel,
     pub identity: String,
 }
 
 impl ContactKey {
     /// Phone numbers arrive with and without `+`; the key never has it.
-    pub fn new(channel: &str, identity: &str) -> Self {
+    pub fn new(channel: impl AsRef<str>, identity: &str) -> Self {
         Self {
-            channel: channel.to_owned(),
+            channel: Channel::from(channel.as_ref()),
             identity: identity.trim().trim_start_matches('+').to_owned(),
         }
     }

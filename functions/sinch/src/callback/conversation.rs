@@ -10,27 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::Channel;
 use crate::open_enum::open_enum;
-
-open_enum! {
-    /// A messaging channel.
-    pub enum Channel {
-        WhatsApp = "WHATSAPP",
-        Sms = "SMS",
-        Rcs = "RCS",
-        Messenger = "MESSENGER",
-        Viber = "VIBER",
-        ViberBm = "VIBERBM",
-        Mms = "MMS",
-        Instagram = "INSTAGRAM",
-        Telegram = "TELEGRAM",
-        KakaoTalk = "KAKAOTALK",
-        KakaoTalkChat = "KAKAOTALKCHAT",
-        Line = "LINE",
-        WeChat = "WECHAT",
-        AppleBc = "APPLEBC",
-    }
-}
 
 open_enum! {
     /// Status in a message or event delivery report. `READ` and `FAILED` are final;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::callback::conversation::Channel;
+use crate::Channel;
 
 /// `POST /v1/projects/{project}/messages:send`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use pipeline::ledger::reference;
+use pipeline::status::Status;
 use pipeline::store::{MessageKey, MessageState, Store};
 use sinch::signature::{Secrets, unix_seconds};
 
@@ -248,7 +249,9 @@ impl Demo<'_> {
             .unwrap_or_default()
             .to_owned();
         let state = self
-            .wait_for_state(&MessageKey::Ours(reply_id.clone()), |s| s.status == "READ")
+            .wait_for_state(&MessageKey::Ours(reply_id.clone()), |s| {
+                s.status == Status::Read
+            })
             .await;
         match &state {
             Some(state) => {
@@ -261,7 +264,7 @@ impl Demo<'_> {
             None => self.expect(false, "a status for the reply")?,
         }
         self.expect(
-            state.is_some_and(|s| s.status == "READ" && s.history.len() == 4),
+            state.is_some_and(|s| s.status == Status::Read && s.history.len() == 4),
             "the reply SENT, then QUEUED_ON_CHANNEL, DELIVERED and READ",
         )?;
 
@@ -296,14 +299,16 @@ impl Demo<'_> {
             .and_then(|r| reference::ours(Some(&r.reference)).map(str::to_owned))
             .unwrap_or_default();
         let state = self
-            .wait_for_state(&MessageKey::Ours(sms_reply), |s| s.status == "Delivered")
+            .wait_for_state(&MessageKey::Ours(sms_reply), |s| {
+                s.status == Status::SmsDelivered
+            })
             .await;
         if let Some(state) = &state {
             let line = format!("    its per-recipient reports: {}", Self::history(state));
             self.say(&line)?;
         }
         self.expect(
-            state.is_some_and(|s| s.status == "Delivered"),
+            state.is_some_and(|s| s.status == Status::SmsDelivered),
             "the SMS reply Delivered",
         )?;
 
@@ -338,7 +343,7 @@ impl Demo<'_> {
             None => self.expect(false, "a status for the message")?,
         }
         self.expect(
-            state.is_some_and(|s| s.status == "READ" && s.history.len() == 3),
+            state.is_some_and(|s| s.status == Status::Read && s.history.len() == 3),
             "status READ with three reports in the history",
         )?;
 

@@ -401,18 +401,9 @@ fn inbound_views(model: &Model, since: u64) -> Vec<Value> {
         .collect()
 }
 
-/// The order of a timeline's steps.
+/// The order of a timeline's steps: the statuses' own ranks.
 fn step_rank(status: &str) -> u8 {
-    match status {
-        "ACCEPTED" => 1,
-        "UNKNOWN" => 3,
-        "SENT" => 5,
-        "QUEUED_ON_CHANNEL" | "Queued" => 10,
-        "SWITCHING_CHANNEL" | "Dispatched" => 20,
-        "Unknown" => 25,
-        "DELIVERED" => 30,
-        _ => 40,
-    }
+    pipeline::status::Status::from(status).progress().rank
 }
 
 /// Follows the stack's events into the console.

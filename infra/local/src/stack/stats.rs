@@ -101,7 +101,7 @@ impl Stats {
                                     | StatusChange::Kept { status } => status,
                                     StatusChange::Advanced { to, .. } => to,
                                 };
-                                inner.messages.insert(key.to_string(), now.clone());
+                                inner.messages.insert(key.to_string(), now.to_string());
                             }
                         }
                         _ => {}
