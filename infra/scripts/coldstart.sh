@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cold starts of every Lambda next to an empty Rust Lambda: release builds for this machine (the
-# same profile as the zips), then `coldstart` (infra/coldstart) spawns each cold, interleaved,
+# same profile as the zips), then `coldstart` (tools/coldstart) spawns each cold, interleaved,
 # against a Runtime API on loopback, and prints the table the README shows.
 #
 #   infra/scripts/coldstart.sh [ROUNDS=15]

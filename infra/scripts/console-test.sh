@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local console in a real browser: Debian's chromium driven by playwright-core (from npm),
 # against `sinch-hooks serve` (the test build's binary). Installs what it needs: chromium with
-# apt when root on Debian, playwright-core with npm (infra/console-test/package-lock.json).
+# apt when root on Debian, playwright-core with npm (tools/console-test/package-lock.json).
 # Screenshots of every step go to $CARGO_TARGET_DIR/console-screenshots.
 #
 #   infra/scripts/console-test.sh
@@ -23,10 +23,10 @@ if [ ! -x "$chromium" ]; then
   fi
 fi
 command -v npm >/dev/null || { echo "npm not found: install Node.js 18 or newer" >&2; exit 1; }
-npm ci --prefix infra/console-test --no-audit --no-fund --loglevel=error >/dev/null
+npm ci --prefix tools/console-test --no-audit --no-fund --loglevel=error >/dev/null
 
 if [ ! -x "$target/debug/sinch-hooks" ]; then
   cargo build -q -p sinch-hooks
 fi
 CHROMIUM="$chromium" SINCH_HOOKS_BIN="$target/debug/sinch-hooks" SCREENSHOTS="$target/console-screenshots" \
-  node infra/console-test/console.test.mjs
+  node tools/console-test/console.test.mjs

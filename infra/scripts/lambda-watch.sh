@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Both functions under `cargo lambda watch` (the Lambda Runtime API emulator), invoked with the
-# fixtures in infra/events, against SQS and DynamoDB served by moto_server. CI runs it through
+# fixtures in infra/fixtures, against SQS and DynamoDB served by moto_server. CI runs it through
 # infra/scripts/test.sh, which installs moto and cargo-lambda into the virtualenv first.
 #
 #   infra/scripts/lambda-watch.sh
@@ -63,7 +63,7 @@ fi
 export QUEUE_URL DEAD_LETTER_QUEUE_URL TABLE_NAME=sinch-hooks SINCH_WEBHOOK_SECRET=local-secret
 
 echo "==> fresh receiver fixtures (signatures age), signed with SINCH_WEBHOOK_SECRET"
-cargo run -q -p sinch-hooks -- events --secret "$SINCH_WEBHOOK_SECRET" --out "$work/events" >/dev/null
+cargo run -q -p sinch-hooks -- fixtures --secret "$SINCH_WEBHOOK_SECRET" --out "$work/events" >/dev/null
 
 invoke_port=$(free_port)
 echo "==> cargo lambda watch on port $invoke_port"
@@ -99,11 +99,11 @@ expect "$(invoke receiver "$work/events/receiver-delivery-report.json")" '"statu
 echo "==> receiver: a forged one is refused"
 expect "$(invoke receiver "$work/events/receiver-forged.json")" '"statusCode": ?401'
 
-echo "==> worker: a delivery report batch succeeds (fixture from infra/events)"
-expect "$(invoke worker infra/events/worker-delivery-report.json)" '"batchItemFailures": ?\[\]'
+echo "==> worker: a delivery report batch succeeds (fixture from infra/fixtures)"
+expect "$(invoke worker infra/fixtures/worker-delivery-report.json)" '"batchItemFailures": ?\[\]'
 
 echo "==> worker: poison is dead-lettered and acked"
-expect "$(invoke worker infra/events/worker-poison.json)" '"batchItemFailures": ?\[\]'
+expect "$(invoke worker infra/fixtures/worker-poison.json)" '"batchItemFailures": ?\[\]'
 [ "$(count "$DEAD_LETTER_QUEUE_URL")" = 1 ] || { echo "the dead-letter queue should hold the poison" >&2; exit 1; }
 
 echo "==> cargo lambda watch: receiver and worker behave as in AWS"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Load test of the local stack: `sinch-hooks send` against `sinch-hooks serve` (release builds),
+# Load test of the local stack: `sinch-hooks post-callbacks` against `sinch-hooks serve` (release builds),
 # then /status must prove that nothing was lost: every accepted callback processed exactly once,
 # and, for inbound kinds, one reply per message counted where it landed (the Sinch simulator's
 # log), none twice.
 #
 #   infra/scripts/load-test.sh [COUNT=20000] [CONCURRENCY=64] [KIND=delivery]
 #
-# KIND is a callback kind of `sinch-hooks send` (delivery, sms-delivery, inbound-text,
+# KIND is a callback kind of `sinch-hooks post-callbacks` (delivery, sms-delivery, inbound-text,
 # inbound-sms), or `messages`: COUNT sends through the messages API (SMS API, a recipient each),
 # which must each reach the Sinch simulator exactly once.
 set -euo pipefail
@@ -31,7 +31,7 @@ if [ "$kind" = messages ]; then
   "$bin" message send --url "$url" --channel SMS_API --to +46700000000 --text "Your code is 1234" \
     --vary-recipient --count "$count" --concurrency "$concurrency" --quiet
 else
-  "$bin" send --url "$url/webhook" --secret load-test-secret --kind "$kind" \
+  "$bin" post-callbacks --url "$url/webhook" --secret load-test-secret --kind "$kind" \
     --count "$count" --concurrency "$concurrency" --quiet
 fi
 

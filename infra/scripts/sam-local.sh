@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The four functions run the SAM way, locally, and checked: `sam local invoke` for each with the
-# fixtures of infra/events (freshly signed), and `sam local start-api` with signed callbacks
+# fixtures of infra/fixtures (freshly signed), and `sam local start-api` with signed callbacks
 # posted to /webhook through it; against moto_server (queues, table, an EventBridge bus whose
 # rule feeds a queue) and the Sinch simulator, both listening where containers reach the host
 # (the docker0 address).
@@ -188,7 +188,7 @@ cat >"$work/env.json" <<EOF
     "EVENT_SOURCE": "sinch-hooks"}
 }
 EOF
-"$cli" events --secret "$secret" --out "$work/events" >/dev/null
+"$cli" fixtures --secret "$secret" --out "$work/events" >/dev/null
 sam_args=(--template "$work/template.json" --env-vars "$work/env.json" --skip-pull-image
   --parameter-overrides "WebhookSecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:local-AbCdEf")
 

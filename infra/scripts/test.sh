@@ -58,7 +58,7 @@ for bench in receiver worker; do
 done
 step "doc tests"
 cargo test --workspace --doc --locked
-step "the functions the SAM way (sam local invoke, sam local start-api; Docker), with the fixtures in infra/events"
+step "the functions the SAM way (sam local invoke, sam local start-api; Docker), with the fixtures in infra/fixtures"
 status=0
 infra/scripts/sam-local.sh || status=$?
 if [ "$status" = 77 ]; then

@@ -101,14 +101,14 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
             pipeline::ledger::DEFAULT_SETTLE_AFTER.as_secs(),
             1..=3600,
         )?,
-        timeouts: stack::door::Timeouts {
+        timeouts: stack::server::Timeouts {
             header: Duration::from_secs(args.header_timeout_secs),
             body: Duration::from_secs(args.body_timeout_secs),
         },
         outbound_concurrency: args.event_source.outbound_concurrency,
         sms_sender: env.optional(api::config::SINCH_SMS_SENDER),
         report_pace: Duration::from_millis(args.report_pace_ms),
-        events: stack::events::EventsOptions {
+        events: stack::event_feed::EventsOptions {
             to: args.events_to.clone(),
             file: args.events_file.clone(),
             source: env.optional(publisher::config::EVENT_SOURCE),

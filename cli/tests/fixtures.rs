@@ -1,4 +1,4 @@
-//! `sinch-hooks events` writes fixtures the Lambda runtimes accept; the committed ones parse.
+//! `sinch-hooks fixtures` writes fixtures the Lambda runtimes accept; the committed ones parse.
 
 use assert_cmd::Command;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -9,7 +9,7 @@ fn fresh_fixtures_are_valid_lambda_events_signed_with_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::cargo_bin("sinch-hooks")
         .unwrap()
-        .args(["events", "--secret", "fixture-secret", "--out"])
+        .args(["fixtures", "--secret", "fixture-secret", "--out"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -72,7 +72,7 @@ fn fresh_fixtures_are_valid_lambda_events_signed_with_the_secret() {
 
 #[test]
 fn the_committed_worker_fixtures_parse() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/fixtures");
     for name in [
         "worker-delivery-report.json",
         "worker-inbound.json",

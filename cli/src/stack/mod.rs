@@ -5,11 +5,11 @@
 //! (moto_server, LocalStack or AWS) and created when missing.
 
 pub mod console;
-pub mod door;
+pub mod event_feed;
 pub mod event_source;
-pub mod events;
 pub mod http;
 pub mod local_only;
+pub mod server;
 pub mod simulator;
 pub mod stats;
 
@@ -67,7 +67,7 @@ pub struct Options {
     /// How long a send whose outcome is unknown waits for a report (`SEND_SETTLE_SECS`).
     pub send_settle: Duration,
     /// How long an HTTP client may take to send its request.
-    pub timeouts: door::Timeouts,
+    pub timeouts: server::Timeouts,
     /// Batches of sends processed at once (the outbound event source's `MaximumConcurrency`).
     pub outbound_concurrency: usize,
     /// The SMS API sender when a send names none (`SINCH_SMS_SENDER`).
@@ -75,7 +75,7 @@ pub struct Options {
     /// The pause before each delivery report the simulator sends back.
     pub report_pace: Duration,
     /// Where events go besides the page.
-    pub events: events::EventsOptions,
+    pub events: event_feed::EventsOptions,
 }
 
 impl Options {
@@ -96,11 +96,11 @@ impl Options {
             worker_concurrency: 10,
             enqueue_timeout: receiver::config::DEFAULT_ENQUEUE_TIMEOUT,
             send_settle: pipeline::ledger::DEFAULT_SETTLE_AFTER,
-            timeouts: door::Timeouts::default(),
+            timeouts: server::Timeouts::default(),
             outbound_concurrency: 2,
             sms_sender: None,
             report_pace: Duration::from_millis(20),
-            events: events::EventsOptions::default(),
+            events: event_feed::EventsOptions::default(),
         }
     }
 }
@@ -125,7 +125,7 @@ pub struct Running {
     pub sent: Option<Sent>,
     /// The state (in memory mode).
     pub store: Option<MemoryStore>,
-    /// The events made so far (the last [`events::KEEP`]).
+    /// The events made so far (the last [`event_feed::KEEP`]).
     pub events: MemorySink,
     status: Box<dyn Fn() -> futures::future::BoxFuture<'static, Status> + Send + Sync>,
     stop: watch::Sender<bool>,
@@ -176,8 +176,8 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
         source,
     })?;
     let stats = Arc::new(Stats::default());
-    let sink = MemorySink::new(events::KEEP);
-    events::forward(&sink, &options.events, stats.clone());
+    let sink = MemorySink::new(event_feed::KEEP);
+    event_feed::forward(&sink, &options.events, stats.clone());
 
     match &options.aws_endpoint {
         None => {
@@ -196,7 +196,7 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 stats: stats.clone(),
             };
             let (store, changes) = MemoryStore::with_change_feed();
-            events::from_changes(changes, sink.clone(), &options.events);
+            event_feed::from_changes(changes, sink.clone(), &options.events);
             let parts = Parts {
                 source: memory_source(&queue, &dead_letters),
                 outbound_source: memory_source(&outbound, &outbound_dead_letters),
@@ -220,7 +220,7 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 sink.clone(),
             )
             .await?;
-            events::from_stream(
+            event_feed::from_stream(
                 &sdk,
                 TABLE_NAME,
                 sink,
@@ -389,7 +389,7 @@ where
         console,
     });
     let status_app = app.clone();
-    tokio::spawn(door::serve(
+    tokio::spawn(server::serve(
         listener,
         http::router(app),
         options.timeouts,

@@ -58,10 +58,10 @@ const inbound = (id, identity, text) => JSON.stringify({
     channel_identity: { channel: "WHATSAPP", identity, app_id: "local-app" }, contact_id: "c", conversation_id: "cv" },
 });
 
-/** Runs `sinch-hooks send`; its report line. */
+/** Runs `sinch-hooks post-callbacks`; its report line. */
 function send(base, kind, count, concurrency) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["send", "--url", `${base}/webhook`, "--kind", kind, "--count", String(count),
+    const child = spawn(BIN, ["post-callbacks", "--url", `${base}/webhook`, "--kind", kind, "--count", String(count),
       "--concurrency", String(concurrency), "--quiet"], { env: { ...process.env, SINCH_WEBHOOK_SECRET: SECRET } });
     let out = "";
     child.stdout.on("data", (d) => { out += d; });

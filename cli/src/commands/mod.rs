@@ -1,12 +1,12 @@
 //! One module per subcommand.
 
 pub mod demo;
-pub mod events;
+pub mod fixtures;
 pub mod inspect;
 pub mod message;
+pub mod post_callbacks;
 pub mod redrive;
 pub mod register_webhook;
-pub mod send;
 pub mod serve;
 pub mod sign;
 pub mod simulator;

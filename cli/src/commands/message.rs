@@ -99,7 +99,7 @@ async fn send(args: &MessageSendArgs, stdout: &mut dyn Write) -> Result<ExitCode
     if args.count > 1 {
         // A load: every send its own key (and, for numbers, its own recipient).
         let started = Instant::now();
-        let report = super::send::load(args.count, args.concurrency, args.quiet, |n| {
+        let report = super::post_callbacks::load(args.count, args.concurrency, args.quiet, |n| {
             let mut body = body.clone();
             if args.vary_recipient
                 && let Some(to) = body["to"].as_str()

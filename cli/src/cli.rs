@@ -32,12 +32,14 @@ pub enum Command {
     /// Run the whole pipeline locally (receiver, queue, worker, store, Sinch simulator) until
     /// Ctrl-C, configured from the Lambdas' environment variables.
     Serve(ServeArgs),
-    /// Send signed callbacks, freshly signed per request, to any endpoint; reports the answers
-    /// and latency percentiles.
-    Send(SendArgs),
+    /// Post signed callbacks, freshly signed per request, to any endpoint (as Sinch would);
+    /// reports the answers and latency percentiles. (`send` is its old name.)
+    #[command(alias = "send")]
+    PostCallbacks(PostCallbacksArgs),
     /// Write Lambda event fixtures (API Gateway requests, freshly signed, and SQS events) for
-    /// `cargo lambda invoke --data-file` and `sam local invoke -e`.
-    Events(EventsArgs),
+    /// `cargo lambda invoke --data-file` and `sam local invoke -e`. (`events` is its old name.)
+    #[command(alias = "events")]
+    Fixtures(FixturesArgs),
     /// Create the app's Conversation API webhook for URL, or update the one with that target;
     /// `--list` shows the app's webhooks. Credentials from SINCH_PROJECT_ID, SINCH_KEY_ID,
     /// SINCH_KEY_SECRET (or _ARN), SINCH_APP_ID, SINCH_REGION.
@@ -213,15 +215,15 @@ pub struct RedriveArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct EventsArgs {
+pub struct FixturesArgs {
     #[command(flatten)]
     pub secret: SecretArgs,
     /// Directory to write them to.
-    #[arg(long, default_value = "infra/events")]
+    #[arg(long, default_value = "infra/fixtures")]
     pub out: PathBuf,
 }
 
-/// What `send` sends.
+/// What `post-callbacks` posts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     /// Conversation inbound WhatsApp "HELP" (each gets a reply).
@@ -246,7 +248,7 @@ impl Kind {
 }
 
 #[derive(Debug, Args)]
-pub struct SendArgs {
+pub struct PostCallbacksArgs {
     /// The webhook URL, e.g. http://127.0.0.1:3000/webhook or an API Gateway URL.
     #[arg(long)]
     pub url: String,

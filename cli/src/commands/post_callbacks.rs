@@ -1,4 +1,4 @@
-//! `sinch-hooks send`: signed callbacks, freshly signed per request, to any endpoint (the local
+//! `sinch-hooks post-callbacks`: signed callbacks, freshly signed per request, to any endpoint (the local
 //! stack, a tunnel, a deployed API Gateway URL); reports answers and latency percentiles.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::CliError;
 use crate::answer::Answer;
-use crate::cli::{Kind, SendArgs};
+use crate::cli::{Kind, PostCallbacksArgs};
 use crate::samples;
 use crate::webhook_client::{http_client, post_signed};
 
@@ -41,7 +41,7 @@ impl Report {
     }
 }
 
-pub fn run(args: &SendArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub fn run(args: &PostCallbacksArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let secret = args.secret.first()?.to_owned();
     if args.count == 0 || args.concurrency == 0 {
         return Err(CliError::Usage(

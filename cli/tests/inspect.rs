@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 fn fixture(path: &str) -> String {
     format!(
-        "{}/../../functions/sinch/fixtures/{path}",
+        "{}/../functions/sinch/fixtures/{path}",
         env!("CARGO_MANIFEST_DIR")
     )
 }

@@ -11,7 +11,7 @@ const SIGNATURE: &str = "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE=";
 
 fn vector_body() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../functions/sinch/fixtures/conversation/contact_create.json")
+        .join("../functions/sinch/fixtures/conversation/contact_create.json")
 }
 
 fn cli() -> Command {

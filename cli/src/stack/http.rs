@@ -26,8 +26,8 @@ use pipeline::queue::Queue;
 use pipeline::store::Store;
 use receiver::{Outcome, Receiver, handle_request};
 
-use super::door::{self, BodyFailure};
 use super::event_source::Source;
+use super::server::{self, BodyFailure};
 use super::stats::{Stats, Status};
 use super::{console, local_only};
 
@@ -96,7 +96,7 @@ async fn webhook<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     let headers = parts.headers.clone();
     let mut excerpt = Vec::new();
     let mut size = 0;
-    let outcome = match door::read_body(body, app.max_body_bytes, app.body_timeout).await {
+    let outcome = match server::read_body(body, app.max_body_bytes, app.body_timeout).await {
         Ok(bytes) => {
             size = bytes.len();
             excerpt.extend_from_slice(&bytes[..size.min(console::BODY_KEEP)]);
@@ -143,7 +143,7 @@ async fn messages<Q: Queue + 'static, S: Store + 'static, Src: Source>(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let limit = app.api.config.max_body_bytes + 1;
-    let body = match door::read_body(body, limit, app.body_timeout).await {
+    let body = match server::read_body(body, limit, app.body_timeout).await {
         Ok(bytes) if bytes.is_empty() => lambda_http::Body::Empty,
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => lambda_http::Body::Text(text),

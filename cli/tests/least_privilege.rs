@@ -1,8 +1,8 @@
 //! Least privilege, proven: each function's own flows run against moto with its IAM
 //! enforcement on, as an identity holding exactly the policy template.yaml gives that
-//! function's role (read from the template by `infra/testkit/iam_identity.py`, not copied), so
+//! function's role (read from the template by `tools/testkit/iam_identity.py`, not copied), so
 //! a permission the template lacks fails here, and one it should not have is refused here.
-//! moto judges resources and `dynamodb:LeadingKeys` as AWS does (`infra/testkit/moto_iam.py`).
+//! moto judges resources and `dynamodb:LeadingKeys` as AWS does (`tools/testkit/moto_iam.py`).
 //!
 //! Not covered, because no function's code makes the call (AWS does, under the role): the SQS
 //! event source's ReceiveMessage / DeleteMessage / GetQueueAttributes are made here by the test
@@ -47,7 +47,7 @@ fn identity_args(resources: &[(&str, String)]) -> Vec<String> {
 }
 
 async fn identity(moto: &Moto, role: &str, resources: &[(&str, String)]) -> Identity {
-    let script = testkit::workspace_root().join("infra/testkit/iam_identity.py");
+    let script = testkit::workspace_root().join("tools/testkit/iam_identity.py");
     let template = testkit::workspace_root().join("template.yaml");
     let output = Command::new(Moto::python())
         .arg(&script)

@@ -1,4 +1,4 @@
-//! `sinch-hooks events`: Lambda event fixtures for `cargo lambda invoke --data-file` and
+//! `sinch-hooks fixtures`: Lambda event fixtures for `cargo lambda invoke --data-file` and
 //! `sam local invoke -e`: API Gateway HTTP API (payload 2.0) requests for the receiver, freshly
 //! signed (signatures age: the receiver refuses them five minutes later), and SQS events for the
 //! worker, with the attributes the receiver writes; the messages API's two routes; and a
@@ -16,10 +16,10 @@ use serde_json::{Map, Value, json};
 use sinch::signature::{sign_headers, unix_seconds};
 
 use crate::CliError;
-use crate::cli::EventsArgs;
+use crate::cli::FixturesArgs;
 use crate::samples;
 
-pub fn run(args: &EventsArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub fn run(args: &FixturesArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let secret = args.secret.first()?;
     std::fs::create_dir_all(&args.out).map_err(|source| CliError::ReadFile {
         path: args.out.display().to_string(),

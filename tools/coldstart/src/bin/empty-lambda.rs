@@ -1,5 +1,5 @@
 //! An empty Rust Lambda: the runtime and one handler that answers `{}`. What a cold start costs
-//! when a function does nothing of its own (`infra/coldstart` compares every function to it).
+//! when a function does nothing of its own (`tools/coldstart` compares every function to it).
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
