@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench -p worker --bench dynamodb_calls`
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use std::sync::Arc;

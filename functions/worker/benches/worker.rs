@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench -p worker --bench worker`
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use std::sync::Arc;

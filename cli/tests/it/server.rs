@@ -2,7 +2,7 @@
 //! get 408 and are closed without holding anyone up; malformed framing is 400, never 413; a
 //! client that leaves mid-body is counted as aborted.
 
-mod common;
+use super::common;
 
 use std::time::{Duration, Instant};
 

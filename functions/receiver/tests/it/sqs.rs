@@ -1,7 +1,7 @@
 //! The receiver against real SQS APIs served by moto_server (one fresh server per test), and
 //! against SQS endpoints that refuse or never answer.
 
-mod common;
+use super::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

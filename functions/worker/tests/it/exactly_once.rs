@@ -1,7 +1,7 @@
 //! Exactly-once effects with DynamoDB on moto_server: duplicates delivered concurrently to
 //! several workers, a worker that dies holding a claim, DynamoDB unreachable.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Sends of the messages API through the worker: counted at the fake Sinch (what it received),
 //! statuses read from the store. Against the in-memory store and DynamoDB on moto_server.
 
-mod common;
+use super::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

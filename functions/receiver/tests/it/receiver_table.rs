@@ -1,7 +1,7 @@
 //! Every row of the receiver table (DESIGN.md), through the real `lambda_http` request parsing,
 //! with the in-memory queue. The same handler against SQS on moto_server is in `sqs.rs`.
 
-mod common;
+use super::common;
 
 use common::*;
 use lambda_http::http::StatusCode;

@@ -7,7 +7,7 @@
 //! does. Then, counted at the fake Sinch: every message answered 200 got exactly one reply,
 //! none was lost, and no answer took longer than the enqueue bound.
 
-mod common;
+use super::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

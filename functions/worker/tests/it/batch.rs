@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-mod common;
+use super::common;
 
 use common::*;
 use pipeline::envelope;

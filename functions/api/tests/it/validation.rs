@@ -1,7 +1,7 @@
 //! Every rule of `POST /messages`, and every bad input: answered with its status and code,
 //! nothing stored, nothing queued, nothing panics.
 
-mod common;
+use super::common;
 
 use common::*;
 use pipeline::handlers::outbound::{OutboundJob, Route};

@@ -1,7 +1,7 @@
 //! The Idempotency-Key semantics of the IETF draft, against the in-memory store and against
 //! DynamoDB on moto_server: replay, reuse with another body, in flight, expiry, per caller.
 
-mod common;
+use super::common;
 
 use std::time::Duration;
 

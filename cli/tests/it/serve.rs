@@ -1,7 +1,7 @@
 //! Black-box tests of `sinch-hooks serve` over HTTP: in memory, and with `--aws-endpoint`
 //! against moto_server.
 
-mod common;
+use super::common;
 
 use common::{SECRET, inbound, now, serve};
 use sinch::signature::sign_headers;

@@ -2,7 +2,7 @@
 //! `serve` (the simulator reports back), SigV4 signing for a deployed API, and 500 sends each
 //! posted three times at once against `serve --aws-endpoint` on moto, counted at the simulator.
 
-mod common;
+use super::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

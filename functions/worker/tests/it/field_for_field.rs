@@ -3,7 +3,7 @@
 //! `message` object, whatever its kind and fields, known to this version or not. Our own fields
 //! (`correlation_id`, `message_metadata`, the recipient) are added beside it, never inside.
 
-mod common;
+use super::common;
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@
 //! `kms:Decrypt` grant (moto's secrets are not under a customer key) is checked by
 //! `check-template.py` only.
 
-mod common;
+use super::common;
 
 use std::process::Command;
 use std::sync::Arc;

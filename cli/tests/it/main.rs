@@ -1,0 +1,14 @@
+//! The integration tests of `cli`, in one binary (one link of the dependencies, not one per
+//! file): each module is what was a test file.
+
+mod common;
+mod demo;
+mod fixtures;
+mod inspect;
+mod least_privilege;
+mod messages;
+mod operations;
+mod outage;
+mod serve;
+mod server;
+mod sign_verify;

@@ -1,0 +1,6 @@
+//! The integration tests of `api`, in one binary (one link of the dependencies, not one per
+//! file): each module is what was a test file.
+
+mod common;
+mod idempotency;
+mod validation;

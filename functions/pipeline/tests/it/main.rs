@@ -1,0 +1,8 @@
+//! The integration tests of `pipeline`, in one binary (one link of the dependencies, not one per
+//! file): each module is what was a test file.
+
+mod handlers;
+mod hook_tests;
+mod secrets;
+mod send_once;
+mod store_contract;

@@ -1,0 +1,8 @@
+//! The integration tests of `worker`, in one binary (one link of the dependencies, not one per
+//! file): each module is what was a test file.
+
+mod batch;
+mod common;
+mod exactly_once;
+mod field_for_field;
+mod outbound;
