@@ -217,10 +217,49 @@ pub async fn fake_sinch() -> wiremock::MockServer {
     server
 }
 
-/// Runs each async test case `case(store)` twice: with `memory()` and with `dynamo(&moto)` on a
-/// fresh moto_server, both functions of the calling module. One suite, two stores.
+/// The in-memory store, as the suites that run against both stores take it.
+pub fn memory_store() -> pipeline::store::MemoryStore {
+    pipeline::store::MemoryStore::new()
+}
+
+/// A DynamoDB store on a fresh table of `moto`, as the template creates it.
+pub async fn dynamo_store(moto: &Moto) -> pipeline::store::DynamoStore {
+    pipeline::store::DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
+        .await
+        .expect("moto creates the table")
+}
+
+/// Runs each async test case `case(store)` twice: with the in-memory store and with DynamoDB on
+/// a fresh moto_server ([`memory_store`], [`dynamo_store`]), or with what `memory()` and
+/// `dynamo(&moto)` of the calling module build ([`for_both_stores_built!`], for cases that take
+/// something built over a store). One suite, two stores.
 #[macro_export]
 macro_rules! for_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case($crate::memory_store()).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let moto = $crate::Moto::start();
+                    super::$case($crate::dynamo_store(&moto).await).await
+                }
+            )*
+        }
+    };
+}
+
+/// [`for_both_stores!`], each case given what `memory()` and `dynamo(&moto)` of the calling module
+/// build over the two stores.
+#[macro_export]
+macro_rules! for_both_stores_built {
     ($($case:ident),* $(,)?) => {
         mod memory {
             $(

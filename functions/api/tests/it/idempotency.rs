@@ -357,7 +357,7 @@ fn queued_ids(queue: &MemoryQueue) -> Vec<String> {
         .collect()
 }
 
-testkit::for_both_stores!(
+testkit::for_both_stores_built!(
     a_retry_after_a_crash_past_the_enqueue_is_the_same_message,
     a_retry_after_a_crash_before_the_enqueue_queues_the_same_message,
     an_enqueue_that_landed_after_all_is_accepted,

@@ -12,13 +12,10 @@ use pipeline::handlers::{Handled, ReplyOutcome, Services};
 use pipeline::ledger::Ledger;
 use pipeline::process::{Failure, process};
 use pipeline::reply::ReplyPolicy;
-use pipeline::store::{
-    DynamoStore, MemoryStore, MessageKey, MessageState, SendState, SinchId, Store,
-};
+use pipeline::store::{MessageKey, MessageState, SendState, SinchId, Store};
 use serde_json::json;
 use sinch::callback::Callback;
 use sinch::client::{ClientConfig, ConversationCredentials, SinchClient, Urls};
-use testkit::Moto;
 use testkit::faulty::{Fault, FaultyStore};
 use tokio::time::Instant;
 use wiremock::matchers::{method, path};
@@ -306,16 +303,6 @@ async fn the_completion_failing<S: Store + Clone>(store: S) {
     assert_eq!(sent_now(&result), Some(false), "{result:?}");
     assert_eq!(sends(&sinch).await, 1, "one reply in all");
     assert_eq!(reply_state(&store).await.status, "SENT");
-}
-
-fn memory() -> MemoryStore {
-    MemoryStore::new()
-}
-
-async fn dynamo(moto: &Moto) -> DynamoStore {
-    DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
-        .await
-        .expect("moto creates the table")
 }
 
 testkit::for_both_stores!(

@@ -4,12 +4,11 @@
 use pipeline::status::Status;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, DynamoStore, Finished,
-    HISTORY_LIMIT, InboundRecord, MemoryStore, MessageKey, OptChange, Reason, SendAttempt,
-    SendFinish, SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
-    Store, dynamodb_client,
+    HISTORY_LIMIT, InboundRecord, MessageKey, OptChange, Reason, SendAttempt, SendFinish,
+    SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate, Store,
+    dynamodb_client,
 };
 use sinch::callback::conversation::DeliveryStatus;
-use testkit::Moto;
 
 const NOW: u64 = 1_763_870_400_000;
 
@@ -1057,16 +1056,6 @@ async fn the_history_holds_each_entry_once_and_within_its_limit(store: impl Stor
         (state.status.as_str(), state.send),
         ("SENT", Some(SendState::Sent))
     );
-}
-
-fn memory() -> MemoryStore {
-    MemoryStore::new()
-}
-
-async fn dynamo(moto: &Moto) -> DynamoStore {
-    DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
-        .await
-        .expect("moto creates the table")
 }
 
 testkit::for_both_stores!(

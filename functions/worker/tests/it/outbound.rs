@@ -12,12 +12,10 @@ use pipeline::handlers::Handled;
 use pipeline::handlers::outbound::{OutboundJob, Route};
 use pipeline::queue::MemoryQueue;
 use pipeline::store::{
-    AcceptedMessage, ContactKey, DynamoStore, InboundRecord, MemoryStore, MessageKey, OptChange,
-    SendState, SinchId, Store,
+    AcceptedMessage, ContactKey, InboundRecord, MessageKey, OptChange, SendState, SinchId, Store,
 };
 use serde_json::json;
 use sinch::client::AppMessage;
-use testkit::Moto;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 use worker::{RecordOutcome, Worker, process_batch};
@@ -640,16 +638,6 @@ async fn two_jobs_of_one_message_send_it_once<S: Store + Clone + 'static>(store:
     run(&worker, vec![job_record("j2", &job, 2)]).await;
     assert_eq!(sends(&sinch, "msg_2j").await, 1);
     assert_eq!(state(&store, "msg_2j").await.status, "SENT");
-}
-
-fn memory() -> MemoryStore {
-    MemoryStore::new()
-}
-
-async fn dynamo(moto: &Moto) -> DynamoStore {
-    DynamoStore::with_new_table(&moto.sdk_config().await, "sinch-hooks")
-        .await
-        .expect("moto creates the table")
 }
 
 testkit::for_both_stores!(
