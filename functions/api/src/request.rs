@@ -2,18 +2,18 @@
 //! anything is stored or queued. Each refusal has a stable snake_case code and a message that
 //! names the field (see [`ApiError`]).
 //!
-//! | field | what | rules |
+//! | field | what | rules (refusal code) |
 //! |---|---|---|
-//! | `to` | the recipient | E.164 (`+` and 7 to 15 digits) on phone channels; any identity up to 256 characters elsewhere |
-//! | `channel` | a Conversation channel (`WHATSAPP`, `SMS`, `RCS`, `MESSENGER`, `VIBERBM`, ...) or `SMS_API` (SMS API batches) | known, and configured |
-//! | `text` | a text message | not empty; at most 4096 characters on WhatsApp, 2000 on SMS (the smallest limit of the channels it may go on) |
-//! | `media` | `{url, thumbnail_url?, caption?, filename?}` | http(s) URLs; a caption makes it a card |
-//! | `template` | `{name, language, parameters}` (a WhatsApp template) and/or `{id, version}` (an omni template, with `omni_language`, `omni_parameters` when both are given) | WhatsApp parameter keys of Sinch's form (`body[1]text`, `button[0]url[1]text`, ...); `language` in `en_US` form |
-//! | `message` | any Sinch message as Sinch writes it, `{"<kind>_message": {...}}` with Sinch's fields beside the kind (`explicit_channel_message`, `channel_specific_message`, `agent`, ...) | exactly one kind (any `*_message` key, known or not); at most 10 choices (3 outside a carousel's cards, 10 cards); sent to Sinch exactly as given, every field kept |
-//! | `fallback` | channels to try next, in order | Conversation channels only, distinct, configured, at most 5 |
-//! | `metadata` | a JSON object, echoed in the status | at most 1024 bytes |
-//! | `ttl` | seconds Sinch keeps trying | 3 to 2,592,000 (30 days); SMS API 3 to 259,200 (3 days) |
-//! | `sms_sender` (alias `from`) | the SMS sender | a number or an alphanumeric sender of up to 11 characters |
+//! | `to` | the recipient | E.164 (`+` and 7 to 15 digits) on phone channels, any identity of 1 to 256 characters elsewhere (`invalid_recipient`) |
+//! | `channel` | a Conversation channel (`WHATSAPP`, `SMS`, `RCS`, `MESSENGER`, `VIBERBM`, `INSTAGRAM`, `TELEGRAM`, ...) or `SMS_API` (SMS API batches, per-recipient reports) | known (`unknown_channel`), with credentials in this deployment (`channel_not_configured`) |
+//! | `text` | a text message | not empty (`text_empty`); at most 4096 characters on WhatsApp and 2000 on SMS, the smallest limit of the channels it may go on (`text_too_long`) |
+//! | `media` | `{"url", "thumbnail_url"?, "caption"?, "filename"?}` | http(s) URLs (`invalid_media_url`); a caption makes it a card (media with a description); not on `SMS_API` |
+//! | `template` | a WhatsApp template `{"name", "language", "parameters"}` and/or an omni template `{"id", "version"}` (with `omni_language`, `omni_parameters` when both are given: the WhatsApp template on WhatsApp, the omni one elsewhere) | `language` like `en_US`, `version` given (`invalid_template`); WhatsApp parameter keys of Sinch's form, `body[1]text`, `header[1]image.link`, `button[0]url[1]text`, ... (`invalid_template_parameter`); a template by name only where WhatsApp is a channel (`template_channel_unsupported`) |
+//! | `message` | any Sinch message as Sinch writes it, `{"card_message": {...}}` (`choice_message`, `carousel_message`, `location_message`, `contact_info_message`, `list_message`, a kind Sinch adds later, ...) with Sinch's fields beside the kind (`explicit_channel_message`, `channel_specific_message`, `agent`, ...): **sent to Sinch exactly as given, field for field** | exactly one kind, any `*_message` key (`unknown_message_kind`); at most 10 choices, 10 cards, 3 outer choices of a carousel (`too_many_choices`) |
+//! | `fallback` | channels to try next, in order | Conversation channels, distinct, not on `SMS_API`, at most 5 (`invalid_fallback`) |
+//! | `metadata` | a JSON object, echoed in the status | an object (`invalid_metadata`) of at most 1024 bytes (`metadata_too_large`) |
+//! | `ttl` | seconds Sinch keeps trying | 3 to 2,592,000; `SMS_API` 3 to 259,200 (`ttl_out_of_range`) |
+//! | `sms_sender` (or `from`) | the SMS sender | a number or up to 11 alphanumerics (`invalid_sender`); required on `SMS_API` unless `SinchSmsSender` is set (`sender_missing`) |
 //!
 //! Exactly one of `text`, `media`, `template`, `message`.
 

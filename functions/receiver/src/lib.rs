@@ -7,13 +7,16 @@
 //!
 //! | situation | answer | side effect |
 //! |---|---|---|
-//! | valid signature, enqueued | 200 `accepted` | one queue message |
-//! | signature header missing or not text, algorithm not HmacSHA256, timestamp not a number, signature malformed or not matching any secret | 401 | nothing enqueued |
-//! | authentic but older (or further ahead) than the tolerance | 401 | parked in the dead-letter queue with reason `stale_signature` |
-//! | authentic but empty (SQS cannot store an empty message) | 400 | nothing enqueued |
-//! | body over the limit | 413 | nothing enqueued |
-//! | method other than POST | 405 | nothing |
-//! | enqueue (or dead-lettering) failed or timed out | 503 | nothing claimed: Sinch retries |
+//! | valid signature, enqueued | 200 `{"status":"accepted"}` | one SQS message |
+//! | a signature header missing (or not text) | 401 `missing_header` / `malformed_header` | nothing enqueued, warning logged (never a secret) |
+//! | signature mismatch (every configured secret tried) or not base64 of 32 bytes | 401 `signature_mismatch` / `malformed_signature` | nothing enqueued |
+//! | algorithm header present and not `HmacSHA256` | 401 `unsupported_algorithm` | nothing enqueued |
+//! | timestamp not a number | 401 `malformed_timestamp` | nothing enqueued |
+//! | authentic but older than the tolerance, or too far in the future | 401 `stale_signature` | sent to the DLQ with attribute `dead-letter-reason: stale_signature` |
+//! | authentic but empty body (no SQS message can be empty) | 400 `empty_body` | nothing enqueued |
+//! | body over the limit (`MAX_BODY_BYTES`, default 1 MiB), or too large for one SQS message once its attributes are added (the largest that fits is 1,048,236 bytes for a UTF-8 body, 786,156 for a body queued as base64) | 413 `body_too_large` | nothing enqueued |
+//! | method other than POST | 405 `method_not_allowed`, `Allow: POST` | none |
+//! | enqueue (or dead-lettering) failed or timed out | 503 `enqueue_failed` | none: Sinch retries; never a 2xx without a stored message |
 //!
 //! [`handle`] is a plain async function over its dependencies, so tests and benchmarks call it
 //! without the Lambda runtime; [`run`] wires it to `lambda_http`.

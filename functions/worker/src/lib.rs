@@ -4,23 +4,24 @@
 //! `WORKER_CONCURRENCY` at once), each in its own task, so a panic in one record fails that
 //! record only. The answer is an `SqsBatchResponse` listing exactly the records to retry:
 //!
-//! | record outcome | answer | side effect |
+//! | record outcome | answer to SQS | side effect |
 //! |---|---|---|
-//! | handled, or a kind we ignore or do not know | acked | logged with its kind |
-//! | transient failure (Sinch 429/5xx/network, state store unavailable) | `batchItemFailures` | SQS redelivers it after the visibility timeout; the queue's redrive policy parks it in the DLQ after N receives |
-//! | permanent failure (unparseable payload, Sinch 4xx) | acked | sent to the DLQ with a `dead-letter-reason` attribute, so the queue never spins on poison |
-//! | permanent failure and the DLQ unreachable | `batchItemFailures` | retried: nothing is acked that is not stored somewhere |
-//! | panic | `batchItemFailures` | logged |
+//! | handled | acked | status / inbound message / reply recorded |
+//! | a kind without a handler (contact events, opt-in results, ...) or unknown to this version | acked | logged with its kind |
+//! | transient failure (Sinch 429/5xx/network, state store unavailable) | in `batchItemFailures` | SQS delivers it again; the queue's redrive policy parks it in the DLQ after N receives |
+//! | permanent failure (not a Sinch callback, two trigger keys in one body, Sinch 4xx) | acked | sent to the DLQ with `dead-letter-reason` (`unparseable_payload`, `ambiguous_payload`, `sinch_rejected`, `bad_envelope`) and `dead-letter-detail` |
+//! | permanent failure and the DLQ unreachable | in `batchItemFailures` | nothing is acked that is not stored somewhere |
+//! | panic in a handler | in `batchItemFailures` | logged; the other records are unaffected |
 //!
 //! The same worker runs the sends of the messages API from the outbound queue (records with the
-//! `job` attribute `send`, see `pipeline::outbound`):
+//! `job` attribute `send`, see `pipeline::handlers::outbound`):
 //!
 //! | send outcome | answer | side effect |
 //! |---|---|---|
 //! | Sinch took it (now, or before: the ledger knew) | acked | `SENT` with Sinch's id |
 //! | Sinch refused it (4xx) | acked | `FAILED` with Sinch's reason |
 //! | the recipient opted out, or WhatsApp's window closed, when it was about to leave | acked | `FAILED` with `recipient_opted_out` / `whatsapp_window_closed`, never sent |
-//! | transient (429/5xx, no connection, store, outcome unknown) | `batchItemFailures` | retried; on the last receive a send Sinch never took is `FAILED` (`RETRIES_EXHAUSTED`), one that may have reached it `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`), and the queue parks the job (`pipeline::outbound`) |
+//! | transient (429/5xx, no connection, store, outcome unknown) | `batchItemFailures` | retried; on the last receive a send Sinch never took is `FAILED` (`RETRIES_EXHAUSTED`), one that may have reached it `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`), and the queue parks the job (`pipeline::handlers::outbound`) |
 //! | not a job of this version | acked | dead-lettered as `bad_job` |
 //!
 //! [`handle_batch`] is a plain async function over its dependencies; [`run`] wires it to the

@@ -6,14 +6,14 @@
 //! No write, no event; a write that changes nothing an event speaks of (a retry storing the
 //! same inbound message again, a late report the status does not move for), no event.
 //!
-//! | detail-type | made when | stable `id` from |
+//! | detail-type | made when | detail (schema) |
 //! |---|---|---|
-//! | `Message Received` | an inbound message is first stored | the inbound message |
-//! | `Message Status Changed` | a message's status moves (its first status included) | the message and its new status |
-//! | `Reply Sent` | Sinch accepted one of our replies (its send is recorded `SENT`) | the reply |
-//! | `Contact Opted Out` | a contact's opt-out appears | the contact and the message that opted out |
-//! | `Contact Opted In` | a contact's opt-out is lifted | the contact and the message that had opted out |
-//! | `Callback Dead-Lettered` | the worker parks a callback in the dead-letter queue | the SQS message |
+//! | `Message Received` | an inbound message (any channel) is first stored | `message_id`, `channel`, `from`, `to`, `kind`, `text` or `media` (URLs), `contact_id`, `conversation_id`, `received_at` (`schemas/events/message-received.v1.json`) |
+//! | `Message Status Changed` | a message's status moves forward (its first status included) | `previous_status`, `status`, `rank`, `final`, `reason` (`code`, `description`), `channel` (the one used, after a fallback), `message_id` (ours) and/or `sinch_message_id` / `sinch_batch_id`, `metadata` (a send's, as given), `at` (`schemas/events/message-status-changed.v1.json`) |
+//! | `Reply Sent` | Sinch accepted one of the pipeline's replies | `message_id` (`rpl_...`), `in_reply_to`, `channel`, `to`, `text`, Sinch's id (`schemas/events/reply-sent.v1.json`) |
+//! | `Contact Opted Out` | a contact opted out (STOP, ...) on a channel | `channel`, `identity`, `by_message_id` (`schemas/events/contact-opted-out.v1.json`) |
+//! | `Contact Opted In` | an opted-out contact opted back in (START, ...) | `channel`, `identity`, `opt_out_message_id` (`schemas/events/contact-opted-in.v1.json`) |
+//! | `Callback Dead-Lettered` | the worker parked a callback in the dead-letter queue | `message_id` (SQS's), `reason`, `detail`, `kind` (`schemas/events/callback-dead-lettered.v1.json`) |
 //!
 //! The `id` is the same however often a change is seen (a stream record delivered twice, a
 //! publisher that crashed mid-batch): consumers dedupe on it. It travels in the detail, as
