@@ -295,8 +295,15 @@ impl Ledger {
                     code = refusal.code,
                     "withheld at the moment of sending: the message is FAILED, nothing sent"
                 );
-                let result = SendResult::Refused {
-                    reason: refusal.reason(),
+                let result = if refusal.status == crate::status::Status::Failed {
+                    SendResult::Refused {
+                        reason: refusal.reason(),
+                    }
+                } else {
+                    SendResult::Ended {
+                        status: refusal.status.clone(),
+                        reason: refusal.reason(),
+                    }
                 };
                 return self
                     .record(store, id, Some(&attempt), result, now_ms, false)
@@ -403,7 +410,9 @@ impl Ledger {
                 }
                 Ok(Sent { sinch_id, resumed })
             }
-            SendResult::Refused { reason } => Err(refused(id, reason)),
+            SendResult::Refused { reason } | SendResult::Ended { reason, .. } => {
+                Err(refused(id, reason))
+            }
         }
     }
 
@@ -425,7 +434,7 @@ impl Ledger {
 /// A failed send as an error: withheld by a rule, or refused by Sinch.
 fn refused(id: &str, reason: Reason) -> SendError {
     let id = id.to_owned();
-    if rules::is_refusal(&reason) {
+    if rules::is_withheld(&reason) {
         SendError::Withheld { id, reason }
     } else {
         SendError::Refused { id, reason }

@@ -11,6 +11,10 @@
 //! | [`hook`] | the team's own logic inside the worker (a trait; the reply policy is the default) |
 //! | [`reply`] | the reply policy (keywords, opt-out, default reply) |
 //! | [`rules`] | whether a message may go now (opt-out, WhatsApp's window), at the door and just before it leaves |
+//! | [`schedule`] | work due later (`send_at`, quiet hours, a batch's fan-out): SQS delays and EventBridge Scheduler in AWS, in memory locally |
+//! | [`quiet_hours`] | holding a message until quiet hours end in the recipient's time zone |
+//! | [`pacing`] | sends at the configured rate per Sinch API across every worker, with a fast lane |
+//! | [`sms_parts`] | an SMS text's encoding (GSM-7, UCS-2) and parts |
 //! | [`ledger`] | send once: every send is recorded before it leaves and never repeated once Sinch took it |
 //! | [`status`] | delivery status that only moves forward |
 //! | [`store`] | where state lives (a trait; in-memory, and DynamoDB in AWS), and its items as changes see them |
@@ -32,10 +36,14 @@ pub mod hook;
 pub mod idempotency;
 pub mod ledger;
 pub mod metrics;
+pub mod pacing;
 pub mod process;
 pub mod queue;
+pub mod quiet_hours;
 pub mod reply;
 pub mod rules;
+pub mod schedule;
 pub mod secrets;
+pub mod sms_parts;
 pub mod status;
 pub mod store;

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | the recipient opted out (STOP, on any channel the message may go on) | `recipient_opted_out` | every send; a reply to the very message that opted out (its confirmation) excepted |
 //! | WhatsApp's customer service window: no message from the recipient in the last 24 hours | `whatsapp_window_closed` | free-form WhatsApp messages (not templates) with no other channel to fall back on; replies on WhatsApp |
+//! | its `ttl` or `expire_at` passed while it waited (a schedule, quiet hours, pacing, retries) | `expired`; it ends `EXPIRED` | sends of the messages API with a `ttl` or `expire_at` (checked when it leaves only) |
 //!
 //! At the door a refusal is a 422 with that code; at the moment of sending, the message ends
 //! `FAILED` with the code as its reason, and nothing is sent. Sends of the messages API read
@@ -16,12 +17,32 @@
 
 use std::time::Duration;
 
+use crate::status::Status;
 use crate::store::{ContactKey, ContactState, Reason, Store, StoreError};
+
+/// The expiry rule: past `expires_at_ms`, it ends `EXPIRED`.
+fn expired(check: &Check<'_>) -> Option<Refusal> {
+    let expires_at_ms = check.expires_at_ms?;
+    (check.now_ms >= expires_at_ms).then(|| Refusal {
+        status: Status::Expired,
+        code: EXPIRED,
+        message: format!(
+            "its ttl or expire_at passed {} ms before it could leave",
+            check.now_ms - expires_at_ms
+        ),
+    })
+}
 
 /// Refusal code: the recipient opted out.
 pub const RECIPIENT_OPTED_OUT: &str = "recipient_opted_out";
 /// Refusal code: a free-form WhatsApp message outside the 24-hour window.
 pub const WHATSAPP_WINDOW_CLOSED: &str = "whatsapp_window_closed";
+
+/// Refusal code: the message's `ttl` or `expire_at` passed before it could leave (it ends
+/// `EXPIRED`).
+pub const EXPIRED: &str = "expired";
+/// Reason code: canceled before it left (it ends `CANCELED`).
+pub const CANCELED: &str = "canceled";
 
 /// WhatsApp's customer service window.
 pub const WHATSAPP_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -52,16 +73,20 @@ pub struct Check<'a> {
     /// For a reply: the inbound message it answers (an opt-out by that very message does not
     /// stop its confirmation).
     pub answering: Option<&'a str>,
+    /// When it may no longer leave (its `ttl` or `expire_at`), if ever.
+    pub expires_at_ms: Option<u64>,
     pub now_ms: u64,
 }
 
 /// Why a send may not go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// [`RECIPIENT_OPTED_OUT`] or [`WHATSAPP_WINDOW_CLOSED`].
+    /// [`RECIPIENT_OPTED_OUT`], [`WHATSAPP_WINDOW_CLOSED`] or [`EXPIRED`].
     pub code: &'static str,
     /// For people: which recipient, which channel.
     pub message: String,
+    /// What the message ends as: `FAILED`, or `EXPIRED`.
+    pub status: Status,
 }
 
 impl Refusal {
@@ -71,9 +96,10 @@ impl Refusal {
     }
 }
 
-/// Whether a failed message's reason is one of these rules' (it was withheld, never sent).
-pub fn is_refusal(reason: &Reason) -> bool {
-    [RECIPIENT_OPTED_OUT, WHATSAPP_WINDOW_CLOSED].contains(&reason.code.as_str())
+/// Whether an ended message's reason says it was withheld (by a rule, its expiry, a cancel),
+/// never sent.
+pub fn is_withheld(reason: &Reason) -> bool {
+    [RECIPIENT_OPTED_OUT, WHATSAPP_WINDOW_CLOSED, EXPIRED, CANCELED].contains(&reason.code.as_str())
 }
 
 impl Rules {
@@ -83,6 +109,9 @@ impl Rules {
         store: &S,
         check: &Check<'_>,
     ) -> Result<Option<Refusal>, StoreError> {
+        if let Some(refusal) = expired(check) {
+            return Ok(Some(refusal));
+        }
         for contact in check.contacts {
             let state = store.contact(contact).await?;
             if let Some(refusal) = self.judge(contact, &state, check) {
@@ -99,12 +128,16 @@ impl Rules {
         state: &ContactState,
         check: &Check<'_>,
     ) -> Option<Refusal> {
+        if let Some(refusal) = expired(check) {
+            return Some(refusal);
+        }
         let opted_out = state
             .opted_out_by
             .as_deref()
             .is_some_and(|by| Some(by) != check.answering);
         if opted_out {
             return Some(Refusal {
+                status: Status::Failed,
                 code: RECIPIENT_OPTED_OUT,
                 message: format!(
                     "to: {} opted out (STOP) on {}",
@@ -119,6 +152,7 @@ impl Rules {
                 .is_some_and(|at| check.now_ms.saturating_sub(at) < window_ms);
             if !open {
                 return Some(Refusal {
+                    status: Status::Failed,
                     code: WHATSAPP_WINDOW_CLOSED,
                     message: format!(
                         "to: +{} has not written in the last 24 hours; outside that window WhatsApp takes only approved templates (send a template: name, language, parameters)",

@@ -9,13 +9,14 @@
 //! | rank | Conversation | SMS | ours |
 //! |---|---|---|---|
 //! | 1 | | | `ACCEPTED` (the messages API took it) |
+//! | 2 | | | `SCHEDULED` (waiting for `send_at`, or the end of quiet hours) |
 //! | 3 | | | `UNKNOWN` (parked: the send may have reached Sinch, its answer was lost and no report came before the retries ran out; a later report still moves it) |
 //! | 5 | | | `SENT` (Sinch accepted the send) |
 //! | 10 | `QUEUED_ON_CHANNEL` | `Queued` | |
 //! | 20 | `SWITCHING_CHANNEL` | `Dispatched` | |
 //! | 25 | | `Unknown` | |
 //! | 30 | `DELIVERED` | | |
-//! | 40, final | `READ`, `FAILED` | `Delivered`, `Failed`, `Expired`, `Rejected`, `Aborted`, `Cancelled`, `Deleted` | `FAILED` (Sinch refused the send) |
+//! | 40, final | `READ`, `FAILED` | `Delivered`, `Failed`, `Expired`, `Rejected`, `Aborted`, `Cancelled`, `Deleted` | `FAILED` (Sinch refused the send, a rule forbade it, retries spent), `CANCELED` (canceled before it left), `EXPIRED` (its `ttl` / `expire_at` passed while it waited) |
 //! | 0, never moves | anything else | anything else | |
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,8 @@ sinch::open_enum! {
     pub enum Status {
         /// The messages API took it.
         Accepted = "ACCEPTED",
+        /// Waiting for its time (`send_at`, or the end of quiet hours).
+        Scheduled = "SCHEDULED",
         /// Parked: its retries ran out and whether Sinch took it cannot be told; a late report
         /// still moves it.
         Unknown = "UNKNOWN",
@@ -39,6 +42,10 @@ sinch::open_enum! {
         Read = "READ",
         /// Final: Sinch (or a rule, or our retries) failed it.
         Failed = "FAILED",
+        /// Final: canceled before it left.
+        Canceled = "CANCELED",
+        /// Final: its `ttl` or `expire_at` passed before it could leave.
+        Expired = "EXPIRED",
         SmsQueued = "Queued",
         SmsDispatched = "Dispatched",
         /// The operator could not say; it may still report a final status.
@@ -58,6 +65,7 @@ impl Status {
     pub fn progress(&self) -> Progress {
         match self {
             Status::Accepted => Progress::ACCEPTED,
+            Status::Scheduled => Progress::SCHEDULED,
             Status::Unknown => Progress::UNKNOWN,
             Status::Sent => Progress::SENT,
             Status::QueuedOnChannel | Status::SmsQueued => Progress::new(10, false),
@@ -66,6 +74,8 @@ impl Status {
             Status::Delivered => Progress::new(30, false),
             Status::Read
             | Status::Failed
+            | Status::Canceled
+            | Status::Expired
             | Status::SmsDelivered
             | Status::SmsFailed
             | Status::SmsExpired
@@ -129,6 +139,8 @@ impl Progress {
 
     /// [`Status::Accepted`]: taken by us, not yet handed to Sinch.
     pub const ACCEPTED: Progress = Progress::new(1, false);
+    /// [`Status::Scheduled`]: waiting for its time.
+    pub const SCHEDULED: Progress = Progress::new(2, false);
     /// [`Status::Unknown`]: parked, outcome not known.
     pub const UNKNOWN: Progress = Progress::new(3, false);
     /// [`Status::Sent`]: Sinch accepted the send.

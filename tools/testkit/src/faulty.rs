@@ -15,8 +15,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pipeline::store::DeadLetter;
+use pipeline::status::Status;
 use pipeline::store::{
-    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, Finished,
+    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, Claim, ClaimRequest, ContactKey, ContactState, Finished,
     InboundRecord, MessageKey, MessageState, OptChange, SendAttempt, SendFinish, SendSlot,
     StatusChange, StatusUpdate, Store, StoreError,
 };
@@ -229,5 +230,39 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
         self.call("abandon_send", id, self.inner.abandon_send(id, attempt))
             .await
+    }
+    async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
+        self.call("contacts", "", self.inner.contacts(contacts)).await
+    }
+    async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
+        self.call("statuses", "", self.inner.statuses(ids)).await
+    }
+    async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
+        self.call("create_batch", &batch.id, self.inner.create_batch(batch, chunks))
+            .await
+    }
+    async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        self.call("batch", id, self.inner.batch(id)).await
+    }
+    async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {
+        self.call("batch_chunk", id, self.inner.batch_chunk(id, chunk))
+            .await
+    }
+    async fn cancel_batch(&self, id: &str) -> Result<BatchCancel, StoreError> {
+        self.call("cancel_batch", id, self.inner.cancel_batch(id)).await
+    }
+    async fn take_slot(
+        &self,
+        timeline: &str,
+        interval_us: u64,
+        now_us: u64,
+        horizon_us: Option<u64>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.call(
+            "take_slot",
+            timeline,
+            self.inner.take_slot(timeline, interval_us, now_us, horizon_us),
+        )
+        .await
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    CALLBACK_DEAD_LETTERED, CONTACT_OPTED_IN, CONTACT_OPTED_OUT, Change, Event, MESSAGE_RECEIVED,
+    BATCH_COMPLETED, CALLBACK_DEAD_LETTERED, CONTACT_OPTED_IN, CONTACT_OPTED_OUT, Change, Event, MESSAGE_RECEIVED,
     MESSAGE_STATUS_CHANGED, REPLY_SENT, SCHEMA_VERSION, Snapshot,
 };
 use crate::clock::rfc3339;
@@ -78,6 +78,29 @@ pub fn derive(change: &Change) -> Vec<Event> {
                         detail.insert("opt_out_message_id".into(), by);
                     }
                     vec![event]
+                }
+                _ => Vec::new(),
+            }
+        }
+        (old, Some(Snapshot::Batch(batch))) => {
+            let was_complete = matches!(old, Some(Snapshot::Batch(b)) if b.completed_at_ms.is_some());
+            match batch.completed_at_ms {
+                Some(completed_at_ms) if !was_complete => {
+                    let detail = object([
+                        ("batch_id", json!(batch.id)),
+                        ("total", json!(batch.total)),
+                        ("refused", json!(batch.refused)),
+                        ("canceled", json!(batch.canceled)),
+                        ("created_at", json!(rfc3339(batch.created_at_ms))),
+                        ("completed_at", json!(rfc3339(completed_at_ms))),
+                    ]);
+                    vec![Event::new(
+                        BATCH_COMPLETED,
+                        format!("batch#{}", batch.id),
+                        &[],
+                        change.at_ms,
+                        Value::Object(detail),
+                    )]
                 }
                 _ => Vec::new(),
             }

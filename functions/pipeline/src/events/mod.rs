@@ -13,6 +13,7 @@
 //! | `Reply Sent` | Sinch accepted one of the pipeline's replies | `message_id` (`rpl_...`), `in_reply_to`, `channel`, `to`, `text`, Sinch's id (`schemas/events/reply-sent.v1.json`) |
 //! | `Contact Opted Out` | a contact opted out (STOP, ...) on a channel | `channel`, `identity`, `by_message_id` (`schemas/events/contact-opted-out.v1.json`) |
 //! | `Contact Opted In` | an opted-out contact opted back in (START, ...) | `channel`, `identity`, `opt_out_message_id` (`schemas/events/contact-opted-in.v1.json`) |
+//! | `Batch Completed` | the last message of a batch of the messages API reached a final status | `batch_id`, `total` (messages), `refused` (recipients refused at the door), `canceled`, `created_at`, `completed_at` (`schemas/events/batch-completed.v1.json`) |
 //! | `Callback Dead-Lettered` | the worker parked a callback in the dead-letter queue | `message_id` (SQS's), `reason`, `detail`, `kind` (`schemas/events/callback-dead-lettered.v1.json`) |
 //!
 //! The `id` is the same however often a change is seen (a stream record delivered twice, a
@@ -45,15 +46,17 @@ pub const REPLY_SENT: &str = "Reply Sent";
 pub const CONTACT_OPTED_OUT: &str = "Contact Opted Out";
 pub const CONTACT_OPTED_IN: &str = "Contact Opted In";
 pub const CALLBACK_DEAD_LETTERED: &str = "Callback Dead-Lettered";
+pub const BATCH_COMPLETED: &str = "Batch Completed";
 
 /// Every detail-type, with the file of its schema.
-pub const DETAIL_TYPES: [(&str, &str); 6] = [
+pub const DETAIL_TYPES: [(&str, &str); 7] = [
     (MESSAGE_RECEIVED, "message-received.v1.json"),
     (MESSAGE_STATUS_CHANGED, "message-status-changed.v1.json"),
     (REPLY_SENT, "reply-sent.v1.json"),
     (CONTACT_OPTED_OUT, "contact-opted-out.v1.json"),
     (CONTACT_OPTED_IN, "contact-opted-in.v1.json"),
     (CALLBACK_DEAD_LETTERED, "callback-dead-lettered.v1.json"),
+    (BATCH_COMPLETED, "batch-completed.v1.json"),
 ];
 
 /// One event, before it is an EventBridge entry.

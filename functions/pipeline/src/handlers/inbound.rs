@@ -183,6 +183,7 @@ async fn respond<S: Store, H: Hook>(
             contacts: std::slice::from_ref(&record.from),
             whatsapp_free_form: record.from.channel == sinch::Channel::WhatsApp,
             answering: Some(&id),
+            expires_at_ms: None,
             now_ms: crate::clock::unix_millis(services.clock.now()),
         };
         Ok(services.rules.judge(&record.from, &after, &check))

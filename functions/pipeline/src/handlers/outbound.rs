@@ -52,6 +52,13 @@ pub struct OutboundJob {
     /// The recipient as asked (an E.164 number, or another channel's identity).
     pub to: String,
     pub route: Route,
+    /// When it may no longer leave (`ttl` after acceptance, or `expire_at`): past it, the
+    /// message ends `EXPIRED`, unsent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// The batch it belongs to: a canceled batch's messages never leave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 /// Which API sends it, with what.
@@ -222,6 +229,7 @@ pub async fn send<S: Store, H: Hook>(
             contacts: &contacts,
             whatsapp_free_form: job.whatsapp_free_form(),
             answering: None,
+            expires_at_ms: job.expires_at_ms,
             now_ms: unix_millis(services.clock.now()),
         };
         services.rules.check(&services.store, &check).await
@@ -325,6 +333,8 @@ mod tests {
             id: "msg_01".into(),
             to: "+46701234567".into(),
             route,
+            expires_at_ms: None,
+            batch: None,
         }
     }
 

@@ -56,7 +56,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
+    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
     Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange,
     Reason, SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Snapshot,
     StatusChange, StatusUpdate, Store, StoreError, entry_id,
@@ -70,6 +70,8 @@ const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
 /// Abandoned claims are removed by TTL this long after their lease.
 const ABANDONED_CLAIM_TTL_S: u64 = 24 * 3600;
+/// Batches (and their recipients' chunks) live as long as a schedule may be ahead, and more.
+const BATCH_TTL_S: u64 = 40 * 24 * 3600;
 /// Dead-letter records live as long as the dead-letter queue keeps messages.
 const DEAD_LETTER_TTL_S: u64 = 14 * 24 * 3600;
 
@@ -307,6 +309,54 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
         metadata: text(item, "metadata").map(str::to_owned),
         caller: text(item, "caller").map(str::to_owned),
         text: text(item, "text").map(str::to_owned),
+        scheduled_at_ms: number(item, "scheduled_at_ms"),
+        batch: text(item, "batch_id").map(|id| BatchRef {
+            id: id.to_owned(),
+            index: number(item, "batch_index")
+                .and_then(|i| u32::try_from(i).ok())
+                .unwrap_or_default(),
+        }),
+    })
+}
+
+fn batch_pk(id: &str) -> String {
+    format!("batch#{id}")
+}
+
+fn chunk_pk(id: &str, chunk: u32) -> String {
+    format!("batch#{id}#{chunk}")
+}
+
+/// A batch item read back.
+fn batch_record(item: &Item) -> Option<BatchRecord> {
+    let id = text(item, "pk")?.strip_prefix("batch#")?;
+    if id.contains('#') {
+        return None;
+    }
+    let count = |name| {
+        number(item, name)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or_default()
+    };
+    Some(BatchRecord {
+        id: id.to_owned(),
+        caller: text(item, "caller").unwrap_or_default().to_owned(),
+        channel: text(item, "channel").unwrap_or_default().to_owned(),
+        total: count("total"),
+        refused: count("refused"),
+        chunks: count("chunks"),
+        created_at_ms: number(item, "created_at_ms").unwrap_or_default(),
+        send_at_ms: number(item, "send_at_ms"),
+        canceled: item
+            .get("canceled")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        finals: item
+            .get("finals")
+            .and_then(|v| v.as_ns().ok())
+            .map_or(0, |set| u32::try_from(set.len()).unwrap_or(u32::MAX)),
+        completed_at_ms: number(item, "completed_at_ms"),
     })
 }
 
@@ -527,6 +577,9 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
     if let Some(key) = message_key(pk) {
         return message_state(&key, item).map(Snapshot::Message);
     }
+    if pk.starts_with("batch#") {
+        return batch_record(item).map(Snapshot::Batch);
+    }
     if let Some(id) = pk.strip_prefix("in#") {
         return Some(Snapshot::Inbound(InboundRecord {
             id: id.to_owned(),
@@ -571,6 +624,130 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
         }));
     }
     None
+}
+
+/// The batch a message item belongs to.
+fn batch_of(item: &Item) -> Option<BatchRef> {
+    Some(BatchRef {
+        id: text(item, "batch_id")?.to_owned(),
+        index: number(item, "batch_index").and_then(|i| u32::try_from(i).ok())?,
+    })
+}
+
+/// Every rank a status can be stored at (for projections of statuses alone).
+const RANKS: [u8; 10] = [0, 1, 2, 3, 5, 10, 20, 25, 30, 40];
+
+impl DynamoStore {
+    /// Counts a batch's message as final (a set of indexes: again is a no-op); the batch is
+    /// complete when all are.
+    async fn batch_final(&self, message: &BatchRef) -> Result<(), StoreError> {
+        let added = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(batch_pk(&message.id)))
+            .update_expression("ADD finals :index")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":index", AttributeValue::Ns(vec![message.index.to_string()]))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let batch = match added {
+            Ok(output) => output.attributes.as_ref().and_then(batch_record),
+            Err(SdkError::ServiceError(service))
+                if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                return Ok(());
+            }
+            Err(error) => return Err(failed("batch final", error)),
+        };
+        let Some(batch) = batch.filter(|b| b.finals >= b.total && b.completed_at_ms.is_none())
+        else {
+            return Ok(());
+        };
+        let now_ms = crate::clock::unix_millis(std::time::SystemTime::now());
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(batch_pk(&batch.id)))
+            .update_expression("SET completed_at_ms = :now")
+            .condition_expression("attribute_not_exists(completed_at_ms)")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(failed("batch complete", error)),
+        }
+    }
+
+    /// Items by key, a hundred at a time, keys DynamoDB left unprocessed asked again: the
+    /// items found, by `pk`.
+    async fn get_many(
+        &self,
+        operation: &'static str,
+        pks: &[String],
+        projection: Option<&str>,
+    ) -> Result<HashMap<String, Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = HashMap::new();
+        for chunk in pks.chunks(100) {
+            let mut unique: Vec<&String> = chunk.iter().collect();
+            unique.sort();
+            unique.dedup();
+            let keys: Vec<Item> = unique
+                .into_iter()
+                .map(|pk| HashMap::from([("pk".to_owned(), s(pk))]))
+                .collect();
+            let mut wanted = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true);
+            if let Some(projection) = projection {
+                wanted = wanted.projection_expression(projection);
+            }
+            let mut request = Some(HashMap::from([(
+                self.table.clone(),
+                wanted.build().map_err(|e| StoreError {
+                    operation,
+                    detail: e.to_string(),
+                })?,
+            )]));
+            // DynamoDB may leave keys unprocessed under load: the protocol is to ask again.
+            let mut rounds = 0;
+            while let Some(items) = request.take().filter(|r| !r.is_empty()) {
+                rounds += 1;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| failed(operation, e))?;
+                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    if let Some(pk) = text(&item, "pk") {
+                        found.insert(pk.to_owned(), item);
+                    }
+                }
+                request = output.unprocessed_keys.filter(|left| !left.is_empty());
+                if request.is_some() {
+                    if rounds >= 8 {
+                        return Err(StoreError {
+                            operation,
+                            detail: "keys left unprocessed after 8 rounds".into(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(20 << rounds)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// The furthest status an item holds: its highest `s<rank>` attribute.
@@ -781,6 +958,18 @@ impl Store for DynamoStore {
                 },
             )
             .await?;
+        let item = match &written {
+            Written::Applied(old) => old.as_ref(),
+            Written::AlreadyThere(item) | Written::Fenced(item) => Some(item),
+        };
+        let was_final = item
+            .and_then(furthest)
+            .is_some_and(|(rank, _)| Progress::from_rank(rank).terminal);
+        if (was_final || update.status.is_final())
+            && let Some(batch) = item.and_then(batch_of)
+        {
+            self.batch_final(&batch).await?;
+        }
         let previous = match written {
             Written::Applied(old) => old.as_ref().and_then(furthest),
             // This very report is in already: it moved nothing more.
@@ -916,7 +1105,7 @@ impl Store for DynamoStore {
     async fn accept_message(&self, message: &AcceptedMessage) -> Result<Acceptance, StoreError> {
         let key = MessageKey::Ours(message.id.clone());
         let entry = HistoryEntry {
-            status: Status::Accepted,
+            status: message.status.clone(),
             at_ms: message.at_ms,
             reason: None,
             channel: None,
@@ -924,8 +1113,8 @@ impl Store for DynamoStore {
         let mut item: Item = HashMap::from([
             ("pk".to_owned(), s(message_pk(&key))),
             (
-                format!("s{}", Progress::ACCEPTED.rank),
-                s(Status::Accepted.as_str()),
+                format!("s{}", message.status.progress().rank),
+                s(message.status.as_str()),
             ),
             ("history".to_owned(), history_entry(&entry)),
             ("history_count".to_owned(), n(1)),
@@ -940,6 +1129,13 @@ impl Store for DynamoStore {
         ]);
         if let Some(metadata) = &message.metadata {
             item.insert("metadata".to_owned(), s(metadata));
+        }
+        if let Some(at) = message.scheduled_at_ms {
+            item.insert("scheduled_at_ms".to_owned(), n(at));
+        }
+        if let Some(batch) = &message.batch {
+            item.insert("batch_id".to_owned(), s(&batch.id));
+            item.insert("batch_index".to_owned(), n(u64::from(batch.index)));
         }
         // There already: this very message (a retry of the request that reserved the id, or
         // the SDK's retry of a put that landed) is that message; anything else is a conflict.
@@ -1063,6 +1259,9 @@ impl Store for DynamoStore {
             SendResult::Refused { reason } => {
                 (SendState::Failed, Status::Failed, Some(reason.clone()))
             }
+            SendResult::Ended { status, reason } => {
+                (SendState::Failed, status.clone(), Some(reason.clone()))
+            }
         };
         let entry = HistoryEntry {
             status: status.clone(),
@@ -1119,6 +1318,26 @@ impl Store for DynamoStore {
                 },
             )
             .await?;
+        let finished = match &written {
+            Written::Applied(_) | Written::AlreadyThere(_) => Finished::Recorded,
+            Written::Fenced(item)
+                if text(item, "send_state") == Some(target.as_str())
+                    && text(item, "attempt") == finish.attempt =>
+            {
+                Finished::Recorded
+            }
+            Written::Fenced(_) => Finished::Superseded,
+        };
+        let item = match &written {
+            Written::Applied(old) => old.as_ref(),
+            Written::AlreadyThere(item) | Written::Fenced(item) => Some(item),
+        };
+        if finished == Finished::Recorded
+            && status.is_final()
+            && let Some(batch) = item.and_then(batch_of)
+        {
+            self.batch_final(&batch).await?;
+        }
         Ok(match written {
             Written::Applied(_) | Written::AlreadyThere(_) => Finished::Recorded,
             // This very write landed before (the SDK retried it): recorded.
@@ -1157,5 +1376,169 @@ impl Store for DynamoStore {
             }
             Err(error) => Err(failed("abandon send", error)),
         }
+    }
+
+    async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
+        let pks: Vec<String> = contacts.iter().map(contact_pk).collect();
+        let found = self.get_many("contacts", &pks, None).await?;
+        Ok(pks
+            .iter()
+            .map(|pk| found.get(pk).map(contact_state).unwrap_or_default())
+            .collect())
+    }
+
+    async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
+        let pks: Vec<String> = ids
+            .iter()
+            .map(|id| message_pk(&MessageKey::Ours(id.clone())))
+            .collect();
+        let projection: Vec<String> = std::iter::once("pk".to_owned())
+            .chain(RANKS.iter().map(|rank| format!("s{rank}")))
+            .collect();
+        let found = self
+            .get_many("statuses", &pks, Some(&projection.join(", ")))
+            .await?;
+        Ok(pks
+            .iter()
+            .map(|pk| found.get(pk).and_then(furthest).map(|(_, status)| status))
+            .collect())
+    }
+
+    async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
+        // The chunks first, so that a batch on record always has its recipients; a chunk left
+        // by a request that died expires with the TTL.
+        let expires_at = batch.created_at_ms / 1000 + BATCH_TTL_S;
+        for (index, chunk) in chunks.iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(chunk_pk(&batch.id, index)))
+                .item("recipients", s(chunk))
+                .item("expires_at", n(expires_at))
+                .send()
+                .await
+                .map_err(|e| failed("create batch", e))?;
+        }
+        let mut item: Item = HashMap::from([
+            ("pk".to_owned(), s(batch_pk(&batch.id))),
+            ("caller".to_owned(), s(&batch.caller)),
+            ("channel".to_owned(), s(&batch.channel)),
+            ("total".to_owned(), n(u64::from(batch.total))),
+            ("refused".to_owned(), n(u64::from(batch.refused))),
+            ("chunks".to_owned(), n(u64::from(batch.chunks))),
+            ("created_at_ms".to_owned(), n(batch.created_at_ms)),
+            ("canceled".to_owned(), AttributeValue::Bool(batch.canceled)),
+            ("expires_at".to_owned(), n(expires_at)),
+        ]);
+        if let Some(at) = batch.send_at_ms {
+            item.insert("send_at_ms".to_owned(), n(at));
+        }
+        self.put_new("create batch", item).await.map(|_| ())
+    }
+
+    async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(self
+            .get("batch", batch_pk(id))
+            .await?
+            .as_ref()
+            .and_then(batch_record))
+    }
+
+    async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get("batch chunk", chunk_pk(id, chunk))
+            .await?
+            .as_ref()
+            .and_then(|item| text(item, "recipients").map(str::to_owned)))
+    }
+
+    async fn cancel_batch(&self, id: &str) -> Result<BatchCancel, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(batch_pk(id)))
+            .update_expression("SET canceled = :yes")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(completed_at_ms)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(BatchCancel::Canceled),
+            Err(SdkError::ServiceError(service))
+                if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(match self.batch(id).await? {
+                    None => BatchCancel::Missing,
+                    Some(_) => BatchCancel::Completed,
+                })
+            }
+            Err(error) => Err(failed("cancel batch", error)),
+        }
+    }
+
+    async fn take_slot(
+        &self,
+        timeline: &str,
+        interval_us: u64,
+        now_us: u64,
+        horizon_us: Option<u64>,
+    ) -> Result<Option<u64>, StoreError> {
+        let pk = format!("pace#{timeline}");
+        let limit = horizon_us.map_or(u64::MAX, |h| now_us.saturating_add(h));
+        // Two conditional moves, each one call: the timeline is ahead of now (take its next
+        // slot), or idle (the slot is now). A lost race on either tries again.
+        for _ in 0..8 {
+            let ahead = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .update_expression("SET next_us = next_us + :interval")
+                .condition_expression("next_us >= :now AND next_us <= :limit")
+                .expression_attribute_values(":interval", n(interval_us))
+                .expression_attribute_values(":now", n(now_us))
+                .expression_attribute_values(":limit", n(limit))
+                .return_values(ReturnValue::UpdatedOld)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let old = match ahead {
+                Ok(output) => {
+                    return Ok(output
+                        .attributes
+                        .as_ref()
+                        .and_then(|item| number(item, "next_us")));
+                }
+                Err(error) => self.condition_failed("take slot", &pk, error).await?,
+            };
+            match number(&old, "next_us") {
+                Some(next) if next > limit => return Ok(None),
+                Some(next) if next >= now_us => continue,
+                _ => {}
+            }
+            let idle = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .update_expression("SET next_us = :next")
+                .condition_expression("attribute_not_exists(next_us) OR next_us < :now")
+                .expression_attribute_values(":next", n(now_us.saturating_add(interval_us)))
+                .expression_attribute_values(":now", n(now_us))
+                .send()
+                .await;
+            match idle {
+                Ok(_) => return Ok(Some(now_us)),
+                Err(SdkError::ServiceError(service))
+                    if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                Err(error) => return Err(failed("take slot", error)),
+            }
+        }
+        Err(StoreError {
+            operation: "take slot",
+            detail: "the timeline kept moving under 8 tries".into(),
+        })
     }
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::{
-    Acceptance, AcceptedMessage, Change, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
+    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Change, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
     Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange,
     Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SendState, Snapshot,
     StatusChange, StatusUpdate, Store, StoreError, entry_id,
@@ -51,6 +51,14 @@ struct Item {
     ledger: Option<Ledger>,
 }
 
+/// A batch, with which of its messages have a final status.
+#[derive(Debug, Clone)]
+struct Batch {
+    record: BatchRecord,
+    finals: BTreeSet<u32>,
+    chunks: Vec<String>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     idempotency: BTreeMap<String, Idempotency>,
@@ -58,6 +66,9 @@ struct State {
     inbound: BTreeMap<String, InboundRecord>,
     contacts: BTreeMap<ContactKey, ContactState>,
     dead_letters: BTreeMap<String, DeadLetter>,
+    batches: BTreeMap<String, Batch>,
+    /// Per pacing timeline, the next free slot (Unix µs).
+    timelines: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -92,6 +103,8 @@ impl State {
                 metadata: None,
                 caller: None,
                 text: None,
+                scheduled_at_ms: None,
+                batch: None,
             },
             history_ids: BTreeSet::new(),
             ledger: None,
@@ -179,7 +192,8 @@ impl MemoryStore {
         }
     }
 
-    /// Runs `write` on one message item and reports its change.
+    /// Runs `write` on one message item and reports its change; a message of a batch that is
+    /// final now counts as such in its batch.
     fn write_message<T>(&self, key: &MessageKey, write: impl FnOnce(&mut State) -> T) -> T {
         let mut state = self.lock();
         let before = self.watched().then(|| state.message_snapshot(key));
@@ -187,7 +201,32 @@ impl MemoryStore {
         if let Some(before) = before {
             self.emit(before, state.message_snapshot(key));
         }
+        let ended = state
+            .messages
+            .get(key)
+            .filter(|item| item.state.status.is_final())
+            .and_then(|item| item.state.batch.clone());
+        if let Some(batch) = ended {
+            self.batch_final(&mut state, &batch);
+        }
         result
+    }
+
+    /// Counts a batch's message as final; the batch is complete when all are.
+    fn batch_final(&self, state: &mut State, message: &BatchRef) {
+        let Some(batch) = state.batches.get_mut(&message.id) else {
+            return;
+        };
+        if !batch.finals.insert(message.index) {
+            return;
+        }
+        let before = batch.record.clone();
+        batch.record.finals = u32::try_from(batch.finals.len()).unwrap_or(u32::MAX);
+        if batch.record.finals >= batch.record.total && batch.record.completed_at_ms.is_none() {
+            batch.record.completed_at_ms = Some(unix_millis(SystemTime::now()));
+        }
+        let after = batch.record.clone();
+        self.emit(Some(Snapshot::Batch(before)), Some(Snapshot::Batch(after)));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -408,14 +447,16 @@ impl Store for MemoryStore {
             item.state.to = Some(accepted.to.clone());
             item.state.metadata = accepted.metadata.clone();
             item.state.caller = Some(accepted.caller.clone());
+            item.state.scheduled_at_ms = accepted.scheduled_at_ms;
+            item.state.batch = accepted.batch.clone();
             let entry = HistoryEntry {
-                status: Status::Accepted,
+                status: accepted.status.clone(),
                 at_ms: accepted.at_ms,
                 reason: None,
                 channel: None,
             };
             let id = entry_id(&entry, None);
-            apply(item, &Status::Accepted, entry, id);
+            apply(item, &accepted.status, entry, id);
             Ok(Acceptance::New)
         })
     }
@@ -493,7 +534,7 @@ impl Store for MemoryStore {
     async fn finish_send(&self, finish: &SendFinish<'_>) -> Result<Finished, StoreError> {
         let send_state = match finish.result {
             SendResult::Accepted { .. } => SendState::Sent,
-            SendResult::Refused { .. } => SendState::Failed,
+            SendResult::Refused { .. } | SendResult::Ended { .. } => SendState::Failed,
         };
         let key = MessageKey::Ours(finish.id.to_owned());
         Ok(self.write_message(&key, |state| {
@@ -524,6 +565,7 @@ impl Store for MemoryStore {
                     (Status::Sent, None)
                 }
                 SendResult::Refused { reason } => (Status::Failed, Some(reason.clone())),
+                SendResult::Ended { status, reason } => (status.clone(), Some(reason.clone())),
             };
             let entry = HistoryEntry {
                 status: status.clone(),
@@ -558,5 +600,90 @@ impl Store for MemoryStore {
             ledger.attempt_at_ms = 0;
         }
         Ok(())
+    }
+
+    async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
+        let state = self.lock();
+        Ok(contacts
+            .iter()
+            .map(|key| state.contacts.get(key).cloned().unwrap_or_default())
+            .collect())
+    }
+
+    async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
+        let state = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                state
+                    .messages
+                    .get(&MessageKey::Ours(id.clone()))
+                    .map(|item| item.state.status.clone())
+                    .filter(|status| !is_unset(status))
+            })
+            .collect())
+    }
+
+    async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.batches.contains_key(&batch.id) {
+            return Ok(());
+        }
+        state.batches.insert(
+            batch.id.clone(),
+            Batch {
+                record: batch.clone(),
+                finals: BTreeSet::new(),
+                chunks: chunks.to_vec(),
+            },
+        );
+        self.emit(None, Some(Snapshot::Batch(batch.clone())));
+        Ok(())
+    }
+
+    async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(self.lock().batches.get(id).map(|batch| batch.record.clone()))
+    }
+
+    async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .batches
+            .get(id)
+            .and_then(|batch| batch.chunks.get(chunk as usize).cloned()))
+    }
+
+    async fn cancel_batch(&self, id: &str) -> Result<BatchCancel, StoreError> {
+        let mut state = self.lock();
+        let Some(batch) = state.batches.get_mut(id) else {
+            return Ok(BatchCancel::Missing);
+        };
+        if batch.record.completed_at_ms.is_some() {
+            return Ok(BatchCancel::Completed);
+        }
+        if !batch.record.canceled {
+            let before = batch.record.clone();
+            batch.record.canceled = true;
+            let after = batch.record.clone();
+            self.emit(Some(Snapshot::Batch(before)), Some(Snapshot::Batch(after)));
+        }
+        Ok(BatchCancel::Canceled)
+    }
+
+    async fn take_slot(
+        &self,
+        timeline: &str,
+        interval_us: u64,
+        now_us: u64,
+        horizon_us: Option<u64>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut state = self.lock();
+        let next = state.timelines.entry(timeline.to_owned()).or_insert(0);
+        let slot = (*next).max(now_us);
+        if horizon_us.is_some_and(|horizon| slot > now_us.saturating_add(horizon)) {
+            return Ok(None);
+        }
+        *next = slot.saturating_add(interval_us);
+        Ok(Some(slot))
     }
 }

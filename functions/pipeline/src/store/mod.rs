@@ -43,6 +43,8 @@ pub enum Snapshot {
         state: ContactState,
     },
     DeadLetter(DeadLetter),
+    /// A batch of the messages API.
+    Batch(BatchRecord),
 }
 
 /// One committed write: the item before and after (`None`: it did not exist / was removed).
@@ -201,6 +203,54 @@ pub struct MessageState {
     pub caller: Option<String>,
     /// For our replies: the text sent.
     pub text: Option<String>,
+    /// When it is due to leave, while it waits (`SCHEDULED`).
+    pub scheduled_at_ms: Option<u64>,
+    /// The batch it is one recipient of.
+    pub batch: Option<BatchRef>,
+}
+
+/// One recipient of a batch: the batch, and the recipient's place in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BatchRef {
+    pub id: String,
+    pub index: u32,
+}
+
+/// A batch of the messages API, as stored (its recipients in chunks beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    /// `bat_<ULID>`.
+    pub id: String,
+    /// Who asked (only they may read or cancel it).
+    pub caller: String,
+    /// The channel asked for.
+    pub channel: String,
+    /// Messages accepted (the recipients that passed every rule).
+    pub total: u32,
+    /// Recipients refused at the door.
+    pub refused: u32,
+    /// How many chunks hold its recipients.
+    pub chunks: u32,
+    pub created_at_ms: u64,
+    /// When its messages are due to leave (absent: at once).
+    pub send_at_ms: Option<u64>,
+    /// Canceled: what has not left never will.
+    pub canceled: bool,
+    /// How many of its messages have a final status.
+    pub finals: u32,
+    /// When its last message reached a final status.
+    pub completed_at_ms: Option<u64>,
+}
+
+/// What canceling a batch found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchCancel {
+    /// Canceled now (or before: canceling twice is canceling).
+    Canceled,
+    /// Every message of it had already ended.
+    Completed,
+    /// No such batch.
+    Missing,
 }
 
 impl MessageState {
@@ -369,6 +419,9 @@ pub enum SendResult {
     /// Sinch refused it for good, or a rule forbade it before it left: the message is FAILED
     /// with this reason.
     Refused { reason: Reason },
+    /// It never left and never will, ending at `status` ([`Status::Canceled`],
+    /// [`Status::Expired`]) with this reason.
+    Ended { status: Status, reason: Reason },
 }
 
 /// The end of one of our sends, as [`Store::finish_send`] records it: fenced on the attempt it
@@ -468,6 +521,11 @@ pub struct AcceptedMessage {
     /// Who asked (the caller's identity).
     pub caller: String,
     pub at_ms: u64,
+    /// `ACCEPTED`, or `SCHEDULED` with the time it is due.
+    pub status: Status,
+    pub scheduled_at_ms: Option<u64>,
+    /// The batch it is one recipient of.
+    pub batch: Option<BatchRef>,
 }
 
 /// A change to a contact's opt-out, stored together with the inbound message that caused it.
@@ -568,4 +626,51 @@ pub trait Store: Send + Sync {
         id: &str,
         attempt: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What is known of several contacts at once (one call per hundred in DynamoDB), in the
+    /// order asked.
+    fn contacts(
+        &self,
+        contacts: &[ContactKey],
+    ) -> impl Future<Output = Result<Vec<ContactState>, StoreError>> + Send;
+
+    /// The statuses of several of our messages at once (`None`: no such message), in the
+    /// order asked.
+    fn statuses(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Status>>, StoreError>> + Send;
+
+    /// Stores a batch and its recipients' chunks (each a JSON text), unless a batch with its id
+    /// exists (then nothing is written: a retry of the same request).
+    fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        chunks: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A batch, if there is one under `id`.
+    fn batch(&self, id: &str) -> impl Future<Output = Result<Option<BatchRecord>, StoreError>> + Send;
+
+    /// One chunk of a batch's recipients (the JSON text stored).
+    fn batch_chunk(
+        &self,
+        id: &str,
+        chunk: u32,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Marks a batch canceled, unless every message of it has ended.
+    fn cancel_batch(&self, id: &str) -> impl Future<Output = Result<BatchCancel, StoreError>> + Send;
+
+    /// Takes the next send slot on a pacing `timeline` (one per Sinch API): slots are
+    /// `interval_us` apart, never earlier than `now_us`. `horizon_us`, when given, is how far
+    /// ahead a slot may be taken (the bulk lane's: it leaves the slots beyond it to the fast
+    /// lane); past it, `None`. The slot's time (Unix µs).
+    fn take_slot(
+        &self,
+        timeline: &str,
+        interval_us: u64,
+        now_us: u64,
+        horizon_us: Option<u64>,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 }

@@ -34,6 +34,8 @@ fn job(id: &str, to: &str) -> OutboundJob {
             channel_properties: BTreeMap::new(),
             ttl_secs: None,
         },
+        expires_at_ms: None,
+        batch: None,
     }
 }
 

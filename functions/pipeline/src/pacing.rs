@@ -1,0 +1,179 @@
+//! Pacing: sends leave at a configured rate per Sinch API, held across every concurrent worker,
+//! with a fast lane.
+//!
+//! Sinch drains an app's outbound queue first in, first out (about 20 messages/s by default) and
+//! an SMS service plan at its own rate: whatever is handed over faster only waits there, in
+//! front of everything sent after it. So the pipeline holds its bulk sends itself and hands
+//! Sinch no more than the rate.
+//!
+//! | what | how |
+//! |---|---|
+//! | the rate | `CONVERSATION_SEND_RATE`, `SMS_SEND_RATE` (messages a second; 0: unpaced). Slots are `1 / (rate × 0.95)` apart: 5 % below the rate absorbs the jitter between a slot and the request's arrival, so no second at Sinch ever holds more than the rate |
+//! | held across workers | one timeline per API in the store (`pace#conversation`, `pace#sms`): each send takes the next slot with one conditional write, then waits for it |
+//! | the fast lane | a transactional send takes the next slot wherever it is; a bulk send only one within [`BULK_HORIZON`] of now, and otherwise waits and asks again: slots beyond the horizon are left to transactional sends, which therefore go ahead of every bulk send still waiting |
+//! | a slot past the invocation's time | not taken: the record goes back to its queue |
+//!
+//! The SMS API's rate is counted per recipient; our SMS sends have one recipient each, so a
+//! send is a slot.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::schedule::Lane;
+use crate::store::{Store, StoreError};
+
+/// How far ahead of now a bulk send may take a slot.
+pub const BULK_HORIZON: Duration = Duration::from_millis(250);
+
+/// The share of the configured rate the pacer uses.
+pub const RATE_MARGIN: f64 = 0.95;
+
+/// Which Sinch API a send goes through: each has its own rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Conversation `messages:send` (the app's outbound queue).
+    Conversation,
+    /// The SMS API (the service plan's rate).
+    Sms,
+}
+
+impl Api {
+    /// The store's timeline for it.
+    pub fn timeline(self) -> &'static str {
+        match self {
+            Api::Conversation => "conversation",
+            Api::Sms => "sms",
+        }
+    }
+}
+
+/// The configured rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pacing {
+    /// Conversation API messages a second (`None`: unpaced).
+    pub conversation_rate: Option<f64>,
+    /// SMS API messages a second (`None`: unpaced).
+    pub sms_rate: Option<f64>,
+}
+
+/// Why a send cannot have its slot now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No slot before the invocation must end: the record goes back to its queue.
+    #[error("no send slot before the invocation's deadline")]
+    OutOfTime,
+}
+
+impl Pacing {
+    /// The time between two slots on `api`, if it is paced.
+    pub fn interval(&self, api: Api) -> Option<Duration> {
+        let rate = match api {
+            Api::Conversation => self.conversation_rate,
+            Api::Sms => self.sms_rate,
+        }?;
+        (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / (rate * RATE_MARGIN)))
+    }
+
+    /// Waits for this send's slot on `api` (at once when unpaced), never past `deadline`.
+    pub async fn wait_for_slot<S: Store>(
+        &self,
+        store: &S,
+        api: Api,
+        lane: Lane,
+        deadline: Instant,
+    ) -> Result<(), PaceError> {
+        let Some(interval) = self.interval(api) else {
+            return Ok(());
+        };
+        let interval_us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX).max(1);
+        let horizon = match lane {
+            Lane::Transactional => None,
+            Lane::Bulk => Some(u64::try_from(BULK_HORIZON.as_micros()).unwrap_or(u64::MAX)),
+        };
+        loop {
+            let now_us = now_us();
+            let remaining_us = u64::try_from(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_micros(),
+            )
+            .unwrap_or(u64::MAX);
+            // A transactional slot no further than the time left; a bulk one within its horizon.
+            let horizon_us = horizon.unwrap_or(remaining_us).min(remaining_us);
+            match store
+                .take_slot(api.timeline(), interval_us, now_us, Some(horizon_us))
+                .await?
+            {
+                Some(slot_us) => {
+                    let wait = Duration::from_micros(slot_us.saturating_sub(now_us));
+                    tokio::time::sleep(wait).await;
+                    return Ok(());
+                }
+                None if remaining_us <= u64::try_from(BULK_HORIZON.as_micros()).unwrap_or(0) => {
+                    return Err(PaceError::OutOfTime);
+                }
+                // Further ahead than this lane may take: ask again shortly.
+                None => tokio::time::sleep(interval.max(Duration::from_millis(20))).await,
+            }
+        }
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn slots_are_a_little_further_apart_than_the_rate() {
+        let pacing = Pacing {
+            conversation_rate: Some(50.0),
+            sms_rate: None,
+        };
+        let interval = pacing.interval(Api::Conversation).unwrap();
+        assert!(interval > Duration::from_millis(20) && interval < Duration::from_millis(22));
+        assert_eq!(pacing.interval(Api::Sms), None);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_send_leaves_the_slots_beyond_its_horizon_to_the_fast_lane() {
+        let store = MemoryStore::new();
+        let interval_us = 100_000; // 10 a second
+        let now = 1_000_000_000;
+        // Bulk takes the slots within 250 ms: now, +100 ms, +200 ms; not +300 ms.
+        let mut bulk = Vec::new();
+        for _ in 0..4 {
+            bulk.push(
+                store
+                    .take_slot("t", interval_us, now, Some(250_000))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            bulk,
+            [Some(now), Some(now + 100_000), Some(now + 200_000), None]
+        );
+        // A transactional send takes the next one, wherever it is.
+        assert_eq!(
+            store.take_slot("t", interval_us, now, None).await.unwrap(),
+            Some(now + 300_000)
+        );
+        // Idle later: the slot is now.
+        let later = now + 10_000_000;
+        assert_eq!(
+            store.take_slot("t", interval_us, later, None).await.unwrap(),
+            Some(later)
+        );
+    }
+}
