@@ -69,6 +69,9 @@ pub struct SinchSimulatorArgs {
     /// ...signed with this secret.
     #[arg(long)]
     pub secret: Option<String>,
+    /// Hold sends to this many a second per API: beyond it, 429 with `Retry-After`.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +297,10 @@ pub struct ServeArgs {
     /// The Sinch simulator's pause before each delivery report it sends back, ms.
     #[arg(long, default_value_t = 20)]
     pub report_pace_ms: u64,
+    /// The rate the Sinch simulator holds sends to, messages a second: beyond it, 429 with
+    /// `Retry-After`, as Sinch answers (unset: it takes everything).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub simulator_rate: Option<f64>,
     /// POST each event (as EventBridge would deliver it to a target) to this URL: develop an
     /// events consumer locally.
     #[arg(long, value_name = "URL")]

@@ -113,6 +113,9 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
             file: args.events_file.clone(),
             source: env.optional(publisher::config::EVENT_SOURCE),
         },
+        pacing: pipeline::pacing::Pacing::from_env(env)?,
+        quiet_hours: api::config::quiet_hours(env)?,
+        simulated_rate: args.simulator_rate.filter(|rate| *rate > 0.0),
     })
 }
 

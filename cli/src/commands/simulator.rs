@@ -29,7 +29,7 @@ pub fn run(args: &SinchSimulatorArgs, stdout: &mut dyn Write) -> Result<ExitCode
             }),
             _ => None,
         };
-        simulator::spawn(listener, reports);
+        simulator::spawn(listener, reports, args.rate.filter(|rate| *rate > 0.0));
         writeln!(
             stdout,
             "Sinch simulator on http://{address} (what it was sent: GET /sent)"

@@ -40,8 +40,12 @@ pub struct App<Q, S, Src> {
     /// How long a client may take to send a body.
     pub body_timeout: std::time::Duration,
     pub source: Arc<Src>,
-    /// The outbound queue, as its event source sees it.
+    /// The outbound queue (the fast lane), as its event source sees it.
     pub outbound_source: Arc<Src>,
+    /// The bulk lane's queue, as its event source sees it.
+    pub bulk_source: Arc<Src>,
+    /// What is scheduled for later (the stand-in for EventBridge Scheduler).
+    pub scheduler: pipeline::schedule::MemoryScheduler,
     pub stats: Arc<Stats>,
     /// The Sinch simulator's log, when it runs: replies are counted there.
     pub sent: Option<super::simulator::Sent>,
@@ -57,6 +61,8 @@ pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     let local = Router::new()
         .route("/messages", any(messages::<Q, S, Src>))
         .route("/messages/{id}", any(messages::<Q, S, Src>))
+        .route("/batches", any(messages::<Q, S, Src>))
+        .route("/batches/{id}", any(messages::<Q, S, Src>))
         .route("/status", get(status_json::<Q, S, Src>))
         .route("/events", get(events_json::<Q, S, Src>))
         .route("/", get(console_page))
@@ -142,7 +148,11 @@ async fn messages<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let limit = app.api.config.max_body_bytes + 1;
+    let limit = if parts.uri.path().starts_with("/batches") {
+        app.api.config.max_batch_body_bytes
+    } else {
+        app.api.config.max_body_bytes
+    } + 1;
     let body = match server::read_body(body, limit, app.body_timeout).await {
         Ok(bytes) if bytes.is_empty() => lambda_http::Body::Empty,
         Ok(bytes) => match String::from_utf8(bytes) {
@@ -180,6 +190,10 @@ pub async fn status<Q, S, Src: Source>(app: &App<Q, S, Src>) -> Status {
     let outbound = app.outbound_source.depths().await;
     status.outbound_queue = outbound.visible + outbound.in_flight;
     status.outbound_dead_letter_queue = outbound.dead_letters;
+    let bulk = app.bulk_source.depths().await;
+    status.bulk_queue = bulk.visible + bulk.in_flight;
+    status.bulk_dead_letter_queue = bulk.dead_letters;
+    status.scheduled = app.scheduler.pending().len() as u64;
     if let Some(sent) = &app.sent {
         let counts = sent.counts();
         status.replies_sent = counts.messages;

@@ -24,6 +24,7 @@ use pipeline::handlers::{DEFAULT_IDEMPOTENCY_TTL, Services};
 use pipeline::ledger::Ledger;
 use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
 use pipeline::reply::ReplyPolicy;
+use pipeline::schedule::{Lanes, MemoryScheduler};
 use pipeline::store::{DynamoStore, MemoryStore, Store, dynamodb_client};
 use publisher::MemorySink;
 use receiver::{Receiver, ReceiverConfig};
@@ -43,6 +44,8 @@ pub const QUEUE_NAME: &str = "sinch-hooks-callbacks";
 pub const DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-callbacks-dlq";
 pub const OUTBOUND_QUEUE_NAME: &str = "sinch-hooks-outbound";
 pub const OUTBOUND_DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-outbound-dlq";
+pub const BULK_QUEUE_NAME: &str = "sinch-hooks-bulk";
+pub const BULK_DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-bulk-dlq";
 pub const TABLE_NAME: &str = "sinch-hooks";
 
 /// How to build the stack.
@@ -76,6 +79,12 @@ pub struct Options {
     pub report_pace: Duration,
     /// Where events go besides the page.
     pub events: event_feed::EventsOptions,
+    /// The send rates (`CONVERSATION_SEND_RATE`, `SMS_SEND_RATE`).
+    pub pacing: pipeline::pacing::Pacing,
+    /// The deployment's quiet hours (`QUIET_HOURS`).
+    pub quiet_hours: Option<pipeline::quiet_hours::QuietHours>,
+    /// A rate the simulator holds Sinch to, answering 429 beyond it (none: it takes all).
+    pub simulated_rate: Option<f64>,
 }
 
 impl Options {
@@ -101,6 +110,9 @@ impl Options {
             sms_sender: None,
             report_pace: Duration::from_millis(20),
             events: event_feed::EventsOptions::default(),
+            pacing: pipeline::pacing::Pacing::default(),
+            quiet_hours: None,
+            simulated_rate: None,
         }
     }
 }
@@ -146,6 +158,7 @@ impl Running {
             if status.queue_visible == 0
                 && status.queue_in_flight == 0
                 && status.outbound_queue == 0
+                && status.bulk_queue == 0
             {
                 return true;
             }
@@ -189,6 +202,8 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 MemoryQueue::new("outbound"),
                 MemoryQueue::new("outbound-dlq"),
             );
+            let (bulk, bulk_dead_letters) =
+                (MemoryQueue::new("bulk"), MemoryQueue::new("bulk-dlq"));
             let memory_source = |queue: &MemoryQueue, dead_letters: &MemoryQueue| MemorySource {
                 queue: queue.clone(),
                 dead_letters: dead_letters.clone(),
@@ -200,9 +215,11 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
             let parts = Parts {
                 source: memory_source(&queue, &dead_letters),
                 outbound_source: memory_source(&outbound, &outbound_dead_letters),
+                bulk_source: memory_source(&bulk, &bulk_dead_letters),
                 queue,
                 dead_letters,
                 outbound,
+                bulk,
                 store: store.clone(),
             };
             let mut running = launch(options, listener, address, stats, parts, sink).await?;
@@ -238,11 +255,13 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
 struct Parts<Q, S, Src> {
     queue: Q,
     dead_letters: Q,
-    /// The messages API's queue, which the worker sends from.
+    /// The messages API's queues, which the worker sends from: the fast lane and the bulk lane.
     outbound: Q,
+    bulk: Q,
     store: S,
     source: Src,
     outbound_source: Src,
+    bulk_source: Src,
 }
 
 /// Whether WhatsApp's window is open for an identity, from the stack's own state: what the
@@ -299,7 +318,11 @@ where
             };
             (
                 simulator::client_config(simulator_address),
-                Some(simulator::spawn(simulator, Some(reports))),
+                Some(simulator::spawn(
+                    simulator,
+                    Some(reports),
+                    options.simulated_rate,
+                )),
             )
         }
     };
@@ -319,9 +342,15 @@ where
         .app_id
         .clone()
         .or_else(|| simulated.then(|| "local-app".to_owned()));
+    let lanes = Lanes {
+        transactional: parts.outbound,
+        bulk: parts.bulk,
+    };
+    let scheduler = MemoryScheduler::new();
     let api = Api {
         store: parts.store.clone(),
-        queue: parts.outbound,
+        lanes: lanes.clone(),
+        scheduler: scheduler.clone(),
         config: ApiConfig {
             channels: Channels {
                 conversation_app: app_id.clone().filter(|_| sinch.has_conversation()),
@@ -332,6 +361,7 @@ where
                     .or_else(|| simulated.then(|| "+46700000000".to_owned())),
             },
             enqueue_timeout: options.enqueue_timeout,
+            quiet_hours: options.quiet_hours.clone(),
             ..ApiConfig::default()
         },
         clock: Clock::System,
@@ -345,9 +375,12 @@ where
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             rules: pipeline::rules::Rules::default(),
             ledger: Ledger::new(options.send_settle),
+            pacing: options.pacing,
             clock: Clock::System,
         },
         dead_letters: parts.dead_letters,
+        lanes: lanes.clone(),
+        scheduler: scheduler.clone(),
         concurrency: options.worker_concurrency,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: options.event_source.max_receive_count,
@@ -355,6 +388,7 @@ where
     });
     let source = Arc::new(parts.source);
     let outbound_source = Arc::new(parts.outbound_source);
+    let bulk_source = Arc::new(parts.bulk_source);
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(event_source::run(
         source.clone(),
@@ -363,17 +397,22 @@ where
         stats.clone(),
         stopped.clone(),
     ));
-    // Sends have an event source of their own, with its own concurrency: Sinch's rate limits.
-    tokio::spawn(event_source::run(
-        outbound_source.clone(),
-        worker,
-        EventSourceConfig {
-            max_concurrency: options.outbound_concurrency,
-            ..options.event_source
-        },
-        stats.clone(),
-        stopped,
-    ));
+    // Each lane has an event source of its own, with its own concurrency; the pacer holds the
+    // rate across both.
+    for lane_source in [&outbound_source, &bulk_source] {
+        tokio::spawn(event_source::run(
+            lane_source.clone(),
+            worker.clone(),
+            EventSourceConfig {
+                max_concurrency: options.outbound_concurrency,
+                ..options.event_source
+            },
+            stats.clone(),
+            stopped.clone(),
+        ));
+    }
+    // EventBridge Scheduler's stand-in: what is due goes to its lane's queue.
+    tokio::spawn(scheduler_loop(scheduler.clone(), lanes, stopped));
     let console = console::Console::new();
     console::follow(console.clone(), &events);
     let app = Arc::new(App {
@@ -383,6 +422,8 @@ where
         body_timeout: options.timeouts.body,
         source,
         outbound_source,
+        bulk_source,
+        scheduler,
         stats: stats.clone(),
         sent: sent.clone(),
         events: events.clone(),
@@ -407,6 +448,32 @@ where
         }),
         stop,
     })
+}
+
+/// How often the local scheduler looks for due jobs.
+pub const SCHEDULER_TICK: Duration = Duration::from_millis(100);
+
+/// Hands each due job to its lane's queue, every [`SCHEDULER_TICK`], until the stack stops; a
+/// job the queue does not take is tried again on the next tick.
+async fn scheduler_loop<Q: Queue>(
+    scheduler: MemoryScheduler,
+    lanes: Lanes<Q>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(SCHEDULER_TICK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        let now_ms = pipeline::clock::unix_millis(std::time::SystemTime::now());
+        for due in scheduler.take_due(now_ms) {
+            if let Err(error) = lanes.of(due.lane).send(&due.envelope).await {
+                tracing::warn!(%error, name = %due.name, "a due job was not queued; trying again");
+                let _ = pipeline::schedule::Scheduler::schedule(&scheduler, &due).await;
+            }
+        }
+    }
 }
 
 /// SQS queue and dead-letter queue (with a redrive policy), and the DynamoDB table, created when
@@ -435,6 +502,9 @@ async fn aws_parts(
         options,
     )
     .await?;
+    let (bulk_url, bulk_dlq_url) =
+        queue_with_dead_letters(&sqs, BULK_QUEUE_NAME, BULK_DEAD_LETTER_QUEUE_NAME, options)
+            .await?;
     let dynamodb_sdk = match &options.dynamodb_endpoint {
         Some(endpoint) => sdk.to_builder().endpoint_url(endpoint).build(),
         None => sdk.clone(),
@@ -454,10 +524,12 @@ async fn aws_parts(
     let parts = Parts {
         queue: SqsQueue::new(enqueue.clone(), &queue_url),
         dead_letters: SqsQueue::new(enqueue.clone(), &dlq_url),
-        outbound: SqsQueue::new(enqueue, &outbound_url),
+        outbound: SqsQueue::new(enqueue.clone(), &outbound_url),
+        bulk: SqsQueue::new(enqueue, &bulk_url),
         store,
         source: source(queue_url, dlq_url),
         outbound_source: source(outbound_url, outbound_dlq_url),
+        bulk_source: source(bulk_url, bulk_dlq_url),
     };
     // The table's stream is DynamoDB's.
     Ok((dynamodb_sdk, parts))

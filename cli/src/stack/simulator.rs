@@ -14,6 +14,10 @@
 //!
 //! The window is judged as WhatsApp would, from when the contact last wrote (the stack's own
 //! state, which the receiver and worker keep).
+//!
+//! With a rate (`serve --simulator-rate`), it holds each API to it as Sinch does: a send that
+//! would make any one-second window hold more than the rate is answered 429 with
+//! `Retry-After: 1`, and counted ([`SentCounts::throttled`]); nothing of it is kept.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,6 +49,8 @@ pub struct SentMessage {
     /// What the send carried for its delivery reports: `correlation_id` (Conversation) or
     /// `client_reference` (SMS); empty when none.
     pub reference: String,
+    /// When it arrived (Unix ms).
+    pub at_ms: u64,
 }
 
 /// The simulator's memory: what reached it, the one place where sends are counted for sure.
@@ -59,6 +65,8 @@ struct Log {
     per_reference: HashMap<String, u64>,
     /// References sent more than once.
     duplicated: u64,
+    /// Sends answered 429 for the rate.
+    throttled: u64,
 }
 
 /// What the simulator's log counts.
@@ -67,6 +75,8 @@ pub struct SentCounts {
     pub messages: u64,
     /// References (our message ids) that arrived more than once.
     pub duplicated: u64,
+    /// Sends answered 429 because they came faster than the rate.
+    pub throttled: u64,
 }
 
 impl Sent {
@@ -79,6 +89,7 @@ impl Sent {
         SentCounts {
             messages: log.messages.len() as u64,
             duplicated: log.duplicated,
+            throttled: log.throttled,
         }
     }
 
@@ -123,16 +134,80 @@ struct Simulator {
     sent: Sent,
     reports: Option<Reports>,
     http: reqwest::Client,
+    /// Per API, the arrivals of the last second, when a rate is enforced.
+    limit: Option<Arc<RateLimit>>,
+}
+
+/// A rate per API over a sliding one-second window.
+#[derive(Debug)]
+struct RateLimit {
+    rate: usize,
+    arrivals: Mutex<HashMap<&'static str, std::collections::VecDeque<std::time::Instant>>>,
+}
+
+impl RateLimit {
+    /// Whether a send on `api` now stays within the rate (and if so, it is counted).
+    fn admit(&self, api: &'static str) -> bool {
+        let now = std::time::Instant::now();
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(PoisonError::into_inner);
+        let window = arrivals.entry(api).or_default();
+        while window
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() >= self.rate {
+            return false;
+        }
+        window.push_back(now);
+        true
+    }
+}
+
+impl Simulator {
+    /// `None` when `api` may take this send; else Sinch's 429.
+    fn throttle(&self, api: &'static str) -> Option<axum::response::Response> {
+        use axum::response::IntoResponse;
+        let limit = self.limit.as_ref()?;
+        if limit.admit(api) {
+            return None;
+        }
+        self.sent.lock().throttled += 1;
+        tracing::warn!(
+            api,
+            rate = limit.rate,
+            "the simulator throttled a send (429)"
+        );
+        Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                Json(json!({"error": {"code": 429, "message": "Too many requests", "status": "RESOURCE_EXHAUSTED"}})),
+            )
+                .into_response(),
+        )
+    }
 }
 
 /// Serves the simulator on `listener` until the process ends; returns what it sends. With
-/// `reports`, it calls the webhook back as Sinch does.
-pub fn spawn(listener: tokio::net::TcpListener, reports: Option<Reports>) -> Sent {
+/// `reports`, it calls the webhook back as Sinch does; with `rate`, it answers 429 beyond it.
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    reports: Option<Reports>,
+    rate: Option<f64>,
+) -> Sent {
     let sent = Sent::default();
     let simulator = Simulator {
         sent: sent.clone(),
         reports,
         http: reqwest::Client::new(),
+        limit: rate.map(|rate| {
+            Arc::new(RateLimit {
+                rate: (rate.floor() as usize).max(1),
+                arrivals: Mutex::default(),
+            })
+        }),
     };
     let app = Router::new()
         .route("/oauth2/token", post(token))
@@ -175,8 +250,22 @@ async fn token() -> Json<Value> {
 
 async fn send_message(
     State(simulator): State<Simulator>,
-    Path(_project): Path<String>,
+    Path(project): Path<String>,
     Json(request): Json<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(throttled) = simulator.throttle("conversation") {
+        return throttled;
+    }
+    send_conversation(simulator, project, request)
+        .await
+        .into_response()
+}
+
+async fn send_conversation(
+    simulator: Simulator,
+    _project: String,
+    request: Value,
 ) -> (StatusCode, Json<Value>) {
     let identity = &request["recipient"]["identified_by"]["channel_identities"][0];
     let (channel, to) = match identity.as_object() {
@@ -217,6 +306,7 @@ async fn send_message(
         to: to.clone(),
         text,
         reference: correlation.clone(),
+        at_ms: pipeline::clock::unix_millis(std::time::SystemTime::now()),
     });
     if let Some(reports) = simulator.reports.clone() {
         let report = ConversationReport {
@@ -348,8 +438,20 @@ async fn post_signed(http: &reqwest::Client, reports: &Reports, body: Value) {
 
 async fn batch(
     State(simulator): State<Simulator>,
-    Path(_plan): Path<String>,
+    Path(plan): Path<String>,
     Json(request): Json<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(throttled) = simulator.throttle("sms") {
+        return throttled;
+    }
+    sms_batch(simulator, plan, request).await.into_response()
+}
+
+async fn sms_batch(
+    simulator: Simulator,
+    _plan: String,
+    request: Value,
 ) -> (StatusCode, Json<Value>) {
     let (Some(from), Some(to), Some(body)) = (
         request["from"].as_str(),
@@ -387,6 +489,7 @@ async fn batch(
         to: to.to_owned(),
         text: body.to_owned(),
         reference,
+        at_ms: pipeline::clock::unix_millis(std::time::SystemTime::now()),
     });
     (
         StatusCode::CREATED,

@@ -23,6 +23,11 @@ pub struct Status {
     /// Sends of the messages API waiting or in flight, and parked.
     pub outbound_queue: u64,
     pub outbound_dead_letter_queue: u64,
+    /// The bulk lane's sends and fan-outs waiting or in flight, and parked.
+    pub bulk_queue: u64,
+    pub bulk_dead_letter_queue: u64,
+    /// Jobs held by the scheduler until their time.
+    pub scheduled: u64,
     /// Records handled, by callback kind (duplicates not included).
     pub processed: BTreeMap<String, u64>,
     /// Records acknowledged as duplicates of work already done.

@@ -274,10 +274,17 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
     // The messages API: a send, its status; nothing of the worker's.
     let api = api::Api {
         store: DynamoStore::new(dynamodb_client(&api_id.sdk), "state"),
-        queue: SqsQueue::new(
-            enqueue_client(&api_id.sdk, Duration::from_secs(5)),
-            &urls["OutboundQueue"],
-        ),
+        lanes: pipeline::schedule::Lanes {
+            transactional: SqsQueue::new(
+                enqueue_client(&api_id.sdk, Duration::from_secs(5)),
+                &urls["OutboundQueue"],
+            ),
+            bulk: SqsQueue::new(
+                enqueue_client(&api_id.sdk, Duration::from_secs(5)),
+                &urls["BulkQueue"],
+            ),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: api::ApiConfig {
             channels: api::request::Channels {
                 conversation_app: Some("app".into()),
@@ -373,12 +380,24 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
             rules: pipeline::rules::Rules::default(),
             ledger: pipeline::ledger::Ledger::default(),
+            pacing: Default::default(),
             clock: Clock::System,
         },
         dead_letters: SqsQueue::new(
             enqueue_client(&worker_id.sdk, Duration::from_secs(5)),
             &urls["DeadLetterQueue"],
         ),
+        lanes: pipeline::schedule::Lanes {
+            transactional: SqsQueue::new(
+                enqueue_client(&worker_id.sdk, Duration::from_secs(5)),
+                &urls["OutboundQueue"],
+            ),
+            bulk: SqsQueue::new(
+                enqueue_client(&worker_id.sdk, Duration::from_secs(5)),
+                &urls["BulkQueue"],
+            ),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,

@@ -24,7 +24,11 @@ const NOW_MS: u64 = 1_764_576_000_000;
 fn api() -> Api<MemoryStore, MemoryQueue> {
     Api {
         store: MemoryStore::new(),
-        queue: MemoryQueue::new("outbound"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: pipeline::queue::MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: ApiConfig {
             channels: Channels {
                 conversation_app: Some("app-1".into()),
@@ -94,8 +98,8 @@ fn bench(c: &mut Criterion) {
                     let response = runtime.block_on(api::handle(&api, request));
                     assert_eq!(response.status().as_u16(), 202);
                     // Keep the queue from growing without bound.
-                    if api.queue.len() > 10_000 {
-                        api.queue.take(usize::MAX);
+                    if api.lanes.transactional.len() > 10_000 {
+                        api.lanes.transactional.take(usize::MAX);
                     }
                 },
                 BatchSize::SmallInput,

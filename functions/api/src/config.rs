@@ -10,6 +10,10 @@
 //! | `SINCH_SMS_SENDER` | none | the SMS API sender when a request names none |
 //! | `IDEMPOTENCY_KEY_TTL_HOURS` | 24 | how long a key's answer is replayed (1 to 168) |
 //! | `ENQUEUE_TIMEOUT_MS` | 2500 | bound on the enqueue before answering 503 |
+//! | `BULK_QUEUE_URL` | required in Lambda | the bulk lane's queue (batches) |
+//! | `QUIET_HOURS` | none | the deployment's quiet hours, `{"start": "21:00", "end": "08:00", "time_zone"?}` |
+//! | `SCHEDULER_ROLE_ARN`, `OUTBOUND_QUEUE_ARN`, `BULK_QUEUE_ARN` | required in Lambda | what EventBridge Scheduler needs for sends due more than 15 minutes ahead |
+//! | `SCHEDULE_GROUP` | `default` | the schedule group its schedules go in |
 //!
 //! The API never holds a Sinch secret: it only needs to know which channels the worker can
 //! send on.
@@ -23,6 +27,12 @@ use crate::request::Channels;
 pub const OUTBOUND_QUEUE_URL: &str = "OUTBOUND_QUEUE_URL";
 pub const SINCH_SMS_SENDER: &str = "SINCH_SMS_SENDER";
 pub const IDEMPOTENCY_KEY_TTL_HOURS: &str = "IDEMPOTENCY_KEY_TTL_HOURS";
+pub const QUIET_HOURS: &str = "QUIET_HOURS";
+pub const BULK_QUEUE_URL: &str = "BULK_QUEUE_URL";
+pub const OUTBOUND_QUEUE_ARN: &str = "OUTBOUND_QUEUE_ARN";
+pub const BULK_QUEUE_ARN: &str = "BULK_QUEUE_ARN";
+pub const SCHEDULER_ROLE_ARN: &str = "SCHEDULER_ROLE_ARN";
+pub const SCHEDULE_GROUP: &str = "SCHEDULE_GROUP";
 
 /// Everything the API needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +43,10 @@ pub struct ApiConfig {
     /// How long a key stays in flight if its request dies.
     pub in_flight_lease: Duration,
     pub max_body_bytes: usize,
+    /// The largest `POST /batches` body.
+    pub max_batch_body_bytes: usize,
+    /// The deployment's quiet hours (`QUIET_HOURS`), for requests that give none.
+    pub quiet_hours: Option<pipeline::quiet_hours::QuietHours>,
     /// The sending rules (WhatsApp's window), as the worker has them.
     pub rules: pipeline::rules::Rules,
     pub enqueue_timeout: Duration,
@@ -45,6 +59,8 @@ impl Default for ApiConfig {
             key_ttl: Duration::from_secs(24 * 3600),
             in_flight_lease: crate::IN_FLIGHT_LEASE,
             max_body_bytes: 64 * 1024,
+            max_batch_body_bytes: 5 * 1024 * 1024,
+            quiet_hours: None,
             rules: pipeline::rules::Rules::default(),
             enqueue_timeout: Duration::from_millis(2500),
         }
@@ -64,7 +80,41 @@ impl ApiConfig {
                 env.number(IDEMPOTENCY_KEY_TTL_HOURS, 24u64, 1..=168)? * 3600,
             ),
             enqueue_timeout: env.millis("ENQUEUE_TIMEOUT_MS", 2500, 50..=25_000)?,
+            quiet_hours: quiet_hours(env)?,
             ..Self::default()
         })
     }
+
+    /// What validating a request needs besides the request.
+    pub fn context(
+        &self,
+        now_ms: u64,
+        lane: pipeline::schedule::Lane,
+    ) -> crate::request::Context<'_> {
+        crate::request::Context {
+            channels: &self.channels,
+            now_ms,
+            quiet_hours: self.quiet_hours.as_ref(),
+            lane,
+        }
+    }
+}
+
+/// `QUIET_HOURS`: the deployment's quiet hours, as a request gives them.
+pub fn quiet_hours<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<pipeline::quiet_hours::QuietHours>, ConfigError> {
+    let Some(json) = env.optional(QUIET_HOURS) else {
+        return Ok(None);
+    };
+    let quiet: pipeline::quiet_hours::QuietHours = serde_json::from_str(&json).map_err(|e| {
+        ConfigError::new(
+            QUIET_HOURS,
+            format!("is not {{\"start\": \"21:00\", \"end\": \"08:00\", \"time_zone\"?}}: {e}"),
+        )
+    })?;
+    quiet
+        .check()
+        .map_err(|e| ConfigError::new(QUIET_HOURS, e.to_string()))?;
+    Ok(Some(quiet))
 }

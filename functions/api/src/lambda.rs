@@ -1,13 +1,18 @@
 //! The messages API as a Lambda function: configuration from the environment, the DynamoDB and
-//! SQS clients, the runtime.
+//! SQS clients, the scheduler, the runtime.
 
 use std::time::Duration;
 
 use pipeline::clock::Clock;
 use pipeline::config::{ConfigError, Env};
 use pipeline::queue::{SqsQueue, enqueue_client};
+use pipeline::schedule::{EventBridgeScheduler, LaneQueue, Lanes};
 use pipeline::store::{DynamoStore, dynamodb_client};
 
+use crate::config::{
+    BULK_QUEUE_ARN, BULK_QUEUE_URL, OUTBOUND_QUEUE_ARN, OUTBOUND_QUEUE_URL, SCHEDULE_GROUP,
+    SCHEDULER_ROLE_ARN,
+};
 use crate::{Api, ApiConfig};
 
 /// Runs the messages API Lambda until the runtime stops. A configuration error ends the process
@@ -20,21 +25,35 @@ pub async fn run() -> Result<(), lambda_http::Error> {
         env.optional(name)
             .ok_or_else(|| ConfigError::new(name, "is not set"))
     };
-    let (config, table, queue_url) = ApiConfig::from(&env)
-        .and_then(|config| {
-            Ok((
-                config,
-                required("TABLE_NAME")?,
-                required(crate::config::OUTBOUND_QUEUE_URL)?,
-            ))
+    let lane = |url: &'static str, arn: &'static str| -> Result<LaneQueue, ConfigError> {
+        Ok(LaneQueue {
+            url: required(url)?,
+            arn: required(arn)?,
         })
-        .unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
+    };
+    let settings = ApiConfig::from(&env).and_then(|config| {
+        Ok((
+            config,
+            required("TABLE_NAME")?,
+            Lanes {
+                transactional: lane(OUTBOUND_QUEUE_URL, OUTBOUND_QUEUE_ARN)?,
+                bulk: lane(BULK_QUEUE_URL, BULK_QUEUE_ARN)?,
+            },
+            required(SCHEDULER_ROLE_ARN)?,
+            env.optional(SCHEDULE_GROUP)
+                .unwrap_or_else(|| "default".to_owned()),
+        ))
+    });
+    let (config, table, queues, role, group) =
+        settings.unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
+    let sqs = enqueue_client(&sdk, config.enqueue_timeout.max(Duration::from_millis(50)));
     let api = Api {
         store: DynamoStore::new(dynamodb_client(&sdk), table),
-        queue: SqsQueue::new(
-            enqueue_client(&sdk, config.enqueue_timeout.max(Duration::from_millis(50))),
-            queue_url,
-        ),
+        lanes: Lanes {
+            transactional: SqsQueue::new(sqs.clone(), queues.transactional.url.clone()),
+            bulk: SqsQueue::new(sqs.clone(), queues.bulk.url.clone()),
+        },
+        scheduler: EventBridgeScheduler::new(&sdk, sqs, role, group, queues),
         config,
         clock: Clock::System,
     };

@@ -39,6 +39,7 @@
 //! [`handle`] is a plain async function over its dependencies; `main.rs` wires it to
 //! `lambda_http`, and the local stack serves it over axum.
 
+pub mod batches;
 pub mod config;
 pub mod error;
 pub mod lambda;
@@ -54,9 +55,11 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use pipeline::clock::{Clock, unix_millis};
 use pipeline::envelope::Envelope;
+use pipeline::handlers::fan_out::schedule_name;
 use pipeline::handlers::outbound::{OutboundJob, SEND_JOB};
 use pipeline::queue::Queue;
-use pipeline::rules::Check;
+use pipeline::rules::{self, Check};
+use pipeline::schedule::{self, Due, Lane, Lanes, MemoryScheduler, Scheduler, is_later};
 use pipeline::status::Status;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, Finished, MessageKey, Reason,
@@ -77,10 +80,13 @@ pub const IDEMPOTENCY_REPLAYED: &str = "idempotency-replayed";
 
 /// The API's dependencies, built once per cold start.
 #[derive(Debug)]
-pub struct Api<S, Q> {
+pub struct Api<S, Q, C = MemoryScheduler> {
     pub store: S,
-    /// The outbound queue the worker sends from.
-    pub queue: Q,
+    /// The lanes' queues the worker sends from: single sends go by the fast lane, batches by
+    /// the bulk lane unless they say otherwise.
+    pub lanes: Lanes<Q>,
+    /// Takes work due later (`send_at`, quiet hours) to its queue at its time.
+    pub scheduler: C,
     pub config: ApiConfig,
     pub clock: Clock,
 }
@@ -147,7 +153,10 @@ impl Answer {
 }
 
 /// Handles one request; every outcome is an answer.
-pub async fn handle<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Response<Body> {
+pub async fn handle<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    request: Request,
+) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -161,7 +170,7 @@ pub async fn handle<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Re
     answer.into_response()
 }
 
-async fn route<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
+async fn route<S: Store, Q: Queue, C: Scheduler>(api: &Api<S, Q, C>, request: Request) -> Answer {
     let path = request.uri().path().to_owned();
     // A named stage (not `$default`) puts its name in front of the path.
     let stage = match request.request_context_ref() {
@@ -175,13 +184,23 @@ async fn route<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer 
     let routed = routed.strip_suffix('/').unwrap_or(&routed);
     let not_found = || ApiError::new(404, "not_found", "no such route").into();
     match (request.method(), Route::of(routed)) {
-        (&Method::POST, Some(Route::Messages)) => send(api, request).await,
+        (&Method::POST, Some(Route::Messages)) => post(api, request, Kind::Message).await,
         (&Method::GET, Some(Route::Message(id))) => read(api, &request, id).await,
+        (&Method::DELETE, Some(Route::Message(id))) => cancel(api, &request, id).await,
+        (&Method::POST, Some(Route::Batches)) => post(api, request, Kind::Batch).await,
+        (&Method::GET, Some(Route::Batch(id))) => batches::read(api, &request, id).await,
+        (&Method::DELETE, Some(Route::Batch(id))) => batches::cancel(api, &request, id).await,
         (_, Some(Route::Messages)) => {
             ApiError::new(405, "method_not_allowed", "POST /messages").into()
         }
         (_, Some(Route::Message(_))) => {
-            ApiError::new(405, "method_not_allowed", "GET /messages/{id}").into()
+            ApiError::new(405, "method_not_allowed", "GET, DELETE /messages/{id}").into()
+        }
+        (_, Some(Route::Batches)) => {
+            ApiError::new(405, "method_not_allowed", "POST /batches").into()
+        }
+        (_, Some(Route::Batch(_))) => {
+            ApiError::new(405, "method_not_allowed", "GET, DELETE /batches/{id}").into()
         }
         (_, None) => not_found(),
     }
@@ -191,16 +210,29 @@ async fn route<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer 
 enum Route<'a> {
     Messages,
     Message(&'a str),
+    Batches,
+    Batch(&'a str),
 }
 
 impl<'a> Route<'a> {
     fn of(path: &'a str) -> Option<Self> {
-        let rest = path.strip_prefix("/messages")?;
+        let (rest, many): (&str, fn() -> Route<'a>) =
+            if let Some(rest) = path.strip_prefix("/messages") {
+                (rest, || Route::Messages)
+            } else {
+                (path.strip_prefix("/batches")?, || Route::Batches)
+            };
         if rest.is_empty() {
-            return Some(Route::Messages);
+            return Some(many());
         }
         let id = rest.strip_prefix('/')?;
-        (!id.is_empty() && !id.contains('/')).then_some(Route::Message(id))
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        Some(match many() {
+            Route::Messages => Route::Message(id),
+            _ => Route::Batch(id),
+        })
     }
 }
 
@@ -208,7 +240,7 @@ impl<'a> Route<'a> {
 const MAX_ID_LENGTH: usize = 160;
 
 /// Whether `id` can be one of ours: ids are ASCII letters, digits, `_` and `-`.
-fn plausible_id(id: &str) -> bool {
+pub(crate) fn plausible_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LENGTH
         && id
@@ -217,7 +249,11 @@ fn plausible_id(id: &str) -> bool {
 }
 
 /// `GET /messages/{id}`: only to the caller who sent it (replies, to any caller).
-async fn read<S: Store, Q: Queue>(api: &Api<S, Q>, request: &Request, id: &str) -> Answer {
+async fn read<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    request: &Request,
+    id: &str,
+) -> Answer {
     let not_found = || ApiError::new(404, "not_found", "no such message").into();
     if !plausible_id(id) {
         return not_found();
@@ -252,8 +288,25 @@ enum KeyFate {
     Keep,
 }
 
-/// `POST /messages`.
-async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
+/// What is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Message,
+    Batch,
+}
+
+/// What was posted, checked (the rules that need the store come after the key is claimed).
+enum Posted {
+    Message(Box<Valid>),
+    Batch(batches::Prepared),
+}
+
+/// `POST /messages` and `POST /batches`: the key, the body, the claim, then the acceptance.
+async fn post<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    request: Request,
+    kind: Kind,
+) -> Answer {
     let key = match idempotency_key(&request) {
         Ok(key) => key,
         Err(error) => return error.into(),
@@ -264,15 +317,15 @@ async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
         Body::Binary(bytes) => bytes.clone(),
         _ => Vec::new(),
     };
-    if body.len() > api.config.max_body_bytes {
+    let limit = match kind {
+        Kind::Message => api.config.max_body_bytes,
+        Kind::Batch => api.config.max_batch_body_bytes,
+    };
+    if body.len() > limit {
         return ApiError::new(
             413,
             "body_too_large",
-            format!(
-                "the body is {} bytes, at most {}",
-                body.len(),
-                api.config.max_body_bytes
-            ),
+            format!("the body is {} bytes, at most {limit}", body.len()),
         )
         .into();
     }
@@ -289,17 +342,27 @@ async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
         )
         .into();
     }
-    let valid = match parse(&body).and_then(|r| r.validate(&api.config.channels)) {
-        Ok(valid) => valid,
+    let now_ms = unix_millis(api.clock.now());
+    let posted = match kind {
+        Kind::Message => parse(&body)
+            .and_then(|r| r.validate(&api.config.context(now_ms, Lane::Transactional)))
+            .map(|valid| Posted::Message(Box::new(valid))),
+        Kind::Batch => {
+            batches::prepare(&body, &api.config.context(now_ms, Lane::Bulk)).map(Posted::Batch)
+        }
+    };
+    let posted = match posted {
+        Ok(posted) => posted,
         Err(error) => return error.into(),
     };
-
     // The key, scoped to the caller; the body's hash tells a replay from a reuse. The claim
     // reserves the message's id from the start.
     let scoped = format!("api/{}/{key}", digest(caller.as_bytes()));
     let payload_hash = digest(&body);
-    let now_ms = unix_millis(api.clock.now());
-    let reserved = format!("msg_{}", ulid::Ulid::generate());
+    let reserved = match kind {
+        Kind::Message => format!("msg_{}", ulid::Ulid::generate()),
+        Kind::Batch => format!("bat_{}", ulid::Ulid::generate()),
+    };
     let claim = ClaimRequest {
         key: &scoped,
         payload_hash: &payload_hash,
@@ -353,7 +416,12 @@ async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
         Err(error) => return ApiError::unavailable_because("claim key", &error).into(),
     };
 
-    let (answer, fate) = accept(api, valid, &caller, &id, retried, now_ms).await;
+    let (answer, fate) = match posted {
+        Posted::Message(valid) => accept(api, *valid, &caller, &id, retried, now_ms).await,
+        Posted::Batch(prepared) => {
+            batches::accept(api, prepared, &caller, &id, retried, now_ms).await
+        }
+    };
     match fate {
         KeyFate::Complete => {
             let expires_at_s = now_ms / 1000 + api.config.key_ttl.as_secs();
@@ -377,19 +445,104 @@ async fn send<S: Store, Q: Queue>(api: &Api<S, Q>, request: Request) -> Answer {
     answer
 }
 
-/// The answer that says where the message is.
-fn accepted_answer(id: &str) -> Answer {
+/// The answer that says where the message is, and what it is now.
+fn accepted_answer(id: &str, valid: &Valid, scheduled: bool) -> Answer {
+    let mut body = serde_json::json!({
+        "id": id,
+        "status": if scheduled { Status::Scheduled } else { Status::Accepted }.as_str(),
+    });
+    if scheduled {
+        body["scheduled_at"] = pipeline::clock::rfc3339(valid.due_ms).into();
+    }
+    if let Some(sms) = valid.sms {
+        body["sms"] = serde_json::json!({"encoding": sms.encoding, "parts": sms.parts});
+    }
     Answer {
         location: Some(format!("/messages/{id}")),
-        ..Answer::json(202, serde_json::json!({"id": id}))
+        ..Answer::json(202, body)
+    }
+}
+
+/// Puts `envelope` on its lane's queue now, or has the scheduler bring it there at `due_ms`;
+/// a failure's words (logged, never answered).
+pub(crate) async fn dispatch<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    name: String,
+    lane: Lane,
+    due_ms: u64,
+    envelope: Envelope,
+    now_ms: u64,
+) -> Result<(), String> {
+    let due = Due {
+        name,
+        at_ms: due_ms,
+        lane,
+        envelope,
+    };
+    schedule::dispatch(
+        &api.lanes,
+        &api.scheduler,
+        &due,
+        now_ms,
+        api.config.enqueue_timeout,
+    )
+    .await
+}
+
+/// `DELETE /messages/{id}`: a message that has not left ends `CANCELED`; one that has is 409.
+async fn cancel<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    request: &Request,
+    id: &str,
+) -> Answer {
+    let not_found = || ApiError::new(404, "not_found", "no such message").into();
+    if !plausible_id(id) {
+        return not_found();
+    }
+    let key = MessageKey::Ours(id.to_owned());
+    let state = match api.store.message_state(&key).await {
+        Ok(Some(state)) if state.caller.as_deref() == Some(caller(request).as_str()) => state,
+        Ok(_) => return not_found(),
+        Err(error) => return ApiError::unavailable_because("read message", &error).into(),
+    };
+    let not_cancelable = |why: String| ApiError::new(409, "not_cancelable", why).into();
+    if state.status.is_final() {
+        return not_cancelable(format!("it has ended: {}", state.status));
+    }
+    let result = SendResult::Ended {
+        status: Status::Canceled,
+        reason: Reason::new(rules::CANCELED, Some("canceled by its sender".into())),
+    };
+    let at_ms = unix_millis(api.clock.now());
+    match api
+        .store
+        .finish_send(&SendFinish {
+            id,
+            attempt: None,
+            result: &result,
+            at_ms,
+        })
+        .await
+    {
+        Ok(Finished::Recorded) => {}
+        Ok(Finished::Superseded) => return not_cancelable("it has left".into()),
+        Err(error) => return ApiError::unavailable_because("cancel message", &error).into(),
+    }
+    if let Err(error) = api.scheduler.cancel(&schedule_name(id)).await {
+        // Its job, when it comes, finds the message ended and sends nothing.
+        warn!(%error, %id, "canceled, but its schedule could not be removed");
+    }
+    match api.store.message_state(&key).await {
+        Ok(Some(state)) => Answer::json(200, status::view(id, &state)),
+        _ => Answer::json(200, serde_json::json!({"id": id, "status": "CANCELED"})),
     }
 }
 
 /// The rules that need the store, then `ACCEPTED` under `id`, then the queue; with what
 /// becomes of the key. `retried`: the id was reserved by an earlier request with this key
 /// (whose lease ran out), so the message may exist.
-async fn accept<S: Store, Q: Queue>(
-    api: &Api<S, Q>,
+async fn accept<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
     valid: Valid,
     caller: &str,
     id: &str,
@@ -403,7 +556,15 @@ async fn accept<S: Store, Q: Queue>(
         metadata: valid.metadata.clone(),
         caller: caller.to_owned(),
         at_ms: now_ms,
+        status: if is_later(valid.due_ms, now_ms) {
+            Status::Scheduled
+        } else {
+            Status::Accepted
+        },
+        scheduled_at_ms: is_later(valid.due_ms, now_ms).then_some(valid.due_ms),
+        batch: None,
     };
+    let scheduled = accepted.status == Status::Scheduled;
     // A message already under this id is this request's, from an earlier try: where it got to
     // decides. A new one must pass the rules first.
     let existing = if retried {
@@ -439,35 +600,43 @@ async fn accept<S: Store, Q: Queue>(
             // It ended before it left: a retry starts a new message.
             return unavailable("enqueue", &"an earlier enqueue failed", KeyFate::Release);
         }
-        let left = state.send.is_some() || state.status != Status::Accepted;
+        let left =
+            state.send.is_some() || !matches!(state.status, Status::Accepted | Status::Scheduled);
         if left {
             info!(%id, status = %state.status, "a retry of a message already queued: answered, nothing queued");
-            return (accepted_answer(id), KeyFate::Complete);
+            return (accepted_answer(id, &valid, scheduled), KeyFate::Complete);
         }
         // ACCEPTED and nothing more: whether the first enqueue landed cannot be told. Queue it
         // (again): the ledger sends one message whatever number of jobs name it.
     }
     let job = OutboundJob {
         id: id.to_owned(),
-        to: valid.to,
-        route: valid.route,
+        to: valid.to.clone(),
+        route: valid.route.clone(),
+        expires_at_ms: valid.expires_at_ms,
+        batch: None,
+        lane: valid.lane,
     };
     let body = match serde_json::to_string(&job) {
         Ok(body) => body,
         Err(error) => return unavailable("serialize job", &error, KeyFate::Release),
     };
     let envelope = Envelope::job(SEND_JOB, body, SystemTime::now());
-    let queued = tokio::time::timeout(api.config.enqueue_timeout, api.queue.send(&envelope)).await;
-    let detail = match queued {
-        Ok(Ok(_)) => {
-            info!(%id, channel = %accepted.channel, "message accepted and queued");
-            return (accepted_answer(id), KeyFate::Complete);
+    let detail = match dispatch(
+        api,
+        schedule_name(id),
+        valid.lane,
+        valid.due_ms,
+        envelope,
+        now_ms,
+    )
+    .await
+    {
+        Ok(()) => {
+            info!(%id, channel = %accepted.channel, scheduled, lane = valid.lane.as_str(), "message accepted and queued");
+            return (accepted_answer(id, &valid, scheduled), KeyFate::Complete);
         }
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => format!(
-            "the queue did not confirm within {} ms",
-            api.config.enqueue_timeout.as_millis()
-        ),
+        Err(detail) => detail,
     };
     // The queue may have taken it all the same (a timeout). FAILED, if no attempt began, makes
     // sure it can never be sent; the key is given back, so the retry is the only message.
@@ -483,7 +652,7 @@ async fn accept<S: Store, Q: Queue>(
         // An attempt began: the job is in the queue after all, and on its way.
         Ok(Finished::Superseded) => {
             info!(%id, %detail, "the enqueue reported a failure, but the job arrived: accepted");
-            (accepted_answer(id), KeyFate::Complete)
+            (accepted_answer(id, &valid, scheduled), KeyFate::Complete)
         }
         // Neither could be written: keep the key (and its id) until its lease ends, so the retry
         // finds this message and cannot race a job that may be in the queue.
@@ -504,8 +673,8 @@ fn unavailable(
 
 /// The rules decided from what the worker knows: opt-outs, and WhatsApp's window
 /// ([`pipeline::rules`], which the worker checks again when the message leaves).
-async fn rules<S: Store, Q: Queue>(
-    api: &Api<S, Q>,
+async fn rules<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
     valid: &Valid,
     now_ms: u64,
 ) -> Result<(), ApiError> {
@@ -536,14 +705,19 @@ async fn rules<S: Store, Q: Queue>(
 }
 
 fn parse(body: &[u8]) -> Result<SendRequest, ApiError> {
+    // Not JSON at all, or JSON that is not a request: two different answers.
+    if let Err(inner) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not JSON: {inner}"),
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let request =
         serde_path_to_error::deserialize::<_, SendRequest>(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::bad_request("malformed_json", format!("the body is not JSON: {inner}"))
-            } else if path == "." || path.is_empty() {
+            if path == "." || path.is_empty() {
                 ApiError::bad_request("invalid_request", inner.to_string())
             } else {
                 ApiError::bad_request("invalid_request", format!("{path}: {inner}"))
@@ -605,7 +779,9 @@ fn digest(bytes: &[u8]) -> String {
 }
 
 /// Serves requests from the Lambda runtime until it stops.
-pub async fn run<S: Store, Q: Queue>(api: Api<S, Q>) -> Result<(), lambda_http::Error> {
+pub async fn run<S: Store, Q: Queue, C: Scheduler>(
+    api: Api<S, Q, C>,
+) -> Result<(), lambda_http::Error> {
     let api = &api;
     lambda_http::run(lambda_http::service_fn(move |request| async move {
         Ok::<_, std::convert::Infallible>(handle(api, request).await)

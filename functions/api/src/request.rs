@@ -15,12 +15,21 @@
 //! | `ttl` | seconds Sinch keeps trying | 3 to 2,592,000; `SMS_API` 3 to 259,200 (`ttl_out_of_range`) |
 //! | `sms_sender` (or `from`) | the SMS sender | a number or up to 11 alphanumerics (`invalid_sender`); required on `SMS_API` unless `SinchSmsSender` is set (`sender_missing`) |
 //!
+//! | `send_at` | when to send it (RFC 3339) | at most 35 days ahead (`invalid_send_at`, `send_at_out_of_range`); earlier than now is now; until then it is `SCHEDULED` |
+//! | `expire_at` | when it may no longer leave (RFC 3339) | after it is due (`invalid_expire_at`, `expire_at_out_of_range`); by default `ttl` after it is due; past it, unsent, it ends `EXPIRED` |
+//! | `quiet_hours` | `{"start": "21:00", "end": "08:00", "time_zone"?}`: it waits until they end | `HH:MM` and an IANA zone (`invalid_quiet_hours`); without `time_zone`, the number's country must have one zone (`time_zone_required`); `QUIET_HOURS` is the deployment's default |
+//! | `priority` | `transactional` (single sends' default) or `bulk` (batches'): the fast lane goes ahead of every bulk send waiting | one of the two (`invalid_request`) |
+//! | `max_parts` | the most SMS parts the text may take | on SMS channels, the text's parts (GSM-7: 160, then 153 a part; UCS-2: 70, then 67) at most this (`too_many_parts`) |
+//!
 //! Exactly one of `text`, `media`, `template`, `message`.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use pipeline::handlers::outbound::Route;
+use pipeline::quiet_hours::QuietHours;
+use pipeline::schedule::Lane;
+use pipeline::sms_parts::{self, Parts};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -64,6 +73,21 @@ pub struct SendRequest {
     pub ttl: Option<u64>,
     #[serde(default, alias = "from")]
     pub sms_sender: Option<String>,
+    /// When to send it (RFC 3339, at most 35 days ahead); at once by default.
+    #[serde(default)]
+    pub send_at: Option<String>,
+    /// When it may no longer leave (RFC 3339); `ttl` after it is due by default.
+    #[serde(default)]
+    pub expire_at: Option<String>,
+    /// Hours in which it must not leave, in the recipient's zone.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// `transactional` (single sends' default) or `bulk` (batches').
+    #[serde(default)]
+    pub priority: Option<Lane>,
+    /// The most SMS parts a text may take (SMS channels).
+    #[serde(default)]
+    pub max_parts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,11 +149,50 @@ pub struct Valid {
     pub needs_whatsapp_window: bool,
     /// JSON text.
     pub metadata: Option<String>,
+    /// When it is due to leave (Unix ms): now, `send_at`, or the end of quiet hours.
+    pub due_ms: u64,
+    /// When it may no longer leave, if ever.
+    pub expires_at_ms: Option<u64>,
+    pub lane: Lane,
+    /// A text on an SMS channel: its encoding and parts.
+    pub sms: Option<Parts>,
+}
+
+/// What validation needs besides the request.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub channels: &'a Channels,
+    pub now_ms: u64,
+    /// The deployment's quiet hours (`QUIET_HOURS`), when the request gives none.
+    pub quiet_hours: Option<&'a QuietHours>,
+    /// The lane when the request names none.
+    pub lane: Lane,
+}
+
+/// How far ahead `send_at` may be.
+pub const MAX_SCHEDULE_AHEAD_MS: u64 = 35 * 24 * 3600 * 1000;
+
+/// Unix ms of an RFC 3339 time in `field`.
+fn instant(text: &str, field: &str) -> Result<u64, ApiError> {
+    let at =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .map_err(|_| {
+                ApiError::bad_request(
+                    if field == "send_at" {
+                        "invalid_send_at"
+                    } else {
+                        "invalid_expire_at"
+                    },
+                    format!("{field}: {text:?} is not an RFC 3339 time (2026-12-24T09:00:00Z)"),
+                )
+            })?;
+    Ok(u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
 }
 
 impl SendRequest {
     /// Applies every rule; the first one broken is the answer.
-    pub fn validate(self, channels: &Channels) -> Result<Valid, ApiError> {
+    pub fn validate(self, context: &Context<'_>) -> Result<Valid, ApiError> {
+        let channels = context.channels;
         let channel = self.channel.trim().to_uppercase();
         let is_sms_api = channel == SMS_API;
         if !is_sms_api && !Channel::from(channel.as_str()).is_known() {
@@ -225,9 +288,64 @@ impl SendRequest {
             None => None,
         };
 
+        let now_ms = context.now_ms;
+        let send_at = match self.send_at.as_deref() {
+            None => None,
+            Some(text) => {
+                let at = instant(text, "send_at")?;
+                if at > now_ms.saturating_add(MAX_SCHEDULE_AHEAD_MS) {
+                    return Err(ApiError::unprocessable(
+                        "send_at_out_of_range",
+                        format!("send_at: {text} is more than 35 days ahead"),
+                    ));
+                }
+                Some(at)
+            }
+        };
+        let mut due_ms = send_at.unwrap_or(now_ms).max(now_ms);
+        if let Some(quiet) = self.quiet_hours.as_ref().or(context.quiet_hours) {
+            quiet
+                .check()
+                .and_then(|()| quiet.release(&to, due_ms))
+                .map(|release| due_ms = release)
+                .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+        }
+        let expires_at_ms = match self.expire_at.as_deref() {
+            Some(text) => {
+                let at = instant(text, "expire_at")?;
+                if at <= due_ms {
+                    return Err(ApiError::unprocessable(
+                        "expire_at_out_of_range",
+                        format!("expire_at: {text} is not after the time it is due to leave"),
+                    ));
+                }
+                Some(at)
+            }
+            None => self
+                .ttl
+                .map(|ttl| due_ms.saturating_add(ttl.saturating_mul(1000))),
+        };
+        let lane = self.priority.unwrap_or(context.lane);
+
         let content = Content::from_request(self.text, self.media, self.template, self.message)?;
         let needs_whatsapp_window =
             channel == "WHATSAPP" && fallback.is_empty() && !content.is_template();
+        let on_sms = is_sms_api || all.iter().any(|c| c == "SMS");
+        let sms = match &content {
+            Content::Text(text) if on_sms => Some(sms_parts::count(text)),
+            _ => None,
+        };
+        if let (Some(parts), Some(max)) = (sms, self.max_parts)
+            && parts.parts > max
+        {
+            return Err(ApiError::unprocessable(
+                "too_many_parts",
+                format!(
+                    "text: {} parts ({:?}, {} units), at most {max} (max_parts)",
+                    parts.parts, parts.encoding, parts.units
+                ),
+            ));
+        }
 
         let route = if is_sms_api {
             if !channels.sms_api {
@@ -278,6 +396,10 @@ impl SendRequest {
             route,
             needs_whatsapp_window,
             metadata,
+            due_ms,
+            expires_at_ms,
+            lane,
+            sms,
         })
     }
 }

@@ -16,12 +16,13 @@
 //! The SMS API's rate is counted per recipient; our SMS sends have one recipient each, so a
 //! send is a slot.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
 use crate::schedule::Lane;
-use crate::store::{Store, StoreError};
+use crate::store::{Slot, Store, StoreError};
 
 /// How far ahead of now a bulk send may take a slot.
 pub const BULK_HORIZON: Duration = Duration::from_millis(250);
@@ -48,13 +49,22 @@ impl Api {
     }
 }
 
-/// The configured rates.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// The configured rates, and this process's gate for bulk sends.
+#[derive(Debug, Clone, Default)]
 pub struct Pacing {
     /// Conversation API messages a second (`None`: unpaced).
     pub conversation_rate: Option<f64>,
     /// SMS API messages a second (`None`: unpaced).
     pub sms_rate: Option<f64>,
+    /// One bulk send of this process at a time asks the store for a slot; the others wait
+    /// here, not on the store.
+    bulk_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl PartialEq for Pacing {
+    fn eq(&self, other: &Self) -> bool {
+        self.conversation_rate == other.conversation_rate && self.sms_rate == other.sms_rate
+    }
 }
 
 /// Why a send cannot have its slot now.
@@ -67,7 +77,47 @@ pub enum PaceError {
     OutOfTime,
 }
 
+/// Conversation API messages a second (the variable and the template parameter).
+pub const CONVERSATION_SEND_RATE: &str = "CONVERSATION_SEND_RATE";
+/// SMS API messages a second.
+pub const SMS_SEND_RATE: &str = "SMS_SEND_RATE";
+/// Both, unless set: a Conversation app's outbound queue drains at about 20 a second by default.
+pub const DEFAULT_SEND_RATE: f64 = 20.0;
+
 impl Pacing {
+    /// These rates (messages a second; `None`: unpaced).
+    pub fn new(conversation_rate: Option<f64>, sms_rate: Option<f64>) -> Self {
+        Self {
+            conversation_rate,
+            sms_rate,
+            bulk_gate: Arc::default(),
+        }
+    }
+
+    /// The rates from `CONVERSATION_SEND_RATE` and `SMS_SEND_RATE` (messages a second, up to
+    /// 10,000; `0`: unpaced), [`DEFAULT_SEND_RATE`] when unset.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let rate = |name: &'static str| -> Result<Option<f64>, crate::config::ConfigError> {
+            let Some(text) = env.optional(name) else {
+                return Ok(Some(DEFAULT_SEND_RATE));
+            };
+            match text.parse::<f64>() {
+                Ok(rate) if rate == 0.0 => Ok(None),
+                Ok(rate) if (0.01..=10_000.0).contains(&rate) => Ok(Some(rate)),
+                _ => Err(crate::config::ConfigError::new(
+                    name,
+                    format!("must be messages a second, 0.01 to 10000 (0: unpaced), got {text:?}"),
+                )),
+            }
+        };
+        Ok(Self::new(
+            rate(CONVERSATION_SEND_RATE)?,
+            rate(SMS_SEND_RATE)?,
+        ))
+    }
+
     /// The time between two slots on `api`, if it is paced.
     pub fn interval(&self, api: Api) -> Option<Duration> {
         let rate = match api {
@@ -88,10 +138,18 @@ impl Pacing {
         let Some(interval) = self.interval(api) else {
             return Ok(());
         };
-        let interval_us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX).max(1);
-        let horizon = match lane {
+        let interval_us = u64::try_from(interval.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let horizon_us = u64::try_from(BULK_HORIZON.as_micros()).unwrap_or(u64::MAX);
+        // A bulk send waits its turn in this process first: one asks the store at a time.
+        let _turn = match lane {
             Lane::Transactional => None,
-            Lane::Bulk => Some(u64::try_from(BULK_HORIZON.as_micros()).unwrap_or(u64::MAX)),
+            Lane::Bulk => Some(
+                tokio::time::timeout_at(deadline, self.bulk_gate.lock())
+                    .await
+                    .map_err(|_| PaceError::OutOfTime)?,
+            ),
         };
         loop {
             let now_us = now_us();
@@ -102,21 +160,32 @@ impl Pacing {
             )
             .unwrap_or(u64::MAX);
             // A transactional slot no further than the time left; a bulk one within its horizon.
-            let horizon_us = horizon.unwrap_or(remaining_us).min(remaining_us);
+            let horizon = match lane {
+                Lane::Transactional => remaining_us,
+                Lane::Bulk => horizon_us.min(remaining_us),
+            };
             match store
-                .take_slot(api.timeline(), interval_us, now_us, Some(horizon_us))
+                .take_slot(api.timeline(), interval_us, now_us, Some(horizon))
                 .await?
             {
-                Some(slot_us) => {
-                    let wait = Duration::from_micros(slot_us.saturating_sub(now_us));
-                    tokio::time::sleep(wait).await;
+                Slot::Taken(slot_us) => {
+                    drop(_turn);
+                    tokio::time::sleep(Duration::from_micros(slot_us.saturating_sub(now_us))).await;
                     return Ok(());
                 }
-                None if remaining_us <= u64::try_from(BULK_HORIZON.as_micros()).unwrap_or(0) => {
+                Slot::Busy { .. } if remaining_us <= horizon_us => {
                     return Err(PaceError::OutOfTime);
                 }
-                // Further ahead than this lane may take: ask again shortly.
-                None => tokio::time::sleep(interval.max(Duration::from_millis(20))).await,
+                // Further ahead than this lane may take: ask again when it is within reach
+                // (at least a slot's time from now, so the store is asked at most at the rate).
+                Slot::Busy { next_us } => {
+                    let reach = next_us.saturating_sub(now_us).saturating_sub(horizon);
+                    let wait = Duration::from_micros(reach.max(interval_us));
+                    if Instant::now() + wait >= deadline {
+                        return Err(PaceError::OutOfTime);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
@@ -136,10 +205,7 @@ mod tests {
 
     #[test]
     fn slots_are_a_little_further_apart_than_the_rate() {
-        let pacing = Pacing {
-            conversation_rate: Some(50.0),
-            sms_rate: None,
-        };
+        let pacing = Pacing::new(Some(50.0), None);
         let interval = pacing.interval(Api::Conversation).unwrap();
         assert!(interval > Duration::from_millis(20) && interval < Duration::from_millis(22));
         assert_eq!(pacing.interval(Api::Sms), None);
@@ -162,18 +228,28 @@ mod tests {
         }
         assert_eq!(
             bulk,
-            [Some(now), Some(now + 100_000), Some(now + 200_000), None]
+            [
+                Slot::Taken(now),
+                Slot::Taken(now + 100_000),
+                Slot::Taken(now + 200_000),
+                Slot::Busy {
+                    next_us: now + 300_000
+                }
+            ]
         );
         // A transactional send takes the next one, wherever it is.
         assert_eq!(
             store.take_slot("t", interval_us, now, None).await.unwrap(),
-            Some(now + 300_000)
+            Slot::Taken(now + 300_000)
         );
         // Idle later: the slot is now.
         let later = now + 10_000_000;
         assert_eq!(
-            store.take_slot("t", interval_us, later, None).await.unwrap(),
-            Some(later)
+            store
+                .take_slot("t", interval_us, later, None)
+                .await
+                .unwrap(),
+            Slot::Taken(later)
         );
     }
 }

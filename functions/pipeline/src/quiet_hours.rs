@@ -42,7 +42,9 @@ pub enum QuietError {
     #[error("quiet_hours: {0}")]
     Invalid(String),
     /// [`TIME_ZONE_REQUIRED`].
-    #[error("quiet_hours.time_zone: required for {0} (its country has several time zones, or none is known)")]
+    #[error(
+        "quiet_hours.time_zone: required for {0} (its country has several time zones, or none is known)"
+    )]
     ZoneRequired(String),
 }
 
@@ -74,8 +76,9 @@ impl QuietHours {
     /// The zone for recipient `to` (an E.164 number, or another channel's identity).
     pub fn zone(&self, to: &str) -> Result<TimeZone, QuietError> {
         match &self.time_zone {
-            Some(name) => TimeZone::get(name)
-                .map_err(|_| QuietError::Invalid(format!("time_zone: {name:?} is not an IANA time zone"))),
+            Some(name) => TimeZone::get(name).map_err(|_| {
+                QuietError::Invalid(format!("time_zone: {name:?} is not an IANA time zone"))
+            }),
             None => zone_of_number(to)
                 .and_then(|name| TimeZone::get(name).ok())
                 .ok_or_else(|| QuietError::ZoneRequired(to.to_owned())),
@@ -87,8 +90,9 @@ impl QuietHours {
         time_of(&self.start, "start")?;
         time_of(&self.end, "end")?;
         if let Some(name) = &self.time_zone {
-            TimeZone::get(name)
-                .map_err(|_| QuietError::Invalid(format!("time_zone: {name:?} is not an IANA time zone")))?;
+            TimeZone::get(name).map_err(|_| {
+                QuietError::Invalid(format!("time_zone: {name:?} is not an IANA time zone"))
+            })?;
         }
         Ok(())
     }
@@ -247,12 +251,14 @@ mod tests {
         let q = quiet(None);
         // 22:30 in Stockholm (UTC+1 in December): held to 08:00 the next morning.
         assert_eq!(
-            q.release("+46701234567", ms("2026-12-03T21:30:00Z")).unwrap(),
+            q.release("+46701234567", ms("2026-12-03T21:30:00Z"))
+                .unwrap(),
             ms("2026-12-04T07:00:00Z")
         );
         // 05:00 local: held to 08:00 the same day.
         assert_eq!(
-            q.release("+46701234567", ms("2026-12-04T04:00:00Z")).unwrap(),
+            q.release("+46701234567", ms("2026-12-04T04:00:00Z"))
+                .unwrap(),
             ms("2026-12-04T07:00:00Z")
         );
         // Midday: leaves as due.
@@ -260,7 +266,8 @@ mod tests {
         assert_eq!(q.release("+46701234567", noon).unwrap(), noon);
         // Summer time: 08:00 in Stockholm is 06:00 UTC.
         assert_eq!(
-            q.release("+46701234567", ms("2026-07-01T20:00:00Z")).unwrap(),
+            q.release("+46701234567", ms("2026-07-01T20:00:00Z"))
+                .unwrap(),
             ms("2026-07-02T06:00:00Z")
         );
     }
@@ -281,7 +288,8 @@ mod tests {
         // Given a zone, any recipient.
         let q = quiet(Some("America/New_York"));
         assert_eq!(
-            q.release("+12025550123", ms("2026-12-04T03:00:00Z")).unwrap(),
+            q.release("+12025550123", ms("2026-12-04T03:00:00Z"))
+                .unwrap(),
             ms("2026-12-04T13:00:00Z")
         );
     }
@@ -299,7 +307,11 @@ mod tests {
                 end: end.into(),
                 time_zone: zone.map(str::to_owned),
             };
-            assert_eq!(q.check().unwrap_err().code(), INVALID_QUIET_HOURS, "{start} {end} {zone:?}");
+            assert_eq!(
+                q.check().unwrap_err().code(),
+                INVALID_QUIET_HOURS,
+                "{start} {end} {zone:?}"
+            );
         }
         assert!(quiet(None).check().is_ok());
     }

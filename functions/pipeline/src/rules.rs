@@ -99,7 +99,13 @@ impl Refusal {
 /// Whether an ended message's reason says it was withheld (by a rule, its expiry, a cancel),
 /// never sent.
 pub fn is_withheld(reason: &Reason) -> bool {
-    [RECIPIENT_OPTED_OUT, WHATSAPP_WINDOW_CLOSED, EXPIRED, CANCELED].contains(&reason.code.as_str())
+    [
+        RECIPIENT_OPTED_OUT,
+        WHATSAPP_WINDOW_CLOSED,
+        EXPIRED,
+        CANCELED,
+    ]
+    .contains(&reason.code.as_str())
 }
 
 impl Rules {

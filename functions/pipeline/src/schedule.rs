@@ -68,7 +68,11 @@ impl ScheduledJob {
     /// The envelope this delivery stands for, when `body` is one.
     pub fn unwrap(body: &str) -> Option<Envelope> {
         let job: ScheduledJob = serde_json::from_str(body).ok()?;
-        Some(Envelope::job(&job.scheduled_job, job.body, SystemTime::now()))
+        Some(Envelope::job(
+            &job.scheduled_job,
+            job.body,
+            SystemTime::now(),
+        ))
     }
 }
 
@@ -142,6 +146,53 @@ impl Scheduler for MemoryScheduler {
     }
 }
 
+/// The two lanes' queues.
+#[derive(Debug, Clone)]
+pub struct Lanes<Q> {
+    pub transactional: Q,
+    pub bulk: Q,
+}
+
+impl<Q> Lanes<Q> {
+    /// The queue of `lane`.
+    pub fn of(&self, lane: Lane) -> &Q {
+        match lane {
+            Lane::Transactional => &self.transactional,
+            Lane::Bulk => &self.bulk,
+        }
+    }
+}
+
+/// Whether work due at `due_ms` waits for its time (more than a second ahead of `now_ms`).
+pub fn is_later(due_ms: u64, now_ms: u64) -> bool {
+    due_ms > now_ms.saturating_add(1000)
+}
+
+/// Puts `due`'s job on its lane's queue now, or has `scheduler` bring it there at its time;
+/// either within `timeout`. A failure's words (to log, never to answer).
+pub async fn dispatch<Q: crate::queue::Queue, C: Scheduler>(
+    lanes: &Lanes<Q>,
+    scheduler: &C,
+    due: &Due,
+    now_ms: u64,
+    timeout: Duration,
+) -> Result<(), String> {
+    if is_later(due.at_ms, now_ms) {
+        return tokio::time::timeout(timeout, scheduler.schedule(due))
+            .await
+            .map_err(|_| "the scheduler did not confirm in time".to_owned())?
+            .map_err(|e| e.to_string());
+    }
+    match tokio::time::timeout(timeout, lanes.of(due.lane).send(&due.envelope)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!(
+            "the queue did not confirm within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
 /// A lane's queue, as the AWS scheduler needs it.
 #[derive(Debug, Clone)]
 pub struct LaneQueue {
@@ -166,6 +217,24 @@ pub struct EventBridgeScheduler {
 pub const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
 
 impl EventBridgeScheduler {
+    /// One over the SDK's configuration; `sqs` sends the delayed jobs.
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        sqs: aws_sdk_sqs::Client,
+        role_arn: String,
+        group: String,
+        lanes: Lanes<LaneQueue>,
+    ) -> Self {
+        Self {
+            scheduler: aws_sdk_scheduler::Client::new(sdk),
+            sqs,
+            role_arn,
+            group,
+            transactional: lanes.transactional,
+            bulk: lanes.bulk,
+        }
+    }
+
     fn queue(&self, lane: Lane) -> &LaneQueue {
         match lane {
             Lane::Transactional => &self.transactional,
@@ -212,8 +281,9 @@ impl Scheduler for EventBridgeScheduler {
         use aws_sdk_scheduler::types::{
             ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
         };
-        let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(due.at_ms / 1000).unwrap_or(0))
-            .map_err(|e| failed("schedule", e))?;
+        let at =
+            time::OffsetDateTime::from_unix_timestamp(i64::try_from(due.at_ms / 1000).unwrap_or(0))
+                .map_err(|e| failed("schedule", e))?;
         let expression = format!(
             "at({:04}-{:02}-{:02}T{:02}:{:02}:{:02})",
             at.year(),
@@ -249,7 +319,12 @@ impl Scheduler for EventBridgeScheduler {
             .target(target)
             .send()
             .await
-            .map_err(|e| failed("schedule", aws_sdk_scheduler::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                failed(
+                    "schedule",
+                    aws_sdk_scheduler::error::DisplayErrorContext(&e),
+                )
+            })?;
         Ok(())
     }
 
@@ -310,7 +385,11 @@ mod tests {
         }
         scheduler.cancel("c").await.unwrap();
         assert!(scheduler.take_due(99).is_empty());
-        let due: Vec<String> = scheduler.take_due(250).into_iter().map(|d| d.name).collect();
+        let due: Vec<String> = scheduler
+            .take_due(250)
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         assert_eq!(due, ["a", "b"]);
         assert!(scheduler.take_due(1000).is_empty(), "c was canceled");
     }

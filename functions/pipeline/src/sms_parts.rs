@@ -95,15 +95,26 @@ mod tests {
         assert_eq!(count(&"a".repeat(307)).parts, 3);
         // The extension table's characters take two septets.
         let euros = count(&"€".repeat(80));
-        assert_eq!((euros.encoding, euros.units, euros.parts), (Encoding::Gsm7, 160, 1));
+        assert_eq!(
+            (euros.encoding, euros.units, euros.parts),
+            (Encoding::Gsm7, 160, 1)
+        );
         assert_eq!(count(&"€".repeat(81)).parts, 2);
         assert_eq!(count("").parts, 1);
     }
 
     #[test]
     fn anything_else_is_ucs2_70_then_67_a_part() {
-        assert_eq!(count("Grüße, Ärger, Niño, Ç").encoding, Encoding::Gsm7, "all in the alphabet");
-        assert_eq!(count("ça").encoding, Encoding::Ucs2, "a lower-case ç is not");
+        assert_eq!(
+            count("Grüße, Ärger, Niño, Ç").encoding,
+            Encoding::Gsm7,
+            "all in the alphabet"
+        );
+        assert_eq!(
+            count("ça").encoding,
+            Encoding::Ucs2,
+            "a lower-case ç is not"
+        );
         let cyrillic = count(&"щ".repeat(70));
         assert_eq!((cyrillic.encoding, cyrillic.parts), (Encoding::Ucs2, 1));
         assert_eq!(count(&"щ".repeat(71)).parts, 2);
@@ -111,7 +122,10 @@ mod tests {
         assert_eq!(count(&"щ".repeat(135)).parts, 3);
         // An emoji is two units, and never split across parts.
         let emoji = count(&"😀".repeat(35));
-        assert_eq!((emoji.encoding, emoji.units, emoji.parts), (Encoding::Ucs2, 70, 1));
+        assert_eq!(
+            (emoji.encoding, emoji.units, emoji.parts),
+            (Encoding::Ucs2, 70, 1)
+        );
         assert_eq!(count(&format!("{}😀", "a".repeat(66))).parts, 1);
         assert_eq!(count(&format!("{}😀", "щ".repeat(69))).parts, 2);
     }

@@ -56,6 +56,11 @@ async fn main() {
     let worker = Arc::new(Worker {
         services: services(store, &sinch),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,

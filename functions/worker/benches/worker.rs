@@ -72,6 +72,11 @@ fn per_record(c: &mut Criterion) {
         let worker = Worker {
             services: services(store, &server),
             dead_letters: MemoryQueue::new("dlq"),
+            lanes: pipeline::schedule::Lanes {
+                transactional: MemoryQueue::new("outbound"),
+                bulk: MemoryQueue::new("bulk"),
+            },
+            scheduler: pipeline::schedule::MemoryScheduler::new(),
             concurrency: 1,
             metrics: pipeline::metrics::Metrics::off(),
             outbound_max_receives: 5,
@@ -107,6 +112,11 @@ fn batch_with_replies(c: &mut Criterion) {
     let worker = Arc::new(Worker {
         services: services(MemoryStore::new(), &server),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 10,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
@@ -152,6 +162,11 @@ fn fixed_iterations(n: usize) {
     let worker = Worker {
         services: services(MemoryStore::new(), &server),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,

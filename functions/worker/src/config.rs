@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use pipeline::config::{ConfigError, Env};
 use pipeline::reply::ReplyPolicy;
+use pipeline::schedule::{LaneQueue, Lanes};
 use sinch::client::{ClientConfig, ConversationCredentials, SmsCredentials, Urls};
 
 pub const SINCH_PROJECT_ID: &str = "SINCH_PROJECT_ID";
@@ -38,9 +39,32 @@ pub const OUTBOUND_MAX_RECEIVE_COUNT: &str = "OUTBOUND_MAX_RECEIVE_COUNT";
 const CONVERSATION_REGIONS: [&str; 3] = ["us", "eu", "br"];
 const SMS_REGIONS: [&str; 5] = ["us", "eu", "br", "ca", "au"];
 
+/// The fast lane's queue (the template's outbound queue).
+pub const OUTBOUND_QUEUE_URL: &str = "OUTBOUND_QUEUE_URL";
+pub const OUTBOUND_QUEUE_ARN: &str = "OUTBOUND_QUEUE_ARN";
+/// The bulk lane's queue.
+pub const BULK_QUEUE_URL: &str = "BULK_QUEUE_URL";
+pub const BULK_QUEUE_ARN: &str = "BULK_QUEUE_ARN";
+/// The role EventBridge Scheduler assumes to deliver jobs due later.
+pub const SCHEDULER_ROLE_ARN: &str = "SCHEDULER_ROLE_ARN";
+/// The schedule group. Default `default`.
+pub const SCHEDULE_GROUP: &str = "SCHEDULE_GROUP";
+
+/// Where a batch's sends go (required in Lambda; the local stack wires its own).
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    pub lanes: pipeline::schedule::Lanes<pipeline::schedule::LaneQueue>,
+    pub scheduler_role_arn: String,
+    pub schedule_group: String,
+}
+
 /// Everything the worker needs to know.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// The send rates ([`pipeline::pacing`]).
+    pub pacing: pipeline::pacing::Pacing,
+    /// The lanes and the scheduler, when all of their settings are given.
+    pub dispatch: Option<Dispatch>,
     pub sinch: ClientConfig,
     pub app_id: Option<String>,
     pub dead_letter_queue_url: String,
@@ -66,7 +90,45 @@ impl WorkerConfig {
             Some(json) => ReplyPolicy::from_json(&json)
                 .map_err(|e| ConfigError::new(REPLY_RULES, e.to_string()))?,
         };
+        let lane = |url: &'static str,
+                    arn: &'static str|
+         -> Result<Option<LaneQueue>, ConfigError> {
+            Ok(match (env.optional(url), env.optional(arn)) {
+                (Some(_), Some(arn)) => Some(LaneQueue {
+                    url: env.url(url)?,
+                    arn,
+                }),
+                (None, None) => None,
+                (None, Some(_)) => return Err(ConfigError::new(url, "is not set (its ARN is)")),
+                (Some(_), None) => return Err(ConfigError::new(arn, "is not set (its URL is)")),
+            })
+        };
+        let dispatch = match (
+            lane(OUTBOUND_QUEUE_URL, OUTBOUND_QUEUE_ARN)?,
+            lane(BULK_QUEUE_URL, BULK_QUEUE_ARN)?,
+            env.optional(SCHEDULER_ROLE_ARN),
+        ) {
+            (Some(transactional), Some(bulk), Some(role)) => Some(Dispatch {
+                lanes: Lanes {
+                    transactional,
+                    bulk,
+                },
+                scheduler_role_arn: role,
+                schedule_group: env
+                    .optional(SCHEDULE_GROUP)
+                    .unwrap_or_else(|| "default".to_owned()),
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::new(
+                    SCHEDULER_ROLE_ARN,
+                    "the lanes and the scheduler go together: set OUTBOUND_QUEUE_URL/ARN, BULK_QUEUE_URL/ARN and SCHEDULER_ROLE_ARN, or none",
+                ));
+            }
+        };
         Ok(Self {
+            pacing: pipeline::pacing::Pacing::from_env(env)?,
+            dispatch,
             sinch: sinch_client_config(env)?,
             app_id: env.optional(SINCH_APP_ID),
             dead_letter_queue_url: env.url(DEAD_LETTER_QUEUE_URL)?,

@@ -9,6 +9,7 @@ use pipeline::config::ConfigError;
 use pipeline::handlers::Services;
 use pipeline::hook::Hook;
 use pipeline::queue::{SqsQueue, enqueue_client};
+use pipeline::schedule::{EventBridgeScheduler, Lanes};
 use pipeline::store::{DynamoStore, dynamodb_client};
 use sinch::client::SinchClient;
 
@@ -54,6 +55,16 @@ pub async fn run_with<H: Hook>(
         tracing::warn!("no SMS API credentials: SMS replies are disabled");
     }
     let hook = hook(&config);
+    let Some(dispatch) = config.dispatch.clone() else {
+        pipeline::config::exit_at_init(
+            "worker",
+            &ConfigError::new(
+                crate::config::BULK_QUEUE_URL,
+                "is not set (the lanes and the scheduler are required in Lambda)",
+            ),
+        );
+    };
+    let sqs = enqueue_client(&sdk, Duration::from_secs(5));
     let worker = Worker {
         services: Services {
             store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default()),
@@ -63,11 +74,20 @@ pub async fn run_with<H: Hook>(
             idempotency_ttl: config.idempotency_ttl,
             rules: pipeline::rules::Rules::default(),
             ledger: pipeline::ledger::Ledger::new(config.send_settle),
+            pacing: config.pacing,
             clock: Clock::System,
         },
-        dead_letters: SqsQueue::new(
-            enqueue_client(&sdk, Duration::from_secs(5)),
-            config.dead_letter_queue_url,
+        dead_letters: SqsQueue::new(sqs.clone(), config.dead_letter_queue_url),
+        lanes: Lanes {
+            transactional: SqsQueue::new(sqs.clone(), dispatch.lanes.transactional.url.clone()),
+            bulk: SqsQueue::new(sqs.clone(), dispatch.lanes.bulk.url.clone()),
+        },
+        scheduler: EventBridgeScheduler::new(
+            &sdk,
+            sqs,
+            dispatch.scheduler_role_arn,
+            dispatch.schedule_group,
+            dispatch.lanes,
         ),
         concurrency: config.concurrency,
         outbound_max_receives: config.outbound_max_receives,

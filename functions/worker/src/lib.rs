@@ -40,14 +40,15 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
 use pipeline::clock::unix_millis;
 use pipeline::envelope::{Envelope, EnvelopeError};
-use pipeline::handlers::outbound;
 use pipeline::handlers::{Handled, ReplyOutcome, Services};
+use pipeline::handlers::{fan_out, outbound};
 use pipeline::hook::Hook;
 use pipeline::ledger::SendError;
 use pipeline::metrics::{Metric, Metrics, cold_start};
 use pipeline::process::{self, BAD_ENVELOPE, Failure, SINCH_REJECTED};
 use pipeline::queue::Queue;
 use pipeline::reply::ReplyPolicy;
+use pipeline::schedule::{Lanes, MemoryScheduler, ScheduledJob, Scheduler};
 use pipeline::store::DeadLetter;
 use pipeline::store::Store;
 use tokio::sync::Semaphore;
@@ -62,9 +63,12 @@ pub const SAFETY_MARGIN: Duration = Duration::from_millis(1500);
 
 /// The worker's dependencies, built once per cold start.
 #[derive(Debug)]
-pub struct Worker<S, Q, H = ReplyPolicy> {
+pub struct Worker<S, Q, H = ReplyPolicy, C = MemoryScheduler> {
     pub services: Services<S, H>,
     pub dead_letters: Q,
+    /// Where a batch's send jobs go: the lanes' queues, or the scheduler when they are due later.
+    pub lanes: Lanes<Q>,
+    pub scheduler: C,
     pub concurrency: usize,
     /// EMF metrics (off in tests and the local stack).
     pub metrics: Metrics,
@@ -129,8 +133,8 @@ pub enum RecordOutcome {
 pub struct UnidentifiedFailures(usize);
 
 /// Processes one SQS batch; the response lists the records SQS must deliver again.
-pub async fn handle_batch<S, Q, H>(
-    worker: Arc<Worker<S, Q, H>>,
+pub async fn handle_batch<S, Q, H, C>(
+    worker: Arc<Worker<S, Q, H, C>>,
     event: SqsEvent,
     deadline: Instant,
 ) -> Result<SqsBatchResponse, UnidentifiedFailures>
@@ -138,6 +142,7 @@ where
     S: Store + 'static,
     Q: Queue + 'static,
     H: Hook,
+    C: Scheduler + 'static,
 {
     batch_response(&process_batch(worker, event, deadline).await)
 }
@@ -164,8 +169,8 @@ pub fn batch_response(
 }
 
 /// Every record's outcome, keyed by its message id (in completion order).
-pub async fn process_batch<S, Q, H>(
-    worker: Arc<Worker<S, Q, H>>,
+pub async fn process_batch<S, Q, H, C>(
+    worker: Arc<Worker<S, Q, H, C>>,
     event: SqsEvent,
     deadline: Instant,
 ) -> Vec<(Option<String>, RecordOutcome)>
@@ -173,6 +178,7 @@ where
     S: Store + 'static,
     Q: Queue + 'static,
     H: Hook,
+    C: Scheduler + 'static,
 {
     // After a store failure, one record at a time (see `StoreHealth`).
     let concurrency = if worker.store_health.careful() {
@@ -231,8 +237,8 @@ where
 
 /// One record, start to finish. Never panics on bad input; a panic in a handler is caught by
 /// the task around it.
-pub async fn process_record<S: Store, Q: Queue, H: Hook>(
-    worker: &Worker<S, Q, H>,
+pub async fn process_record<S: Store, Q: Queue, H: Hook, C: Scheduler>(
+    worker: &Worker<S, Q, H, C>,
     record: SqsMessage,
     deadline: Instant,
 ) -> RecordOutcome {
@@ -240,8 +246,8 @@ pub async fn process_record<S: Store, Q: Queue, H: Hook>(
 }
 
 /// One record, and whether it failed on the state store.
-async fn judged_record<S: Store, Q: Queue, H: Hook>(
-    worker: &Worker<S, Q, H>,
+async fn judged_record<S: Store, Q: Queue, H: Hook, C: Scheduler>(
+    worker: &Worker<S, Q, H, C>,
     record: SqsMessage,
     deadline: Instant,
 ) -> (RecordOutcome, bool) {
@@ -260,6 +266,21 @@ async fn judged_record<S: Store, Q: Queue, H: Hook>(
                     let kind = "outbound.send".to_owned();
                     count_handled(&worker.metrics, &kind, &handled);
                     info!(%message_id, ?handled, elapsed_us = started.elapsed().as_micros() as u64, outcome = "handled", "send processed");
+                    return (RecordOutcome::Handled { kind, handled }, false);
+                }
+                Err(failure) => (envelope, failure),
+            }
+        }
+        Ok(envelope)
+            if matches!(
+                envelope.job.as_deref(),
+                Some(fan_out::FAN_OUT_JOB | fan_out::CANCEL_BATCH_JOB)
+            ) =>
+        {
+            match batch_job(worker, &envelope, deadline).await {
+                Ok(handled) => {
+                    let kind = format!("batch.{}", envelope.job.as_deref().unwrap_or_default());
+                    info!(%message_id, ?handled, elapsed_us = started.elapsed().as_micros() as u64, outcome = "handled", "batch job processed");
                     return (RecordOutcome::Handled { kind, handled }, false);
                 }
                 Err(failure) => (envelope, failure),
@@ -326,8 +347,8 @@ async fn judged_record<S: Store, Q: Queue, H: Hook>(
 }
 
 /// Runs one send of the messages API.
-async fn send_job<S: Store, Q: Queue, H: Hook>(
-    worker: &Worker<S, Q, H>,
+async fn send_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
+    worker: &Worker<S, Q, H, C>,
     envelope: &Envelope,
     receives: u32,
     deadline: Instant,
@@ -376,6 +397,39 @@ async fn send_job<S: Store, Q: Queue, H: Hook>(
     }
 }
 
+/// Runs a batch's fan-out or cancel job ([`fan_out`]).
+async fn batch_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
+    worker: &Worker<S, Q, H, C>,
+    envelope: &Envelope,
+    deadline: Instant,
+) -> Result<Handled, Failure> {
+    let body = envelope
+        .raw_body()
+        .map_err(|e| Failure::poison(BAD_ENVELOPE, e))?;
+    let job = fan_out::parse(&body).map_err(|e| Failure::poison(BAD_JOB, e))?;
+    let services = &worker.services;
+    let done = if envelope.job.as_deref() == Some(fan_out::CANCEL_BATCH_JOB) {
+        fan_out::cancel(services, &worker.scheduler, &job, deadline).await
+    } else {
+        fan_out::fan_out(services, &worker.lanes, &worker.scheduler, &job, deadline).await
+    };
+    match done {
+        Ok(done) => Ok(Handled::Batch {
+            batch: job.batch,
+            chunk: job.chunk,
+            made: done.made,
+            queued: done.queued + done.scheduled,
+            canceled: done.canceled,
+        }),
+        Err(error) if error.is_transient() => Err(Failure::Transient {
+            detail: error.to_string(),
+            sinch: false,
+            store: matches!(error, fan_out::FanOutError::Store(_)),
+        }),
+        Err(error) => Err(Failure::poison(BAD_JOB, error)),
+    }
+}
+
 /// The metrics for a handled record.
 fn count_handled(metrics: &Metrics, kind: &str, handled: &Handled) {
     match handled {
@@ -394,8 +448,8 @@ fn count_handled(metrics: &Metrics, kind: &str, handled: &Handled) {
 }
 
 /// Parks a poison message in the DLQ; only once it is stored there is the record acked.
-async fn dead_letter<S: Store, Q: Queue, H: Hook>(
-    worker: &Worker<S, Q, H>,
+async fn dead_letter<S: Store, Q: Queue, H: Hook, C: Scheduler>(
+    worker: &Worker<S, Q, H, C>,
     message_id: &str,
     mut envelope: Envelope,
     reason: &'static str,
@@ -439,9 +493,16 @@ async fn dead_letter<S: Store, Q: Queue, H: Hook>(
     }
 }
 
-/// The envelope from an SQS record's body and string attributes.
+/// The envelope from an SQS record's body and string attributes; a job EventBridge Scheduler
+/// delivered (a body only) is unwrapped into the envelope it stands for
+/// ([`pipeline::schedule`]).
 fn read_envelope(record: &SqsMessage) -> Result<Envelope, EnvelopeError> {
     let attributes = &record.message_attributes;
+    if attributes.is_empty()
+        && let Some(envelope) = record.body.as_deref().and_then(ScheduledJob::unwrap)
+    {
+        return Ok(envelope);
+    }
     Envelope::from_message(record.body.clone().unwrap_or_default(), |name| {
         attributes
             .get(name)
@@ -453,11 +514,12 @@ fn read_envelope(record: &SqsMessage) -> Result<Envelope, EnvelopeError> {
 pub const BAD_JOB: &str = "bad_job";
 
 /// Serves batches from the Lambda runtime until it stops.
-pub async fn run<S, Q, H>(worker: Worker<S, Q, H>) -> Result<(), lambda_runtime::Error>
+pub async fn run<S, Q, H, C>(worker: Worker<S, Q, H, C>) -> Result<(), lambda_runtime::Error>
 where
     S: Store + 'static,
     Q: Queue + 'static,
     H: Hook,
+    C: Scheduler + 'static,
 {
     let worker = Arc::new(worker);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -14,12 +14,12 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pipeline::store::DeadLetter;
 use pipeline::status::Status;
+use pipeline::store::DeadLetter;
 use pipeline::store::{
-    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, Claim, ClaimRequest, ContactKey, ContactState, Finished,
-    InboundRecord, MessageKey, MessageState, OptChange, SendAttempt, SendFinish, SendSlot,
-    StatusChange, StatusUpdate, Store, StoreError,
+    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, Claim, ClaimRequest, ContactKey,
+    ContactState, Finished, InboundRecord, MessageKey, MessageState, OptChange, SendAttempt,
+    SendFinish, SendSlot, Slot, StatusChange, StatusUpdate, Store, StoreError,
 };
 
 /// How an operation fails.
@@ -232,14 +232,19 @@ impl<S: Store> Store for FaultyStore<S> {
             .await
     }
     async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
-        self.call("contacts", "", self.inner.contacts(contacts)).await
+        self.call("contacts", "", self.inner.contacts(contacts))
+            .await
     }
     async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
         self.call("statuses", "", self.inner.statuses(ids)).await
     }
     async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
-        self.call("create_batch", &batch.id, self.inner.create_batch(batch, chunks))
-            .await
+        self.call(
+            "create_batch",
+            &batch.id,
+            self.inner.create_batch(batch, chunks),
+        )
+        .await
     }
     async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
         self.call("batch", id, self.inner.batch(id)).await
@@ -249,7 +254,8 @@ impl<S: Store> Store for FaultyStore<S> {
             .await
     }
     async fn cancel_batch(&self, id: &str) -> Result<BatchCancel, StoreError> {
-        self.call("cancel_batch", id, self.inner.cancel_batch(id)).await
+        self.call("cancel_batch", id, self.inner.cancel_batch(id))
+            .await
     }
     async fn take_slot(
         &self,
@@ -257,11 +263,12 @@ impl<S: Store> Store for FaultyStore<S> {
         interval_us: u64,
         now_us: u64,
         horizon_us: Option<u64>,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Slot, StoreError> {
         self.call(
             "take_slot",
             timeline,
-            self.inner.take_slot(timeline, interval_us, now_us, horizon_us),
+            self.inner
+                .take_slot(timeline, interval_us, now_us, horizon_us),
         )
         .await
     }

@@ -69,6 +69,7 @@ async fn orders_are_answered_by_the_hook_and_everything_else_by_the_reply_policy
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
         ledger: pipeline::ledger::Ledger::default(),
+        pacing: Default::default(),
         clock: Clock::System,
     };
     let deadline = || Instant::now() + Duration::from_secs(5);

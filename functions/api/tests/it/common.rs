@@ -34,7 +34,11 @@ pub fn config() -> ApiConfig {
 pub fn api<S: Store>(store: S) -> Api<S, MemoryQueue> {
     Api {
         store,
-        queue: MemoryQueue::new("outbound"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: pipeline::queue::MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: Clock::Fixed(now()),
     }

@@ -41,7 +41,7 @@ async fn replays_the_first_answer<S: Store>(api: Api<S, MemoryQueue>) {
         "the same key and body replay"
     );
     assert_eq!(again, first, "the same answer");
-    assert_eq!(api.queue.len(), 1, "queued once");
+    assert_eq!(api.lanes.transactional.len(), 1, "queued once");
 }
 
 async fn another_body_under_the_same_key_is_422<S: Store>(api: Api<S, MemoryQueue>) {
@@ -52,7 +52,7 @@ async fn another_body_under_the_same_key_is_422<S: Store>(api: Api<S, MemoryQueu
         (status, answer["error"]["code"].as_str()),
         (422, Some("idempotency_key_reused"))
     );
-    assert_eq!(api.queue.len(), 1);
+    assert_eq!(api.lanes.transactional.len(), 1);
 }
 
 async fn a_key_in_flight_is_409<S: Store>(api: Api<S, MemoryQueue>) {
@@ -71,20 +71,24 @@ async fn a_key_in_flight_is_409<S: Store>(api: Api<S, MemoryQueue>) {
     let response = api::handle(&api, post(Some("key-3"), BODY)).await;
     assert_eq!(response.status().as_u16(), 409);
     assert_eq!(response.headers()["retry-after"], "1");
-    assert!(api.queue.is_empty());
+    assert!(api.lanes.transactional.is_empty());
 }
 
 async fn a_key_expires_after_24_hours<S: Store + Clone>(api: Api<S, MemoryQueue>) {
     assert_eq!(call(&api, post(Some("key-4"), BODY)).await.0, 202);
     let later = Api {
         store: api.store.clone(),
-        queue: MemoryQueue::new("outbound"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: pipeline::queue::MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: Clock::Fixed(now() + Duration::from_secs(24 * 3600 + 1)),
     };
     let (status, _, replayed) = call(&later, post(Some("key-4"), BODY)).await;
     assert_eq!((status, replayed), (202, false), "a new send");
-    assert_eq!(later.queue.len(), 1);
+    assert_eq!(later.lanes.transactional.len(), 1);
 }
 
 async fn keys_are_scoped_to_the_caller<S: Store>(api: Api<S, MemoryQueue>) {
@@ -103,7 +107,7 @@ async fn keys_are_scoped_to_the_caller<S: Store>(api: Api<S, MemoryQueue>) {
     let (status, _, replayed) =
         call(&api, as_caller(post(Some("shared"), BODY), other_session)).await;
     assert_eq!((status, replayed), (202, true));
-    assert_eq!(api.queue.len(), 2);
+    assert_eq!(api.lanes.transactional.len(), 2);
 }
 
 async fn a_rule_refusal_is_remembered<S: Store>(api: Api<S, MemoryQueue>) {
@@ -146,19 +150,27 @@ async fn a_retry_after_a_crash_past_the_enqueue_is_the_same_message<S: Store + C
     let faulty = FaultyStore::new(api.store.clone());
     let crashing = Api {
         store: faulty.clone(),
-        queue: api.queue.clone(),
+        lanes: pipeline::schedule::Lanes {
+            transactional: api.lanes.transactional.clone(),
+            bulk: api.lanes.transactional.clone(),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: api.clock,
     };
     faulty.fail("complete", Fault::Before);
     let (status, first, _) = call(&crashing, post(Some("crash-1"), BODY)).await;
     assert_eq!(status, 202);
-    assert_eq!(api.queue.len(), 1);
+    assert_eq!(api.lanes.transactional.len(), 1);
     // While the first request's lease runs: in flight.
     assert_eq!(call(&api, post(Some("crash-1"), BODY)).await.0, 409);
     let later = Api {
         store: api.store.clone(),
-        queue: api.queue.clone(),
+        lanes: pipeline::schedule::Lanes {
+            transactional: api.lanes.transactional.clone(),
+            bulk: api.lanes.transactional.clone(),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: Clock::Fixed(now() + Duration::from_secs(31)),
     };
@@ -171,7 +183,7 @@ async fn a_retry_after_a_crash_past_the_enqueue_is_the_same_message<S: Store + C
     // Whether the first enqueue landed cannot be told from here, so the same message may be
     // queued again; never another one (the worker's ledger sends one message per id, however
     // many jobs name it: worker tests `two_jobs_of_one_message_send_it_once`).
-    let ids = queued_ids(&api.queue);
+    let ids = queued_ids(&api.lanes.transactional);
     assert!(
         !ids.is_empty()
             && ids
@@ -182,11 +194,15 @@ async fn a_retry_after_a_crash_past_the_enqueue_is_the_same_message<S: Store + C
     // Once its send has begun, a retry queues nothing at all.
     let job_id = ids[0].clone();
     begin(&api.store, &job_id).await;
-    let before = api.queue.len();
+    let before = api.lanes.transactional.len();
     faulty.fail("complete", Fault::Before);
     let stuck = Api {
         store: faulty.clone(),
-        queue: api.queue.clone(),
+        lanes: pipeline::schedule::Lanes {
+            transactional: api.lanes.transactional.clone(),
+            bulk: api.lanes.transactional.clone(),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: Clock::Fixed(now() + Duration::from_secs(62)),
     };
@@ -194,13 +210,21 @@ async fn a_retry_after_a_crash_past_the_enqueue_is_the_same_message<S: Store + C
     faulty.heal();
     let much_later = Api {
         store: api.store.clone(),
-        queue: api.queue.clone(),
+        lanes: pipeline::schedule::Lanes {
+            transactional: api.lanes.transactional.clone(),
+            bulk: api.lanes.transactional.clone(),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: Clock::Fixed(now() + Duration::from_secs(93)),
     };
     let (status, again, _) = call(&much_later, post(Some("crash-1"), BODY)).await;
     assert_eq!((status, &again["id"]), (202, &first["id"]));
-    assert_eq!(api.queue.len(), before, "its send began: nothing queued");
+    assert_eq!(
+        api.lanes.transactional.len(),
+        before,
+        "its send began: nothing queued"
+    );
     // Now completed: replayed.
     let (status, _, replayed) = call(&much_later, post(Some("crash-1"), BODY)).await;
     assert_eq!((status, replayed), (202, true));
@@ -224,13 +248,23 @@ async fn a_retry_after_a_crash_before_the_enqueue_queues_the_same_message<S: Sto
     faulty.fail("finish_send", Fault::Before);
     let broken = Api {
         store: faulty,
-        queue: pipeline::queue::SqsQueue::new(
-            pipeline::queue::enqueue_client(
-                &testkit::sdk_config_for(&testkit::refused_endpoint()).await,
-                Duration::from_millis(300),
+        lanes: pipeline::schedule::Lanes {
+            transactional: pipeline::queue::SqsQueue::new(
+                pipeline::queue::enqueue_client(
+                    &testkit::sdk_config_for(&testkit::refused_endpoint()).await,
+                    Duration::from_millis(300),
+                ),
+                "http://127.0.0.1:1/queue/outbound",
             ),
-            "http://127.0.0.1:1/queue/outbound",
-        ),
+            bulk: pipeline::queue::SqsQueue::new(
+                pipeline::queue::enqueue_client(
+                    &testkit::sdk_config_for(&testkit::refused_endpoint()).await,
+                    Duration::from_millis(300),
+                ),
+                "http://127.0.0.1:1/queue/bulk",
+            ),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: api.clock,
     };
@@ -240,25 +274,31 @@ async fn a_retry_after_a_crash_before_the_enqueue_queues_the_same_message<S: Sto
     for leak in ["127.0.0.1", "dispatch", "injected", "arn:", "sinch-hooks"] {
         assert!(!message.contains(leak), "{leak} in {message}");
     }
-    assert!(api.queue.is_empty());
+    assert!(api.lanes.transactional.is_empty());
     let later = Api {
         store: api.store.clone(),
-        queue: api.queue.clone(),
+        lanes: pipeline::schedule::Lanes {
+            transactional: api.lanes.transactional.clone(),
+            bulk: api.lanes.transactional.clone(),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: Clock::Fixed(now() + Duration::from_secs(31)),
     };
     let (status, answer, _) = call(&later, post(Some("crash-3"), BODY)).await;
     assert_eq!(status, 202, "{answer}");
-    assert_eq!(api.queue.len(), 1);
+    assert_eq!(api.lanes.transactional.len(), 1);
     assert_eq!(
-        queued_ids(&api.queue),
+        queued_ids(&api.lanes.transactional),
         [answer["id"].as_str().unwrap_or_default()],
         "one message, under the id the key reserved"
     );
     // The id is the one the dead request had stored: its message is the one queued.
     assert!(
         api.store
-            .message_state(&MessageKey::Ours(queued_ids(&api.queue)[0].clone()))
+            .message_state(&MessageKey::Ours(
+                queued_ids(&api.lanes.transactional)[0].clone()
+            ))
             .await
             .unwrap()
             .is_some()
@@ -272,12 +312,16 @@ async fn an_enqueue_that_landed_after_all_is_accepted<S: Store + Clone + 'static
     api: Api<S, MemoryQueue>,
 ) {
     let queue = LandsThenFails {
-        inner: api.queue.clone(),
+        inner: api.lanes.transactional.clone(),
         store: api.store.clone(),
     };
     let racing = Api {
         store: api.store.clone(),
-        queue,
+        lanes: pipeline::schedule::Lanes {
+            transactional: queue.clone(),
+            bulk: queue,
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: api.clock,
     };
@@ -318,6 +362,7 @@ async fn begin<S: Store>(store: &S, id: &str) {
 
 /// A queue that stores the job, sees the worker begin its send, and then reports a failure (a
 /// timeout whose request had landed).
+#[derive(Clone)]
 struct LandsThenFails<S> {
     inner: MemoryQueue,
     store: S,
@@ -377,10 +422,17 @@ async fn a_queue_outage_is_503_and_the_retry_sends_once() {
     let sdk = testkit::sdk_config_for(&testkit::refused_endpoint()).await;
     let broken = Api {
         store: store.clone(),
-        queue: pipeline::queue::SqsQueue::new(
-            pipeline::queue::enqueue_client(&sdk, Duration::from_millis(500)),
-            "http://127.0.0.1:1/queue/outbound",
-        ),
+        lanes: pipeline::schedule::Lanes {
+            transactional: pipeline::queue::SqsQueue::new(
+                pipeline::queue::enqueue_client(&sdk, Duration::from_millis(500)),
+                "http://127.0.0.1:1/queue/outbound",
+            ),
+            bulk: pipeline::queue::SqsQueue::new(
+                pipeline::queue::enqueue_client(&sdk, Duration::from_millis(500)),
+                "http://127.0.0.1:1/queue/bulk",
+            ),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: Clock::Fixed(now()),
     };
@@ -402,5 +454,5 @@ async fn a_queue_outage_is_503_and_the_retry_sends_once() {
         (202, false),
         "the key was given back: {answer}"
     );
-    assert_eq!(working.queue.len(), 1);
+    assert_eq!(working.lanes.transactional.len(), 1);
 }

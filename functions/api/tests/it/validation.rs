@@ -22,7 +22,9 @@ fn refusals() -> Vec<(&'static str, String, u16, &'static str)> {
         ("trailing garbage", r#"{"to":"+46701234567","channel":"SMS","text":"hi"} x"#.into(), 400, "malformed_json"),
         ("to missing", r#"{"channel":"SMS","text":"hi"}"#.into(), 400, "invalid_request"),
         ("to of the wrong type", r#"{"to":46701234567,"channel":"SMS","text":"hi"}"#.into(), 400, "invalid_request"),
-        ("an unknown field", r#"{"to":"+46701234567","channel":"SMS","text":"hi","priority":1}"#.into(), 400, "invalid_request"),
+        ("an unknown field", r#"{"to":"+46701234567","channel":"SMS","text":"hi","colour":1}"#.into(), 400, "invalid_request"),
+        ("a priority of the wrong type", r#"{"to":"+46701234567","channel":"SMS","text":"hi","priority":1}"#.into(), 400, "invalid_request"),
+        ("an unknown priority", r#"{"to":"+46701234567","channel":"SMS","text":"hi","priority":"urgent"}"#.into(), 400, "invalid_request"),
         ("ttl of the wrong type", r#"{"to":"+46701234567","channel":"SMS","text":"hi","ttl":"1h"}"#.into(), 400, "invalid_request"),
         ("unknown channel", r#"{"to":"+46701234567","channel":"PIGEON","text":"hi"}"#.into(), 400, "unknown_channel"),
         ("not E.164", r#"{"to":"0701234567","channel":"WHATSAPP","text":"hi"}"#.into(), 400, "invalid_recipient"),
@@ -73,7 +75,7 @@ async fn every_bad_input_is_refused_with_its_code_and_nothing_is_queued() {
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(!message.is_empty(), "{what}: a message");
     }
-    assert!(api.queue.is_empty(), "nothing queued");
+    assert!(api.lanes.transactional.is_empty(), "nothing queued");
     assert!(api.store.messages().is_empty(), "nothing stored");
 }
 
@@ -134,7 +136,7 @@ async fn requests_without_a_proper_key_path_or_method() {
     assert_eq!(call(&api, get("/messages/a/b")).await.0, 404);
     assert_eq!(call(&api, get("/elsewhere")).await.0, 404);
     assert_eq!(call(&api, get("/messages")).await.0, 405);
-    assert!(api.queue.is_empty());
+    assert!(api.lanes.transactional.is_empty());
 }
 
 #[tokio::test]
@@ -156,7 +158,7 @@ async fn channels_without_credentials_are_refused() {
             "{channel}"
         );
     }
-    assert!(api.queue.is_empty());
+    assert!(api.lanes.transactional.is_empty());
 }
 
 #[tokio::test]
@@ -237,7 +239,11 @@ async fn whatsapp_free_form_needs_the_window_and_opt_outs_hold() {
             "{body}"
         );
     }
-    assert_eq!(api.queue.len(), 3, "only the three accepted were queued");
+    assert_eq!(
+        api.lanes.transactional.len(),
+        3,
+        "only the three accepted were queued"
+    );
 }
 
 #[tokio::test]
@@ -258,7 +264,7 @@ async fn an_accepted_send_is_stored_queued_and_readable() {
     assert_eq!(location, format!("/messages/{id}"));
 
     // Queued as a send job, with everything the worker needs.
-    let queued = api.queue.take(10);
+    let queued = api.lanes.transactional.take(10);
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].envelope.job.as_deref(), Some("send"));
     let job: OutboundJob = serde_json::from_str(queued[0].envelope.queued_body()).unwrap();
@@ -420,7 +426,11 @@ async fn an_unavailable_store_is_503_without_its_details() {
     );
     let api = api::Api {
         store,
-        queue: pipeline::queue::MemoryQueue::new("outbound"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: pipeline::queue::MemoryQueue::new("outbound"),
+            bulk: pipeline::queue::MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: config(),
         clock: pipeline::clock::Clock::Fixed(now()),
     };

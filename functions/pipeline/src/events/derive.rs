@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    BATCH_COMPLETED, CALLBACK_DEAD_LETTERED, CONTACT_OPTED_IN, CONTACT_OPTED_OUT, Change, Event, MESSAGE_RECEIVED,
-    MESSAGE_STATUS_CHANGED, REPLY_SENT, SCHEMA_VERSION, Snapshot,
+    BATCH_COMPLETED, CALLBACK_DEAD_LETTERED, CONTACT_OPTED_IN, CONTACT_OPTED_OUT, Change, Event,
+    MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, REPLY_SENT, SCHEMA_VERSION, Snapshot,
 };
 use crate::clock::rfc3339;
 use crate::store::{MessageKey, MessageState, SendState, SinchId};
@@ -83,7 +83,8 @@ pub fn derive(change: &Change) -> Vec<Event> {
             }
         }
         (old, Some(Snapshot::Batch(batch))) => {
-            let was_complete = matches!(old, Some(Snapshot::Batch(b)) if b.completed_at_ms.is_some());
+            let was_complete =
+                matches!(old, Some(Snapshot::Batch(b)) if b.completed_at_ms.is_some());
             match batch.completed_at_ms {
                 Some(completed_at_ms) if !was_complete => {
                     let detail = object([

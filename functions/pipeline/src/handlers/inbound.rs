@@ -224,7 +224,15 @@ async fn respond<S: Store, H: Hook>(
             })
         }
     };
-    let sent = send_once(services, &reply_id, &intent, rules, &request, deadline).await;
+    let sent = send_once(
+        services,
+        &reply_id,
+        &intent,
+        rules,
+        (&request, crate::schedule::Lane::Transactional),
+        deadline,
+    )
+    .await;
     let sent = match sent {
         Ok(sent) => sent,
         Err(SendError::NotConfigured(api)) => return Ok(not_configured(id, api)),

@@ -8,6 +8,7 @@
 //! with an in-memory store and a fake Sinch.
 
 pub mod delivery;
+pub mod fan_out;
 pub mod inbound;
 pub mod outbound;
 
@@ -20,8 +21,10 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::hook::{Hook, HookError};
 use crate::ledger::{Ledger, SendError, Sent};
+use crate::pacing::{self, Pacing};
 use crate::reply::ReplyPolicy;
 use crate::rules::Rules;
+use crate::schedule::Lane;
 use crate::store::{MessageKey, SendIntent, SinchId, StatusChange, Store, StoreError};
 
 /// What the handlers work with; built once per process.
@@ -39,6 +42,8 @@ pub struct Services<S, H = ReplyPolicy> {
     pub ledger: Ledger,
     /// The sending rules, checked again just before anything leaves ([`crate::rules`]).
     pub rules: Rules,
+    /// The send rates, held across workers ([`crate::pacing`]); unpaced by default.
+    pub pacing: Pacing,
     pub clock: Clock,
 }
 
@@ -66,6 +71,17 @@ pub enum Handled {
     },
     /// A send of the messages API that Sinch refused for good: the message is FAILED.
     OutboundRefused { id: String, reason: String },
+    /// A batch's chunk fanned out into messages, or canceled ([`fan_out`]).
+    Batch {
+        batch: String,
+        chunk: u32,
+        /// Messages stored.
+        made: usize,
+        /// Send jobs queued or scheduled.
+        queued: usize,
+        /// Messages ended `CANCELED`.
+        canceled: usize,
+    },
 }
 
 /// What became of the reply to an inbound message.
@@ -252,7 +268,7 @@ pub(crate) async fn send_once<S, H, R, RFut>(
     id: &str,
     intent: &SendIntent,
     rules: R,
-    request: &SinchRequest,
+    (request, lane): (&SinchRequest, Lane),
     deadline: Instant,
 ) -> Result<Sent, SendError>
 where
@@ -262,6 +278,10 @@ where
     RFut: std::future::Future<Output = Result<Option<crate::rules::Refusal>, StoreError>>,
 {
     let sinch = &services.sinch;
+    let api = match request {
+        SinchRequest::Conversation(_) => pacing::Api::Conversation,
+        SinchRequest::Sms(_) => pacing::Api::Sms,
+    };
     services
         .ledger
         .send(
@@ -271,6 +291,18 @@ where
             intent,
             rules,
             || async {
+                // The rules passed; the request leaves in its slot. No slot in time (or no store
+                // to take it from): certainly not sent, so the attempt is withdrawn and retried.
+                if let Err(error) = services
+                    .pacing
+                    .wait_for_slot(&services.store, api, lane, deadline)
+                    .await
+                {
+                    tracing::warn!(message = id, %error, lane = lane.as_str(), "no send slot: the send goes back to its queue");
+                    return Err(SinchError::OutOfTime {
+                        operation: "a send slot",
+                    });
+                }
                 match request {
                     SinchRequest::Conversation(request) => sinch
                         .send_message(request, deadline)

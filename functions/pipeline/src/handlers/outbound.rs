@@ -10,6 +10,7 @@
 //! | Sinch took it | `SENT` with Sinch's id, then Sinch's reports |
 //! | Sinch refused it (4xx) | `FAILED` with Sinch's reason |
 //! | the recipient opted out, or WhatsApp's window closed, before it left | `FAILED` with `recipient_opted_out` / `whatsapp_window_closed`; never sent |
+//! | its `ttl` / `expire_at` passed, or it (or its batch) was canceled, before it left | `EXPIRED` (`expired`) / `CANCELED` (`canceled`); never sent |
 //! | transient failures | back to the queue; on the last receive: |
 //! | - Sinch certainly never took it (429, 5xx, no connection) | `FAILED` (`RETRIES_EXHAUSTED`) |
 //! | - it may have reached Sinch (an answer lost, an attempt unsettled) | `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`), not final: a late report moves it |
@@ -34,7 +35,8 @@ use crate::clock::unix_millis;
 use crate::handlers::{Services, SinchRequest};
 use crate::hook::Hook;
 use crate::ledger::{SendError, Sent, reference};
-use crate::rules::Check;
+use crate::rules::{self, Check, Refusal};
+use crate::schedule::Lane;
 use crate::status::Status;
 use crate::store::{
     ContactKey, Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, StatusUpdate,
@@ -59,6 +61,9 @@ pub struct OutboundJob {
     /// The batch it belongs to: a canceled batch's messages never leave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<String>,
+    /// The lane it goes by ([`crate::pacing`]).
+    #[serde(default)]
+    pub lane: Lane,
 }
 
 /// Which API sends it, with what.
@@ -216,7 +221,8 @@ pub fn parse(body: &[u8]) -> Result<OutboundJob, BadJob> {
 }
 
 /// Sends a job at most once (see [`crate::ledger`]), if the sending rules allow it when it is
-/// about to leave. Sinch calls finish before `deadline`.
+/// about to leave (and its batch is not canceled), in its lane's slot ([`crate::pacing`]).
+/// Sinch calls finish before `deadline`.
 pub async fn send<S: Store, H: Hook>(
     services: &Services<S, H>,
     job: &OutboundJob,
@@ -225,6 +231,20 @@ pub async fn send<S: Store, H: Hook>(
     let intent = job.intent();
     let contacts = job.contacts();
     let rules = || async {
+        // A canceled batch's messages never leave, whenever the cancel came.
+        if let Some(batch) = &job.batch
+            && services
+                .store
+                .batch(batch)
+                .await?
+                .is_some_and(|batch| batch.canceled)
+        {
+            return Ok(Some(Refusal {
+                code: rules::CANCELED,
+                message: format!("its batch {batch} was canceled"),
+                status: Status::Canceled,
+            }));
+        }
         let check = Check {
             contacts: &contacts,
             whatsapp_free_form: job.whatsapp_free_form(),
@@ -240,7 +260,7 @@ pub async fn send<S: Store, H: Hook>(
         &job.id,
         &intent,
         rules,
-        &job.request(now),
+        (&job.request(now), job.lane),
         deadline,
     )
     .await
@@ -335,6 +355,7 @@ mod tests {
             route,
             expires_at_ms: None,
             batch: None,
+            lane: Lane::Transactional,
         }
     }
 

@@ -56,10 +56,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
-    Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange,
-    Reason, SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Snapshot,
-    StatusChange, StatusUpdate, Store, StoreError, entry_id,
+    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest,
+    ContactKey, ContactState, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord,
+    MessageKey, MessageState, OptChange, Reason, SendAttempt, SendFinish, SendResult, SendSlot,
+    SendState, SinchId, Slot, Snapshot, StatusChange, StatusUpdate, Store, StoreError, entry_id,
 };
 use crate::status::{Progress, Status};
 use sinch::Channel;
@@ -648,14 +648,20 @@ impl DynamoStore {
             .key("pk", s(batch_pk(&message.id)))
             .update_expression("ADD finals :index")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":index", AttributeValue::Ns(vec![message.index.to_string()]))
+            .expression_attribute_values(
+                ":index",
+                AttributeValue::Ns(vec![message.index.to_string()]),
+            )
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
         let batch = match added {
             Ok(output) => output.attributes.as_ref().and_then(batch_record),
             Err(SdkError::ServiceError(service))
-                if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(
+                    service.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
             {
                 return Ok(());
             }
@@ -679,7 +685,10 @@ impl DynamoStore {
         {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(service))
-                if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(
+                    service.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
             {
                 Ok(())
             }
@@ -729,7 +738,12 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| failed(operation, e))?;
-                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     if let Some(pk) = text(&item, "pk") {
                         found.insert(pk.to_owned(), item);
                     }
@@ -1467,7 +1481,10 @@ impl Store for DynamoStore {
         match result {
             Ok(_) => Ok(BatchCancel::Canceled),
             Err(SdkError::ServiceError(service))
-                if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(
+                    service.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
             {
                 Ok(match self.batch(id).await? {
                     None => BatchCancel::Missing,
@@ -1484,7 +1501,7 @@ impl Store for DynamoStore {
         interval_us: u64,
         now_us: u64,
         horizon_us: Option<u64>,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Slot, StoreError> {
         let pk = format!("pace#{timeline}");
         let limit = horizon_us.map_or(u64::MAX, |h| now_us.saturating_add(h));
         // Two conditional moves, each one call: the timeline is ahead of now (take its next
@@ -1501,20 +1518,27 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":now", n(now_us))
                 .expression_attribute_values(":limit", n(limit))
                 .return_values(ReturnValue::UpdatedOld)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             let old = match ahead {
                 Ok(output) => {
-                    return Ok(output
+                    return output
                         .attributes
                         .as_ref()
-                        .and_then(|item| number(item, "next_us")));
+                        .and_then(|item| number(item, "next_us"))
+                        .map(Slot::Taken)
+                        .ok_or_else(|| StoreError {
+                            operation: "take slot",
+                            detail: "the timeline's old value did not come back".into(),
+                        });
                 }
                 Err(error) => self.condition_failed("take slot", &pk, error).await?,
             };
             match number(&old, "next_us") {
-                Some(next) if next > limit => return Ok(None),
+                Some(next) if next > limit => return Ok(Slot::Busy { next_us: next }),
                 Some(next) if next >= now_us => continue,
                 _ => {}
             }
@@ -1530,9 +1554,12 @@ impl Store for DynamoStore {
                 .send()
                 .await;
             match idle {
-                Ok(_) => return Ok(Some(now_us)),
+                Ok(_) => return Ok(Slot::Taken(now_us)),
                 Err(SdkError::ServiceError(service))
-                    if matches!(service.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                    if matches!(
+                        service.err(),
+                        UpdateItemError::ConditionalCheckFailedException(_)
+                    ) => {}
                 Err(error) => return Err(failed("take slot", error)),
             }
         }

@@ -11,10 +11,10 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::{
-    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Change, Claim, ClaimRequest, ContactKey, ContactState, DeadLetter,
-    Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange,
-    Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SendState, Snapshot,
-    StatusChange, StatusUpdate, Store, StoreError, entry_id,
+    Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Change, Claim, ClaimRequest,
+    ContactKey, ContactState, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord,
+    MessageKey, MessageState, OptChange, Reason, SendAttempt, SendFinish, SendIntent, SendResult,
+    SendSlot, SendState, Slot, Snapshot, StatusChange, StatusUpdate, Store, StoreError, entry_id,
 };
 use crate::clock::unix_millis;
 use crate::status::Status;
@@ -642,7 +642,11 @@ impl Store for MemoryStore {
     }
 
     async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
-        Ok(self.lock().batches.get(id).map(|batch| batch.record.clone()))
+        Ok(self
+            .lock()
+            .batches
+            .get(id)
+            .map(|batch| batch.record.clone()))
     }
 
     async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {
@@ -676,14 +680,14 @@ impl Store for MemoryStore {
         interval_us: u64,
         now_us: u64,
         horizon_us: Option<u64>,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Slot, StoreError> {
         let mut state = self.lock();
         let next = state.timelines.entry(timeline.to_owned()).or_insert(0);
         let slot = (*next).max(now_us);
         if horizon_us.is_some_and(|horizon| slot > now_us.saturating_add(horizon)) {
-            return Ok(None);
+            return Ok(Slot::Busy { next_us: slot });
         }
         *next = slot.saturating_add(interval_us);
-        Ok(Some(slot))
+        Ok(Slot::Taken(slot))
     }
 }

@@ -242,6 +242,15 @@ pub struct BatchRecord {
     pub completed_at_ms: Option<u64>,
 }
 
+/// What [`Store::take_slot`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// This slot is the caller's (Unix µs).
+    Taken(u64),
+    /// The next free slot is beyond the horizon: this one (Unix µs).
+    Busy { next_us: u64 },
+}
+
 /// What canceling a batch found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchCancel {
@@ -650,7 +659,10 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A batch, if there is one under `id`.
-    fn batch(&self, id: &str) -> impl Future<Output = Result<Option<BatchRecord>, StoreError>> + Send;
+    fn batch(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<BatchRecord>, StoreError>> + Send;
 
     /// One chunk of a batch's recipients (the JSON text stored).
     fn batch_chunk(
@@ -660,17 +672,20 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// Marks a batch canceled, unless every message of it has ended.
-    fn cancel_batch(&self, id: &str) -> impl Future<Output = Result<BatchCancel, StoreError>> + Send;
+    fn cancel_batch(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<BatchCancel, StoreError>> + Send;
 
     /// Takes the next send slot on a pacing `timeline` (one per Sinch API): slots are
     /// `interval_us` apart, never earlier than `now_us`. `horizon_us`, when given, is how far
     /// ahead a slot may be taken (the bulk lane's: it leaves the slots beyond it to the fast
-    /// lane); past it, `None`. The slot's time (Unix µs).
+    /// lane); past it, [`Slot::Busy`] with the next free one. Times are Unix µs.
     fn take_slot(
         &self,
         timeline: &str,
         interval_us: u64,
         now_us: u64,
         horizon_us: Option<u64>,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Slot, StoreError>> + Send;
 }

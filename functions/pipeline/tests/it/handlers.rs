@@ -51,6 +51,7 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
         ledger: pipeline::ledger::Ledger::default(),
+        pacing: Default::default(),
         clock: Clock::System,
     }
 }
@@ -509,6 +510,7 @@ async fn a_reply_to_someone_opted_out_is_withheld_when_it_would_leave() {
         idempotency_ttl: services.idempotency_ttl,
         rules: services.rules,
         ledger: services.ledger.clone(),
+        pacing: Default::default(),
         clock: services.clock,
     };
     let callback = parse(&conversation_inbound(

@@ -69,6 +69,7 @@ fn services(hook: Recording) -> Services<MemoryStore, Recording> {
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
         ledger: pipeline::ledger::Ledger::default(),
+        pacing: Default::default(),
         clock: Clock::System,
     }
 }

@@ -71,6 +71,7 @@ fn worker<S: Store>(store: S, server: &MockServer, clock: Clock) -> Services<S> 
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
         ledger: Ledger::new(Duration::from_secs(60)),
+        pacing: Default::default(),
         clock,
     }
 }

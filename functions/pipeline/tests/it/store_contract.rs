@@ -8,6 +8,7 @@ use pipeline::store::{
     SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate, Store,
     dynamodb_client,
 };
+use pipeline::store::{BatchCancel, BatchRecord, BatchRef, Slot};
 use sinch::callback::conversation::DeliveryStatus;
 
 const NOW: u64 = 1_763_870_400_000;
@@ -490,6 +491,9 @@ async fn an_accepted_message_starts_its_history(store: impl Store) {
         metadata: Some(r#"{"order":"A-1"}"#.into()),
         caller: "arn:aws:iam::1:user/app".into(),
         at_ms: NOW,
+        status: Status::Accepted,
+        scheduled_at_ms: None,
+        batch: None,
     };
     store.accept_message(&accepted).await.unwrap();
     // The same write again (a retry whose first attempt landed) is that message; another
@@ -833,6 +837,9 @@ fn accepted_message(id: &str) -> AcceptedMessage {
         metadata: None,
         caller: "arn:aws:iam::1:user/app".into(),
         at_ms: NOW,
+        status: Status::Accepted,
+        scheduled_at_ms: None,
+        batch: None,
     }
 }
 
@@ -1058,7 +1065,223 @@ async fn the_history_holds_each_entry_once_and_within_its_limit(store: impl Stor
     );
 }
 
+fn batch_record(id: &str, total: u32) -> BatchRecord {
+    BatchRecord {
+        id: id.into(),
+        caller: "arn:aws:iam::1:user/app".into(),
+        channel: "SMS_API".into(),
+        total,
+        refused: 1,
+        chunks: 2,
+        created_at_ms: NOW,
+        send_at_ms: Some(NOW + 60_000),
+        canceled: false,
+        finals: 0,
+        completed_at_ms: None,
+    }
+}
+
+fn batch_message(batch: &str, index: u32) -> AcceptedMessage {
+    AcceptedMessage {
+        batch: Some(BatchRef {
+            id: batch.into(),
+            index,
+        }),
+        ..accepted_message(&format!("msg_{batch}_{index}"))
+    }
+}
+
+async fn a_batch_is_stored_once_with_its_chunks(store: impl Store) {
+    let record = batch_record("bat_1", 3);
+    let chunks = vec![r#"[{"a":1}]"#.to_owned(), r#"[{"b":2}]"#.to_owned()];
+    store.create_batch(&record, &chunks).await.unwrap();
+    // Again (a retried request): nothing changes.
+    let again = BatchRecord {
+        total: 99,
+        ..record.clone()
+    };
+    store.create_batch(&again, &chunks).await.unwrap();
+    assert_eq!(store.batch("bat_1").await.unwrap(), Some(record));
+    assert_eq!(
+        store.batch_chunk("bat_1", 1).await.unwrap().as_deref(),
+        Some(r#"[{"b":2}]"#)
+    );
+    assert_eq!(store.batch_chunk("bat_1", 2).await.unwrap(), None);
+    assert_eq!(store.batch("bat_none").await.unwrap(), None);
+}
+
+async fn a_batch_completes_when_each_of_its_messages_is_final_once(store: impl Store) {
+    store
+        .create_batch(&batch_record("bat_2", 2), &["[]".to_owned()])
+        .await
+        .unwrap();
+    for index in 0..2 {
+        store
+            .accept_message(&batch_message("bat_2", index))
+            .await
+            .unwrap();
+    }
+    let failed = SendResult::Refused {
+        reason: Reason::new("recipient_opted_out", None),
+    };
+    // The first message ends, and ends again (a retried write): it counts once.
+    for _ in 0..2 {
+        store
+            .finish_send(&finish("msg_bat_2_0", None, &failed))
+            .await
+            .unwrap();
+    }
+    let batch = store.batch("bat_2").await.unwrap().unwrap();
+    assert_eq!((batch.finals, batch.completed_at_ms), (1, None));
+    // A report on a final message changes nothing for the batch.
+    store
+        .record_status(&our_report(
+            "msg_bat_2_0",
+            "01X",
+            DeliveryStatus::Delivered,
+            NOW + 60,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.batch("bat_2").await.unwrap().unwrap().finals, 1);
+    let canceled = SendResult::Ended {
+        status: Status::Canceled,
+        reason: Reason::new("canceled", None),
+    };
+    store
+        .finish_send(&finish("msg_bat_2_1", None, &canceled))
+        .await
+        .unwrap();
+    let batch = store.batch("bat_2").await.unwrap().unwrap();
+    assert_eq!(batch.finals, 2);
+    assert!(batch.completed_at_ms.is_some(), "{batch:?}");
+    // Once complete, it cannot be canceled.
+    assert_eq!(
+        store.cancel_batch("bat_2").await.unwrap(),
+        BatchCancel::Completed
+    );
+    assert_eq!(
+        store
+            .statuses(&["msg_bat_2_1".into(), "msg_none".into()])
+            .await
+            .unwrap(),
+        vec![Some(Status::Canceled), None]
+    );
+}
+
+async fn a_batch_is_canceled_until_it_completes(store: impl Store) {
+    assert_eq!(
+        store.cancel_batch("bat_none").await.unwrap(),
+        BatchCancel::Missing
+    );
+    store
+        .create_batch(&batch_record("bat_3", 5), &["[]".to_owned()])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            store.cancel_batch("bat_3").await.unwrap(),
+            BatchCancel::Canceled
+        );
+    }
+    assert!(store.batch("bat_3").await.unwrap().unwrap().canceled);
+}
+
+async fn contacts_are_read_many_at_once_in_order(store: impl Store) {
+    let opted = ContactKey::new("SMS", "+46700000001");
+    let record = InboundRecord {
+        from: opted.clone(),
+        ..inbound("01STOPMANY")
+    };
+    store
+        .record_inbound(
+            &record,
+            Some(&OptChange::OptOut {
+                contact: opted.clone(),
+                by: "01STOPMANY".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let mut asked: Vec<ContactKey> = (0..150)
+        .map(|k| ContactKey::new("SMS", &format!("+4670{k:07}")))
+        .collect();
+    asked.push(opted.clone());
+    asked.push(opted.clone());
+    let states = store.contacts(&asked).await.unwrap();
+    assert_eq!(states.len(), 152);
+    assert_eq!(
+        states[1].opted_out_by.as_deref(),
+        Some("01STOPMANY"),
+        "+46700000001 is asked second"
+    );
+    assert_eq!(states[151].opted_out_by.as_deref(), Some("01STOPMANY"));
+    assert!(states[0].opted_out_by.is_none() && states[2].opted_out_by.is_none());
+}
+
+async fn pacing_slots_are_handed_out_once_each(store: impl Store) {
+    let (interval, now) = (50_000, 2_000_000_000_000);
+    assert_eq!(
+        store
+            .take_slot("conversation", interval, now, None)
+            .await
+            .unwrap(),
+        Slot::Taken(now)
+    );
+    assert_eq!(
+        store
+            .take_slot("conversation", interval, now, Some(100_000))
+            .await
+            .unwrap(),
+        Slot::Taken(now + 50_000)
+    );
+    assert_eq!(
+        store
+            .take_slot("conversation", interval, now, Some(100_000))
+            .await
+            .unwrap(),
+        Slot::Taken(now + 100_000)
+    );
+    assert_eq!(
+        store
+            .take_slot("conversation", interval, now, Some(100_000))
+            .await
+            .unwrap(),
+        Slot::Busy {
+            next_us: now + 150_000
+        }
+    );
+    // Another timeline is its own.
+    assert_eq!(
+        store
+            .take_slot("sms", interval, now, Some(0))
+            .await
+            .unwrap(),
+        Slot::Taken(now)
+    );
+    // Concurrent takers each get their own slot.
+    let taken = futures_util::future::join_all(
+        (0..20).map(|_| store.take_slot("burst", interval, now, None)),
+    )
+    .await;
+    let mut slots: Vec<u64> = taken
+        .into_iter()
+        .map(|slot| match slot.unwrap() {
+            Slot::Taken(at) => at,
+            busy => panic!("{busy:?}"),
+        })
+        .collect();
+    slots.sort_unstable();
+    let expected: Vec<u64> = (0..20).map(|k| now + k * interval).collect();
+    assert_eq!(slots, expected);
+}
+
 testkit::for_both_stores!(
+    a_batch_is_stored_once_with_its_chunks,
+    a_batch_completes_when_each_of_its_messages_is_final_once,
+    a_batch_is_canceled_until_it_completes,
+    contacts_are_read_many_at_once_in_order,
+    pacing_slots_are_handed_out_once_each,
     a_key_is_claimed_once_then_remembered,
     a_lease_left_behind_is_claimable_once_it_runs_out,
     a_released_key_can_be_claimed_again,

@@ -49,6 +49,7 @@ fn services<S: Store>(store: S, sinch: &MockServer) -> Services<S> {
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
         ledger: pipeline::ledger::Ledger::default(),
+        pacing: Default::default(),
         clock: Clock::System,
     }
 }
@@ -307,6 +308,55 @@ async fn every_event_validates_against_its_schema_file() {
             detail: "not a Sinch callback".into(),
             kind: None,
             at_ms: 1_763_870_400_000,
+        })
+        .await
+        .unwrap();
+    // A batch of one, whose message ends: the batch completes.
+    let batch = pipeline::store::BatchRecord {
+        id: "bat_01SCHEMA".into(),
+        caller: "local".into(),
+        channel: "SMS_API".into(),
+        total: 1,
+        refused: 0,
+        chunks: 1,
+        created_at_ms: 1_763_870_400_000,
+        send_at_ms: None,
+        canceled: false,
+        finals: 0,
+        completed_at_ms: None,
+    };
+    services
+        .store
+        .create_batch(&batch, &["[]".to_owned()])
+        .await
+        .unwrap();
+    services
+        .store
+        .accept_message(&pipeline::store::AcceptedMessage {
+            id: "msg_01SCHEMA_0".into(),
+            channel: "SMS_API".into(),
+            to: "+46701234567".into(),
+            metadata: None,
+            caller: "local".into(),
+            at_ms: 1_763_870_400_000,
+            status: pipeline::status::Status::Accepted,
+            scheduled_at_ms: None,
+            batch: Some(pipeline::store::BatchRef {
+                id: "bat_01SCHEMA".into(),
+                index: 0,
+            }),
+        })
+        .await
+        .unwrap();
+    services
+        .store
+        .finish_send(&pipeline::store::SendFinish {
+            id: "msg_01SCHEMA_0",
+            attempt: None,
+            result: &pipeline::store::SendResult::Refused {
+                reason: pipeline::store::Reason::new("recipient_opted_out", None),
+            },
+            at_ms: 1_763_870_400_100,
         })
         .await
         .unwrap();

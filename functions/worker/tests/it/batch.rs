@@ -40,6 +40,12 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
     let worker = Arc::new(Worker {
         services: services(store.clone(), &sinch),
         dead_letters: SqsQueue::new(enqueue_client(&sdk, Duration::from_secs(2)), &dlq_url),
+        // Nothing of this batch is a batch job: the lanes are never used.
+        lanes: pipeline::schedule::Lanes {
+            transactional: SqsQueue::new(enqueue_client(&sdk, Duration::from_secs(2)), &dlq_url),
+            bulk: SqsQueue::new(enqueue_client(&sdk, Duration::from_secs(2)), &dlq_url),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
@@ -169,6 +175,11 @@ async fn outcomes_say_what_happened_to_each_record() {
     let worker = Arc::new(Worker {
         services: services(MemoryStore::new(), &sinch),
         dead_letters: dead_letters.clone(),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::to_writer("worker", captured.clone()),
         outbound_max_receives: 5,
@@ -251,6 +262,17 @@ async fn poison_is_retried_when_the_dead_letter_queue_is_unreachable() {
             enqueue_client(&sdk, Duration::from_millis(300)),
             format!("{endpoint}/123456789012/dlq"),
         ),
+        lanes: pipeline::schedule::Lanes {
+            transactional: SqsQueue::new(
+                enqueue_client(&sdk, Duration::from_millis(300)),
+                format!("{endpoint}/123456789012/outbound"),
+            ),
+            bulk: SqsQueue::new(
+                enqueue_client(&sdk, Duration::from_millis(300)),
+                format!("{endpoint}/123456789012/bulk"),
+            ),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
@@ -270,6 +292,11 @@ async fn messages_without_receiver_attributes_are_still_processed() {
     let worker = Arc::new(Worker {
         services: services(store.clone(), &sinch),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
@@ -293,6 +320,11 @@ async fn a_failure_without_a_message_id_fails_the_whole_batch() {
     let worker = Arc::new(Worker {
         services: services(panic_on(), &sinch),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
@@ -317,6 +349,11 @@ async fn a_failing_store_is_not_hammered() {
     let worker = Arc::new(Worker {
         services: services(store.clone(), &sinch),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,

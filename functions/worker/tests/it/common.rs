@@ -165,6 +165,7 @@ pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),
         ledger: pipeline::ledger::Ledger::default(),
+        pacing: Default::default(),
         clock: Clock::System,
     }
 }

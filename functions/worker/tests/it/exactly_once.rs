@@ -31,6 +31,11 @@ async fn worker_on(moto: &Moto, sinch: &MockServer) -> Arc<Worker<DynamoStore, M
     Arc::new(Worker {
         services: services(store, sinch),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,
@@ -266,6 +271,11 @@ async fn dynamodb_unreachable_fails_the_record_and_acks_nothing() {
             &sinch,
         ),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 2,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 5,

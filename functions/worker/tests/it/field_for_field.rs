@@ -22,7 +22,11 @@ const SEND: &str = "/v1/projects/p/messages:send";
 fn api(store: MemoryStore) -> Api<MemoryStore, MemoryQueue> {
     Api {
         store,
-        queue: MemoryQueue::new("outbound"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: pipeline::queue::MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         config: api::ApiConfig {
             channels: api::request::Channels {
                 conversation_app: Some("app-1".into()),
@@ -80,12 +84,17 @@ async fn through(sinch: &wiremock::MockServer, key: &str, request: Value) -> Res
     let worker = std::sync::Arc::new(Worker {
         services: services(store, sinch),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 1,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 3,
         store_health: Default::default(),
     });
-    let queued = api.queue.take(1);
+    let queued = api.lanes.transactional.take(1);
     let job = pipeline::handlers::outbound::parse(queued[0].envelope.queued_body().as_bytes())
         .map_err(|e| e.to_string())?;
     let outcomes = process_batch(worker, event(vec![job_record("m", &job, 1)]), deadline()).await;

@@ -36,6 +36,7 @@ fn job(id: &str, to: &str) -> OutboundJob {
         },
         expires_at_ms: None,
         batch: None,
+        lane: pipeline::schedule::Lane::Transactional,
     }
 }
 
@@ -43,6 +44,11 @@ fn worker<S: Store>(store: S, sinch: &MockServer) -> Arc<Worker<S, MemoryQueue>>
     Arc::new(Worker {
         services: services(store, sinch),
         dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
         concurrency: 4,
         metrics: pipeline::metrics::Metrics::off(),
         outbound_max_receives: 3,
@@ -61,6 +67,9 @@ async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
             metadata: None,
             caller: "test".into(),
             at_ms: 1_763_870_400_000,
+            status: pipeline::status::Status::Accepted,
+            scheduled_at_ms: None,
+            batch: None,
         })
         .await
         .unwrap();
@@ -505,6 +514,9 @@ async fn a_window_closed_before_the_send_withholds_free_form<S: Store + Clone + 
                 metadata: None,
                 caller: "test".into(),
                 at_ms: 1_763_870_400_000,
+                status: pipeline::status::Status::Accepted,
+                scheduled_at_ms: None,
+                batch: None,
             })
             .await
             .unwrap();

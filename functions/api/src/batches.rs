@@ -1,0 +1,597 @@
+//! `POST /batches`, `GET /batches/{id}`, `DELETE /batches/{id}`: one request, up to 10,000
+//! recipients, each its own message (its own id, status and events).
+//!
+//! The body is that of `POST /messages` without `to` (every field, every rule: [`crate::request`]),
+//! plus `recipients: [{"to", "parameters"?, "metadata"?}]`. A recipient's `parameters` fill the
+//! `${name}` placeholders of `text` and of the template's parameters; its `metadata` (an object)
+//! is merged over the shared one. Each recipient is validated and judged by the rules
+//! (opt-out, WhatsApp's window) on its own; the ones that fail are refused with their code, the
+//! others accepted. Batches go by the bulk lane unless `priority` says `transactional`.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /batches`, valid | 202 `{"id": "bat_...", "accepted": N, "refused": [{"to", "code", "message"}], "status", "scheduled_at"?, "sms"?: [{"to", "encoding", "parts"}]}`, `Location: /batches/{id}` |
+//! | no recipient, or more than 10,000 | 400 `recipients_missing` / 422 `too_many_recipients` |
+//! | a rule that holds for every recipient broken (an unknown channel, no content, ...) | its code, for the whole batch |
+//! | `GET /batches/{id}` | 200 `{"id", "total", "refused", "counts": {"<STATUS>": n}, "final", "canceled", "created_at", "scheduled_at"?, "completed_at"?}` |
+//! | `DELETE /batches/{id}` | 200: what has not left ends `CANCELED`; 409 `not_cancelable` once every message has ended |
+//! | another caller's batch, or none | 404 `not_found` |
+//!
+//! Accepting is cheap whatever the size: the recipients are validated and judged (one store read
+//! per hundred), stored in chunks beside the batch item, and a fan-out job per chunk is queued
+//! (or scheduled for `send_at`); the worker turns each chunk into its messages and their send
+//! jobs. The Idempotency-Key works as for `POST /messages`: the batch's id is reserved with the
+//! key, so a retry is the same batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
+use lambda_http::Request;
+use pipeline::clock::{rfc3339, unix_millis};
+use pipeline::envelope::Envelope;
+use pipeline::handlers::fan_out::{
+    CANCEL_BATCH_JOB, CHUNK_RECIPIENTS, ChunkEntry, FAN_OUT_JOB, FanOut,
+};
+use pipeline::handlers::outbound::OutboundJob;
+use pipeline::queue::Queue;
+use pipeline::rules::Check;
+use pipeline::schedule::{Lane, Scheduler};
+use pipeline::status::Status;
+use pipeline::store::{BatchCancel, BatchRecord, ContactKey, Store};
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use crate::error::ApiError;
+use crate::request::{Context, SMS_API, SendRequest, Valid};
+use pipeline::schedule::is_later;
+
+use crate::{Answer, Api, KeyFate, caller, dispatch, plausible_id, unavailable};
+
+/// The most recipients a batch takes.
+pub const MAX_RECIPIENTS: usize = 10_000;
+
+/// A chunk's recipients are kept under this size (a DynamoDB item holds 400 KB).
+const CHUNK_BYTES: usize = 300 * 1024;
+
+/// Codes that concern one recipient, not the batch: a recipient failing with one is refused
+/// alone.
+const RECIPIENT_CODES: &[&str] = &[
+    "invalid_recipient",
+    "invalid_fallback",
+    "parameter_missing",
+    "invalid_parameters",
+    "text_too_long",
+    "too_many_parts",
+    "time_zone_required",
+    "metadata_too_large",
+    "invalid_metadata",
+];
+
+/// One recipient, as refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    pub to: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// A batch whose recipients were validated (the rules that need the store come after the key is
+/// claimed).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The recipients that passed, in order.
+    pub valid: Vec<Valid>,
+    /// The ones that did not.
+    pub refused: Vec<Refused>,
+    /// The channel asked for.
+    pub channel: String,
+    /// When the fan-out is due (the shared `send_at`, or now).
+    pub send_at_ms: u64,
+}
+
+/// Fills `${name}` placeholders of `text` from `parameters`.
+fn fill(text: &str, parameters: &Map<String, Value>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        match parameters.get(name) {
+            Some(Value::String(value)) => out.push_str(value),
+            Some(Value::Number(value)) => out.push_str(&value.to_string()),
+            Some(Value::Bool(value)) => out.push_str(&value.to_string()),
+            _ => return Err(name.to_owned()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// One recipient's request: the shared fields, its `to`, its parameters filled in, its
+/// metadata merged.
+fn recipient_request(
+    shared: &Map<String, Value>,
+    recipient: &Value,
+) -> Result<(String, Value), Refused> {
+    let to = recipient
+        .get("to")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let refuse = |code: &'static str, message: String| Refused {
+        to: to.clone(),
+        code,
+        message,
+    };
+    let Some(recipient) = recipient.as_object() else {
+        return Err(refuse(
+            "invalid_recipient",
+            "recipients[]: each is an object {\"to\", ...}".into(),
+        ));
+    };
+    if let Some(unknown) = recipient
+        .keys()
+        .find(|k| !["to", "parameters", "metadata"].contains(&k.as_str()))
+    {
+        return Err(refuse(
+            "invalid_recipient",
+            format!("recipients[].{unknown}: not a recipient's field (to, parameters, metadata)"),
+        ));
+    }
+    let parameters = match recipient.get("parameters") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(_) => {
+            return Err(refuse(
+                "invalid_parameters",
+                "parameters: an object of names and values".into(),
+            ));
+        }
+    };
+    let missing = |name: String| {
+        refuse(
+            "parameter_missing",
+            format!("parameters: no value for ${{{name}}}"),
+        )
+    };
+    let mut request = shared.clone();
+    request.insert("to".into(), Value::String(to.clone()));
+    if let Some(Value::String(text)) = request.get("text") {
+        let filled = fill(text, &parameters).map_err(missing)?;
+        request.insert("text".into(), Value::String(filled));
+    }
+    if let Some(Value::Object(template)) = request.get_mut("template") {
+        for field in ["parameters", "omni_parameters"] {
+            if let Some(Value::Object(values)) = template.get_mut(field) {
+                for value in values.values_mut() {
+                    if let Value::String(text) = value {
+                        *text = fill(text, &parameters).map_err(missing)?;
+                    }
+                }
+            }
+        }
+    }
+    match recipient.get("metadata") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(own)) => {
+            let mut merged = match request.get("metadata") {
+                Some(Value::Object(shared)) => shared.clone(),
+                _ => Map::new(),
+            };
+            merged.extend(own.clone());
+            request.insert("metadata".into(), Value::Object(merged));
+        }
+        Some(_) => {
+            return Err(refuse(
+                "invalid_metadata",
+                "recipients[].metadata: must be a JSON object".into(),
+            ));
+        }
+    }
+    Ok((to, Value::Object(request)))
+}
+
+/// Validates a batch's body: every recipient on its own (see the module docs).
+pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError> {
+    let mut shared: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", format!("the body is not JSON: {e}"))
+        } else {
+            ApiError::bad_request(
+                "invalid_request",
+                format!("the body must be an object: {e}"),
+            )
+        }
+    })?;
+    let recipients = match shared.remove("recipients") {
+        Some(Value::Array(recipients)) if !recipients.is_empty() => recipients,
+        _ => {
+            return Err(ApiError::bad_request(
+                "recipients_missing",
+                "recipients: an array of at least one {\"to\", \"parameters\"?, \"metadata\"?}",
+            ));
+        }
+    };
+    if recipients.len() > MAX_RECIPIENTS {
+        return Err(ApiError::unprocessable(
+            "too_many_recipients",
+            format!("recipients: {}, at most {MAX_RECIPIENTS}", recipients.len()),
+        ));
+    }
+    if shared.contains_key("to") {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "to: a batch's recipients are in recipients[]",
+        ));
+    }
+    let channel = shared
+        .get("channel")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_uppercase();
+    let mut valid = Vec::with_capacity(recipients.len());
+    let mut refused = Vec::new();
+    for (index, recipient) in recipients.iter().enumerate() {
+        let (to, request) = match recipient_request(&shared, recipient) {
+            Ok(parts) => parts,
+            Err(refusal) => {
+                refused.push(refusal);
+                continue;
+            }
+        };
+        let checked = serde_json::from_value::<SendRequest>(request)
+            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+            .and_then(|request| request.validate(context));
+        match checked {
+            Ok(one) => valid.push(one),
+            // What every recipient would break is the batch's to answer for.
+            Err(error) if index == 0 && !RECIPIENT_CODES.contains(&error.code) => {
+                return Err(error);
+            }
+            Err(error) => refused.push(Refused {
+                to,
+                code: error.code,
+                message: error.message,
+            }),
+        }
+    }
+    let send_at_ms = valid
+        .first()
+        .map(|_| {
+            shared
+                .get("send_at")
+                .and_then(Value::as_str)
+                .and_then(|text| {
+                    time::OffsetDateTime::parse(
+                        text,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()
+                })
+                .map_or(context.now_ms, |at| {
+                    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+                })
+                .max(context.now_ms)
+        })
+        .unwrap_or(context.now_ms);
+    Ok(Prepared {
+        valid,
+        refused,
+        channel,
+        send_at_ms,
+    })
+}
+
+/// The contacts a recipient's rules read: one per channel it may go on.
+fn contacts_of(valid: &Valid) -> Vec<ContactKey> {
+    valid
+        .channels
+        .iter()
+        .map(|channel| {
+            let channel = if channel == SMS_API { "SMS" } else { channel };
+            ContactKey::new(channel, &valid.to)
+        })
+        .collect()
+}
+
+/// The message id of a batch's `k`th accepted recipient.
+pub fn message_id(batch: &str, k: u32) -> String {
+    format!("msg_{}_{k}", batch.trim_start_matches("bat_"))
+}
+
+fn fan_out_name(batch: &str, chunk: u32) -> String {
+    format!("{batch}-{chunk}")
+}
+
+/// The rules, then the batch and its chunks stored, then a fan-out job per chunk.
+pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    prepared: Prepared,
+    caller: &str,
+    id: &str,
+    _retried: bool,
+    now_ms: u64,
+) -> (Answer, KeyFate) {
+    let Prepared {
+        valid,
+        mut refused,
+        channel,
+        send_at_ms,
+    } = prepared;
+    // The rules, for every recipient at once (a hundred contacts a read).
+    let keys: Vec<Vec<ContactKey>> = valid.iter().map(contacts_of).collect();
+    let flat: Vec<ContactKey> = keys.iter().flatten().cloned().collect();
+    let states = match api.store.contacts(&flat).await {
+        Ok(states) => states,
+        Err(error) => return unavailable("read contacts", &error, KeyFate::Release),
+    };
+    let known: HashMap<&ContactKey, &pipeline::store::ContactState> =
+        flat.iter().zip(&states).collect();
+    let mut accepted = Vec::with_capacity(valid.len());
+    for (one, contacts) in valid.into_iter().zip(&keys) {
+        let check = Check {
+            contacts,
+            whatsapp_free_form: one.needs_whatsapp_window,
+            answering: None,
+            expires_at_ms: None,
+            now_ms,
+        };
+        let refusal = contacts.iter().find_map(|contact| {
+            let state = known.get(contact).copied().cloned().unwrap_or_default();
+            api.config.rules.judge(contact, &state, &check)
+        });
+        match refusal {
+            Some(refusal) => refused.push(Refused {
+                to: one.to.clone(),
+                code: refusal.code,
+                message: refusal.message,
+            }),
+            None => accepted.push(one),
+        }
+    }
+    let lane = accepted.first().map_or(Lane::Bulk, |v| v.lane);
+    // Chunks of recipients, each under CHUNK_BYTES.
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current: Vec<ChunkEntry> = Vec::new();
+    let mut size = 0;
+    let mut sms = Vec::new();
+    for (k, one) in accepted.iter().enumerate() {
+        let k = u32::try_from(k).unwrap_or(u32::MAX);
+        let entry = ChunkEntry {
+            index: k,
+            channel: one.channel.clone(),
+            metadata: one.metadata.clone(),
+            due_ms: one.due_ms,
+            job: OutboundJob {
+                id: message_id(id, k),
+                to: one.to.clone(),
+                route: one.route.clone(),
+                expires_at_ms: one.expires_at_ms,
+                batch: Some(id.to_owned()),
+                lane: one.lane,
+            },
+        };
+        if let Some(parts) = one.sms {
+            sms.push(json!({"to": one.to, "encoding": parts.encoding, "parts": parts.parts}));
+        }
+        let entry_size = serde_json::to_vec(&entry).map_or(0, |v| v.len());
+        if (size + entry_size > CHUNK_BYTES || current.len() >= CHUNK_RECIPIENTS)
+            && !current.is_empty()
+        {
+            chunks.push(serde_json::to_string(&current).unwrap_or_default());
+            current.clear();
+            size = 0;
+        }
+        size += entry_size;
+        current.push(entry);
+    }
+    if !current.is_empty() {
+        chunks.push(serde_json::to_string(&current).unwrap_or_default());
+    }
+    let total = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+    let scheduled = is_later(send_at_ms, now_ms);
+    let record = BatchRecord {
+        id: id.to_owned(),
+        caller: caller.to_owned(),
+        channel,
+        total,
+        refused: u32::try_from(refused.len()).unwrap_or(u32::MAX),
+        chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+        created_at_ms: now_ms,
+        send_at_ms: scheduled.then_some(send_at_ms),
+        canceled: false,
+        finals: 0,
+        completed_at_ms: (total == 0).then_some(now_ms),
+    };
+    if let Err(error) = api.store.create_batch(&record, &chunks).await {
+        return unavailable("store batch", &error, KeyFate::Keep);
+    }
+    for chunk in 0..record.chunks {
+        let job = FanOut {
+            batch: id.to_owned(),
+            chunk,
+        };
+        let body = serde_json::to_string(&job).unwrap_or_default();
+        let envelope = Envelope::job(FAN_OUT_JOB, body, SystemTime::now());
+        if let Err(detail) = dispatch(
+            api,
+            fan_out_name(id, chunk),
+            lane,
+            send_at_ms,
+            envelope,
+            now_ms,
+        )
+        .await
+        {
+            // The batch and the chunks queued so far stand: the retry (same key, same id) queues
+            // them all again, and a fan-out twice makes each message once.
+            return unavailable("queue batch", &detail, KeyFate::Keep);
+        }
+    }
+    info!(batch = %id, total, refused = refused.len(), chunks = record.chunks, scheduled, "batch accepted");
+    let mut body = json!({
+        "id": id,
+        "accepted": total,
+        "refused": refused,
+        "status": if scheduled { Status::Scheduled } else { Status::Accepted }.as_str(),
+    });
+    if scheduled {
+        body["scheduled_at"] = rfc3339(send_at_ms).into();
+    }
+    if !sms.is_empty() {
+        body["sms"] = Value::Array(sms);
+    }
+    (
+        Answer {
+            location: Some(format!("/batches/{id}")),
+            ..Answer::json(202, body)
+        },
+        KeyFate::Complete,
+    )
+}
+
+/// A batch of this caller's, or the answer to give instead.
+async fn owned<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    request: &Request,
+    id: &str,
+) -> Result<BatchRecord, Answer> {
+    let not_found = || ApiError::new(404, "not_found", "no such batch").into();
+    if !plausible_id(id) || !id.starts_with("bat_") {
+        return Err(not_found());
+    }
+    match api.store.batch(id).await {
+        Ok(Some(batch)) if batch.caller == caller(request) => Ok(batch),
+        Ok(_) => Err(not_found()),
+        Err(error) => Err(ApiError::unavailable_because("read batch", &error).into()),
+    }
+}
+
+/// `GET /batches/{id}`: its messages counted by status.
+pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    request: &Request,
+    id: &str,
+) -> Answer {
+    let batch = match owned(api, request, id).await {
+        Ok(batch) => batch,
+        Err(answer) => return answer,
+    };
+    let ids: Vec<String> = (0..batch.total).map(|k| message_id(id, k)).collect();
+    let statuses = match api.store.statuses(&ids).await {
+        Ok(statuses) => statuses,
+        Err(error) => return ApiError::unavailable_because("read messages", &error).into(),
+    };
+    let now_ms = unix_millis(api.clock.now());
+    // A message not made yet (its chunk not fanned out) is where the batch is.
+    let pending = if batch.canceled {
+        Status::Canceled
+    } else if batch.send_at_ms.is_some_and(|at| at > now_ms) {
+        Status::Scheduled
+    } else {
+        Status::Accepted
+    };
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut finals = 0;
+    for status in statuses {
+        let status = status.unwrap_or_else(|| pending.clone());
+        if status.is_final() {
+            finals += 1;
+        }
+        *counts.entry(status.as_str().to_uppercase()).or_default() += 1;
+    }
+    let mut view = json!({
+        "id": id,
+        "total": batch.total,
+        "refused": batch.refused,
+        "counts": counts,
+        "final": finals == batch.total,
+        "canceled": batch.canceled,
+        "created_at": rfc3339(batch.created_at_ms),
+    });
+    if let Some(at) = batch.send_at_ms {
+        view["scheduled_at"] = rfc3339(at).into();
+    }
+    if let Some(at) = batch.completed_at_ms {
+        view["completed_at"] = rfc3339(at).into();
+    }
+    Answer::json(200, view)
+}
+
+/// `DELETE /batches/{id}`: what has not left ends `CANCELED`.
+pub(crate) async fn cancel<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    request: &Request,
+    id: &str,
+) -> Answer {
+    let batch = match owned(api, request, id).await {
+        Ok(batch) => batch,
+        Err(answer) => return answer,
+    };
+    match api.store.cancel_batch(id).await {
+        Ok(BatchCancel::Canceled) => {}
+        Ok(BatchCancel::Completed) => {
+            return ApiError::new(409, "not_cancelable", "every message of it has ended").into();
+        }
+        Ok(BatchCancel::Missing) => return ApiError::new(404, "not_found", "no such batch").into(),
+        Err(error) => return ApiError::unavailable_because("cancel batch", &error).into(),
+    }
+    // Its fan-outs not yet due are dropped (a fan-out that runs anyway makes its messages
+    // CANCELED); the messages already made are canceled chunk by chunk by the worker, on the
+    // fast lane. Each of them also checks the batch just before it leaves.
+    let now_ms = unix_millis(api.clock.now());
+    for chunk in 0..batch.chunks {
+        if let Err(error) = api.scheduler.cancel(&fan_out_name(id, chunk)).await {
+            warn!(%error, batch = %id, chunk, "a fan-out's schedule could not be removed; it will find the batch canceled");
+        }
+        let body = serde_json::to_string(&FanOut {
+            batch: id.to_owned(),
+            chunk,
+        })
+        .unwrap_or_default();
+        let envelope = Envelope::job(CANCEL_BATCH_JOB, body, SystemTime::now());
+        if let Err(detail) = dispatch(
+            api,
+            String::new(),
+            Lane::Transactional,
+            now_ms,
+            envelope,
+            now_ms,
+        )
+        .await
+        {
+            warn!(%detail, batch = %id, chunk, "a cancel job could not be queued; the batch's messages still find it canceled when they would leave");
+        }
+    }
+    info!(batch = %id, "batch canceled");
+    read(api, request, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_from_the_recipients_parameters() {
+        let parameters: Map<String, Value> =
+            serde_json::from_value(json!({"name": "Ada", "n": 3})).unwrap();
+        assert_eq!(
+            fill("Hi ${name}, ${n} left", &parameters).unwrap(),
+            "Hi Ada, 3 left"
+        );
+        assert_eq!(
+            fill("no placeholders", &parameters).unwrap(),
+            "no placeholders"
+        );
+        assert_eq!(fill("${missing}", &parameters).unwrap_err(), "missing");
+        assert_eq!(fill("half ${open", &parameters).unwrap(), "half ${open");
+        assert_eq!(message_id("bat_01J", 7), "msg_01J_7");
+    }
+}
