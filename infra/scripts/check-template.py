@@ -46,6 +46,22 @@ check(outbound.get("RedrivePolicy", {}).get("deadLetterTargetArn") == {"Fn::GetA
       "the outbound queue redrives to its dead-letter queue")
 check(resources["OutboundDeadLetterQueue"]["Properties"].get("MessageRetentionPeriod") == 1209600,
       "the outbound dead-letter queue keeps messages 14 days")
+bulk = resources["BulkQueue"]["Properties"]
+check(bulk["VisibilityTimeout"] == queue["VisibilityTimeout"], "the bulk queue's visibility timeout is looked up from WorkerTimeout")
+check(bulk.get("RedrivePolicy", {}).get("deadLetterTargetArn") == {"Fn::GetAtt": ["BulkDeadLetterQueue", "Arn"]},
+      "the bulk queue redrives to its dead-letter queue")
+
+# Pacing and schedules: the rates are parameters the worker reads; the scheduler's role may only
+# put jobs on the two lanes, and only the functions may pass it.
+worker_env_vars = worker["Environment"]["Variables"]
+for variable, parameter in [("CONVERSATION_SEND_RATE", "ConversationSendRate"), ("SMS_SEND_RATE", "SmsSendRate")]:
+    check(worker_env_vars.get(variable) == {"Ref": parameter}, f"the worker's {variable} is the {parameter} parameter")
+scheduler_role = resources["SchedulerRole"]["Properties"]
+check(scheduler_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"},
+      "only EventBridge Scheduler assumes the scheduler role")
+scheduler_actions = [a for p in scheduler_role["Policies"] for s in p["PolicyDocument"]["Statement"]
+                     for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+check(scheduler_actions == ["sqs:SendMessage"], "the scheduler role only sends to the lanes")
 
 # Redrive to a dead-letter queue with 14 days' retention.
 redrive = queue.get("RedrivePolicy", {})
@@ -58,8 +74,8 @@ for name, q in queues.items():
 
 # The SQS event source reports partial batch failures.
 events = {name: e for name, e in worker["Events"].items() if e["Type"] == "SQS"}
-check(set(events) == {"Callbacks", "Sends"}, "the worker has two SQS event sources: callbacks and sends")
-concurrency = {"Callbacks": "MaximumConcurrency", "Sends": "OutboundMaximumConcurrency"}
+check(set(events) == {"Callbacks", "Sends", "BulkSends"}, "the worker has three SQS event sources: callbacks, sends, bulk sends")
+concurrency = {"Callbacks": "MaximumConcurrency", "Sends": "OutboundMaximumConcurrency", "BulkSends": "OutboundMaximumConcurrency"}
 for name, event in events.items():
     p = event["Properties"]
     check("ReportBatchItemFailures" in p.get("FunctionResponseTypes", []), f"{name}: ReportBatchItemFailures is set")
@@ -71,7 +87,9 @@ for name, event in events.items():
 api = functions["MessagesApiFunction"]["Properties"]
 check(resources["HttpApi"]["Properties"].get("Auth", {}).get("EnableIamAuthorizer") is True, "the HTTP API enables IAM authorization")
 routes = {(e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"] for e in api["Events"].values()}
-check(set(routes) == {("POST", "/messages"), ("GET", "/messages/{id}")}, "routes POST /messages and GET /messages/{id}")
+check(set(routes) == {("POST", "/messages"), ("GET", "/messages/{id}"), ("DELETE", "/messages/{id}"),
+                      ("POST", "/batches"), ("GET", "/batches/{id}"), ("DELETE", "/batches/{id}")},
+      "routes: POST /messages, GET and DELETE /messages/{id}, POST /batches, GET and DELETE /batches/{id}")
 for route, p in routes.items():
     check(p.get("ApiId") == {"Ref": "HttpApi"}, f"{route} is on the same HTTP API")
     check(p.get("Auth", {}).get("Authorizer") == "AWS_IAM", f"{route} is authorized with AWS_IAM")
@@ -172,7 +190,7 @@ for name, alarm in alarms.items():
     check("AlarmActions" in p, f"{name} has an action hook")
 
 check({"WebhookUrl", "QueueUrl", "DeadLetterQueueUrl", "TableName", "ApiUrl", "OutboundQueueUrl",
-       "OutboundDeadLetterQueueUrl"} <= set(template["Outputs"]), "outputs: webhook URL, API URL, queues, DLQs, table")
+       "OutboundDeadLetterQueueUrl", "BulkQueueUrl", "BulkDeadLetterQueueUrl"} <= set(template["Outputs"]), "outputs: webhook URL, API URL, queues, DLQs, table")
 
 if problems:
     print(f"\n{len(problems)} invariant(s) broken", file=sys.stderr)

@@ -11,10 +11,15 @@ ignored (so `dynamodb:LeadingKeys` would hold for any key). Here:
 |---|---|
 | a DynamoDB item request | its action on the table's ARN, with `dynamodb:LeadingKeys` = the item's `pk` |
 | `TransactWriteItems` | each item's own action (`PutItem`, `UpdateItem`, ...) on its table, with its `pk` |
+| `BatchGetItem`, `BatchWriteItem` | its action on each table, with `dynamodb:LeadingKeys` = every `pk` asked of it |
 | other DynamoDB requests | their action on the table (or stream) they name |
 | Secrets Manager | its action on the `SecretId` (the ARN the functions are configured with) |
 | EventBridge `PutEvents` | `events:PutEvents` on each entry's bus |
+| EventBridge Scheduler on `/schedules/{name}` | its action on the schedule's ARN (`schedule/{group}/{name}`) |
 | everything else | as moto judges it |
+
+and a request's signature is checked over the body it was sent with (moto checks a body-less
+request over its parsed query string, which no client signs).
 
 and statements are judged as AWS does: an Allow whose condition does not hold does not apply
 (it is not a Deny); `StringEquals`, `StringLike`, `ForAllValues:StringLike` and
@@ -61,6 +66,15 @@ def _requests(request, resource):
                 action = ITEM_ACTIONS.get(operation, "GetItem")
                 yield f"dynamodb:{action}", table(spec.get("TableName", "")), _leading_keys(spec)
             return
+        if name in ("BatchGetItem", "BatchWriteItem"):
+            for table_name, spec in body.get("RequestItems", {}).items():
+                if name == "BatchGetItem":
+                    keys = spec.get("Keys", [])
+                else:
+                    keys = [next(iter(r.values())).get("Key") or next(iter(r.values())).get("Item") or {} for r in spec]
+                pks = [k.get("pk", {}).get("S") for k in keys]
+                yield request._action, table(table_name), {"dynamodb:LeadingKeys": [p for p in pks if p is not None]}
+            return
         if "TableName" in body:
             yield request._action, table(body["TableName"]), _leading_keys(body)
             return
@@ -69,6 +83,20 @@ def _requests(request, resource):
             return
     if service == "secretsmanager" and "SecretId" in body:
         yield request._action, body["SecretId"], {}
+        return
+    if service == "scheduler" and request._path.split("?")[0].startswith("/schedules/"):
+        from urllib.parse import parse_qs, unquote, urlparse
+
+        url = urlparse(request._path)
+        schedule = unquote(url.path.rsplit("/", 1)[-1])
+        query = parse_qs(url.query)
+        group = body.get("GroupName") or (query.get("groupName") or [None])[0]
+        if group is None and isinstance(request._data, dict):
+            group = request._data.get("groupName")
+            if isinstance(group, list):
+                group = group[0] if group else None
+        group = group or "default"
+        yield request._action, f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{schedule}", {}
         return
     if service == "events" and name == "PutEvents":
         for entry in body.get("Entries", []):
@@ -142,3 +170,19 @@ def _check_action_permitted(self, resource):
 
 
 access_control.IAMRequestBase.check_action_permitted = _check_action_permitted
+
+
+def _create_aws_request(self):
+    """The request as signed: moto puts the parsed query string in the body of a request that
+    has none (a REST `DELETE /schedules/{name}?groupName=...`), so its signature never matches.
+    The body as sent, and the query in the URL, are what the client signed."""
+    from botocore.awsrequest import AWSRequest
+
+    signed_headers = self._get_string_between("SignedHeaders=", ",", self._headers["Authorization"]).split(";")
+    headers = self._create_headers_for_aws_request(signed_headers, self._headers)
+    request = AWSRequest(method=self._method, url=self._path, data=self._body or b"", headers=headers)
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    return request
+
+
+access_control.IAMRequestBase._create_aws_request = _create_aws_request

@@ -134,21 +134,28 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
         ("DeadLetterQueue", "callbacks-dlq"),
         ("OutboundQueue", "outbound"),
         ("OutboundDeadLetterQueue", "outbound-dlq"),
+        ("BulkQueue", "bulk"),
+        ("BulkDeadLetterQueue", "bulk-dlq"),
         ("EventsFailureQueue", "events-failures"),
     ] {
         let url = moto.create_queue(name).await;
-        resources.push((
-            match logical {
-                "CallbackQueue" => "CallbackQueue.Arn",
-                "DeadLetterQueue" => "DeadLetterQueue.Arn",
-                "OutboundQueue" => "OutboundQueue.Arn",
-                "OutboundDeadLetterQueue" => "OutboundDeadLetterQueue.Arn",
-                _ => "EventsFailureQueue.Arn",
-            },
-            queue_arn(&admin, &url).await,
-        ));
+        let arn: &'static str = Box::leak(format!("{logical}.Arn").into_boxed_str());
+        resources.push((arn, queue_arn(&admin, &url).await));
         urls.insert(logical, url);
     }
+    let arns: std::collections::HashMap<&str, String> = resources.iter().cloned().collect();
+    // The scheduler's group and role, as the stack makes them.
+    aws_sdk_scheduler::Client::new(&admin)
+        .create_schedule_group()
+        .name("sends")
+        .send()
+        .await
+        .expect("moto makes the schedule group");
+    resources.push(("ScheduleGroup", "sends".into()));
+    resources.push((
+        "SchedulerRole.Arn",
+        "arn:aws:iam::123456789012:role/scheduler".into(),
+    ));
     let table = DynamoStore::with_new_table(&admin, "state").await.unwrap();
     let described = aws_sdk_dynamodb::Client::new(&admin)
         .describe_table()
@@ -284,7 +291,22 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
                 &urls["BulkQueue"],
             ),
         },
-        scheduler: pipeline::schedule::MemoryScheduler::new(),
+        scheduler: pipeline::schedule::EventBridgeScheduler::new(
+            &api_id.sdk,
+            enqueue_client(&api_id.sdk, Duration::from_secs(5)),
+            "arn:aws:iam::123456789012:role/scheduler".into(),
+            "sends".into(),
+            pipeline::schedule::Lanes {
+                transactional: pipeline::schedule::LaneQueue {
+                    url: urls["OutboundQueue"].clone(),
+                    arn: arns["OutboundQueue.Arn"].clone(),
+                },
+                bulk: pipeline::schedule::LaneQueue {
+                    url: urls["BulkQueue"].clone(),
+                    arn: arns["BulkQueue.Arn"].clone(),
+                },
+            },
+        ),
         config: api::ApiConfig {
             channels: api::request::Channels {
                 conversation_app: Some("app".into()),
@@ -321,6 +343,116 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
         .body(Body::Empty)
         .unwrap();
     assert_eq!(api::handle(&api, get).await.status(), 200);
+    // A batch of two (its record, chunk, fan-out on the bulk lane), read back; a send an hour
+    // ahead (an EventBridge schedule), then canceled (the schedule removed).
+    let call = |method: &str, uri: &str, key: Option<&str>, body: Option<Value>| {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.example.com{uri}"))
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            builder = builder.header("idempotency-key", key);
+        }
+        builder
+            .body(body.map_or(Body::Empty, |b| Body::Text(b.to_string())))
+            .unwrap()
+    };
+    let answer = |response: lambda_http::Response<Body>| {
+        let status = response.status().as_u16();
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str::<Value>(text).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        (status, body)
+    };
+    let (status, batch) = answer(
+        api::handle(
+            &api,
+            call(
+                "POST",
+                "/batches",
+                Some("least-batch"),
+                Some(json!({"channel": "SMS_API", "text": "Hi ${name}",
+                    "recipients": [{"to": "+46701111111", "parameters": {"name": "Ada"}},
+                                   {"to": "+46702222222", "parameters": {"name": "Bo"}}]})),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        (status, batch["accepted"].as_u64()),
+        (202, Some(2)),
+        "{batch}"
+    );
+    let batch_id = batch["id"].as_str().unwrap().to_owned();
+    let (status, view) = answer(
+        api::handle(
+            &api,
+            call("GET", &format!("/batches/{batch_id}"), None, None),
+        )
+        .await,
+    );
+    assert_eq!((status, view["total"].as_u64()), (200, Some(2)), "{view}");
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let later = later
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, scheduled) = answer(
+        api::handle(
+            &api,
+            call(
+                "POST",
+                "/messages",
+                Some("least-later"),
+                Some(json!({"to": "+46703333333", "channel": "SMS_API", "text": "later", "send_at": later})),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        (status, scheduled["status"].as_str()),
+        (202, Some("SCHEDULED")),
+        "{scheduled}"
+    );
+    let scheduled_id = scheduled["id"].as_str().unwrap().to_owned();
+    // moto's own view of what it made (the admin's credentials no longer pass).
+    let schedules = || async {
+        let state = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        state.matches(&format!("\"msg-{scheduled_id}\"")).count()
+    };
+    assert!(schedules().await > 0, "the API made its schedule");
+    let (status, canceled) = answer(
+        api::handle(
+            &api,
+            call("DELETE", &format!("/messages/{scheduled_id}"), None, None),
+        )
+        .await,
+    );
+    assert_eq!(
+        (status, canceled["status"].as_str()),
+        (200, Some("CANCELED")),
+        "{canceled}"
+    );
+    // moto's dump keeps what was ever made: ask for the schedule's removal again instead.
+    let again = aws_sdk_scheduler::Client::new(&api_id.sdk)
+        .delete_schedule()
+        .name(format!("msg-{scheduled_id}"))
+        .group_name("sends")
+        .send()
+        .await;
+    assert!(
+        again
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "the cancel removed the schedule: {again:?}"
+    );
     let api_dynamo = aws_sdk_dynamodb::Client::new(&api_id.sdk);
     denied(
         api_dynamo
@@ -380,7 +512,8 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
             rules: pipeline::rules::Rules::default(),
             ledger: pipeline::ledger::Ledger::default(),
-            pacing: Default::default(),
+            // Paced: every send takes its slot from the store.
+            pacing: pipeline::pacing::Pacing::new(Some(50.0), Some(50.0)),
             clock: Clock::System,
         },
         dead_letters: SqsQueue::new(
@@ -418,7 +551,8 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
     .expect("the worker reads its secrets");
     assert_eq!(fetched.len(), 2);
     let mut handled = 0;
-    for queue in ["CallbackQueue", "OutboundQueue"] {
+    // The bulk lane twice: the batch's fan-out, then the two sends it queued there.
+    for queue in ["CallbackQueue", "OutboundQueue", "BulkQueue", "BulkQueue"] {
         let source = SqsSource {
             client: aws_sdk_sqs::Client::new(&worker_id.sdk),
             queue_url: urls[queue].clone(),
@@ -442,7 +576,18 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
         }
         source.delete(receipts).await;
     }
-    assert_eq!(handled, 3, "HELP, the poison, the send");
+    assert_eq!(
+        handled, 6,
+        "HELP, the poison, the send, the fan-out, the batch's two sends"
+    );
+    let (_, view) = answer(
+        api::handle(
+            &api,
+            call("GET", &format!("/batches/{batch_id}"), None, None),
+        )
+        .await,
+    );
+    assert_eq!(view["counts"]["SENT"].as_u64(), Some(2), "{view}");
     // A delivery report for the reply.
     let report = json!({"app_id": "app", "correlation_id": "sinch-hooks:rpl_01LEASTHELP",
         "event_time": testkit::now_rfc3339(),

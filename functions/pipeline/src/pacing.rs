@@ -104,7 +104,7 @@ impl Pacing {
                 return Ok(Some(DEFAULT_SEND_RATE));
             };
             match text.parse::<f64>() {
-                Ok(rate) if rate == 0.0 => Ok(None),
+                Ok(0.0) => Ok(None),
                 Ok(rate) if (0.01..=10_000.0).contains(&rate) => Ok(Some(rate)),
                 _ => Err(crate::config::ConfigError::new(
                     name,

@@ -86,7 +86,7 @@ pub struct ScheduleError {
 
 /// Takes due jobs to their lane's queue at their time.
 pub trait Scheduler: Send + Sync {
-    /// Schedules `due` (again is harmless: the same name replaces it).
+    /// Schedules `due` (again is harmless: a name is one job, scheduled once).
     fn schedule(&self, due: &Due) -> impl Future<Output = Result<(), ScheduleError>> + Send;
 
     /// Removes the job named `name`, if still pending.
@@ -308,7 +308,8 @@ impl Scheduler for EventBridgeScheduler {
             .mode(FlexibleTimeWindowMode::Off)
             .build()
             .map_err(|e| failed("schedule", e))?;
-        self.scheduler
+        match self
+            .scheduler
             .create_schedule()
             .name(&due.name)
             .group_name(&self.group)
@@ -319,13 +320,20 @@ impl Scheduler for EventBridgeScheduler {
             .target(target)
             .send()
             .await
-            .map_err(|e| {
-                failed(
-                    "schedule",
-                    aws_sdk_scheduler::error::DisplayErrorContext(&e),
-                )
-            })?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            // A name is one job (a message's or a chunk's): it is scheduled already, by the
+            // request this one retries.
+            Err(aws_sdk_scheduler::error::SdkError::ServiceError(service))
+                if service.err().is_conflict_exception() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failed(
+                "schedule",
+                aws_sdk_scheduler::error::DisplayErrorContext(&e),
+            )),
+        }
     }
 
     async fn cancel(&self, name: &str) -> Result<(), ScheduleError> {

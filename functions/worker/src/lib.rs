@@ -22,6 +22,8 @@
 //! | Sinch refused it (4xx) | acked | `FAILED` with Sinch's reason |
 //! | the recipient opted out, or WhatsApp's window closed, when it was about to leave | acked | `FAILED` with `recipient_opted_out` / `whatsapp_window_closed`, never sent |
 //! | transient (429/5xx, no connection, store, outcome unknown) | `batchItemFailures` | retried; on the last receive a send Sinch never took is `FAILED` (`RETRIES_EXHAUSTED`), one that may have reached it `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`), and the queue parks the job (`pipeline::handlers::outbound`) |
+//! | no send slot before the invocation ends (the lane's backlog is longer: [`pipeline::pacing`]) | acked | queued again on its lane, due [`DEFER_BY`] later, as a new message: waiting spends none of the queue's receives |
+//! | a batch's `fan_out` / `cancel_batch` job (`pipeline::handlers::fan_out`) | acked when every entry is done; else `batchItemFailures` | the chunk's messages made and queued, or ended `CANCELED` |
 //! | not a job of this version | acked | dead-lettered as `bad_job` |
 //!
 //! [`handle_batch`] is a plain async function over its dependencies; [`run`] wires it to the
@@ -369,6 +371,12 @@ async fn send_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
                 reason: reason.to_string(),
             })
         }
+        // No slot in time: nothing left; it waits its turn again, as a new message of its lane
+        // (a receive spent on waiting would bring it closer to the dead-letter queue).
+        Err(SendError::NotSent {
+            error: sinch::client::SinchError::OutOfTime { .. },
+            ..
+        }) => defer(worker, envelope, &job).await,
         Err(SendError::NotConfigured(api)) => Err(Failure::poison(
             SINCH_REJECTED,
             format!("the {api} API has no credentials in the worker"),
@@ -394,6 +402,46 @@ async fn send_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
                 store: matches!(error, SendError::Store(_)),
             })
         }
+    }
+}
+
+/// How long a send that found no slot waits before it asks again.
+pub const DEFER_BY: Duration = Duration::from_secs(2);
+
+/// Queues a send again on its lane, [`DEFER_BY`] from now; acked once it is there.
+async fn defer<S: Store, Q: Queue, H: Hook, C: Scheduler>(
+    worker: &Worker<S, Q, H, C>,
+    envelope: &Envelope,
+    job: &outbound::OutboundJob,
+) -> Result<Handled, Failure> {
+    let now_ms = unix_millis(worker.services.clock.now());
+    let due = pipeline::schedule::Due {
+        name: format!("defer-{}", job.id),
+        at_ms: now_ms + u64::try_from(DEFER_BY.as_millis()).unwrap_or(2000),
+        lane: job.lane,
+        envelope: envelope.clone(),
+    };
+    match pipeline::schedule::dispatch(
+        &worker.lanes,
+        &worker.scheduler,
+        &due,
+        now_ms,
+        Duration::from_secs(5),
+    )
+    .await
+    {
+        Ok(()) => {
+            info!(id = %job.id, lane = job.lane.as_str(), "no send slot in this invocation: queued again");
+            Ok(Handled::Deferred {
+                id: job.id.clone(),
+                by: DEFER_BY,
+            })
+        }
+        Err(detail) => Err(Failure::Transient {
+            detail: format!("no send slot, and the job could not be queued again: {detail}"),
+            sinch: false,
+            store: false,
+        }),
     }
 }
 

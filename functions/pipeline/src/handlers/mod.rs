@@ -71,6 +71,9 @@ pub enum Handled {
     },
     /// A send of the messages API that Sinch refused for good: the message is FAILED.
     OutboundRefused { id: String, reason: String },
+    /// A send that found no slot in this invocation's time (the lane's backlog is longer):
+    /// queued again, to wait its turn without spending the queue's receives.
+    Deferred { id: String, by: std::time::Duration },
     /// A batch's chunk fanned out into messages, or canceled ([`fan_out`]).
     Batch {
         batch: String,
@@ -300,7 +303,12 @@ where
                 {
                     tracing::warn!(message = id, %error, lane = lane.as_str(), "no send slot: the send goes back to its queue");
                     return Err(SinchError::OutOfTime {
-                        operation: "a send slot",
+                        operation: match error {
+                            pacing::PaceError::OutOfTime => "a send slot",
+                            pacing::PaceError::Store(_) => {
+                                "a send slot (the state store did not give one)"
+                            }
+                        },
                     });
                 }
                 match request {
