@@ -1,6 +1,8 @@
 //! The local stack's HTTP face: `POST /webhook` (the receiver, as API Gateway would call it),
-//! `POST /messages` and `GET /messages/{id}` (the messages API; no authentication locally),
-//! `GET /status` (JSON), `GET /events` (the last events, JSON, newest first), and the console:
+//! the messages API (`POST /messages`, `GET`/`DELETE /messages/{id}`, `POST /batches`,
+//! `GET`/`DELETE /batches/{id}`; no authentication locally), `GET /status` (JSON),
+//! `GET /events` (the last events, JSON, newest first), `GET /simulator/sent` (what the Sinch
+//! simulator received, with when), and the console:
 //! `GET /` (the page, [`super::console`]), `GET /console/state`, `GET /console/messages?page=N`,
 //! `GET /console/stream` (Server-Sent Events), `GET /console/dead-letters` and
 //! `POST /console/dead-letters/redrive`.
@@ -65,6 +67,7 @@ pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
         .route("/batches/{id}", any(messages::<Q, S, Src>))
         .route("/status", get(status_json::<Q, S, Src>))
         .route("/events", get(events_json::<Q, S, Src>))
+        .route("/simulator/sent", get(simulator_sent::<Q, S, Src>))
         .route("/", get(console_page))
         .route("/console/state", get(console_state::<Q, S, Src>))
         .route("/console/messages", get(console_messages::<Q, S, Src>))
@@ -198,6 +201,7 @@ pub async fn status<Q, S, Src: Source>(app: &App<Q, S, Src>) -> Status {
         let counts = sent.counts();
         status.replies_sent = counts.messages;
         status.replies_duplicated = counts.duplicated;
+        status.sinch_throttled = counts.throttled;
     }
     status
 }
@@ -206,6 +210,16 @@ async fn status_json<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     State(app): State<Arc<App<Q, S, Src>>>,
 ) -> Response {
     axum::Json(status(&app).await).into_response()
+}
+
+/// What the Sinch simulator received, in order, with when (404 when real Sinch is used).
+async fn simulator_sent<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+) -> Response {
+    match &app.sent {
+        Some(sent) => axum::Json(sent.all()).into_response(),
+        None => not_found().await,
+    }
 }
 
 async fn events_json<Q: Queue + 'static, S: Store + 'static, Src: Source>(

@@ -41,6 +41,9 @@ pub struct Status {
     pub replies_sent: u64,
     /// Messages the simulator received more than one send for (same reference): must stay 0.
     pub replies_duplicated: u64,
+    /// Sends the simulator answered 429 (`--simulator-rate`): with pacing at or below its rate,
+    /// none.
+    pub sinch_throttled: u64,
     /// Messages by their current delivery status.
     pub message_statuses: BTreeMap<String, u64>,
     /// Events made from committed changes, by detail-type.

@@ -9,6 +9,7 @@ mod least_privilege;
 mod messages;
 mod operations;
 mod outage;
+mod scale;
 mod serve;
 mod server;
 mod sign_verify;

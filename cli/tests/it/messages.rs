@@ -420,7 +420,7 @@ impl wiremock::Respond for SlowSinch {
     }
 }
 
-fn whatsapp_from(id: &str, identity: &str, text: &str) -> Vec<u8> {
+pub(crate) fn whatsapp_from(id: &str, identity: &str, text: &str) -> Vec<u8> {
     json!({"app_id": "app", "accepted_time": testkit::now_rfc3339(), "message": {
         "id": id, "contact_message": {"text_message": {"text": text}},
         "channel_identity": {"channel": "WHATSAPP", "identity": identity, "app_id": "app"}}})
