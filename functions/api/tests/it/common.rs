@@ -103,3 +103,16 @@ pub async fn wrote<S: Store>(store: &S, channel: &str, number: &str, at_ms: u64)
         .await
         .unwrap();
 }
+
+/// The same request as API Gateway gives it after IAM authorization of `arn`, on `stage`.
+pub fn signed_by(request: lambda_http::Request, arn: &str, stage: &str) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    let context: lambda_http::request::RequestContext = serde_json::from_value(serde_json::json!({
+        "routeKey": "ANY /messages", "accountId": "123456789012", "stage": stage,
+        "requestId": "r", "apiId": "a", "domainName": "d", "domainPrefix": "d", "time": "t", "timeEpoch": 0,
+        "http": {"method": "GET", "path": "/messages", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"},
+        "authorizer": {"iam": {"accessKey": "AKIA", "accountId": "123456789012", "callerId": "AIDA", "userArn": arn, "userId": "AIDA"}}
+    }))
+    .expect("an HTTP API request context");
+    request.with_request_context(context)
+}

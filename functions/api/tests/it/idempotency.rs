@@ -7,28 +7,18 @@ use std::time::Duration;
 
 use api::Api;
 use common::*;
-use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 use pipeline::clock::Clock;
 use pipeline::queue::MemoryQueue;
 use pipeline::store::{ClaimRequest, DynamoStore, MemoryStore, MessageKey, Store};
-use serde_json::json;
 use testkit::Moto;
 use testkit::faulty::{Fault, FaultyStore};
 
 const BODY: &str = r#"{"to":"+46701234567","channel":"SMS_API","text":"Your code is 1234"}"#;
 
 /// The request as API Gateway gives it after IAM authorization.
-fn as_caller(mut request: Request, arn: &str) -> Request {
-    let context: RequestContext = serde_json::from_value(json!({
-        "routeKey": "POST /messages", "accountId": "123456789012", "stage": "$default",
-        "requestId": "r", "apiId": "a", "domainName": "d", "domainPrefix": "d", "time": "t", "timeEpoch": 0,
-        "http": {"method": "POST", "path": "/messages", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"},
-        "authorizer": {"iam": {"accessKey": "AKIA", "accountId": "123456789012", "callerId": "AIDA", "userArn": arn, "userId": "AIDA"}}
-    }))
-    .expect("an HTTP API request context");
-    request = request.with_request_context(context);
-    request
+fn as_caller(request: Request, arn: &str) -> Request {
+    crate::common::signed_by(request, arn, "$default")
 }
 
 async fn replays_the_first_answer<S: Store>(api: Api<S, MemoryQueue>) {

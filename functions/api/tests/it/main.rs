@@ -3,4 +3,5 @@
 
 mod common;
 mod idempotency;
+mod scale;
 mod validation;

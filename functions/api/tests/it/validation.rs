@@ -308,19 +308,6 @@ async fn an_accepted_send_is_stored_queued_and_readable() {
     );
 }
 
-/// The same request as API Gateway gives it after IAM authorization of `arn`, on `stage`.
-fn signed_by(request: lambda_http::Request, arn: &str, stage: &str) -> lambda_http::Request {
-    use lambda_http::RequestExt;
-    let context: lambda_http::request::RequestContext = serde_json::from_value(json!({
-        "routeKey": "ANY /messages", "accountId": "123456789012", "stage": stage,
-        "requestId": "r", "apiId": "a", "domainName": "d", "domainPrefix": "d", "time": "t", "timeEpoch": 0,
-        "http": {"method": "GET", "path": "/messages", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"},
-        "authorizer": {"iam": {"accessKey": "AKIA", "accountId": "123456789012", "callerId": "AIDA", "userArn": arn, "userId": "AIDA"}}
-    }))
-    .expect("an HTTP API request context");
-    request.with_request_context(context)
-}
-
 #[tokio::test]
 async fn a_message_is_read_only_by_its_caller() {
     let api = memory_api();

@@ -129,7 +129,8 @@ pub fn job_record(
     envelope_record(message_id, &envelope, receives)
 }
 
-fn envelope_record(message_id: &str, envelope: &Envelope, receives: u32) -> serde_json::Value {
+/// An SQS record carrying `envelope` (`receives`: the ApproximateReceiveCount).
+pub fn envelope_record(message_id: &str, envelope: &Envelope, receives: u32) -> serde_json::Value {
     let attributes: serde_json::Map<String, serde_json::Value> = envelope
         .attributes()
         .map(|(name, value)| {
@@ -172,4 +173,14 @@ pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
 
 pub fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(5)
+}
+
+/// Everything waiting in `queue`, taken out, as the records of one SQS event.
+pub fn drain(queue: &pipeline::queue::MemoryQueue) -> SqsEvent {
+    let records = queue
+        .take(usize::MAX)
+        .iter()
+        .map(|queued| envelope_record(&queued.id.0, &queued.envelope, 1))
+        .collect();
+    event(records)
 }

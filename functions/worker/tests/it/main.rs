@@ -4,5 +4,6 @@
 mod batch;
 mod common;
 mod exactly_once;
+mod fan_out;
 mod field_for_field;
 mod outbound;

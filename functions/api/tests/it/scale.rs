@@ -1,0 +1,567 @@
+//! Sending at scale through the API: schedules (`send_at`, `expire_at`, cancel), quiet hours on
+//! a clock the test holds, SMS parts, and batches (every rejection path, the answer, the
+//! counts, the cancel), on both stores.
+
+use std::time::{Duration, SystemTime};
+
+use api::Api;
+use lambda_http::Body;
+use lambda_http::http::Request as HttpRequest;
+use pipeline::clock::{Clock, rfc3339};
+use pipeline::queue::MemoryQueue;
+use pipeline::schedule::{Lane, Lanes, MemoryScheduler};
+use pipeline::store::{ContactKey, InboundRecord, MemoryStore, OptChange, Store};
+use serde_json::{Value, json};
+
+use crate::common::{NOW_MS, call, config};
+
+/// An API over `store` at `now_ms`, with a queue per lane and the in-memory scheduler.
+fn api_at<S: Store>(store: S, now_ms: u64) -> Api<S, MemoryQueue> {
+    Api {
+        store,
+        lanes: Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: MemoryScheduler::new(),
+        config: config(),
+        clock: Clock::Fixed(SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms)),
+    }
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> lambda_http::Request {
+    let mut builder = HttpRequest::builder()
+        .method(method)
+        .uri(format!("https://api.example.com{path}"))
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        builder = builder.header("idempotency-key", key);
+    }
+    builder
+        .body(body.map_or(Body::Empty, |b| Body::Text(b.to_string())))
+        .unwrap()
+}
+
+async fn send<S: Store>(api: &Api<S, MemoryQueue>, key: &str, body: Value) -> (u16, Value) {
+    let (status, answer, _) = call(api, request("POST", "/messages", Some(key), Some(body))).await;
+    (status, answer)
+}
+
+fn sms(to: &str, text: &str) -> Value {
+    json!({"to": to, "channel": "SMS_API", "text": text})
+}
+
+fn with(mut body: Value, field: &str, value: Value) -> Value {
+    body[field] = value;
+    body
+}
+
+async fn a_send_at_is_scheduled_and_every_bad_one_refused<S: Store + Clone + 'static>(store: S) {
+    let api = api_at(store, NOW_MS);
+    let base = sms("+46701234567", "Your table is ready");
+    for (what, send_at, code) in [
+        ("not a time", json!("tomorrow"), "invalid_send_at"),
+        ("not text", json!(17), "invalid_request"),
+        (
+            "36 days ahead",
+            json!(rfc3339(NOW_MS + 36 * 24 * 3600 * 1000)),
+            "send_at_out_of_range",
+        ),
+    ] {
+        let (status, answer) = send(&api, what, with(base.clone(), "send_at", send_at)).await;
+        assert_eq!(answer["error"]["code"], code, "{what}: {status} {answer}");
+    }
+    for (what, expire_at, code) in [
+        ("not a time", json!("soon"), "invalid_expire_at"),
+        (
+            "before it is due",
+            json!(rfc3339(NOW_MS + 30_000)),
+            "expire_at_out_of_range",
+        ),
+    ] {
+        let body = with(
+            with(base.clone(), "send_at", json!(rfc3339(NOW_MS + 60_000))),
+            "expire_at",
+            expire_at,
+        );
+        let (status, answer) = send(&api, what, body).await;
+        assert_eq!(answer["error"]["code"], code, "{what}: {status} {answer}");
+    }
+    assert!(api.scheduler.pending().is_empty(), "nothing scheduled");
+
+    // In the past: now.
+    let (status, now) = send(
+        &api,
+        "past",
+        with(base.clone(), "send_at", json!(rfc3339(NOW_MS - 60_000))),
+    )
+    .await;
+    assert_eq!(
+        (status, now["status"].as_str()),
+        (202, Some("ACCEPTED")),
+        "{now}"
+    );
+    assert_eq!(api.lanes.transactional.len(), 1);
+    // An hour ahead: SCHEDULED, held by the scheduler, nothing queued.
+    let due = NOW_MS + 3600 * 1000;
+    let (status, later) = send(
+        &api,
+        "later",
+        with(base.clone(), "send_at", json!(rfc3339(due))),
+    )
+    .await;
+    assert_eq!(
+        (status, later["status"].as_str()),
+        (202, Some("SCHEDULED")),
+        "{later}"
+    );
+    assert_eq!(later["scheduled_at"], rfc3339(due));
+    assert_eq!(api.lanes.transactional.len(), 1, "nothing more queued");
+    let id = later["id"].as_str().unwrap().to_owned();
+    let (_, view, _) = call(&api, request("GET", &format!("/messages/{id}"), None, None)).await;
+    assert_eq!(view["status"], "SCHEDULED", "{view}");
+    assert!(
+        api.scheduler.take_due(due - 1).is_empty(),
+        "not before its time"
+    );
+    let pending = api.scheduler.pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].1, pending[0].2), (due, Lane::Transactional));
+
+    // Canceled: CANCELED, the schedule gone; again, or once sent, 409.
+    let (status, view, _) = call(
+        &api,
+        request("DELETE", &format!("/messages/{id}"), None, None),
+    )
+    .await;
+    assert_eq!(
+        (status, view["status"].as_str()),
+        (200, Some("CANCELED")),
+        "{view}"
+    );
+    assert_eq!(view["reason"]["code"], "canceled");
+    assert!(
+        api.scheduler.pending().is_empty(),
+        "its schedule is removed"
+    );
+    let (status, again, _) = call(
+        &api,
+        request("DELETE", &format!("/messages/{id}"), None, None),
+    )
+    .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("not_cancelable")),
+        "{again}"
+    );
+    for path in ["/messages/msg_none", "/messages/not%20an%20id"] {
+        let (status, _, _) = call(&api, request("DELETE", path, None, None)).await;
+        assert_eq!(status, 404, "{path}");
+    }
+}
+
+async fn quiet_hours_hold_a_send_until_they_end_in_the_recipients_zone<
+    S: Store + Clone + 'static,
+>(
+    store: S,
+) {
+    // 2025-12-01 22:00 UTC: 23:00 in Stockholm, 17:00 in New York.
+    let night = 1_764_626_400_000;
+    let api = api_at(store, night);
+    let quiet = json!({"start": "21:00", "end": "08:00"});
+    // Sweden has one zone: taken from the number. Held until 08:00 there (07:00 UTC).
+    let (status, held) = send(
+        &api,
+        "q1",
+        with(
+            sms("+46701234567", "Reminder"),
+            "quiet_hours",
+            quiet.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, held["status"].as_str()),
+        (202, Some("SCHEDULED")),
+        "{held}"
+    );
+    let morning = night + 9 * 3600 * 1000;
+    assert_eq!(held["scheduled_at"], rfc3339(morning), "{held}");
+    // The United States has several: the zone must be given.
+    let (status, refused) = send(
+        &api,
+        "q2",
+        with(
+            sms("+12125550100", "Reminder"),
+            "quiet_hours",
+            quiet.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("time_zone_required")),
+        "{refused}"
+    );
+    // Given: 17:00 in New York is outside them, so it goes now.
+    let zoned = json!({"start": "21:00", "end": "08:00", "time_zone": "America/New_York"});
+    let (status, now) = send(
+        &api,
+        "q3",
+        with(sms("+12125550100", "Reminder"), "quiet_hours", zoned),
+    )
+    .await;
+    assert_eq!(
+        (status, now["status"].as_str()),
+        (202, Some("ACCEPTED")),
+        "{now}"
+    );
+    for (what, bad) in [
+        (
+            "a time of day",
+            json!({"start": "9pm", "end": "08:00", "time_zone": "Europe/Stockholm"}),
+        ),
+        (
+            "a zone",
+            json!({"start": "21:00", "end": "08:00", "time_zone": "Mars/Olympus"}),
+        ),
+    ] {
+        let (_, answer) = send(
+            &api,
+            what,
+            with(sms("+46701234567", "x"), "quiet_hours", bad),
+        )
+        .await;
+        assert_eq!(
+            answer["error"]["code"], "invalid_quiet_hours",
+            "{what}: {answer}"
+        );
+    }
+    // The scheduler brings it at 08:00, not a minute before (the test holds the clock).
+    assert!(api.scheduler.take_due(morning - 60_000).is_empty());
+    let due = api.scheduler.take_due(morning);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].envelope.job.as_deref(), Some("send"));
+
+    // The deployment's default applies when a request gives none.
+    let mut defaulted = api_at(MemoryStore::new(), night);
+    defaulted.config.quiet_hours = Some(serde_json::from_value(quiet).unwrap());
+    let (_, held) = send(&defaulted, "q4", sms("+46701234567", "Reminder")).await;
+    assert_eq!(held["status"], "SCHEDULED", "{held}");
+}
+
+async fn sms_texts_say_their_parts_and_max_parts_holds<S: Store + Clone + 'static>(store: S) {
+    let api = api_at(store, NOW_MS);
+    let (_, one) = send(&api, "p1", sms("+46701234567", "Your code is 123456")).await;
+    assert_eq!(
+        one["sms"],
+        json!({"encoding": "GSM-7", "parts": 1}),
+        "{one}"
+    );
+    let long = "x".repeat(161);
+    let (_, two) = send(&api, "p2", sms("+46701234567", &long)).await;
+    assert_eq!(
+        two["sms"],
+        json!({"encoding": "GSM-7", "parts": 2}),
+        "{two}"
+    );
+    let (_, emoji) = send(
+        &api,
+        "p3",
+        sms("+46701234567", &format!("{} 🎉", "y".repeat(68))),
+    )
+    .await;
+    assert_eq!(
+        emoji["sms"],
+        json!({"encoding": "UCS-2", "parts": 2}),
+        "{emoji}"
+    );
+    let (status, refused) = send(
+        &api,
+        "p4",
+        with(sms("+46701234567", &long), "max_parts", json!(1)),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("too_many_parts")),
+        "{refused}"
+    );
+    // Conversation's SMS channel too; WhatsApp has no parts.
+    let on_sms = json!({"to": "+46701234567", "channel": "SMS", "text": long, "max_parts": 1});
+    assert_eq!(
+        send(&api, "p5", on_sms).await.1["error"]["code"],
+        "too_many_parts"
+    );
+    let (_, wa) = send(
+        &api,
+        "p6",
+        json!({"to": "+46701234567", "channel": "WHATSAPP",
+        "template": {"name": "t", "language": "en_US"}}),
+    )
+    .await;
+    assert!(wa.get("sms").is_none(), "{wa}");
+}
+
+fn recipients(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|k| json!({"to": format!("+4670{k:07}"), "parameters": {"name": format!("N{k}")}}))
+        .collect()
+}
+
+async fn post_batch<S: Store>(api: &Api<S, MemoryQueue>, key: &str, body: Value) -> (u16, Value) {
+    let (status, answer, _) = call(api, request("POST", "/batches", Some(key), Some(body))).await;
+    (status, answer)
+}
+
+async fn every_bad_batch_is_refused_with_its_code<S: Store + Clone + 'static>(store: S) {
+    let api = api_at(store, NOW_MS);
+    let shared = json!({"channel": "SMS_API", "text": "Hi ${name}"});
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        ("no recipients", shared.clone(), 400, "recipients_missing"),
+        (
+            "an empty list",
+            with(shared.clone(), "recipients", json!([])),
+            400,
+            "recipients_missing",
+        ),
+        (
+            "not a list",
+            with(shared.clone(), "recipients", json!("+46701234567")),
+            400,
+            "recipients_missing",
+        ),
+        (
+            "10,001",
+            with(shared.clone(), "recipients", json!(recipients(10_001))),
+            422,
+            "too_many_recipients",
+        ),
+        (
+            "a shared to",
+            with(
+                with(shared.clone(), "recipients", json!(recipients(1))),
+                "to",
+                json!("+46701234567"),
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            "an unknown channel",
+            json!({"channel": "PIGEON", "text": "x", "recipients": recipients(2)}),
+            400,
+            "unknown_channel",
+        ),
+        (
+            "no content",
+            json!({"channel": "SMS_API", "recipients": recipients(2)}),
+            400,
+            "content_missing",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let (got, answer) = post_batch(&api, what, body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer}"
+        );
+    }
+    let (status, answer, _) = call(&api, {
+        let mut r = request("POST", "/batches", Some("junk"), None);
+        *r.body_mut() = Body::Text("{not json".into());
+        r
+    })
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
+    let (status, answer, _) = call(&api, {
+        let mut r = request("POST", "/batches", Some("huge"), None);
+        *r.body_mut() = Body::Text(format!("{{\"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024)));
+        r
+    })
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    let (status, _, _) = call(
+        &api,
+        request(
+            "POST",
+            "/batches",
+            None,
+            Some(with(shared, "recipients", json!(recipients(1)))),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "a key is required");
+    assert!(
+        api.lanes.bulk.is_empty() && api.lanes.transactional.is_empty(),
+        "nothing queued"
+    );
+    for path in ["/batches/bat_none", "/batches/msg_1", "/batches/a%2Fb"] {
+        let (status, _, _) = call(&api, request("GET", path, None, None)).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _, _) = call(&api, request("PUT", "/batches", None, None)).await;
+    assert_eq!(status, 405);
+}
+
+async fn a_batch_refuses_recipients_one_by_one_and_counts_the_rest<S: Store + Clone + 'static>(
+    store: S,
+) {
+    let api = api_at(store.clone(), NOW_MS);
+    // One recipient opted out of SMS.
+    let opted = ContactKey::new("SMS", "+46700000003");
+    store
+        .record_inbound(
+            &InboundRecord {
+                id: "01STOPBATCH".into(),
+                from: opted.clone(),
+                to: "46700000000".into(),
+                kind: "mo_text".into(),
+                text: Some("STOP".into()),
+                media: Vec::new(),
+                contact_id: None,
+                conversation_id: None,
+                received_at_ms: NOW_MS - 1000,
+            },
+            Some(&OptChange::OptOut {
+                contact: opted,
+                by: "01STOPBATCH".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let mut list = recipients(6);
+    list[1] = json!({"to": "not a number", "parameters": {"name": "X"}});
+    list[2] = json!({"to": "+46700000002", "parameters": {}});
+    list[4] = json!({"to": "+46700000004", "parameters": {"name": "Ada"}, "metadata": {"row": 4}});
+    list[5] = json!({"to": "+46700000005", "colour": "red"});
+    let body = json!({"channel": "SMS_API", "text": "Hi ${name}", "metadata": {"campaign": "winter"},
+        "recipients": list});
+    let (status, answer) = post_batch(&api, "b1", body.clone()).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    let codes: Vec<(&str, &str)> = answer["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["to"].as_str().unwrap(), r["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("not a number", "invalid_recipient"),
+            ("+46700000002", "parameter_missing"),
+            ("+46700000005", "invalid_recipient"),
+            ("+46700000003", "recipient_opted_out"),
+        ]
+    );
+    assert_eq!(answer["status"], "ACCEPTED");
+    assert_eq!(answer["sms"].as_array().map(Vec::len), Some(2), "{answer}");
+    let id = answer["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("bat_"));
+    // The same key and body: the same batch, replayed; nothing queued twice.
+    let (_, again, replayed) =
+        call(&api, request("POST", "/batches", Some("b1"), Some(body))).await;
+    assert!(replayed);
+    assert_eq!(again["id"], id.as_str());
+    assert_eq!(
+        api.lanes.bulk.len(),
+        1,
+        "one chunk, one fan-out, on the bulk lane"
+    );
+    let (status, view, _) = call(&api, request("GET", &format!("/batches/{id}"), None, None)).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["total"], 2);
+    assert_eq!(view["refused"], 4);
+    assert_eq!(
+        view["counts"],
+        json!({"ACCEPTED": 2}),
+        "not fanned out yet: {view}"
+    );
+    assert_eq!(view["final"], false);
+    // Another caller sees no such batch.
+    for method in ["GET", "DELETE"] {
+        let other = crate::common::signed_by(
+            request(method, &format!("/batches/{id}"), None, None),
+            "arn:aws:iam::1:user/other",
+            "$default",
+        );
+        let (status, _, _) = call(&api, other).await;
+        assert_eq!(status, 404, "{method} by another caller");
+    }
+    // Canceled before it fanned out: every message will be CANCELED; the read says so now.
+    let (status, canceled, _) = call(
+        &api,
+        request("DELETE", &format!("/batches/{id}"), None, None),
+    )
+    .await;
+    assert_eq!(status, 200, "{canceled}");
+    assert_eq!(canceled["canceled"], true);
+    assert_eq!(canceled["counts"], json!({"CANCELED": 2}), "{canceled}");
+}
+
+async fn a_scheduled_batch_fans_out_at_its_time<S: Store + Clone + 'static>(store: S) {
+    let api = api_at(store, NOW_MS);
+    let due = NOW_MS + 20 * 60 * 1000;
+    let (status, answer) = post_batch(
+        &api,
+        "b2",
+        json!({"channel": "SMS_API", "text": "Hi ${name}", "send_at": rfc3339(due),
+            "recipients": recipients(1200)}),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["status"], "SCHEDULED");
+    assert_eq!(answer["scheduled_at"], rfc3339(due));
+    assert!(api.lanes.bulk.is_empty(), "nothing queued before its time");
+    let pending = api.scheduler.pending();
+    assert_eq!(
+        pending.len(),
+        3,
+        "1,200 recipients: three chunks of at most 500"
+    );
+    assert!(
+        pending
+            .iter()
+            .all(|(_, at, lane)| *at == due && *lane == Lane::Bulk)
+    );
+    let id = answer["id"].as_str().unwrap();
+    let (_, view, _) = call(&api, request("GET", &format!("/batches/{id}"), None, None)).await;
+    assert_eq!(view["counts"], json!({"SCHEDULED": 1200}), "{view}");
+    let (_, canceled, _) = call(
+        &api,
+        request("DELETE", &format!("/batches/{id}"), None, None),
+    )
+    .await;
+    assert_eq!(canceled["canceled"], true);
+    assert!(
+        api.scheduler.pending().is_empty(),
+        "its fan-outs are unscheduled"
+    );
+    assert_eq!(
+        api.lanes.transactional.len(),
+        3,
+        "a cancel job per chunk, on the fast lane"
+    );
+}
+
+testkit::for_both_stores!(
+    a_send_at_is_scheduled_and_every_bad_one_refused,
+    quiet_hours_hold_a_send_until_they_end_in_the_recipients_zone,
+    sms_texts_say_their_parts_and_max_parts_holds,
+    every_bad_batch_is_refused_with_its_code,
+    a_batch_refuses_recipients_one_by_one_and_counts_the_rest,
+    a_scheduled_batch_fans_out_at_its_time,
+);
