@@ -170,7 +170,11 @@ impl Pacing {
             {
                 Slot::Taken(slot_us) => {
                     drop(_turn);
-                    tokio::time::sleep(Duration::from_micros(slot_us.saturating_sub(now_us))).await;
+                    // The timer's grain is a millisecond: a slot closer than that is now.
+                    let wait = Duration::from_micros(slot_us.saturating_sub(now_us));
+                    if wait >= Duration::from_millis(1) {
+                        tokio::time::sleep(wait).await;
+                    }
                     return Ok(());
                 }
                 Slot::Busy { .. } if remaining_us <= horizon_us => {
