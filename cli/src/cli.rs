@@ -50,6 +50,10 @@ pub enum Command {
     /// (SigV4, AWS credentials from the usual chain) or the local one.
     #[command(subcommand)]
     Message(MessageCommand),
+    /// Send a batch (one message per recipient) from a CSV file through the messages API, and
+    /// follow it to the end with a progress bar.
+    #[command(subcommand)]
+    Batch(BatchCommand),
     /// Run the Sinch API simulator alone (OAuth2, Conversation messages:send, SMS batches),
     /// for functions run elsewhere (`sam local`, `cargo lambda watch`): what it was sent is at
     /// GET /sent. With --webhook it calls back with signed delivery reports.
@@ -72,6 +76,90 @@ pub struct SinchSimulatorArgs {
     /// Hold sends to this many a second per API: beyond it, 429 with `Retry-After`.
     #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// POST /batches from a CSV file: a `to` column, every other column a parameter that fills
+    /// `${column}` in the text and the template's parameters (a `metadata` column: a JSON
+    /// object). More than 10,000 rows go as several batches. With --wait, follows them until
+    /// every message is final.
+    Send(Box<BatchSendArgs>),
+    /// GET /batches/{id}: its counts by status; --wait follows it to the end.
+    Status(BatchStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchSendArgs {
+    /// The recipients.
+    #[arg(long)]
+    pub csv: PathBuf,
+    #[arg(
+        long,
+        env = "SINCH_HOOKS_API_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    pub url: String,
+    #[arg(long, default_value = "WHATSAPP")]
+    pub channel: String,
+    /// The text, with `${column}` placeholders.
+    #[arg(long)]
+    pub text: Option<String>,
+    #[arg(long)]
+    pub template_name: Option<String>,
+    #[arg(long)]
+    pub template_language: Option<String>,
+    /// A template parameter, KEY=VALUE (the value may hold `${column}`); repeat.
+    #[arg(long)]
+    pub param: Vec<String>,
+    /// When to send (RFC 3339).
+    #[arg(long)]
+    pub send_at: Option<String>,
+    /// `bulk` (a batch's default) or `transactional`.
+    #[arg(long)]
+    pub priority: Option<String>,
+    #[arg(long, alias = "from")]
+    pub sms_sender: Option<String>,
+    /// The shared body as JSON (every field of POST /messages but `to`), instead of the flags.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// The Idempotency-Key (a fresh ULID by default; `-N` is added per batch of 10,000).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Follow the batches until every message is final.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: crate::messages_client::Auth,
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchStatusArgs {
+    /// The batch id (`bat_...`).
+    pub id: String,
+    #[arg(
+        long,
+        env = "SINCH_HOOKS_API_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    pub url: String,
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: crate::messages_client::Auth,
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,6 +53,7 @@ pub fn run(
         Command::RegisterWebhook(args) => commands::register_webhook::run(&args, stdout),
         Command::Redrive(args) => commands::redrive::run(&args, stdout),
         Command::Message(command) => commands::message::run(&command, stdout),
+        Command::Batch(command) => commands::batch::run(&command, stdout),
         Command::SinchSimulator(args) => commands::simulator::run(&args, stdout),
     }
 }

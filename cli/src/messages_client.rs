@@ -94,6 +94,22 @@ impl MessagesClient {
         self.request("POST", "/messages", &headers, body).await
     }
 
+    /// `POST /batches` with `key`.
+    pub async fn send_batch(&self, key: &str, body: &serde_json::Value) -> Answer {
+        let body = body.to_string().into_bytes();
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("idempotency-key", key.to_owned()),
+        ];
+        self.request("POST", "/batches", &headers, body).await
+    }
+
+    /// `GET /batches/{id}`.
+    pub async fn batch(&self, id: &str) -> Answer {
+        self.request("GET", &format!("/batches/{id}"), &[], Vec::new())
+            .await
+    }
+
     /// `GET /messages/{id}`.
     pub async fn status(&self, id: &str) -> Answer {
         self.request("GET", &format!("/messages/{id}"), &[], Vec::new())

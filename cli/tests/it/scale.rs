@@ -322,3 +322,70 @@ async fn schedules_leave_on_time_and_cancels_and_stops_hold() {
     // The one that left cannot be canceled any more.
     assert_eq!(cancel(on_time).await.0, 409);
 }
+
+/// `sinch-hooks batch send --csv` posts the rows as a batch and follows it to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_a_batch_from_a_csv_file_and_follows_it() {
+    let serve = paced_serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recipients.csv");
+    let mut csv = String::from("to,name,metadata\n");
+    for k in 0..30 {
+        csv.push_str(&format!(
+            "+4674{k:07},Customer {k},\"{{\"\"row\"\": {k}}}\"\n"
+        ));
+    }
+    csv.push_str("not-a-number,Nobody,\n");
+    std::fs::write(&file, csv).unwrap();
+    let base = serve.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("sinch-hooks")
+            .unwrap()
+            .args([
+                "batch",
+                "send",
+                "--url",
+                &base,
+                "--channel",
+                "SMS_API",
+                "--quiet",
+                "--wait",
+            ])
+            .args([
+                "--text",
+                "Hi ${name}, your order shipped",
+                "--key",
+                "csv-1",
+                "--csv",
+            ])
+            .arg(&file)
+            .env("SINCH_HOOKS_API_URL", "")
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("30 accepted, 1 refused"), "{stdout}");
+    assert!(
+        stderr.contains("refused not-a-number: invalid_recipient"),
+        "{stderr}"
+    );
+    assert!(stdout.contains(r#""final":true"#), "{stdout}");
+    let client = reqwest::Client::new();
+    let texts: Vec<String> = get(&client, format!("{}/simulator/sent", serve.base))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(texts.len(), 30);
+    assert!(
+        texts.contains(&"Hi Customer 7, your order shipped".to_owned()),
+        "{texts:?}"
+    );
+}
