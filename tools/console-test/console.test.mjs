@@ -28,10 +28,10 @@ const freePort = () => new Promise((resolve, reject) => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** `sinch-hooks serve` on a free port; stopped at exit. */
-async function serve() {
+async function serve(args = [], env = {}) {
   const port = await freePort();
-  const child = spawn(BIN, ["serve", "--port", String(port), "--report-pace-ms", "30"], {
-    env: { ...process.env, SINCH_WEBHOOK_SECRET: SECRET, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "inherit"],
+  const child = spawn(BIN, ["serve", "--port", String(port), "--report-pace-ms", "30", ...args], {
+    env: { ...process.env, SINCH_WEBHOOK_SECRET: SECRET, RUST_LOG: "warn", ...env }, stdio: ["ignore", "ignore", "inherit"],
   });
   process.on("exit", () => child.kill());
   const base = `http://127.0.0.1:${port}`;
@@ -218,6 +218,53 @@ const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.p
     assert.ok(lag < 1500, `the page lagged ${lag} ms`);
     assert.ok(gap < 500, `the page froze for ${Math.round(gap)} ms`);
     await shot(page, "8-live-under-load");
+  });
+  await page.close();
+}
+
+// 3. Sending at scale: a batch's progress, the lanes, the send rate, a schedule canceled.
+{
+  const { base } = await serve(["--simulator-rate", "20"], { CONVERSATION_SEND_RATE: "20", SMS_SEND_RATE: "20" });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(base);
+  await page.waitForSelector("body[data-ready]");
+  await step("a batch shows its progress to the end, and the rate its pace", async () => {
+    const recipients = Array.from({ length: 60 }, (_, k) => ({ to: `+4675${String(k).padStart(7, "0")}`, parameters: { name: `N${k}` } }));
+    const response = await fetch(`${base}/batches`, { method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": "console-batch" },
+      body: JSON.stringify({ channel: "SMS_API", text: "Hi ${name}", recipients }) });
+    assert.equal(response.status, 202);
+    const { id } = await response.json();
+    const item = page.locator(`[data-batch="${id}"]`);
+    await item.waitFor({ timeout: 5000 });
+    // Under way: part of it final, the chart near the pace (never above it).
+    await page.waitForFunction(() => Number(document.getElementById("rate-chart").dataset.now) >= 10, null, { timeout: 10000 });
+    const now = Number(await page.locator("#rate-chart").getAttribute("data-now"));
+    assert.ok(now <= 20, `${now}/s is above the pace`);
+    assert.match(await page.locator("#rate-caption").textContent(), /paced at 20\/s/);
+    assert.equal(await page.locator('[data-lane="bulk lane"]').count(), 1);
+    await shot(page, "9-batch-under-way");
+    await item.and(page.locator('[data-final="true"]')).waitFor({ timeout: 20000 });
+    assert.equal(await item.locator("progress").getAttribute("value"), "60");
+    assert.match(await item.textContent(), /DELIVERED 60/);
+    await shot(page, "10-batch-final");
+  });
+  await step("a scheduled send is listed, and canceled from the page", async () => {
+    const at = new Date(Date.now() + 10 * 60 * 1000).toISOString();
+    const response = await fetch(`${base}/messages`, { method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": "console-later" },
+      body: JSON.stringify({ to: "+46709876543", channel: "SMS_API", text: "See you tomorrow", send_at: at }) });
+    assert.equal(response.status, 202);
+    const { id } = await response.json();
+    const item = page.locator(`[data-scheduled="${id}"]`);
+    await item.waitFor({ timeout: 5000 });
+    await shot(page, "11-scheduled");
+    await item.getByRole("button", { name: `Cancel message ${id}` }).click();
+    await page.locator('#cancel-result[data-status="200"]').waitFor();
+    await item.waitFor({ state: "detached", timeout: 5000 });
+    const view = await (await fetch(`${base}/messages/${id}`)).json();
+    assert.equal(view.status, "CANCELED");
+    await shot(page, "12-canceled");
   });
   await page.close();
 }

@@ -8,6 +8,7 @@
 //! | callbacks at the door, newest first, each with its body | the webhook route, as it answers |
 //! | the dead-letter queue, with redrive | the event source's dead-letter queue |
 //! | the send form | the local messages API (`POST /messages`) |
+//! | sending: the lanes' depths, sends a second over the last minute, batches with their progress, what is scheduled (with cancel) | `GET /console/sending`, polled each second: the queues, the stack's count of sends, the batches posted here read through the API, the scheduler's pending jobs |
 //!
 //! The page loads `GET /console/state` (a page of messages, the rest in full), then follows
 //! `GET /console/stream` (Server-Sent Events): at most four updates a second, each with only
@@ -106,7 +107,12 @@ struct Model {
     inbound: VecDeque<InboundView>,
     /// Bumped whenever the dead-letter queue may have changed.
     dead_letters_version: u64,
+    /// The batches posted through this stack, newest first.
+    batches: VecDeque<String>,
 }
+
+/// Batches the sending panel follows.
+pub const BATCHES_KEEP: usize = 20;
 
 /// The console's state. Cheap to share.
 #[derive(Debug, Default)]
@@ -119,6 +125,20 @@ impl Console {
 
     fn with<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A batch was posted (the panel follows the last [`BATCHES_KEEP`]).
+    pub fn batch_posted(&self, id: &str) {
+        self.with(|model| {
+            model.batches.retain(|known| known != id);
+            model.batches.push_front(id.to_owned());
+            model.batches.truncate(BATCHES_KEEP);
+        });
+    }
+
+    /// The batches the panel follows, newest first.
+    pub fn batches(&self) -> Vec<String> {
+        self.with(|model| model.batches.iter().cloned().collect())
     }
 
     /// One request at the door: its answer, the first [`BODY_KEEP`] bytes of its body

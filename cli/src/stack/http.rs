@@ -48,6 +48,8 @@ pub struct App<Q, S, Src> {
     pub bulk_source: Arc<Src>,
     /// What is scheduled for later (the stand-in for EventBridge Scheduler).
     pub scheduler: pipeline::schedule::MemoryScheduler,
+    /// The send rates the worker holds to.
+    pub pacing: pipeline::pacing::Pacing,
     pub stats: Arc<Stats>,
     /// The Sinch simulator's log, when it runs: replies are counted there.
     pub sent: Option<super::simulator::Sent>,
@@ -72,6 +74,7 @@ pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
         .route("/console/state", get(console_state::<Q, S, Src>))
         .route("/console/messages", get(console_messages::<Q, S, Src>))
         .route("/console/stream", get(console_stream::<Q, S, Src>))
+        .route("/console/sending", get(console_sending::<Q, S, Src>))
         .route(
             "/console/dead-letters",
             get(console_dead_letters::<Q, S, Src>),
@@ -169,8 +172,79 @@ async fn messages<Q: Queue + 'static, S: Store + 'static, Src: Source>(
             return failure.into_response();
         }
     };
+    let posted_batch = parts.method == axum::http::Method::POST && parts.uri.path() == "/batches";
     let response = api::handle(&app.api, lambda_http::Request::from_parts(parts, body)).await;
+    if posted_batch
+        && response.status() == 202
+        && let lambda_http::Body::Text(text) = response.body()
+        && let Some(id) = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|answer| answer["id"].as_str().map(str::to_owned))
+    {
+        app.console.batch_posted(&id);
+    }
     into_axum(response)
+}
+
+/// The sending panel: the lanes' depths, sends a second over the last minute, the batches
+/// posted here (as `GET /batches/{id}` answers), what is scheduled.
+async fn console_sending<Q: Queue + 'static, S: Store + 'static, Src: Source>(
+    State(app): State<Arc<App<Q, S, Src>>>,
+) -> Response {
+    let fast = app.outbound_source.depths().await;
+    let bulk = app.bulk_source.depths().await;
+    let pending = app.scheduler.pending();
+    let mut batches = Vec::new();
+    for id in app.console.batches() {
+        let request = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(format!("/batches/{id}"))
+            .body(lambda_http::Body::Empty)
+            .unwrap_or_default();
+        let response = api::handle(&app.api, request).await;
+        if let lambda_http::Body::Text(text) = response.body()
+            && let Ok(view) = serde_json::from_str::<serde_json::Value>(text)
+            && response.status() == 200
+        {
+            batches.push(view);
+        }
+    }
+    let scheduled: Vec<serde_json::Value> = pending
+        .iter()
+        .take(50)
+        .map(|(name, at_ms, lane)| {
+            // msg-<id>: a message's send; defer-<id>: one waiting for a slot; <bat_...>-<n>: a
+            // batch's fan-out.
+            let (what, id) = if let Some(id) = name.strip_prefix("msg-") {
+                ("message", id.to_owned())
+            } else if let Some(id) = name.strip_prefix("defer-") {
+                ("waiting for a slot", id.to_owned())
+            } else {
+                (
+                    "batch",
+                    name.rsplit_once('-')
+                        .map_or(name.clone(), |(batch, _)| batch.to_owned()),
+                )
+            };
+            serde_json::json!({"name": name, "what": what, "id": id,
+                "at": pipeline::clock::rfc3339(*at_ms), "lane": lane.as_str()})
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "lanes": {
+            "transactional": fast.visible + fast.in_flight,
+            "bulk": bulk.visible + bulk.in_flight,
+            "scheduled": pending.len(),
+        },
+        "rate": app.stats.send_rate(),
+        "limits": {
+            "conversation": app.pacing.conversation_rate,
+            "sms": app.pacing.sms_rate,
+        },
+        "batches": batches,
+        "scheduled": scheduled,
+    }))
+    .into_response()
 }
 
 fn into_axum(response: lambda_http::Response<lambda_http::Body>) -> Response {

@@ -64,7 +64,12 @@ struct Inner {
     status: Status,
     /// Message key -> current status.
     messages: BTreeMap<String, String>,
+    /// Sends that reached Sinch, per second (Unix s), the last [`RATE_WINDOW_S`] seconds.
+    sends: std::collections::VecDeque<(u64, u64)>,
 }
+
+/// Seconds of send counts kept for the console's chart.
+pub const RATE_WINDOW_S: u64 = 60;
 
 /// Counters shared by the receiver, the event source and the status page.
 #[derive(Debug, Default)]
@@ -97,6 +102,28 @@ impl Stats {
                 } => status.duplicates += 1,
                 RecordOutcome::Handled { kind, handled } => {
                     *status.processed.entry(kind.clone()).or_default() += 1;
+                    if matches!(
+                        handled,
+                        Handled::Outbound { resumed: false, .. }
+                            | Handled::Inbound {
+                                reply: ReplyOutcome::Sent { resumed: false, .. },
+                                ..
+                            }
+                    ) {
+                        let now = unix_seconds();
+                        match inner.sends.back_mut() {
+                            Some((second, count)) if *second == now => *count += 1,
+                            _ => inner.sends.push_back((now, 1)),
+                        }
+                        while inner
+                            .sends
+                            .front()
+                            .is_some_and(|(second, _)| *second + RATE_WINDOW_S <= now)
+                        {
+                            inner.sends.pop_front();
+                        }
+                    }
+                    let status = &mut inner.status;
                     match handled {
                         Handled::Inbound {
                             reply: ReplyOutcome::Sent { resumed: false, .. },
@@ -164,8 +191,31 @@ impl Stats {
         })
     }
 
+    /// Sends that reached Sinch in each of the last [`RATE_WINDOW_S`] seconds, oldest first (the
+    /// current second last, still counting).
+    pub fn send_rate(&self) -> Vec<u64> {
+        let now = unix_seconds();
+        self.with(|inner| {
+            (0..RATE_WINDOW_S)
+                .rev()
+                .map(|ago| {
+                    let second = now - ago;
+                    inner
+                        .sends
+                        .iter()
+                        .find(|(s, _)| *s == second)
+                        .map_or(0, |(_, n)| *n)
+                })
+                .collect()
+        })
+    }
+
     /// The current status of each message, by key.
     pub fn messages(&self) -> BTreeMap<String, String> {
         self.with(|inner| inner.messages.clone())
     }
+}
+
+fn unix_seconds() -> u64 {
+    pipeline::clock::unix_millis(std::time::SystemTime::now()) / 1000
 }
