@@ -121,7 +121,7 @@ endpoint="http://$host:$moto_port"
 sinch="http://$host:$sinch_port"
 
 py() { AWS_ENDPOINT_URL="$endpoint" "$venv/bin/python" - "$@"; }
-read -r queue dlq outbound events_queue < <(py <<'PY'
+read -r queue dlq outbound bulk events_queue < <(py <<'PY'
 import boto3, json
 sqs = boto3.client("sqs")
 def with_dlq(name):
@@ -131,6 +131,7 @@ def with_dlq(name):
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})["QueueUrl"], dlq
 queue, dlq = with_dlq("sinch-hooks-callbacks")
 outbound, _ = with_dlq("sinch-hooks-outbound")
+bulk, _ = with_dlq("sinch-hooks-bulk")
 boto3.client("dynamodb").create_table(
     TableName="sinch-hooks", BillingMode="PAY_PER_REQUEST",
     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -142,7 +143,7 @@ target = sqs.create_queue(QueueName="sinch-hooks-events-target")["QueueUrl"]
 target_arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 events.put_rule(Name="all", EventBusName="sinch-hooks-events", EventPattern=json.dumps({"source": ["sinch-hooks"]}))
 events.put_targets(Rule="all", EventBusName="sinch-hooks-events", Targets=[{"Id": "queue", "Arn": target_arn}])
-print(queue, dlq, outbound, target)
+print(queue, dlq, outbound, bulk, target)
 PY
 )
 count() {
@@ -172,6 +173,10 @@ for name, resource in template["Resources"].items():
         resource["Properties"]["CodeUri"] = f"{work}/code/{name}"
 json.dump(template, open(f"{work}/template.json", "w"), indent=1)
 PY
+# The lanes and the scheduler's settings, for the worker and the API alike.
+lanes="\"OUTBOUND_QUEUE_URL\": \"$outbound\", \"OUTBOUND_QUEUE_ARN\": \"arn:aws:sqs:us-east-1:123456789012:sinch-hooks-outbound\",
+    \"BULK_QUEUE_URL\": \"$bulk\", \"BULK_QUEUE_ARN\": \"arn:aws:sqs:us-east-1:123456789012:sinch-hooks-bulk\",
+    \"SCHEDULER_ROLE_ARN\": \"arn:aws:iam::123456789012:role/scheduler\", \"SCHEDULE_GROUP\": \"default\""
 cat >"$work/env.json" <<EOF
 {
   "ReceiverFunction": {"SINCH_WEBHOOK_SECRET": "$secret", "SINCH_WEBHOOK_SECRET_ARN": "",
@@ -180,10 +185,12 @@ cat >"$work/env.json" <<EOF
     "DEAD_LETTER_QUEUE_URL": "$dlq", "SINCH_PROJECT_ID": "local-project", "SINCH_KEY_ID": "local-key",
     "SINCH_KEY_SECRET": "local-secret", "SINCH_KEY_SECRET_ARN": "", "SINCH_APP_ID": "local-app",
     "SINCH_SMS_SERVICE_PLAN_ID": "local-plan", "SINCH_SMS_API_TOKEN": "local-token", "SINCH_SMS_API_TOKEN_ARN": "",
-    "SINCH_AUTH_URL": "$sinch", "SINCH_CONVERSATION_URL": "$sinch", "SINCH_SMS_URL": "$sinch"},
+    "SINCH_AUTH_URL": "$sinch", "SINCH_CONVERSATION_URL": "$sinch", "SINCH_SMS_URL": "$sinch",
+    $lanes},
   "MessagesApiFunction": {"SINCH_HOOKS_AWS_ENDPOINT": "$endpoint", "TABLE_NAME": "sinch-hooks",
-    "OUTBOUND_QUEUE_URL": "$outbound", "SINCH_PROJECT_ID": "local-project", "SINCH_APP_ID": "local-app",
-    "SINCH_SMS_SERVICE_PLAN_ID": "local-plan", "SINCH_SMS_SENDER": "+46700000001"},
+    "SINCH_PROJECT_ID": "local-project", "SINCH_APP_ID": "local-app",
+    "SINCH_SMS_SERVICE_PLAN_ID": "local-plan", "SINCH_SMS_SENDER": "+46700000001",
+    $lanes},
   "PublisherFunction": {"SINCH_HOOKS_AWS_ENDPOINT": "$endpoint", "EVENT_BUS_NAME": "sinch-hooks-events",
     "EVENT_SOURCE": "sinch-hooks"}
 }
