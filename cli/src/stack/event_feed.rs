@@ -115,8 +115,12 @@ pub fn forward(sink: &MemorySink, options: &EventsOptions, stats: Arc<Stats>) {
             let entry = match events.recv().await {
                 Ok(entry) => entry,
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    warn!(skipped, "events not forwarded: the consumer fell behind");
-                    stats.events_not_forwarded(skipped);
+                    // Without a destination nothing was to be forwarded (only the page's counts
+                    // of events miss them).
+                    if to.is_some() || file.is_some() {
+                        warn!(skipped, "events not forwarded: the consumer fell behind");
+                        stats.events_not_forwarded(skipped);
+                    }
                     continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
