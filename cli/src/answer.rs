@@ -27,6 +27,14 @@ impl Answer {
         }
     }
 
+    /// `202 {"id": ...}`, or `no answer <why>`: the status and the body, as the CLI prints them.
+    pub fn line(&self) -> String {
+        let status = self
+            .status
+            .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+        format!("{status} {}", self.body)
+    }
+
     /// The body as JSON (`null` when it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_default()

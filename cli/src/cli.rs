@@ -78,6 +78,23 @@ pub struct SinchSimulatorArgs {
     pub rate: Option<f64>,
 }
 
+/// Where the messages API is, and how to call it.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The API's URL: the stack's ApiUrl output, or http://127.0.0.1:3000 for `serve`.
+    #[arg(
+        long,
+        env = "SINCH_HOOKS_API_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    pub url: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: crate::messages_client::Auth,
+    /// The region to sign for (default: from the URL, else the AWS configuration).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BatchCommand {
     /// POST /batches from a CSV file: a `to` column, every other column a parameter that fills
@@ -94,12 +111,8 @@ pub struct BatchSendArgs {
     /// The recipients.
     #[arg(long)]
     pub csv: PathBuf,
-    #[arg(
-        long,
-        env = "SINCH_HOOKS_API_URL",
-        default_value = "http://127.0.0.1:3000"
-    )]
-    pub url: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[arg(long, default_value = "WHATSAPP")]
     pub channel: String,
     /// The text, with `${column}` placeholders.
@@ -134,32 +147,20 @@ pub struct BatchSendArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub auth: crate::messages_client::Auth,
-    #[arg(long)]
-    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct BatchStatusArgs {
     /// The batch id (`bat_...`).
     pub id: String,
-    #[arg(
-        long,
-        env = "SINCH_HOOKS_API_URL",
-        default_value = "http://127.0.0.1:3000"
-    )]
-    pub url: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[arg(long)]
     pub wait: bool,
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
     #[arg(long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub auth: crate::messages_client::Auth,
-    #[arg(long)]
-    pub region: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,13 +173,8 @@ pub enum MessageCommand {
 
 #[derive(Debug, Args)]
 pub struct MessageSendArgs {
-    /// The API's URL: the stack's ApiUrl output, or http://127.0.0.1:3000 for `serve`.
-    #[arg(
-        long,
-        env = "SINCH_HOOKS_API_URL",
-        default_value = "http://127.0.0.1:3000"
-    )]
-    pub url: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// An E.164 number (or another channel's identity).
     #[arg(long, required_unless_present = "json")]
     pub to: Option<String>,
@@ -225,11 +221,6 @@ pub struct MessageSendArgs {
     /// The Idempotency-Key (a fresh ULID by default; the prefix of each key with --count).
     #[arg(long)]
     pub key: Option<String>,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub auth: crate::messages_client::Auth,
-    /// The region to sign for (default: from the URL, else the AWS configuration).
-    #[arg(long)]
-    pub region: Option<String>,
     /// How many sends (a load; each its own key).
     #[arg(long, default_value_t = 1)]
     pub count: u64,
@@ -248,22 +239,14 @@ pub struct MessageSendArgs {
 pub struct MessageStatusArgs {
     /// The message id (`msg_...`).
     pub id: String,
-    #[arg(
-        long,
-        env = "SINCH_HOOKS_API_URL",
-        default_value = "http://127.0.0.1:3000"
-    )]
-    pub url: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// Follow the status until it is final (READ, FAILED, an SMS final status).
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub auth: crate::messages_client::Auth,
-    #[arg(long)]
-    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

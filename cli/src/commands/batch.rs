@@ -126,7 +126,7 @@ async fn send(args: &BatchSendArgs, stdout: &mut dyn Write) -> Result<ExitCode, 
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.csv.display())))?;
     let recipients = recipients(&csv)?;
     let shared = shared(args)?;
-    let client = MessagesClient::new(&args.url, args.auth, args.region.clone(), 1)
+    let client = MessagesClient::new(&args.api.url, args.api.auth, args.api.region.clone(), 1)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let key = args
@@ -153,14 +153,11 @@ async fn send(args: &BatchSendArgs, stdout: &mut dyn Write) -> Result<ExitCode, 
             posting.abandon();
             writeln!(
                 stdout,
-                "batch {} (rows {} to {}): {} {}",
+                "batch {} (rows {} to {}): {}",
                 n + 1,
                 n * BATCH_LIMIT + 1,
                 n * BATCH_LIMIT + chunk.len(),
-                answer
-                    .status
-                    .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
-                answer.body
+                answer.line()
             )?;
             writeln!(
                 stdout,
@@ -274,7 +271,7 @@ async fn follow(
 }
 
 async fn status(args: &BatchStatusArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let client = MessagesClient::new(&args.url, args.auth, args.region.clone(), 1)
+    let client = MessagesClient::new(&args.api.url, args.api.auth, args.api.region.clone(), 1)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
     if args.wait {
@@ -288,14 +285,7 @@ async fn status(args: &BatchStatusArgs, stdout: &mut dyn Write) -> Result<ExitCo
         .await;
     }
     let answer = client.batch(&args.id).await;
-    writeln!(
-        stdout,
-        "{} {}",
-        answer
-            .status
-            .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
-        answer.body
-    )?;
+    writeln!(stdout, "{}", answer.line())?;
     Ok(if answer.status == Some(200) {
         ExitCode::SUCCESS
     } else {

@@ -93,9 +93,14 @@ pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
 
 async fn send(args: &MessageSendArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let body = body(args)?;
-    let client = MessagesClient::new(&args.url, args.auth, args.region.clone(), args.concurrency)
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let client = MessagesClient::new(
+        &args.api.url,
+        args.api.auth,
+        args.api.region.clone(),
+        args.concurrency,
+    )
+    .await
+    .map_err(|e| CliError::Usage(e.to_string()))?;
     if args.count > 1 {
         // A load: every send its own key (and, for numbers, its own recipient).
         let started = Instant::now();
@@ -124,7 +129,7 @@ async fn send(args: &MessageSendArgs, stdout: &mut dyn Write) -> Result<ExitCode
             stdout,
             "posted {} send(s) to {}/messages in {:.2} s: {:.0}/s",
             report.sent,
-            args.url.trim_end_matches('/'),
+            args.api.url.trim_end_matches('/'),
             started.elapsed().as_secs_f64(),
             report.per_second()
         )?;
@@ -140,14 +145,7 @@ async fn send(args: &MessageSendArgs, stdout: &mut dyn Write) -> Result<ExitCode
         .clone()
         .unwrap_or_else(|| ulid::Ulid::generate().to_string());
     let answer = client.send(&key, &body).await;
-    writeln!(
-        stdout,
-        "{} {}",
-        answer
-            .status
-            .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
-        answer.body
-    )?;
+    writeln!(stdout, "{}", answer.line())?;
     writeln!(stdout, "idempotency-key: {key}")?;
     Ok(if answer.status == Some(202) {
         ExitCode::SUCCESS
@@ -157,7 +155,7 @@ async fn send(args: &MessageSendArgs, stdout: &mut dyn Write) -> Result<ExitCode
 }
 
 async fn status(args: &MessageStatusArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let client = MessagesClient::new(&args.url, args.auth, args.region.clone(), 1)
+    let client = MessagesClient::new(&args.api.url, args.api.auth, args.api.region.clone(), 1)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let until = Instant::now() + Duration::from_secs(args.timeout_secs);
@@ -167,14 +165,7 @@ async fn status(args: &MessageStatusArgs, stdout: &mut dyn Write) -> Result<Exit
         let answer = client.status(&args.id).await;
         let view: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
         if answer.status != Some(200) {
-            writeln!(
-                stdout,
-                "{} {}",
-                answer
-                    .status
-                    .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
-                answer.body
-            )?;
+            writeln!(stdout, "{}", answer.line())?;
             return Ok(ExitCode::from(1));
         }
         let line = timeline(&view);
