@@ -102,6 +102,29 @@ fn functions() -> Vec<Function> {
             "SequenceNumber": "1", "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     }]});
     let nowhere = "http://127.0.0.1:9";
+    // The lanes and the scheduler, as the template passes them to the worker and the API.
+    let lanes = |mut env: Vec<(&'static str, String)>| {
+        env.extend([
+            (
+                "OUTBOUND_QUEUE_URL",
+                format!("{nowhere}/123456789012/outbound"),
+            ),
+            (
+                "OUTBOUND_QUEUE_ARN",
+                "arn:aws:sqs:us-east-1:123456789012:outbound".into(),
+            ),
+            ("BULK_QUEUE_URL", format!("{nowhere}/123456789012/bulk")),
+            (
+                "BULK_QUEUE_ARN",
+                "arn:aws:sqs:us-east-1:123456789012:bulk".into(),
+            ),
+            (
+                "SCHEDULER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/scheduler".into(),
+            ),
+        ]);
+        env
+    };
     vec![
         Function {
             name: "empty-lambda",
@@ -122,24 +145,18 @@ fn functions() -> Vec<Function> {
         },
         Function {
             name: "worker",
-            env: vec![
+            env: lanes(vec![
                 ("TABLE_NAME", "sinch-hooks".into()),
                 (
                     "DEAD_LETTER_QUEUE_URL",
                     format!("{nowhere}/123456789012/dlq"),
                 ),
-            ],
+            ]),
             event: no_effects,
         },
         Function {
             name: "api",
-            env: vec![
-                ("TABLE_NAME", "sinch-hooks".into()),
-                (
-                    "OUTBOUND_QUEUE_URL",
-                    format!("{nowhere}/123456789012/outbound"),
-                ),
-            ],
+            env: lanes(vec![("TABLE_NAME", "sinch-hooks".into())]),
             event: refused,
         },
         Function {
