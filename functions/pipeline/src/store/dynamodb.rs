@@ -207,6 +207,26 @@ fn n(number: u64) -> AttributeValue {
     AttributeValue::N(number.to_string())
 }
 
+/// An `UpdateItem`'s output, or `None` when its condition did not hold; any other failure is
+/// the store's.
+fn conditional<T, R: std::fmt::Debug>(
+    operation: &'static str,
+    result: Result<T, SdkError<UpdateItemError, R>>,
+) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(SdkError::ServiceError(service))
+            if matches!(
+                service.err(),
+                UpdateItemError::ConditionalCheckFailedException(_)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(failed(operation, error)),
+    }
+}
+
 fn failed<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + 'static,
@@ -655,24 +675,16 @@ impl DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        let batch = match added {
-            Ok(output) => output.attributes.as_ref().and_then(batch_record),
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                return Ok(());
-            }
-            Err(error) => return Err(failed("batch final", error)),
+        let batch = match conditional("batch final", added)? {
+            Some(output) => output.attributes.as_ref().and_then(batch_record),
+            None => return Ok(()),
         };
         let Some(batch) = batch.filter(|b| b.finals >= b.total && b.completed_at_ms.is_none())
         else {
             return Ok(());
         };
         let now_ms = crate::clock::unix_millis(std::time::SystemTime::now());
-        match self
+        let completed = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -681,19 +693,8 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(completed_at_ms)")
             .expression_attribute_values(":now", n(now_ms))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(failed("batch complete", error)),
-        }
+            .await;
+        conditional("batch complete", completed).map(|_| ())
     }
 
     /// Items by key, a hundred at a time, keys DynamoDB left unprocessed asked again: the
@@ -872,23 +873,15 @@ impl Store for DynamoStore {
             )
             .send()
             .await;
-        match takeover {
-            Ok(_) => Ok(Claim::Claimed {
+        Ok(match conditional("claim", takeover)? {
+            Some(_) => Claim::Claimed {
                 value: held.map(str::to_owned),
-            }),
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                // Someone else took it over first (or completed it): their turn.
-                Ok(Claim::InProgress {
-                    lease_until_ms: request.lease_until_ms,
-                })
-            }
-            Err(error) => Err(failed("claim", error)),
-        }
+            },
+            // Someone else took it over first (or completed it): their turn.
+            None => Claim::InProgress {
+                lease_until_ms: request.lease_until_ms,
+            },
+        })
     }
 
     async fn complete(
@@ -1378,18 +1371,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":attempt", s(attempt))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(failed("abandon send", error)),
-        }
+        conditional("abandon send", result).map(|_| ())
     }
 
     async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
@@ -1478,21 +1460,13 @@ impl Store for DynamoStore {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(BatchCancel::Canceled),
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(match self.batch(id).await? {
-                    None => BatchCancel::Missing,
-                    Some(_) => BatchCancel::Completed,
-                })
-            }
-            Err(error) => Err(failed("cancel batch", error)),
+        if conditional("cancel batch", result)?.is_some() {
+            return Ok(BatchCancel::Canceled);
         }
+        Ok(match self.batch(id).await? {
+            None => BatchCancel::Missing,
+            Some(_) => BatchCancel::Completed,
+        })
     }
 
     async fn take_slot(
@@ -1553,14 +1527,8 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":now", n(now_us))
                 .send()
                 .await;
-            match idle {
-                Ok(_) => return Ok(Slot::Taken(now_us)),
-                Err(SdkError::ServiceError(service))
-                    if matches!(
-                        service.err(),
-                        UpdateItemError::ConditionalCheckFailedException(_)
-                    ) => {}
-                Err(error) => return Err(failed("take slot", error)),
+            if conditional("take slot", idle)?.is_some() {
+                return Ok(Slot::Taken(now_us));
             }
         }
         Err(StoreError {
