@@ -4,6 +4,8 @@
 //! Kept free of AWS and Lambda types so it can be reused by any Rust service that receives Sinch
 //! callbacks, and so its tests run without any infrastructure.
 
+#![warn(missing_docs)]
+
 pub mod callback;
 mod channel;
 #[cfg(feature = "client")]

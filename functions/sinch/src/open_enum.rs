@@ -15,7 +15,7 @@ macro_rules! open_enum {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
-            $( $(#[$vmeta])* $variant, )*
+            $( #[doc = concat!("`", $wire, "`.")] $(#[$vmeta])* $variant, )*
             /// A value this version does not know, kept as received.
             Other(String),
         }

@@ -78,9 +78,14 @@ pub struct Secrets(Vec<String>);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
     #[error("no secret given")]
+    /// No secret at all.
     Empty,
     #[error("secret number {position} in the comma-separated list is empty")]
-    EmptyEntry { position: usize },
+    /// An empty entry in a comma-separated list.
+    EmptyEntry {
+        /// Its position, from 1.
+        position: usize,
+    },
 }
 
 impl Secrets {
@@ -141,9 +146,13 @@ impl fmt::Debug for Secrets {
 /// re-formatted number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignatureParts<'a> {
+    /// `x-sinch-webhook-signature`: the base64 HMAC.
     pub signature: &'a str,
+    /// `x-sinch-webhook-signature-nonce`.
     pub nonce: &'a str,
+    /// `x-sinch-webhook-signature-timestamp`: Unix seconds, as sent.
     pub timestamp: &'a str,
+    /// `x-sinch-webhook-signature-algorithm`, when sent.
     pub algorithm: Option<&'a str>,
 }
 
@@ -181,24 +190,39 @@ pub struct Verified {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("missing header {0}")]
+    /// A signature header is absent (its name).
     MissingHeader(&'static str),
     #[error("header {0} is not visible ASCII text")]
+    /// A signature header is not visible ASCII (its name).
     MalformedHeader(&'static str),
     #[error("unsupported signature algorithm {0:?} (only {HMAC_SHA256} is supported)")]
+    /// An algorithm other than HMAC-SHA256 (as given).
     UnsupportedAlgorithm(String),
     #[error("timestamp {0:?} is not a decimal number of Unix seconds")]
+    /// The timestamp is not Unix seconds (as given).
     MalformedTimestamp(String),
     #[error("signature is not the base64 of a 32-byte HMAC-SHA256")]
+    /// The signature is not base64 of 32 bytes.
     MalformedSignature,
     #[error("signature does not match the body with any configured secret")]
+    /// No configured secret gives this signature: forged, or signed with another secret.
     Mismatch,
     #[error("authentic, but signed {age_secs} s ago, more than the tolerated {tolerance_secs} s")]
-    TooOld { age_secs: u64, tolerance_secs: u64 },
+    /// Signed longer ago than tolerated (a replay, or a retry after a long outage).
+    TooOld {
+        /// How long ago, in seconds.
+        age_secs: u64,
+        /// The tolerance, in seconds.
+        tolerance_secs: u64,
+    },
     #[error(
         "authentic, but signed {ahead_secs} s in the future, more than the tolerated {tolerance_secs} s"
     )]
+    /// Signed further ahead of our clock than tolerated.
     TooNew {
+        /// How far ahead, in seconds.
         ahead_secs: u64,
+        /// The tolerance, in seconds.
         tolerance_secs: u64,
     },
 }
@@ -228,7 +252,9 @@ impl Rejection {
 /// How far from `now` a signature's timestamp may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tolerance {
+    /// How old a timestamp may be (five minutes by default).
     pub past: Duration,
+    /// How far ahead of our clock a timestamp may be (clock skew).
     pub future: Duration,
 }
 
@@ -364,9 +390,13 @@ impl Verifier {
 /// The four headers of a signed request, owned, for tests and tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHeaders {
+    /// `x-sinch-webhook-signature`.
     pub signature: String,
+    /// `x-sinch-webhook-signature-nonce`.
     pub nonce: String,
+    /// `x-sinch-webhook-signature-timestamp`.
     pub timestamp: String,
+    /// `x-sinch-webhook-signature-algorithm`.
     pub algorithm: &'static str,
 }
 

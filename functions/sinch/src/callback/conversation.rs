@@ -35,6 +35,7 @@ open_enum! {
 }
 
 open_enum! {
+    /// Which way a message or event travels.
     pub enum Direction {
         ToApp = "TO_APP",
         ToContact = "TO_CONTACT",
@@ -50,22 +51,31 @@ pub(crate) mod timestamp {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Envelope {
+    /// The Conversation API app the callback is for.
     pub app_id: String,
+    /// The Sinch project the app belongs to.
     pub project_id: String,
     #[serde(with = "timestamp::optional")]
+    /// When Sinch accepted the event.
     pub accepted_time: Option<OffsetDateTime>,
     #[serde(with = "timestamp::optional")]
+    /// When the event happened on the channel.
     pub event_time: Option<OffsetDateTime>,
+    /// The `message_metadata` we gave when sending, echoed back.
     pub message_metadata: String,
+    /// The `correlation_id` we gave when sending, echoed back.
     pub correlation_id: String,
 }
 
 /// A contact on one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ChannelIdentity {
+    /// The channel the identity is on.
     pub channel: Channel,
+    /// The contact's address on that channel: a phone number for SMS and WhatsApp, a page-scoped id for Messenger.
     pub identity: String,
     #[serde(default)]
+    /// Set for channels whose identities are per app (Messenger, Viber Bot).
     pub app_id: String,
 }
 
@@ -73,35 +83,50 @@ pub struct ChannelIdentity {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Reason {
+    /// Sinch's reason code, e.g. `RECIPIENT_NOT_REACHABLE` (an open set).
     pub code: String,
+    /// A human-readable explanation.
     pub description: String,
+    /// A finer code under `code`, e.g. `UNSPECIFIED_SUB_CODE`.
     pub sub_code: String,
+    /// The channel's own error code, when the channel gave one.
     pub channel_code: Option<String>,
 }
 
 /// `message` (MESSAGE_INBOUND) and `message_redaction`: what a contact sent.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct InboundMessage {
+    /// Sinch's id of the message.
     pub id: String,
     #[serde(default)]
+    /// `TO_APP` for what a contact sent.
     pub direction: Option<Direction>,
     #[serde(default)]
+    /// What the contact sent.
     pub contact_message: ContactMessage,
     #[serde(default)]
+    /// Who sent it, on which channel.
     pub channel_identity: Option<ChannelIdentity>,
     #[serde(default)]
+    /// The conversation it belongs to (empty in DISPATCH mode).
     pub conversation_id: String,
     #[serde(default)]
+    /// The contact who sent it (empty in DISPATCH mode).
     pub contact_id: String,
     #[serde(default)]
+    /// Metadata attached to the message, if any.
     pub metadata: String,
     #[serde(default, with = "timestamp::optional")]
+    /// When Sinch accepted the message from the channel.
     pub accept_time: Option<OffsetDateTime>,
     #[serde(default)]
+    /// The sender id the contact wrote to (e.g. our SMS number), when the channel tells.
     pub sender_id: Option<String>,
     #[serde(default)]
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
     #[serde(default)]
+    /// True for a message injected through the API rather than received from a channel.
     pub injected: Option<bool>,
 }
 
@@ -110,12 +135,19 @@ pub struct InboundMessage {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ContactMessage {
+    /// A text message.
     pub text_message: Option<TextMessage>,
+    /// An image, video, document or other file, by URL.
     pub media_message: Option<MediaMessage>,
+    /// A location (kept raw).
     pub location_message: Option<Value>,
+    /// The contact's answer to choices we offered (kept raw).
     pub choice_response_message: Option<Value>,
+    /// A media card (kept raw).
     pub media_card_message: Option<Value>,
+    /// What Sinch could not map to a kind (kept raw).
     pub fallback_message: Option<Value>,
+    /// The earlier message this one replies to.
     pub reply_to: Option<ReplyTo>,
 }
 
@@ -147,40 +179,56 @@ impl ContactMessage {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// `text_message`.
 pub struct TextMessage {
+    /// The text as the contact wrote it.
     pub text: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// `media_message`.
 pub struct MediaMessage {
+    /// Where the media can be fetched.
     pub url: String,
+    /// A preview image, when the channel gives one.
     pub thumbnail_url: Option<String>,
+    /// The file name to show instead of the URL's.
     pub filename_override: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// `reply_to`: the message a contact message answers.
 pub struct ReplyTo {
+    /// The id of the message replied to.
     pub message_id: String,
 }
 
 /// `message_delivery_report` (MESSAGE_DELIVERY).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct MessageDeliveryReport {
+    /// The id of the message reported on (the id `messages:send` answered).
     pub message_id: String,
+    /// Where the message is now.
     pub status: DeliveryStatus,
     #[serde(default)]
+    /// The conversation it belongs to (empty in DISPATCH mode).
     pub conversation_id: String,
     #[serde(default)]
+    /// The recipient, on the channel the status is from.
     pub channel_identity: Option<ChannelIdentity>,
     #[serde(default)]
+    /// The recipient contact (empty in DISPATCH mode).
     pub contact_id: String,
     #[serde(default)]
+    /// Why, for `FAILED` and `SWITCHING_CHANNEL`.
     pub reason: Option<Reason>,
     #[serde(default)]
+    /// The `message_metadata` given when sending.
     pub metadata: String,
     #[serde(default)]
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
 }
 
@@ -188,12 +236,19 @@ pub struct MessageDeliveryReport {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MessageSubmitNotification {
+    /// The id of the message submitted.
     pub message_id: String,
+    /// The conversation it belongs to.
     pub conversation_id: String,
+    /// The recipient on the channel it was submitted to.
     pub channel_identity: Option<ChannelIdentity>,
+    /// The recipient contact.
     pub contact_id: String,
+    /// The message as Sinch transcoded it for the channel (kept raw).
     pub submitted_message: Value,
+    /// The `message_metadata` given when sending.
     pub metadata: String,
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
 }
 
@@ -201,32 +256,48 @@ pub struct MessageSubmitNotification {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct InboundEvent {
+    /// Sinch's id of the event.
     pub id: String,
+    /// `TO_APP` for what a contact did.
     pub direction: Option<Direction>,
+    /// Who, on which channel.
     pub channel_identity: Option<ChannelIdentity>,
+    /// The contact (empty in DISPATCH mode).
     pub contact_id: String,
+    /// The conversation (empty in DISPATCH mode).
     pub conversation_id: String,
     #[serde(with = "timestamp::optional")]
+    /// When Sinch accepted the event.
     pub accept_time: Option<OffsetDateTime>,
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
+    /// A contact event such as `composing_event` (kept raw).
     pub contact_event: Option<Value>,
+    /// An event about a message, such as a reaction (kept raw).
     pub contact_message_event: Option<Value>,
 }
 
 /// `event_delivery_report` (EVENT_DELIVERY).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct EventDeliveryReport {
+    /// The id of the event reported on.
     pub event_id: String,
+    /// Where the event is now.
     pub status: DeliveryStatus,
     #[serde(default)]
+    /// The recipient, on the channel the status is from.
     pub channel_identity: Option<ChannelIdentity>,
     #[serde(default)]
+    /// The recipient contact.
     pub contact_id: String,
     #[serde(default)]
+    /// Why, for `FAILED`.
     pub reason: Option<Reason>,
     #[serde(default)]
+    /// The metadata given when sending the event.
     pub metadata: String,
     #[serde(default)]
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
 }
 
@@ -234,20 +305,30 @@ pub struct EventDeliveryReport {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Conversation {
+    /// The conversation's id.
     pub id: String,
+    /// The app it belongs to.
     pub app_id: String,
+    /// The contact it is with.
     pub contact_id: String,
+    /// Whether it is still active.
     pub active: Option<bool>,
+    /// The channel last used.
     pub active_channel: Option<Channel>,
     #[serde(with = "timestamp::optional")]
+    /// When the last message was received.
     pub last_received: Option<OffsetDateTime>,
+    /// Metadata attached to the conversation.
     pub metadata: String,
+    /// The `correlation_id` attached to the conversation.
     pub correlation_id: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
+/// `conversation_start_notification`, `..._stop_...`, `..._delete_...`.
 pub struct ConversationNotification {
+    /// The conversation concerned.
     pub conversation: Conversation,
 }
 
@@ -255,26 +336,39 @@ pub struct ConversationNotification {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Contact {
+    /// The contact's id.
     pub id: String,
+    /// The contact's identities, one per channel.
     pub channel_identities: Vec<ChannelIdentity>,
+    /// The channels to try, in order, when sending to the contact.
     pub channel_priority: Vec<Channel>,
+    /// The name shown for the contact.
     pub display_name: String,
+    /// The contact's email address, if known.
     pub email: String,
+    /// The id the app's owner gave the contact.
     pub external_id: String,
+    /// Metadata attached to the contact.
     pub metadata: String,
+    /// The contact's language (a BCP 47 tag).
     pub language: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// `contact_create_notification`, `..._delete_...`, `..._update_...`.
 pub struct ContactNotification {
+    /// The contact concerned.
     pub contact: Contact,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// `contact_merge_notification`: two contacts became one.
 pub struct ContactMergeNotification {
+    /// The contact merged away.
     pub deleted_contact: Contact,
+    /// The contact that remains.
     pub preserved_contact: Contact,
 }
 
@@ -282,13 +376,17 @@ pub struct ContactMergeNotification {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DuplicatedIdentitiesNotification {
+    /// Each identity found on more than one contact.
     pub duplicated_identities: Vec<DuplicatedIdentity>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// One identity on several contacts.
 pub struct DuplicatedIdentity {
+    /// The channel of the identity.
     pub channel: String,
+    /// The contacts that carry it.
     pub contact_ids: Vec<String>,
 }
 
@@ -296,12 +394,19 @@ pub struct DuplicatedIdentity {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CapabilityNotification {
+    /// The contact whose capability was checked.
     pub contact_id: String,
+    /// The identity checked.
     pub identity: String,
+    /// The channel checked.
     pub channel: Option<Channel>,
+    /// `CAPABILITY_FULL`, `CAPABILITY_PARTIAL`, `NO_CAPABILITY` (an open set).
     pub capability_status: String,
+    /// The id of the capability request this answers.
     pub request_id: String,
+    /// What the channel supports, e.g. rich cards (channel-specific names).
     pub channel_capabilities: Vec<String>,
+    /// Why the check failed, if it did.
     pub reason: Option<Reason>,
 }
 
@@ -310,18 +415,27 @@ pub struct CapabilityNotification {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct OptNotification {
+    /// The id of the opt-in or opt-out request this answers.
     pub request_id: String,
+    /// The contact concerned.
     pub contact_id: String,
+    /// The channel of the request.
     pub channel: Option<Channel>,
+    /// The identity concerned.
     pub identity: String,
+    /// `OPT_IN_SUCCEEDED`, `OPT_IN_FAILED`, `OPT_OUT_SUCCEEDED`, ... (an open set).
     pub status: String,
+    /// Why it failed, if it did.
     pub error_details: Option<ErrorDetails>,
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// Why an opt-in or opt-out request failed.
 pub struct ErrorDetails {
+    /// Sinch's explanation.
     pub description: String,
 }
 
@@ -329,14 +443,19 @@ pub struct ErrorDetails {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ChannelEventNotification {
+    /// The event.
     pub channel_event: ChannelEvent,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
+/// Something the channel reported about the app's account or sender.
 pub struct ChannelEvent {
+    /// The channel that reported it.
     pub channel: Option<Channel>,
+    /// The channel's event name, e.g. `WHATSAPP_QUALITY_RATING_CHANGED`.
     pub event_type: String,
+    /// The event's details (channel-specific, kept raw).
     pub additional_data: Value,
 }
 
@@ -344,12 +463,19 @@ pub struct ChannelEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct UnsupportedCallback {
+    /// Sinch's id of the callback.
     pub id: String,
+    /// The channel it came from.
     pub channel: Option<Channel>,
+    /// The channel's payload, as a string.
     pub payload: String,
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
+    /// The contact, if known.
     pub contact_id: String,
+    /// The conversation, if known.
     pub conversation_id: String,
+    /// The sender, if known.
     pub channel_identity: Option<ChannelIdentity>,
 }
 
@@ -357,12 +483,17 @@ pub struct UnsupportedCallback {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SmartConversationNotification {
+    /// The contact analysed.
     pub contact_id: String,
     /// The identity on the channel (a plain string here, unlike elsewhere).
     pub channel_identity: String,
+    /// The channel of the message analysed.
     pub channel: Option<Channel>,
+    /// The message analysed.
     pub message_id: String,
+    /// Its conversation.
     pub conversation_id: String,
+    /// What the analysis found (kept raw).
     pub analysis_results: Value,
 }
 
@@ -370,12 +501,19 @@ pub struct SmartConversationNotification {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RecordNotification {
+    /// The id of the entity the record is about.
     pub entity_id: String,
+    /// The record's status (an open set).
     pub record_status: String,
+    /// The identity concerned.
     pub channel_identity: Option<ChannelIdentity>,
+    /// The contact concerned.
     pub contact_id: String,
+    /// The conversation concerned.
     pub conversation_id: String,
+    /// Why, when it failed.
     pub reason: Option<Reason>,
+    /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
 }
 
@@ -386,9 +524,12 @@ macro_rules! events {
         /// The event a Conversation callback carries, by its trigger key.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Event {
-            $( $variant($payload), )*
+            $( #[doc = concat!("`", $key, "`.")] $variant($payload), )*
             /// A trigger key this version does not know (e.g. `comment_event`), with the key.
-            Unknown { key: String },
+            Unknown {
+                /// The key as received.
+                key: String,
+            },
         }
 
         /// The trigger keys, in the order of Sinch's trigger table.
@@ -451,6 +592,8 @@ pub const ENVELOPE_KEYS: [&str; 6] = [
 /// A Conversation API callback.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationCallback {
+    /// The keys every callback carries.
     pub envelope: Envelope,
+    /// The event, by its trigger key.
     pub event: Event,
 }

@@ -28,10 +28,13 @@ pub use summary::Summary;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Callback {
+    /// A Conversation API callback: an envelope and one trigger key.
     Conversation(ConversationCallback),
+    /// An SMS API callback: an object with a `type`.
     Sms(SmsCallback),
     /// A JSON object that is neither: no `type`, no envelope, no trigger key. Its top-level keys.
     Unknown {
+        /// The object's top-level keys, for the log.
         keys: Vec<String>,
     },
 }
@@ -62,15 +65,22 @@ impl Callback {
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("the body is not a JSON object: {0}")]
+    /// The body is not JSON, or not an object.
     NotAnObject(serde_json::Error),
     #[error("{kind} callback is malformed: {source}")]
+    /// The kind is known but its payload does not have the shape Sinch documents.
     Malformed {
+        /// The kind (`conversation.<key>` or `sms.<type>`).
         kind: String,
+        /// What serde found wrong.
         source: serde_json::Error,
     },
     /// More than one trigger key: acting on the first would silently drop the others.
     #[error("ambiguous callback: it carries several trigger keys ({})", keys.join(", "))]
-    Ambiguous { keys: Vec<String> },
+    Ambiguous {
+        /// The trigger keys found.
+        keys: Vec<String>,
+    },
 }
 
 impl ParseError {

@@ -25,27 +25,37 @@ open_enum! {
 /// Which product a delivery report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Medium {
+    /// The SMS API's reports (`*_sms`).
     Sms,
+    /// The MMS reports (`*_mms`).
     Mms,
 }
 
 /// `delivery_report_sms` / `delivery_report_mms`: counts per status for a whole batch.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct BatchDeliveryReport {
+    /// The batch reported on (the id the send answered).
     pub batch_id: String,
     #[serde(default)]
+    /// How many messages of the batch are in each status.
     pub statuses: Vec<StatusCount>,
     #[serde(default)]
+    /// How many messages the batch has.
     pub total_message_count: Option<u64>,
     #[serde(default)]
+    /// The `client_reference` given when sending.
     pub client_reference: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// How many messages of a batch are in one status.
 pub struct StatusCount {
+    /// Sinch's numeric status code for the status (see the SMS API's delivery report codes).
     pub code: i64,
+    /// The status.
     pub status: SmsStatus,
     #[serde(default)]
+    /// How many messages are in it.
     pub count: u64,
     /// Present when the report type is `full`.
     #[serde(default)]
@@ -55,40 +65,59 @@ pub struct StatusCount {
 /// `recipient_delivery_report_sms` / `recipient_delivery_report_mms`: one recipient's status.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct RecipientDeliveryReport {
+    /// The batch the message belongs to.
     pub batch_id: String,
+    /// The recipient's number (MSISDN, sometimes without `+`).
     pub recipient: String,
+    /// Sinch's numeric status code.
     pub code: i64,
+    /// The status.
     pub status: SmsStatus,
     #[serde(default, with = "timestamp::optional")]
+    /// When Sinch recorded the status.
     pub at: Option<OffsetDateTime>,
     #[serde(default, with = "timestamp::optional")]
+    /// When the operator reported the status.
     pub operator_status_at: Option<OffsetDateTime>,
     #[serde(default)]
+    /// The `client_reference` given when sending.
     pub client_reference: Option<String>,
     #[serde(default)]
+    /// The sender Sinch used, when it replaced ours.
     pub applied_originator: Option<String>,
     #[serde(default)]
+    /// `GSM` or `UNICODE`.
     pub encoding: Option<String>,
     #[serde(default)]
+    /// How many SMS parts the message took.
     pub number_of_message_parts: Option<u32>,
     #[serde(default)]
+    /// The operator's MCC+MNC, when known.
     pub operator: Option<String>,
 }
 
 /// What every inbound (MO) message has. Numbers may come without a `+`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Inbound<Body> {
+    /// Sinch's id of the inbound message.
     pub id: String,
+    /// The sender's number.
     pub from: String,
+    /// Our number or short code it was sent to.
     pub to: String,
+    /// The content: text, base64 bytes or an MMS body, by type.
     pub body: Body,
     #[serde(default, with = "timestamp::optional")]
+    /// When Sinch received it.
     pub received_at: Option<OffsetDateTime>,
     #[serde(default, with = "timestamp::optional")]
+    /// When the sender's phone sent it, if the operator tells.
     pub sent_at: Option<OffsetDateTime>,
     #[serde(default)]
+    /// The operator's MCC+MNC, when known.
     pub operator_id: Option<String>,
     #[serde(default)]
+    /// The `client_reference` of the batch it answers, when Sinch can tell.
     pub client_reference: Option<String>,
     /// `mo_binary` only: the user data header, hex.
     #[serde(default)]
@@ -99,29 +128,43 @@ pub struct Inbound<Body> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MediaBody {
+    /// The MMS subject.
     pub subject: Option<String>,
+    /// The MMS text.
     pub message: Option<String>,
+    /// The MMS attachments.
     pub media: Vec<MediaItem>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
+/// One MMS attachment.
 pub struct MediaItem {
+    /// Where Sinch keeps it.
     pub url: String,
+    /// Its MIME type.
     pub content_type: Option<String>,
+    /// Whether Sinch could fetch it (`Uploaded`, `Failed`, ...).
     pub status: Option<String>,
+    /// Sinch's code for that status.
     pub code: Option<i64>,
 }
 
 /// An SMS API callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmsCallback {
+    /// `delivery_report_sms` / `delivery_report_mms`.
     BatchDeliveryReport {
+        /// SMS or MMS.
         medium: Medium,
+        /// The report.
         report: BatchDeliveryReport,
     },
+    /// `recipient_delivery_report_sms` / `recipient_delivery_report_mms`.
     RecipientDeliveryReport {
+        /// SMS or MMS.
         medium: Medium,
+        /// The report.
         report: RecipientDeliveryReport,
     },
     /// `mo_text`: `body` is the text.
@@ -131,7 +174,10 @@ pub enum SmsCallback {
     /// `mo_media`: an MMS.
     MoMedia(Inbound<MediaBody>),
     /// A `type` this version does not know, with the type.
-    Unknown { kind: String },
+    Unknown {
+        /// The `type` as received.
+        kind: String,
+    },
 }
 
 impl SmsCallback {

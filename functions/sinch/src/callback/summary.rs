@@ -15,28 +15,37 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The Conversation app, for Conversation callbacks.
     pub app_id: Option<String>,
     /// The message or event id (inbound), or the id a report is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The SMS batch, for SMS reports.
     pub batch_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The delivery status, for reports.
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The reason code of a failure.
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The channel (`WHATSAPP`, `SMS`, ...).
     pub channel: Option<String>,
     /// Who sent it (inbound) or who it was for (reports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Who a message went to (SMS inbound: our number).
     pub recipient: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The Conversation contact.
     pub contact_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The Conversation conversation.
     pub conversation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// `CONVERSATION` or `DISPATCH`.
     pub processing_mode: Option<String>,
     /// Characters of text, never the text itself (logs must not carry message content).
     #[serde(skip_serializing_if = "Option::is_none")]

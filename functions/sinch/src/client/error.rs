@@ -11,8 +11,11 @@ pub enum SinchError {
     /// Sinch answered with an error status.
     #[error("Sinch answered {status} to {operation}: {detail}")]
     Api {
+        /// What was being done, e.g. `messages:send`.
         operation: &'static str,
+        /// The HTTP status.
         status: u16,
+        /// What Sinch said.
         detail: ApiErrorDetail,
         /// The `Retry-After` Sinch asked for, if any.
         retry_after: Option<Duration>,
@@ -20,7 +23,9 @@ pub enum SinchError {
     /// No answer: connection refused or reset, DNS, TLS, or the attempt timed out.
     #[error("no answer from Sinch to {operation}: {detail}")]
     Network {
+        /// What was being done.
         operation: &'static str,
+        /// The transport's error.
         detail: String,
         /// True when the request may have reached Sinch (the connection broke or timed out
         /// after it was written): a send must not be repeated blindly. False when no
@@ -31,7 +36,9 @@ pub enum SinchError {
     /// never retried.
     #[error("Sinch answered {operation} with an unreadable body: {detail}")]
     Decode {
+        /// What was being done.
         operation: &'static str,
+        /// What could not be read.
         detail: String,
     },
     /// The API needed is not configured (no credentials given).
@@ -39,7 +46,10 @@ pub enum SinchError {
     NotConfigured(&'static str),
     /// The caller's time budget ran out before an attempt could be made.
     #[error("no time left in the budget for {operation}")]
-    OutOfTime { operation: &'static str },
+    OutOfTime {
+        /// What was to be done.
+        operation: &'static str,
+    },
 }
 
 impl SinchError {
@@ -78,6 +88,7 @@ pub struct ApiErrorDetail {
     pub code: Option<String>,
     /// The HTTP-ish status name Conversation adds, e.g. `INVALID_ARGUMENT`.
     pub status: Option<String>,
+    /// Sinch's message.
     pub message: String,
 }
 

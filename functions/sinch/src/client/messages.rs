@@ -10,16 +10,21 @@ use crate::Channel;
 /// `POST /v1/projects/{project}/messages:send`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SendMessageRequest {
+    /// The Conversation app to send from.
     pub app_id: String,
+    /// Who to send to.
     pub recipient: Recipient,
+    /// What to send.
     pub message: AppMessage,
     /// Channels to try, in order. With a channel-identity recipient, name its channel here so
     /// the reply goes back where the message came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub channel_priority_order: Vec<Channel>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Echoed in this message's delivery reports (at most 1,024 characters).
     pub message_metadata: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Echoed in this message's callbacks, for correlating them with our own records.
     pub correlation_id: Option<String>,
     /// e.g. `SMS_SENDER`, `MESSENGER_MESSAGE_TAG` (an open set).
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
@@ -39,8 +44,11 @@ pub enum Recipient {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One identity in a recipient's `channel_identities`.
 pub struct ChannelRecipient {
+    /// The channel.
     pub channel: Channel,
+    /// The address on it (for phone channels, E.164 with or without `+`).
     pub identity: String,
 }
 
@@ -102,18 +110,22 @@ impl AppMessage {
         AppMessage(message)
     }
 
+    /// A `text_message`.
     pub fn text(text: impl Into<String>) -> Self {
         Self::of_kind("text_message", TextBody { text: text.into() })
     }
 
+    /// A `media_message`.
     pub fn media(body: MediaBody) -> Self {
         Self::of_kind("media_message", body)
     }
 
+    /// A `card_message`.
     pub fn card(body: CardBody) -> Self {
         Self::of_kind("card_message", body)
     }
 
+    /// A `template_message`.
     pub fn template(body: TemplateBody) -> Self {
         Self::of_kind("template_message", body)
     }
@@ -151,25 +163,35 @@ pub fn is_kind(key: &str) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `text_message`'s content.
 pub struct TextBody {
+    /// The text.
     pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `media_message`'s content.
 pub struct MediaBody {
+    /// A public URL of the image, video, audio or document.
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// A preview image, for channels that show one.
     pub thumbnail_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// The file name to show instead of the URL's.
     pub filename_override: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `card_message`'s content (the typed part; choices are given as JSON).
 pub struct CardBody {
     #[serde(skip_serializing_if = "String::is_empty", default)]
+    /// The card's title.
     pub title: String,
+    /// The card's text.
     pub description: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// The card's image or video.
     pub media_message: Option<MediaBody>,
 }
 
@@ -178,52 +200,68 @@ pub struct CardBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateBody {
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// A template kept by Sinch's template service, for every channel.
     pub omni_template: Option<OmniTemplate>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    /// A template per channel (`WHATSAPP`, ...), by channel name.
     pub channel_template: BTreeMap<String, ChannelTemplate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An omni template: one template for every channel.
 pub struct OmniTemplate {
+    /// The template's id in Sinch's template service.
     pub template_id: String,
     /// Required by Sinch; `"latest"` is accepted.
     pub version: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// The translation to use; the template's default when absent.
     pub language_code: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    /// The values of the template's `${name}` parameters.
     pub parameters: BTreeMap<String, String>,
 }
 
 /// For WhatsApp, `template_id` is the template's name and `language_code` (`en_US`) is required.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelTemplate {
+    /// The template's id (for WhatsApp its name).
     pub template_id: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// The template's version.
     pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// The translation to use.
     pub language_code: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    /// The values of the template's parameters, by name or position.
     pub parameters: BTreeMap<String, String>,
 }
 
 /// `messages:send`'s answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SendMessageResponse {
+    /// Sinch's id of the message, the key of its delivery reports.
     pub message_id: String,
     #[serde(default)]
+    /// When Sinch accepted it (RFC 3339).
     pub accepted_time: Option<String>,
 }
 
 /// `POST /xms/v1/{service_plan_id}/batches`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SmsBatchRequest {
+    /// The sender: a number, short code or alphanumeric sender id.
     pub from: String,
+    /// The recipients (E.164).
     pub to: Vec<String>,
+    /// The text.
     pub body: String,
     /// `none`, `summary`, `full` or `per_recipient`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_report: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Echoed in the batch's delivery reports.
     pub client_reference: Option<String>,
     /// When Sinch stops trying (RFC 3339; at most 3 days away).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,6 +271,7 @@ pub struct SmsBatchRequest {
 /// The created batch.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SmsBatchResponse {
+    /// The batch's id, the key of its delivery reports.
     pub id: String,
 }
 

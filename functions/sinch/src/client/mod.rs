@@ -47,8 +47,11 @@ use token::TokenCache;
 /// Conversation API credentials: an access key of the project.
 #[derive(Clone)]
 pub struct ConversationCredentials {
+    /// The project the key belongs to.
     pub project_id: String,
+    /// The access key's id (the OAuth client id).
     pub key_id: String,
+    /// The access key's secret (the OAuth client secret). Never logged.
     pub key_secret: String,
 }
 
@@ -65,7 +68,9 @@ impl std::fmt::Debug for ConversationCredentials {
 /// SMS API credentials: a service plan and its API token.
 #[derive(Clone)]
 pub struct SmsCredentials {
+    /// The service plan to send from.
     pub service_plan_id: String,
+    /// Its API token (a bearer token). Never logged.
     pub api_token: String,
 }
 
@@ -133,9 +138,13 @@ impl Default for RetrySettings {
 /// Everything the client needs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// The Conversation API's credentials; without them Conversation sends fail as not configured.
     pub conversation: Option<ConversationCredentials>,
+    /// The SMS API's credentials; without them SMS sends fail as not configured.
     pub sms: Option<SmsCredentials>,
+    /// Where the APIs are (region, or a local fake).
     pub urls: Urls,
+    /// How transient errors are retried.
     pub retry: RetrySettings,
     /// Refresh the OAuth token this long before it expires (at most half its lifetime).
     pub token_refresh_margin: Duration,
@@ -154,6 +163,7 @@ impl ClientConfig {
         Duration::from_secs(3)
     }
 
+    /// No credentials, the given URLs and the default timeouts and retries.
     pub fn new(urls: Urls) -> Self {
         Self {
             conversation: None,
@@ -226,6 +236,7 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, SinchEr
 }
 
 impl SinchClient {
+    /// A client with its own HTTP client (see [`http_client`]).
     pub fn new(config: ClientConfig) -> Result<Self, SinchError> {
         let http = http_client(config.connect_timeout)?;
         Ok(Self::with_http(config, http))
@@ -242,6 +253,7 @@ impl SinchClient {
         }
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
     }

@@ -9,23 +9,33 @@ use super::{Auth, Repeat, SinchClient, SinchError};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Webhook {
     #[serde(default)]
+    /// The webhook's id.
     pub id: String,
     #[serde(default)]
+    /// The app it belongs to.
     pub app_id: String,
+    /// The URL Sinch calls.
     pub target: String,
     #[serde(default)]
+    /// `HTTP` (or `GRPC`).
     pub target_type: String,
     #[serde(default)]
+    /// The triggers it receives, e.g. `MESSAGE_INBOUND`.
     pub triggers: Vec<String>,
 }
 
 /// What to create or update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebhookRequest {
+    /// The app to attach the webhook to.
     pub app_id: String,
+    /// The URL Sinch should call.
     pub target: String,
+    /// `HTTP`.
     pub target_type: String,
+    /// The triggers to receive.
     pub triggers: Vec<String>,
+    /// The HMAC secret Sinch signs each callback with.
     pub secret: String,
 }
 
