@@ -14,6 +14,7 @@ pub enum Clock {
 }
 
 impl Clock {
+    /// The current time, as this clock tells it.
     pub fn now(&self) -> SystemTime {
         match self {
             Clock::System => SystemTime::now(),

@@ -19,6 +19,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error about the variable `name`.
     pub fn new(name: &'static str, problem: impl Into<String>) -> Self {
         Self {
             name,

@@ -32,15 +32,20 @@ use serde::Deserialize;
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     #[default]
+    /// Nothing besides the reply.
     None,
+    /// Opt the contact out: nothing more is sent to them but this reply.
     OptOut,
+    /// Opt the contact back in.
     OptIn,
 }
 
 /// What to do with one inbound message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
+    /// What to do to the contact's opt-out.
     pub action: Action,
+    /// The text to reply with, if any.
     pub reply: Option<String>,
 }
 

@@ -98,30 +98,51 @@ pub enum SendError {
     Store(#[from] StoreError),
     /// Sinch refused the message for good (now, or on an earlier attempt).
     #[error("Sinch refused message {id}: {reason}")]
-    Refused { id: String, reason: Reason },
+    Refused {
+        /// Our message id.
+        id: String,
+        /// Sinch's reason (or the rule's code).
+        reason: Reason,
+    },
     /// A sending rule forbade it when it was about to leave (now, or on an earlier attempt):
     /// the recipient opted out, or WhatsApp's window closed. It is `FAILED` with the rule's
     /// code and was never sent.
     #[error("message {id} withheld: {reason}")]
-    Withheld { id: String, reason: Reason },
+    Withheld {
+        /// Our message id.
+        id: String,
+        /// The rule's code.
+        reason: Reason,
+    },
     /// Sinch did not take it (429, 5xx, no connection, out of time): safe to send again.
     /// `attempt` is the attempt on record, withdrawn.
     #[error("message {id} not sent: {error}")]
     NotSent {
+        /// Our message id.
         id: String,
+        /// The attempt's token.
         attempt: String,
+        /// What Sinch (or the network) said.
         error: SinchError,
     },
     /// The request may have reached Sinch, and its answer did not come back.
     #[error(
         "message {id}: outcome unknown ({error}); a delivery report or the settle time decides"
     )]
-    Unknown { id: String, error: SinchError },
+    Unknown {
+        /// Our message id.
+        id: String,
+        /// What broke.
+        error: SinchError,
+    },
     /// An earlier attempt's outcome is not known yet.
     #[error("message {id}: attempt {attempt} is unsettled until {settles_at_ms} ms")]
     Unsettled {
+        /// Our message id.
         id: String,
+        /// The attempt on record.
         attempt: String,
+        /// When it is taken as lost if no report names it (Unix ms).
         settles_at_ms: u64,
     },
     /// The API needed has no credentials: nothing was sent, nothing will be.
@@ -170,6 +191,7 @@ impl Default for Ledger {
 }
 
 impl Ledger {
+    /// A ledger that takes an unanswered attempt as lost after `settle_after`.
     pub fn new(settle_after: Duration) -> Self {
         Self {
             settle_after,
@@ -177,6 +199,7 @@ impl Ledger {
         }
     }
 
+    /// How long an unanswered attempt waits for a report before it is taken as lost.
     pub fn settle_after(&self) -> Duration {
         self.settle_after
     }

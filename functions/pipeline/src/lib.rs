@@ -25,6 +25,8 @@
 //! | [`aws`] | the AWS SDK configuration, with one endpoint for local runs |
 //! | [`clock`] | the time, injectable so tests can stand anywhere in it, and Lambda deadlines |
 
+#![warn(missing_docs)]
+
 pub mod aws;
 pub mod clock;
 pub mod config;

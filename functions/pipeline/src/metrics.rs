@@ -21,13 +21,21 @@ pub const NAMESPACE: &str = "SinchHooks";
 /// A metric the pipeline emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
+    /// `Accepted`: a callback the receiver queued.
     Accepted,
+    /// `Rejected`: a request the receiver refused (forged, malformed, too large).
     Rejected,
+    /// `EnqueueFailed`: an authentic callback the receiver could not queue (answered 503).
     EnqueueFailed,
+    /// `Processed`: a callback the worker handled.
     Processed,
+    /// `Duplicate`: a callback handled before.
     Duplicate,
+    /// `ReplySent`: a reply reached Sinch.
     ReplySent,
+    /// `ReplyFailed`: a reply Sinch refused for good.
     ReplyFailed,
+    /// `DeadLettered`: a callback parked in the dead-letter queue.
     DeadLettered,
     /// A send of the messages API reached Sinch.
     MessageSent,
@@ -36,6 +44,7 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The metric's CloudWatch name.
     pub fn name(self) -> &'static str {
         match self {
             Metric::Accepted => "Accepted",

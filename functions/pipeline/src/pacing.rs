@@ -71,6 +71,7 @@ impl PartialEq for Pacing {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaceError {
     #[error(transparent)]
+    /// The store could not be read or written.
     Store(#[from] StoreError),
     /// No slot before the invocation must end: the record goes back to its queue.
     #[error("no send slot before the invocation's deadline")]

@@ -19,15 +19,20 @@ pub enum Failure {
     /// It will never succeed as it is: park it in the dead-letter queue with `reason`.
     #[error("{reason}: {detail}")]
     Poison {
+        /// A stable code, one of the constants below.
         reason: &'static str,
+        /// What was wrong, for the log and the dead-letter item.
         detail: String,
     },
     /// It may succeed later: let the queue deliver it again. `sinch` when Sinch's answer (or
     /// silence) was the cause; `store` when the state store was.
     #[error("{detail}")]
     Transient {
+        /// What went wrong, for the log.
         detail: String,
+        /// Sinch's answer (or silence) was the cause.
         sinch: bool,
+        /// The state store was the cause.
         store: bool,
     },
 }
@@ -45,6 +50,7 @@ pub const SINCH_REJECTED: &str = "sinch_rejected";
 pub const HOOK_FAILED: &str = "hook_failed";
 
 impl Failure {
+    /// A failure to park with `reason`.
     pub fn poison(reason: &'static str, detail: impl ToString) -> Self {
         Failure::Poison {
             reason,

@@ -25,10 +25,13 @@ use crate::hook::{Action, Decision};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
+    /// The words that trigger it (matched as whole messages, ignoring case and surrounding space).
     pub keywords: Vec<String>,
     #[serde(default)]
+    /// What it does to the contact's opt-out.
     pub action: Action,
     #[serde(default)]
+    /// The reply to send, if any.
     pub reply: Option<String>,
 }
 
@@ -47,12 +50,16 @@ pub struct ReplyPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("is not valid reply rules JSON: {0}")]
+    /// Not JSON of the expected shape (serde's words).
     Json(String),
     #[error("rule {0} has no keywords")]
+    /// A rule (by position, from 0) with no keyword.
     NoKeywords(usize),
     #[error("keyword {0:?} appears in more than one rule")]
+    /// A keyword in two rules (which one wins could not be told).
     Duplicate(String),
     #[error("a reply text is empty")]
+    /// An empty reply text (Sinch refuses them).
     EmptyReply,
 }
 

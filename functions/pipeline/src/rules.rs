@@ -75,6 +75,7 @@ pub struct Check<'a> {
     pub answering: Option<&'a str>,
     /// When it may no longer leave (its `ttl` or `expire_at`), if ever.
     pub expires_at_ms: Option<u64>,
+    /// Now, Unix ms.
     pub now_ms: u64,
 }
 

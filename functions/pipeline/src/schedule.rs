@@ -51,7 +51,9 @@ pub struct Due {
     pub name: String,
     /// Unix ms.
     pub at_ms: u64,
+    /// The lane the job goes by.
     pub lane: Lane,
+    /// The job.
     pub envelope: Envelope,
 }
 
@@ -80,7 +82,9 @@ impl ScheduledJob {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("scheduler unavailable during {operation}: {detail}")]
 pub struct ScheduleError {
+    /// What was being done.
     pub operation: &'static str,
+    /// What went wrong.
     pub detail: String,
 }
 
@@ -149,7 +153,9 @@ impl Scheduler for MemoryScheduler {
 /// The two lanes' queues.
 #[derive(Debug, Clone)]
 pub struct Lanes<Q> {
+    /// The lane of one-time codes and single sends.
     pub transactional: Q,
+    /// The lane of batches.
     pub bulk: Q,
 }
 
@@ -196,20 +202,26 @@ pub async fn dispatch<Q: crate::queue::Queue, C: Scheduler>(
 /// A lane's queue, as the AWS scheduler needs it.
 #[derive(Debug, Clone)]
 pub struct LaneQueue {
+    /// The queue's URL (for SQS).
     pub url: String,
+    /// The queue's ARN (for EventBridge Scheduler's target).
     pub arn: String,
 }
 
 /// SQS delays for the next 15 minutes, EventBridge Scheduler beyond (see the module docs).
 #[derive(Debug, Clone)]
 pub struct EventBridgeScheduler {
+    /// Creates and deletes the one-time schedules.
     pub scheduler: aws_sdk_scheduler::Client,
+    /// Sends what is due within 15 minutes, with `DelaySeconds`.
     pub sqs: aws_sdk_sqs::Client,
     /// The role EventBridge Scheduler assumes to send to the queues.
     pub role_arn: String,
     /// The schedule group (`default` unless the stack names one).
     pub group: String,
+    /// The transactional lane's queue.
     pub transactional: LaneQueue,
+    /// The bulk lane's queue.
     pub bulk: LaneQueue,
 }
 

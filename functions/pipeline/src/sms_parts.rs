@@ -13,15 +13,19 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Encoding {
     #[serde(rename = "GSM-7")]
+    /// The GSM 03.38 alphabet, 7 bits a character: 160 in one part, 153 a part beyond.
     Gsm7,
     #[serde(rename = "UCS-2")]
+    /// UTF-16: 70 units in one part, 67 a part beyond.
     Ucs2,
 }
 
 /// An SMS text's encoding and parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Parts {
+    /// The encoding the text needs.
     pub encoding: Encoding,
+    /// How many parts it takes (at least 1).
     pub parts: u32,
     /// Encoding units (septets for GSM-7, 16-bit units for UCS-2).
     pub units: u32,

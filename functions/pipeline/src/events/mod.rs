@@ -41,11 +41,17 @@ pub const DEFAULT_SOURCE: &str = "sinch-hooks";
 
 /// The detail-types, as EventBridge rules match them.
 pub const MESSAGE_RECEIVED: &str = "Message Received";
+/// A message's status moved (ours, the Conversation API's or the SMS API's).
 pub const MESSAGE_STATUS_CHANGED: &str = "Message Status Changed";
+/// A reply to an inbound message was sent.
 pub const REPLY_SENT: &str = "Reply Sent";
+/// A contact opted out (a keyword).
 pub const CONTACT_OPTED_OUT: &str = "Contact Opted Out";
+/// A contact opted in again.
 pub const CONTACT_OPTED_IN: &str = "Contact Opted In";
+/// A callback was parked in the dead-letter queue.
 pub const CALLBACK_DEAD_LETTERED: &str = "Callback Dead-Lettered";
+/// Every message of a batch reached a final status.
 pub const BATCH_COMPLETED: &str = "Batch Completed";
 
 /// Every detail-type, with the file of its schema.
@@ -65,12 +71,14 @@ pub struct Event {
     /// Stable: the same change always gives the same id.
     pub id: String,
     #[serde(rename = "detail-type")]
+    /// One of [`DETAIL_TYPES`].
     pub detail_type: &'static str,
     /// When the change was committed (Unix ms).
     pub time_ms: u64,
     /// The state item it came from, as the table names it (`msg#ours/...`, `in#...`): where a
     /// consumer reads more, and what replaces a detail too large to publish.
     pub item: String,
+    /// The event's detail, as its schema in `schemas/events/` describes it.
     pub detail: serde_json::Value,
 }
 

@@ -58,7 +58,9 @@ const DISPATCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// One chunk of a batch, as a job (`fan_out` or `cancel_batch`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FanOut {
+    /// The batch's id.
     pub batch: String,
+    /// Which chunk of its recipients (from 0).
     pub chunk: u32,
 }
 
@@ -115,6 +117,7 @@ pub enum FanOutError {
     #[error("bad batch job: {0}")]
     Bad(String),
     #[error(transparent)]
+    /// The store could not be read or written: retried.
     Store(#[from] StoreError),
     /// A queue or the scheduler did not take a job.
     #[error("could not queue a send: {0}")]

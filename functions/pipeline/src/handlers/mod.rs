@@ -30,7 +30,9 @@ use crate::store::{MessageKey, SendIntent, SinchId, StatusChange, Store, StoreEr
 /// What the handlers work with; built once per process.
 #[derive(Debug, Clone)]
 pub struct Services<S, H = ReplyPolicy> {
+    /// Where state is kept.
     pub store: S,
+    /// The client replies and sends go through.
     pub sinch: SinchClient,
     /// The team's logic ([`crate::hook`]); the reply policy by default.
     pub hook: H,
@@ -44,6 +46,7 @@ pub struct Services<S, H = ReplyPolicy> {
     pub rules: Rules,
     /// The send rates, held across workers ([`crate::pacing`]); unpaced by default.
     pub pacing: Pacing,
+    /// What "now" is (the system clock but in tests).
     pub clock: Clock,
 }
 
@@ -56,27 +59,58 @@ pub enum Handled {
     /// Delivery report(s) applied.
     Status(Vec<(MessageKey, StatusChange)>),
     /// An inbound message stored, and what the reply policy did.
-    Inbound { id: String, reply: ReplyOutcome },
+    Inbound {
+        /// Sinch's id of the inbound message.
+        id: String,
+        /// What became of the reply.
+        reply: ReplyOutcome,
+    },
     /// A kind we know but have no handler for (contact events, opt-in results, ...).
-    Ignored { kind: String },
+    Ignored {
+        /// The callback's kind.
+        kind: String,
+    },
     /// Already handled once (the idempotency key was completed): nothing done.
-    Duplicate { key: String, same_payload: bool },
+    Duplicate {
+        /// The idempotency key.
+        key: String,
+        /// Whether the payload was the same as the first time (a different one under the same key is logged).
+        same_payload: bool,
+    },
     /// A kind this version does not know.
-    Unknown { kind: String },
+    Unknown {
+        /// The kind as received.
+        kind: String,
+    },
     /// A send of the messages API went to Sinch (or had gone before: `resumed`).
     Outbound {
+        /// Our message id.
         id: String,
+        /// Sinch's id, when its answer could be read.
         sinch_id: Option<SinchId>,
+        /// True when an earlier attempt had sent it and this run only recorded that.
         resumed: bool,
     },
     /// A send of the messages API that Sinch refused for good: the message is FAILED.
-    OutboundRefused { id: String, reason: String },
+    OutboundRefused {
+        /// Our message id.
+        id: String,
+        /// Sinch's reason code.
+        reason: String,
+    },
     /// A send that found no slot in this invocation's time (the lane's backlog is longer):
     /// queued again, to wait its turn without spending the queue's receives.
-    Deferred { id: String, by: std::time::Duration },
+    Deferred {
+        /// Our message id.
+        id: String,
+        /// How much later it is due again.
+        by: std::time::Duration,
+    },
     /// A batch's chunk fanned out into messages, or canceled ([`fan_out`]).
     Batch {
+        /// The batch's id.
         batch: String,
+        /// Which chunk of its recipients.
         chunk: u32,
         /// Messages stored.
         made: usize,
@@ -90,12 +124,14 @@ pub enum Handled {
 /// What became of the reply to an inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyOutcome {
+    /// The reply left.
     Sent {
         /// Our id for the reply (`rpl_<inbound id>`): its status is under
         /// [`MessageKey::Ours`].
         id: String,
         /// Sinch's id, when its answer could be read.
         sinch_id: Option<SinchId>,
+        /// The text sent.
         text: String,
         /// True when an earlier attempt had sent it and this run only recorded that.
         resumed: bool,
@@ -107,9 +143,17 @@ pub enum ReplyOutcome {
     /// A sending rule forbade the reply when it was about to leave (the contact opted out
     /// meanwhile, WhatsApp's window closed before a late retry): it is `FAILED` with the rule's
     /// code, never sent.
-    Withheld { id: String, reason: String },
+    Withheld {
+        /// Our id for the reply.
+        id: String,
+        /// The rule's code, e.g. `recipient_opted_out`.
+        reason: String,
+    },
     /// The API to reply through has no credentials; the message is stored, nothing sent.
-    NotConfigured { api: &'static str },
+    NotConfigured {
+        /// `conversation` or `sms`.
+        api: &'static str,
+    },
 }
 
 /// Why a callback could not be handled. [`HandlerError::is_transient`] decides between a retry
@@ -117,16 +161,21 @@ pub enum ReplyOutcome {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HandlerError {
     #[error(transparent)]
+    /// The store could not be read or written: retried.
     Store(#[from] StoreError),
     #[error(transparent)]
+    /// Sinch did not answer as asked: retried when transient.
     Sinch(#[from] SinchError),
     #[error(transparent)]
+    /// A send through the ledger did not happen (yet).
     Send(#[from] SendError),
     #[error(transparent)]
+    /// The team's hook failed.
     Hook(#[from] HookError),
 }
 
 impl HandlerError {
+    /// Whether trying again later can help (else the callback goes to the dead-letter queue).
     pub fn is_transient(&self) -> bool {
         match self {
             HandlerError::Store(_) => true,

@@ -53,6 +53,7 @@ pub struct OutboundJob {
     pub id: String,
     /// The recipient as asked (an E.164 number, or another channel's identity).
     pub to: String,
+    /// Which API sends it, with what.
     pub route: Route,
     /// When it may no longer leave (`ttl` after acceptance, or `expire_at`): past it, the
     /// message ends `EXPIRED`, unsent.
@@ -72,21 +73,30 @@ pub struct OutboundJob {
 pub enum Route {
     /// Conversation `messages:send`, to the channel identity on `channel`, then `fallback`.
     Conversation {
+        /// The Conversation app to send from.
         app_id: String,
+        /// The channel asked for (`WHATSAPP`, `SMS`, ...).
         channel: String,
         #[serde(default)]
+        /// Channels to fall back to, in order.
         fallback: Vec<String>,
+        /// The message, as the caller gave it.
         message: AppMessage,
         #[serde(default)]
+        /// Channel properties, e.g. `SMS_SENDER`.
         channel_properties: BTreeMap<String, String>,
         #[serde(default)]
+        /// How long Sinch keeps trying, in seconds.
         ttl_secs: Option<u64>,
     },
     /// An SMS API batch to one recipient, with per-recipient delivery reports.
     Sms {
+        /// The sender number or id.
         from: String,
+        /// The text.
         body: String,
         #[serde(default)]
+        /// How long Sinch keeps trying, in seconds (sent as `expire_at`).
         ttl_secs: Option<u64>,
     },
 }

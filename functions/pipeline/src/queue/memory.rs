@@ -15,7 +15,9 @@ use crate::envelope::Envelope;
 /// A message as stored in a [`MemoryQueue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedMessage {
+    /// Its id, unique in the queue.
     pub id: MessageId,
+    /// What was sent.
     pub envelope: Envelope,
     /// How many times it has been received (like SQS's `ApproximateReceiveCount`).
     pub receive_count: u32,
@@ -38,6 +40,7 @@ pub struct MemoryQueue {
 }
 
 impl MemoryQueue {
+    /// An empty queue named `name`.
     pub fn new(name: &str) -> Self {
         Self {
             name: name.into(),
@@ -52,6 +55,7 @@ impl MemoryQueue {
         self.lock().len()
     }
 
+    /// Whether it holds no message.
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }

@@ -53,8 +53,18 @@ pub(crate) fn check_size(envelope: &Envelope) -> Result<(), QueueError> {
 pub enum QueueError {
     /// The message is over the queue's size limit; retrying will not help.
     #[error("message of {size} bytes is over the queue's limit of {limit} bytes")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The message's size in bytes.
+        size: usize,
+        /// The queue's limit in bytes.
+        limit: usize,
+    },
     /// The queue could not be reached or refused the request; a retry may succeed.
     #[error("queue {queue} did not store the message: {detail}")]
-    Unavailable { queue: String, detail: String },
+    Unavailable {
+        /// The queue's name or URL.
+        queue: String,
+        /// What went wrong.
+        detail: String,
+    },
 }

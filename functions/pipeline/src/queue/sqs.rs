@@ -39,6 +39,7 @@ pub struct SqsQueue {
 }
 
 impl SqsQueue {
+    /// The queue at `url`, through `client`.
     pub fn new(client: Client, url: impl Into<String>) -> Self {
         Self {
             client,
@@ -46,6 +47,7 @@ impl SqsQueue {
         }
     }
 
+    /// The queue's URL.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -98,6 +98,7 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// The store in `table`, through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -105,6 +106,7 @@ impl DynamoStore {
         }
     }
 
+    /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
     }

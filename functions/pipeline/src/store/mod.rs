@@ -27,21 +27,29 @@ pub struct DeadLetter {
     pub message_id: String,
     /// Why, e.g. `unparseable_payload` (see [`crate::process`]).
     pub reason: String,
+    /// What went wrong, for an operator.
     pub detail: String,
     /// The callback's kind, when it could be read.
     pub kind: Option<String>,
+    /// When it was parked, Unix ms.
     pub at_ms: u64,
 }
 
 /// One item of the state, as a change sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Snapshot {
+    /// A message's state (`msg#...`).
     Message(MessageState),
+    /// An inbound message (`in#...`).
     Inbound(InboundRecord),
+    /// A contact's opt-out and window (`contact#...`).
     Contact {
+        /// Who.
         key: ContactKey,
+        /// What is known of them.
         state: ContactState,
     },
+    /// A dead-lettered callback (`dlq#...`).
     DeadLetter(DeadLetter),
     /// A batch of the messages API.
     Batch(BatchRecord),
@@ -50,7 +58,9 @@ pub enum Snapshot {
 /// One committed write: the item before and after (`None`: it did not exist / was removed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
+    /// The item before, if it existed.
     pub old: Option<Snapshot>,
+    /// The item after, unless it was removed.
     pub new: Option<Snapshot>,
     /// When it was committed (Unix ms): the stream record's creation time.
     pub at_ms: u64,
@@ -67,7 +77,12 @@ pub enum MessageKey {
     /// A Conversation API message, by its message id (reports that do not name one of ours).
     Conversation(String),
     /// One recipient of an SMS batch.
-    Sms { batch_id: String, recipient: String },
+    Sms {
+        /// The SMS batch.
+        batch_id: String,
+        /// The recipient's number, without `+`.
+        recipient: String,
+    },
 }
 
 impl std::fmt::Display for MessageKey {
@@ -93,6 +108,7 @@ pub enum SinchId {
 }
 
 impl SinchId {
+    /// The id as Sinch wrote it.
     pub fn as_str(&self) -> &str {
         match self {
             SinchId::Message(id) | SinchId::Batch(id) => id,
@@ -106,10 +122,12 @@ pub struct Reason {
     /// e.g. `OUTSIDE_ALLOWED_SENDING_WINDOW`, an SMS status code, or Sinch's error code for a
     /// refused send.
     pub code: String,
+    /// Sinch's words, if any.
     pub description: Option<String>,
 }
 
 impl Reason {
+    /// A reason with `code`; an empty description counts as none.
     pub fn new(code: impl Into<String>, description: Option<String>) -> Self {
         Self {
             code: code.into(),
@@ -130,12 +148,15 @@ impl std::fmt::Display for Reason {
 /// One delivery report, as the store needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusUpdate {
+    /// Which message.
     pub key: MessageKey,
+    /// The status reported.
     pub status: Status,
     /// When Sinch says it happened (or when we received it), Unix milliseconds.
     pub at_ms: u64,
     /// Failure or switch reason, e.g. `OUTSIDE_ALLOWED_SENDING_WINDOW`, or an SMS code.
     pub reason: Option<Reason>,
+    /// The channel the report came from.
     pub channel: Option<String>,
     /// For one of our messages: Sinch's id, as the report names it. A report proves Sinch took
     /// the send, so this settles a send whose answer was lost.
@@ -145,8 +166,11 @@ pub struct StatusUpdate {
 /// One entry of a message's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// The status reported.
     pub status: Status,
+    /// When it happened, Unix ms.
     pub at_ms: u64,
+    /// Why, for failures and channel switches.
     pub reason: Option<Reason>,
     /// The channel the report came from (after a fallback, not the one first asked for).
     pub channel: Option<String>,
@@ -185,9 +209,13 @@ pub const HISTORY_LIMIT: usize = 32;
 /// A message's delivery state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageState {
+    /// Which message.
     pub key: MessageKey,
+    /// Where it is, on the scale of [`Status::progress`].
     pub status: Status,
+    /// The channel of the latest report.
     pub channel: Option<String>,
+    /// Every status it reported, oldest first (at most [`HISTORY_LIMIT`]).
     pub history: Vec<HistoryEntry>,
     /// Set when this is a reply we sent: the inbound message it answered.
     pub in_reply_to: Option<String>,
@@ -195,9 +223,9 @@ pub struct MessageState {
     pub sinch_id: Option<SinchId>,
     /// For our own sends: where the send stands.
     pub send: Option<SendState>,
-    /// For our own sends: who it goes to (the channel identity); the caller's metadata (JSON
-    /// text) for sends of the messages API.
+    /// For our own sends: who it goes to (the channel identity).
     pub to: Option<String>,
+    /// The caller's metadata (JSON text), for sends of the messages API.
     pub metadata: Option<String>,
     /// For sends of the messages API: who asked (only they may read it back).
     pub caller: Option<String>,
@@ -212,7 +240,9 @@ pub struct MessageState {
 /// One recipient of a batch: the batch, and the recipient's place in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BatchRef {
+    /// The batch's id.
     pub id: String,
+    /// The recipient's place in it (from 0).
     pub index: u32,
 }
 
@@ -231,6 +261,7 @@ pub struct BatchRecord {
     pub refused: u32,
     /// How many chunks hold its recipients.
     pub chunks: u32,
+    /// When it was accepted, Unix ms.
     pub created_at_ms: u64,
     /// When its messages are due to leave (absent: at once).
     pub send_at_ms: Option<u64>,
@@ -248,7 +279,10 @@ pub enum Slot {
     /// This slot is the caller's (Unix µs).
     Taken(u64),
     /// The next free slot is beyond the horizon: this one (Unix µs).
-    Busy { next_us: u64 },
+    Busy {
+        /// The next free slot, Unix µs.
+        next_us: u64,
+    },
 }
 
 /// What canceling a batch found.
@@ -301,6 +335,7 @@ pub enum SendState {
 }
 
 impl SendState {
+    /// The name the table stores.
     pub fn as_str(self) -> &'static str {
         match self {
             SendState::Sending => "SENDING",
@@ -309,6 +344,7 @@ impl SendState {
         }
     }
 
+    /// The state named `text`, if it is one.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "SENDING" => Some(SendState::Sending),
@@ -323,18 +359,31 @@ impl SendState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusChange {
     /// First report for this message.
-    Created { status: Status },
+    Created {
+        /// The status it starts at.
+        status: Status,
+    },
     /// Moved forward.
-    Advanced { from: Status, to: Status },
+    Advanced {
+        /// Where it was.
+        from: Status,
+        /// Where it is now.
+        to: Status,
+    },
     /// Recorded in the history; the status stayed (a late or final-state report).
-    Kept { status: Status },
+    Kept {
+        /// The status it keeps.
+        status: Status,
+    },
 }
 
 /// Who a contact is, for opt-outs: a channel and the identity on it. SMS API and Conversation
 /// SMS share the `SMS` channel, so a STOP on either counts for both.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ContactKey {
+    /// The channel (SMS API and Conversation SMS are both `SMS`).
     pub channel: Channel,
+    /// The identity on it; for phone channels the number without `+`.
     pub identity: String,
 }
 
@@ -359,17 +408,22 @@ impl std::fmt::Display for ContactKey {
 pub struct InboundRecord {
     /// Sinch's message id.
     pub id: String,
+    /// Who sent it.
     pub from: ContactKey,
     /// Who received it: our SMS number, or the Conversation app id.
     pub to: String,
     /// e.g. `text_message`, `media_message`, `mo_text`.
     pub kind: String,
+    /// The text, for text messages .
     pub text: Option<String>,
     /// The URLs of its media (an image, a document, an MMS's parts), in order.
     #[serde(default)]
     pub media: Vec<String>,
+    /// The Conversation contact, if any.
     pub contact_id: Option<String>,
+    /// The Conversation conversation, if any.
     pub conversation_id: Option<String>,
+    /// When it arrived, Unix ms.
     pub received_at_ms: u64,
 }
 
@@ -392,12 +446,14 @@ pub struct SendAttempt<'a> {
     pub id: &'a str,
     /// A fresh token naming this attempt.
     pub attempt: &'a str,
+    /// Now, Unix ms.
     pub now_ms: u64,
     /// An earlier attempt that began at or before this time, and that no answer or report
     /// settled since, is taken as lost: a new attempt may go.
     pub settle_before_ms: u64,
     /// An earlier attempt this process knows never reached Sinch: it may be replaced at once.
     pub takeover: Option<&'a str>,
+    /// What is being sent.
     pub intent: &'a SendIntent,
 }
 
@@ -410,27 +466,49 @@ pub enum SendSlot {
     /// named it (its answer still to be recorded as `SENT`, ending `attempt`, the attempt on
     /// record; `None` when none began).
     Accepted {
+        /// Sinch's id, when known.
         sinch_id: Option<SinchId>,
+        /// Whether its answer is recorded already.
         recorded: bool,
+        /// The attempt on record, if one began.
         attempt: Option<String>,
     },
     /// Sinch refused it for good before.
-    Refused { reason: Reason },
+    Refused {
+        /// Sinch's reason.
+        reason: Reason,
+    },
     /// Another attempt began at `attempt_at_ms` and its outcome is not known yet.
-    Unsettled { attempt: String, attempt_at_ms: u64 },
+    Unsettled {
+        /// The attempt on record.
+        attempt: String,
+        /// When it began, Unix ms.
+        attempt_at_ms: u64,
+    },
 }
 
 /// How an attempt ended, when Sinch answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendResult {
     /// Sinch took it (`sinch_id` is `None` when its answer could not be read).
-    Accepted { sinch_id: Option<SinchId> },
+    Accepted {
+        /// Sinch's id, if its answer could be read.
+        sinch_id: Option<SinchId>,
+    },
     /// Sinch refused it for good, or a rule forbade it before it left: the message is FAILED
     /// with this reason.
-    Refused { reason: Reason },
+    Refused {
+        /// Why.
+        reason: Reason,
+    },
     /// It never left and never will, ending at `status` ([`Status::Canceled`],
     /// [`Status::Expired`]) with this reason.
-    Ended { status: Status, reason: Reason },
+    Ended {
+        /// The final status.
+        status: Status,
+        /// Why.
+        reason: Reason,
+    },
 }
 
 /// The end of one of our sends, as [`Store::finish_send`] records it: fenced on the attempt it
@@ -443,7 +521,9 @@ pub struct SendFinish<'a> {
     /// before any attempt began (the messages API's `ENQUEUE_FAILED`): only a message with no
     /// attempt on record, which then can never be sent.
     pub attempt: Option<&'a str>,
+    /// How it ended.
     pub result: &'a SendResult,
+    /// When, Unix ms.
     pub at_ms: u64,
 }
 
@@ -470,19 +550,23 @@ pub enum Acceptance {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("state store unavailable during {operation}: {detail}")]
 pub struct StoreError {
+    /// What was being done, e.g. `claim`.
     pub operation: &'static str,
+    /// What went wrong (the SDK's words; never sent to callers).
     pub detail: String,
 }
 
 /// A request to claim an idempotency key before running a handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimRequest<'a> {
+    /// The key, e.g. a callback's or a request's idempotency key.
     pub key: &'a str,
     /// SHA-256 of the payload, hex: a different payload under the same key is reported.
     pub payload_hash: &'a str,
     /// Until when (Unix ms) the claim holds if the claimer never completes nor releases it: the
     /// end of the invocation that claimed it.
     pub lease_until_ms: u64,
+    /// Now, Unix ms.
     pub now_ms: u64,
     /// A value the claim holds from its start (the messages API: the id of the message it
     /// reserves), so that whoever takes over a claim whose lease ran out finds the same one.
@@ -495,18 +579,26 @@ pub enum Claim {
     /// Ours: run the handler, then complete or release. `value` is what the claim holds: the
     /// request's own, or, when it took over a claim whose lease ran out, the value that one
     /// held (for the same payload only: see [`Claim::Reused`]).
-    Claimed { value: Option<String> },
+    Claimed {
+        /// What the claim holds.
+        value: Option<String>,
+    },
     /// A claim whose lease ran out holds a value for another payload: it is not taken over
     /// (the key was used with another body).
     Reused,
     /// Already done: acknowledge without effects. `response` is what completing it stored (the
     /// messages API replays it).
     Completed {
+        /// Whether it was done for the same payload.
         same_payload: bool,
+        /// What completing it stored.
         response: Option<String>,
     },
     /// Someone else holds a live lease: try again later.
-    InProgress { lease_until_ms: u64 },
+    InProgress {
+        /// Until when the other lease holds, Unix ms.
+        lease_until_ms: u64,
+    },
 }
 
 /// What is known of a contact (a channel identity): the sending rules are decided from it.
@@ -521,17 +613,21 @@ pub struct ContactState {
 /// A send the messages API accepted: stored as `ACCEPTED` under our id before it is queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedMessage {
+    /// Our message id (`msg_<ULID>`).
     pub id: String,
     /// The channel asked for (`WHATSAPP`, `SMS_API`, ...).
     pub channel: String,
+    /// The recipient as asked.
     pub to: String,
     /// The caller's metadata, JSON text, echoed back in the status.
     pub metadata: Option<String>,
     /// Who asked (the caller's identity).
     pub caller: String,
+    /// When it was accepted, Unix ms.
     pub at_ms: u64,
     /// `ACCEPTED`, or `SCHEDULED` with the time it is due.
     pub status: Status,
+    /// When it is due, for a `SCHEDULED` one (Unix ms).
     pub scheduled_at_ms: Option<u64>,
     /// The batch it is one recipient of.
     pub batch: Option<BatchRef>,
@@ -540,8 +636,18 @@ pub struct AcceptedMessage {
 /// A change to a contact's opt-out, stored together with the inbound message that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptChange {
-    OptOut { contact: ContactKey, by: String },
-    OptIn { contact: ContactKey },
+    /// The contact opts out.
+    OptOut {
+        /// Who.
+        contact: ContactKey,
+        /// The inbound message that said so.
+        by: String,
+    },
+    /// The contact opts in again.
+    OptIn {
+        /// Who.
+        contact: ContactKey,
+    },
 }
 
 /// Where the worker keeps state. Every method is one atomic step; implementations must give the
