@@ -10,12 +10,15 @@
 //! callback is retried after a failure (so anything it does elsewhere should be idempotent;
 //! the ids it gets are stable).
 
+#![warn(missing_docs)]
+
 use pipeline::hook::{Decision, Hook, HookError, Inbound, Report};
 use pipeline::reply::ReplyPolicy;
 use pipeline::store::StatusChange;
 
 /// Orders by number, as your own system would know them.
 pub trait Orders: Send + Sync + 'static {
+    /// The order's status, or `None` when there is no such order.
     fn status(&self, number: &str) -> Option<String>;
 }
 
@@ -35,7 +38,9 @@ impl Orders for FixedOrders {
 /// The hook: order lookups first, the reply policy for everything else.
 #[derive(Debug, Clone)]
 pub struct OrderHook<O> {
+    /// Where orders are looked up.
     pub orders: O,
+    /// What answers every other message (STOP, HELP, the default reply).
     pub policy: ReplyPolicy,
 }
 

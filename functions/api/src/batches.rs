@@ -70,8 +70,11 @@ const RECIPIENT_CODES: &[&str] = &[
 /// One recipient, as refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Refused {
+    /// The recipient as given.
     pub to: String,
+    /// The refusal's code, as `POST /messages` would answer it.
     pub code: &'static str,
+    /// The refusal, in words.
     pub message: String,
 }
 

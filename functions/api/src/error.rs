@@ -7,14 +7,18 @@ use serde_json::json;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {code}: {message}")]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: u16,
+    /// A stable snake_case code, e.g. `recipient_opted_out` (the README's table).
     pub code: &'static str,
+    /// What is wrong, in words (never a secret, an ARN or an SDK's text).
     pub message: String,
     /// `Retry-After`, seconds, for 409 and 503.
     pub retry_after: Option<u32>,
 }
 
 impl ApiError {
+    /// A refusal without `Retry-After`.
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

@@ -39,6 +39,8 @@
 //! [`handle`] is a plain async function over its dependencies; `main.rs` wires it to
 //! `lambda_http`, and the local stack serves it over axum.
 
+#![warn(missing_docs)]
+
 pub mod batches;
 pub mod config;
 pub mod error;
@@ -81,26 +83,34 @@ pub const IDEMPOTENCY_REPLAYED: &str = "idempotency-replayed";
 /// The API's dependencies, built once per cold start.
 #[derive(Debug)]
 pub struct Api<S, Q, C = MemoryScheduler> {
+    /// Where messages, keys and contacts are kept.
     pub store: S,
     /// The lanes' queues the worker sends from: single sends go by the fast lane, batches by
     /// the bulk lane unless they say otherwise.
     pub lanes: Lanes<Q>,
     /// Takes work due later (`send_at`, quiet hours) to its queue at its time.
     pub scheduler: C,
+    /// What the deployment allows.
     pub config: ApiConfig,
+    /// What "now" is (the system clock but in tests).
     pub clock: Clock,
 }
 
 /// The answer, before it becomes HTTP: what a replay repeats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
+    /// The HTTP status.
     pub status: u16,
+    /// The JSON body.
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `Location`, for 202s.
     pub location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `Retry-After`, seconds.
     pub retry_after: Option<u32>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// A replay of an earlier answer to the same `Idempotency-Key` (`Idempotent-Replayed: true`).
     pub replayed: bool,
 }
 
@@ -127,6 +137,7 @@ impl Answer {
         }
     }
 
+    /// The HTTP response, headers included.
     pub fn into_response(self) -> Response<Body> {
         let mut response = Response::new(Body::from(self.body));
         *response.status_mut() =

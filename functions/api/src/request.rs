@@ -55,23 +55,33 @@ const MAX_CAROUSEL_CHOICES: usize = 3;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    /// The recipient: an E.164 number for phone channels, the channel's identity otherwise.
     pub to: String,
+    /// The channel: `WHATSAPP`, `SMS`, `RCS`, ... (Conversation) or `SMS_API`.
     pub channel: String,
     #[serde(default)]
+    /// A text message.
     pub text: Option<String>,
     #[serde(default)]
+    /// A media message.
     pub media: Option<Media>,
     #[serde(default)]
+    /// A template message.
     pub template: Option<Template>,
     #[serde(default)]
+    /// Any Conversation message, as Sinch takes it (sent field for field).
     pub message: Option<Map<String, Value>>,
     #[serde(default)]
+    /// Channels to fall back to, in order (Conversation only).
     pub fallback: Vec<String>,
     #[serde(default)]
+    /// Echoed back in the message's status and events (any JSON, at most 1 KiB).
     pub metadata: Option<Value>,
     #[serde(default)]
+    /// How long Sinch keeps trying, in seconds.
     pub ttl: Option<u64>,
     #[serde(default, alias = "from")]
+    /// The SMS API sender (`from` is accepted too).
     pub sms_sender: Option<String>,
     /// When to send it (RFC 3339, at most 35 days ahead); at once by default.
     #[serde(default)]
@@ -92,18 +102,24 @@ pub struct SendRequest {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `media`: an image, video, audio or document by URL.
 pub struct Media {
+    /// A public URL.
     pub url: String,
     #[serde(default)]
+    /// A preview image.
     pub thumbnail_url: Option<String>,
     #[serde(default)]
+    /// A caption, sent as a card's text.
     pub caption: Option<String>,
     #[serde(default)]
+    /// The file name to show.
     pub filename: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `template`: a WhatsApp template by name, an omni template by id, or both.
 pub struct Template {
     /// A WhatsApp template's name.
     #[serde(default)]
@@ -112,6 +128,7 @@ pub struct Template {
     #[serde(default)]
     pub language: Option<String>,
     #[serde(default)]
+    /// The WhatsApp template's parameters (or the omni template's, when no name is given).
     pub parameters: BTreeMap<String, String>,
     /// An omni template's id.
     #[serde(default)]
@@ -123,6 +140,7 @@ pub struct Template {
     #[serde(default)]
     pub omni_language: Option<String>,
     #[serde(default)]
+    /// The omni template's parameters, when a WhatsApp template is given too.
     pub omni_parameters: Option<BTreeMap<String, String>>,
 }
 
@@ -140,10 +158,13 @@ pub struct Channels {
 /// A request that passed every rule: what is stored and queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Valid {
+    /// The recipient, normalised.
     pub to: String,
+    /// The channel asked for.
     pub channel: String,
     /// Every channel it may go on (the channel, then the fallback).
     pub channels: Vec<String>,
+    /// Which API sends it, with what.
     pub route: Route,
     /// Whether it is free-form on WhatsApp with nowhere else to go: the 24-hour window applies.
     pub needs_whatsapp_window: bool,
@@ -153,6 +174,7 @@ pub struct Valid {
     pub due_ms: u64,
     /// When it may no longer leave, if ever.
     pub expires_at_ms: Option<u64>,
+    /// The lane it goes by.
     pub lane: Lane,
     /// A text on an SMS channel: its encoding and parts.
     pub sms: Option<Parts>,
@@ -161,7 +183,9 @@ pub struct Valid {
 /// What validation needs besides the request.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
+    /// What the deployment can send through.
     pub channels: &'a Channels,
+    /// Now, Unix ms.
     pub now_ms: u64,
     /// The deployment's quiet hours (`QUIET_HOURS`), when the request gives none.
     pub quiet_hours: Option<&'a QuietHours>,

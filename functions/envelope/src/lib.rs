@@ -9,6 +9,8 @@
 //! headers (so the worker or an operator can re-verify), when and through which API Gateway
 //! request it arrived, its content type, and, for parked messages, why it was dead-lettered.
 
+#![warn(missing_docs)]
+
 use std::borrow::Cow;
 use std::time::SystemTime;
 
@@ -56,13 +58,18 @@ pub enum BodyEncoding {
 /// The signature headers as received, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeaders {
+    /// `x-sinch-webhook-signature`.
     pub signature: String,
+    /// `x-sinch-webhook-signature-nonce`.
     pub nonce: String,
+    /// `x-sinch-webhook-signature-timestamp`.
     pub timestamp: String,
+    /// `x-sinch-webhook-signature-algorithm`, when sent.
     pub algorithm: Option<String>,
 }
 
 impl SignatureHeaders {
+    /// The headers, borrowed, as the verifier takes them.
     pub fn as_parts(&self) -> SignatureParts<'_> {
         SignatureParts {
             signature: &self.signature,
@@ -94,8 +101,11 @@ pub struct Envelope {
     pub signature: Option<SignatureHeaders>,
     /// Unix milliseconds.
     pub received_at_ms: u64,
+    /// API Gateway's request id (or the local stack's), for tracing a callback end to end.
     pub request_id: Option<String>,
+    /// The `Content-Type` the callback arrived with.
     pub content_type: Option<String>,
+    /// Set when parked in the dead-letter queue: why (a stable code).
     pub dead_letter_reason: Option<String>,
     /// The error behind [`Envelope::dead_letter_reason`], cut to [`DETAIL_LIMIT`] bytes.
     pub dead_letter_detail: Option<String>,
@@ -110,10 +120,18 @@ pub const DETAIL_LIMIT: usize = 512;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
     #[error("message attribute {0} is missing")]
+    /// A required message attribute is absent (its name).
     MissingAttribute(&'static str),
     #[error("message attribute {name} is malformed: {value:?}")]
-    MalformedAttribute { name: &'static str, value: String },
+    /// A message attribute has a value this version cannot read.
+    MalformedAttribute {
+        /// Its name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
     #[error("the body is marked base64 but does not decode")]
+    /// The body is marked base64 but does not decode.
     BadBase64,
 }
 
@@ -234,6 +252,7 @@ impl Envelope {
         &self.body
     }
 
+    /// How the body is written in the queue message.
     pub fn encoding(&self) -> BodyEncoding {
         self.encoding
     }

@@ -8,16 +8,22 @@
 use pipeline::config::{ConfigError, Env};
 use pipeline::events::DEFAULT_SOURCE;
 
+/// The EventBridge bus to put events on (required).
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+/// The events' `source`; `sinch-hooks` by default.
 pub const EVENT_SOURCE: &str = "EVENT_SOURCE";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the publisher needs to know.
 pub struct PublisherConfig {
+    /// The bus's name or ARN.
     pub bus: String,
+    /// The events' `source`.
     pub source: String,
 }
 
 impl PublisherConfig {
+    /// The configuration from the environment `env`.
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let bus = env
             .optional(EVENT_BUS_NAME)

@@ -20,6 +20,8 @@
 //! [`publish`] is a plain async function over its dependencies; `main.rs` wires it to
 //! `lambda_runtime`, and the local stack feeds it the in-memory store's changes.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod lambda;
 #[cfg(feature = "poller")]
@@ -49,6 +51,7 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The publisher's dependencies, built once per cold start.
 #[derive(Debug, Clone)]
 pub struct Publisher<K> {
+    /// Where events go.
     pub sink: K,
     /// The events' `source`.
     pub source: String,
@@ -60,6 +63,7 @@ pub struct Publisher<K> {
 }
 
 impl<K> Publisher<K> {
+    /// A publisher to `sink` with the default retry time and backoff.
     pub fn new(sink: K, source: impl Into<String>) -> Self {
         Self {
             sink,
@@ -102,6 +106,7 @@ impl Published {
 pub struct Pending {
     /// The record's sequence number (what `batchItemFailures` names).
     pub sequence: String,
+    /// The events it gives, in order.
     pub events: Vec<Event>,
 }
 

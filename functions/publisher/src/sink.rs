@@ -19,10 +19,13 @@ use crate::MAX_REQUEST_BYTES;
 pub struct Entry {
     /// Our id of the event (also in the detail as `event_id`).
     pub event_id: String,
+    /// The events' `source`.
     pub source: String,
+    /// One of the detail-types (`pipeline::events::DETAIL_TYPES`).
     pub detail_type: String,
     /// The detail, JSON.
     pub detail: String,
+    /// When the change was committed, Unix ms (the entry's `Time`).
     pub time_ms: u64,
     /// The state item it came from.
     pub item: String,
@@ -83,6 +86,7 @@ pub struct SinkError(pub String);
 /// Where events go. One call takes at most [`crate::MAX_ENTRIES`] entries; the answer says, per
 /// entry in order, whether it was taken (`Err` with the service's error code if not).
 pub trait EventSink: Send + Sync {
+    /// Puts `entries`, in one call.
     fn put(
         &self,
         entries: &[&Entry],
@@ -97,6 +101,7 @@ pub struct EventBridgeSink {
 }
 
 impl EventBridgeSink {
+    /// The bus `bus`, through `client`.
     pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
         Self {
             client,

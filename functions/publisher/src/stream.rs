@@ -11,6 +11,7 @@ use pipeline::store::dynamodb_snapshot;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError {
     #[error("the record has no images (the stream must be NEW_AND_OLD_IMAGES)")]
+    /// An image the change needs is missing from the record.
     NoImages,
 }
 

@@ -26,11 +26,17 @@ pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Everything the receiver needs to know.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
+    /// The webhook secrets (`SINCH_WEBHOOK_SECRET`, comma-separated during a rotation).
     pub secrets: Secrets,
+    /// The queue authentic callbacks go to.
     pub queue_url: String,
+    /// The queue authentic but stale callbacks are parked in.
     pub dead_letter_queue_url: String,
+    /// How far a signature's timestamp may be from now.
     pub tolerance: Tolerance,
+    /// The largest body taken (`MAX_BODY_BYTES`; SQS's message limit by default).
     pub max_body_bytes: usize,
+    /// How long the queue may take to confirm.
     pub enqueue_timeout: Duration,
 }
 

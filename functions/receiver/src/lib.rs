@@ -21,6 +21,8 @@
 //! [`handle`] is a plain async function over its dependencies, so tests and benchmarks call it
 //! without the Lambda runtime; [`run`] wires it to `lambda_http`.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod lambda;
 
@@ -52,6 +54,7 @@ pub struct Receiver<Q> {
 }
 
 impl<Q: Queue> Receiver<Q> {
+    /// A receiver with `config`'s secrets, tolerance and limits over the two queues.
     pub fn new(config: &ReceiverConfig, queue: Q, dead_letters: Q) -> Self {
         Self {
             verifier: Verifier::new(&config.secrets).with_tolerance(config.tolerance),
@@ -82,6 +85,7 @@ impl<Q: Queue> Receiver<Q> {
 pub enum Outcome {
     /// Verified and stored on the queue.
     Accepted {
+        /// The queue's id of the stored message.
         message_id: MessageId,
         /// Which configured secret matched (0 = the first): during a rotation, the old secret
         /// can go once no callback matches it any more.
@@ -91,20 +95,31 @@ pub enum Outcome {
     Rejected(Rejection),
     /// Authentic but out of the time tolerance: parked in the dead-letter queue.
     DeadLettered {
+        /// Why it was out of tolerance.
         rejection: Rejection,
+        /// The dead-letter queue's id of it.
         message_id: MessageId,
     },
     /// Authentic, but with an empty body, which no queue message can carry.
     EmptyBody,
     /// Over the body limit (or, once wrapped, over the queue's message limit).
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The body's size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// Not a POST.
     MethodNotAllowed,
     /// The queue did not confirm in time; the caller should retry.
-    Unavailable { detail: String },
+    Unavailable {
+        /// What the queue said (logged, never answered).
+        detail: String,
+    },
 }
 
 impl Outcome {
+    /// The HTTP status of the answer.
     pub fn status(&self) -> StatusCode {
         match self {
             Outcome::Accepted { .. } => StatusCode::OK,

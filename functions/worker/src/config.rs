@@ -7,13 +7,21 @@ use pipeline::reply::ReplyPolicy;
 use pipeline::schedule::{LaneQueue, Lanes};
 use sinch::client::{ClientConfig, ConversationCredentials, SmsCredentials, Urls};
 
+/// The Sinch project (Conversation API).
 pub const SINCH_PROJECT_ID: &str = "SINCH_PROJECT_ID";
+/// The project's access key id.
 pub const SINCH_KEY_ID: &str = "SINCH_KEY_ID";
+/// The access key's secret (in AWS from Secrets Manager: `SINCH_KEY_SECRET_ARN`).
 pub const SINCH_KEY_SECRET: &str = "SINCH_KEY_SECRET";
+/// The Conversation app replies go from when a callback names none.
 pub const SINCH_APP_ID: &str = "SINCH_APP_ID";
+/// The Conversation API's region: `us`, `eu` or `br`.
 pub const SINCH_REGION: &str = "SINCH_REGION";
+/// The SMS API service plan.
 pub const SINCH_SMS_SERVICE_PLAN_ID: &str = "SINCH_SMS_SERVICE_PLAN_ID";
+/// The service plan's API token (in AWS from `SINCH_SMS_API_TOKEN_ARN`).
 pub const SINCH_SMS_API_TOKEN: &str = "SINCH_SMS_API_TOKEN";
+/// The SMS API's region: `us`, `eu`, `br`, `ca` or `au`.
 pub const SINCH_SMS_REGION: &str = "SINCH_SMS_REGION";
 /// Override of the OAuth2 server (tests, simulators).
 pub const SINCH_AUTH_URL: &str = "SINCH_AUTH_URL";
@@ -21,6 +29,7 @@ pub const SINCH_AUTH_URL: &str = "SINCH_AUTH_URL";
 pub const SINCH_CONVERSATION_URL: &str = "SINCH_CONVERSATION_URL";
 /// Override of the SMS API base URL.
 pub const SINCH_SMS_URL: &str = "SINCH_SMS_URL";
+/// The queue permanently failed callbacks are parked in.
 pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
 /// Reply rules, JSON (see `pipeline::reply`).
 pub const REPLY_RULES: &str = "REPLY_RULES";
@@ -41,9 +50,11 @@ const SMS_REGIONS: [&str; 5] = ["us", "eu", "br", "ca", "au"];
 
 /// The fast lane's queue (the template's outbound queue).
 pub const OUTBOUND_QUEUE_URL: &str = "OUTBOUND_QUEUE_URL";
+/// Its ARN (EventBridge Scheduler's target).
 pub const OUTBOUND_QUEUE_ARN: &str = "OUTBOUND_QUEUE_ARN";
 /// The bulk lane's queue.
 pub const BULK_QUEUE_URL: &str = "BULK_QUEUE_URL";
+/// Its ARN.
 pub const BULK_QUEUE_ARN: &str = "BULK_QUEUE_ARN";
 /// The role EventBridge Scheduler assumes to deliver jobs due later.
 pub const SCHEDULER_ROLE_ARN: &str = "SCHEDULER_ROLE_ARN";
@@ -53,8 +64,11 @@ pub const SCHEDULE_GROUP: &str = "SCHEDULE_GROUP";
 /// Where a batch's sends go (required in Lambda; the local stack wires its own).
 #[derive(Debug, Clone)]
 pub struct Dispatch {
+    /// The lanes' queues.
     pub lanes: pipeline::schedule::Lanes<pipeline::schedule::LaneQueue>,
+    /// The role EventBridge Scheduler assumes.
     pub scheduler_role_arn: String,
+    /// The schedule group.
     pub schedule_group: String,
 }
 
@@ -65,13 +79,19 @@ pub struct WorkerConfig {
     pub pacing: pipeline::pacing::Pacing,
     /// The lanes and the scheduler, when all of their settings are given.
     pub dispatch: Option<Dispatch>,
+    /// Credentials and URLs of the Sinch APIs.
     pub sinch: ClientConfig,
+    /// See [`SINCH_APP_ID`].
     pub app_id: Option<String>,
+    /// See [`DEAD_LETTER_QUEUE_URL`].
     pub dead_letter_queue_url: String,
+    /// The reply rules.
     pub policy: ReplyPolicy,
+    /// How many records of a batch are handled at once.
     pub concurrency: usize,
     /// Required in Lambda; the local stack may run without it (in-memory state).
     pub table_name: Option<String>,
+    /// How long a handled callback is remembered.
     pub idempotency_ttl: Duration,
     /// See [`SEND_SETTLE_SECS`].
     pub send_settle: Duration,
@@ -80,10 +100,12 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The configuration from the process's environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from(&Env::process())
     }
 
+    /// The configuration from `env`; the first wrong variable is the error.
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let policy = match env.optional(REPLY_RULES) {
             None => ReplyPolicy::default(),

@@ -30,6 +30,8 @@
 //! Lambda runtime, and [`lambda::run_with`] is the whole Lambda (configuration, clients), with
 //! the hook you give it ([`pipeline::hook`]).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod lambda;
 
@@ -66,11 +68,15 @@ pub const SAFETY_MARGIN: Duration = Duration::from_millis(1500);
 /// The worker's dependencies, built once per cold start.
 #[derive(Debug)]
 pub struct Worker<S, Q, H = ReplyPolicy, C = MemoryScheduler> {
+    /// What the handlers use.
     pub services: Services<S, H>,
+    /// The dead-letter queue.
     pub dead_letters: Q,
     /// Where a batch's send jobs go: the lanes' queues, or the scheduler when they are due later.
     pub lanes: Lanes<Q>,
+    /// Takes jobs due later to their lane at their time.
     pub scheduler: C,
+    /// How many records of a batch are handled at once.
     pub concurrency: usize,
     /// EMF metrics (off in tests and the local stack).
     pub metrics: Metrics,
@@ -122,11 +128,22 @@ impl StoreHealth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     /// Done: acked.
-    Handled { kind: String, handled: Handled },
+    Handled {
+        /// The callback's or job's kind.
+        kind: String,
+        /// What the handler did.
+        handled: Handled,
+    },
     /// Permanently failed and parked in the DLQ: acked.
-    DeadLettered { reason: &'static str },
+    DeadLettered {
+        /// The dead-letter reason code.
+        reason: &'static str,
+    },
     /// To be delivered again: reported in `batchItemFailures`.
-    Retry { detail: String },
+    Retry {
+        /// Why, for the log.
+        detail: String,
+    },
 }
 
 /// A batch whose failures cannot be reported record by record.

@@ -50,6 +50,7 @@ pub struct FaultyStore<S> {
 }
 
 impl<S: Store> FaultyStore<S> {
+    /// `inner`, with no fault armed.
     pub fn new(inner: S) -> Self {
         Self {
             inner,

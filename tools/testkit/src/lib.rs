@@ -7,6 +7,8 @@
 //! `.venv`; this crate finds it there, or through `MOTO_SERVER`, or on `PATH`. A missing moto is
 //! a test failure naming the setup command, never a silent skip.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod faulty;
 pub mod proxy;

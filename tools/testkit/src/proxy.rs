@@ -21,8 +21,11 @@ use tokio::sync::{oneshot, watch};
 /// What the proxy does with traffic now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Forwards every byte.
     Pass,
+    /// Resets connections.
     Refuse,
+    /// Accepts connections and stalls them.
     Blackhole,
 }
 
@@ -70,6 +73,7 @@ impl FaultProxy {
         format!("http://{}", self.address)
     }
 
+    /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
     }
@@ -89,6 +93,7 @@ impl FaultProxy {
         self.mode.send_replace(Mode::Pass);
     }
 
+    /// What it does now.
     pub fn mode(&self) -> Mode {
         *self.mode.borrow()
     }
