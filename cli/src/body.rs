@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::CliError;
 
+/// The bytes of `file`, or of `stdin` when it is absent or `-`.
 pub fn read(file: Option<&Path>, stdin: &mut dyn Read) -> Result<Vec<u8>, CliError> {
     match file {
         Some(path) if path != Path::new("-") => {

@@ -10,12 +10,15 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Sinch webhooks on AWS Lambda: sign and verify callbacks, and run the pipeline locally"
 )]
+/// The command line.
 pub struct Cli {
     #[command(subcommand)]
+    /// What to do.
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+/// The subcommands.
 pub enum Command {
     /// Run the whole pipeline in this process on embedded defaults and feed it signed sample
     /// callbacks: replies, delivery reports out of order, a duplicate, a forgery, a stale and a
@@ -61,11 +64,13 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+/// `sinch-simulator`'s flags.
 pub struct SinchSimulatorArgs {
     /// Address to listen on (a container reaches the host at the docker0 address).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
     #[arg(long, default_value_t = 3001)]
+    /// Port to listen on.
     pub port: u16,
     /// Post delivery reports for what is sent to this webhook...
     #[arg(long, requires = "secret")]
@@ -89,6 +94,7 @@ pub struct ApiArgs {
     )]
     pub url: String,
     #[arg(long, value_enum, default_value = "auto")]
+    /// How to authenticate: `sigv4` (a deployed stack), `none` (the local one), or `auto` (SigV4 unless the URL is loopback).
     pub auth: crate::messages_client::Auth,
     /// The region to sign for (default: from the URL, else the AWS configuration).
     #[arg(long)]
@@ -96,6 +102,7 @@ pub struct ApiArgs {
 }
 
 #[derive(Debug, Subcommand)]
+/// `batch`'s subcommands.
 pub enum BatchCommand {
     /// POST /batches from a CSV file: a `to` column, every other column a parameter that fills
     /// `${column}` in the text and the template's parameters (a `metadata` column: a JSON
@@ -107,20 +114,25 @@ pub enum BatchCommand {
 }
 
 #[derive(Debug, Args)]
+/// `batch send`'s flags.
 pub struct BatchSendArgs {
     /// The recipients.
     #[arg(long)]
     pub csv: PathBuf,
     #[command(flatten)]
+    /// Where the messages API is, and how to reach it.
     pub api: ApiArgs,
     #[arg(long, default_value = "WHATSAPP")]
+    /// The channel: WHATSAPP, SMS, RCS, ... or SMS_API.
     pub channel: String,
     /// The text, with `${column}` placeholders.
     #[arg(long)]
     pub text: Option<String>,
     #[arg(long)]
+    /// A WhatsApp template's name.
     pub template_name: Option<String>,
     #[arg(long)]
+    /// Its language, e.g. en_US.
     pub template_language: Option<String>,
     /// A template parameter, KEY=VALUE (the value may hold `${column}`); repeat.
     #[arg(long)]
@@ -132,6 +144,7 @@ pub struct BatchSendArgs {
     #[arg(long)]
     pub priority: Option<String>,
     #[arg(long, alias = "from")]
+    /// The SMS API sender.
     pub sms_sender: Option<String>,
     /// The shared body as JSON (every field of POST /messages but `to`), instead of the flags.
     #[arg(long)]
@@ -143,6 +156,7 @@ pub struct BatchSendArgs {
     #[arg(long)]
     pub wait: bool,
     #[arg(long, default_value_t = 600)]
+    /// Give up waiting after this many seconds.
     pub timeout_secs: u64,
     /// No progress bar.
     #[arg(long)]
@@ -150,20 +164,26 @@ pub struct BatchSendArgs {
 }
 
 #[derive(Debug, Args)]
+/// `batch status`'s flags.
 pub struct BatchStatusArgs {
     /// The batch id (`bat_...`).
     pub id: String,
     #[command(flatten)]
+    /// Where the messages API is, and how to reach it.
     pub api: ApiArgs,
     #[arg(long)]
+    /// Follow the batch until every message is final.
     pub wait: bool,
     #[arg(long, default_value_t = 600)]
+    /// Give up waiting after this many seconds.
     pub timeout_secs: u64,
     #[arg(long)]
+    /// No progress bar.
     pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
+/// `message`'s subcommands.
 pub enum MessageCommand {
     /// POST /messages; the Idempotency-Key is generated unless given. --count sends a load.
     Send(Box<MessageSendArgs>),
@@ -172,8 +192,10 @@ pub enum MessageCommand {
 }
 
 #[derive(Debug, Args)]
+/// `message send`'s flags.
 pub struct MessageSendArgs {
     #[command(flatten)]
+    /// Where the messages API is, and how to reach it.
     pub api: ApiArgs,
     /// An E.164 number (or another channel's identity).
     #[arg(long, required_unless_present = "json")]
@@ -182,10 +204,13 @@ pub struct MessageSendArgs {
     #[arg(long, default_value = "WHATSAPP")]
     pub channel: String,
     #[arg(long)]
+    /// A text message.
     pub text: Option<String>,
     #[arg(long)]
+    /// A media message: the file's public URL.
     pub media_url: Option<String>,
     #[arg(long, requires = "media_url")]
+    /// The media's caption.
     pub caption: Option<String>,
     /// A WhatsApp template's name.
     #[arg(long)]
@@ -200,6 +225,7 @@ pub struct MessageSendArgs {
     #[arg(long)]
     pub template_id: Option<String>,
     #[arg(long)]
+    /// The omni template's version (`latest` accepted).
     pub template_version: Option<String>,
     /// An omni template parameter when a WhatsApp template is given too; repeat.
     #[arg(long)]
@@ -214,6 +240,7 @@ pub struct MessageSendArgs {
     #[arg(long)]
     pub ttl: Option<u64>,
     #[arg(long, alias = "from")]
+    /// The SMS API sender.
     pub sms_sender: Option<String>,
     /// The whole request body as JSON, instead of the flags above.
     #[arg(long)]
@@ -236,10 +263,12 @@ pub struct MessageSendArgs {
 }
 
 #[derive(Debug, Args)]
+/// `message status`'s flags.
 pub struct MessageStatusArgs {
     /// The message id (`msg_...`).
     pub id: String,
     #[command(flatten)]
+    /// Where the messages API is, and how to reach it.
     pub api: ApiArgs,
     /// Follow the status until it is final (READ, FAILED, an SMS final status).
     #[arg(long)]
@@ -250,6 +279,7 @@ pub struct MessageStatusArgs {
 }
 
 #[derive(Debug, Args)]
+/// `register-webhook`'s flags.
 pub struct RegisterWebhookArgs {
     /// The webhook URL (the stack's WebhookUrl output).
     #[arg(long, required_unless_present = "list")]
@@ -270,6 +300,7 @@ pub struct RegisterWebhookArgs {
 }
 
 #[derive(Debug, Args)]
+/// `redrive`'s flags.
 pub struct RedriveArgs {
     /// The queue to move messages back to (the stack's QueueUrl output).
     #[arg(long, env = "QUEUE_URL")]
@@ -289,8 +320,10 @@ pub struct RedriveArgs {
 }
 
 #[derive(Debug, Args)]
+/// `fixtures`' flags.
 pub struct FixturesArgs {
     #[command(flatten)]
+    /// The secret to sign with.
     pub secret: SecretArgs,
     /// Directory to write them to.
     #[arg(long, default_value = "infra/fixtures")]
@@ -311,6 +344,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Kind::InboundText => "inbound-text",
@@ -322,11 +356,13 @@ impl Kind {
 }
 
 #[derive(Debug, Args)]
+/// `post-callbacks`' flags.
 pub struct PostCallbacksArgs {
     /// The webhook URL, e.g. http://127.0.0.1:3000/webhook or an API Gateway URL.
     #[arg(long)]
     pub url: String,
     #[command(flatten)]
+    /// The secret to sign with.
     pub secret: SecretArgs,
     /// What to send; every callback has fresh ids.
     #[arg(long, value_enum, default_value = "inbound-text")]
@@ -343,6 +379,7 @@ pub struct PostCallbacksArgs {
 }
 
 #[derive(Debug, Args)]
+/// `serve`'s flags.
 pub struct ServeArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = 3000)]
@@ -380,6 +417,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub events_file: Option<PathBuf>,
     #[command(flatten)]
+    /// The emulated event source mappings.
     pub event_source: EventSourceArgs,
 }
 
@@ -411,6 +449,7 @@ pub struct EventSourceArgs {
 }
 
 #[derive(Debug, Args)]
+/// `inspect`'s arguments.
 pub struct InspectArgs {
     /// File holding the body or dump; standard input when absent or `-`.
     pub body_file: Option<PathBuf>,
@@ -443,8 +482,10 @@ impl SecretArgs {
 }
 
 #[derive(Debug, Args)]
+/// `verify`'s flags.
 pub struct VerifyArgs {
     #[command(flatten)]
+    /// The secrets to check against.
     pub secret: SecretArgs,
     /// Value of x-sinch-webhook-signature-nonce.
     #[arg(long)]
@@ -469,8 +510,10 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+/// `sign`'s flags.
 pub struct SignArgs {
     #[command(flatten)]
+    /// The secret to sign with.
     pub secret: SecretArgs,
     /// Nonce to sign with; a fresh ULID by default.
     #[arg(long)]

@@ -4,6 +4,8 @@
 //! a negative answer (a signature that does not verify, a malformed callback), 2 for usage and
 //! input errors (a body that is not JSON).
 
+#![warn(missing_docs)]
+
 pub mod answer;
 pub mod body;
 pub mod cli;
@@ -23,15 +25,21 @@ use cli::{Cli, Command};
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot read {path}: {source}")]
+    /// A file could not be read.
     ReadFile {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
     #[error("cannot read standard input: {0}")]
+    /// Standard input could not be read.
     ReadStdin(std::io::Error),
     #[error("cannot write output: {0}")]
+    /// Standard output could not be written.
     Write(#[from] std::io::Error),
     #[error("{0}")]
+    /// The arguments do not make sense together (the words say why).
     Usage(String),
 }
 

@@ -38,12 +38,15 @@ struct Signer {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{0} is not an http(s) URL")]
+    /// The URL is not http(s).
     Url(String),
     #[error(
         "no AWS credentials for SigV4: {0} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; --auth none for the local stack)"
     )]
+    /// SigV4 is wanted and no AWS credentials were found.
     Credentials(String),
     #[error("no AWS region for SigV4: give --region, or set AWS_REGION")]
+    /// SigV4 is wanted and no region was given or found.
     Region,
 }
 
@@ -80,6 +83,7 @@ impl MessagesClient {
         })
     }
 
+    /// Whether requests are signed with SigV4.
     pub fn signs(&self) -> bool {
         self.signer.is_some()
     }

@@ -24,6 +24,7 @@ use crate::messages_client::{MessagesClient, POLL};
 /// The most recipients a batch takes (the API's limit).
 pub const BATCH_LIMIT: usize = 10_000;
 
+/// Runs `batch send` or `batch status`.
 pub fn run(command: &BatchCommand, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
     match command {

@@ -23,6 +23,7 @@ const CUSTOMER: &str = "46701234567";
 const SMS_CUSTOMER: &str = "46709876543";
 const OUR_NUMBER: &str = "46700000001";
 
+/// Runs `demo`: the whole pipeline in this process, step by step.
 pub fn run(stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     // The demo prints its own story; logs only for real problems (RUST_LOG overrides).
     crate::logging::init("error");

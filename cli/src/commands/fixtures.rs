@@ -19,6 +19,7 @@ use crate::CliError;
 use crate::cli::FixturesArgs;
 use crate::samples;
 
+/// Runs `fixtures`: writes the Lambda event files.
 pub fn run(args: &FixturesArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let secret = args.secret.first()?;
     std::fs::create_dir_all(&args.out).map_err(|source| CliError::ReadFile {

@@ -15,6 +15,7 @@ use sinch::callback::{self, ParseError};
 use crate::cli::InspectArgs;
 use crate::{CliError, body};
 
+/// Runs `inspect`: one JSON line per callback read.
 pub fn run(
     args: &InspectArgs,
     stdin: &mut dyn Read,

@@ -11,6 +11,7 @@ use crate::CliError;
 use crate::cli::{MessageCommand, MessageSendArgs, MessageStatusArgs};
 use crate::messages_client::{MessagesClient, POLL};
 
+/// Runs `message send` or `message status`.
 pub fn run(command: &MessageCommand, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
     match command {

@@ -19,14 +19,19 @@ use crate::webhook_client::{http_client, post_signed};
 /// What a load run measured.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// Requests made.
     pub sent: u64,
     /// Count per HTTP status, or `error` for no answer.
     pub answers: BTreeMap<String, u64>,
+    /// How long the run took.
     pub elapsed: Duration,
     /// Latency percentiles, microseconds: p50, p90, p99, max.
     pub p50_us: u64,
+    /// The 90th percentile.
     pub p90_us: u64,
+    /// The 99th percentile.
     pub p99_us: u64,
+    /// The slowest.
     pub max_us: u64,
 }
 
@@ -36,11 +41,13 @@ impl Report {
         self.answers.get(status).copied().unwrap_or(0)
     }
 
+    /// Requests a second over the run.
     pub fn per_second(&self) -> f64 {
         self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
+/// Runs `post-callbacks`.
 pub fn run(args: &PostCallbacksArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let secret = args.secret.first()?.to_owned();
     if args.count == 0 || args.concurrency == 0 {

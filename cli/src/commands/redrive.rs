@@ -11,6 +11,7 @@ use pipeline::envelope::{DEAD_LETTER_DETAIL, DEAD_LETTER_REASON, Envelope};
 use crate::CliError;
 use crate::cli::RedriveArgs;
 
+/// Runs `redrive`.
 pub fn run(args: &RedriveArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
     runtime.block_on(redrive(args, stdout))

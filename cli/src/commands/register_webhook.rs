@@ -25,6 +25,7 @@ pub const DEFAULT_TRIGGERS: [&str; 4] = [
     "CONTACT_CREATE",
 ];
 
+/// Runs `register-webhook`.
 pub fn run(args: &RegisterWebhookArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;
     runtime.block_on(register(args, stdout))

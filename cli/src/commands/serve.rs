@@ -20,6 +20,7 @@ use crate::CliError;
 use crate::cli::{EventSourceArgs, ServeArgs};
 use crate::stack::{self, Options, event_source::EventSourceConfig};
 
+/// Runs `serve` until Ctrl-C.
 pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
     let options = options_from_env(&Env::process(), args)
         .map_err(|e| CliError::Usage(format!("configuration: {e}")))?;
@@ -134,6 +135,7 @@ pub fn check_event_source(args: &EventSourceArgs) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The event source settings the flags give.
 pub fn event_source_config(args: &EventSourceArgs) -> EventSourceConfig {
     EventSourceConfig {
         batch_size: usize::from(args.batch_size),

@@ -9,6 +9,7 @@ use sinch::signature::{sign_headers, unix_seconds};
 use crate::cli::SignArgs;
 use crate::{CliError, body};
 
+/// Runs `sign`: the headers, or a curl command.
 pub fn run(
     args: &SignArgs,
     stdin: &mut dyn Read,

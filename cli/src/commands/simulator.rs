@@ -11,6 +11,7 @@ use crate::CliError;
 use crate::cli::SinchSimulatorArgs;
 use crate::stack::simulator::{self, Reports};
 
+/// Runs `sinch-simulator` until Ctrl-C.
 pub fn run(args: &SinchSimulatorArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
     crate::logging::init("info");
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Write)?;

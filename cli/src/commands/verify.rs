@@ -10,6 +10,7 @@ use sinch::signature::{Rejection, Secrets, SignatureParts, Tolerance, Verifier};
 use crate::cli::VerifyArgs;
 use crate::{CliError, body};
 
+/// Runs `verify`: `valid` (exit 0) or why not (exit 1).
 pub fn run(
     args: &VerifyArgs,
     stdin: &mut dyn Read,

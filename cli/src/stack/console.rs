@@ -39,17 +39,23 @@ pub const PAGE: usize = 25;
 /// One request at the door, as the page shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DoorEntry {
+    /// Its place in the door's log, from 1.
     pub seq: u64,
+    /// When it arrived (RFC 3339).
     pub at: String,
+    /// Whether it was answered 200.
     pub accepted: bool,
     /// `accepted`, or why it was refused (`signature_mismatch`, `stale_signature`, ...).
     pub reason: String,
+    /// The HTTP status it was answered.
     pub status: u16,
     /// The callback's kind, when its body reads as one.
     pub kind: Option<String>,
+    /// The body's size in bytes.
     pub size: usize,
     /// The body (cut at [`BODY_KEEP`]; invalid UTF-8 replaced).
     pub body: String,
+    /// Whether the body shown was cut.
     pub truncated: bool,
     /// The signature headers it came with, by name only.
     pub signature_headers: Vec<String>,
@@ -119,6 +125,7 @@ pub const BATCHES_KEEP: usize = 20;
 pub struct Console(Mutex<Model>);
 
 impl Console {
+    /// An empty console.
     pub fn new() -> Arc<Self> {
         Arc::default()
     }
@@ -370,18 +377,24 @@ impl Console {
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 pub struct CursorQuery {
     #[serde(default)]
+    /// The state's version the page has.
     pub version: u64,
     #[serde(default)]
+    /// The last door entry the page has.
     pub door_seq: u64,
     #[serde(default)]
+    /// The dead-letter list's version the page has.
     pub dead_letters_version: u64,
 }
 
 /// Where a stream of updates stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cursor {
+    /// The state's version.
     pub version: u64,
+    /// The last door entry sent.
     pub door_seq: u64,
+    /// The dead-letter list's version.
     pub dead_letters_version: u64,
 }
 

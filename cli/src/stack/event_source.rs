@@ -55,18 +55,23 @@ impl Default for EventSourceConfig {
 /// How full the queues are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Depths {
+    /// Messages waiting.
     pub visible: u64,
+    /// Messages received and not yet deleted.
     pub in_flight: u64,
+    /// Messages in the dead-letter queue.
     pub dead_letters: u64,
 }
 
 /// A message of the dead-letter queue, as the console shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeadLetterView {
+    /// The queue's id of the message.
     pub id: String,
     /// `dead-letter-reason` (`stale_signature`, `unparseable_payload`, ...), or the queue's own
     /// redrive.
     pub reason: String,
+    /// `dead-letter-detail`: the error behind the reason.
     pub detail: String,
     /// The callback's kind, when its body reads as one.
     pub kind: Option<String>,
@@ -102,6 +107,7 @@ pub trait Source: Send + Sync + 'static {
     fn receive(&self, max: usize) -> impl Future<Output = Vec<Value>> + Send;
     /// Deletes handled records by receipt handle.
     fn delete(&self, receipts: Vec<String>) -> impl Future<Output = ()> + Send;
+    /// How full the queue and its dead-letter queue are.
     fn depths(&self) -> impl Future<Output = Depths> + Send;
     /// What the dead-letter queue holds (at most 100), oldest first.
     fn dead_letters(&self) -> impl Future<Output = Vec<DeadLetterView>> + Send;
@@ -170,9 +176,13 @@ pub async fn run<S, Q, Src>(
 
 /// The in-memory queue as a source, with SQS's redrive emulated.
 pub struct MemorySource {
+    /// The queue records come from.
     pub queue: MemoryQueue,
+    /// Where a record goes after `max_receive_count` receives.
     pub dead_letters: MemoryQueue,
+    /// The mapping's settings.
     pub config: EventSourceConfig,
+    /// Where receives and redrives are counted.
     pub stats: Arc<Stats>,
 }
 
@@ -297,9 +307,13 @@ fn record(message_id: &str, receipt: &str, envelope: &Envelope, receive_count: u
 
 /// Real SQS as a source; the queue's redrive policy handles poison.
 pub struct SqsSource {
+    /// The SQS client.
     pub client: aws_sdk_sqs::Client,
+    /// The queue records come from.
     pub queue_url: String,
+    /// Its dead-letter queue (for the console's list).
     pub dead_letter_queue_url: String,
+    /// The mapping's settings.
     pub config: EventSourceConfig,
 }
 

@@ -35,12 +35,15 @@ use super::{console, local_only};
 
 /// What the routes share.
 pub struct App<Q, S, Src> {
+    /// The receiver behind `POST /webhook`.
     pub receiver: Receiver<Q>,
     /// The messages API, queueing on the outbound queue.
     pub api: Api<S, Q>,
+    /// The largest body any route reads.
     pub max_body_bytes: usize,
     /// How long a client may take to send a body.
     pub body_timeout: std::time::Duration,
+    /// The callbacks' queue, as its event source sees it.
     pub source: Arc<Src>,
     /// The outbound queue (the fast lane), as its event source sees it.
     pub outbound_source: Arc<Src>,
@@ -50,6 +53,7 @@ pub struct App<Q, S, Src> {
     pub scheduler: pipeline::schedule::MemoryScheduler,
     /// The send rates the worker holds to.
     pub pacing: pipeline::pacing::Pacing,
+    /// What `/status` reports.
     pub stats: Arc<Stats>,
     /// The Sinch simulator's log, when it runs: replies are counted there.
     pub sent: Option<super::simulator::Sent>,
@@ -59,6 +63,7 @@ pub struct App<Q, S, Src> {
     pub console: Arc<console::Console>,
 }
 
+/// Every route of `serve`, over `app`.
 pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     app: Arc<App<Q, S, Src>>,
 ) -> Router {

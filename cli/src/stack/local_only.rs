@@ -37,7 +37,9 @@ const FORWARDING: &[&str] = &[
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// A stable code: `host_not_local` or `peer_not_local`.
     pub code: &'static str,
+    /// Why, in words.
     pub message: String,
 }
 

@@ -41,20 +41,31 @@ use stats::{Stats, Status};
 
 /// Names of what the stack creates in AWS mode.
 pub const QUEUE_NAME: &str = "sinch-hooks-callbacks";
+/// The callbacks' dead-letter queue.
 pub const DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-callbacks-dlq";
+/// The fast lane's queue.
 pub const OUTBOUND_QUEUE_NAME: &str = "sinch-hooks-outbound";
+/// The fast lane's dead-letter queue.
 pub const OUTBOUND_DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-outbound-dlq";
+/// The bulk lane's queue.
 pub const BULK_QUEUE_NAME: &str = "sinch-hooks-bulk";
+/// The bulk lane's dead-letter queue.
 pub const BULK_DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-bulk-dlq";
+/// The state table.
 pub const TABLE_NAME: &str = "sinch-hooks";
 
 /// How to build the stack.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Where to listen.
     pub listen: SocketAddr,
+    /// The webhook secrets the receiver checks.
     pub secrets: Secrets,
+    /// How far a signature's timestamp may be from now.
     pub tolerance: Tolerance,
+    /// The largest body taken.
     pub max_body_bytes: usize,
+    /// The emulated event source mappings.
     pub event_source: EventSourceConfig,
     /// Real AWS APIs at this endpoint instead of memory.
     pub aws_endpoint: Option<String>,
@@ -62,8 +73,11 @@ pub struct Options {
     pub dynamodb_endpoint: Option<String>,
     /// Real Sinch; `None` starts the simulator.
     pub sinch: Option<ClientConfig>,
+    /// The reply rules.
     pub policy: ReplyPolicy,
+    /// The Conversation app to reply from when a callback names none.
     pub app_id: Option<String>,
+    /// How many records of a batch the worker handles at once.
     pub worker_concurrency: usize,
     /// Bound on each enqueue before the receiver answers 503 (`ENQUEUE_TIMEOUT_MS`).
     pub enqueue_timeout: Duration,
@@ -121,17 +135,28 @@ impl Options {
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     #[error("cannot listen on {address}: {source}")]
+    /// The address could not be bound.
     Listen {
+        /// The address.
         address: SocketAddr,
+        /// Why.
         source: std::io::Error,
     },
     #[error("cannot set up {what}: {detail}")]
-    Setup { what: &'static str, detail: String },
+    /// A queue, the table or a client could not be made.
+    Setup {
+        /// What.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// A running stack.
 pub struct Running {
+    /// Where it listens.
     pub address: SocketAddr,
+    /// What it counted.
     pub stats: Arc<Stats>,
     /// What the simulator was asked to send (when it runs).
     pub sent: Option<Sent>,

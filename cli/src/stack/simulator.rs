@@ -43,8 +43,11 @@ pub struct SentMessage {
     pub id: String,
     /// Channel (Conversation) or `SMS`.
     pub channel: String,
+    /// The sender asked for.
     pub from: String,
+    /// The recipient.
     pub to: String,
+    /// The text, or `[kind]` for a message that is not one.
     pub text: String,
     /// What the send carried for its delivery reports: `correlation_id` (Conversation) or
     /// `client_reference` (SMS); empty when none.
@@ -72,6 +75,7 @@ struct Log {
 /// What the simulator's log counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SentCounts {
+    /// Sends taken.
     pub messages: u64,
     /// References (our message ids) that arrived more than once.
     pub duplicated: u64,
@@ -80,10 +84,12 @@ pub struct SentCounts {
 }
 
 impl Sent {
+    /// Every send taken, in order.
     pub fn all(&self) -> Vec<SentMessage> {
         self.lock().messages.clone()
     }
 
+    /// The log's counts.
     pub fn counts(&self) -> SentCounts {
         let log = self.lock();
         SentCounts {
@@ -124,6 +130,7 @@ pub struct Reports {
     pub webhook: String,
     /// The secret to sign them with.
     pub secret: String,
+    /// Whether WhatsApp's window is open for a recipient: a free-form send outside it gets a FAILED report, as from Sinch.
     pub window: WindowOracle,
     /// The pause before each report.
     pub pace: Duration,

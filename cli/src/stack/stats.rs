@@ -17,14 +17,17 @@ pub struct Status {
     pub rejected: BTreeMap<String, u64>,
     /// Messages waiting in the queue, and received but not yet deleted.
     pub queue_visible: u64,
+    /// Messages received and not yet deleted.
     pub queue_in_flight: u64,
     /// Messages in the dead-letter queue.
     pub dead_letter_queue: u64,
     /// Sends of the messages API waiting or in flight, and parked.
     pub outbound_queue: u64,
+    /// Sends parked in the fast lane's dead-letter queue.
     pub outbound_dead_letter_queue: u64,
     /// The bulk lane's sends and fan-outs waiting or in flight, and parked.
     pub bulk_queue: u64,
+    /// Sends and fan-outs parked in the bulk lane's dead-letter queue.
     pub bulk_dead_letter_queue: u64,
     /// Jobs held by the scheduler until their time.
     pub scheduled: u64,
@@ -180,6 +183,7 @@ impl Stats {
         });
     }
 
+    /// The counts now.
     pub fn snapshot(&self) -> Status {
         self.with(|inner| {
             let mut status = inner.status.clone();
