@@ -218,7 +218,7 @@ pub struct MessageSendArgs {
     /// Its language, e.g. en_US.
     #[arg(long)]
     pub template_language: Option<String>,
-    /// A template parameter, KEY=VALUE (e.g. body[1]text=A-1042); repeat.
+    /// A template parameter, KEY=VALUE (e.g. `body[1]text=A-1042`); repeat.
     #[arg(long)]
     pub param: Vec<String>,
     /// An omni template's id.

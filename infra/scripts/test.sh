@@ -49,6 +49,8 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "rustdoc: every public item documented (missing_docs), no broken links"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "cargo test (unit, integration, property, CLI; benchmarks once in test mode)"
 cargo test --workspace --all-targets --locked
 step "the hot paths' fixed-iteration mode, as profile-compare.sh counts instructions with it"

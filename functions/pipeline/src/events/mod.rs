@@ -2,7 +2,7 @@
 //!
 //! Events are derived from committed state only: a [`Change`] is one item of the state table
 //! as it was before and after a write (in AWS, a record of the table's DynamoDB stream; in the
-//! local stack, the in-memory store's change feed), and [`derive`] says which events it makes.
+//! local stack, the in-memory store's change feed), and [`derive()`] says which events it makes.
 //! No write, no event; a write that changes nothing an event speaks of (a retry storing the
 //! same inbound message again, a late report the status does not move for), no event.
 //!
