@@ -51,6 +51,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rustdoc: every public item documented (missing_docs), no broken links"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+step "no two modules of a crate import each other"
+for src in functions/*/src cli/src; do python3 tools/module-imports.py "$src" >/dev/null; done
 step "cargo test (unit, integration, property, CLI; benchmarks once in test mode)"
 cargo test --workspace --all-targets --locked
 step "the hot paths' fixed-iteration mode, as profile-compare.sh counts instructions with it"
