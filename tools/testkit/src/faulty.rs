@@ -21,6 +21,8 @@ use pipeline::store::{
     ContactState, Finished, InboundRecord, MessageKey, MessageState, OptChange, SendAttempt,
     SendFinish, SendSlot, Slot, StatusChange, StatusUpdate, Store, StoreError,
 };
+use pipeline::store::{OptOutPage, OptWrite};
+use sinch::Channel;
 
 /// How an operation fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +259,24 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn cancel_batch(&self, id: &str) -> Result<BatchCancel, StoreError> {
         self.call("cancel_batch", id, self.inner.cancel_batch(id))
             .await
+    }
+    async fn set_opt_out(&self, write: &OptWrite<'_>) -> Result<bool, StoreError> {
+        let subject = write.contact.to_string();
+        self.call("set_opt_out", &subject, self.inner.set_opt_out(write))
+            .await
+    }
+    async fn opt_outs(
+        &self,
+        channel: Option<&Channel>,
+        after: Option<&ContactKey>,
+        limit: usize,
+    ) -> Result<OptOutPage, StoreError> {
+        self.call(
+            "opt_outs",
+            channel.map_or("", Channel::as_str),
+            self.inner.opt_outs(channel, after, limit),
+        )
+        .await
     }
     async fn take_slot(
         &self,

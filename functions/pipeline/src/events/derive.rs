@@ -53,10 +53,17 @@ pub fn derive(change: &Change) -> Vec<Event> {
                 _ => None,
             };
             let item = format!("contact#{key}");
+            // Where the change came from: a keyword unless the item says otherwise (items
+            // written before sources were recorded were all keywords).
+            let source = state
+                .opt_source
+                .as_ref()
+                .map_or("keyword", |source| source.as_str());
             let detail = |by: &str| {
                 Value::Object(object([
                     ("channel", json!(key.channel)),
                     ("identity", json!(key.identity)),
+                    ("by", json!(source)),
                     ("by_message_id", json!(by)),
                     ("at", json!(rfc3339(change.at_ms))),
                 ]))

@@ -11,8 +11,8 @@
 //! | `Message Received` | an inbound message (any channel) is first stored | `message_id`, `channel`, `from`, `to`, `kind`, `text` or `media` (URLs), `contact_id`, `conversation_id`, `received_at` (`schemas/events/message-received.v1.json`) |
 //! | `Message Status Changed` | a message's status moves forward (its first status included) | `previous_status`, `status`, `rank`, `final`, `reason` (`code`, `description`), `channel` (the one used, after a fallback), `message_id` (ours) and/or `sinch_message_id` / `sinch_batch_id`, `metadata` (a send's, as given), `at` (`schemas/events/message-status-changed.v1.json`) |
 //! | `Reply Sent` | Sinch accepted one of the pipeline's replies | `message_id` (`rpl_...`), `in_reply_to`, `channel`, `to`, `text`, Sinch's id (`schemas/events/reply-sent.v1.json`) |
-//! | `Contact Opted Out` | a contact opted out (STOP, ...) on a channel | `channel`, `identity`, `by_message_id` (`schemas/events/contact-opted-out.v1.json`) |
-//! | `Contact Opted In` | an opted-out contact opted back in (START, ...) | `channel`, `identity`, `opt_out_message_id` (`schemas/events/contact-opted-in.v1.json`) |
+//! | `Contact Opted Out` | a contact opted out on a channel: a keyword (STOP, ...), `PUT /optouts/...`, an import, or Sinch's `opt_out_notification` | `channel`, `identity`, `by` (`keyword`, `api`, `import`, `sinch`), `by_message_id` (the inbound message, or the change's reference) (`schemas/events/contact-opted-out.v1.json`) |
+//! | `Contact Opted In` | an opted-out contact opted back in (START, ..., `DELETE /optouts/...`, Sinch's `opt_in_notification`) | `channel`, `identity`, `by`, `opt_out_message_id` (the opt-out it ends) (`schemas/events/contact-opted-in.v1.json`) |
 //! | `Batch Completed` | the last message of a batch of the messages API reached a final status | `batch_id`, `total` (messages), `refused` (recipients refused at the door), `canceled`, `created_at`, `completed_at` (`schemas/events/batch-completed.v1.json`) |
 //! | `Callback Dead-Lettered` | the worker parked a callback in the dead-letter queue | `message_id` (SQS's), `reason`, `detail`, `kind` (`schemas/events/callback-dead-lettered.v1.json`) |
 //!

@@ -2,6 +2,8 @@
 //!
 //! - delivery reports ([`delivery`]) move a message's status forward and extend its history;
 //! - inbound messages ([`inbound`]) are stored and go through the reply policy;
+//! - Sinch's opt-out and opt-in notifications ([`opt_notification`]) opt the contact out or in;
+//! - sends of the messages API ([`outbound`]) and batches' chunks ([`fan_out`]) are jobs;
 //! - everything else is logged with its kind and acknowledged.
 //!
 //! Handlers are plain async functions over [`Services`], so tests and the local stack call them
@@ -10,6 +12,7 @@
 pub mod delivery;
 pub mod fan_out;
 pub mod inbound;
+pub mod opt_notification;
 pub mod outbound;
 
 use sinch::callback::conversation::Event;
@@ -105,6 +108,15 @@ pub enum Handled {
         id: String,
         /// How much later it is due again.
         by: std::time::Duration,
+    },
+    /// Sinch's opt-out or opt-in notification applied ([`opt_notification`]).
+    Opt {
+        /// The contact (`<channel>/<identity>`).
+        contact: String,
+        /// Opted out (else back in).
+        opted_out: bool,
+        /// Whether it changed anything (they were not already so).
+        changed: bool,
     },
     /// A batch's chunk fanned out into messages, or canceled ([`fan_out`]).
     Batch {
@@ -213,7 +225,10 @@ pub fn has_effects<H: Hook>(callback: &Callback, hook: &H) -> bool {
         || match callback {
             Callback::Conversation(c) => matches!(
                 c.event,
-                Event::MessageDelivery(_) | Event::MessageInbound(_)
+                Event::MessageDelivery(_)
+                    | Event::MessageInbound(_)
+                    | Event::OptOut(_)
+                    | Event::OptIn(_)
             ),
             Callback::Sms(sms) => matches!(
                 sms,
@@ -254,6 +269,12 @@ async fn dispatch<S: Store, H: Hook>(
             }
             Event::MessageInbound(message) => {
                 inbound::conversation(services, &conversation.envelope, message, deadline).await
+            }
+            Event::OptOut(notification) => {
+                opt_notification::apply(services, &conversation.envelope, notification, true).await
+            }
+            Event::OptIn(notification) => {
+                opt_notification::apply(services, &conversation.envelope, notification, false).await
             }
             Event::Unknown { key } => Ok(Handled::Unknown {
                 kind: format!("conversation.{key}"),

@@ -58,8 +58,9 @@ use aws_sdk_dynamodb::types::{
 use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest,
     ContactKey, ContactState, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord,
-    MessageKey, MessageState, OptChange, Reason, SendAttempt, SendFinish, SendResult, SendSlot,
-    SendState, SinchId, Slot, Snapshot, StatusChange, StatusUpdate, Store, StoreError, entry_id,
+    MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason, SendAttempt,
+    SendFinish, SendResult, SendSlot, SendState, SinchId, Slot, Snapshot, StatusChange,
+    StatusUpdate, Store, StoreError, entry_id,
 };
 use crate::status::{Progress, Status};
 use sinch::Channel;
@@ -115,28 +116,48 @@ impl DynamoStore {
     /// `expires_at`, a stream of new and old images), for the local stack and tests.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-            StreamSpecification, StreamViewType, TimeToLiveSpecification,
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+            Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+            TimeToLiveSpecification,
         };
         let error = |e: String| StoreError {
             operation: "create table",
             detail: e,
         };
-        let attribute = AttributeDefinition::builder()
-            .attribute_name("pk")
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| error(e.to_string()))?;
-        let key = KeySchemaElement::builder()
-            .attribute_name("pk")
-            .key_type(KeyType::Hash)
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| error(e.to_string()))
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| error(e.to_string()))
+        };
+        // The opted-out contacts, in order: only they carry the index's keys (a sparse index).
+        let opt_outs = GlobalSecondaryIndex::builder()
+            .index_name(OPT_OUT_INDEX)
+            .key_schema(key(OPT_OUT_LIST, KeyType::Hash)?)
+            .key_schema(key(OPT_OUT_KEY, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
             .build()
             .map_err(|e| error(e.to_string()))?;
         self.client
             .create_table()
             .table_name(&self.table)
-            .attribute_definitions(attribute)
-            .key_schema(key)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute(OPT_OUT_LIST)?)
+            .attribute_definitions(attribute(OPT_OUT_KEY)?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .global_secondary_indexes(opt_outs)
             .billing_mode(BillingMode::PayPerRequest)
             .stream_specification(
                 StreamSpecification::builder()
@@ -568,13 +589,39 @@ impl DynamoStore {
     }
 }
 
+/// What opting a contact out sets (and so puts it in the opt-out index).
+const OPT_OUT_SET: &str = "opted_out_by = :by, opted_out_at_ms = :at_out, opt_source = :src, \
+     optout_list = :list, optout_key = :okey";
+/// What opting a contact back in sets, and removes (taking it out of the index).
+const OPT_IN_SET: &str = "opt_source = :src";
+const OPT_IN_REMOVE: &str = "REMOVE opted_out_by, opted_out_at_ms, optout_list, optout_key";
+
+/// The index's sort key of a contact.
+fn opt_out_key(contact: &ContactKey) -> String {
+    format!("{}/{}", contact.channel.as_str(), contact.identity)
+}
+
 /// A contact item read back.
 fn contact_state(item: &Item) -> ContactState {
     ContactState {
         opted_out_by: text(item, "opted_out_by").map(str::to_owned),
+        opted_out_at_ms: number(item, "opted_out_at_ms"),
+        opt_source: text(item, "opt_source").map(OptSource::from),
         last_inbound_at_ms: number(item, "last_inbound_at_ms"),
     }
 }
+
+/// The sparse index of opted-out contacts (the template's `optouts`): only an opted-out
+/// contact carries its keys, [`OPT_OUT_LIST`] (always [`OPT_OUT_LIST_VALUE`]) and
+/// [`OPT_OUT_KEY`] (`<channel>/<identity>`).
+pub const OPT_OUT_INDEX: &str = "optouts";
+/// The index's partition key attribute.
+pub const OPT_OUT_LIST: &str = "optout_list";
+/// Its one value: every opt-out is in one ordered list (opt-outs are written rarely, read in
+/// pages).
+pub const OPT_OUT_LIST_VALUE: &str = "optouts";
+/// The index's sort key attribute.
+pub const OPT_OUT_KEY: &str = "optout_key";
 
 /// Which message a `msg#...` partition key names (the inverse of [`MessageKey`]'s display).
 fn message_key(pk: &str) -> Option<MessageKey> {
@@ -1045,22 +1092,29 @@ impl Store for DynamoStore {
         // The contact: when they last wrote, and the opt-out this message changes.
         let (contact_expression, by) = match change {
             Some(OptChange::OptOut { by, .. }) => (
-                "SET last_inbound_at_ms = :at, opted_out_by = :by, opted_out_at_ms = :at",
+                format!("SET last_inbound_at_ms = :at, {OPT_OUT_SET}"),
                 Some(by),
             ),
             Some(OptChange::OptIn { .. }) => (
-                "SET last_inbound_at_ms = :at REMOVE opted_out_by, opted_out_at_ms",
+                format!("SET last_inbound_at_ms = :at, {OPT_IN_SET} {OPT_IN_REMOVE}"),
                 None,
             ),
-            None => ("SET last_inbound_at_ms = :at", None),
+            None => ("SET last_inbound_at_ms = :at".to_owned(), None),
         };
         let mut contact = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key("pk", s(contact_pk(&inbound.from)))
             .update_expression(contact_expression)
             .expression_attribute_values(":at", n(inbound.received_at_ms));
+        if change.is_some() {
+            contact = contact.expression_attribute_values(":src", s(OptSource::Keyword.as_str()));
+        }
         if let Some(by) = by {
-            contact = contact.expression_attribute_values(":by", s(by));
+            contact = contact
+                .expression_attribute_values(":by", s(by))
+                .expression_attribute_values(":at_out", n(inbound.received_at_ms))
+                .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
+                .expression_attribute_values(":okey", s(opt_out_key(&inbound.from)));
         }
         let contact_write = TransactWriteItem::builder()
             .update(contact.build().map_err(build)?)
@@ -1469,6 +1523,72 @@ impl Store for DynamoStore {
             None => BatchCancel::Missing,
             Some(_) => BatchCancel::Completed,
         })
+    }
+
+    async fn set_opt_out(&self, write: &OptWrite<'_>) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(contact_pk(write.contact)))
+            .expression_attribute_values(":src", s(write.source.as_str()));
+        let update = if write.opted_out {
+            update
+                .update_expression(format!("SET {OPT_OUT_SET}"))
+                .condition_expression("attribute_not_exists(opted_out_by)")
+                .expression_attribute_values(":by", s(write.reference))
+                .expression_attribute_values(":at_out", n(write.at_ms))
+                .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
+                .expression_attribute_values(":okey", s(opt_out_key(write.contact)))
+        } else {
+            update
+                .update_expression(format!("SET {OPT_IN_SET} {OPT_IN_REMOVE}"))
+                .condition_expression("attribute_exists(opted_out_by)")
+        };
+        Ok(conditional("set opt-out", update.send().await)?.is_some())
+    }
+
+    async fn opt_outs(
+        &self,
+        channel: Option<&Channel>,
+        after: Option<&ContactKey>,
+        limit: usize,
+    ) -> Result<OptOutPage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OPT_OUT_INDEX)
+            .expression_attribute_names("#list", OPT_OUT_LIST)
+            .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
+        query = match channel {
+            Some(channel) => query
+                .key_condition_expression("#list = :list AND begins_with(#key, :prefix)")
+                .expression_attribute_names("#key", OPT_OUT_KEY)
+                .expression_attribute_values(":prefix", s(format!("{}/", channel.as_str()))),
+            None => query.key_condition_expression("#list = :list"),
+        };
+        if let Some(after) = after {
+            query = query.set_exclusive_start_key(Some(HashMap::from([
+                ("pk".to_owned(), s(contact_pk(after))),
+                (OPT_OUT_LIST.to_owned(), s(OPT_OUT_LIST_VALUE)),
+                (OPT_OUT_KEY.to_owned(), s(opt_out_key(after))),
+            ])));
+        }
+        let output = query.send().await.map_err(|e| failed("list opt-outs", e))?;
+        let items: Vec<(ContactKey, ContactState)> = output
+            .items()
+            .iter()
+            .filter_map(|item| match snapshot(item)? {
+                Snapshot::Contact { key, state } => Some((key, state)),
+                _ => None,
+            })
+            .collect();
+        let next = (items.len() >= limit.clamp(1, 1000))
+            .then(|| items.last().map(|(key, _)| key.clone()))
+            .flatten();
+        Ok(OptOutPage { items, next })
     }
 
     async fn take_slot(

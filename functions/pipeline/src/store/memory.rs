@@ -13,11 +13,13 @@ use tokio::sync::mpsc;
 use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Change, Claim, ClaimRequest,
     ContactKey, ContactState, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord,
-    MessageKey, MessageState, OptChange, Reason, SendAttempt, SendFinish, SendIntent, SendResult,
-    SendSlot, SendState, Slot, Snapshot, StatusChange, StatusUpdate, Store, StoreError, entry_id,
+    MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason, SendAttempt,
+    SendFinish, SendIntent, SendResult, SendSlot, SendState, Slot, Snapshot, StatusChange,
+    StatusUpdate, Store, StoreError, entry_id,
 };
 use crate::clock::unix_millis;
 use crate::status::Status;
+use sinch::Channel;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Idempotency {
@@ -407,8 +409,16 @@ impl Store for MemoryStore {
         let contact = state.contacts.entry(inbound.from.clone()).or_default();
         contact.last_inbound_at_ms = Some(inbound.received_at_ms);
         match change {
-            Some(OptChange::OptOut { by, .. }) => contact.opted_out_by = Some(by.clone()),
-            Some(OptChange::OptIn { .. }) => contact.opted_out_by = None,
+            Some(OptChange::OptOut { by, .. }) => {
+                contact.opted_out_by = Some(by.clone());
+                contact.opted_out_at_ms = Some(inbound.received_at_ms);
+                contact.opt_source = Some(OptSource::Keyword);
+            }
+            Some(OptChange::OptIn { .. }) => {
+                contact.opted_out_by = None;
+                contact.opted_out_at_ms = None;
+                contact.opt_source = Some(OptSource::Keyword);
+            }
             None => {}
         }
         if let Some((inbound_before, contact_before)) = before {
@@ -416,6 +426,64 @@ impl Store for MemoryStore {
             self.emit(contact_before, state.contact_snapshot(&inbound.from));
         }
         Ok(())
+    }
+
+    async fn set_opt_out(&self, write: &OptWrite<'_>) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let opted_out = state
+            .contacts
+            .get(write.contact)
+            .is_some_and(|contact| contact.opted_out_by.is_some());
+        if opted_out == write.opted_out {
+            return Ok(false);
+        }
+        let before = self
+            .watched()
+            .then(|| state.contact_snapshot(write.contact));
+        let contact = state.contacts.entry(write.contact.clone()).or_default();
+        contact.opt_source = Some(write.source.clone());
+        if write.opted_out {
+            contact.opted_out_by = Some(write.reference.to_owned());
+            contact.opted_out_at_ms = Some(write.at_ms);
+        } else {
+            contact.opted_out_by = None;
+            contact.opted_out_at_ms = None;
+        }
+        if let Some(before) = before {
+            self.emit(before, state.contact_snapshot(write.contact));
+        }
+        Ok(true)
+    }
+
+    async fn opt_outs(
+        &self,
+        channel: Option<&Channel>,
+        after: Option<&ContactKey>,
+        limit: usize,
+    ) -> Result<OptOutPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let order = |key: &ContactKey| format!("{}/{}", key.channel.as_str(), key.identity);
+        let after = after.map(order);
+        let state = self.lock();
+        let mut listed: Vec<(String, &ContactKey, &ContactState)> = state
+            .contacts
+            .iter()
+            .filter(|(key, contact)| {
+                contact.opted_out_by.is_some() && channel.is_none_or(|c| &key.channel == c)
+            })
+            .map(|(key, contact)| (order(key), key, contact))
+            .filter(|(text, ..)| after.as_ref().is_none_or(|after| text > after))
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        let items: Vec<(ContactKey, ContactState)> = listed
+            .into_iter()
+            .take(limit)
+            .map(|(_, key, contact)| (key.clone(), contact.clone()))
+            .collect();
+        let next = (items.len() == limit)
+            .then(|| items.last().map(|(key, _)| key.clone()))
+            .flatten();
+        Ok(OptOutPage { items, next })
     }
 
     async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {

@@ -601,11 +601,30 @@ pub enum Claim {
     },
 }
 
+sinch::open_enum! {
+    /// Where a change to a contact's opt-out came from (the `by` of its event).
+    pub enum OptSource {
+        /// An inbound message matched an opt-out or opt-in keyword rule.
+        Keyword = "keyword",
+        /// `PUT` or `DELETE /optouts/{channel}/{identity}`.
+        Api = "api",
+        /// Sinch's `opt_out_notification` / `opt_in_notification` callbacks.
+        Sinch = "sinch",
+        /// `sinch-hooks optouts import` (the API, marked as an import).
+        Import = "import",
+    }
+}
+
 /// What is known of a contact (a channel identity): the sending rules are decided from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactState {
-    /// The inbound message that opted the contact out, if they are opted out.
+    /// What opted the contact out, if they are opted out: the inbound message (a keyword), or
+    /// the change's own reference (`api_<ULID>`, `import_<ULID>`, `sinch_<request id>`).
     pub opted_out_by: Option<String>,
+    /// When they opted out (Unix ms), if they are opted out.
+    pub opted_out_at_ms: Option<u64>,
+    /// Where the last change to their opt-out came from.
+    pub opt_source: Option<OptSource>,
     /// When their last inbound message arrived (Unix ms): WhatsApp's 24-hour window opens then.
     pub last_inbound_at_ms: Option<u64>,
 }
@@ -648,6 +667,31 @@ pub enum OptChange {
         /// Who.
         contact: ContactKey,
     },
+}
+
+/// A change to a contact's opt-out made without an inbound message: the API, an import, or
+/// Sinch's opt-out and opt-in callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptWrite<'a> {
+    /// Who.
+    pub contact: &'a ContactKey,
+    /// `true` opts them out, `false` back in.
+    pub opted_out: bool,
+    /// Where the change came from.
+    pub source: &'a OptSource,
+    /// Names the change, unique per change (its event's id derives from it).
+    pub reference: &'a str,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// One page of the opted-out contacts, in the order of `<channel>/<identity>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOutPage {
+    /// The contacts and their opt-outs.
+    pub items: Vec<(ContactKey, ContactState)>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<ContactKey>,
 }
 
 /// Where the worker keeps state. Every method is one atomic step; implementations must give the
@@ -782,6 +826,22 @@ pub trait Store: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<BatchCancel, StoreError>> + Send;
+
+    /// Opts a contact out, or back in, unless they already are (then nothing is written and
+    /// the answer is `false`: the first opt-out stands, with its source and time).
+    fn set_opt_out(
+        &self,
+        write: &OptWrite<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Up to `limit` opted-out contacts after `after` (exclusive), on `channel` only when
+    /// given, in the order of `<channel>/<identity>` (as text).
+    fn opt_outs(
+        &self,
+        channel: Option<&Channel>,
+        after: Option<&ContactKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<OptOutPage, StoreError>> + Send;
 
     /// Takes the next send slot on a pacing `timeline` (one per Sinch API): slots are
     /// `interval_us` apart, never earlier than `now_us`. `horizon_us`, when given, is how far

@@ -8,7 +8,7 @@ use pipeline::store::{
     SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate, Store,
     dynamodb_client,
 };
-use pipeline::store::{BatchCancel, BatchRecord, BatchRef, Slot};
+use pipeline::store::{BatchCancel, BatchRecord, BatchRef, OptSource, OptWrite, Slot};
 use sinch::callback::conversation::DeliveryStatus;
 
 const NOW: u64 = 1_763_870_400_000;
@@ -1276,7 +1276,139 @@ async fn pacing_slots_are_handed_out_once_each(store: impl Store) {
     assert_eq!(slots, expected);
 }
 
+async fn set(
+    store: &impl Store,
+    contact: &ContactKey,
+    out: bool,
+    source: OptSource,
+    at: u64,
+) -> bool {
+    let reference = format!("{}_{at}", source.as_str());
+    store
+        .set_opt_out(&OptWrite {
+            contact,
+            opted_out: out,
+            source: &source,
+            reference: &reference,
+            at_ms: at,
+        })
+        .await
+        .unwrap()
+}
+
+async fn opt_outs_are_set_and_lifted_once_by_any_source(store: impl Store) {
+    let contact = ContactKey::new("SMS", "+46701234567");
+    // Opting in someone who never opted out changes nothing (and creates nothing).
+    assert!(!set(&store, &contact, false, OptSource::Api, NOW).await);
+    assert_eq!(store.contact(&contact).await.unwrap(), Default::default());
+    assert!(set(&store, &contact, true, OptSource::Api, NOW).await);
+    let state = store.contact(&contact).await.unwrap();
+    assert_eq!(state.opted_out_by.as_deref(), Some(&*format!("api_{NOW}")));
+    assert_eq!(state.opted_out_at_ms, Some(NOW));
+    assert_eq!(state.opt_source, Some(OptSource::Api));
+    // Again, from another source: the first opt-out stands.
+    assert!(!set(&store, &contact, true, OptSource::Sinch, NOW + 1).await);
+    let again = store.contact(&contact).await.unwrap();
+    assert_eq!(again, state);
+    // A keyword opt-in lifts it, whoever set it.
+    store
+        .record_inbound(
+            &InboundRecord {
+                from: contact.clone(),
+                ..inbound("01START")
+            },
+            Some(&OptChange::OptIn {
+                contact: contact.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+    let state = store.contact(&contact).await.unwrap();
+    assert_eq!(
+        (state.opted_out_by, state.opt_source),
+        (None, Some(OptSource::Keyword))
+    );
+    assert!(!set(&store, &contact, false, OptSource::Import, NOW + 2).await);
+    // A keyword opt-out records its source and time; the API lifts it.
+    store
+        .record_inbound(
+            &InboundRecord {
+                from: contact.clone(),
+                received_at_ms: NOW + 3,
+                ..inbound("01STOP")
+            },
+            Some(&OptChange::OptOut {
+                contact: contact.clone(),
+                by: "01STOP".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let state = store.contact(&contact).await.unwrap();
+    assert_eq!(
+        (
+            state.opted_out_by.as_deref(),
+            state.opted_out_at_ms,
+            state.opt_source
+        ),
+        (Some("01STOP"), Some(NOW + 3), Some(OptSource::Keyword))
+    );
+    assert!(set(&store, &contact, false, OptSource::Api, NOW + 4).await);
+    let state = store.contact(&contact).await.unwrap();
+    assert_eq!((state.opted_out_by, state.opted_out_at_ms), (None, None));
+    assert_eq!(state.last_inbound_at_ms, Some(NOW + 3));
+}
+
+async fn opt_outs_are_listed_in_order_by_page(store: impl Store) {
+    let mut expected = Vec::new();
+    for (channel, n) in [("WHATSAPP", 3), ("SMS", 4), ("RCS", 1)] {
+        for k in 0..n {
+            let contact = ContactKey::new(channel, &format!("4670000000{k}"));
+            assert!(set(&store, &contact, true, OptSource::Import, NOW + k).await);
+            expected.push(format!("{channel}/4670000000{k}"));
+        }
+    }
+    // One opted back in, one never opted out: neither is listed.
+    let lifted = ContactKey::new("SMS", "46700000003");
+    assert!(set(&store, &lifted, false, OptSource::Api, NOW + 9).await);
+    expected.retain(|key| key != "SMS/46700000003");
+    store.record_inbound(&inbound("01HI"), None).await.unwrap();
+    expected.sort();
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.opt_outs(None, after.as_ref(), 3).await.unwrap();
+        assert!(page.items.len() <= 3);
+        for (key, state) in &page.items {
+            assert!(state.opted_out_by.is_some(), "{key}");
+            assert_eq!(state.opt_source, Some(OptSource::Import));
+            listed.push(key.to_string());
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, expected);
+    let sms = store
+        .opt_outs(Some(&sinch::Channel::Sms), None, 100)
+        .await
+        .unwrap();
+    let sms: Vec<String> = sms.items.iter().map(|(key, _)| key.to_string()).collect();
+    assert_eq!(
+        sms,
+        ["SMS/46700000000", "SMS/46700000001", "SMS/46700000002"]
+    );
+    assert_eq!(
+        store.opt_outs(None, None, 100).await.unwrap().next,
+        None,
+        "a short page is the last"
+    );
+}
+
 testkit::for_both_stores!(
+    opt_outs_are_set_and_lifted_once_by_any_source,
+    opt_outs_are_listed_in_order_by_page,
     a_batch_is_stored_once_with_its_chunks,
     a_batch_completes_when_each_of_its_messages_is_final_once,
     a_batch_is_canceled_until_it_completes,

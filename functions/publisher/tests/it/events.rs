@@ -67,6 +67,19 @@ fn inbound(id: &str, text: &str) -> String {
     .to_string()
 }
 
+/// Sinch's `opt_out_notification` (or `opt_in_...`) for `identity` on SMS.
+fn opt_notification(key: &str, status: &str, identity: &str) -> String {
+    json!({
+        "app_id": "app-1", "project_id": "p", "accepted_time": testkit::now_rfc3339(),
+        "event_time": "2026-11-23T04:00:00Z",
+        key: {
+            "request_id": format!("req-{key}"), "channel": "SMS", "identity": identity,
+            "status": status, "processing_mode": "DISPATCH"
+        }
+    })
+    .to_string()
+}
+
 /// A delivery report for our reply to 01IN1 (its reference comes back in `correlation_id`).
 fn report(status: &str, at: &str) -> String {
     json!({
@@ -297,9 +310,30 @@ async fn every_event_validates_against_its_schema_file() {
     let services = services(store, &sinch);
     tell(
         &services,
-        &[inbound("01OUT", "STOP"), inbound("01BACK", "START")],
+        &[
+            inbound("01OUT", "STOP"),
+            inbound("01BACK", "START"),
+            // Sinch's own: a failed one changes nothing, a succeeded one opts out, then in.
+            opt_notification("opt_out_notification", "OPT_OUT_FAILED", "46709990001"),
+            opt_notification("opt_out_notification", "OPT_OUT_SUCCEEDED", "46709990001"),
+            opt_notification("opt_out_notification", "OPT_OUT_SUCCEEDED", "46709990001"),
+            opt_notification("opt_in_notification", "OPT_IN_SUCCEEDED", "46709990001"),
+        ],
     )
     .await;
+    // And the API's.
+    let contact = pipeline::store::ContactKey::new("WHATSAPP", "46709990002");
+    services
+        .store
+        .set_opt_out(&pipeline::store::OptWrite {
+            contact: &contact,
+            opted_out: true,
+            source: &pipeline::store::OptSource::Api,
+            reference: "api_01SCHEMA",
+            at_ms: 1_763_870_400_000,
+        })
+        .await
+        .unwrap();
     services
         .store
         .record_dead_letter(&pipeline::store::DeadLetter {
@@ -396,6 +430,40 @@ async fn every_event_validates_against_its_schema_file() {
         DETAIL_TYPES.len(),
         "every detail-type seen: {seen:?}"
     );
+    // Each opt-out and opt-in once, saying where it came from.
+    let mut opts: Vec<String> = events
+        .iter()
+        .filter(|e| {
+            e["detail-type"] == "Contact Opted Out" || e["detail-type"] == "Contact Opted In"
+        })
+        .map(|e| {
+            let d = &e["detail"];
+            format!(
+                "{} {}/{} by {} ({})",
+                e["detail-type"].as_str().unwrap_or_default(),
+                d["channel"].as_str().unwrap_or_default(),
+                d["identity"].as_str().unwrap_or_default(),
+                d["by"].as_str().unwrap_or_default(),
+                d["by_message_id"]
+                    .as_str()
+                    .or(d["opt_out_message_id"].as_str())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    opts.sort();
+    // The story's STOP; STOP and START in the second store; Sinch's (the failed one and the
+    // second success change nothing), and the API's. An opt-in names the opt-out it ends.
+    let mut expected = vec![
+        "Contact Opted In SMS/46709990001 by sinch (sinch_req-opt_out_notification)".to_owned(),
+        format!("Contact Opted In WHATSAPP/{PHONE} by keyword (01OUT)"),
+        "Contact Opted Out SMS/46709990001 by sinch (sinch_req-opt_out_notification)".to_owned(),
+        format!("Contact Opted Out WHATSAPP/{PHONE} by keyword (01IN2)"),
+        format!("Contact Opted Out WHATSAPP/{PHONE} by keyword (01OUT)"),
+        "Contact Opted Out WHATSAPP/46709990002 by api (api_01SCHEMA)".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(opts, expected);
 }
 
 /// Our id of an event: EventBridge gives each delivery an `id` of its own, ours is in the
