@@ -4,21 +4,21 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "sinch-hooks",
     version,
     about = "Sinch webhooks on AWS Lambda: sign and verify callbacks, and run the pipeline locally"
 )]
-/// The command line.
 pub struct Cli {
-    #[command(subcommand)]
     /// What to do.
+    #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
 /// The subcommands.
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole pipeline in this process on embedded defaults and feed it signed sample
     /// callbacks: replies, delivery reports out of order, a duplicate, a forgery, a stale and a
@@ -63,14 +63,14 @@ pub enum Command {
     SinchSimulator(SinchSimulatorArgs),
 }
 
-#[derive(Debug, Args)]
 /// `sinch-simulator`'s flags.
+#[derive(Debug, Args)]
 pub struct SinchSimulatorArgs {
     /// Address to listen on (a container reaches the host at the docker0 address).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    #[arg(long, default_value_t = 3001)]
     /// Port to listen on.
+    #[arg(long, default_value_t = 3001)]
     pub port: u16,
     /// Post delivery reports for what is sent to this webhook...
     #[arg(long, requires = "secret")]
@@ -93,16 +93,16 @@ pub struct ApiArgs {
         default_value = "http://127.0.0.1:3000"
     )]
     pub url: String,
-    #[arg(long, value_enum, default_value = "auto")]
     /// How to authenticate: `sigv4` (a deployed stack), `none` (the local one), or `auto` (SigV4 unless the URL is loopback).
+    #[arg(long, value_enum, default_value = "auto")]
     pub auth: crate::messages_client::Auth,
     /// The region to sign for (default: from the URL, else the AWS configuration).
     #[arg(long)]
     pub region: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
 /// `batch`'s subcommands.
+#[derive(Debug, Subcommand)]
 pub enum BatchCommand {
     /// POST /batches from a CSV file: a `to` column, every other column a parameter that fills
     /// `${column}` in the text and the template's parameters (a `metadata` column: a JSON
@@ -113,26 +113,26 @@ pub enum BatchCommand {
     Status(BatchStatusArgs),
 }
 
-#[derive(Debug, Args)]
 /// `batch send`'s flags.
+#[derive(Debug, Args)]
 pub struct BatchSendArgs {
     /// The recipients.
     #[arg(long)]
     pub csv: PathBuf,
-    #[command(flatten)]
     /// Where the messages API is, and how to reach it.
+    #[command(flatten)]
     pub api: ApiArgs,
-    #[arg(long, default_value = "WHATSAPP")]
     /// The channel: WHATSAPP, SMS, RCS, ... or SMS_API.
+    #[arg(long, default_value = "WHATSAPP")]
     pub channel: String,
     /// The text, with `${column}` placeholders.
     #[arg(long)]
     pub text: Option<String>,
-    #[arg(long)]
     /// A WhatsApp template's name.
-    pub template_name: Option<String>,
     #[arg(long)]
+    pub template_name: Option<String>,
     /// Its language, e.g. en_US.
+    #[arg(long)]
     pub template_language: Option<String>,
     /// A template parameter, KEY=VALUE (the value may hold `${column}`); repeat.
     #[arg(long)]
@@ -143,8 +143,8 @@ pub struct BatchSendArgs {
     /// `bulk` (a batch's default) or `transactional`.
     #[arg(long)]
     pub priority: Option<String>,
-    #[arg(long, alias = "from")]
     /// The SMS API sender.
+    #[arg(long, alias = "from")]
     pub sms_sender: Option<String>,
     /// The shared body as JSON (every field of POST /messages but `to`), instead of the flags.
     #[arg(long)]
@@ -155,35 +155,35 @@ pub struct BatchSendArgs {
     /// Follow the batches until every message is final.
     #[arg(long)]
     pub wait: bool,
-    #[arg(long, default_value_t = 600)]
     /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
 }
 
-#[derive(Debug, Args)]
 /// `batch status`'s flags.
+#[derive(Debug, Args)]
 pub struct BatchStatusArgs {
     /// The batch id (`bat_...`).
     pub id: String,
-    #[command(flatten)]
     /// Where the messages API is, and how to reach it.
+    #[command(flatten)]
     pub api: ApiArgs,
-    #[arg(long)]
     /// Follow the batch until every message is final.
-    pub wait: bool,
-    #[arg(long, default_value_t = 600)]
-    /// Give up waiting after this many seconds.
-    pub timeout_secs: u64,
     #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
     /// No progress bar.
+    #[arg(long)]
     pub quiet: bool,
 }
 
-#[derive(Debug, Subcommand)]
 /// `message`'s subcommands.
+#[derive(Debug, Subcommand)]
 pub enum MessageCommand {
     /// POST /messages; the Idempotency-Key is generated unless given. --count sends a load.
     Send(Box<MessageSendArgs>),
@@ -191,11 +191,11 @@ pub enum MessageCommand {
     Status(MessageStatusArgs),
 }
 
-#[derive(Debug, Args)]
 /// `message send`'s flags.
+#[derive(Debug, Args)]
 pub struct MessageSendArgs {
-    #[command(flatten)]
     /// Where the messages API is, and how to reach it.
+    #[command(flatten)]
     pub api: ApiArgs,
     /// An E.164 number (or another channel's identity).
     #[arg(long, required_unless_present = "json")]
@@ -203,14 +203,14 @@ pub struct MessageSendArgs {
     /// WHATSAPP, SMS, RCS, MESSENGER, VIBERBM, ... or SMS_API.
     #[arg(long, default_value = "WHATSAPP")]
     pub channel: String,
-    #[arg(long)]
     /// A text message.
-    pub text: Option<String>,
     #[arg(long)]
+    pub text: Option<String>,
     /// A media message: the file's public URL.
+    #[arg(long)]
     pub media_url: Option<String>,
-    #[arg(long, requires = "media_url")]
     /// The media's caption.
+    #[arg(long, requires = "media_url")]
     pub caption: Option<String>,
     /// A WhatsApp template's name.
     #[arg(long)]
@@ -224,8 +224,8 @@ pub struct MessageSendArgs {
     /// An omni template's id.
     #[arg(long)]
     pub template_id: Option<String>,
-    #[arg(long)]
     /// The omni template's version (`latest` accepted).
+    #[arg(long)]
     pub template_version: Option<String>,
     /// An omni template parameter when a WhatsApp template is given too; repeat.
     #[arg(long)]
@@ -239,8 +239,8 @@ pub struct MessageSendArgs {
     /// Seconds Sinch keeps trying.
     #[arg(long)]
     pub ttl: Option<u64>,
-    #[arg(long, alias = "from")]
     /// The SMS API sender.
+    #[arg(long, alias = "from")]
     pub sms_sender: Option<String>,
     /// The whole request body as JSON, instead of the flags above.
     #[arg(long)]
@@ -262,13 +262,13 @@ pub struct MessageSendArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Args)]
 /// `message status`'s flags.
+#[derive(Debug, Args)]
 pub struct MessageStatusArgs {
     /// The message id (`msg_...`).
     pub id: String,
-    #[command(flatten)]
     /// Where the messages API is, and how to reach it.
+    #[command(flatten)]
     pub api: ApiArgs,
     /// Follow the status until it is final (READ, FAILED, an SMS final status).
     #[arg(long)]
@@ -278,8 +278,8 @@ pub struct MessageStatusArgs {
     pub timeout_secs: u64,
 }
 
-#[derive(Debug, Args)]
 /// `register-webhook`'s flags.
+#[derive(Debug, Args)]
 pub struct RegisterWebhookArgs {
     /// The webhook URL (the stack's WebhookUrl output).
     #[arg(long, required_unless_present = "list")]
@@ -299,8 +299,8 @@ pub struct RegisterWebhookArgs {
     pub list: bool,
 }
 
-#[derive(Debug, Args)]
 /// `redrive`'s flags.
+#[derive(Debug, Args)]
 pub struct RedriveArgs {
     /// The queue to move messages back to (the stack's QueueUrl output).
     #[arg(long, env = "QUEUE_URL")]
@@ -319,11 +319,11 @@ pub struct RedriveArgs {
     pub aws_endpoint: Option<String>,
 }
 
-#[derive(Debug, Args)]
 /// `fixtures`' flags.
+#[derive(Debug, Args)]
 pub struct FixturesArgs {
-    #[command(flatten)]
     /// The secret to sign with.
+    #[command(flatten)]
     pub secret: SecretArgs,
     /// Directory to write them to.
     #[arg(long, default_value = "infra/fixtures")]
@@ -355,14 +355,14 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Args)]
 /// `post-callbacks`' flags.
+#[derive(Debug, Args)]
 pub struct PostCallbacksArgs {
     /// The webhook URL, e.g. http://127.0.0.1:3000/webhook or an API Gateway URL.
     #[arg(long)]
     pub url: String,
-    #[command(flatten)]
     /// The secret to sign with.
+    #[command(flatten)]
     pub secret: SecretArgs,
     /// What to send; every callback has fresh ids.
     #[arg(long, value_enum, default_value = "inbound-text")]
@@ -378,8 +378,8 @@ pub struct PostCallbacksArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Args)]
 /// `serve`'s flags.
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = 3000)]
@@ -416,8 +416,8 @@ pub struct ServeArgs {
     /// Append each event to this file, one JSON line each.
     #[arg(long, value_name = "PATH")]
     pub events_file: Option<PathBuf>,
-    #[command(flatten)]
     /// The emulated event source mappings.
+    #[command(flatten)]
     pub event_source: EventSourceArgs,
 }
 
@@ -448,8 +448,8 @@ pub struct EventSourceArgs {
     pub function_timeout_secs: u64,
 }
 
-#[derive(Debug, Args)]
 /// `inspect`'s arguments.
+#[derive(Debug, Args)]
 pub struct InspectArgs {
     /// File holding the body or dump; standard input when absent or `-`.
     pub body_file: Option<PathBuf>,
@@ -481,11 +481,11 @@ impl SecretArgs {
     }
 }
 
-#[derive(Debug, Args)]
 /// `verify`'s flags.
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
     /// The secrets to check against.
+    #[command(flatten)]
     pub secret: SecretArgs,
     /// Value of x-sinch-webhook-signature-nonce.
     #[arg(long)]
@@ -509,11 +509,11 @@ pub struct VerifyArgs {
     pub body_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
 /// `sign`'s flags.
+#[derive(Debug, Args)]
 pub struct SignArgs {
-    #[command(flatten)]
     /// The secret to sign with.
+    #[command(flatten)]
     pub secret: SecretArgs,
     /// Nonce to sign with; a fresh ULID by default.
     #[arg(long)]

@@ -24,22 +24,22 @@ use cli::{Cli, Command};
 /// An error that stops a command (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("cannot read {path}: {source}")]
     /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
     ReadFile {
         /// The file.
         path: String,
         /// Why.
         source: std::io::Error,
     },
-    #[error("cannot read standard input: {0}")]
     /// Standard input could not be read.
+    #[error("cannot read standard input: {0}")]
     ReadStdin(std::io::Error),
-    #[error("cannot write output: {0}")]
     /// Standard output could not be written.
+    #[error("cannot write output: {0}")]
     Write(#[from] std::io::Error),
-    #[error("{0}")]
     /// The arguments do not make sense together (the words say why).
+    #[error("{0}")]
     Usage(String),
 }
 

@@ -37,16 +37,16 @@ struct Signer {
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{0} is not an http(s) URL")]
     /// The URL is not http(s).
+    #[error("{0} is not an http(s) URL")]
     Url(String),
+    /// SigV4 is wanted and no AWS credentials were found.
     #[error(
         "no AWS credentials for SigV4: {0} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; --auth none for the local stack)"
     )]
-    /// SigV4 is wanted and no AWS credentials were found.
     Credentials(String),
-    #[error("no AWS region for SigV4: give --region, or set AWS_REGION")]
     /// SigV4 is wanted and no region was given or found.
+    #[error("no AWS region for SigV4: give --region, or set AWS_REGION")]
     Region,
 }
 

@@ -88,8 +88,11 @@ api = functions["MessagesApiFunction"]["Properties"]
 check(resources["HttpApi"]["Properties"].get("Auth", {}).get("EnableIamAuthorizer") is True, "the HTTP API enables IAM authorization")
 routes = {(e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"] for e in api["Events"].values()}
 check(set(routes) == {("POST", "/messages"), ("GET", "/messages/{id}"), ("DELETE", "/messages/{id}"),
-                      ("POST", "/batches"), ("GET", "/batches/{id}"), ("DELETE", "/batches/{id}")},
-      "routes: POST /messages, GET and DELETE /messages/{id}, POST /batches, GET and DELETE /batches/{id}")
+                      ("POST", "/batches"), ("GET", "/batches/{id}"), ("DELETE", "/batches/{id}"),
+                      ("GET", "/optouts"), ("GET", "/optouts/{channel}/{identity}"),
+                      ("PUT", "/optouts/{channel}/{identity}"), ("DELETE", "/optouts/{channel}/{identity}")},
+      "routes: POST /messages, GET and DELETE /messages/{id}, POST /batches, GET and DELETE /batches/{id}, "
+      "GET /optouts, GET, PUT and DELETE /optouts/{channel}/{identity}")
 for route, p in routes.items():
     check(p.get("ApiId") == {"Ref": "HttpApi"}, f"{route} is on the same HTTP API")
     check(p.get("Auth", {}).get("Authorizer") == "AWS_IAM", f"{route} is authorized with AWS_IAM")

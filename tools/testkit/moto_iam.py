@@ -12,6 +12,7 @@ ignored (so `dynamodb:LeadingKeys` would hold for any key). Here:
 | a DynamoDB item request | its action on the table's ARN, with `dynamodb:LeadingKeys` = the item's `pk` |
 | `TransactWriteItems` | each item's own action (`PutItem`, `UpdateItem`, ...) on its table, with its `pk` |
 | `BatchGetItem`, `BatchWriteItem` | its action on each table, with `dynamodb:LeadingKeys` = every `pk` asked of it |
+| `Query` | its action on the table's ARN (the index's, `.../index/NAME`, for an index), with `dynamodb:LeadingKeys` = the partition key's value in the key condition |
 | other DynamoDB requests | their action on the table (or stream) they name |
 | Secrets Manager | its action on the `SecretId` (the ARN the functions are configured with) |
 | EventBridge `PutEvents` | `events:PutEvents` on each entry's bus |
@@ -75,6 +76,17 @@ def _requests(request, resource):
                 pks = [k.get("pk", {}).get("S") for k in keys]
                 yield request._action, table(table_name), {"dynamodb:LeadingKeys": [p for p in pks if p is not None]}
             return
+        if name == "Query" and "TableName" in body:
+            # An index's ARN when it queries one; the leading key is the partition key's value
+            # (the first `name = :value` of the key condition).
+            resource = table(body["TableName"])
+            if body.get("IndexName"):
+                resource += f"/index/{body['IndexName']}"
+            first = (body.get("KeyConditionExpression") or "").split(" AND ")[0]
+            placeholder = first.partition("=")[2].strip()
+            value = (body.get("ExpressionAttributeValues") or {}).get(placeholder, {}).get("S")
+            yield request._action, resource, {"dynamodb:LeadingKeys": [value]} if value else {}
+            return
         if "TableName" in body:
             yield request._action, table(body["TableName"]), _leading_keys(body)
             return
@@ -115,6 +127,8 @@ def _condition_holds(operator, expected, actual):
     like = lambda value: any(fnmatch.fnmatchcase(value, p) for p in patterns)
     if operator == "ForAllValues:StringLike":
         return all(like(v) for v in actual)
+    if operator == "ForAllValues:StringEquals":
+        return all(v in patterns for v in actual)
     if operator == "ForAnyValue:StringLike":
         return any(like(v) for v in actual)
     if operator == "StringLike":

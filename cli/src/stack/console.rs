@@ -376,14 +376,14 @@ impl Console {
 /// Where a page's stream starts (what its `GET /console/state` said).
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 pub struct CursorQuery {
-    #[serde(default)]
     /// The state's version the page has.
+    #[serde(default)]
     pub version: u64,
-    #[serde(default)]
     /// The last door entry the page has.
-    pub door_seq: u64,
     #[serde(default)]
+    pub door_seq: u64,
     /// The dead-letter list's version the page has.
+    #[serde(default)]
     pub dead_letters_version: u64,
 }
 

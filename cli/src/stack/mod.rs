@@ -134,16 +134,16 @@ impl Options {
 /// Why the stack did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
-    #[error("cannot listen on {address}: {source}")]
     /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
     Listen {
         /// The address.
         address: SocketAddr,
         /// Why.
         source: std::io::Error,
     },
-    #[error("cannot set up {what}: {detail}")]
     /// A queue, the table or a client could not be made.
+    #[error("cannot set up {what}: {detail}")]
     Setup {
         /// What.
         what: &'static str,

@@ -453,7 +453,39 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             .is_some_and(|e| e.is_resource_not_found_exception()),
         "the cancel removed the schedule: {again:?}"
     );
+    // The opt-out API: set one (UpdateItem on the contact), read it, page the list (a Query
+    // on the index), lift it.
+    let (status, set) =
+        answer(api::handle(&api, call("PUT", "/optouts/SMS/46704444444", None, None)).await);
+    assert_eq!(
+        (status, set["changed"].as_bool()),
+        (200, Some(true)),
+        "{set}"
+    );
+    let (status, list) = answer(api::handle(&api, call("GET", "/optouts", None, None)).await);
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"][0]["identity"], "46704444444", "{list}");
+    let (status, lifted) =
+        answer(api::handle(&api, call("DELETE", "/optouts/SMS/46704444444", None, None)).await);
+    assert_eq!(
+        (status, lifted["changed"].as_bool()),
+        (200, Some(true)),
+        "{lifted}"
+    );
     let api_dynamo = aws_sdk_dynamodb::Client::new(&api_id.sdk);
+    denied(
+        api_dynamo
+            .query()
+            .table_name("state")
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("in#01LEASTHELP".into()),
+            )
+            .send()
+            .await,
+        "the API cannot query the table itself",
+    );
     denied(
         api_dynamo
             .put_item()

@@ -54,6 +54,14 @@ impl ApiError {
         }
     }
 
+    /// 503 for a request that is safe to repeat as it is (no key involved).
+    pub fn unavailable_during(during: &'static str, detail: &dyn std::fmt::Display) -> Self {
+        Self {
+            message: format!("the service could not {during} just now; try again"),
+            ..Self::unavailable_because(during, detail)
+        }
+    }
+
     /// The same refusal, its message naming `field` instead of `was`.
     pub fn for_field(mut self, was: &str, field: &str) -> Self {
         if let Some(rest) = self.message.strip_prefix(was) {

@@ -45,6 +45,7 @@ pub mod batches;
 pub mod config;
 pub mod error;
 pub mod lambda;
+pub mod optouts;
 pub mod request;
 pub mod status;
 
@@ -103,14 +104,14 @@ pub struct Answer {
     pub status: u16,
     /// The JSON body.
     pub body: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// `Location`, for 202s.
-    pub location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// `Retry-After`, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u32>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     /// A replay of an earlier answer to the same `Idempotency-Key` (`Idempotent-Replayed: true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
 }
 
@@ -213,6 +214,27 @@ async fn route<S: Store, Q: Queue, C: Scheduler>(api: &Api<S, Q, C>, request: Re
         (_, Some(Route::Batch(_))) => {
             ApiError::new(405, "method_not_allowed", "GET, DELETE /batches/{id}").into()
         }
+        (method, Some(Route::OptOut(channel, identity))) => {
+            let contact = match optouts::contact(channel, identity) {
+                Ok(contact) => contact,
+                Err(error) => return error.into(),
+            };
+            match *method {
+                Method::GET => optouts::read(api, &contact).await,
+                Method::PUT => optouts::set(api, &request, &contact, true).await,
+                Method::DELETE => optouts::set(api, &request, &contact, false).await,
+                _ => ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    "GET, PUT, DELETE /optouts/{channel}/{identity}",
+                )
+                .into(),
+            }
+        }
+        (&Method::GET, Some(Route::OptOuts)) => optouts::list(api, &request).await,
+        (_, Some(Route::OptOuts)) => {
+            ApiError::new(405, "method_not_allowed", "GET /optouts").into()
+        }
         (_, None) => not_found(),
     }
 }
@@ -223,10 +245,20 @@ enum Route<'a> {
     Message(&'a str),
     Batches,
     Batch(&'a str),
+    OptOuts,
+    OptOut(&'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
     fn of(path: &'a str) -> Option<Self> {
+        if let Some(rest) = path.strip_prefix("/optouts") {
+            if rest.is_empty() {
+                return Some(Route::OptOuts);
+            }
+            let (channel, identity) = rest.strip_prefix('/')?.split_once('/')?;
+            return (!channel.is_empty() && !identity.is_empty() && !identity.contains('/'))
+                .then_some(Route::OptOut(channel, identity));
+        }
         let (rest, many): (&str, fn() -> Route<'a>) =
             if let Some(rest) = path.strip_prefix("/messages") {
                 (rest, || Route::Messages)
@@ -244,6 +276,15 @@ impl<'a> Route<'a> {
             Route::Messages => Route::Message(id),
             _ => Route::Batch(id),
         })
+    }
+}
+
+/// A request's body as bytes (empty when it has none).
+pub(crate) fn body_bytes(request: &Request) -> Vec<u8> {
+    match request.body() {
+        Body::Text(text) => text.as_bytes().to_vec(),
+        Body::Binary(bytes) => bytes.clone(),
+        _ => Vec::new(),
     }
 }
 
@@ -323,11 +364,7 @@ async fn post<S: Store, Q: Queue, C: Scheduler>(
         Err(error) => return error.into(),
     };
     let caller = caller(&request);
-    let body = match request.body() {
-        Body::Text(text) => text.as_bytes().to_vec(),
-        Body::Binary(bytes) => bytes.clone(),
-        _ => Vec::new(),
-    };
+    let body = body_bytes(&request);
     let limit = match kind {
         Kind::Message => api.config.max_body_bytes,
         Kind::Batch => api.config.max_batch_body_bytes,

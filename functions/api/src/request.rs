@@ -59,29 +59,29 @@ pub struct SendRequest {
     pub to: String,
     /// The channel: `WHATSAPP`, `SMS`, `RCS`, ... (Conversation) or `SMS_API`.
     pub channel: String,
-    #[serde(default)]
     /// A text message.
+    #[serde(default)]
     pub text: Option<String>,
-    #[serde(default)]
     /// A media message.
+    #[serde(default)]
     pub media: Option<Media>,
-    #[serde(default)]
     /// A template message.
+    #[serde(default)]
     pub template: Option<Template>,
-    #[serde(default)]
     /// Any Conversation message, as Sinch takes it (sent field for field).
+    #[serde(default)]
     pub message: Option<Map<String, Value>>,
-    #[serde(default)]
     /// Channels to fall back to, in order (Conversation only).
+    #[serde(default)]
     pub fallback: Vec<String>,
-    #[serde(default)]
     /// Echoed back in the message's status and events (any JSON, at most 1 KiB).
-    pub metadata: Option<Value>,
     #[serde(default)]
+    pub metadata: Option<Value>,
     /// How long Sinch keeps trying, in seconds.
+    #[serde(default)]
     pub ttl: Option<u64>,
-    #[serde(default, alias = "from")]
     /// The SMS API sender (`from` is accepted too).
+    #[serde(default, alias = "from")]
     pub sms_sender: Option<String>,
     /// When to send it (RFC 3339, at most 35 days ahead); at once by default.
     #[serde(default)]
@@ -100,26 +100,26 @@ pub struct SendRequest {
     pub max_parts: Option<u32>,
 }
 
+/// `media`: an image, video, audio or document by URL.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `media`: an image, video, audio or document by URL.
 pub struct Media {
     /// A public URL.
     pub url: String,
-    #[serde(default)]
     /// A preview image.
+    #[serde(default)]
     pub thumbnail_url: Option<String>,
-    #[serde(default)]
     /// A caption, sent as a card's text.
-    pub caption: Option<String>,
     #[serde(default)]
+    pub caption: Option<String>,
     /// The file name to show.
+    #[serde(default)]
     pub filename: Option<String>,
 }
 
+/// `template`: a WhatsApp template by name, an omni template by id, or both.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `template`: a WhatsApp template by name, an omni template by id, or both.
 pub struct Template {
     /// A WhatsApp template's name.
     #[serde(default)]
@@ -127,8 +127,8 @@ pub struct Template {
     /// Its language, `en_US` form.
     #[serde(default)]
     pub language: Option<String>,
-    #[serde(default)]
     /// The WhatsApp template's parameters (or the omni template's, when no name is given).
+    #[serde(default)]
     pub parameters: BTreeMap<String, String>,
     /// An omni template's id.
     #[serde(default)]
@@ -139,8 +139,8 @@ pub struct Template {
     /// The omni template's language and parameters, when a WhatsApp template is given too.
     #[serde(default)]
     pub omni_language: Option<String>,
-    #[serde(default)]
     /// The omni template's parameters, when a WhatsApp template is given too.
+    #[serde(default)]
     pub omni_parameters: Option<BTreeMap<String, String>>,
 }
 
@@ -440,9 +440,14 @@ fn e164() -> &'static Regex {
     E164.get_or_init(|| Regex::new(r"^\+[1-9][0-9]{6,14}$").expect("a valid pattern"))
 }
 
+/// Whether `number` is E.164: a `+` and 7 to 15 digits, the first not 0.
+pub(crate) fn is_e164(number: &str) -> bool {
+    e164().is_match(number)
+}
+
 fn check_recipient(channel: &str, to: &str) -> Result<(), ApiError> {
     if channel == SMS_API || Channel::from(channel).is_phone() {
-        if !e164().is_match(to) {
+        if !is_e164(to) {
             return Err(ApiError::bad_request(
                 "invalid_recipient",
                 format!(

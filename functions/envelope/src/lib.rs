@@ -119,19 +119,19 @@ pub const DETAIL_LIMIT: usize = 512;
 /// Why a queued message could not be read back as an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
-    #[error("message attribute {0} is missing")]
     /// A required message attribute is absent (its name).
+    #[error("message attribute {0} is missing")]
     MissingAttribute(&'static str),
-    #[error("message attribute {name} is malformed: {value:?}")]
     /// A message attribute has a value this version cannot read.
+    #[error("message attribute {name} is malformed: {value:?}")]
     MalformedAttribute {
         /// Its name.
         name: &'static str,
         /// Its value.
         value: String,
     },
-    #[error("the body is marked base64 but does not decode")]
     /// The body is marked base64 but does not decode.
+    #[error("the body is marked base64 but does not decode")]
     BadBase64,
 }
 

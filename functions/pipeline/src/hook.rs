@@ -31,8 +31,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    #[default]
     /// Nothing besides the reply.
+    #[default]
     None,
     /// Opt the contact out: nothing more is sent to them but this reply.
     OptOut,

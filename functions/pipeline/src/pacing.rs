@@ -70,8 +70,8 @@ impl PartialEq for Pacing {
 /// Why a send cannot have its slot now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaceError {
-    #[error(transparent)]
     /// The store could not be read or written.
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// No slot before the invocation must end: the record goes back to its queue.
     #[error("no send slot before the invocation's deadline")]

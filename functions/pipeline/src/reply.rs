@@ -27,11 +27,11 @@ use crate::hook::{Action, Decision};
 pub struct Rule {
     /// The words that trigger it (matched as whole messages, ignoring case and surrounding space).
     pub keywords: Vec<String>,
-    #[serde(default)]
     /// What it does to the contact's opt-out.
-    pub action: Action,
     #[serde(default)]
+    pub action: Action,
     /// The reply to send, if any.
+    #[serde(default)]
     pub reply: Option<String>,
 }
 
@@ -49,17 +49,17 @@ pub struct ReplyPolicy {
 /// Why `REPLY_RULES` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    #[error("is not valid reply rules JSON: {0}")]
     /// Not JSON of the expected shape (serde's words).
+    #[error("is not valid reply rules JSON: {0}")]
     Json(String),
-    #[error("rule {0} has no keywords")]
     /// A rule (by position, from 0) with no keyword.
+    #[error("rule {0} has no keywords")]
     NoKeywords(usize),
-    #[error("keyword {0:?} appears in more than one rule")]
     /// A keyword in two rules (which one wins could not be told).
+    #[error("keyword {0:?} appears in more than one rule")]
     Duplicate(String),
-    #[error("a reply text is empty")]
     /// An empty reply text (Sinch refuses them).
+    #[error("a reply text is empty")]
     EmptyReply,
 }
 

@@ -12,11 +12,11 @@ use serde::Serialize;
 /// The encoding of an SMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Encoding {
-    #[serde(rename = "GSM-7")]
     /// The GSM 03.38 alphabet, 7 bits a character: 160 in one part, 153 a part beyond.
+    #[serde(rename = "GSM-7")]
     Gsm7,
-    #[serde(rename = "UCS-2")]
     /// UTF-16: 70 units in one part, 67 a part beyond.
+    #[serde(rename = "UCS-2")]
     Ucs2,
 }
 

@@ -13,8 +13,8 @@ pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 /// The events' `source`; `sinch-hooks` by default.
 pub const EVENT_SOURCE: &str = "EVENT_SOURCE";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
 /// Everything the publisher needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublisherConfig {
     /// The bus's name or ARN.
     pub bus: String,

@@ -10,8 +10,8 @@ use pipeline::store::dynamodb_snapshot;
 /// Why a record is not a change of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError {
-    #[error("the record has no images (the stream must be NEW_AND_OLD_IMAGES)")]
     /// An image the change needs is missing from the record.
+    #[error("the record has no images (the stream must be NEW_AND_OLD_IMAGES)")]
     NoImages,
 }
 

@@ -77,11 +77,11 @@ pub struct Secrets(Vec<String>);
 /// Why a list of secrets was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
-    #[error("no secret given")]
     /// No secret at all.
+    #[error("no secret given")]
     Empty,
-    #[error("secret number {position} in the comma-separated list is empty")]
     /// An empty entry in a comma-separated list.
+    #[error("secret number {position} in the comma-separated list is empty")]
     EmptyEntry {
         /// Its position, from 1.
         position: usize,
@@ -189,36 +189,36 @@ pub struct Verified {
 /// Why a request was not accepted as a Sinch callback.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    #[error("missing header {0}")]
     /// A signature header is absent (its name).
+    #[error("missing header {0}")]
     MissingHeader(&'static str),
-    #[error("header {0} is not visible ASCII text")]
     /// A signature header is not visible ASCII (its name).
+    #[error("header {0} is not visible ASCII text")]
     MalformedHeader(&'static str),
-    #[error("unsupported signature algorithm {0:?} (only {HMAC_SHA256} is supported)")]
     /// An algorithm other than HMAC-SHA256 (as given).
+    #[error("unsupported signature algorithm {0:?} (only {HMAC_SHA256} is supported)")]
     UnsupportedAlgorithm(String),
-    #[error("timestamp {0:?} is not a decimal number of Unix seconds")]
     /// The timestamp is not Unix seconds (as given).
+    #[error("timestamp {0:?} is not a decimal number of Unix seconds")]
     MalformedTimestamp(String),
-    #[error("signature is not the base64 of a 32-byte HMAC-SHA256")]
     /// The signature is not base64 of 32 bytes.
+    #[error("signature is not the base64 of a 32-byte HMAC-SHA256")]
     MalformedSignature,
-    #[error("signature does not match the body with any configured secret")]
     /// No configured secret gives this signature: forged, or signed with another secret.
+    #[error("signature does not match the body with any configured secret")]
     Mismatch,
-    #[error("authentic, but signed {age_secs} s ago, more than the tolerated {tolerance_secs} s")]
     /// Signed longer ago than tolerated (a replay, or a retry after a long outage).
+    #[error("authentic, but signed {age_secs} s ago, more than the tolerated {tolerance_secs} s")]
     TooOld {
         /// How long ago, in seconds.
         age_secs: u64,
         /// The tolerance, in seconds.
         tolerance_secs: u64,
     },
+    /// Signed further ahead of our clock than tolerated.
     #[error(
         "authentic, but signed {ahead_secs} s in the future, more than the tolerated {tolerance_secs} s"
     )]
-    /// Signed further ahead of our clock than tolerated.
     TooNew {
         /// How far ahead, in seconds.
         ahead_secs: u64,

@@ -3,5 +3,6 @@
 
 mod common;
 mod idempotency;
+mod optouts;
 mod scale;
 mod validation;

@@ -70,8 +70,8 @@ pub const DETAIL_TYPES: [(&str, &str); 7] = [
 pub struct Event {
     /// Stable: the same change always gives the same id.
     pub id: String,
-    #[serde(rename = "detail-type")]
     /// One of [`DETAIL_TYPES`].
+    #[serde(rename = "detail-type")]
     pub detail_type: &'static str,
     /// When the change was committed (Unix ms).
     pub time_ms: u64,

@@ -116,8 +116,8 @@ pub enum FanOutError {
     /// Not a job of this version, or a chunk that is not there: retrying cannot help.
     #[error("bad batch job: {0}")]
     Bad(String),
-    #[error(transparent)]
     /// The store could not be read or written: retried.
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// A queue or the scheduler did not take a job.
     #[error("could not queue a send: {0}")]

@@ -172,17 +172,17 @@ pub enum ReplyOutcome {
 /// and the dead-letter queue.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HandlerError {
-    #[error(transparent)]
     /// The store could not be read or written: retried.
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
     /// Sinch did not answer as asked: retried when transient.
+    #[error(transparent)]
     Sinch(#[from] SinchError),
-    #[error(transparent)]
     /// A send through the ledger did not happen (yet).
-    Send(#[from] SendError),
     #[error(transparent)]
+    Send(#[from] SendError),
     /// The team's hook failed.
+    #[error(transparent)]
     Hook(#[from] HookError),
 }
 

@@ -77,16 +77,16 @@ pub enum Route {
         app_id: String,
         /// The channel asked for (`WHATSAPP`, `SMS`, ...).
         channel: String,
-        #[serde(default)]
         /// Channels to fall back to, in order.
+        #[serde(default)]
         fallback: Vec<String>,
         /// The message, as the caller gave it.
         message: AppMessage,
-        #[serde(default)]
         /// Channel properties, e.g. `SMS_SENDER`.
-        channel_properties: BTreeMap<String, String>,
         #[serde(default)]
+        channel_properties: BTreeMap<String, String>,
         /// How long Sinch keeps trying, in seconds.
+        #[serde(default)]
         ttl_secs: Option<u64>,
     },
     /// An SMS API batch to one recipient, with per-recipient delivery reports.
@@ -95,8 +95,8 @@ pub enum Route {
         from: String,
         /// The text.
         body: String,
-        #[serde(default)]
         /// How long Sinch keeps trying, in seconds (sent as `expire_at`).
+        #[serde(default)]
         ttl_secs: Option<u64>,
     },
 }

@@ -55,11 +55,11 @@ pub struct Envelope {
     pub app_id: String,
     /// The Sinch project the app belongs to.
     pub project_id: String,
-    #[serde(with = "timestamp::optional")]
     /// When Sinch accepted the event.
-    pub accepted_time: Option<OffsetDateTime>,
     #[serde(with = "timestamp::optional")]
+    pub accepted_time: Option<OffsetDateTime>,
     /// When the event happened on the channel.
+    #[serde(with = "timestamp::optional")]
     pub event_time: Option<OffsetDateTime>,
     /// The `message_metadata` we gave when sending, echoed back.
     pub message_metadata: String,
@@ -74,8 +74,8 @@ pub struct ChannelIdentity {
     pub channel: Channel,
     /// The contact's address on that channel: a phone number for SMS and WhatsApp, a page-scoped id for Messenger.
     pub identity: String,
-    #[serde(default)]
     /// Set for channels whose identities are per app (Messenger, Viber Bot).
+    #[serde(default)]
     pub app_id: String,
 }
 
@@ -98,35 +98,35 @@ pub struct Reason {
 pub struct InboundMessage {
     /// Sinch's id of the message.
     pub id: String,
-    #[serde(default)]
     /// `TO_APP` for what a contact sent.
+    #[serde(default)]
     pub direction: Option<Direction>,
-    #[serde(default)]
     /// What the contact sent.
+    #[serde(default)]
     pub contact_message: ContactMessage,
-    #[serde(default)]
     /// Who sent it, on which channel.
+    #[serde(default)]
     pub channel_identity: Option<ChannelIdentity>,
-    #[serde(default)]
     /// The conversation it belongs to (empty in DISPATCH mode).
+    #[serde(default)]
     pub conversation_id: String,
-    #[serde(default)]
     /// The contact who sent it (empty in DISPATCH mode).
+    #[serde(default)]
     pub contact_id: String,
-    #[serde(default)]
     /// Metadata attached to the message, if any.
+    #[serde(default)]
     pub metadata: String,
-    #[serde(default, with = "timestamp::optional")]
     /// When Sinch accepted the message from the channel.
+    #[serde(default, with = "timestamp::optional")]
     pub accept_time: Option<OffsetDateTime>,
-    #[serde(default)]
     /// The sender id the contact wrote to (e.g. our SMS number), when the channel tells.
+    #[serde(default)]
     pub sender_id: Option<String>,
-    #[serde(default)]
     /// The app's processing mode.
-    pub processing_mode: Option<ProcessingMode>,
     #[serde(default)]
+    pub processing_mode: Option<ProcessingMode>,
     /// True for a message injected through the API rather than received from a channel.
+    #[serde(default)]
     pub injected: Option<bool>,
 }
 
@@ -177,17 +177,17 @@ impl ContactMessage {
     }
 }
 
+/// `text_message`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// `text_message`.
 pub struct TextMessage {
     /// The text as the contact wrote it.
     pub text: String,
 }
 
+/// `media_message`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// `media_message`.
 pub struct MediaMessage {
     /// Where the media can be fetched.
     pub url: String,
@@ -197,9 +197,9 @@ pub struct MediaMessage {
     pub filename_override: Option<String>,
 }
 
+/// `reply_to`: the message a contact message answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// `reply_to`: the message a contact message answers.
 pub struct ReplyTo {
     /// The id of the message replied to.
     pub message_id: String,
@@ -212,23 +212,23 @@ pub struct MessageDeliveryReport {
     pub message_id: String,
     /// Where the message is now.
     pub status: DeliveryStatus,
-    #[serde(default)]
     /// The conversation it belongs to (empty in DISPATCH mode).
+    #[serde(default)]
     pub conversation_id: String,
-    #[serde(default)]
     /// The recipient, on the channel the status is from.
+    #[serde(default)]
     pub channel_identity: Option<ChannelIdentity>,
-    #[serde(default)]
     /// The recipient contact (empty in DISPATCH mode).
+    #[serde(default)]
     pub contact_id: String,
-    #[serde(default)]
     /// Why, for `FAILED` and `SWITCHING_CHANNEL`.
+    #[serde(default)]
     pub reason: Option<Reason>,
-    #[serde(default)]
     /// The `message_metadata` given when sending.
-    pub metadata: String,
     #[serde(default)]
+    pub metadata: String,
     /// The app's processing mode.
+    #[serde(default)]
     pub processing_mode: Option<ProcessingMode>,
 }
 
@@ -266,8 +266,8 @@ pub struct InboundEvent {
     pub contact_id: String,
     /// The conversation (empty in DISPATCH mode).
     pub conversation_id: String,
-    #[serde(with = "timestamp::optional")]
     /// When Sinch accepted the event.
+    #[serde(with = "timestamp::optional")]
     pub accept_time: Option<OffsetDateTime>,
     /// The app's processing mode.
     pub processing_mode: Option<ProcessingMode>,
@@ -284,20 +284,20 @@ pub struct EventDeliveryReport {
     pub event_id: String,
     /// Where the event is now.
     pub status: DeliveryStatus,
-    #[serde(default)]
     /// The recipient, on the channel the status is from.
+    #[serde(default)]
     pub channel_identity: Option<ChannelIdentity>,
-    #[serde(default)]
     /// The recipient contact.
+    #[serde(default)]
     pub contact_id: String,
-    #[serde(default)]
     /// Why, for `FAILED`.
+    #[serde(default)]
     pub reason: Option<Reason>,
-    #[serde(default)]
     /// The metadata given when sending the event.
-    pub metadata: String,
     #[serde(default)]
+    pub metadata: String,
     /// The app's processing mode.
+    #[serde(default)]
     pub processing_mode: Option<ProcessingMode>,
 }
 
@@ -315,8 +315,8 @@ pub struct Conversation {
     pub active: Option<bool>,
     /// The channel last used.
     pub active_channel: Option<Channel>,
-    #[serde(with = "timestamp::optional")]
     /// When the last message was received.
+    #[serde(with = "timestamp::optional")]
     pub last_received: Option<OffsetDateTime>,
     /// Metadata attached to the conversation.
     pub metadata: String,
@@ -324,9 +324,9 @@ pub struct Conversation {
     pub correlation_id: String,
 }
 
+/// `conversation_start_notification`, `..._stop_...`, `..._delete_...`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
-/// `conversation_start_notification`, `..._stop_...`, `..._delete_...`.
 pub struct ConversationNotification {
     /// The conversation concerned.
     pub conversation: Conversation,
@@ -354,17 +354,17 @@ pub struct Contact {
     pub language: String,
 }
 
+/// `contact_create_notification`, `..._delete_...`, `..._update_...`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// `contact_create_notification`, `..._delete_...`, `..._update_...`.
 pub struct ContactNotification {
     /// The contact concerned.
     pub contact: Contact,
 }
 
+/// `contact_merge_notification`: two contacts became one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// `contact_merge_notification`: two contacts became one.
 pub struct ContactMergeNotification {
     /// The contact merged away.
     pub deleted_contact: Contact,
@@ -380,9 +380,9 @@ pub struct DuplicatedIdentitiesNotification {
     pub duplicated_identities: Vec<DuplicatedIdentity>,
 }
 
+/// One identity on several contacts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// One identity on several contacts.
 pub struct DuplicatedIdentity {
     /// The channel of the identity.
     pub channel: String,
@@ -431,9 +431,9 @@ pub struct OptNotification {
     pub processing_mode: Option<ProcessingMode>,
 }
 
+/// Why an opt-in or opt-out request failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// Why an opt-in or opt-out request failed.
 pub struct ErrorDetails {
     /// Sinch's explanation.
     pub description: String,
@@ -447,9 +447,9 @@ pub struct ChannelEventNotification {
     pub channel_event: ChannelEvent,
 }
 
+/// Something the channel reported about the app's account or sender.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
-/// Something the channel reported about the app's account or sender.
 pub struct ChannelEvent {
     /// The channel that reported it.
     pub channel: Option<Channel>,

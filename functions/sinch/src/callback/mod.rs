@@ -64,11 +64,11 @@ impl Callback {
 /// Why a body is not a usable callback.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
-    #[error("the body is not a JSON object: {0}")]
     /// The body is not JSON, or not an object.
+    #[error("the body is not a JSON object: {0}")]
     NotAnObject(serde_json::Error),
-    #[error("{kind} callback is malformed: {source}")]
     /// The kind is known but its payload does not have the shape Sinch documents.
+    #[error("{kind} callback is malformed: {source}")]
     Malformed {
         /// The kind (`conversation.<key>` or `sms.<type>`).
         kind: String,

@@ -36,26 +36,26 @@ pub enum Medium {
 pub struct BatchDeliveryReport {
     /// The batch reported on (the id the send answered).
     pub batch_id: String,
-    #[serde(default)]
     /// How many messages of the batch are in each status.
+    #[serde(default)]
     pub statuses: Vec<StatusCount>,
-    #[serde(default)]
     /// How many messages the batch has.
-    pub total_message_count: Option<u64>,
     #[serde(default)]
+    pub total_message_count: Option<u64>,
     /// The `client_reference` given when sending.
+    #[serde(default)]
     pub client_reference: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 /// How many messages of a batch are in one status.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct StatusCount {
     /// Sinch's numeric status code for the status (see the SMS API's delivery report codes).
     pub code: i64,
     /// The status.
     pub status: SmsStatus,
-    #[serde(default)]
     /// How many messages are in it.
+    #[serde(default)]
     pub count: u64,
     /// Present when the report type is `full`.
     #[serde(default)]
@@ -73,26 +73,26 @@ pub struct RecipientDeliveryReport {
     pub code: i64,
     /// The status.
     pub status: SmsStatus,
-    #[serde(default, with = "timestamp::optional")]
     /// When Sinch recorded the status.
-    pub at: Option<OffsetDateTime>,
     #[serde(default, with = "timestamp::optional")]
+    pub at: Option<OffsetDateTime>,
     /// When the operator reported the status.
+    #[serde(default, with = "timestamp::optional")]
     pub operator_status_at: Option<OffsetDateTime>,
-    #[serde(default)]
     /// The `client_reference` given when sending.
+    #[serde(default)]
     pub client_reference: Option<String>,
-    #[serde(default)]
     /// The sender Sinch used, when it replaced ours.
+    #[serde(default)]
     pub applied_originator: Option<String>,
-    #[serde(default)]
     /// `GSM` or `UNICODE`.
+    #[serde(default)]
     pub encoding: Option<String>,
-    #[serde(default)]
     /// How many SMS parts the message took.
-    pub number_of_message_parts: Option<u32>,
     #[serde(default)]
+    pub number_of_message_parts: Option<u32>,
     /// The operator's MCC+MNC, when known.
+    #[serde(default)]
     pub operator: Option<String>,
 }
 
@@ -107,17 +107,17 @@ pub struct Inbound<Body> {
     pub to: String,
     /// The content: text, base64 bytes or an MMS body, by type.
     pub body: Body,
-    #[serde(default, with = "timestamp::optional")]
     /// When Sinch received it.
-    pub received_at: Option<OffsetDateTime>,
     #[serde(default, with = "timestamp::optional")]
+    pub received_at: Option<OffsetDateTime>,
     /// When the sender's phone sent it, if the operator tells.
+    #[serde(default, with = "timestamp::optional")]
     pub sent_at: Option<OffsetDateTime>,
-    #[serde(default)]
     /// The operator's MCC+MNC, when known.
-    pub operator_id: Option<String>,
     #[serde(default)]
+    pub operator_id: Option<String>,
     /// The `client_reference` of the batch it answers, when Sinch can tell.
+    #[serde(default)]
     pub client_reference: Option<String>,
     /// `mo_binary` only: the user data header, hex.
     #[serde(default)]
@@ -136,9 +136,9 @@ pub struct MediaBody {
     pub media: Vec<MediaItem>,
 }
 
+/// One MMS attachment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
-/// One MMS attachment.
 pub struct MediaItem {
     /// Where Sinch keeps it.
     pub url: String,

@@ -14,38 +14,38 @@ pub struct Summary {
     /// For unknown kinds: the key or type that was not recognised.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The Conversation app, for Conversation callbacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
     /// The message or event id (inbound), or the id a report is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The SMS batch, for SMS reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The delivery status, for reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The reason code of a failure.
-    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The channel (`WHATSAPP`, `SMS`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// Who sent it (inbound) or who it was for (reports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// Who a message went to (SMS inbound: our number).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The Conversation contact.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The Conversation conversation.
-    pub conversation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
     /// `CONVERSATION` or `DISPATCH`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub processing_mode: Option<String>,
     /// Characters of text, never the text itself (logs must not carry message content).
     #[serde(skip_serializing_if = "Option::is_none")]

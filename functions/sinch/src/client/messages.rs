@@ -20,11 +20,11 @@ pub struct SendMessageRequest {
     /// the reply goes back where the message came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub channel_priority_order: Vec<Channel>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// Echoed in this message's delivery reports (at most 1,024 characters).
-    pub message_metadata: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_metadata: Option<String>,
     /// Echoed in this message's callbacks, for correlating them with our own records.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
     /// e.g. `SMS_SENDER`, `MESSENGER_MESSAGE_TAG` (an open set).
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
@@ -43,8 +43,8 @@ pub enum Recipient {
     Identities(Vec<ChannelRecipient>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 /// One identity in a recipient's `channel_identities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChannelRecipient {
     /// The channel.
     pub channel: Channel,
@@ -162,36 +162,36 @@ pub fn is_kind(key: &str) -> bool {
     key.ends_with("_message") && !MESSAGE_FIELDS_BESIDE_THE_KIND.contains(&key)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 /// `text_message`'s content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextBody {
     /// The text.
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 /// `media_message`'s content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaBody {
     /// A public URL of the image, video, audio or document.
     pub url: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     /// A preview image, for channels that show one.
-    pub thumbnail_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub thumbnail_url: Option<String>,
     /// The file name to show instead of the URL's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub filename_override: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 /// `card_message`'s content (the typed part; choices are given as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardBody {
-    #[serde(skip_serializing_if = "String::is_empty", default)]
     /// The card's title.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
     pub title: String,
     /// The card's text.
     pub description: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     /// The card's image or video.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub media_message: Option<MediaBody>,
 }
 
@@ -199,26 +199,26 @@ pub struct CardBody {
 /// template overrides the omni template on its channel).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateBody {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     /// A template kept by Sinch's template service, for every channel.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub omni_template: Option<OmniTemplate>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     /// A template per channel (`WHATSAPP`, ...), by channel name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub channel_template: BTreeMap<String, ChannelTemplate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 /// An omni template: one template for every channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OmniTemplate {
     /// The template's id in Sinch's template service.
     pub template_id: String,
     /// Required by Sinch; `"latest"` is accepted.
     pub version: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     /// The translation to use; the template's default when absent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub language_code: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     /// The values of the template's `${name}` parameters.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub parameters: BTreeMap<String, String>,
 }
 
@@ -227,14 +227,14 @@ pub struct OmniTemplate {
 pub struct ChannelTemplate {
     /// The template's id (for WhatsApp its name).
     pub template_id: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     /// The template's version.
-    pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
     /// The translation to use.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub language_code: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     /// The values of the template's parameters, by name or position.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub parameters: BTreeMap<String, String>,
 }
 
@@ -243,8 +243,8 @@ pub struct ChannelTemplate {
 pub struct SendMessageResponse {
     /// Sinch's id of the message, the key of its delivery reports.
     pub message_id: String,
-    #[serde(default)]
     /// When Sinch accepted it (RFC 3339).
+    #[serde(default)]
     pub accepted_time: Option<String>,
 }
 
@@ -260,8 +260,8 @@ pub struct SmsBatchRequest {
     /// `none`, `summary`, `full` or `per_recipient`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_report: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// Echoed in the batch's delivery reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_reference: Option<String>,
     /// When Sinch stops trying (RFC 3339; at most 3 days away).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,19 +8,19 @@ use super::{Auth, Repeat, SinchClient, SinchError};
 /// A webhook as Sinch returns it (the secret is never returned).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Webhook {
-    #[serde(default)]
     /// The webhook's id.
-    pub id: String,
     #[serde(default)]
+    pub id: String,
     /// The app it belongs to.
+    #[serde(default)]
     pub app_id: String,
     /// The URL Sinch calls.
     pub target: String,
-    #[serde(default)]
     /// `HTTP` (or `GRPC`).
-    pub target_type: String,
     #[serde(default)]
+    pub target_type: String,
     /// The triggers it receives, e.g. `MESSAGE_INBOUND`.
+    #[serde(default)]
     pub triggers: Vec<String>,
 }
 
