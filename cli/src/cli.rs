@@ -57,6 +57,10 @@ pub enum Command {
     /// follow it to the end with a progress bar.
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// Import opt-outs into the messages API's list, or export the list, as JSON lines
+    /// (`{"channel": "SMS", "identity": "+46701234567"}` a line).
+    #[command(subcommand)]
+    Optouts(OptoutsCommand),
     /// Run the Sinch API simulator alone (OAuth2, Conversation messages:send, SMS batches),
     /// for functions run elsewhere (`sam local`, `cargo lambda watch`): what it was sent is at
     /// GET /sent. With --webhook it calls back with signed delivery reports.
@@ -180,6 +184,42 @@ pub struct BatchStatusArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `optouts`' subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OptoutsCommand {
+    /// PUT /optouts/{channel}/{identity} for each line of FILE (`-`: standard input), marked
+    /// `by: import`; prints how many were new, already there, and refused (with why). Running it
+    /// again is harmless: an opt-out already there stands.
+    Import(OptoutsImportArgs),
+    /// GET /optouts, every page, one JSON line per opt-out (channel, identity, by, reference,
+    /// opted_out_at) on standard output.
+    Export(OptoutsExportArgs),
+}
+
+/// `optouts import`'s arguments.
+#[derive(Debug, Args)]
+pub struct OptoutsImportArgs {
+    /// JSON lines, each `{"channel", "identity"}`; `-` for standard input.
+    pub file: PathBuf,
+    /// Where the messages API is, and how to reach it.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How many requests at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+/// `optouts export`'s arguments.
+#[derive(Debug, Args)]
+pub struct OptoutsExportArgs {
+    /// Only this channel's (SMS covers both SMS APIs).
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Where the messages API is, and how to reach it.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// `message`'s subcommands.

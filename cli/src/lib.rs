@@ -62,6 +62,7 @@ pub fn run(
         Command::Redrive(args) => commands::redrive::run(&args, stdout),
         Command::Message(command) => commands::message::run(&command, stdout),
         Command::Batch(command) => commands::batch::run(&command, stdout),
+        Command::Optouts(command) => commands::optouts::run(&command, stdin, stdout),
         Command::SinchSimulator(args) => commands::simulator::run(&args, stdout),
     }
 }

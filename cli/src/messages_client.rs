@@ -11,6 +11,13 @@ use aws_smithy_runtime_api::client::identity::Identity;
 
 use crate::answer::{self, Answer};
 
+/// What a path segment must escape (all but RFC 3986's unreserved characters: `+` too).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// How requests authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Auth {
@@ -112,6 +119,32 @@ impl MessagesClient {
     pub async fn batch(&self, id: &str) -> Answer {
         self.request("GET", &format!("/batches/{id}"), &[], Vec::new())
             .await
+    }
+
+    /// `PUT /optouts/{channel}/{identity}` with `{"by": by}`.
+    pub async fn opt_out(&self, channel: &str, identity: &str, by: &str) -> Answer {
+        let path = format!(
+            "/optouts/{}/{}",
+            percent_encoding::utf8_percent_encode(channel, PATH_SEGMENT),
+            percent_encoding::utf8_percent_encode(identity, PATH_SEGMENT)
+        );
+        let body = serde_json::json!({ "by": by }).to_string().into_bytes();
+        let headers = [("content-type", "application/json".to_owned())];
+        self.request("PUT", &path, &headers, body).await
+    }
+
+    /// `GET /optouts` from `cursor`, only `channel`'s when given.
+    pub async fn opt_outs(&self, channel: Option<&str>, cursor: Option<&str>) -> Answer {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("limit", "1000");
+        if let Some(channel) = channel {
+            query.append_pair("channel", channel);
+        }
+        if let Some(cursor) = cursor {
+            query.append_pair("cursor", cursor);
+        }
+        let path = format!("/optouts?{}", query.finish());
+        self.request("GET", &path, &[], Vec::new()).await
     }
 
     /// `GET /messages/{id}`.

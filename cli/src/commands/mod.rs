@@ -5,6 +5,7 @@ pub mod demo;
 pub mod fixtures;
 pub mod inspect;
 pub mod message;
+pub mod optouts;
 pub mod post_callbacks;
 pub mod redrive;
 pub mod register_webhook;

@@ -8,6 +8,7 @@ mod inspect;
 mod least_privilege;
 mod messages;
 mod operations;
+mod optouts;
 mod outage;
 mod scale;
 mod serve;
