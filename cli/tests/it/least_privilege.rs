@@ -313,6 +313,18 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
                 sms_api: true,
                 default_sms_sender: Some("46700000001".into()),
             },
+            // Every guard on, so that each send reads and writes their counters.
+            guards: api::guards::Guards {
+                allowed_countries: vec!["46".into()],
+                velocity: Some(api::guards::Velocity {
+                    limit: 100,
+                    window_ms: 3_600_000,
+                    prefix_digits: 6,
+                }),
+                monthly_caps: [("SMS_API".to_owned(), 1000), ("WHATSAPP".to_owned(), 1000)]
+                    .into_iter()
+                    .collect(),
+            },
             ..api::ApiConfig::default()
         },
         clock: Clock::System,

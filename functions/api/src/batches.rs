@@ -45,7 +45,7 @@ use crate::error::ApiError;
 use crate::request::{Context, SMS_API, SendRequest, Valid};
 use pipeline::schedule::is_later;
 
-use crate::{Answer, Api, KeyFate, caller, dispatch, plausible_id, unavailable};
+use crate::{Answer, Api, KeyFate, caller, dispatch, guards, plausible_id, unavailable};
 
 /// The most recipients a batch takes.
 pub const MAX_RECIPIENTS: usize = 10_000;
@@ -319,7 +319,7 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
     prepared: Prepared,
     caller: &str,
     id: &str,
-    _retried: bool,
+    retried: bool,
     now_ms: u64,
 ) -> (Answer, KeyFate) {
     let Prepared {
@@ -350,13 +350,51 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
             let state = known.get(contact).copied().cloned().unwrap_or_default();
             api.config.rules.judge(contact, &state, &check)
         });
+        let refusal = refusal
+            .map(|refusal| (refusal.code, refusal.message))
+            .or_else(|| {
+                api.config
+                    .guards
+                    .country(&one.channel, &one.to)
+                    .err()
+                    .map(|error| {
+                        guards::count_refusal(&api.config.metrics, &error);
+                        (error.code, error.message)
+                    })
+            });
         match refusal {
-            Some(refusal) => refused.push(Refused {
+            Some((code, message)) => refused.push(Refused {
                 to: one.to.clone(),
-                code: refusal.code,
-                message: refusal.message,
+                code,
+                message,
             }),
             None => accepted.push(one),
+        }
+    }
+    // The monthly cap: as many as fit, counted once per batch (a retry of the request that
+    // stored it counts nothing again); the rest refused one by one.
+    let stored_before = retried && matches!(api.store.batch(id).await, Ok(Some(_)));
+    if !stored_before && !accepted.is_empty() {
+        let wanted = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+        let granted = match api
+            .config
+            .guards
+            .monthly_cap(&api.store, &channel, wanted, now_ms)
+            .await
+        {
+            Ok(granted) => granted,
+            Err(error) => return (error.into(), KeyFate::Release),
+        };
+        if granted < wanted {
+            let over = api.config.guards.cap_reached(&channel, now_ms);
+            guards::count_refusal(&api.config.metrics, &over);
+            for one in accepted.split_off(usize::try_from(granted).unwrap_or(0)) {
+                refused.push(Refused {
+                    to: one.to,
+                    code: over.code,
+                    message: over.message.clone(),
+                });
+            }
         }
     }
     let lane = accepted.first().map_or(Lane::Bulk, |v| v.lane);

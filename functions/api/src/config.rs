@@ -62,6 +62,10 @@ pub struct ApiConfig {
     pub rules: pipeline::rules::Rules,
     /// How long the queue (or the scheduler) may take to confirm a job.
     pub enqueue_timeout: Duration,
+    /// The guards before any cost ([`crate::guards`]).
+    pub guards: crate::guards::Guards,
+    /// Where refusals by the guards are counted (off but in Lambda).
+    pub metrics: pipeline::metrics::Metrics,
 }
 
 impl Default for ApiConfig {
@@ -75,6 +79,8 @@ impl Default for ApiConfig {
             quiet_hours: None,
             rules: pipeline::rules::Rules::default(),
             enqueue_timeout: Duration::from_millis(2500),
+            guards: crate::guards::Guards::default(),
+            metrics: pipeline::metrics::Metrics::off(),
         }
     }
 }
@@ -94,6 +100,7 @@ impl ApiConfig {
             ),
             enqueue_timeout: env.millis("ENQUEUE_TIMEOUT_MS", 2500, 50..=25_000)?,
             quiet_hours: quiet_hours(env)?,
+            guards: crate::guards::Guards::from(env)?,
             ..Self::default()
         })
     }

@@ -44,8 +44,9 @@ pub async fn run() -> Result<(), lambda_http::Error> {
                 .unwrap_or_else(|| "default".to_owned()),
         ))
     });
-    let (config, table, queues, role, group) =
+    let (mut config, table, queues, role, group) =
         settings.unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
+    config.metrics = pipeline::metrics::Metrics::stdout("api");
     let sqs = enqueue_client(&sdk, config.enqueue_timeout.max(Duration::from_millis(50)));
     let api = Api {
         store: DynamoStore::new(dynamodb_client(&sdk), table),

@@ -44,6 +44,7 @@
 pub mod batches;
 pub mod config;
 pub mod error;
+pub mod guards;
 pub mod lambda;
 pub mod optouts;
 pub mod request;
@@ -633,6 +634,9 @@ async fn accept<S: Store, Q: Queue, C: Scheduler>(
             if let Err(error) = rules(api, &valid, now_ms).await {
                 return (error.into(), KeyFate::Complete);
             }
+            if let Err((error, fate)) = guard(api, &valid, now_ms).await {
+                return (error.into(), fate);
+            }
             match api.store.accept_message(&accepted).await {
                 Ok(Acceptance::New) => None,
                 Ok(Acceptance::Existing(state)) => Some(*state),
@@ -749,6 +753,38 @@ async fn rules<S: Store, Q: Queue, C: Scheduler>(
         Ok(None) => Ok(()),
         Ok(Some(refusal)) => Err(ApiError::unprocessable(refusal.code, refusal.message)),
         Err(error) => Err(ApiError::unavailable_because("read contact", &error)),
+    }
+}
+
+/// The guards ([`guards`]) for one send, last before it is accepted (so that only what would
+/// be sent is counted). A country refusal is remembered under the key like any rule; a limit
+/// that frees with time is not.
+async fn guard<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    valid: &Valid,
+    now_ms: u64,
+) -> Result<(), (ApiError, KeyFate)> {
+    let guards = &api.config.guards;
+    let refused = |error: ApiError, fate: KeyFate| {
+        guards::count_refusal(&api.config.metrics, &error);
+        Err((error, fate))
+    };
+    if let Err(error) = guards.country(&valid.channel, &valid.to) {
+        return refused(error, KeyFate::Complete);
+    }
+    if let Err(error) = guards
+        .velocity(&api.store, &valid.channel, &valid.to, now_ms)
+        .await
+    {
+        return refused(error, KeyFate::Release);
+    }
+    match guards
+        .monthly_cap(&api.store, &valid.channel, 1, now_ms)
+        .await
+    {
+        Ok(1) => Ok(()),
+        Ok(_) => refused(guards.cap_reached(&valid.channel, now_ms), KeyFate::Release),
+        Err(error) => Err((error, KeyFate::Release)),
     }
 }
 

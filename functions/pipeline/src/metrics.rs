@@ -41,6 +41,8 @@ pub enum Metric {
     MessageSent,
     /// A send of the messages API that Sinch refused for good.
     MessageFailed,
+    /// `GuardRefused`: a send the messages API's guards refused (dimension `Guard`: the code).
+    GuardRefused,
 }
 
 impl Metric {
@@ -57,6 +59,7 @@ impl Metric {
             Metric::DeadLettered => "DeadLettered",
             Metric::MessageSent => "MessageSent",
             Metric::MessageFailed => "MessageFailed",
+            Metric::GuardRefused => "GuardRefused",
         }
     }
 }
@@ -69,6 +72,15 @@ pub struct Metrics {
     function: &'static str,
     sink: Option<Sink>,
 }
+
+/// Two are the same configuration when they write for the same function, both or neither.
+impl PartialEq for Metrics {
+    fn eq(&self, other: &Self) -> bool {
+        self.function == other.function && self.sink.is_some() == other.sink.is_some()
+    }
+}
+
+impl Eq for Metrics {}
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -21,7 +21,7 @@ use pipeline::store::{
     ContactState, Finished, InboundRecord, MessageKey, MessageState, OptChange, SendAttempt,
     SendFinish, SendSlot, Slot, StatusChange, StatusUpdate, Store, StoreError,
 };
-use pipeline::store::{OptOutPage, OptWrite};
+use pipeline::store::{Counted, OptOutPage, OptWrite};
 use sinch::Channel;
 
 /// How an operation fails.
@@ -275,6 +275,34 @@ impl<S: Store> Store for FaultyStore<S> {
             "opt_outs",
             channel.map_or("", Channel::as_str),
             self.inner.opt_outs(channel, after, limit),
+        )
+        .await
+    }
+    async fn count_in_window(
+        &self,
+        key: &str,
+        window_ms: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<Counted, StoreError> {
+        self.call(
+            "count_in_window",
+            key,
+            self.inner.count_in_window(key, window_ms, limit, now_ms),
+        )
+        .await
+    }
+    async fn count_up_to(
+        &self,
+        key: &str,
+        n: u32,
+        cap: u32,
+        expires_at_s: u64,
+    ) -> Result<u32, StoreError> {
+        self.call(
+            "count_up_to",
+            key,
+            self.inner.count_up_to(key, n, cap, expires_at_s),
         )
         .await
     }

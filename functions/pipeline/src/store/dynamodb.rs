@@ -57,10 +57,10 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest,
-    ContactKey, ContactState, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord,
-    MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason, SendAttempt,
-    SendFinish, SendResult, SendSlot, SendState, SinchId, Slot, Snapshot, StatusChange,
-    StatusUpdate, Store, StoreError, entry_id,
+    ContactKey, ContactState, Counted, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry,
+    InboundRecord, MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason,
+    SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Slot, Snapshot,
+    StatusChange, StatusUpdate, Store, StoreError, WindowState, entry_id,
 };
 use crate::status::{Progress, Status};
 use sinch::Channel;
@@ -588,6 +588,9 @@ impl DynamoStore {
         }
     }
 }
+
+/// How many times a guard's conditional write is tried against writers racing it.
+const GUARD_ATTEMPTS: usize = 8;
 
 /// What opting a contact out sets (and so puts it in the opt-out index).
 const OPT_OUT_SET: &str = "opted_out_by = :by, opted_out_at_ms = :at_out, opt_source = :src, \
@@ -1589,6 +1592,102 @@ impl Store for DynamoStore {
             .then(|| items.last().map(|(key, _)| key.clone()))
             .flatten();
         Ok(OptOutPage { items, next })
+    }
+
+    async fn count_in_window(
+        &self,
+        key: &str,
+        window_ms: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<Counted, StoreError> {
+        let pk = format!("guard#{key}");
+        // Read, decide, write on the condition that nothing moved since the read; a lost race
+        // reads again. Past a few, the key is as busy as a limit exists to stop.
+        for _ in 0..GUARD_ATTEMPTS {
+            let item = self.get("count in window", pk.clone()).await?;
+            let stored = item.as_ref().and_then(|item| {
+                Some(WindowState {
+                    window: number(item, "window")?,
+                    count: u32::try_from(number(item, "count")?).ok()?,
+                    previous: u32::try_from(number(item, "previous").unwrap_or(0)).ok()?,
+                })
+            });
+            let next = match super::slide(stored, now_ms, window_ms, limit) {
+                Ok(next) => next,
+                Err(retry_after_ms) => return Ok(Counted::Limited { retry_after_ms }),
+            };
+            let expires_at = (next.window + 2).saturating_mul(window_ms) / 1000 + 1;
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .update_expression(
+                    "SET #window = :window, #count = :count, previous = :previous, \
+                     expires_at = :expires",
+                )
+                .expression_attribute_names("#window", "window")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_values(":window", n(next.window))
+                .expression_attribute_values(":count", n(u64::from(next.count)))
+                .expression_attribute_values(":previous", n(u64::from(next.previous)))
+                .expression_attribute_values(":expires", n(expires_at));
+            let update = match stored {
+                Some(old) => update
+                    .condition_expression("#window = :old_window AND #count = :old_count")
+                    .expression_attribute_values(":old_window", n(old.window))
+                    .expression_attribute_values(":old_count", n(u64::from(old.count))),
+                None => update.condition_expression("attribute_not_exists(pk)"),
+            };
+            if conditional("count in window", update.send().await)?.is_some() {
+                return Ok(Counted::Counted);
+            }
+        }
+        Ok(Counted::Limited {
+            retry_after_ms: 1000,
+        })
+    }
+
+    async fn count_up_to(
+        &self,
+        key: &str,
+        n_wanted: u32,
+        cap: u32,
+        expires_at_s: u64,
+    ) -> Result<u32, StoreError> {
+        let pk = format!("guard#{key}");
+        let mut wanted = n_wanted.min(cap);
+        for _ in 0..GUARD_ATTEMPTS {
+            if wanted == 0 {
+                return Ok(0);
+            }
+            // All of them if they fit (one write, the usual case)...
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .update_expression("ADD #count :n SET expires_at = :expires")
+                .condition_expression("attribute_not_exists(#count) OR #count <= :most")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_values(":n", n(u64::from(wanted)))
+                .expression_attribute_values(":most", n(u64::from(cap - wanted)))
+                .expression_attribute_values(":expires", n(expires_at_s))
+                .send()
+                .await;
+            if conditional("count up to", update)?.is_some() {
+                return Ok(wanted);
+            }
+            // ... else as many as are left.
+            let count = self
+                .get("count up to", pk.clone())
+                .await?
+                .and_then(|item| number(&item, "count"))
+                .unwrap_or(0);
+            wanted = wanted.min(u32::try_from(u64::from(cap).saturating_sub(count)).unwrap_or(0));
+        }
+        Ok(0)
     }
 
     async fn take_slot(

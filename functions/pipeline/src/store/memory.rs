@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 
 use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Change, Claim, ClaimRequest,
-    ContactKey, ContactState, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord,
-    MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason, SendAttempt,
-    SendFinish, SendIntent, SendResult, SendSlot, SendState, Slot, Snapshot, StatusChange,
-    StatusUpdate, Store, StoreError, entry_id,
+    ContactKey, ContactState, Counted, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry,
+    InboundRecord, MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason,
+    SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SendState, Slot, Snapshot,
+    StatusChange, StatusUpdate, Store, StoreError, WindowState, entry_id,
 };
 use crate::clock::unix_millis;
 use crate::status::Status;
@@ -71,6 +71,10 @@ struct State {
     batches: BTreeMap<String, Batch>,
     /// Per pacing timeline, the next free slot (Unix µs).
     timelines: BTreeMap<String, u64>,
+    /// The guards' sliding windows, by key.
+    windows: BTreeMap<String, WindowState>,
+    /// The guards' capped counts, by key.
+    counts: BTreeMap<String, u32>,
 }
 
 impl State {
@@ -484,6 +488,41 @@ impl Store for MemoryStore {
             .then(|| items.last().map(|(key, _)| key.clone()))
             .flatten();
         Ok(OptOutPage { items, next })
+    }
+
+    async fn count_in_window(
+        &self,
+        key: &str,
+        window_ms: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<Counted, StoreError> {
+        let mut state = self.lock();
+        let stored = state.windows.get(key).copied();
+        Ok(match super::slide(stored, now_ms, window_ms, limit) {
+            Ok(next) => {
+                state.windows.insert(key.to_owned(), next);
+                Counted::Counted
+            }
+            Err(retry_after_ms) => Counted::Limited { retry_after_ms },
+        })
+    }
+
+    async fn count_up_to(
+        &self,
+        key: &str,
+        n: u32,
+        cap: u32,
+        expires_at_s: u64,
+    ) -> Result<u32, StoreError> {
+        // Keys name their period, so nothing here needs forgetting (DynamoDB's TTL only
+        // keeps the table small).
+        let _ = expires_at_s;
+        let mut state = self.lock();
+        let count = state.counts.entry(key.to_owned()).or_default();
+        let added = n.min(cap.saturating_sub(*count));
+        *count += added;
+        Ok(added)
     }
 
     async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {

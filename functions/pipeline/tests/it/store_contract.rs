@@ -8,7 +8,7 @@ use pipeline::store::{
     SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate, Store,
     dynamodb_client,
 };
-use pipeline::store::{BatchCancel, BatchRecord, BatchRef, OptSource, OptWrite, Slot};
+use pipeline::store::{BatchCancel, BatchRecord, BatchRef, Counted, OptSource, OptWrite, Slot};
 use sinch::callback::conversation::DeliveryStatus;
 
 const NOW: u64 = 1_763_870_400_000;
@@ -1406,7 +1406,84 @@ async fn opt_outs_are_listed_in_order_by_page(store: impl Store) {
     );
 }
 
+async fn a_sliding_window_counts_up_to_its_limit_and_frees_as_it_slides(store: impl Store) {
+    const WINDOW: u64 = 10_000;
+    let start = (NOW / WINDOW + 1) * WINDOW;
+    let count = |at: u64| store.count_in_window("dest/467012", WINDOW, 3, at);
+    for k in 0..3 {
+        assert_eq!(count(start + k).await.unwrap(), Counted::Counted, "{k}");
+    }
+    assert_eq!(
+        count(start + 100).await.unwrap(),
+        Counted::Limited {
+            retry_after_ms: WINDOW - 100
+        }
+    );
+    // Another key has its own window.
+    assert_eq!(
+        store
+            .count_in_window("dest/467013", WINDOW, 3, start + 100)
+            .await
+            .unwrap(),
+        Counted::Counted
+    );
+    // The next window: the previous one's three weigh almost fully at its start...
+    assert!(matches!(
+        count(start + WINDOW).await.unwrap(),
+        Counted::Limited { .. }
+    ));
+    // ... half at its middle: 1.5 + 1 fits, 1.5 + 2 does not, until 2/3 of the way.
+    let middle = start + WINDOW + WINDOW / 2;
+    assert_eq!(count(middle).await.unwrap(), Counted::Counted);
+    assert_eq!(
+        count(middle).await.unwrap(),
+        Counted::Limited {
+            retry_after_ms: 1_667
+        }
+    );
+    assert_eq!(count(middle + 1_700).await.unwrap(), Counted::Counted);
+    // Two windows later the past is gone.
+    for _ in 0..3 {
+        assert_eq!(count(start + 3 * WINDOW).await.unwrap(), Counted::Counted);
+    }
+    // Concurrent callers never overshoot the limit.
+    let at = start + 10 * WINDOW;
+    let results = futures_util::future::join_all(
+        (0..20).map(|_| store.count_in_window("dest/burst", WINDOW, 5, at)),
+    )
+    .await;
+    let counted = results
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Counted::Counted)))
+        .count();
+    assert_eq!(counted, 5);
+}
+
+async fn a_capped_count_adds_as_many_as_fit_once_each(store: impl Store) {
+    let key = "cap/SMS_API/2026-12";
+    assert_eq!(store.count_up_to(key, 4, 10, NOW / 1000).await.unwrap(), 4);
+    assert_eq!(store.count_up_to(key, 4, 10, NOW / 1000).await.unwrap(), 4);
+    assert_eq!(store.count_up_to(key, 4, 10, NOW / 1000).await.unwrap(), 2);
+    assert_eq!(store.count_up_to(key, 1, 10, NOW / 1000).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count_up_to("cap/SMS_API/2027-01", 1, 10, NOW / 1000)
+            .await
+            .unwrap(),
+        1
+    );
+    // Concurrent callers add exactly the cap between them.
+    let added = futures_util::future::join_all(
+        (0..30).map(|_| store.count_up_to("cap/WHATSAPP/2026-12", 1, 10, NOW / 1000)),
+    )
+    .await;
+    let total: u32 = added.into_iter().map(Result::unwrap).sum();
+    assert_eq!(total, 10);
+}
+
 testkit::for_both_stores!(
+    a_sliding_window_counts_up_to_its_limit_and_frees_as_it_slides,
+    a_capped_count_adds_as_many_as_fit_once_each,
     opt_outs_are_set_and_lifted_once_by_any_source,
     opt_outs_are_listed_in_order_by_page,
     a_batch_is_stored_once_with_its_chunks,
