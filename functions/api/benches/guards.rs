@@ -17,7 +17,7 @@ use lambda_http::http::Request as HttpRequest;
 use pipeline::clock::Clock;
 use pipeline::queue::MemoryQueue;
 use pipeline::schedule::{Lanes, MemoryScheduler};
-use pipeline::store::{DynamoStore, MemoryStore, Store};
+use pipeline::store::{DynamoStore, MemoryStore};
 use serde_json::json;
 
 fn every_guard() -> Guards {
