@@ -117,6 +117,9 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
         pacing: pipeline::pacing::Pacing::from_env(env)?,
         quiet_hours: api::config::quiet_hours(env)?,
         simulated_rate: args.simulator_rate.filter(|rate| *rate > 0.0),
+        privacy: pipeline::handlers::Privacy::from_env(env)?,
+        retention: pipeline::store::Retention::from_env(env)?,
+        guards: api::guards::Guards::from(env)?,
     })
 }
 

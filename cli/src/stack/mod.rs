@@ -99,6 +99,12 @@ pub struct Options {
     pub quiet_hours: Option<pipeline::quiet_hours::QuietHours>,
     /// A rate the simulator holds Sinch to, answering 429 beyond it (none: it takes all).
     pub simulated_rate: Option<f64>,
+    /// What is kept of texts (`REDACT_TEXT`).
+    pub privacy: pipeline::handlers::Privacy,
+    /// How long items are kept in DynamoDB (`*_RETENTION_DAYS`; memory keeps everything).
+    pub retention: pipeline::store::Retention,
+    /// The messages API's guards (`ALLOWED_COUNTRIES`, `DESTINATION_*`, `MONTHLY_CAPS`).
+    pub guards: api::guards::Guards,
 }
 
 impl Options {
@@ -127,6 +133,9 @@ impl Options {
             pacing: pipeline::pacing::Pacing::default(),
             quiet_hours: None,
             simulated_rate: None,
+            privacy: pipeline::handlers::Privacy::default(),
+            retention: pipeline::store::Retention::default(),
+            guards: api::guards::Guards::default(),
         }
     }
 }
@@ -387,12 +396,14 @@ where
             },
             enqueue_timeout: options.enqueue_timeout,
             quiet_hours: options.quiet_hours.clone(),
+            guards: options.guards.clone(),
             ..ApiConfig::default()
         },
         clock: Clock::System,
     };
     let worker = Arc::new(Worker {
         services: Services {
+            privacy: options.privacy,
             store: parts.store,
             sinch,
             hook: options.policy.clone(),
@@ -535,7 +546,8 @@ async fn aws_parts(
         Some(endpoint) => sdk.to_builder().endpoint_url(endpoint).build(),
         None => sdk.clone(),
     };
-    let store = DynamoStore::new(dynamodb_client(&dynamodb_sdk), TABLE_NAME);
+    let store = DynamoStore::new(dynamodb_client(&dynamodb_sdk), TABLE_NAME)
+        .with_retention(options.retention);
     store
         .create_table_if_missing()
         .await

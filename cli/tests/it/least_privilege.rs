@@ -549,6 +549,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
     let store = DynamoStore::new(dynamodb_client(&worker_id.sdk), "state");
     let worker = Arc::new(worker::Worker {
         services: pipeline::handlers::Services {
+            privacy: Default::default(),
             store: store.clone(),
             sinch: sinch::client::SinchClient::new(sinch_config).unwrap(),
             hook: pipeline::reply::ReplyPolicy::default(),

@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
         api.store
             .record_inbound(
                 &InboundRecord {
+                    text_digest: None,
                     id: "01W".into(),
                     from: ContactKey::new("WHATSAPP", "46701234567"),
                     to: "app-1".into(),

@@ -33,7 +33,7 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     };
     let settings = ApiConfig::from(&env).and_then(|config| {
         Ok((
-            config,
+            (config, pipeline::store::Retention::from_env(&env)?),
             required("TABLE_NAME")?,
             Lanes {
                 transactional: lane(OUTBOUND_QUEUE_URL, OUTBOUND_QUEUE_ARN)?,
@@ -44,12 +44,12 @@ pub async fn run() -> Result<(), lambda_http::Error> {
                 .unwrap_or_else(|| "default".to_owned()),
         ))
     });
-    let (mut config, table, queues, role, group) =
+    let ((mut config, retention), table, queues, role, group) =
         settings.unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
     config.metrics = pipeline::metrics::Metrics::stdout("api");
     let sqs = enqueue_client(&sdk, config.enqueue_timeout.max(Duration::from_millis(50)));
     let api = Api {
-        store: DynamoStore::new(dynamodb_client(&sdk), table),
+        store: DynamoStore::new(dynamodb_client(&sdk), table).with_retention(retention),
         lanes: Lanes {
             transactional: SqsQueue::new(sqs.clone(), queues.transactional.url.clone()),
             bulk: SqsQueue::new(sqs.clone(), queues.bulk.url.clone()),

@@ -97,6 +97,10 @@ pub struct WorkerConfig {
     pub send_settle: Duration,
     /// See [`OUTBOUND_MAX_RECEIVE_COUNT`].
     pub outbound_max_receives: u32,
+    /// How long each kind of item is kept ([`pipeline::store::Retention`]).
+    pub retention: pipeline::store::Retention,
+    /// What is kept of texts ([`pipeline::handlers::Privacy`]).
+    pub privacy: pipeline::handlers::Privacy,
 }
 
 impl WorkerConfig {
@@ -167,6 +171,8 @@ impl WorkerConfig {
                 1..=3600,
             )?,
             outbound_max_receives: env.number(OUTBOUND_MAX_RECEIVE_COUNT, 5, 1..=1000)?,
+            retention: pipeline::store::Retention::from_env(env)?,
+            privacy: pipeline::handlers::Privacy::from_env(env)?,
         })
     }
 }

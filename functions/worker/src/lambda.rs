@@ -67,7 +67,9 @@ pub async fn run_with<H: Hook>(
     let sqs = enqueue_client(&sdk, Duration::from_secs(5));
     let worker = Worker {
         services: Services {
-            store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default()),
+            privacy: config.privacy,
+            store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default())
+                .with_retention(config.retention),
             sinch,
             hook,
             app_id: config.app_id,

@@ -311,3 +311,22 @@ pub fn now_rfc3339() -> String {
         })
         .clone()
 }
+
+/// Everything a store holds, as text to search: an erasure or a redaction is proven by what
+/// is not in it.
+pub trait Dump {
+    /// The in-memory store's whole state; every item of DynamoDB's table (a full scan).
+    fn dump(&self) -> impl std::future::Future<Output = String> + Send;
+}
+
+impl Dump for pipeline::store::MemoryStore {
+    async fn dump(&self) -> String {
+        pipeline::store::MemoryStore::dump(self)
+    }
+}
+
+impl Dump for pipeline::store::DynamoStore {
+    async fn dump(&self) -> String {
+        format!("{:?}", self.items().await.expect("the table scans"))
+    }
+}

@@ -59,6 +59,7 @@ async fn orders_are_answered_by_the_hook_and_everything_else_by_the_reply_policy
         key_secret: "s".into(),
     });
     let services = Services {
+        privacy: Default::default(),
         store: MemoryStore::new(),
         sinch: SinchClient::new(config).unwrap(),
         hook: OrderHook {

@@ -88,6 +88,7 @@ pub async fn wrote<S: Store>(store: &S, channel: &str, number: &str, at_ms: u64)
     store
         .record_inbound(
             &InboundRecord {
+                text_digest: None,
                 id: ulid::Ulid::generate().to_string(),
                 from: ContactKey::new(channel, number),
                 to: "app-1".into(),

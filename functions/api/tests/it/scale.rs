@@ -425,6 +425,7 @@ async fn a_batch_refuses_recipients_one_by_one_and_counts_the_rest<S: Store + Cl
     store
         .record_inbound(
             &InboundRecord {
+                text_digest: None,
                 id: "01STOPBATCH".into(),
                 from: opted.clone(),
                 to: "46700000000".into(),

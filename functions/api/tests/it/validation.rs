@@ -204,6 +204,7 @@ async fn whatsapp_free_form_needs_the_window_and_opt_outs_hold() {
     api.store
         .record_inbound(
             &InboundRecord {
+                text_digest: None,
                 id: "01STOP".into(),
                 from: contact.clone(),
                 to: "46700000001".into(),

@@ -30,6 +30,10 @@ pub fn derive(change: &Change) -> Vec<Event> {
                 ("received_at", json!(rfc3339(inbound.received_at_ms))),
             ]);
             optional(&mut detail, "text", inbound.text.as_deref());
+            if let Some(digest) = &inbound.text_digest {
+                detail.insert("text_length".into(), json!(digest.length));
+                detail.insert("text_sha256".into(), json!(digest.sha256));
+            }
             if !inbound.media.is_empty() {
                 detail.insert("media".into(), json!(inbound.media));
             }

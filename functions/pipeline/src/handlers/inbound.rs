@@ -16,7 +16,7 @@ use crate::hook::Action;
 use crate::hook::{self, Hook};
 use crate::ledger::{SendError, reference};
 use crate::rules::Check;
-use crate::store::{ContactKey, InboundRecord, OptChange, SendIntent, SinchId, Store};
+use crate::store::{ContactKey, InboundRecord, OptChange, SendIntent, SinchId, Store, TextDigest};
 
 /// Where a reply goes.
 enum ReplyRoute<'a> {
@@ -47,6 +47,7 @@ pub async fn conversation<S: Store, H: Hook>(
     .find(|id| !id.is_empty())
     .or(services.app_id.as_deref());
     let record = InboundRecord {
+        text_digest: None,
         id: message.id.clone(),
         from: match identity {
             Some(identity) => ContactKey::new(identity.channel.as_str(), &identity.identity),
@@ -97,6 +98,7 @@ pub async fn sms<S: Store, H: Hook, B>(
     deadline: Instant,
 ) -> Result<Handled, HandlerError> {
     let record = InboundRecord {
+        text_digest: None,
         id: mo.id.clone(),
         from: ContactKey::new("SMS", &mo.from),
         to: mo.to.clone(),
@@ -148,7 +150,16 @@ async fn respond<S: Store, H: Hook>(
         }),
         Action::None => None,
     };
-    store.record_inbound(&record, change.as_ref()).await?;
+    let stored = if services.privacy.redact {
+        InboundRecord {
+            text_digest: record.text.as_deref().map(TextDigest::of),
+            text: None,
+            ..record.clone()
+        }
+    } else {
+        record.clone()
+    };
+    store.record_inbound(&stored, change.as_ref()).await?;
     let id = record.id.clone();
     let Some(text) = decision.reply else {
         let reply = if opted_out_before || decision.action == Action::OptOut {
@@ -165,7 +176,7 @@ async fn respond<S: Store, H: Hook>(
     let intent = SendIntent {
         to: record.from.clone(),
         in_reply_to: Some(id.clone()),
-        text: Some(text.clone()),
+        text: (!services.privacy.redact).then(|| text.clone()),
     };
     let sinch = &services.sinch;
     // The rules again, as they stand when the reply is about to leave (a retry may come long

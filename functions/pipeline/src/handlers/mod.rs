@@ -49,8 +49,44 @@ pub struct Services<S, H = ReplyPolicy> {
     pub rules: Rules,
     /// The send rates, held across workers ([`crate::pacing`]); unpaced by default.
     pub pacing: Pacing,
+    /// What is kept of message texts ([`Privacy`]).
+    pub privacy: Privacy,
     /// What "now" is (the system clock but in tests).
     pub clock: Clock,
+}
+
+/// What is kept of message texts.
+///
+/// | mode | inbound messages | our replies | events |
+/// |---|---|---|---|
+/// | default | the text is stored | the text is stored | `text` in `Message Received` and `Reply Sent` |
+/// | `Redact` (`REDACT_TEXT=true`) | no text: its length and SHA-256 ([`crate::store::TextDigest`]) | no text | `text_length` and `text_sha256` instead of `text`; no reply text |
+///
+/// The hook (the keyword rules) still reads the text in memory: redaction decides what is kept,
+/// not what is decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Privacy {
+    /// Store and emit no message text.
+    pub redact: bool,
+}
+
+/// `REDACT_TEXT`: `true` for [`Privacy::redact`].
+pub const REDACT_TEXT: &str = "REDACT_TEXT";
+
+impl Privacy {
+    /// The mode the environment sets (`REDACT_TEXT`: `true` or `false`, the default).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        match env.optional(REDACT_TEXT).as_deref() {
+            None | Some("false") => Ok(Self { redact: false }),
+            Some("true") => Ok(Self { redact: true }),
+            Some(other) => Err(crate::config::ConfigError::new(
+                REDACT_TEXT,
+                format!("must be true or false, got {other:?}"),
+            )),
+        }
+    }
 }
 
 /// Default for [`Services::idempotency_ttl`]: beyond Sinch's ~23 h retry horizon.

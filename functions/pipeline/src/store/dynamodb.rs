@@ -59,13 +59,14 @@ use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest,
     ContactKey, ContactState, Counted, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry,
     InboundRecord, MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason,
-    SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Slot, Snapshot,
-    StatusChange, StatusUpdate, Store, StoreError, WindowState, entry_id,
+    Retention, SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Slot, Snapshot,
+    StatusChange, StatusUpdate, Store, StoreError, TextDigest, WindowState, entry_id,
 };
 use crate::status::{Progress, Status};
 use sinch::Channel;
 
-type Item = HashMap<String, AttributeValue>;
+/// One item of the table, as the SDK gives it.
+pub type Item = HashMap<String, AttributeValue>;
 
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
@@ -96,6 +97,7 @@ pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> Client {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    retention: Retention,
 }
 
 impl DynamoStore {
@@ -104,6 +106,41 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            retention: Retention::default(),
+        }
+    }
+
+    /// The same store, its items kept as long as `retention` says.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// When an item of the kind `kept` for that long, changed now, expires (Unix s).
+    fn expiry(kept: Duration) -> u64 {
+        crate::clock::unix_millis(std::time::SystemTime::now()) / 1000 + kept.as_secs()
+    }
+
+    /// Every item of the table (a full `Scan`, paged): for audits and tests (an erasure's proof
+    /// scans everything), never on a hot path.
+    pub async fn items(&self) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failed("scan", e))?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
         }
     }
 
@@ -446,6 +483,9 @@ impl DynamoStore {
         operation: &'static str,
         write: HistoryWrite<'_>,
     ) -> Result<Written, StoreError> {
+        // Every change to a message keeps it for the retention from now.
+        let set = format!("{}, expires_at = :retain", write.set);
+        let retain = n(Self::expiry(self.retention.messages));
         let condition = |rest: Option<&str>| match (write.fence.map(|(c, _)| c), rest) {
             (Some(fence), Some(rest)) => Some(format!("({fence}) AND {rest}")),
             (Some(fence), None) => Some(fence.to_owned()),
@@ -475,12 +515,12 @@ impl DynamoStore {
             for (name, value) in &write.values {
                 update = update.expression_attribute_values(*name, value.clone());
             }
-            update
+            update.expression_attribute_values(":retain", retain.clone())
         };
         let with_history = update(
             format!(
                 "SET {}, history = list_append(if_not_exists(history, :empty), :entry){}",
-                write.set,
+                set,
                 add("history_count :one, history_ids :entry_ids")
             ),
             condition(Some(
@@ -510,7 +550,7 @@ impl DynamoStore {
             return Ok(Written::AlreadyThere(old));
         }
         // The history is full: the rest alone.
-        match update(format!("SET {}{}", write.set, add("")), condition(None))
+        match update(format!("SET {}{}", set, add("")), condition(None))
             .send()
             .await
         {
@@ -593,11 +633,17 @@ impl DynamoStore {
 const GUARD_ATTEMPTS: usize = 8;
 
 /// What opting a contact out sets (and so puts it in the opt-out index).
+/// An opted-out contact is kept (`keep_until` marks it, so that a later inbound message does
+/// not give it back a TTL).
 const OPT_OUT_SET: &str = "opted_out_by = :by, opted_out_at_ms = :at_out, opt_source = :src, \
-     optout_list = :list, optout_key = :okey";
-/// What opting a contact back in sets, and removes (taking it out of the index).
-const OPT_IN_SET: &str = "opt_source = :src";
-const OPT_IN_REMOVE: &str = "REMOVE opted_out_by, opted_out_at_ms, optout_list, optout_key";
+     optout_list = :list, optout_key = :okey, keep_until = :never, expires_at = :never";
+/// What opting a contact back in sets (its retention again, from now), and removes (taking it
+/// out of the index).
+const OPT_IN_SET: &str = "opt_source = :src, expires_at = :retain";
+const OPT_IN_REMOVE: &str =
+    "REMOVE opted_out_by, opted_out_at_ms, optout_list, optout_key, keep_until";
+/// `expires_at` of what is kept: the largest TTL DynamoDB will ever reach (2106).
+const KEPT: u64 = u32::MAX as u64;
 
 /// The index's sort key of a contact.
 fn opt_out_key(contact: &ContactKey) -> String {
@@ -654,6 +700,10 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
     }
     if let Some(id) = pk.strip_prefix("in#") {
         return Some(Snapshot::Inbound(InboundRecord {
+            text_digest: text(item, "text_sha256").map(|sha256| TextDigest {
+                length: usize::try_from(number(item, "text_length").unwrap_or(0)).unwrap_or(0),
+                sha256: sha256.to_owned(),
+            }),
             id: id.to_owned(),
             from: ContactKey {
                 channel: Channel::from(text(item, "from_channel")?),
@@ -1082,6 +1132,14 @@ impl Store for DynamoStore {
                 item.insert(name.to_owned(), s(value));
             }
         }
+        item.insert(
+            "expires_at".to_owned(),
+            n(inbound.received_at_ms / 1000 + self.retention.inbound.as_secs()),
+        );
+        if let Some(digest) = &inbound.text_digest {
+            item.insert("text_length".to_owned(), n(digest.length as u64));
+            item.insert("text_sha256".to_owned(), s(&digest.sha256));
+        }
         if !inbound.media.is_empty() {
             item.insert(
                 "media".to_owned(),
@@ -1102,18 +1160,28 @@ impl Store for DynamoStore {
                 format!("SET last_inbound_at_ms = :at, {OPT_IN_SET} {OPT_IN_REMOVE}"),
                 None,
             ),
-            None => ("SET last_inbound_at_ms = :at".to_owned(), None),
+            // Kept for the retention from this message, unless opted out (then kept).
+            None => (
+                "SET last_inbound_at_ms = :at, expires_at = if_not_exists(keep_until, :retain)"
+                    .to_owned(),
+                None,
+            ),
         };
         let mut contact = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key("pk", s(contact_pk(&inbound.from)))
             .update_expression(contact_expression)
-            .expression_attribute_values(":at", n(inbound.received_at_ms));
+            .expression_attribute_values(":at", n(inbound.received_at_ms))
+            .expression_attribute_values(
+                ":retain",
+                n(inbound.received_at_ms / 1000 + self.retention.contacts.as_secs()),
+            );
         if change.is_some() {
             contact = contact.expression_attribute_values(":src", s(OptSource::Keyword.as_str()));
         }
         if let Some(by) = by {
             contact = contact
+                .expression_attribute_values(":never", n(KEPT))
                 .expression_attribute_values(":by", s(by))
                 .expression_attribute_values(":at_out", n(inbound.received_at_ms))
                 .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
@@ -1192,6 +1260,10 @@ impl Store for DynamoStore {
             ("to_identity".to_owned(), s(&message.to)),
             ("caller".to_owned(), s(&message.caller)),
             ("updated_at_ms".to_owned(), n(message.at_ms)),
+            (
+                "expires_at".to_owned(),
+                n(Self::expiry(self.retention.messages)),
+            ),
         ]);
         if let Some(metadata) = &message.metadata {
             item.insert("metadata".to_owned(), s(metadata));
@@ -1228,7 +1300,9 @@ impl Store for DynamoStore {
              channel = if_not_exists(channel, :channel), \
              to_identity = if_not_exists(to_identity, :to)",
         );
+        set.push_str(", expires_at = :retain");
         let mut values = vec![
+            (":retain", n(Self::expiry(self.retention.messages))),
             (":sending", s(SendState::Sending.as_str())),
             (":attempt", s(request.attempt)),
             (":now", n(request.now_ms)),
@@ -1538,6 +1612,7 @@ impl Store for DynamoStore {
         let update = if write.opted_out {
             update
                 .update_expression(format!("SET {OPT_OUT_SET}"))
+                .expression_attribute_values(":never", n(KEPT))
                 .condition_expression("attribute_not_exists(opted_out_by)")
                 .expression_attribute_values(":by", s(write.reference))
                 .expression_attribute_values(":at_out", n(write.at_ms))
@@ -1546,6 +1621,7 @@ impl Store for DynamoStore {
         } else {
             update
                 .update_expression(format!("SET {OPT_IN_SET} {OPT_IN_REMOVE}"))
+                .expression_attribute_values(":retain", n(Self::expiry(self.retention.contacts)))
                 .condition_expression("attribute_exists(opted_out_by)")
         };
         Ok(conditional("set opt-out", update.send().await)?.is_some())

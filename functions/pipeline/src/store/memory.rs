@@ -271,6 +271,11 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Everything it holds, as text: for audits and tests (an erasure's proof searches it all).
+    pub fn dump(&self) -> String {
+        format!("{:?}", *self.lock())
+    }
+
     /// Every opted-out contact.
     pub fn opted_out(&self) -> Vec<ContactKey> {
         self.lock()

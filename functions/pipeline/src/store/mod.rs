@@ -414,8 +414,11 @@ pub struct InboundRecord {
     pub to: String,
     /// e.g. `text_message`, `media_message`, `mo_text`.
     pub kind: String,
-    /// The text, for text messages .
+    /// The text, for text messages; `None` in `Redact` mode (see [`TextDigest`]).
     pub text: Option<String>,
+    /// In `Redact` mode, what is kept of the text instead of the text.
+    #[serde(default)]
+    pub text_digest: Option<TextDigest>,
     /// The URLs of its media (an image, a document, an MMS's parts), in order.
     #[serde(default)]
     pub media: Vec<String>,
@@ -425,6 +428,83 @@ pub struct InboundRecord {
     pub conversation_id: Option<String>,
     /// When it arrived, Unix ms.
     pub received_at_ms: u64,
+}
+
+/// What `Redact` mode keeps of a text: its length and a hash, so that a consumer can tell two
+/// texts apart, or check one it holds, without the store holding any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextDigest {
+    /// Characters (Unicode scalar values).
+    pub length: usize,
+    /// SHA-256 of the UTF-8 text, hex.
+    pub sha256: String,
+}
+
+impl TextDigest {
+    /// The digest of `text`.
+    pub fn of(text: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(text.as_bytes());
+        Self {
+            length: text.chars().count(),
+            sha256: hash.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+/// How long each kind of item is kept (DynamoDB's TTL on `expires_at`; the in-memory store
+/// keeps everything). Opt-outs are kept until the contact opts back in or is erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Inbound messages (their text included), from when they arrived.
+    pub inbound: std::time::Duration,
+    /// Message states and their history, batches, from their last change.
+    pub messages: std::time::Duration,
+    /// Contacts that are not opted out, from their last inbound message.
+    pub contacts: std::time::Duration,
+}
+
+/// The default [`Retention::inbound`]: 90 days.
+pub const DEFAULT_INBOUND_RETENTION_DAYS: u64 = 90;
+/// The default [`Retention::messages`]: 90 days.
+pub const DEFAULT_MESSAGE_RETENTION_DAYS: u64 = 90;
+/// The default [`Retention::contacts`]: 365 days (WhatsApp's window needs only 24 hours; a year
+/// keeps "who wrote to us" for support without keeping it forever).
+pub const DEFAULT_CONTACT_RETENTION_DAYS: u64 = 365;
+
+/// `INBOUND_RETENTION_DAYS`.
+pub const INBOUND_RETENTION_DAYS: &str = "INBOUND_RETENTION_DAYS";
+/// `MESSAGE_RETENTION_DAYS`.
+pub const MESSAGE_RETENTION_DAYS: &str = "MESSAGE_RETENTION_DAYS";
+/// `CONTACT_RETENTION_DAYS`.
+pub const CONTACT_RETENTION_DAYS: &str = "CONTACT_RETENTION_DAYS";
+
+impl Retention {
+    /// The retention the environment sets (each 1 to 3,650 days; the defaults above).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let days = |name, default| {
+            env.number(name, default, 1..=3650)
+                .map(|n: u64| std::time::Duration::from_secs(n * 86_400))
+        };
+        Ok(Self {
+            inbound: days(INBOUND_RETENTION_DAYS, DEFAULT_INBOUND_RETENTION_DAYS)?,
+            messages: days(MESSAGE_RETENTION_DAYS, DEFAULT_MESSAGE_RETENTION_DAYS)?,
+            contacts: days(CONTACT_RETENTION_DAYS, DEFAULT_CONTACT_RETENTION_DAYS)?,
+        })
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        let days = |n: u64| std::time::Duration::from_secs(n * 86_400);
+        Self {
+            inbound: days(DEFAULT_INBOUND_RETENTION_DAYS),
+            messages: days(DEFAULT_MESSAGE_RETENTION_DAYS),
+            contacts: days(DEFAULT_CONTACT_RETENTION_DAYS),
+        }
+    }
 }
 
 /// What a send is, recorded with its first attempt (a reply; the messages API records more

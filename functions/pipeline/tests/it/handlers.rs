@@ -44,6 +44,7 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
         api_token: "tok".into(),
     });
     Services {
+        privacy: Default::default(),
         store: MemoryStore::new(),
         sinch: SinchClient::new(config).unwrap(),
         hook: policy,
@@ -503,6 +504,7 @@ async fn a_reply_to_someone_opted_out_is_withheld_when_it_would_leave() {
         "the confirmation"
     );
     let eager = Services {
+        privacy: Default::default(),
         hook: AnswersEveryone,
         store: services.store.clone(),
         sinch: services.sinch.clone(),

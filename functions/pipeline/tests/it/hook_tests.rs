@@ -61,6 +61,7 @@ impl Hook for Recording {
 
 fn services(hook: Recording) -> Services<MemoryStore, Recording> {
     Services {
+        privacy: Default::default(),
         store: MemoryStore::new(),
         // Never called: the hook decides no reply.
         sinch: SinchClient::new(ClientConfig::new(Urls::all_at("http://127.0.0.1:9"))).unwrap(),

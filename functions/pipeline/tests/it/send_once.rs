@@ -64,6 +64,7 @@ fn worker<S: Store>(store: S, server: &MockServer, clock: Clock) -> Services<S> 
     config.retry.min_delay = Duration::from_millis(10);
     config.send_budget = Duration::from_millis(500);
     Services {
+        privacy: Default::default(),
         store,
         sinch: SinchClient::new(config).unwrap(),
         hook: ReplyPolicy::default(),

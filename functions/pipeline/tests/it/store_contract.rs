@@ -76,6 +76,7 @@ fn attempt<'a>(
 
 fn inbound(id: &str) -> InboundRecord {
     InboundRecord {
+        text_digest: None,
         id: id.into(),
         from: ContactKey::new("WHATSAPP", "46701234567"),
         to: "app-1".into(),

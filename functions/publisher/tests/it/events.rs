@@ -42,6 +42,7 @@ fn services<S: Store>(store: S, sinch: &MockServer) -> Services<S> {
         key_secret: "s".into(),
     });
     Services {
+        privacy: Default::default(),
         store,
         sinch: SinchClient::new(config).expect("a Sinch client"),
         hook: ReplyPolicy::default(),

@@ -19,6 +19,7 @@ fn records(n: usize, text_len: usize) -> Vec<Pending> {
             let change = Change {
                 old: None,
                 new: Some(Snapshot::Inbound(InboundRecord {
+                    text_digest: None,
                     id: format!("01IN{i:03}"),
                     from: ContactKey::new("WHATSAPP", "46701234567"),
                     to: "app".into(),

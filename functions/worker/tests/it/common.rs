@@ -159,6 +159,7 @@ pub fn event(records: Vec<serde_json::Value>) -> SqsEvent {
 
 pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
     Services {
+        privacy: Default::default(),
         store,
         sinch: sinch_client(server),
         hook: ReplyPolicy::default(),

@@ -55,6 +55,7 @@ async fn wrote(store: &MemoryStore, identity: &str) {
     store
         .record_inbound(
             &InboundRecord {
+                text_digest: None,
                 id: format!("in-{identity}"),
                 from: ContactKey::new("WHATSAPP", identity),
                 to: "app-1".into(),

@@ -7,3 +7,4 @@ mod exactly_once;
 mod fan_out;
 mod field_for_field;
 mod outbound;
+mod privacy;

@@ -81,6 +81,7 @@ async fn wrote<S: Store>(store: &S, to: &str, opt: Option<OptChange>) {
     let now = pipeline::clock::unix_millis(std::time::SystemTime::now());
     let from = ContactKey::new("WHATSAPP", to);
     let inbound = InboundRecord {
+        text_digest: None,
         id: format!("in-{to}-{now}"),
         from,
         to: "app-1".into(),
@@ -468,6 +469,7 @@ async fn a_stop_after_acceptance_withholds_the_send<S: Store + Clone + 'static>(
     accepted(&store, "msg_f", "+46709999999").await;
     let sms = ContactKey::new("SMS", "46709999999");
     let stop = InboundRecord {
+        text_digest: None,
         id: "01SMSSTOP".into(),
         from: sms.clone(),
         to: "+4670000000".into(),
@@ -524,6 +526,7 @@ async fn a_window_closed_before_the_send_withholds_free_form<S: Store + Clone + 
     // Their last message: 25 hours ago.
     let day_ago = pipeline::clock::unix_millis(std::time::SystemTime::now()) - 25 * 3_600_000;
     let old = InboundRecord {
+        text_digest: None,
         id: "01OLD".into(),
         from: ContactKey::new("WHATSAPP", "46702222222"),
         to: "app-1".into(),
