@@ -1,8 +1,10 @@
 //! The reply policy: what to answer an inbound message, and whether it opts the sender out or
 //! back in.
 //!
-//! Keyword rules match the whole message, trimmed and case-folded (`" stop "` is `STOP`, `"stop
-//! please"` is not: a keyword is a command, not a word to look for). An opted-out contact never
+//! Keyword rules match the whole message, compared by Unicode rules ([`fold`]): trimmed,
+//! case-folded, compatibility forms unified and accents dropped (`" stop "`, `Stop`, `ＳＴＯＰ` are
+//! `STOP`; `arrêt` is `ARRET`), and `"stop please"` is not `STOP`: a keyword is a command, not a
+//! word to look for. An opted-out contact never
 //! gets a reply, except the confirmation of the START that opts them back in. The rules come
 //! from `REPLY_RULES` (JSON) or default to STOP/UNSUBSCRIBE, START and HELP:
 //!
@@ -152,9 +154,21 @@ impl ReplyPolicy {
     }
 }
 
-/// Trimmed and case-folded.
-fn fold(text: &str) -> String {
-    text.trim().to_lowercase()
+/// A text as keywords are compared: compatibility forms unified (NFKC: full-width `ＳＴＯＰ`
+/// is `STOP`), case folded (`Stop` is `STOP`), accents and other marks dropped (`arrêt` is
+/// `ARRET`, `ΣΤΟΠ` is `στοπ`), surrounding white space trimmed.
+pub fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    text.nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .nfc()
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// The reply policy is the worker's default hook: it answers inbound messages and nothing else.
@@ -171,6 +185,51 @@ impl crate::hook::Hook for ReplyPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keywords_match_by_unicode_rules() {
+        let policy = ReplyPolicy::from_json(
+            r#"{"rules": [
+                {"keywords": ["STOP", "ARRÊT", "STOPP"], "action": "opt_out", "reply": "ok"},
+                {"keywords": ["ΑΠΕΓΓΡΑΦΗ"], "action": "opt_out", "reply": "εντάξει"}
+            ]}"#,
+        )
+        .unwrap();
+        for text in [
+            "STOP",
+            "Stop",
+            "ＳＴＯＰ",
+            "ｓｔｏｐ",
+            "\u{3000}stop\u{3000}",
+            "arrêt",
+            "ARRET",
+            "Arrêt",
+            "arre\u{0302}t",
+            "stopp",
+            "απεγγραφή",
+            "Απεγγραφη",
+        ] {
+            assert_eq!(
+                policy.decide(Some(text), false).action,
+                Action::OptOut,
+                "{text:?}"
+            );
+        }
+        for text in ["st op", "stopped", "arrête", "S T O P"] {
+            assert_eq!(
+                policy.decide(Some(text), false).action,
+                Action::None,
+                "{text:?}"
+            );
+        }
+        // Keywords that fold to the same word are the same keyword.
+        assert!(
+            ReplyPolicy::from_json(
+                r#"{"rules": [{"keywords": ["STOP", "ｓｔｏｐ"], "reply": "x"}]}"#
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn default_keywords_match_trimmed_and_case_folded() {
