@@ -90,9 +90,10 @@ routes = {(e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"] 
 check(set(routes) == {("POST", "/messages"), ("GET", "/messages/{id}"), ("DELETE", "/messages/{id}"),
                       ("POST", "/batches"), ("GET", "/batches/{id}"), ("DELETE", "/batches/{id}"),
                       ("GET", "/optouts"), ("GET", "/optouts/{channel}/{identity}"),
-                      ("PUT", "/optouts/{channel}/{identity}"), ("DELETE", "/optouts/{channel}/{identity}")},
+                      ("PUT", "/optouts/{channel}/{identity}"), ("DELETE", "/optouts/{channel}/{identity}"),
+                      ("DELETE", "/contacts/{channel}/{identity}")},
       "routes: POST /messages, GET and DELETE /messages/{id}, POST /batches, GET and DELETE /batches/{id}, "
-      "GET /optouts, GET, PUT and DELETE /optouts/{channel}/{identity}")
+      "GET /optouts, GET, PUT and DELETE /optouts/{channel}/{identity}, DELETE /contacts/{channel}/{identity}")
 for route, p in routes.items():
     check(p.get("ApiId") == {"Ref": "HttpApi"}, f"{route} is on the same HTTP API")
     check(p.get("Auth", {}).get("Authorizer") == "AWS_IAM", f"{route} is authorized with AWS_IAM")

@@ -120,6 +120,7 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
         privacy: pipeline::handlers::Privacy::from_env(env)?,
         retention: pipeline::store::Retention::from_env(env)?,
         guards: api::guards::Guards::from(env)?,
+        hasher: pipeline::store::ContactHasher::from_env(env)?,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The local stack's HTTP face: `POST /webhook` (the receiver, as API Gateway would call it),
 //! the messages API (`POST /messages`, `GET`/`DELETE /messages/{id}`, `POST /batches`,
-//! `GET`/`DELETE /batches/{id}`, `GET /optouts`, `GET`/`PUT`/`DELETE /optouts/{channel}/{identity}`;
+//! `GET`/`DELETE /batches/{id}`, `GET /optouts`, `GET`/`PUT`/`DELETE /optouts/{channel}/{identity}`,
+//! `DELETE /contacts/{channel}/{identity}`;
 //! no authentication locally), `GET /status` (JSON),
 //! `GET /events` (the last events, JSON, newest first), `GET /simulator/sent` (what the Sinch
 //! simulator received, with when), and the console:
@@ -75,6 +76,7 @@ pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
         .route("/batches/{id}", any(messages::<Q, S, Src>))
         .route("/optouts", any(messages::<Q, S, Src>))
         .route("/optouts/{channel}/{identity}", any(messages::<Q, S, Src>))
+        .route("/contacts/{channel}/{identity}", any(messages::<Q, S, Src>))
         .route("/status", get(status_json::<Q, S, Src>))
         .route("/events", get(events_json::<Q, S, Src>))
         .route("/simulator/sent", get(simulator_sent::<Q, S, Src>))

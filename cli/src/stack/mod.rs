@@ -105,6 +105,8 @@ pub struct Options {
     pub retention: pipeline::store::Retention,
     /// The messages API's guards (`ALLOWED_COUNTRIES`, `DESTINATION_*`, `MONTHLY_CAPS`).
     pub guards: api::guards::Guards,
+    /// Keys erased contacts' opt-outs in DynamoDB (`CONTACT_HASH_KEY`).
+    pub hasher: pipeline::store::ContactHasher,
 }
 
 impl Options {
@@ -136,6 +138,7 @@ impl Options {
             privacy: pipeline::handlers::Privacy::default(),
             retention: pipeline::store::Retention::default(),
             guards: api::guards::Guards::default(),
+            hasher: pipeline::store::ContactHasher::default(),
         }
     }
 }
@@ -547,7 +550,8 @@ async fn aws_parts(
         None => sdk.clone(),
     };
     let store = DynamoStore::new(dynamodb_client(&dynamodb_sdk), TABLE_NAME)
-        .with_retention(options.retention);
+        .with_retention(options.retention)
+        .with_hasher(options.hasher.clone());
     store
         .create_table_if_missing()
         .await

@@ -183,6 +183,8 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
     resources.push(("WebhookSecretArn", webhook_secret.clone()));
     resources.push(("SinchKeySecretArn", key_secret.clone()));
     resources.push(("SinchSmsApiTokenArn", sms_token.clone()));
+    let hash_key = secret(&admin, "contact-hash", "a contact hash key for the test").await;
+    resources.push(("ContactHashKey", hash_key.clone()));
     for group in ["Receiver", "Worker", "Api", "Publisher"] {
         let name: &'static str = Box::leak(format!("{group}LogGroup.Arn").into_boxed_str());
         resources.push((
@@ -678,6 +680,43 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             .await,
         "the worker has no ChangeMessageVisibility",
     );
+
+    // The key of erased contacts' opt-outs: the worker's and the API's to read.
+    for (who, name) in [(&worker_id, "worker"), (&api_id, "api")] {
+        let env = Env::from_lookup({
+            let arn = hash_key.clone();
+            move |setting| (setting == "CONTACT_HASH_KEY_ARN").then(|| arn.clone())
+        });
+        let fetched =
+            pipeline::secrets::fetch(&env, &aws_sdk_secretsmanager::Client::new(&who.sdk))
+                .await
+                .unwrap_or_else(|e| panic!("the {name} reads the contact hash key: {e}"));
+        assert_eq!(
+            fetched["CONTACT_HASH_KEY"],
+            "a contact hash key for the test"
+        );
+    }
+    // Erasure through the API of the person the worker handled (their inbound message, the
+    // reply to it), opted out first so that the keyed opt-out is written too.
+    let (status, _) = answer(
+        api::handle(
+            &api,
+            call("PUT", "/optouts/WHATSAPP/46701234567", None, None),
+        )
+        .await,
+    );
+    assert_eq!(status, 200);
+    let (status, erased) = answer(
+        api::handle(
+            &api,
+            call("DELETE", "/contacts/WHATSAPP/46701234567", None, None),
+        )
+        .await,
+    );
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["opt_out_kept"], true, "{erased}");
+    assert!(erased["erased"]["inbound"].as_u64() >= Some(1), "{erased}");
+    assert!(erased["erased"]["messages"].as_u64() >= Some(1), "{erased}");
 
     // The publisher: events onto its bus, failures onto its queue.
     let sink = publisher::EventBridgeSink::new(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pipeline::clock::Clock;
-use pipeline::config::{ConfigError, Env};
+use pipeline::config::ConfigError;
 use pipeline::queue::{SqsQueue, enqueue_client};
 use pipeline::schedule::{EventBridgeScheduler, LaneQueue, Lanes};
 use pipeline::store::{DynamoStore, dynamodb_client};
@@ -20,7 +20,9 @@ use crate::{Api, ApiConfig};
 pub async fn run() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let sdk = pipeline::aws::sdk_config().await;
-    let env = Env::process();
+    let env = pipeline::secrets::environment(&sdk)
+        .await
+        .unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
     let required = |name: &'static str| {
         env.optional(name)
             .ok_or_else(|| ConfigError::new(name, "is not set"))
@@ -33,7 +35,11 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     };
     let settings = ApiConfig::from(&env).and_then(|config| {
         Ok((
-            (config, pipeline::store::Retention::from_env(&env)?),
+            (
+                config,
+                pipeline::store::Retention::from_env(&env)?,
+                pipeline::store::ContactHasher::from_env(&env)?,
+            ),
             required("TABLE_NAME")?,
             Lanes {
                 transactional: lane(OUTBOUND_QUEUE_URL, OUTBOUND_QUEUE_ARN)?,
@@ -44,12 +50,14 @@ pub async fn run() -> Result<(), lambda_http::Error> {
                 .unwrap_or_else(|| "default".to_owned()),
         ))
     });
-    let ((mut config, retention), table, queues, role, group) =
+    let ((mut config, retention, hasher), table, queues, role, group) =
         settings.unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
     config.metrics = pipeline::metrics::Metrics::stdout("api");
     let sqs = enqueue_client(&sdk, config.enqueue_timeout.max(Duration::from_millis(50)));
     let api = Api {
-        store: DynamoStore::new(dynamodb_client(&sdk), table).with_retention(retention),
+        store: DynamoStore::new(dynamodb_client(&sdk), table)
+            .with_retention(retention)
+            .with_hasher(hasher),
         lanes: Lanes {
             transactional: SqsQueue::new(sqs.clone(), queues.transactional.url.clone()),
             bulk: SqsQueue::new(sqs.clone(), queues.bulk.url.clone()),

@@ -43,6 +43,7 @@
 
 pub mod batches;
 pub mod config;
+pub mod contacts;
 pub mod error;
 pub mod guards;
 pub mod lambda;
@@ -232,6 +233,22 @@ async fn route<S: Store, Q: Queue, C: Scheduler>(api: &Api<S, Q, C>, request: Re
                 .into(),
             }
         }
+        (method, Some(Route::Contact(channel, identity))) => {
+            let contact = match optouts::contact(channel, identity) {
+                Ok(contact) => contact,
+                Err(error) => return error.into(),
+            };
+            if *method == Method::DELETE {
+                contacts::erase(api, &contact).await
+            } else {
+                ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    "DELETE /contacts/{channel}/{identity}",
+                )
+                .into()
+            }
+        }
         (&Method::GET, Some(Route::OptOuts)) => optouts::list(api, &request).await,
         (_, Some(Route::OptOuts)) => {
             ApiError::new(405, "method_not_allowed", "GET /optouts").into()
@@ -248,10 +265,16 @@ enum Route<'a> {
     Batch(&'a str),
     OptOuts,
     OptOut(&'a str, &'a str),
+    Contact(&'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
     fn of(path: &'a str) -> Option<Self> {
+        if let Some(rest) = path.strip_prefix("/contacts/") {
+            let (channel, identity) = rest.split_once('/')?;
+            return (!channel.is_empty() && !identity.is_empty() && !identity.contains('/'))
+                .then_some(Route::Contact(channel, identity));
+        }
         if let Some(rest) = path.strip_prefix("/optouts") {
             if rest.is_empty() {
                 return Some(Route::OptOuts);

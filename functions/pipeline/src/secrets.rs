@@ -13,10 +13,11 @@ use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use crate::config::{ConfigError, Env};
 
 /// The settings that may come from Secrets Manager, with the variable naming their ARN.
-pub const SECRET_SETTINGS: [(&str, &str); 3] = [
+pub const SECRET_SETTINGS: [(&str, &str); 4] = [
     ("SINCH_WEBHOOK_SECRET", "SINCH_WEBHOOK_SECRET_ARN"),
     ("SINCH_KEY_SECRET", "SINCH_KEY_SECRET_ARN"),
     ("SINCH_SMS_API_TOKEN", "SINCH_SMS_API_TOKEN_ARN"),
+    ("CONTACT_HASH_KEY", "CONTACT_HASH_KEY_ARN"),
 ];
 
 /// Whether any `*_ARN` setting is present (only then is a Secrets Manager client needed).

@@ -101,6 +101,8 @@ pub struct WorkerConfig {
     pub retention: pipeline::store::Retention,
     /// What is kept of texts ([`pipeline::handlers::Privacy`]).
     pub privacy: pipeline::handlers::Privacy,
+    /// Keys erased contacts' opt-outs ([`pipeline::store::ContactHasher`]).
+    pub hasher: pipeline::store::ContactHasher,
 }
 
 impl WorkerConfig {
@@ -173,6 +175,7 @@ impl WorkerConfig {
             outbound_max_receives: env.number(OUTBOUND_MAX_RECEIVE_COUNT, 5, 1..=1000)?,
             retention: pipeline::store::Retention::from_env(env)?,
             privacy: pipeline::handlers::Privacy::from_env(env)?,
+            hasher: pipeline::store::ContactHasher::from_env(env)?,
         })
     }
 }

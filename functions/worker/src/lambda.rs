@@ -69,7 +69,8 @@ pub async fn run_with<H: Hook>(
         services: Services {
             privacy: config.privacy,
             store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default())
-                .with_retention(config.retention),
+                .with_retention(config.retention)
+                .with_hasher(config.hasher),
             sinch,
             hook,
             app_id: config.app_id,

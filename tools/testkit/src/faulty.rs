@@ -21,7 +21,7 @@ use pipeline::store::{
     ContactState, Finished, InboundRecord, MessageKey, MessageState, OptChange, SendAttempt,
     SendFinish, SendSlot, Slot, StatusChange, StatusUpdate, Store, StoreError,
 };
-use pipeline::store::{Counted, OptOutPage, OptWrite};
+use pipeline::store::{Counted, Erased, OptOutPage, OptWrite};
 use sinch::Channel;
 
 /// How an operation fails.
@@ -303,6 +303,22 @@ impl<S: Store> Store for FaultyStore<S> {
             "count_up_to",
             key,
             self.inner.count_up_to(key, n, cap, expires_at_s),
+        )
+        .await
+    }
+    async fn erase_contact(
+        &self,
+        contact: &ContactKey,
+        reference: &str,
+        at_ms: u64,
+        max_items: usize,
+    ) -> Result<Erased, StoreError> {
+        let subject = contact.to_string();
+        self.call(
+            "erase_contact",
+            &subject,
+            self.inner
+                .erase_contact(contact, reference, at_ms, max_items),
         )
         .await
     }

@@ -2,6 +2,7 @@
 //! file): each module is what was a test file.
 
 mod common;
+mod erasure;
 mod guards;
 mod idempotency;
 mod optouts;

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    BATCH_COMPLETED, CALLBACK_DEAD_LETTERED, CONTACT_OPTED_IN, CONTACT_OPTED_OUT, Change, Event,
-    MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, REPLY_SENT, SCHEMA_VERSION, Snapshot,
+    BATCH_COMPLETED, CALLBACK_DEAD_LETTERED, CONTACT_ERASED, CONTACT_OPTED_IN, CONTACT_OPTED_OUT,
+    Change, Event, MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, REPLY_SENT, SCHEMA_VERSION, Snapshot,
 };
 use crate::clock::rfc3339;
 use crate::store::{MessageKey, MessageState, SendState, SinchId};
@@ -116,6 +116,23 @@ pub fn derive(change: &Change) -> Vec<Event> {
                 }
                 _ => Vec::new(),
             }
+        }
+        (None, Some(Snapshot::Erasure(erasure))) => {
+            let detail = object([
+                ("reference", json!(erasure.reference)),
+                ("channel", json!(erasure.channel)),
+                ("inbound", json!(erasure.erased.inbound)),
+                ("messages", json!(erasure.erased.messages)),
+                ("opt_out_kept", json!(erasure.erased.opt_out_kept)),
+                ("at", json!(rfc3339(erasure.at_ms))),
+            ]);
+            vec![Event::new(
+                CONTACT_ERASED,
+                format!("erasure#{}", erasure.reference),
+                &[],
+                change.at_ms,
+                Value::Object(detail),
+            )]
         }
         (None, Some(Snapshot::DeadLetter(dead))) => {
             let mut detail = object([

@@ -14,6 +14,7 @@
 //! | `Contact Opted Out` | a contact opted out on a channel: a keyword (STOP, ...), `PUT /optouts/...`, an import, or Sinch's `opt_out_notification` | `channel`, `identity`, `by` (`keyword`, `api`, `import`, `sinch`), `by_message_id` (the inbound message, or the change's reference) (`schemas/events/contact-opted-out.v1.json`) |
 //! | `Contact Opted In` | an opted-out contact opted back in (START, ..., `DELETE /optouts/...`, Sinch's `opt_in_notification`) | `channel`, `identity`, `by`, `opt_out_message_id` (the opt-out it ends) (`schemas/events/contact-opted-in.v1.json`) |
 //! | `Batch Completed` | the last message of a batch of the messages API reached a final status | `batch_id`, `total` (messages), `refused` (recipients refused at the door), `canceled`, `created_at`, `completed_at` (`schemas/events/batch-completed.v1.json`) |
+//! | `Contact Erased` | a contact was erased (`DELETE /contacts/{channel}/{identity}`) | `reference` (`era_...`), `channel`, `inbound` and `messages` (items removed or stripped), `opt_out_kept` (their opt-out kept as a keyed hash), `at`: nothing that names the person (`schemas/events/contact-erased.v1.json`) |
 //! | `Callback Dead-Lettered` | the worker parked a callback in the dead-letter queue | `message_id` (SQS's), `reason`, `detail`, `kind` (`schemas/events/callback-dead-lettered.v1.json`) |
 //!
 //! The `id` is the same however often a change is seen (a stream record delivered twice, a
@@ -53,9 +54,11 @@ pub const CONTACT_OPTED_IN: &str = "Contact Opted In";
 pub const CALLBACK_DEAD_LETTERED: &str = "Callback Dead-Lettered";
 /// Every message of a batch reached a final status.
 pub const BATCH_COMPLETED: &str = "Batch Completed";
+/// A contact was erased (`DELETE /contacts/...`); the event names no one.
+pub const CONTACT_ERASED: &str = "Contact Erased";
 
 /// Every detail-type, with the file of its schema.
-pub const DETAIL_TYPES: [(&str, &str); 7] = [
+pub const DETAIL_TYPES: [(&str, &str); 8] = [
     (MESSAGE_RECEIVED, "message-received.v1.json"),
     (MESSAGE_STATUS_CHANGED, "message-status-changed.v1.json"),
     (REPLY_SENT, "reply-sent.v1.json"),
@@ -63,6 +66,7 @@ pub const DETAIL_TYPES: [(&str, &str); 7] = [
     (CONTACT_OPTED_IN, "contact-opted-in.v1.json"),
     (CALLBACK_DEAD_LETTERED, "callback-dead-lettered.v1.json"),
     (BATCH_COMPLETED, "batch-completed.v1.json"),
+    (CONTACT_ERASED, "contact-erased.v1.json"),
 ];
 
 /// One event, before it is an EventBridge entry.

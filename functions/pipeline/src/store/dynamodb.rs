@@ -57,10 +57,11 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest,
-    ContactKey, ContactState, Counted, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry,
-    InboundRecord, MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason,
-    Retention, SendAttempt, SendFinish, SendResult, SendSlot, SendState, SinchId, Slot, Snapshot,
-    StatusChange, StatusUpdate, Store, StoreError, TextDigest, WindowState, entry_id,
+    ContactHasher, ContactKey, ContactState, Counted, DeadLetter, Erased, ErasureRecord, Finished,
+    HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange, OptOutPage,
+    OptSource, OptWrite, Reason, Retention, SendAttempt, SendFinish, SendResult, SendSlot,
+    SendState, SinchId, Slot, Snapshot, StatusChange, StatusUpdate, Store, StoreError, TextDigest,
+    WindowState, entry_id,
 };
 use crate::status::{Progress, Status};
 use sinch::Channel;
@@ -98,6 +99,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retention: Retention,
+    hasher: ContactHasher,
 }
 
 impl DynamoStore {
@@ -107,7 +109,19 @@ impl DynamoStore {
             client,
             table: table.into(),
             retention: Retention::default(),
+            hasher: ContactHasher::default(),
         }
+    }
+
+    /// The same store, erased contacts' opt-outs kept under `hasher`'s keyed hashes.
+    pub fn with_hasher(mut self, hasher: ContactHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Where an erased contact's opt-out is kept.
+    fn hashed_pk(&self, contact: &ContactKey) -> String {
+        format!("optout#{}", self.hasher.of(contact))
     }
 
     /// The same store, its items kept as long as `retention` says.
@@ -187,10 +201,23 @@ impl DynamoStore {
             )
             .build()
             .map_err(|e| error(e.to_string()))?;
+        // Who each item names (inbound messages, message states): what an erasure finds.
+        let people = GlobalSecondaryIndex::builder()
+            .index_name(PEOPLE_INDEX)
+            .key_schema(key(PERSON, KeyType::Hash)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| error(e.to_string()))?;
         self.client
             .create_table()
             .table_name(&self.table)
             .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute(PERSON)?)
+            .global_secondary_indexes(people)
             .attribute_definitions(attribute(OPT_OUT_LIST)?)
             .attribute_definitions(attribute(OPT_OUT_KEY)?)
             .key_schema(key("pk", KeyType::Hash)?)
@@ -671,6 +698,11 @@ pub const OPT_OUT_LIST: &str = "optout_list";
 pub const OPT_OUT_LIST_VALUE: &str = "optouts";
 /// The index's sort key attribute.
 pub const OPT_OUT_KEY: &str = "optout_key";
+/// The index of who each item names (the template's `people`): [`PERSON`] is a contact's
+/// `<channel>/<identity>`, on inbound messages and message states.
+pub const PEOPLE_INDEX: &str = "people";
+/// The people index's key attribute.
+pub const PERSON: &str = "person";
 
 /// Which message a `msg#...` partition key names (the inverse of [`MessageKey`]'s display).
 fn message_key(pk: &str) -> Option<MessageKey> {
@@ -735,6 +767,24 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
             },
             state: contact_state(item),
         });
+    }
+    if let Some(reference) = pk.strip_prefix("erasure#") {
+        let count = |name| u32::try_from(number(item, name).unwrap_or(0)).unwrap_or(u32::MAX);
+        return Some(Snapshot::Erasure(ErasureRecord {
+            reference: reference.to_owned(),
+            channel: Channel::from(text(item, "channel")?),
+            erased: Erased {
+                inbound: count("inbound"),
+                messages: count("messages"),
+                opt_out_kept: item
+                    .get("opt_out_kept")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                complete: true,
+            },
+            at_ms: number(item, "at_ms").unwrap_or_default(),
+        }));
     }
     if let Some(message_id) = pk.strip_prefix("dead#") {
         return Some(Snapshot::DeadLetter(DeadLetter {
@@ -1045,6 +1095,13 @@ impl Store for DynamoStore {
             set.push_str(", channel = if_not_exists(channel, :channel)");
             values.push((":channel", s(channel)));
         }
+        let mut names = vec![("#rank", rank_attribute)];
+        if let MessageKey::Sms { recipient, .. } = &update.key {
+            // The recipient is in the key: an erasure finds the item by them.
+            set.push_str(", #person = if_not_exists(#person, :person)");
+            names.push(("#person", PERSON.to_owned()));
+            values.push((":person", s(ContactKey::new("SMS", recipient).to_string())));
+        }
         if let Some(id) = &update.sinch_id {
             let attribute = sinch_id_attribute(id);
             set.push_str(&format!(
@@ -1060,7 +1117,7 @@ impl Store for DynamoStore {
                     set,
                     add: "",
                     fence: None,
-                    names: vec![("#rank", rank_attribute)],
+                    names,
                     values,
                     entry: history_entry(&entry),
                     entry_id: entry_id(&entry, None),
@@ -1136,6 +1193,7 @@ impl Store for DynamoStore {
             "expires_at".to_owned(),
             n(inbound.received_at_ms / 1000 + self.retention.inbound.as_secs()),
         );
+        item.insert(PERSON.to_owned(), s(inbound.from.to_string()));
         if let Some(digest) = &inbound.text_digest {
             item.insert("text_length".to_owned(), n(digest.length as u64));
             item.insert("text_sha256".to_owned(), s(&digest.sha256));
@@ -1199,10 +1257,26 @@ impl Store for DynamoStore {
                     .map_err(build)?,
             )
             .build();
-        self.client
+        let mut transaction = self
+            .client
             .transact_write_items()
             .transact_items(inbound_write)
-            .transact_items(contact_write)
+            .transact_items(contact_write);
+        if matches!(change, Some(OptChange::OptIn { .. })) {
+            // Opting back in lifts an erased contact's opt-out too.
+            transaction = transaction.transact_items(
+                TransactWriteItem::builder()
+                    .delete(
+                        aws_sdk_dynamodb::types::Delete::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(self.hashed_pk(&inbound.from)))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+            );
+        }
+        transaction
             .send()
             .await
             .map(|_| ())
@@ -1211,9 +1285,9 @@ impl Store for DynamoStore {
 
     async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
         Ok(self
-            .get("contact", contact_pk(contact))
+            .contacts(std::slice::from_ref(contact))
             .await?
-            .map(|item| contact_state(&item))
+            .pop()
             .unwrap_or_default())
     }
 
@@ -1258,6 +1332,10 @@ impl Store for DynamoStore {
             ),
             ("channel".to_owned(), s(&message.channel)),
             ("to_identity".to_owned(), s(&message.to)),
+            (
+                PERSON.to_owned(),
+                s(super::person(&message.channel, &message.to).to_string()),
+            ),
             ("caller".to_owned(), s(&message.caller)),
             ("updated_at_ms".to_owned(), n(message.at_ms)),
             (
@@ -1300,8 +1378,9 @@ impl Store for DynamoStore {
              channel = if_not_exists(channel, :channel), \
              to_identity = if_not_exists(to_identity, :to)",
         );
-        set.push_str(", expires_at = :retain");
+        set.push_str(", expires_at = :retain, #person = if_not_exists(#person, :person)");
         let mut values = vec![
+            (":person", s(intent.to.to_string())),
             (":retain", n(Self::expiry(self.retention.messages))),
             (":sending", s(SendState::Sending.as_str())),
             (":attempt", s(request.attempt)),
@@ -1332,7 +1411,8 @@ impl Store for DynamoStore {
                  AND (attribute_not_exists(send_state) \
                       OR (send_state = :sending AND (attempt_at_ms <= :settle OR attempt = :takeover)))",
             )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_names("#person", PERSON);
         if intent.text.is_some() {
             update = update.expression_attribute_names("#text", "text");
         }
@@ -1508,12 +1588,141 @@ impl Store for DynamoStore {
     }
 
     async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
-        let pks: Vec<String> = contacts.iter().map(contact_pk).collect();
-        let found = self.get_many("contacts", &pks, None).await?;
+        // Each contact's item, and where their opt-out is kept if they were erased: one read.
+        let pks: Vec<(String, String)> = contacts
+            .iter()
+            .map(|contact| (contact_pk(contact), self.hashed_pk(contact)))
+            .collect();
+        let wanted: Vec<String> = pks
+            .iter()
+            .flat_map(|(plain, hashed)| [plain.clone(), hashed.clone()])
+            .collect();
+        let found = self.get_many("contacts", &wanted, None).await?;
         Ok(pks
             .iter()
-            .map(|pk| found.get(pk).map(contact_state).unwrap_or_default())
+            .map(|(plain, hashed)| {
+                let mut state = found.get(plain).map(contact_state).unwrap_or_default();
+                if state.opted_out_by.is_none()
+                    && let Some(kept) = found.get(hashed).map(contact_state)
+                {
+                    state.opted_out_by = kept.opted_out_by;
+                    state.opted_out_at_ms = kept.opted_out_at_ms;
+                    state.opt_source = kept.opt_source;
+                }
+                state
+            })
             .collect())
+    }
+
+    async fn erase_contact(
+        &self,
+        contact: &ContactKey,
+        reference: &str,
+        at_ms: u64,
+        max_items: usize,
+    ) -> Result<Erased, StoreError> {
+        let mut erased = Erased::default();
+        let limit = i32::try_from(max_items.clamp(1, 1000)).unwrap_or(1000);
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PEOPLE_INDEX)
+            .key_condition_expression("#person = :person")
+            .expression_attribute_names("#person", PERSON)
+            .expression_attribute_values(":person", s(contact.to_string()))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| failed("erase contact", e))?;
+        let found = page.items().len();
+        for item in page.items() {
+            let Some(pk) = text(item, "pk") else { continue };
+            if pk.starts_with("in#") || pk.starts_with("msg#sms/") {
+                // Named in the item, or in its key: the item goes.
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .send()
+                    .await
+                    .map_err(|e| failed("erase contact", e))?;
+                if pk.starts_with("in#") {
+                    erased.inbound += 1;
+                } else {
+                    erased.messages += 1;
+                }
+            } else if pk.starts_with("msg#") {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .update_expression(
+                        "REMOVE to_identity, #text, metadata, #person SET erased_at_ms = :at",
+                    )
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#text", "text")
+                    .expression_attribute_names("#person", PERSON)
+                    .expression_attribute_values(":at", n(at_ms))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .or_else(|e| match conditional::<(), _>("erase contact", Err(e)) {
+                        Ok(_) => Ok(()),
+                        Err(error) => Err(error),
+                    })?;
+                erased.messages += 1;
+            }
+        }
+        if found >= usize::try_from(limit).unwrap_or(usize::MAX)
+            || page.last_evaluated_key().is_some_and(|key| !key.is_empty())
+        {
+            return Ok(erased);
+        }
+        // Nothing else names them: the contact goes, an opt-out kept under its keyed hash.
+        let state = self.contact(contact).await?;
+        erased.opt_out_kept = state.opted_out_by.is_some();
+        if erased.opt_out_kept {
+            let mut kept: Item = HashMap::from([
+                ("pk".to_owned(), s(self.hashed_pk(contact))),
+                ("opted_out_by".to_owned(), s(reference)),
+            ]);
+            if let Some(at) = state.opted_out_at_ms {
+                kept.insert("opted_out_at_ms".to_owned(), n(at));
+            }
+            if let Some(source) = &state.opt_source {
+                kept.insert("opt_source".to_owned(), s(source.as_str()));
+            }
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(kept))
+                .send()
+                .await
+                .map_err(|e| failed("erase contact", e))?;
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(contact_pk(contact)))
+            .send()
+            .await
+            .map_err(|e| failed("erase contact", e))?;
+        erased.complete = true;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("erasure#{reference}")))
+            .item("channel", s(contact.channel.as_str()))
+            .item("inbound", n(u64::from(erased.inbound)))
+            .item("messages", n(u64::from(erased.messages)))
+            .item("opt_out_kept", AttributeValue::Bool(erased.opt_out_kept))
+            .item("at_ms", n(at_ms))
+            .item("expires_at", n(Self::expiry(self.retention.messages)))
+            .send()
+            .await
+            .map_err(|e| failed("erase contact", e))?;
+        Ok(erased)
     }
 
     async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
@@ -1624,7 +1833,23 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":retain", n(Self::expiry(self.retention.contacts)))
                 .condition_expression("attribute_exists(opted_out_by)")
         };
-        Ok(conditional("set opt-out", update.send().await)?.is_some())
+        let changed = conditional("set opt-out", update.send().await)?.is_some();
+        if write.opted_out {
+            return Ok(changed);
+        }
+        // Opting back in lifts an erased contact's opt-out too.
+        let lifted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(self.hashed_pk(write.contact)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| failed("set opt-out", e))?
+            .attributes
+            .is_some_and(|old| !old.is_empty());
+        Ok(changed || lifted)
     }
 
     async fn opt_outs(

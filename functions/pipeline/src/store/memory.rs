@@ -12,10 +12,11 @@ use tokio::sync::mpsc;
 
 use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Change, Claim, ClaimRequest,
-    ContactKey, ContactState, Counted, DeadLetter, Finished, HISTORY_LIMIT, HistoryEntry,
-    InboundRecord, MessageKey, MessageState, OptChange, OptOutPage, OptSource, OptWrite, Reason,
-    SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SendState, Slot, Snapshot,
-    StatusChange, StatusUpdate, Store, StoreError, WindowState, entry_id,
+    ContactHasher, ContactKey, ContactState, Counted, DeadLetter, Erased, ErasureRecord, Finished,
+    HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange, OptOutPage,
+    OptSource, OptWrite, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot,
+    SendState, Slot, Snapshot, StatusChange, StatusUpdate, Store, StoreError, WindowState,
+    entry_id,
 };
 use crate::clock::unix_millis;
 use crate::status::Status;
@@ -75,6 +76,8 @@ struct State {
     windows: BTreeMap<String, WindowState>,
     /// The guards' capped counts, by key.
     counts: BTreeMap<String, u32>,
+    /// Erased contacts' opt-outs, by keyed hash.
+    hashed_opt_outs: BTreeMap<String, ContactState>,
 }
 
 impl State {
@@ -92,6 +95,19 @@ impl State {
                 key: key.clone(),
                 state,
             })
+    }
+
+    /// What the rules see of a contact: their item, or an erased contact's opt-out.
+    fn contact_view(&self, key: &ContactKey) -> ContactState {
+        let mut state = self.contacts.get(key).cloned().unwrap_or_default();
+        if state.opted_out_by.is_none()
+            && let Some(hashed) = self.hashed_opt_outs.get(&ContactHasher::default().of(key))
+        {
+            state.opted_out_by.clone_from(&hashed.opted_out_by);
+            state.opted_out_at_ms = hashed.opted_out_at_ms;
+            state.opt_source.clone_from(&hashed.opt_source);
+        }
+        state
     }
 
     /// The message item, created empty (no status yet) when missing.
@@ -287,6 +303,27 @@ impl MemoryStore {
     }
 }
 
+/// Whether a message item names `contact`: its recipient (a send of ours, a reply), or the
+/// recipient in its key (an SMS report).
+fn names(key: &MessageKey, item: &Item, contact: &ContactKey) -> bool {
+    match key {
+        MessageKey::Sms { recipient, .. } => {
+            contact.channel == Channel::Sms && ContactKey::new("SMS", recipient) == *contact
+        }
+        _ => {
+            let by_state = match (&item.state.channel, &item.state.to) {
+                (Some(channel), Some(to)) => super::person(channel, to) == *contact,
+                _ => false,
+            };
+            by_state
+                || item
+                    .ledger
+                    .as_ref()
+                    .is_some_and(|l| l.intent.to == *contact)
+        }
+    }
+}
+
 /// The reason a failed message has, as DynamoDB's reads it back.
 fn failure_reason(item: &Item) -> Reason {
     item.state
@@ -430,6 +467,11 @@ impl Store for MemoryStore {
             }
             None => {}
         }
+        if matches!(change, Some(OptChange::OptIn { .. })) {
+            state
+                .hashed_opt_outs
+                .remove(&ContactHasher::default().of(&inbound.from));
+        }
         if let Some((inbound_before, contact_before)) = before {
             self.emit(inbound_before, Some(Snapshot::Inbound(inbound.clone())));
             self.emit(contact_before, state.contact_snapshot(&inbound.from));
@@ -439,12 +481,18 @@ impl Store for MemoryStore {
 
     async fn set_opt_out(&self, write: &OptWrite<'_>) -> Result<bool, StoreError> {
         let mut state = self.lock();
+        // Opting back in lifts an erased contact's opt-out too.
+        let lifted = !write.opted_out
+            && state
+                .hashed_opt_outs
+                .remove(&ContactHasher::default().of(write.contact))
+                .is_some();
         let opted_out = state
             .contacts
             .get(write.contact)
             .is_some_and(|contact| contact.opted_out_by.is_some());
         if opted_out == write.opted_out {
-            return Ok(false);
+            return Ok(lifted);
         }
         let before = self
             .watched()
@@ -531,12 +579,7 @@ impl Store for MemoryStore {
     }
 
     async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
-        Ok(self
-            .lock()
-            .contacts
-            .get(contact)
-            .cloned()
-            .unwrap_or_default())
+        Ok(self.lock().contact_view(contact))
     }
 
     async fn accept_message(&self, accepted: &AcceptedMessage) -> Result<Acceptance, StoreError> {
@@ -717,10 +760,91 @@ impl Store for MemoryStore {
 
     async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
         let state = self.lock();
-        Ok(contacts
+        Ok(contacts.iter().map(|key| state.contact_view(key)).collect())
+    }
+
+    async fn erase_contact(
+        &self,
+        contact: &ContactKey,
+        reference: &str,
+        at_ms: u64,
+        max_items: usize,
+    ) -> Result<Erased, StoreError> {
+        let _ = max_items; // everything at once: it is all in memory
+        let mut state = self.lock();
+        let mut erased = Erased::default();
+        let inbound: Vec<String> = state
+            .inbound
             .iter()
-            .map(|key| state.contacts.get(key).cloned().unwrap_or_default())
-            .collect())
+            .filter(|(_, record)| record.from == *contact)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in inbound {
+            if let Some(old) = state.inbound.remove(&id) {
+                erased.inbound += 1;
+                self.emit(Some(Snapshot::Inbound(old)), None);
+            }
+        }
+        let named: Vec<MessageKey> = state
+            .messages
+            .iter()
+            .filter(|(key, item)| names(key, item, contact))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in named {
+            erased.messages += 1;
+            if matches!(key, MessageKey::Sms { .. }) {
+                // The number is in its key: the item goes.
+                if let Some(old) = state.messages.remove(&key) {
+                    self.emit(Some(Snapshot::Message(old.state)), None);
+                }
+                continue;
+            }
+            let before = state.message_snapshot(&key);
+            let item = state.message(&key);
+            item.state.to = None;
+            item.state.text = None;
+            item.state.metadata = None;
+            if let Some(ledger) = &mut item.ledger {
+                ledger.intent.text = None;
+                ledger.intent.to.identity = String::new();
+            }
+            let after = state.message_snapshot(&key);
+            self.emit(before, after);
+        }
+        let view = state.contact_view(contact);
+        erased.opt_out_kept = view.opted_out_by.is_some();
+        if erased.opt_out_kept {
+            state.hashed_opt_outs.insert(
+                ContactHasher::default().of(contact),
+                ContactState {
+                    opted_out_by: Some(reference.to_owned()),
+                    opted_out_at_ms: view.opted_out_at_ms,
+                    opt_source: view.opt_source,
+                    last_inbound_at_ms: None,
+                },
+            );
+        }
+        if let Some(old) = state.contacts.remove(contact) {
+            self.emit(
+                Some(Snapshot::Contact {
+                    key: contact.clone(),
+                    state: old,
+                }),
+                None,
+            );
+        }
+        erased.complete = true;
+        self.emit(
+            None,
+            Some(Snapshot::Erasure(ErasureRecord {
+                reference: reference.to_owned(),
+                channel: contact.channel.clone(),
+                erased,
+                at_ms,
+            })),
+        );
+        Ok(erased)
     }
 
     async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {

@@ -53,6 +53,8 @@ pub enum Snapshot {
     DeadLetter(DeadLetter),
     /// A batch of the messages API.
     Batch(BatchRecord),
+    /// A contact erased (`erasure#...`).
+    Erasure(ErasureRecord),
 }
 
 /// One committed write: the item before and after (`None`: it did not exist / was removed).
@@ -395,6 +397,12 @@ impl ContactKey {
             identity: identity.trim().trim_start_matches('+').to_owned(),
         }
     }
+}
+
+/// The contact a send names: its channel as the contact's (the SMS API's recipients are `SMS`
+/// contacts, as Conversation SMS's), and its recipient.
+pub fn person(channel: &str, to: &str) -> ContactKey {
+    ContactKey::new(if channel == "SMS_API" { "SMS" } else { channel }, to)
 }
 
 impl std::fmt::Display for ContactKey {
@@ -838,6 +846,103 @@ pub fn slide(
         .max(1))
 }
 
+/// Keys a contact's identity with the deployment's secret (`CONTACT_HASH_KEY`): what an
+/// erased contact's opt-out is kept under, so that they stay opted out while nothing names
+/// them. Without the key a phone number cannot be found from its hash (plain SHA-256 of a
+/// number would be reversed by trying every number).
+#[derive(Clone)]
+pub struct ContactHasher {
+    key: std::sync::Arc<[u8]>,
+}
+
+/// `CONTACT_HASH_KEY` (or `CONTACT_HASH_KEY_ARN`, a Secrets Manager secret).
+pub const CONTACT_HASH_KEY: &str = "CONTACT_HASH_KEY";
+
+/// The key used when none is configured: fine locally, never in a deployment (the template
+/// generates one).
+const LOCAL_HASH_KEY: &[u8] = b"sinch-hooks local key: not a secret, set CONTACT_HASH_KEY";
+
+impl ContactHasher {
+    /// A hasher with `key`.
+    pub fn new(key: &[u8]) -> Self {
+        Self { key: key.into() }
+    }
+
+    /// The keyed hash of `contact` (HMAC-SHA256 of `<channel>/<identity>`, hex).
+    pub fn of(&self, contact: &ContactKey) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.key)
+            .expect("HMAC takes keys of any length");
+        mac.update(contact.to_string().as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl ContactHasher {
+    /// The hasher `CONTACT_HASH_KEY` keys (at least 16 characters); without it, the local key,
+    /// with a warning (an erased contact's number could then be found from its hash).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        match env.optional(CONTACT_HASH_KEY) {
+            Some(key) if key.len() >= 16 => Ok(Self::new(key.as_bytes())),
+            Some(_) => Err(crate::config::ConfigError::new(
+                CONTACT_HASH_KEY,
+                "must be at least 16 characters",
+            )),
+            None => {
+                tracing::warn!(
+                    "CONTACT_HASH_KEY is not set: erased contacts' opt-outs are keyed with the local key (set it in any deployment)"
+                );
+                Ok(Self::default())
+            }
+        }
+    }
+}
+
+impl Default for ContactHasher {
+    fn default() -> Self {
+        Self::new(LOCAL_HASH_KEY)
+    }
+}
+
+impl std::fmt::Debug for ContactHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContactHasher([redacted])")
+    }
+}
+
+/// What [`Store::erase_contact`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Inbound messages removed.
+    pub inbound: u32,
+    /// Message states stripped of the recipient, the text and the caller's metadata.
+    pub messages: u32,
+    /// Whether the contact's opt-out was kept, as a keyed hash.
+    pub opt_out_kept: bool,
+    /// Whether nothing is left: the contact itself is gone and the `Contact Erased` record
+    /// written. `false`: call again (more than `max_items` items named them).
+    pub complete: bool,
+}
+
+/// An erasure, as its event tells it: no personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureRecord {
+    /// The erasure's own id (`era_<ULID>`).
+    pub reference: String,
+    /// The channel the contact was on.
+    pub channel: Channel,
+    /// What was removed or stripped.
+    pub erased: Erased,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
 /// Where the worker keeps state. Every method is one atomic step; implementations must give the
 /// same answers for the same calls (`tests/store_contract.rs` runs one suite against each).
 pub trait Store: Send + Sync {
@@ -1007,6 +1112,19 @@ pub trait Store: Send + Sync {
         cap: u32,
         expires_at_s: u64,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// Erases a contact: removes their inbound messages, strips their recipient, texts and
+    /// metadata from message states, and removes the contact, keeping an opt-out as a keyed
+    /// hash ([`ContactHasher`]) so that they stay opted out. At most `max_items` items a call:
+    /// until [`Erased::complete`], call again (each call is safe to repeat). The last call
+    /// writes the [`ErasureRecord`] (`reference`) its event comes from.
+    fn erase_contact(
+        &self,
+        contact: &ContactKey,
+        reference: &str,
+        at_ms: u64,
+        max_items: usize,
+    ) -> impl Future<Output = Result<Erased, StoreError>> + Send;
 
     /// Takes the next send slot on a pacing `timeline` (one per Sinch API): slots are
     /// `interval_us` apart, never earlier than `now_us`. `horizon_us`, when given, is how far

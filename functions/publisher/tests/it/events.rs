@@ -335,6 +335,13 @@ async fn every_event_validates_against_its_schema_file() {
         })
         .await
         .unwrap();
+    // And erased (their opt-out kept by its hash).
+    let erased = services
+        .store
+        .erase_contact(&contact, "era_01SCHEMA", 1_763_870_400_000, 100)
+        .await
+        .unwrap();
+    assert!(erased.complete && erased.opt_out_kept);
     services
         .store
         .record_dead_letter(&pipeline::store::DeadLetter {
