@@ -2,11 +2,9 @@
 //! authorized with `AWS_IAM`), with credentials from the standard AWS chain (environment,
 //! profile, SSO, instance role).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
 use crate::answer::{self, Answer};
@@ -224,25 +222,15 @@ impl Signer {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<Vec<(String, String)>, Box<dyn std::error::Error + Send + Sync>> {
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name("execute-api")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()?
-            .into();
-        let signable = SignableRequest::new(
+        pipeline::aws::sigv4_headers(
+            &self.identity,
+            &self.region,
+            "execute-api",
             method,
             url,
-            headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )?;
-        let (instructions, _) = sign(signable, &params)?.into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect())
+            headers,
+            body,
+        )
     }
 }
 

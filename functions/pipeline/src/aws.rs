@@ -90,6 +90,40 @@ pub fn aws_https_client() -> Option<SharedHttpClient> {
     )
 }
 
+/// The headers that sign a request to an AWS API with SigV4 (`authorization`, `x-amz-date`,
+/// ...), for the few calls made without an SDK client (the CLI's calls of the messages API, the
+/// worker's read of its reply rules).
+pub fn sigv4_headers(
+    identity: &aws_smithy_runtime_api::client::identity::Identity,
+    region: &str,
+    service: &str,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Vec<(String, String)>, Box<dyn std::error::Error + Send + Sync>> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        url,
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )?;
+    let (instructions, _) = sign(signable, &params)?.into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,7 @@ pub mod handlers;
 pub mod hook;
 pub mod idempotency;
 pub mod ledger;
+pub mod live_rules;
 pub mod metrics;
 pub mod pacing;
 pub mod process;

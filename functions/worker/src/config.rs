@@ -85,8 +85,10 @@ pub struct WorkerConfig {
     pub app_id: Option<String>,
     /// See [`DEAD_LETTER_QUEUE_URL`].
     pub dead_letter_queue_url: String,
-    /// The reply rules.
+    /// The reply rules (`REPLY_RULES`, or the built-in ones).
     pub policy: ReplyPolicy,
+    /// Where newer rules are read from at run time ([`pipeline::live_rules`]).
+    pub live_rules: pipeline::live_rules::LiveRulesSettings,
     /// How many records of a batch are handled at once.
     pub concurrency: usize,
     /// Required in Lambda; the local stack may run without it (in-memory state).
@@ -161,6 +163,7 @@ impl WorkerConfig {
             app_id: env.optional(SINCH_APP_ID),
             dead_letter_queue_url: env.url(DEAD_LETTER_QUEUE_URL)?,
             policy,
+            live_rules: pipeline::live_rules::LiveRulesSettings::from_env(env)?,
             concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
             table_name: env.optional(TABLE_NAME),
             // At least a day: Sinch retries for about 23 hours.

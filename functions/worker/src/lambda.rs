@@ -8,6 +8,7 @@ use pipeline::clock::Clock;
 use pipeline::config::ConfigError;
 use pipeline::handlers::Services;
 use pipeline::hook::Hook;
+use pipeline::live_rules::{LiveRules, SsmParameter};
 use pipeline::queue::{SqsQueue, enqueue_client};
 use pipeline::schedule::{EventBridgeScheduler, Lanes};
 use pipeline::store::{DynamoStore, dynamodb_client};
@@ -16,10 +17,26 @@ use sinch::client::SinchClient;
 use crate::config::TABLE_NAME;
 use crate::{Worker, WorkerConfig};
 
-/// Runs the worker Lambda with its default hook, the reply policy (`REPLY_RULES`), until the
-/// runtime stops.
+/// Runs the worker Lambda with its default hook, the reply rules, until the runtime stops:
+/// those of the SSM parameter `REPLY_RULES_PARAMETER` when set (read again every
+/// `REPLY_RULES_CACHE_SECS`), else `REPLY_RULES` ([`pipeline::live_rules`]).
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    run_with(|config| config.policy.clone()).await
+    run_inner(|config, sdk| {
+        let settings = &config.live_rules;
+        let source = settings.parameter.as_ref().map(|name| {
+            SsmParameter::new(sdk, name.clone()).unwrap_or_else(|| {
+                pipeline::config::exit_at_init(
+                    "worker",
+                    &ConfigError::new(
+                        pipeline::live_rules::REPLY_RULES_PARAMETER,
+                        "is set, but no AWS region or credentials were found to read it",
+                    ),
+                )
+            })
+        });
+        LiveRules::new(source, config.policy.clone(), settings.cache_for)
+    })
+    .await
 }
 
 /// Runs the worker Lambda until the runtime stops; `hook` builds the hook from the
@@ -28,6 +45,12 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 /// A configuration error ends the process at init with one line naming the setting.
 pub async fn run_with<H: Hook>(
     hook: impl FnOnce(&WorkerConfig) -> H,
+) -> Result<(), lambda_runtime::Error> {
+    run_inner(|config, _| hook(config)).await
+}
+
+async fn run_inner<H: Hook>(
+    hook: impl FnOnce(&WorkerConfig, &aws_config::SdkConfig) -> H,
 ) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = pipeline::aws::sdk_config().await;
@@ -54,7 +77,7 @@ pub async fn run_with<H: Hook>(
     if !sinch.has_sms() {
         tracing::warn!("no SMS API credentials: SMS replies are disabled");
     }
-    let hook = hook(&config);
+    let hook = hook(&config, &sdk);
     let Some(dispatch) = config.dispatch.clone() else {
         pipeline::config::exit_at_init(
             "worker",

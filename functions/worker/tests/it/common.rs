@@ -158,11 +158,16 @@ pub fn event(records: Vec<serde_json::Value>) -> SqsEvent {
 }
 
 pub fn services<S>(store: S, server: &MockServer) -> Services<S> {
+    services_with(store, server, ReplyPolicy::default())
+}
+
+/// [`services`] with the hook `hook`.
+pub fn services_with<S, H>(store: S, server: &MockServer, hook: H) -> Services<S, H> {
     Services {
         privacy: Default::default(),
         store,
         sinch: sinch_client(server),
-        hook: ReplyPolicy::default(),
+        hook,
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
         rules: pipeline::rules::Rules::default(),

@@ -6,5 +6,6 @@ mod common;
 mod exactly_once;
 mod fan_out;
 mod field_for_field;
+mod live_rules;
 mod outbound;
 mod privacy;
