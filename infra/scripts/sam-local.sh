@@ -186,10 +186,12 @@ cat >"$work/env.json" <<EOF
     "SINCH_KEY_SECRET": "local-secret", "SINCH_KEY_SECRET_ARN": "", "SINCH_APP_ID": "local-app",
     "SINCH_SMS_SERVICE_PLAN_ID": "local-plan", "SINCH_SMS_API_TOKEN": "local-token", "SINCH_SMS_API_TOKEN_ARN": "",
     "SINCH_AUTH_URL": "$sinch", "SINCH_CONVERSATION_URL": "$sinch", "SINCH_SMS_URL": "$sinch",
+    "CONTACT_HASH_KEY": "sam-local-contact-hash-key", "CONTACT_HASH_KEY_ARN": "",
     $lanes},
   "MessagesApiFunction": {"SINCH_HOOKS_AWS_ENDPOINT": "$endpoint", "TABLE_NAME": "sinch-hooks",
     "SINCH_PROJECT_ID": "local-project", "SINCH_APP_ID": "local-app",
     "SINCH_SMS_SERVICE_PLAN_ID": "local-plan", "SINCH_SMS_SENDER": "+46700000001",
+    "CONTACT_HASH_KEY": "sam-local-contact-hash-key", "CONTACT_HASH_KEY_ARN": "",
     $lanes},
   "PublisherFunction": {"SINCH_HOOKS_AWS_ENDPOINT": "$endpoint", "EVENT_BUS_NAME": "sinch-hooks-events",
     "EVENT_SOURCE": "sinch-hooks"}
