@@ -412,7 +412,11 @@ where
             hook: options.policy.clone(),
             app_id,
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
-            rules: pipeline::rules::Rules::default(),
+            // The worker holds the API's allow-list when a message leaves.
+            rules: pipeline::rules::Rules {
+                countries: options.guards.allowed_countries.clone(),
+                ..Default::default()
+            },
             ledger: Ledger::new(options.send_settle),
             pacing: options.pacing.clone(),
             clock: Clock::System,

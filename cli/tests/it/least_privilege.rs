@@ -317,7 +317,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             },
             // Every guard on, so that each send reads and writes their counters.
             guards: api::guards::Guards {
-                allowed_countries: vec!["46".into()],
+                allowed_countries: pipeline::rules::Countries::of(["46"]),
                 velocity: Some(api::guards::Velocity {
                     limit: 100,
                     window_ms: 3_600_000,

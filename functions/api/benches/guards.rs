@@ -22,7 +22,7 @@ use serde_json::json;
 
 fn every_guard() -> Guards {
     Guards {
-        allowed_countries: vec!["46".into(), "47".into(), "358".into()],
+        allowed_countries: pipeline::rules::Countries::of(["46", "47", "358"]),
         velocity: Some(Velocity {
             limit: u32::MAX,
             window_ms: 3_600_000,

@@ -4,7 +4,7 @@
 //!
 //! | guard (setting) | applies to | refused | held |
 //! |---|---|---|---|
-//! | country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes, `46,47,+358`) | every recipient on a phone channel (`SMS_API`, SMS, WhatsApp, RCS, ...), messages and batches | 422 `country_not_allowed` (remembered under the key, like any rule) | no state: the number's prefix |
+//! | country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes, `46,47,+358`) | every recipient on a phone channel (`SMS_API`, SMS, WhatsApp, RCS, ...), messages and batches | 422 `country_not_allowed` (remembered under the key, like any rule); the worker checks the same list again when a message leaves ([`pipeline::rules`]) | no state: the number's prefix |
 //! | velocity per destination prefix (`DESTINATION_LIMIT` sends per `DESTINATION_WINDOW_SECS`, 3600, to numbers sharing their first `DESTINATION_PREFIX_DIGITS` digits, 6) | `POST /messages` on phone channels (one-time codes are what SMS pumping drives; batches are the team's own lists) | 429 `rate_limited_destination`, `Retry-After`; not remembered under the key | a sliding-window counter per prefix in the table (`guard#dest/<prefix>`), a conditional write |
 //! | monthly cap per channel (`MONTHLY_CAPS`: `SMS_API=10000,WHATSAPP=50000`) | messages, and each batch's recipients (as many as fit; the rest refused one by one) | 429 `monthly_cap_reached`, `Retry-After` until the month ends (UTC); not remembered under the key | a count per channel and month (`guard#cap/<channel>/<YYYY-MM>`), an atomic conditional add |
 //!
@@ -27,8 +27,8 @@ use sinch::Channel;
 use crate::ApiError;
 use crate::request::SMS_API;
 
-/// `ALLOWED_COUNTRIES`.
-pub const ALLOWED_COUNTRIES: &str = "ALLOWED_COUNTRIES";
+pub use pipeline::rules::ALLOWED_COUNTRIES;
+use pipeline::rules::{COUNTRY_NOT_ALLOWED, Countries};
 /// `DESTINATION_LIMIT` (0 or unset: no velocity limit).
 pub const DESTINATION_LIMIT: &str = "DESTINATION_LIMIT";
 /// `DESTINATION_WINDOW_SECS`.
@@ -52,8 +52,9 @@ pub struct Velocity {
 /// Every guard's setting; [`Guards::default`] guards nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Guards {
-    /// E.164 prefixes (digits, no `+`) a phone number must start with; empty: any.
-    pub allowed_countries: Vec<String>,
+    /// E.164 prefixes (digits, no `+`) a phone number must start with; empty: any (the
+    /// worker holds the same list when the message leaves: [`pipeline::rules`]).
+    pub allowed_countries: Countries,
     /// The velocity limit, when set.
     pub velocity: Option<Velocity>,
     /// Messages a calendar month (UTC), by channel as requests name it (`SMS_API`, `WHATSAPP`).
@@ -63,27 +64,6 @@ pub struct Guards {
 impl Guards {
     /// The guards the environment sets.
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let mut allowed_countries = Vec::new();
-        for prefix in env
-            .optional(ALLOWED_COUNTRIES)
-            .unwrap_or_default()
-            .split(',')
-        {
-            let digits = prefix.trim().trim_start_matches('+');
-            if digits.is_empty() {
-                continue;
-            }
-            if digits.len() > 6
-                || !digits.bytes().all(|b| b.is_ascii_digit())
-                || digits.starts_with('0')
-            {
-                return Err(ConfigError::new(
-                    ALLOWED_COUNTRIES,
-                    format!("{prefix:?} is not an E.164 prefix (1 to 6 digits, e.g. 46 or +1)"),
-                ));
-            }
-            allowed_countries.push(digits.to_owned());
-        }
         let limit: u32 = env.number(DESTINATION_LIMIT, 0, 0..=1_000_000)?;
         let window_secs: u64 = env.number(DESTINATION_WINDOW_SECS, 3600, 1..=86_400)?;
         let prefix_digits: usize = env.number(DESTINATION_PREFIX_DIGITS, 6, 2..=15)?;
@@ -113,7 +93,7 @@ impl Guards {
             }
         }
         Ok(Self {
-            allowed_countries,
+            allowed_countries: Countries::from_env(env)?,
             velocity: (limit > 0).then_some(Velocity {
                 limit,
                 window_ms: window_secs * 1000,
@@ -125,22 +105,14 @@ impl Guards {
 
     /// The country allow-list, for a recipient `to` on `channel`.
     pub fn country(&self, channel: &str, to: &str) -> Result<(), ApiError> {
-        if self.allowed_countries.is_empty() || !is_phone(channel) {
-            return Ok(());
-        }
-        let digits = to.trim_start_matches('+');
-        if self
-            .allowed_countries
-            .iter()
-            .any(|prefix| digits.starts_with(prefix.as_str()))
-        {
+        if !is_phone(channel) || self.allowed_countries.allows(to) {
             return Ok(());
         }
         Err(ApiError::unprocessable(
-            "country_not_allowed",
+            COUNTRY_NOT_ALLOWED,
             format!(
-                "to: {to} is not in a country this deployment sends to (+{})",
-                self.allowed_countries.join(", +")
+                "to: {to} is not in a country this deployment sends to ({})",
+                self.allowed_countries.describe()
             ),
         ))
     }
@@ -276,7 +248,7 @@ mod tests {
             (MONTHLY_CAPS, "SMS_API=10000, WHATSAPP=50"),
         ])
         .unwrap();
-        assert_eq!(guards.allowed_countries, ["46", "47", "358"]);
+        assert_eq!(guards.allowed_countries.prefixes(), ["46", "47", "358"]);
         assert_eq!(
             guards.velocity,
             Some(Velocity {

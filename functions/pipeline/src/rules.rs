@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | the recipient opted out (STOP, on any channel the message may go on) | `recipient_opted_out` | every send; a reply to the very message that opted out (its confirmation) excepted |
 //! | WhatsApp's customer service window: no message from the recipient in the last 24 hours | `whatsapp_window_closed` | free-form WhatsApp messages (not templates) with no other channel to fall back on; replies on WhatsApp |
+//! | the recipient's number is outside the country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes; unset: any) | `country_not_allowed` | sends on phone channels (not the pipeline's replies to someone who wrote); at the door it is the messages API's guard, here it catches what was accepted before the list was narrowed (a schedule, a batch, a retry) |
 //! | its `ttl` or `expire_at` passed while it waited (a schedule, quiet hours, pacing, retries) | `expired`; it ends `EXPIRED` | sends of the messages API with a `ttl` or `expire_at` (checked when it leaves only) |
 //!
 //! At the door a refusal is a 422 with that code; at the moment of sending, the message ends
@@ -15,8 +16,10 @@
 //! contact as the same invocation read it, with the answered message's own effect applied,
 //! milliseconds before it leaves (a retry reads it again), so a reply costs no extra read.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{ConfigError, Env};
 use crate::status::Status;
 use crate::store::{ContactKey, ContactState, Reason, Store, StoreError};
 
@@ -38,6 +41,70 @@ pub const RECIPIENT_OPTED_OUT: &str = "recipient_opted_out";
 /// Refusal code: a free-form WhatsApp message outside the 24-hour window.
 pub const WHATSAPP_WINDOW_CLOSED: &str = "whatsapp_window_closed";
 
+/// Refusal code: the recipient's number is outside the country allow-list.
+pub const COUNTRY_NOT_ALLOWED: &str = "country_not_allowed";
+
+/// `ALLOWED_COUNTRIES`: the E.164 prefixes phone recipients must start with (`46,47,+358`).
+pub const ALLOWED_COUNTRIES: &str = "ALLOWED_COUNTRIES";
+
+/// The country allow-list: the E.164 prefixes (digits, no `+`) a phone number must start with;
+/// empty, any number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Countries(Arc<[String]>);
+
+impl Countries {
+    /// The list `ALLOWED_COUNTRIES` sets (each prefix 1 to 6 digits, `+` optional).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let mut prefixes = Vec::new();
+        for prefix in env
+            .optional(ALLOWED_COUNTRIES)
+            .unwrap_or_default()
+            .split(',')
+        {
+            let digits = prefix.trim().trim_start_matches('+');
+            if digits.is_empty() {
+                continue;
+            }
+            if digits.len() > 6
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+                || digits.starts_with('0')
+            {
+                return Err(ConfigError::new(
+                    ALLOWED_COUNTRIES,
+                    format!("{prefix:?} is not an E.164 prefix (1 to 6 digits, e.g. 46 or +1)"),
+                ));
+            }
+            prefixes.push(digits.to_owned());
+        }
+        Ok(Self(prefixes.into()))
+    }
+
+    /// A list of these prefixes (digits).
+    pub fn of<P: Into<String>>(prefixes: impl IntoIterator<Item = P>) -> Self {
+        Self(prefixes.into_iter().map(Into::into).collect())
+    }
+
+    /// The prefixes.
+    pub fn prefixes(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether the number `to` (`+` optional) is in an allowed country.
+    pub fn allows(&self, to: &str) -> bool {
+        let digits = to.trim_start_matches('+');
+        self.0.is_empty()
+            || self
+                .0
+                .iter()
+                .any(|prefix| digits.starts_with(prefix.as_str()))
+    }
+
+    /// The list for people: `+46, +47`.
+    pub fn describe(&self) -> String {
+        format!("+{}", self.0.join(", +"))
+    }
+}
+
 /// Refusal code: the message's `ttl` or `expire_at` passed before it could leave (it ends
 /// `EXPIRED`).
 pub const EXPIRED: &str = "expired";
@@ -48,17 +115,30 @@ pub const CANCELED: &str = "canceled";
 pub const WHATSAPP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The rules' settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
     /// WhatsApp's customer service window.
     pub whatsapp_window: Duration,
+    /// The country allow-list for sends (not replies) on phone channels.
+    pub countries: Countries,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Self {
             whatsapp_window: WHATSAPP_WINDOW,
+            countries: Countries::default(),
         }
+    }
+}
+
+impl Rules {
+    /// The rules with the allow-list `ALLOWED_COUNTRIES` sets.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            countries: Countries::from_env(env)?,
+            ..Self::default()
+        })
     }
 }
 
@@ -103,6 +183,7 @@ pub fn is_withheld(reason: &Reason) -> bool {
     [
         RECIPIENT_OPTED_OUT,
         WHATSAPP_WINDOW_CLOSED,
+        COUNTRY_NOT_ALLOWED,
         EXPIRED,
         CANCELED,
     ]
@@ -119,6 +200,10 @@ impl Rules {
         if let Some(refusal) = expired(check) {
             return Ok(Some(refusal));
         }
+        // No read for what the allow-list already refuses.
+        if let Some(refusal) = check.contacts.iter().find_map(|c| self.country(c, check)) {
+            return Ok(Some(refusal));
+        }
         for contact in check.contacts {
             let state = store.contact(contact).await?;
             if let Some(refusal) = self.judge(contact, &state, check) {
@@ -128,6 +213,25 @@ impl Rules {
         Ok(None)
     }
 
+    /// The allow-list, for a send (a reply answers someone who wrote: it is never refused here).
+    fn country(&self, contact: &ContactKey, check: &Check<'_>) -> Option<Refusal> {
+        if check.answering.is_some()
+            || !contact.channel.is_phone()
+            || self.countries.allows(&contact.identity)
+        {
+            return None;
+        }
+        Some(Refusal {
+            status: Status::Failed,
+            code: COUNTRY_NOT_ALLOWED,
+            message: format!(
+                "to: +{} is not in a country this deployment sends to ({})",
+                contact.identity,
+                self.countries.describe()
+            ),
+        })
+    }
+
     /// The first rule broken for one contact whose state is known (read in this invocation).
     pub fn judge(
         &self,
@@ -135,7 +239,7 @@ impl Rules {
         state: &ContactState,
         check: &Check<'_>,
     ) -> Option<Refusal> {
-        if let Some(refusal) = expired(check) {
+        if let Some(refusal) = expired(check).or_else(|| self.country(contact, check)) {
             return Some(refusal);
         }
         let opted_out = state
@@ -169,5 +273,65 @@ impl Rules {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<'a>(contacts: &'a [ContactKey], answering: Option<&'a str>) -> Check<'a> {
+        Check {
+            contacts,
+            whatsapp_free_form: false,
+            answering,
+            expires_at_ms: None,
+            now_ms: 1_800_000_000_000,
+        }
+    }
+
+    #[test]
+    fn the_allow_list_refuses_sends_outside_it_on_phone_channels_only() {
+        let rules = Rules {
+            countries: Countries::of(["46", "358"]),
+            ..Rules::default()
+        };
+        let state = ContactState::default();
+        let judge = |channel: &str, identity: &str, answering: Option<&str>| {
+            let contact = [ContactKey::new(channel, identity)];
+            rules
+                .judge(&contact[0], &state, &check(&contact, answering))
+                .map(|refusal| refusal.code)
+        };
+        assert_eq!(judge("SMS", "46701234567", None), None);
+        assert_eq!(judge("WHATSAPP", "358401234567", None), None);
+        assert_eq!(judge("SMS", "4791234567", None), Some(COUNTRY_NOT_ALLOWED));
+        assert_eq!(judge("RCS", "+4791234567", None), Some(COUNTRY_NOT_ALLOWED));
+        // Not a phone number: the list does not apply.
+        assert_eq!(judge("MESSENGER", "4791234567", None), None);
+        // A reply answers someone who wrote (a STOP's confirmation among them).
+        assert_eq!(judge("SMS", "4791234567", Some("01IN")), None);
+        // No list: any number.
+        let open = Rules::default();
+        let contact = [ContactKey::new("SMS", "4791234567")];
+        assert_eq!(
+            open.judge(&contact[0], &state, &check(&contact, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_allow_list_comes_from_the_environment() {
+        let env = |value: &'static str| {
+            Env::from_lookup(move |name| (name == ALLOWED_COUNTRIES).then(|| value.to_owned()))
+        };
+        let countries = Countries::from_env(&env("46, +47,358,")).unwrap();
+        assert_eq!(countries.prefixes(), ["46", "47", "358"]);
+        assert_eq!(countries.describe(), "+46, +47, +358");
+        assert!(countries.allows("+4791234567") && !countries.allows("4412345678"));
+        for bad in ["46,sweden", "+046", "1234567"] {
+            let error = Countries::from_env(&env(bad)).unwrap_err();
+            assert_eq!(error.name, ALLOWED_COUNTRIES, "{bad}");
+        }
     }
 }

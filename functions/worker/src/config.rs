@@ -85,6 +85,8 @@ pub struct WorkerConfig {
     pub app_id: Option<String>,
     /// See [`DEAD_LETTER_QUEUE_URL`].
     pub dead_letter_queue_url: String,
+    /// The sending rules' settings (the country allow-list, `ALLOWED_COUNTRIES`).
+    pub rules: pipeline::rules::Rules,
     /// The reply rules (`REPLY_RULES`, or the built-in ones).
     pub policy: ReplyPolicy,
     /// Where newer rules are read from at run time ([`pipeline::live_rules`]).
@@ -163,6 +165,7 @@ impl WorkerConfig {
             app_id: env.optional(SINCH_APP_ID),
             dead_letter_queue_url: env.url(DEAD_LETTER_QUEUE_URL)?,
             policy,
+            rules: pipeline::rules::Rules::from_env(env)?,
             live_rules: pipeline::live_rules::LiveRulesSettings::from_env(env)?,
             concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
             table_name: env.optional(TABLE_NAME),

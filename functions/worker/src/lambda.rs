@@ -98,7 +98,7 @@ async fn run_inner<H: Hook>(
             hook,
             app_id: config.app_id,
             idempotency_ttl: config.idempotency_ttl,
-            rules: pipeline::rules::Rules::default(),
+            rules: config.rules,
             ledger: pipeline::ledger::Ledger::new(config.send_settle),
             pacing: config.pacing,
             clock: Clock::System,

@@ -657,7 +657,58 @@ async fn two_jobs_of_one_message_send_it_once<S: Store + Clone + 'static>(store:
     assert_eq!(state(&store, "msg_2j").await.status, "SENT");
 }
 
+/// The allow-list narrowed after acceptance (a schedule, a batch, a retry waiting): the worker
+/// withholds what is now outside it, FAILED `country_not_allowed`, and sends the rest.
+async fn a_country_taken_off_the_list_after_acceptance_withholds_the_send<
+    S: Store + Clone + 'static,
+>(
+    store: S,
+) {
+    let sinch = fake_sinch().await;
+    let Some(mut narrowed) = Arc::into_inner(worker(store.clone(), &sinch)) else {
+        panic!("the worker is not shared yet");
+    };
+    narrowed.services.rules.countries = pipeline::rules::Countries::of(["47"]);
+    let worker = Arc::new(narrowed);
+    accepted(&store, "msg_se", "+46701234567").await;
+    accepted(&store, "msg_no", "+4791234567").await;
+    let outcomes = run(
+        &worker,
+        vec![
+            job_record("se", &job("msg_se", "+46701234567"), 1),
+            job_record("no", &job("msg_no", "+4791234567"), 1),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(
+            &outcomes[0],
+            RecordOutcome::Handled {
+                handled: Handled::OutboundRefused { .. },
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(sends(&sinch, "msg_se").await, 0, "nothing reached Sinch");
+    let ended = state(&store, "msg_se").await;
+    assert_eq!(
+        (
+            ended.status.as_str(),
+            reason_of(&ended),
+            ended.progress().terminal
+        ),
+        ("FAILED", Some("country_not_allowed"), true)
+    );
+    assert_eq!(
+        sends(&sinch, "msg_no").await,
+        1,
+        "an allowed country is sent"
+    );
+}
+
 testkit::for_both_stores!(
+    a_country_taken_off_the_list_after_acceptance_withholds_the_send,
     a_job_is_sent_and_moves_to_sent,
     sinch_answering_500_then_200_sends_one_message,
     an_answer_lost_is_settled_by_the_report_not_by_a_second_send,
