@@ -19,6 +19,7 @@ use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
 use pipeline::schedule::{Lanes, MemoryScheduler};
 use pipeline::store::{DynamoStore, MemoryStore, Store};
 use serde_json::json;
+use testkit::bench::Spread;
 
 fn config() -> ApiConfig {
     ApiConfig {
@@ -94,19 +95,11 @@ fn per_recipient(c: &mut Criterion) {
 /// 10,000 recipients against moto, timed end to end five times (not a criterion loop: each
 /// run creates items that the next must not find).
 fn against_moto(_: &mut Criterion) {
-    if std::env::var_os("MOTO_SERVER").is_none() {
-        eprintln!("POST /batches against moto: skipped (set MOTO_SERVER)");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let moto = testkit::Moto::start();
+    testkit::bench::on_moto("POST /batches", |moto| async move {
         let sdk = moto.sdk_config().await;
-        let store = DynamoStore::with_new_table(&sdk, "bench").await.expect("a table");
+        let store = DynamoStore::with_new_table(&sdk, "bench")
+            .await
+            .expect("a table");
         let outbound = moto.create_queue("outbound").await;
         let bulk = moto.create_queue("bulk").await;
         let sqs = enqueue_client(&sdk, Duration::from_secs(5));
@@ -127,12 +120,10 @@ fn against_moto(_: &mut Criterion) {
             accept(&api, &format!("moto-{run}-{:?}", SystemTime::now()), &body).await;
             times.push(started.elapsed());
         }
-        times.sort();
         eprintln!(
-            "POST /batches, 10,000 recipients against moto: median {:.2} s, slowest {:.2} s ({} bytes of body)",
-            times[2].as_secs_f64(),
-            times[4].as_secs_f64(),
-            body.len()
+            "POST /batches, 10,000 recipients against moto ({} bytes of body): {}",
+            body.len(),
+            Spread::of(times)
         );
     });
 }

@@ -6,7 +6,7 @@
 //! Run: `cargo bench -p api --bench guards` (the moto case needs `MOTO_SERVER`, as the tests;
 //! without it, it is skipped).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use api::guards::{Guards, Velocity};
 use api::request::Channels;
@@ -19,6 +19,7 @@ use pipeline::queue::MemoryQueue;
 use pipeline::schedule::{Lanes, MemoryScheduler};
 use pipeline::store::{DynamoStore, MemoryStore};
 use serde_json::json;
+use testkit::bench::Spread;
 
 fn every_guard() -> Guards {
     Guards {
@@ -104,32 +105,12 @@ fn per_send(c: &mut Criterion) {
 
 /// The guards' store calls against moto: 200 of each, timed one by one.
 fn against_moto(_: &mut Criterion) {
-    if std::env::var_os("MOTO_SERVER").is_none() {
-        eprintln!("guards against moto: skipped (set MOTO_SERVER)");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let moto = testkit::Moto::start();
+    testkit::bench::on_moto("guards", |moto| async move {
         let sdk = moto.sdk_config().await;
         let store = DynamoStore::with_new_table(&sdk, "bench")
             .await
             .expect("a table");
         let guards = every_guard();
-        let report = |name: &str, mut times: Vec<Duration>| {
-            times.sort();
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            eprintln!(
-                "{name} against moto: median {:.1} ms, p99 {:.1} ms ({} calls)",
-                ms(times[times.len() / 2]),
-                ms(times[times.len() * 99 / 100]),
-                times.len()
-            );
-        };
         let mut velocity = Vec::new();
         let mut cap = Vec::new();
         for k in 0..200u64 {
@@ -148,11 +129,14 @@ fn against_moto(_: &mut Criterion) {
                 .expect("under the cap");
             cap.push(started.elapsed());
         }
-        report(
-            "velocity limit (GetItem + conditional UpdateItem)",
-            velocity,
+        eprintln!(
+            "velocity limit (GetItem + conditional UpdateItem) against moto: {}",
+            Spread::of(velocity)
         );
-        report("monthly cap (one conditional UpdateItem)", cap);
+        eprintln!(
+            "monthly cap (one conditional UpdateItem) against moto: {}",
+            Spread::of(cap)
+        );
     });
 }
 

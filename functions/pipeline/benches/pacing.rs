@@ -12,6 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use pipeline::pacing::{Api, Pacing};
 use pipeline::schedule::Lane;
 use pipeline::store::{DynamoStore, MemoryStore};
+use testkit::bench::Spread;
 
 /// A rate no send waits for: slots a nanosecond apart.
 fn unwaited() -> Pacing {
@@ -48,19 +49,11 @@ fn in_memory(c: &mut Criterion) {
 }
 
 fn against_moto(_: &mut Criterion) {
-    if std::env::var_os("MOTO_SERVER").is_none() {
-        eprintln!("pacing against moto: skipped (set MOTO_SERVER)");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let moto = testkit::Moto::start();
+    testkit::bench::on_moto("pacing", |moto| async move {
         let sdk = moto.sdk_config().await;
-        let store = DynamoStore::with_new_table(&sdk, "bench").await.expect("a table");
+        let store = DynamoStore::with_new_table(&sdk, "bench")
+            .await
+            .expect("a table");
         let pacing = unwaited();
         let mut times = Vec::new();
         for _ in 0..500 {
@@ -76,12 +69,9 @@ fn against_moto(_: &mut Criterion) {
                 .expect("a slot");
             times.push(started.elapsed());
         }
-        times.sort();
         eprintln!(
-            "pacing a send against moto (one conditional UpdateItem): median {:.2} ms, p99 {:.2} ms over {} sends",
-            times[times.len() / 2].as_secs_f64() * 1000.0,
-            times[times.len() * 99 / 100].as_secs_f64() * 1000.0,
-            times.len()
+            "pacing a send against moto (one conditional UpdateItem): {}",
+            Spread::of(times)
         );
     });
 }

@@ -38,3 +38,63 @@ macro_rules! criterion_main_or_fixed {
         }
     };
 }
+
+/// Runs `body` against a moto_server of its own on a two-thread runtime, or says that `what`
+/// was skipped when `MOTO_SERVER` is not set: a benchmark's store figures are optional, its
+/// in-memory ones are not (tests that need moto never skip).
+pub fn on_moto<Fut: std::future::Future<Output = ()>>(
+    what: &str,
+    body: impl FnOnce(crate::Moto) -> Fut,
+) {
+    if std::env::var_os("MOTO_SERVER").is_none() {
+        eprintln!("{what} against moto: skipped (set MOTO_SERVER)");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(body(crate::Moto::start()));
+}
+
+/// Times measured one by one, summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    /// The middle one.
+    pub median: std::time::Duration,
+    /// The 99th percentile (the slowest of fewer than a hundred).
+    pub p99: std::time::Duration,
+    /// The slowest.
+    pub slowest: std::time::Duration,
+    /// How many.
+    pub count: usize,
+}
+
+impl Spread {
+    /// The spread of `times` (at least one).
+    pub fn of(mut times: Vec<std::time::Duration>) -> Self {
+        assert!(!times.is_empty(), "no times to summarise");
+        times.sort();
+        Self {
+            median: times[times.len() / 2],
+            p99: times[(times.len() * 99 / 100).min(times.len() - 1)],
+            slowest: times[times.len() - 1],
+            count: times.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "median {:.2} ms, p99 {:.2} ms, slowest {:.2} ms ({} calls)",
+            ms(self.median),
+            ms(self.p99),
+            ms(self.slowest),
+            self.count
+        )
+    }
+}
