@@ -43,11 +43,14 @@ export MOTO_SERVER="$venv/bin/moto_server"
 # The release builds (the arm64 zips, then the fuzz targets) start now in the background at the
 # lowest CPU priority, in their own build directories: they take what the steps below leave idle
 # (serial compile phases, tests waiting on moto, Docker, a browser) and barely slow them. On a
-# cold 2-core machine they were a third of the run when they came last.
+# cold 2-core machine they were a third of the run when they came last. (Its own session, so that
+# it can be stopped as one; with the kernel's autogroups a session gets an equal share whatever
+# its nice value, so the session's own share is lowered too.)
 background_log="${CARGO_TARGET_DIR:-$root/target}/release-builds.log"
 mkdir -p "$(dirname "$background_log")"
 setsid nice -n 19 env PATH="$venv/bin:$PATH" FUZZ_BUILD_ONLY=1 \
-  bash -c 'infra/scripts/build-lambdas.sh && infra/scripts/fuzz.sh' >"$background_log" 2>&1 &
+  bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null || true
+    infra/scripts/build-lambdas.sh && infra/scripts/fuzz.sh' >"$background_log" 2>&1 &
 background=$!
 trap 'kill -- -$background 2>/dev/null || true' EXIT
 
