@@ -184,8 +184,12 @@ async fn status(args: &MessageStatusArgs, stdout: &mut dyn Write) -> Result<Exit
             tokio::time::sleep(POLL).await;
             continue;
         }
+        // The last line too, so the live lines always end at where it stands (and there is
+        // one even when it was final at the first look).
         if args.wait && interactive {
             eprintln!("\r\x1b[2K{line}");
+        } else if args.wait && line != last {
+            eprintln!("{line}");
         }
         writeln!(
             stdout,
