@@ -126,3 +126,69 @@ pub fn inbound(id: &str, text: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// What `POST` answered: status, whether it was a replay, the body.
+pub struct Answer {
+    pub status: u16,
+    pub replayed: bool,
+    pub body: Value,
+}
+
+/// Posts `body` under `key` as a client of the messages API should: while the answer is 409
+/// (the key in flight) or 503 (the store slow or away), it waits at least what `Retry-After`
+/// says, with exponential backoff and full jitter (`retry-policies`), and posts again, for up to
+/// `budget`. Every 409 and 503 must carry `Retry-After`. Returns the last answer.
+pub async fn post_as_a_client(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+    budget: Duration,
+) -> Answer {
+    use retry_policies::{Jitter, RetryDecision, RetryPolicy, policies::ExponentialBackoff};
+    let policy = ExponentialBackoff::builder()
+        .retry_bounds(Duration::from_millis(200), Duration::from_secs(5))
+        .jitter(Jitter::Full)
+        .build_with_total_retry_duration(budget);
+    let started = SystemTime::now();
+    let mut retries = 0;
+    loop {
+        let response = client
+            .post(url)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{key}: {error}"));
+        let status = response.status().as_u16();
+        let replayed = response.headers().contains_key("idempotency-replayed");
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body: Value = response.json().await.unwrap_or_default();
+        if !matches!(status, 409 | 503) {
+            return Answer {
+                status,
+                replayed,
+                body,
+            };
+        }
+        let Some(retry_after) = retry_after else {
+            panic!("{key}: {status} without Retry-After: {body}");
+        };
+        let RetryDecision::Retry { execute_after } = policy.should_retry(started, retries) else {
+            return Answer {
+                status,
+                replayed,
+                body,
+            };
+        };
+        let backoff = execute_after
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::sleep(backoff.max(retry_after)).await;
+        retries += 1;
+    }
+}
