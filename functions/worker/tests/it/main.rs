@@ -3,6 +3,7 @@
 
 mod batch;
 mod common;
+mod dynamodb_calls;
 mod exactly_once;
 mod fan_out;
 mod field_for_field;

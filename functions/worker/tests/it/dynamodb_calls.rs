@@ -1,0 +1,136 @@
+//! DynamoDB calls per processed callback, counted by an SDK interceptor against moto_server.
+//! Targets (issue 4): at most 3 for a delivery report, at most 4 plus the reply's record for an
+//! inbound message. A reply's record is two writes since issue 9 (the attempt before the send,
+//! Sinch's answer after it: see `pipeline::ledger`), so a replied message costs 6. The test
+//! fails when a target is missed, and prints the table:
+//!
+//! `cargo test -p worker --test it dynamodb_calls -- --nocapture`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::common::{deadline, event, fake_sinch, inbound, record, services};
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::error::BoxError;
+use pipeline::queue::MemoryQueue;
+use pipeline::store::DynamoStore;
+use testkit::Moto;
+use worker::{RecordOutcome, Worker, process_batch};
+
+/// Counts every DynamoDB operation the SDK starts (retries of one operation count once).
+#[derive(Debug, Clone, Default)]
+struct CallCounter(Arc<AtomicUsize>);
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_callback_stays_within_its_dynamodb_calls() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let counter = CallCounter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let store = DynamoStore::new(client, "sinch-hooks");
+    store.create_table().await.expect("table");
+    let sinch = fake_sinch().await;
+    let worker = Arc::new(Worker {
+        services: services(store, &sinch),
+        dead_letters: MemoryQueue::new("dlq"),
+        lanes: pipeline::schedule::Lanes {
+            transactional: MemoryQueue::new("outbound"),
+            bulk: MemoryQueue::new("bulk"),
+        },
+        scheduler: pipeline::schedule::MemoryScheduler::new(),
+        concurrency: 1,
+        metrics: pipeline::metrics::Metrics::off(),
+        outbound_max_receives: 5,
+        store_health: Default::default(),
+    });
+
+    let delivery = |id: &str, status: &str| {
+        format!(
+            r#"{{"app_id":"a","message_delivery_report":{{"message_id":"{id}","status":"{status}","channel_identity":{{"channel":"WHATSAPP","identity":"46701234567"}}}}}}"#
+        )
+    };
+    let sms_mo =
+        r#"{"type":"mo_text","id":"01SMS","from":"46701234567","to":"46700000001","body":"HELP"}"#;
+    // (scenario, body, target or 0 for "report only")
+    let scenarios: Vec<(&str, String, usize)> = vec![
+        ("delivery report", delivery("01M", "DELIVERED"), 3),
+        ("delivery report, later status", delivery("01M", "READ"), 3),
+        ("delivery report, duplicate", delivery("01M", "READ"), 3),
+        (
+            "inbound HELP, replied",
+            inbound("01A", "46701234567", "HELP"),
+            6,
+        ),
+        (
+            "inbound text, no reply",
+            inbound("01B", "46701234567", "hello"),
+            4,
+        ),
+        (
+            "inbound STOP, opt-out + reply",
+            inbound("01C", "46701234567", "STOP"),
+            6,
+        ),
+        (
+            "inbound while opted out",
+            inbound("01D", "46701234567", "HELP"),
+            4,
+        ),
+        (
+            "inbound, duplicate",
+            inbound("01A", "46701234567", "HELP"),
+            6,
+        ),
+        ("SMS inbound HELP, replied", sms_mo.to_owned(), 6),
+        (
+            "contact event (no effects)",
+            r#"{"app_id":"a","contact_create_notification":{"contact":{"id":"c"}}}"#.to_owned(),
+            0,
+        ),
+    ];
+    println!(
+        "{:<34} {:>14} {:>8}",
+        "callback", "DynamoDB calls", "target"
+    );
+    let mut missed = Vec::new();
+    for (name, body, target) in scenarios {
+        counter.0.store(0, Ordering::Relaxed);
+        let outcomes =
+            process_batch(worker.clone(), event(vec![record("m", &body)]), deadline()).await;
+        assert!(
+            matches!(outcomes[0].1, RecordOutcome::Handled { .. }),
+            "{name}: {outcomes:?}"
+        );
+        let calls = counter.0.load(Ordering::Relaxed);
+        let target_text = if target == 0 {
+            "-".to_owned()
+        } else {
+            target.to_string()
+        };
+        println!("{name:<34} {calls:>14} {target_text:>8}");
+        if target != 0 && calls > target {
+            missed.push(format!("{name}: {calls} calls, target {target}"));
+        }
+    }
+    assert!(missed.is_empty(), "targets missed: {missed:?}");
+}
