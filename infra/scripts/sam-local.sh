@@ -23,7 +23,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 venv=${SINCH_HOOKS_VENV:-$root/.venv}
 target=${CARGO_TARGET_DIR:-$root/target}
-base_image=public.ecr.aws/lambda/provided:al2023-x86_64
+source infra/scripts/lib/prepare.sh
+base_image=$lambda_base_image
 export SAM_CLI_TELEMETRY=0 SAM_CLI_CONTAINER_CONNECTION_TIMEOUT=60
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 unset AWS_PROFILE AWS_SESSION_TOKEN
@@ -40,37 +41,14 @@ skip() {
 }
 
 # --- Docker, and the Lambda base image -----------------------------------------------------
-if ! docker info >/dev/null 2>&1; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    skip "no Docker engine, and not root on Debian to install one"
-  fi
-  if ! command -v dockerd >/dev/null; then
-    step "installing docker.io"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-  fi
-  step "starting dockerd"
-  # A system service: it stays up after this script, as it would on a developer's machine. In
-  # its own session and not a job of this shell, so nothing here (the cleanup's `wait`) or in
-  # the test command waits for it.
-  setsid nohup dockerd >/var/log/sinch-hooks-dockerd.log 2>&1 </dev/null &
-  disown
-  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { echo "dockerd did not start: /var/log/sinch-hooks-dockerd.log" >&2; exit 1; }
-fi
-if ! docker image inspect "$base_image" >/dev/null 2>&1 \
-  && ! timeout 60 docker pull -q "$base_image" >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-    || skip "$base_image cannot be pulled, and a stand-in needs root on Debian"
-  step "building a stand-in for $base_image (debootstrap bookworm; no registry reachable)"
-  command -v debootstrap >/dev/null \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  rootfs=$(mktemp -d)
-  # As the real image, with the CA certificates a TLS client looks for.
-  debootstrap --variant=minbase --include=ca-certificates bookworm "$rootfs" >/dev/null
-  tar -C "$rootfs" -c . | docker import - "$base_image" >/dev/null
-  rm -rf "$rootfs"
-fi
+# (infra/scripts/lib/prepare.sh; the test command has prepared them in the background already)
+status=0
+prepare_docker || status=$?
+[ "$status" = 3 ] && skip "no Docker engine, and not root on Debian to install one"
+[ "$status" = 0 ] || exit 1
+prepare_lambda_image "$base_image" || status=$?
+[ "$status" = 3 ] && skip "$base_image cannot be pulled, and a stand-in needs root on Debian"
+[ "$status" = 0 ] || exit 1
 host=$(ip -4 -o addr show docker0 | awk '{ split($4, a, "/"); print a[1] }')
 [ -n "$host" ] || { echo "no docker0 address" >&2; exit 1; }
 

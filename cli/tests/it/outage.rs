@@ -24,6 +24,9 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const MESSAGES: usize = 300;
 const ENQUEUE_TIMEOUT_MS: u64 = 1000;
+/// What a client may see beyond the bound on a busy 2-core machine (its own scheduling, the
+/// answer's way back): far under the 30 s an unbounded enqueue would hold it.
+const CLIENT_SLACK_MS: u64 = 2000;
 
 /// Sinch's `messages:send`, giving every message its own id. It takes 250 ms, as a real API
 /// does, so that when the outage starts many replies are on their way: sent, and not yet
@@ -236,7 +239,7 @@ async fn an_sqs_and_dynamodb_outage_mid_load_loses_nothing_and_replies_once() {
     assert!(twice.is_empty(), "replied to twice: {twice:?}");
     assert_eq!(total, MESSAGES, "one reply per message");
     assert!(
-        slowest < Duration::from_millis(ENQUEUE_TIMEOUT_MS + 500),
+        slowest < Duration::from_millis(ENQUEUE_TIMEOUT_MS + CLIENT_SLACK_MS),
         "an answer took {slowest:?}, over the enqueue bound"
     );
 }
@@ -458,7 +461,7 @@ async fn a_store_outage_under_steady_load_recovers_within_two_minutes() {
     assert_eq!(missing, 0, "answered 200 and never replied to");
     assert!(recovered.is_some());
     assert!(
-        slowest < Duration::from_millis(ENQUEUE_TIMEOUT_MS + 500),
+        slowest < Duration::from_millis(ENQUEUE_TIMEOUT_MS + CLIENT_SLACK_MS),
         "an answer took {slowest:?}"
     );
 }

@@ -10,8 +10,12 @@ use serde_json::{Value, json};
 use crate::common::{SECRET, Serve, now, serve};
 use crate::messages::whatsapp_from;
 
-/// The rate the simulator holds Sinch to, and the pipeline is configured with.
-const RATE: u64 = 50;
+/// The rate the simulator holds Sinch to.
+const SINCH_RATE: u64 = 50;
+/// The rate the pipeline is configured with: a tenth under Sinch's, as a deployment should
+/// (docs/sending.md): a send leaves at its slot, but reaches Sinch after a network's (here a
+/// busy machine's) jitter, and two sends that left 22 ms apart can arrive 1 ms apart.
+const RATE: u64 = 45;
 
 fn unix_ms() -> u64 {
     pipeline::clock::unix_millis(SystemTime::now())
@@ -23,11 +27,12 @@ fn rfc3339(ms: u64) -> String {
 
 async fn paced_serve() -> Serve {
     let rate = RATE.to_string();
+    let sinch_rate = SINCH_RATE.to_string();
     tokio::task::spawn_blocking(move || {
         serve(
             &[
                 "--simulator-rate",
-                &rate,
+                &sinch_rate,
                 "--outbound-concurrency",
                 "2",
                 "--report-pace-ms",
@@ -96,11 +101,11 @@ fn busiest_second(mut arrivals: Vec<u64>) -> usize {
     most
 }
 
-/// A 2,000-recipient batch at 50/s against a simulator that answers 429 beyond 50/s, and a
+/// A 1,000-recipient batch at 45/s against a simulator that answers 429 beyond 50/s, and a
 /// one-time code posted 5 s into it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_is_paced_to_the_rate_and_a_one_time_code_overtakes_it() {
-    const RECIPIENTS: usize = 2000;
+    const RECIPIENTS: usize = 1000;
     let serve = paced_serve().await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -199,7 +204,7 @@ async fn a_campaign_is_paced_to_the_rate_and_a_one_time_code_overtakes_it() {
     );
     assert_eq!(distinct.len(), RECIPIENTS, "each exactly once");
     assert_eq!(status["replies_duplicated"], 0, "{status}");
-    assert!(busiest <= RATE as usize, "{busiest} in one second");
+    assert!(busiest <= SINCH_RATE as usize, "{busiest} in one second");
     assert!(
         throughput >= 0.9 * RATE as f64,
         "{throughput:.1}/s is under 90 % of {RATE}/s"

@@ -8,7 +8,7 @@
 //!
 //! | what | how |
 //! |---|---|
-//! | the rate | `CONVERSATION_SEND_RATE`, `SMS_SEND_RATE` (messages a second; 0: unpaced). Slots are `1 / (rate × 0.95)` apart: 5 % below the rate absorbs the jitter between a slot and the request's arrival, so no second at Sinch ever holds more than the rate |
+//! | the rate | `CONVERSATION_SEND_RATE`, `SMS_SEND_RATE` (messages a second; 0: unpaced). Slots are `1 / (rate × 0.95)` apart: 5 % below the rate absorbs up to about 50 ms of jitter between a slot and the request's arrival. Where the way to Sinch is slower than that now and then, set the rate further under Sinch's (the scale test, on a busy machine, sets 45 against 50); a 429 that still comes is retried |
 //! | held across workers | one timeline per API in the store (`pace#conversation`, `pace#sms`): each send takes the next slot with one conditional write, then waits for it |
 //! | the fast lane | a transactional send takes the next slot wherever it is; a bulk send only one within [`BULK_HORIZON`] of now, and otherwise waits and asks again: slots beyond the horizon are left to transactional sends, which therefore go ahead of every bulk send still waiting |
 //! | a slot past the invocation's time | not taken: the record goes back to its queue |
