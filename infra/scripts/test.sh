@@ -3,20 +3,21 @@
 #
 #   infra/scripts/test.sh
 #
-# - moto (AWS APIs on loopback) and cargo-lambda go into a virtualenv, .venv by default
-#   (SINCH_HOOKS_VENV moves it); reinstalled only when infra/scripts/requirements-test.txt
-#   changes.
-# - in the background from the start: Docker, the Lambda base image, chromium and
-#   playwright-core (infra/scripts/prepare.sh), and the release builds (zips, fuzz targets).
-# - then: formatting, clippy with warnings as errors, every test with cargo-nextest (unit,
-#   integration against moto_server, property tests, CLI processes, the demo), doc tests, each
-#   benchmark once in
-#   test mode so they keep compiling and working, the functions under `sam local` with Docker
-#   (infra/scripts/sam-local.sh; where Docker is impossible, under cargo lambda watch), and the
-#   console in a real browser (infra/scripts/console-test.sh: chromium and playwright-core,
-#   installed when missing), and the arm64 zips (template.yaml is checked first: cfn-lint and
-#   its invariants).
-# - and the fuzz targets, each for FUZZ_SECONDS (30 by default).
+# - In the background from the start: Docker, the Lambda base image, chromium and
+#   playwright-core (infra/scripts/prepare.sh); moto, cargo-lambda, cfn-lint and the SAM CLI into
+#   a virtualenv (.venv by default, SINCH_HOOKS_VENV moves it; reinstalled only when
+#   infra/scripts/requirements-test.txt changes); then the release builds (the fuzz targets and
+#   the arm64 zips).
+# - Then: formatting; one debug build of every target with clippy's lints as errors; template.yaml
+#   (cfn-lint and its invariants); rustdoc; the modules' import graph; every test with
+#   cargo-nextest (unit, integration against moto_server, property tests, CLI processes, the
+#   demo, each benchmark once in test mode); doc tests; the functions under `sam local` with
+#   Docker (infra/scripts/sam-local.sh; where Docker is impossible, under cargo lambda watch),
+#   with the fuzz targets running beside it (FUZZ_SECONDS each, 30 by default); the console in a
+#   real browser (infra/scripts/console-test.sh); the arm64 zips' sizes.
+#
+# It prints how long each step took; docs/testing.md says what to expect and how to run one
+# step alone.
 set -euo pipefail
 
 started=$SECONDS
@@ -30,41 +31,52 @@ step() {
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-
 venv=${SINCH_HOOKS_VENV:-$root/.venv}
+export MOTO_SERVER="$venv/bin/moto_server"
+logs="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$logs"
+
+# --- In the background, each in its own session (so that it can be stopped as one) ---------
+# - What later steps need beyond cargo: downloads and unpacking, which overlap the compile.
+prepare_log="$logs/prepare.log"
+setsid infra/scripts/prepare.sh >"$prepare_log" 2>&1 &
+prepare=$!
+# - The Python tools; formatting and the build need none of them and run meanwhile.
+venv_log="$logs/venv.log"
 requirements=infra/scripts/requirements-test.txt
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$requirements" | cut -d' ' -f1)
+tools=
 if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  step "installing test tools into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" >"$stamp"
+  echo "==> installing test tools into $venv (in the background; $venv_log)"
+  rm -f "$stamp"
+  setsid bash -c 'python3 -m venv "$1" && "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2" && echo "$3" >"$4"' \
+    _ "$venv" "$requirements" "$want" "$stamp" >"$venv_log" 2>&1 &
+  tools=$!
 fi
-export MOTO_SERVER="$venv/bin/moto_server"
-
-# Two jobs start now in the background, each in its own session (so it can be stopped as one):
-# - What later steps need beyond cargo (infra/scripts/prepare.sh: Docker and the Lambda base
-#   image, chromium and playwright-core): downloads and unpacking, which overlap the compile.
-# - The release builds (the arm64 zips, then the fuzz targets), at the lowest CPU priority and
-#   in their own build directories: they take what the steps below leave idle (serial compile
-#   phases, tests waiting on moto, Docker, a browser) and barely slow them. On a cold 2-core
-#   machine they were a third of the run when they came last. With the kernel's autogroups a
-#   session gets an equal share of the CPU whatever its nice value, so the session's own share
-#   is lowered too.
-logs="${CARGO_TARGET_DIR:-$root/target}"
-mkdir -p "$logs"
-prepare_log="$logs/prepare.log"
+# - The release builds once the virtualenv is there (cargo-lambda is in it): the fuzz targets,
+#   then the arm64 zips, in their own build directories, at the lowest CPU priority, so that
+#   they take what the steps below leave idle (serial compile phases, tests waiting on moto,
+#   Docker, a browser) and barely slow them. With the kernel's autogroups a session gets an
+#   equal share of the CPU whatever its nice value, so the session's own share is lowered too.
+#   (They build without clippy: what ships is built as `sam build` builds it.)
 background_log="$logs/release-builds.log"
-setsid infra/scripts/prepare.sh >"$prepare_log" 2>&1 &
-prepare=$!
-setsid nice -n 19 env PATH="$venv/bin:$PATH" FUZZ_BUILD_ONLY=1 \
+fuzz_built="$logs/fuzz-built"
+rm -f "$fuzz_built"
+setsid nice -n 19 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS PATH="$venv/bin:$PATH" \
   bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null || true
-    infra/scripts/build-lambdas.sh && infra/scripts/fuzz.sh' >"$background_log" 2>&1 &
+    while [ -n "$1" ] && kill -0 "$1" 2>/dev/null; do sleep 1; done
+    [ "$(cat "$2" 2>/dev/null)" = "$3" ] || { echo "no virtualenv: no release builds" >&2; exit 1; }
+    FUZZ_BUILD_ONLY=1 infra/scripts/fuzz.sh && touch "$4" && infra/scripts/build-lambdas.sh' \
+  _ "$tools" "$stamp" "$want" "$fuzz_built" >"$background_log" 2>&1 &
 background=$!
-# On the way out: the release builds stopped; the preparation let finish (apt stopped halfway
-# leaves dpkg to be mended by hand).
-trap 'kill -- -$background 2>/dev/null || true; [ -z "$prepare" ] || wait "$prepare" || true' EXIT
+fuzzing=
+# On the way out: the builds and the fuzzers stopped; the preparation and the virtualenv let
+# finish (apt or pip stopped halfway leaves them to be mended by hand).
+trap 'kill -- -$background 2>/dev/null || true
+  [ -z "$fuzzing" ] || kill -- -$fuzzing 2>/dev/null || true
+  [ -z "$tools" ] || wait "$tools" || true
+  [ -z "$prepare" ] || wait "$prepare" || true' EXIT
 # Waits for the preparation (once), and shows what it did; what it could not do, the step that
 # needs it tries again and reports.
 prepared() {
@@ -74,15 +86,35 @@ prepared() {
   sed 's/^/    prepare: /' "$prepare_log"
 }
 
-step "template.yaml: cfn-lint and the pipeline's invariants"
-"$venv/bin/cfn-lint" template.yaml
-"$venv/bin/python" infra/scripts/check-template.py template.yaml >/dev/null
-
+# --- In the foreground ------------------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# One debug build serves clippy and the tests: clippy-driver (what `cargo clippy` runs) compiles
+# the workspace's crates, every target of them, with its lints as errors, and the tests run what
+# it built. `cargo clippy` would check the whole dependency tree a second time. Every cargo
+# command below runs with the same wrapper, so none rebuilds what another built.
+export RUSTC_WORKSPACE_WRAPPER
+RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "cargo-nextest not found: installing it (cargo install, a few minutes once)"
+  cargo install --locked --quiet cargo-nextest
+fi
+step "the build of every target, with clippy's lints (warnings as errors)"
+cargo nextest run --no-run --workspace --all-targets --locked
+
+if [ -n "$tools" ]; then
+  step "the test tools' virtualenv (installed in the background)"
+  status=0
+  wait "$tools" || status=$?
+  tools=
+  [ "$status" = 0 ] || { cat "$venv_log" >&2; echo "installing the test tools failed" >&2; exit 1; }
+fi
+step "template.yaml: cfn-lint and the pipeline's invariants"
+"$venv/bin/cfn-lint" template.yaml
+"$venv/bin/python" infra/scripts/check-template.py template.yaml >/dev/null
 step "rustdoc: every public item documented (missing_docs), no broken links"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "no two modules of a crate import each other"
@@ -90,10 +122,6 @@ for src in functions/*/src cli/src; do python3 tools/module-imports.py "$src" >/
 step "every test (unit, integration, property, CLI; benchmarks once in test mode), with cargo-nextest"
 # Nextest runs the tests of every binary in one pool (.config/nextest.toml), each in its own
 # process: the tests that wait in real time overlap the ones that compute.
-if ! cargo nextest --version >/dev/null 2>&1; then
-  echo "cargo-nextest not found: installing it (cargo install, a few minutes once)"
-  cargo install --locked --quiet cargo-nextest
-fi
 cargo nextest run --workspace --all-targets --locked
 step "the hot paths' fixed-iteration mode, as profile-compare.sh counts instructions with it"
 for bench in receiver worker; do
@@ -102,6 +130,19 @@ for bench in receiver worker; do
 done
 step "doc tests"
 cargo test --workspace --doc --locked
+
+# The fuzz targets run beside sam local and the browser, which mostly wait on Docker and
+# chromium (a little below them in CPU priority).
+fuzz_log="$logs/fuzz-run.log"
+if [ ! -e "$fuzz_built" ]; then
+  step "waiting for the fuzz targets' build (in the background)"
+  while [ ! -e "$fuzz_built" ] && kill -0 "$background" 2>/dev/null; do sleep 1; done
+  [ -e "$fuzz_built" ] || { grep -v '^ *Compiling ' "$background_log" >&2; echo "the fuzz build failed" >&2; exit 1; }
+fi
+setsid nice -n 10 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
+  infra/scripts/fuzz.sh "${FUZZ_SECONDS:-30}" >"$fuzz_log" 2>&1 &
+fuzzing=$!
+
 step "the functions the SAM way (sam local invoke, sam local start-api; Docker), with the fixtures in infra/fixtures"
 prepared
 status=0
@@ -115,11 +156,15 @@ fi
 step "the console in a real browser (chromium and playwright-core; screenshots in the target directory)"
 prepared
 infra/scripts/console-test.sh
+step "fuzz targets, ${FUZZ_SECONDS:-30} s each (libFuzzer on stable, seeded from the fixtures; run beside sam local)"
+status=0
+wait "$fuzzing" || status=$?
+fuzzing=
+cat "$fuzz_log"
+[ "$status" = 0 ] || { echo "fuzzing failed (exit $status)" >&2; exit "$status"; }
 step "arm64 Lambda zips (cargo lambda build, started in the background at the start), each under 6 MiB"
 status=0
 wait "$background" || status=$?
 grep -v '^ *Compiling ' "$background_log" || true
 [ "$status" = 0 ] || { echo "the release builds failed (exit $status): $background_log" >&2; exit "$status"; }
-step "fuzz targets, ${FUZZ_SECONDS:-30} s each (libFuzzer on stable, seeded from the fixtures)"
-infra/scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 step "all tests passed"

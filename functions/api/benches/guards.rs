@@ -103,7 +103,7 @@ fn per_send(c: &mut Criterion) {
     group.finish();
 }
 
-/// The guards' store calls against moto: 200 of each, timed one by one.
+/// The guards' store calls against moto: 200 of each (20 in test mode), timed one by one.
 fn against_moto(_: &mut Criterion) {
     testkit::bench::on_moto("guards", |moto| async move {
         let sdk = moto.sdk_config().await;
@@ -113,7 +113,7 @@ fn against_moto(_: &mut Criterion) {
         let guards = every_guard();
         let mut velocity = Vec::new();
         let mut cap = Vec::new();
-        for k in 0..200u64 {
+        for k in 0..testkit::bench::calls(200) as u64 {
             // Ten numbers a prefix: the window item is read and rewritten, as under load.
             let to = format!("+467{:04}{:04}", k / 10, k);
             let started = Instant::now();

@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `POST /batches`, valid | 202 `{"id": "bat_...", "accepted": N, "refused": [{"to", "code", "message"}], "status", "scheduled_at"?, "sms"?: [{"to", "encoding", "parts"}]}`, `Location: /batches/{id}` |
 //! | no recipient, or more than 10,000 | 400 `recipients_missing` / 422 `too_many_recipients` |
+//! | a recipient listed twice (trimmed, on the same channel) | the first is a message; the others are refused `duplicate_recipient` |
 //! | a rule that holds for every recipient broken (an unknown channel, no content, ...) | its code, for the whole batch |
 //! | `GET /batches/{id}` | 200 `{"id", "total", "refused", "counts": {"<STATUS>": n}, "final", "canceled", "created_at", "scheduled_at"?, "completed_at"?}` |
 //! | `DELETE /batches/{id}` | 200: what has not left ends `CANCELED`; 409 `not_cancelable` once every message has ended |
@@ -65,7 +66,12 @@ const RECIPIENT_CODES: &[&str] = &[
     "time_zone_required",
     "metadata_too_large",
     "invalid_metadata",
+    DUPLICATE_RECIPIENT,
 ];
+
+/// Refusal code: the recipient is listed earlier in the same batch on the same channel (compared
+/// as validated: trimmed); the first is the message, the others get none.
+pub const DUPLICATE_RECIPIENT: &str = "duplicate_recipient";
 
 /// One recipient, as refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -239,8 +245,10 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
         .unwrap_or_default()
         .trim()
         .to_uppercase();
-    let mut valid = Vec::with_capacity(recipients.len());
+    let mut valid: Vec<Valid> = Vec::with_capacity(recipients.len());
     let mut refused = Vec::new();
+    // Each recipient once: by the normalised identity, on the channel asked for.
+    let mut seen = std::collections::HashSet::with_capacity(recipients.len());
     for (index, recipient) in recipients.iter().enumerate() {
         let (to, request) = match recipient_request(&shared, recipient) {
             Ok(parts) => parts,
@@ -253,6 +261,16 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
             .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
             .and_then(|request| request.validate(context));
         match checked {
+            Ok(one) if !seen.insert((one.channel.clone(), one.to.clone())) => {
+                refused.push(Refused {
+                    message: format!(
+                        "recipients[{index}]: {} is listed earlier in this batch; it gets one message",
+                        one.to
+                    ),
+                    to,
+                    code: DUPLICATE_RECIPIENT,
+                });
+            }
             Ok(one) => valid.push(one),
             // What every recipient would break is the batch's to answer for.
             Err(error) if index == 0 && !RECIPIENT_CODES.contains(&error.code) => {

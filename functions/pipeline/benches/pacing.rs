@@ -56,7 +56,7 @@ fn against_moto(_: &mut Criterion) {
             .expect("a table");
         let pacing = unwaited();
         let mut times = Vec::new();
-        for _ in 0..500 {
+        for _ in 0..testkit::bench::calls(500) {
             let started = Instant::now();
             pacing
                 .wait_for_slot(

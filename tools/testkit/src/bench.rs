@@ -71,6 +71,22 @@ pub fn on_moto<Fut: std::future::Future<Output = ()>>(
     }
 }
 
+/// Whether the harness measures (`cargo bench` passes `--bench`), rather than checks that each
+/// benchmark runs (`cargo test`, `cargo nextest run`: criterion's test mode, one iteration).
+/// The moto parts make a few calls instead of hundreds when it does not.
+pub fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// `full` calls when measuring, a tenth (at least one) in test mode.
+pub fn calls(full: usize) -> usize {
+    if measuring() {
+        full
+    } else {
+        (full / 10).max(1)
+    }
+}
+
 /// What the harness's arguments ask of a benchmark outside criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Asked {

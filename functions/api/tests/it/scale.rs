@@ -448,6 +448,8 @@ async fn a_batch_refuses_recipients_one_by_one_and_counts_the_rest<S: Store + Cl
     list[2] = json!({"to": "+46700000002", "parameters": {}});
     list[4] = json!({"to": "+46700000004", "parameters": {"name": "Ada"}, "metadata": {"row": 4}});
     list[5] = json!({"to": "+46700000005", "colour": "red"});
+    // Listed twice (the second with spaces around it): one message.
+    list.push(json!({"to": " +46700000004 ", "parameters": {"name": "Ada again"}}));
     let body = json!({"channel": "SMS_API", "text": "Hi ${name}", "metadata": {"campaign": "winter"},
         "recipients": list});
     let (status, answer) = post_batch(&api, "b1", body.clone()).await;
@@ -465,6 +467,7 @@ async fn a_batch_refuses_recipients_one_by_one_and_counts_the_rest<S: Store + Cl
             ("not a number", "invalid_recipient"),
             ("+46700000002", "parameter_missing"),
             ("+46700000005", "invalid_recipient"),
+            (" +46700000004 ", "duplicate_recipient"),
             ("+46700000003", "recipient_opted_out"),
         ]
     );
@@ -485,7 +488,7 @@ async fn a_batch_refuses_recipients_one_by_one_and_counts_the_rest<S: Store + Cl
     let (status, view, _) = call(&api, request("GET", &format!("/batches/{id}"), None, None)).await;
     assert_eq!(status, 200);
     assert_eq!(view["total"], 2);
-    assert_eq!(view["refused"], 4);
+    assert_eq!(view["refused"], 5);
     assert_eq!(
         view["counts"],
         json!({"ACCEPTED": 2}),
