@@ -120,13 +120,23 @@ impl MessagesClient {
     }
 
     /// `PUT /optouts/{channel}/{identity}` with `{"by": by}`.
-    pub async fn opt_out(&self, channel: &str, identity: &str, by: &str) -> Answer {
+    pub async fn opt_out(
+        &self,
+        channel: &str,
+        identity: &str,
+        by: &str,
+        at: Option<&str>,
+    ) -> Answer {
         let path = format!(
             "/optouts/{}/{}",
             percent_encoding::utf8_percent_encode(channel, PATH_SEGMENT),
             percent_encoding::utf8_percent_encode(identity, PATH_SEGMENT)
         );
-        let body = serde_json::json!({ "by": by }).to_string().into_bytes();
+        let mut body = serde_json::json!({ "by": by });
+        if let Some(at) = at {
+            body["at"] = serde_json::json!(at);
+        }
+        let body = body.to_string().into_bytes();
         let headers = [("content-type", "application/json".to_owned())];
         self.request("PUT", &path, &headers, body).await
     }

@@ -233,7 +233,9 @@ async fn follow(
             for (status, n) in view["counts"].as_object().into_iter().flatten() {
                 let n = n.as_u64().unwrap_or_default();
                 *counts.entry(status.clone()).or_default() += n;
-                if pipeline::status::Status::from(status.as_str()).is_final() {
+                if pipeline::status::Status::from(status.as_str())
+                    .settles_on(view["channel"].as_str())
+                {
                     finals += n;
                 }
             }

@@ -4,7 +4,7 @@
 //!
 //! | import: a line | becomes |
 //! |---|---|
-//! | `{"channel": "SMS", "identity": "+46701234567"}` | `PUT /optouts/SMS/%2B46701234567` with `{"by": "import"}`: counted new, or already opted out (the first opt-out stands) |
+//! | `{"channel": "SMS", "identity": "+46701234567", "opted_out_at"?}` | `PUT /optouts/SMS/%2B46701234567` with `{"by": "import", "at": opted_out_at}`: counted new, or already there (the first opt-out stands; an opt-out older than their opt-in is not applied) |
 //! | empty | skipped |
 //! | not such an object, or refused by the API (`invalid_channel`, `invalid_identity`) | listed with its line number and reason, counted refused |
 //! | no answer, or 503 | listed, counted failed: run the import again (it is harmless) |
@@ -44,6 +44,9 @@ pub fn run(
 struct Line {
     channel: String,
     identity: String,
+    /// When they opted out (an export's): an opt-in made after it is not overridden.
+    #[serde(default)]
+    opted_out_at: Option<String>,
 }
 
 /// What became of one line.
@@ -83,7 +86,12 @@ async fn import(
                 )),
                 Ok(line) => {
                     let answer = client
-                        .opt_out(&line.channel, &line.identity, "import")
+                        .opt_out(
+                            &line.channel,
+                            &line.identity,
+                            "import",
+                            line.opted_out_at.as_deref(),
+                        )
                         .await;
                     let body = answer.json();
                     match answer.status {

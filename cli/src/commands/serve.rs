@@ -12,9 +12,7 @@ use receiver::config::{
     SINCH_WEBHOOK_SECRET,
 };
 use sinch::signature::{Secrets, SecretsError, Tolerance};
-use worker::config::{
-    REPLY_RULES, SEND_SETTLE_SECS, SINCH_APP_ID, WORKER_CONCURRENCY, sinch_client_config,
-};
+use worker::config::{REPLY_RULES, SINCH_APP_ID, WORKER_CONCURRENCY, sinch_client_config};
 
 use crate::CliError;
 use crate::cli::{EventSourceArgs, ServeArgs};
@@ -97,10 +95,10 @@ pub fn options_from_env<F: Fn(&str) -> Option<String>>(
             DEFAULT_ENQUEUE_TIMEOUT.as_millis() as u64,
             50..=25_000,
         )?,
-        send_settle: env.seconds(
-            SEND_SETTLE_SECS,
-            pipeline::ledger::DEFAULT_SETTLE_AFTER.as_secs(),
-            1..=3600,
+        // The worker's own rule, against the function timeout this stack gives it.
+        send_settle: worker::config::send_settle(
+            env,
+            Duration::from_secs(args.event_source.function_timeout_secs),
         )?,
         timeouts: stack::server::Timeouts {
             header: Duration::from_secs(args.header_timeout_secs),

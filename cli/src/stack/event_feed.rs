@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline::store::Change;
+use pipeline::store::{Change, Snapshot};
 use publisher::poll::StreamPoller;
 use publisher::{MemorySink, Pending, Publisher};
 use tokio::io::AsyncWriteExt;
@@ -56,6 +56,15 @@ pub fn from_changes(
     tokio::spawn(async move {
         let mut sequence = 0u64;
         while let Some(change) = changes.recv().await {
+            // As the table stream's filter in AWS: only the items events come from.
+            let prefix = change
+                .new
+                .as_ref()
+                .or(change.old.as_ref())
+                .map(Snapshot::key_prefix);
+            if !prefix.is_some_and(pipeline::store::stream_admits) {
+                continue;
+            }
             sequence += 1;
             let pending = [Pending::from_change(sequence.to_string(), &change)];
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -85,7 +94,12 @@ pub async fn from_stream(
         loop {
             pause = match poller.poll().await {
                 Ok(records) if !records.is_empty() => {
-                    let pending: Vec<Pending> = records.iter().map(Pending::from_record).collect();
+                    // The template's stream filter, as the event source mapping applies it.
+                    let pending: Vec<Pending> = records
+                        .iter()
+                        .filter(|record| publisher::stream::admitted(record))
+                        .map(Pending::from_record)
+                        .collect();
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                     publisher::publish(&publisher, &pending, deadline).await;
                     POLL_FAST

@@ -61,9 +61,10 @@ fn per_send(c: &mut Criterion) {
         .expect("a runtime");
     let guards = every_guard();
     let store = MemoryStore::new();
+    let sms_api = ["SMS_API".to_owned()];
     let mut group = c.benchmark_group("guards, per send");
     group.bench_function("country allow-list", |b| {
-        b.iter(|| guards.country("SMS_API", std::hint::black_box("+46701234567")))
+        b.iter(|| guards.country(&sms_api, std::hint::black_box("+46701234567")))
     });
     let mut k = 0u64;
     group.bench_function("velocity limit, in memory", |b| {
@@ -71,7 +72,7 @@ fn per_send(c: &mut Criterion) {
             k += 1;
             let to = format!("+4670{:07}", k % 1_000_000);
             runtime
-                .block_on(guards.velocity(&store, "SMS_API", &to, 1_764_576_000_000))
+                .block_on(guards.velocity(&store, &sms_api, &to, 1_764_576_000_000))
                 .expect("under the limit")
         })
     });
@@ -118,7 +119,7 @@ fn against_moto(_: &mut Criterion) {
             let to = format!("+467{:04}{:04}", k / 10, k);
             let started = Instant::now();
             guards
-                .velocity(&store, "SMS_API", &to, 1_764_576_000_000 + k)
+                .velocity(&store, &["SMS_API".to_owned()], &to, 1_764_576_000_000 + k)
                 .await
                 .expect("under the limit");
             velocity.push(started.elapsed());

@@ -14,7 +14,7 @@
 //! | no recipient, or more than 10,000 | 400 `recipients_missing` / 422 `too_many_recipients` |
 //! | a recipient listed twice (trimmed, on the same channel) | the first is a message; the others are refused `duplicate_recipient` |
 //! | a rule that holds for every recipient broken (an unknown channel, no content, ...) | its code, for the whole batch |
-//! | `GET /batches/{id}` | 200 `{"id", "total", "refused", "counts": {"<STATUS>": n}, "final", "canceled", "created_at", "scheduled_at"?, "completed_at"?}` |
+//! | `GET /batches/{id}` | 200 `{"id", "total", "refused", "channel", "counts": {"<STATUS>": n}, "final", "canceled", "created_at", "scheduled_at"?, "completed_at"?}`; `final` when every message has ended for its channel (`DELIVERED` on SMS and MMS, which report no `READ`) |
 //! | `DELETE /batches/{id}` | 200: what has not left ends `CANCELED`; 409 `not_cancelable` once every message has ended |
 //! | another caller's batch, or none | 404 `not_found` |
 //!
@@ -373,7 +373,7 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
             .or_else(|| {
                 api.config
                     .guards
-                    .country(&one.channel, &one.to)
+                    .country(&one.channels, &one.to)
                     .err()
                     .map(|error| {
                         guards::count_refusal(&api.config.metrics, &error);
@@ -394,17 +394,22 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
     let stored_before = retried && matches!(api.store.batch(id).await, Ok(Some(_)));
     if !stored_before && !accepted.is_empty() {
         let wanted = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
-        let granted = match api
+        // The shared body's channel and fallbacks: every recipient may take the same ones.
+        let channels = accepted[0].channels.clone();
+        let (granted, held_by) = match api
             .config
             .guards
-            .monthly_cap(&api.store, &channel, wanted, now_ms)
+            .monthly_caps(&api.store, &channels, wanted, now_ms)
             .await
         {
             Ok(granted) => granted,
             Err(error) => return (error.into(), KeyFate::Release),
         };
         if granted < wanted {
-            let over = api.config.guards.cap_reached(&channel, now_ms);
+            let over = api
+                .config
+                .guards
+                .cap_reached(held_by.as_deref().unwrap_or(&channel), now_ms);
             guards::count_refusal(&api.config.metrics, &over);
             for one in accepted.split_off(usize::try_from(granted).unwrap_or(0)) {
                 refused.push(Refused {
@@ -435,6 +440,7 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
                 expires_at_ms: one.expires_at_ms,
                 batch: Some(id.to_owned()),
                 lane: one.lane,
+                quiet_hours: one.quiet_hours.clone(),
             },
         };
         if let Some(parts) = one.sms {
@@ -561,7 +567,7 @@ pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
     let mut finals = 0;
     for status in statuses {
         let status = status.unwrap_or_else(|| pending.clone());
-        if status.is_final() {
+        if status.settles_on(Some(&batch.channel)) {
             finals += 1;
         }
         *counts.entry(status.as_str().to_uppercase()).or_default() += 1;
@@ -570,8 +576,11 @@ pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
         "id": id,
         "total": batch.total,
         "refused": batch.refused,
+        "channel": batch.channel,
         "counts": counts,
-        "final": finals == batch.total,
+        // Each message final for the channel it went on (the store's count, which knows a
+        // fallback's channel), or by these counts.
+        "final": batch.completed_at_ms.is_some() || finals == batch.total,
         "canceled": batch.canceled,
         "created_at": rfc3339(batch.created_at_ms),
     });

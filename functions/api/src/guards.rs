@@ -4,9 +4,9 @@
 //!
 //! | guard (setting) | applies to | refused | held |
 //! |---|---|---|---|
-//! | country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes, `46,47,+358`) | every recipient on a phone channel (`SMS_API`, SMS, WhatsApp, RCS, ...), messages and batches | 422 `country_not_allowed` (remembered under the key, like any rule); the worker checks the same list again when a message leaves ([`pipeline::rules`]) | no state: the number's prefix |
-//! | velocity per destination prefix (`DESTINATION_LIMIT` sends per `DESTINATION_WINDOW_SECS`, 3600, to numbers sharing their first `DESTINATION_PREFIX_DIGITS` digits, 6) | `POST /messages` on phone channels (one-time codes are what SMS pumping drives; batches are the team's own lists) | 429 `rate_limited_destination`, `Retry-After`; not remembered under the key | a sliding-window counter per prefix in the table (`guard#dest/<prefix>`), a conditional write |
-//! | monthly cap per channel (`MONTHLY_CAPS`: `SMS_API=10000,WHATSAPP=50000`) | messages, and each batch's recipients (as many as fit; the rest refused one by one) | 429 `monthly_cap_reached`, `Retry-After` until the month ends (UTC); not remembered under the key | a count per channel and month (`guard#cap/<channel>/<YYYY-MM>`), an atomic conditional add |
+//! | country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes, `46,47,+358`) | every recipient a phone channel may reach (`SMS_API`, SMS, WhatsApp, RCS, ...; the channel or any of its fallbacks), messages and batches | 422 `country_not_allowed` (remembered under the key, like any rule); the worker checks the same list again when a message leaves ([`pipeline::rules`]) | no state: the number's prefix |
+//! | velocity per destination prefix (`DESTINATION_LIMIT` sends per `DESTINATION_WINDOW_SECS`, 3600, to numbers sharing their first `DESTINATION_PREFIX_DIGITS` digits, 6) | `POST /messages` that a phone channel may carry, fallbacks included (one-time codes are what SMS pumping drives; batches are the team's own lists) | 429 `rate_limited_destination`, `Retry-After`; not remembered under the key | a sliding-window counter per prefix in the table (`guard#dest/<prefix>`), a conditional write |
+//! | monthly cap per channel (`MONTHLY_CAPS`: `SMS_API=10000,WHATSAPP=50000`) | messages, and each batch's recipients (as many as fit; the rest refused one by one), counted on every capped channel they may take: the one asked for and each fallback (`WHATSAPP` falling back to `SMS` counts on both caps) | 429 `monthly_cap_reached`, `Retry-After` until the month ends (UTC); not remembered under the key | a count per channel and month (`guard#cap/<channel>/<YYYY-MM>`), an atomic conditional add |
 //!
 //! **Held across concurrent calls.** Both counters are single items changed by conditional
 //! writes, so however many API instances race, a cap is never overshot, and the velocity limit
@@ -103,9 +103,10 @@ impl Guards {
         })
     }
 
-    /// The country allow-list, for a recipient `to` on `channel`.
-    pub fn country(&self, channel: &str, to: &str) -> Result<(), ApiError> {
-        if !is_phone(channel) || self.allowed_countries.allows(to) {
+    /// The country allow-list, for a recipient `to` on `channels` (the channel asked for and
+    /// its fallbacks: any phone channel among them puts the number under the list).
+    pub fn country(&self, channels: &[String], to: &str) -> Result<(), ApiError> {
+        if !channels.iter().any(|channel| is_phone(channel)) || self.allowed_countries.allows(to) {
             return Ok(());
         }
         Err(ApiError::unprocessable(
@@ -117,15 +118,19 @@ impl Guards {
         ))
     }
 
-    /// The velocity limit for one send to `to` on `channel`, counted if it passes.
+    /// The velocity limit for one send to `to` on `channels` (any phone channel among them,
+    /// fallbacks included), counted if it passes.
     pub async fn velocity<S: Store>(
         &self,
         store: &S,
-        channel: &str,
+        channels: &[String],
         to: &str,
         now_ms: u64,
     ) -> Result<(), ApiError> {
-        let Some(velocity) = self.velocity.filter(|_| is_phone(channel)) else {
+        let Some(velocity) = self
+            .velocity
+            .filter(|_| channels.iter().any(|channel| is_phone(channel)))
+        else {
             return Ok(());
         };
         let digits = to.trim_start_matches('+');
@@ -170,6 +175,33 @@ impl Guards {
             .count_up_to(&key, wanted, cap, next_month_ms / 1000 + 35 * 86_400)
             .await
             .map_err(|error| ApiError::unavailable_because("count the send", &error))
+    }
+
+    /// The monthly caps of every channel a message may take (the channel asked for, then its
+    /// fallbacks: a fallback to SMS is an SMS), `wanted` of them: how many fit under all of
+    /// them, and the channel whose cap held it back. Each capped channel counts what it
+    /// granted (a message refused by a later cap still counts on an earlier one: counts err on
+    /// the safe side).
+    pub async fn monthly_caps<S: Store>(
+        &self,
+        store: &S,
+        channels: &[String],
+        wanted: u32,
+        now_ms: u64,
+    ) -> Result<(u32, Option<String>), ApiError> {
+        let mut granted = wanted;
+        let mut held_by = None;
+        for channel in channels {
+            if granted == 0 {
+                break;
+            }
+            let fits = self.monthly_cap(store, channel, granted, now_ms).await?;
+            if fits < granted {
+                granted = fits;
+                held_by = Some(channel.clone());
+            }
+        }
+        Ok((granted, held_by))
     }
 
     /// The refusal for a send over `channel`'s monthly cap.
@@ -278,11 +310,22 @@ mod tests {
     #[test]
     fn the_allow_list_holds_for_phone_channels_only() {
         let guards = env(&[(ALLOWED_COUNTRIES, "46,1")]).unwrap();
-        assert!(guards.country("SMS_API", "+46701234567").is_ok());
-        assert!(guards.country("WHATSAPP", "+15551234567").is_ok());
-        let refused = guards.country("SMS_API", "+88212345678").unwrap_err();
+        let on = |channels: &[&str]| -> Vec<String> {
+            channels.iter().map(|c| (*c).to_owned()).collect()
+        };
+        assert!(guards.country(&on(&["SMS_API"]), "+46701234567").is_ok());
+        assert!(guards.country(&on(&["WHATSAPP"]), "+15551234567").is_ok());
+        let refused = guards
+            .country(&on(&["SMS_API"]), "+88212345678")
+            .unwrap_err();
         assert_eq!((refused.status, refused.code), (422, "country_not_allowed"));
-        assert!(guards.country("MESSENGER", "psid-1").is_ok());
+        assert!(guards.country(&on(&["MESSENGER"]), "psid-1").is_ok());
+        // A fallback to a phone channel puts the number under the list.
+        assert!(
+            guards
+                .country(&on(&["MESSENGER", "SMS"]), "+88212345678")
+                .is_err()
+        );
     }
 
     #[test]

@@ -691,6 +691,7 @@ async fn accept<S: Store, Q: Queue, C: Scheduler>(
         expires_at_ms: valid.expires_at_ms,
         batch: None,
         lane: valid.lane,
+        quiet_hours: valid.quiet_hours.clone(),
     };
     let body = match serde_json::to_string(&job) {
         Ok(body) => body,
@@ -792,21 +793,24 @@ async fn guard<S: Store, Q: Queue, C: Scheduler>(
         guards::count_refusal(&api.config.metrics, &error);
         Err((error, fate))
     };
-    if let Err(error) = guards.country(&valid.channel, &valid.to) {
+    if let Err(error) = guards.country(&valid.channels, &valid.to) {
         return refused(error, KeyFate::Complete);
     }
     if let Err(error) = guards
-        .velocity(&api.store, &valid.channel, &valid.to, now_ms)
+        .velocity(&api.store, &valid.channels, &valid.to, now_ms)
         .await
     {
         return refused(error, KeyFate::Release);
     }
     match guards
-        .monthly_cap(&api.store, &valid.channel, 1, now_ms)
+        .monthly_caps(&api.store, &valid.channels, 1, now_ms)
         .await
     {
-        Ok(1) => Ok(()),
-        Ok(_) => refused(guards.cap_reached(&valid.channel, now_ms), KeyFate::Release),
+        Ok((1, _)) => Ok(()),
+        Ok((_, held_by)) => refused(
+            guards.cap_reached(held_by.as_deref().unwrap_or(&valid.channel), now_ms),
+            KeyFate::Release,
+        ),
         Err(error) => Err((error, KeyFate::Release)),
     }
 }

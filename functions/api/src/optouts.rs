@@ -6,8 +6,8 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /optouts/{channel}/{identity}` | 200 the opt-out (below); 404 `not_found` when they are not opted out |
-//! | `PUT /optouts/{channel}/{identity}`, no body or `{"by": "api" \| "import"}` | 200 the opt-out, `changed: true`; already opted out: `changed: false`, and the first opt-out stands (its source and time) |
-//! | `DELETE /optouts/{channel}/{identity}`, the same body | 200 `{channel, identity, opted_out: false, changed}` (`changed: false` when they were not opted out) |
+//! | `PUT /optouts/{channel}/{identity}`, no body or `{"by": "api" \| "import", "at"?: RFC 3339}` | 200 the opt-out, `changed: true`; already opted out: `changed: false`, and the first opt-out stands (its source and time); a change older (`at`) than the opt-out or opt-in that stands: `changed: false`, and what stands is answered (`opted_out: false` here) |
+//! | `DELETE /optouts/{channel}/{identity}`, the same body | 200 `{channel, identity, opted_out: false, changed}` (`changed: false` when they were not opted out, or when the opt-out that stands is newer than `at`: then `opted_out: true`) |
 //! | `GET /optouts?channel=&limit=&cursor=` | 200 `{"items": [opt-out, ...], "next_cursor"}`, in the order of `<channel>/<identity>`; `limit` 1 to 1000 (100); `next_cursor` absent on the last page |
 //! | a channel Sinch does not name (`SMS_API` counts as `SMS`) | 400 `invalid_channel` |
 //! | an identity that is not E.164 on a phone channel (`+` optional, `%2B` in a URL), or empty or over 256 characters elsewhere | 400 `invalid_identity` |
@@ -116,7 +116,14 @@ pub async fn read<S: Store, Q: Queue, C: Scheduler>(
 struct PutBody {
     #[serde(default)]
     by: Option<String>,
+    /// When the person made the change (RFC 3339; an import's `opted_out_at`): an older change
+    /// never overrides a newer one. Now when absent; at most a minute ahead.
+    #[serde(default)]
+    at: Option<String>,
 }
+
+/// How far ahead of now `at` may be (the clocks of the caller and of the API differ).
+const AT_AHEAD_MS: u64 = 60_000;
 
 /// `PUT` (opt out) and `DELETE` (opt back in) `/optouts/{channel}/{identity}`.
 pub async fn set<S: Store, Q: Queue, C: Scheduler>(
@@ -125,36 +132,45 @@ pub async fn set<S: Store, Q: Queue, C: Scheduler>(
     contact: &ContactKey,
     opted_out: bool,
 ) -> Answer {
-    let source = match put_source(request) {
-        Ok(source) => source,
+    let now_ms = unix_millis(api.clock.now());
+    let (source, at_ms) = match put_body(request, now_ms) {
+        Ok(parts) => parts,
         Err(error) => return error.into(),
     };
     let reference = format!("{}_{}", source.as_str(), ulid::Ulid::generate());
-    let now_ms = unix_millis(api.clock.now());
     let write = OptWrite {
         contact,
         opted_out,
         source: &source,
         reference: &reference,
-        at_ms: now_ms,
+        at_ms,
     };
     let changed = match api.store.set_opt_out(&write).await {
         Ok(changed) => changed,
         Err(error) => return ApiError::unavailable_during("change opt-out", &error).into(),
     };
     tracing::info!(contact = %contact, opted_out, changed, by = source.as_str(), "opt-out set");
-    if !opted_out {
+    if !opted_out && changed {
         return Answer::json(
             200,
             json!({
                 "channel": contact.channel,
                 "identity": contact.identity,
                 "opted_out": false,
-                "changed": changed,
+                "changed": true,
             }),
         );
     }
     match api.store.contact(contact).await {
+        Ok(state) if !opted_out && state.opted_out_by.is_none() => Answer::json(
+            200,
+            json!({
+                "channel": contact.channel,
+                "identity": contact.identity,
+                "opted_out": false,
+                "changed": false,
+            }),
+        ),
         Ok(state) => {
             let mut body = view(contact, &state);
             body["changed"] = json!(changed);
@@ -164,8 +180,9 @@ pub async fn set<S: Store, Q: Queue, C: Scheduler>(
     }
 }
 
-/// The source a `PUT` or `DELETE` names: `api` unless its body says `import`.
-fn put_source(request: &Request) -> Result<OptSource, ApiError> {
+/// The source a `PUT` or `DELETE` names (`api` unless its body says `import`) and when the
+/// change was made (`at`, or now).
+fn put_body(request: &Request, now_ms: u64) -> Result<(OptSource, u64), ApiError> {
     let body = crate::body_bytes(request);
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::bad_request(
@@ -174,22 +191,51 @@ fn put_source(request: &Request) -> Result<OptSource, ApiError> {
         ));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(OptSource::Api);
+        return Ok((OptSource::Api, now_ms));
     }
     let body: PutBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_body",
-            format!("the body: {e} (it may be empty, or {{\"by\": \"api\" | \"import\"}})"),
+            format!(
+                "the body: {e} (it may be empty, or {{\"by\": \"api\" | \"import\", \"at\": RFC 3339}})"
+            ),
         )
     })?;
-    match body.by.as_deref() {
-        None | Some("api") => Ok(OptSource::Api),
-        Some("import") => Ok(OptSource::Import),
-        Some(other) => Err(ApiError::bad_request(
-            "invalid_body",
-            format!("by: {other:?} is not api or import"),
-        )),
-    }
+    let source = match body.by.as_deref() {
+        None | Some("api") => OptSource::Api,
+        Some("import") => OptSource::Import,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("by: {other:?} is not api or import"),
+            ));
+        }
+    };
+    let at_ms = match body.at.as_deref() {
+        None => now_ms,
+        Some(text) => {
+            let at = time::OffsetDateTime::parse(
+                text.trim(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()
+            .and_then(|at| u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    format!("at: {text:?} is not an RFC 3339 time after 1970"),
+                )
+            })?;
+            if at > now_ms.saturating_add(AT_AHEAD_MS) {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    format!("at: {text} is in the future"),
+                ));
+            }
+            at
+        }
+    };
+    Ok((source, at_ms))
 }
 
 /// `GET /optouts`: one page.

@@ -178,6 +178,9 @@ pub struct Valid {
     pub lane: Lane,
     /// A text on an SMS channel: its encoding and parts.
     pub sms: Option<Parts>,
+    /// The quiet hours it keeps (the request's, or the deployment's), judged again when it is
+    /// about to leave.
+    pub quiet_hours: Option<QuietHours>,
 }
 
 /// What validation needs besides the request.
@@ -327,7 +330,8 @@ impl SendRequest {
             }
         };
         let mut due_ms = send_at.unwrap_or(now_ms).max(now_ms);
-        if let Some(quiet) = self.quiet_hours.as_ref().or(context.quiet_hours) {
+        let quiet_hours = self.quiet_hours.as_ref().or(context.quiet_hours).cloned();
+        if let Some(quiet) = &quiet_hours {
             quiet
                 .check()
                 .and_then(|()| quiet.release(&to, due_ms))
@@ -424,6 +428,7 @@ impl SendRequest {
             expires_at_ms,
             lane,
             sms,
+            quiet_hours,
         })
     }
 }

@@ -44,7 +44,7 @@ pub fn view(id: &str, state: &MessageState) -> Value {
     let mut view = json!({
         "id": id,
         "status": state.status.as_str().to_uppercase(),
-        "final": state.status.is_final(),
+        "final": state.settled(),
         "channel": state.channel_used(),
         "to": state.to,
         "history": history,

@@ -5,14 +5,22 @@
 //! through [`Ledger::send`], which keeps a small ledger on the message's own item in the store,
 //! keyed by our deterministic id (a reply's id comes from the inbound message it answers):
 //!
-//! 1. **Before the send**, one conditional write records the attempt (`SENDING`, a fresh attempt
-//!    token, the time). It succeeds only when no earlier attempt settles the send.
-//! 2. **The rules, again** ([`crate::rules`]): opt-out and WhatsApp's window are read from the
-//!    store now, just before the request leaves; a send they forbid ends `FAILED` with the
-//!    rule's code ([`SendError::Withheld`]) and never leaves.
-//! 3. **The send**, with our id in `correlation_id` and `message_metadata` (Conversation) or
-//!    `client_reference` (SMS), so every delivery report names the message it belongs to.
-//! 4. **After the answer**, a second write records it: `SENT` with Sinch's id, or `FAILED` with
+//! 1. **Its turn.** It waits for its pacing slot ([`crate::pacing`]) with nothing on record:
+//!    while it waits it is still only `ACCEPTED`, so a cancel, an opt-out or an erasure that
+//!    comes meanwhile is seen by what follows. No slot in time: [`SendError::Held`], back to
+//!    its queue.
+//! 2. **The attempt on record**: one conditional write (`SENDING`, a fresh attempt token, the
+//!    time). It succeeds only when no earlier attempt settles the send and the message has not
+//!    ended (canceled, erased, failed).
+//! 3. **The rules, again** ([`crate::rules::Verdict`]): opt-out, WhatsApp's window, the country
+//!    list, a canceled batch, the expiry and quiet hours, read from the store now, after the
+//!    slot, just before the request leaves; nothing slow comes between them and the request. A
+//!    send they forbid ends with the rule's code ([`SendError::Withheld`]) and never leaves; one
+//!    they hold (quiet hours) withdraws its attempt and waits ([`SendError::Held`]).
+//! 4. **The send**, with our id in `correlation_id` and `message_metadata` (Conversation) or
+//!    `client_reference` (SMS), so every delivery report names the message it belongs to. One
+//!    request: a 429 or 5xx is retried by the caller through all of this again, a slot each.
+//! 5. **After the answer**, a second write records it: `SENT` with Sinch's id, or `FAILED` with
 //!    Sinch's reason. It is fenced on the attempt: an outcome is recorded only while the ledger
 //!    is still at the attempt it belongs to.
 //!
@@ -46,7 +54,8 @@ use sinch::client::SinchError;
 use tracing::{info, warn};
 
 use crate::clock::{Clock, unix_millis};
-use crate::rules;
+use crate::pacing::PaceError;
+use crate::rules::{self, Verdict};
 use crate::store::{
     Finished, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SinchId, Store,
     StoreError,
@@ -148,6 +157,17 @@ pub enum SendError {
     /// The API needed has no credentials: nothing was sent, nothing will be.
     #[error("the {0} API is not configured")]
     NotConfigured(&'static str),
+    /// Not its moment: no send slot came in time, or a rule holds it (quiet hours) until
+    /// `until_ms`. Nothing was sent and no attempt stays on record; it waits and is judged again.
+    #[error("message {id} held: {why}")]
+    Held {
+        /// Our message id.
+        id: String,
+        /// When it may be tried again (Unix ms); `None`: as soon as a slot may come.
+        until_ms: Option<u64>,
+        /// Why, in words.
+        why: String,
+    },
 }
 
 impl SendError {
@@ -221,23 +241,27 @@ impl Ledger {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends message `id` at most once: `send` runs only when the ledger says no earlier
-    /// attempt reached Sinch (see the module docs), and `rules` (checked once the attempt is on
-    /// record) do not forbid it. `send` must put our id in the request
-    /// ([`reference::to_sinch`]) and must not retry a request whose outcome is unknown.
-    pub async fn send<S, R, RFut, F, Fut>(
+    /// Sends message `id` at most once, at its moment of leaving (see the module docs): `turn`
+    /// waits for its slot, then the attempt is recorded, then `rules` judge it, then `send` runs,
+    /// only when the ledger says no earlier attempt reached Sinch and the rules let it go.
+    /// `send` must put our id in the request ([`reference::to_sinch`]) and make one request.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send<S, T, TFut, R, RFut, F, Fut>(
         &self,
         store: &S,
         clock: &Clock,
         id: &str,
         intent: &SendIntent,
+        turn: T,
         rules: R,
         send: F,
     ) -> Result<Sent, SendError>
     where
         S: Store,
+        T: FnOnce() -> TFut,
+        TFut: Future<Output = Result<(), PaceError>>,
         R: FnOnce() -> RFut,
-        RFut: Future<Output = Result<Option<rules::Refusal>, StoreError>>,
+        RFut: Future<Output = Result<Verdict, StoreError>>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<SinchId, SinchError>>,
     {
@@ -252,6 +276,15 @@ impl Ledger {
             Some(Known::NotSent { attempt }) => Some(attempt),
             None => None,
         };
+        // Its turn, with nothing on record: whatever happens while it waits is judged below.
+        if let Err(error) = turn().await {
+            return Err(SendError::Held {
+                id: id.to_owned(),
+                until_ms: None,
+                why: format!("no send slot: {error}"),
+            });
+        }
+        let now_ms = unix_millis(clock.now());
         let attempt = ulid::Ulid::generate().to_string();
         let settle_ms = u64::try_from(self.settle_after.as_millis()).unwrap_or(u64::MAX);
         let request = SendAttempt {
@@ -309,10 +342,22 @@ impl Ledger {
             }
         }
 
-        // The rules, as they stand now that the attempt is on record.
+        // The rules, as they stand now that the slot is taken and the attempt is on record.
         match rules().await {
-            Ok(None) => {}
-            Ok(Some(refusal)) => {
+            Ok(Verdict::Go) => {}
+            Ok(Verdict::Hold { until_ms, why }) => {
+                info!(
+                    message = id,
+                    until_ms, %why, "held at the moment of sending: it waits, nothing sent"
+                );
+                self.withdraw(store, id, &attempt).await;
+                return Err(SendError::Held {
+                    id: id.to_owned(),
+                    until_ms: Some(until_ms),
+                    why,
+                });
+            }
+            Ok(Verdict::Refuse(refusal)) => {
                 info!(
                     message = id,
                     code = refusal.code,

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | not set | `REPLY_RULES` (or the built-in STOP/START/HELP), as before |
 //! | a parameter holding valid rules (String or SecureString) | its rules; a change is picked up at the first inbound message after `REPLY_RULES_CACHE_SECS` (30) have passed since the last read, so within a minute |
-//! | a parameter holding invalid rules | the last good rules (the parameter's previous value, or `REPLY_RULES`); the error logged at each read |
+//! | a parameter holding invalid rules (bad JSON, or no rule that opts out: a STOP must always stop) | the last good rules (the parameter's previous value, or `REPLY_RULES`); the error logged at each read |
 //! | unreadable for now (throttled, denied, the network) | the last good rules; tried again after the cache time |
 //! | missing, or empty | `REPLY_RULES` |
 //!
@@ -300,7 +300,13 @@ mod tests {
         let rules = LiveRules::new(source.clone(), ReplyPolicy::default(), DEFAULT_CACHE);
         assert_eq!(action(&rules, at(0), "baja").await, Action::OptOut);
 
-        for invalid in ["{", r#"{"rules":[{"keywords":[]}]}"#, r#"{"rulez":[]}"#] {
+        // Not JSON, a rule without keywords, a typo, rules that leave no opt-out keyword.
+        for invalid in [
+            "{",
+            r#"{"rules":[{"keywords":[]}]}"#,
+            r#"{"rulez":[]}"#,
+            r#"{"rules":[]}"#,
+        ] {
             source.set(Some(invalid));
             assert_eq!(
                 action(&rules, at(100), "baja").await,

@@ -64,6 +64,10 @@ pub enum PolicyError {
     /// An empty reply text (Sinch refuses them).
     #[error("a reply text is empty")]
     EmptyReply,
+    /// No rule opts out: a person's STOP would silently stop nothing (carriers and the law
+    /// require that it does).
+    #[error("no rule has \"action\": \"opt_out\": a STOP would opt nobody out")]
+    NoOptOut,
 }
 
 impl Default for ReplyPolicy {
@@ -123,6 +127,13 @@ impl ReplyPolicy {
             .is_some_and(|r| r.trim().is_empty())
         {
             return Err(PolicyError::EmptyReply);
+        }
+        if !policy
+            .rules
+            .iter()
+            .any(|rule| rule.action == Action::OptOut)
+        {
+            return Err(PolicyError::NoOptOut);
         }
         Ok(policy)
     }
@@ -226,7 +237,7 @@ mod tests {
         // Keywords that fold to the same word are the same keyword.
         assert!(
             ReplyPolicy::from_json(
-                r#"{"rules": [{"keywords": ["STOP", "ｓｔｏｐ"], "reply": "x"}]}"#
+                r#"{"rules": [{"keywords": ["STOP", "ｓｔｏｐ"], "action": "opt_out", "reply": "x"}]}"#
             )
             .is_err()
         );
@@ -311,7 +322,18 @@ mod tests {
             ReplyPolicy::from_json(r#"{"rules":[{"keywords":["x"],"action":"explode"}]}"#),
             Err(PolicyError::Json(_))
         ));
-        let silent = ReplyPolicy::from_json(r#"{"rules":[]}"#).unwrap();
+        // Rules that would leave nobody a way to opt out.
+        assert_eq!(
+            ReplyPolicy::from_json(r#"{"rules":[]}"#),
+            Err(PolicyError::NoOptOut)
+        );
+        assert_eq!(
+            ReplyPolicy::from_json(r#"{"rules":[{"keywords":["HELP"],"reply":"h"}]}"#),
+            Err(PolicyError::NoOptOut)
+        );
+        let silent =
+            ReplyPolicy::from_json(r#"{"rules":[{"keywords":["STOP"],"action":"opt_out"}]}"#)
+                .unwrap();
         assert_eq!(silent.decide(Some("STOP"), false).reply, None);
     }
 }

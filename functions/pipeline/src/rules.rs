@@ -105,9 +105,35 @@ impl Countries {
     }
 }
 
+/// What the rules say of a send at its moment of leaving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It may go now.
+    Go,
+    /// It may not, ever: it ends with the refusal's status and code, unsent.
+    Refuse(Refusal),
+    /// Not now: it waits until `until_ms` (quiet hours in the recipient's zone) and is judged
+    /// again then.
+    Hold {
+        /// When it may be tried again (Unix ms).
+        until_ms: u64,
+        /// Why, in words.
+        why: String,
+    },
+}
+
+impl From<Option<Refusal>> for Verdict {
+    fn from(refusal: Option<Refusal>) -> Self {
+        refusal.map_or(Verdict::Go, Verdict::Refuse)
+    }
+}
+
 /// Refusal code: the message's `ttl` or `expire_at` passed before it could leave (it ends
 /// `EXPIRED`).
 pub const EXPIRED: &str = "expired";
+/// Reason code of a `SCHEDULED` status set when a send was held at its moment of leaving
+/// (quiet hours).
+pub const HELD: &str = "held";
 /// Reason code: canceled before it left (it ends `CANCELED`).
 pub const CANCELED: &str = "canceled";
 

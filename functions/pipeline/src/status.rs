@@ -15,7 +15,7 @@
 //! | 10 | `QUEUED_ON_CHANNEL` | `Queued` | |
 //! | 20 | `SWITCHING_CHANNEL` | `Dispatched` | |
 //! | 25 | | `Unknown` | |
-//! | 30 | `DELIVERED` | | |
+//! | 30 | `DELIVERED` (where a message on SMS or MMS ends: [`Status::settles_on`]) | | |
 //! | 40, final | `READ`, `FAILED` | `Delivered`, `Failed`, `Expired`, `Rejected`, `Aborted`, `Cancelled`, `Deleted` | `FAILED` (Sinch refused the send, a rule forbade it, retries spent), `CANCELED` (canceled before it left), `EXPIRED` (its `ttl` / `expire_at` passed while it waited) |
 //! | 0, never moves | anything else | anything else | |
 
@@ -90,6 +90,15 @@ impl Status {
     /// Whether nothing moves it any more.
     pub fn is_final(&self) -> bool {
         self.progress().terminal
+    }
+
+    /// Whether it is where the message ends on `channel` (the one it was reported from, else
+    /// the one asked for): final, or Conversation `DELIVERED` on a channel that reports no
+    /// `READ` (SMS, MMS). A `READ` that still came would only move the status further.
+    pub fn settles_on(&self, channel: Option<&str>) -> bool {
+        self.is_final()
+            || (*self == Status::Delivered
+                && channel.is_some_and(|channel| !sinch::Channel::from(channel).reports_read()))
     }
 
     /// Whether it ended without reaching the recipient (`FAILED`, SMS `Failed`, `Expired`,

@@ -37,6 +37,20 @@ pub fn change(record: &EventRecord) -> Result<Option<Change>, StreamError> {
     }))
 }
 
+/// Whether the table stream's filter in template.yaml admits the record (its key's prefix:
+/// [`pipeline::store::EVENT_ITEM_PREFIXES`]): what Lambda's event source mapping hands the
+/// publisher in AWS, and what `serve` hands it locally.
+pub fn admitted(record: &EventRecord) -> bool {
+    let pk = record
+        .change
+        .keys
+        .get("pk")
+        .cloned()
+        .map(AttributeValue::from)
+        .and_then(|pk| pk.as_s().ok().cloned());
+    pk.is_some_and(|pk| pipeline::store::stream_admits(&pk))
+}
+
 /// An image as the SDK's attribute values; `None` when absent.
 fn image(item: &serde_dynamo::Item) -> Option<HashMap<String, AttributeValue>> {
     if item.is_empty() {

@@ -44,6 +44,12 @@ impl Channel {
         )
     }
 
+    /// Whether it reports `READ`: SMS and MMS (as the Conversation API sends them) end at
+    /// `DELIVERED`, nothing follows it there.
+    pub fn reports_read(&self) -> bool {
+        !matches!(self, Channel::Sms | Channel::Mms)
+    }
+
     /// Whether this version knows it (not [`Channel::Other`]).
     pub fn is_known(&self) -> bool {
         !matches!(self, Channel::Other(_))

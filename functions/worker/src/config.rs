@@ -40,8 +40,38 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 /// How long a handled callback is remembered, hours. Default 48.
 pub const IDEMPOTENCY_TTL_HOURS: &str = "IDEMPOTENCY_TTL_HOURS";
 /// How long a send whose outcome is unknown waits for a delivery report before it is sent
-/// again, seconds. Default 60 (see `pipeline::send`).
+/// again, seconds (see `pipeline::ledger`). 0 or unset: twice the worker's timeout, at least 60;
+/// otherwise it must be longer than the timeout ([`send_settle`]).
 pub const SEND_SETTLE_SECS: &str = "SEND_SETTLE_SECS";
+/// The worker's own timeout, seconds (the template passes `WorkerTimeout`). Default 30.
+pub const WORKER_TIMEOUT_SECS: &str = "WORKER_TIMEOUT_SECS";
+
+/// The settle time for a worker whose invocations last at most `timeout`: an attempt is on
+/// record from just before its request leaves until its answer is recorded, which can take the
+/// whole invocation; a settle time no longer than that would let a redelivered job take over an
+/// attempt still in flight and send it a second time. So `SEND_SETTLE_SECS` must be longer than
+/// the timeout (refused otherwise, naming it); unset or 0, it is twice the timeout, at least
+/// 60 s.
+pub fn send_settle<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    timeout: Duration,
+) -> Result<Duration, ConfigError> {
+    let secs: u64 = env.number(SEND_SETTLE_SECS, 0, 0..=3600)?;
+    if secs == 0 {
+        return Ok((timeout * 2).max(pipeline::ledger::DEFAULT_SETTLE_AFTER));
+    }
+    let settle = Duration::from_secs(secs);
+    if settle <= timeout {
+        return Err(ConfigError::new(
+            SEND_SETTLE_SECS,
+            format!(
+                "is {secs} s, not longer than the worker's timeout of {} s: an attempt still in flight would be taken over and sent again (leave it unset for twice the timeout)",
+                timeout.as_secs()
+            ),
+        ));
+    }
+    Ok(settle)
+}
 /// The outbound queue's `maxReceiveCount` (the template passes it). Default 5.
 pub const OUTBOUND_MAX_RECEIVE_COUNT: &str = "OUTBOUND_MAX_RECEIVE_COUNT";
 
@@ -173,11 +203,7 @@ impl WorkerConfig {
             idempotency_ttl: Duration::from_secs(
                 env.number(IDEMPOTENCY_TTL_HOURS, 48u64, 24..=24 * 30)? * 3600,
             ),
-            send_settle: env.seconds(
-                SEND_SETTLE_SECS,
-                pipeline::ledger::DEFAULT_SETTLE_AFTER.as_secs(),
-                1..=3600,
-            )?,
+            send_settle: send_settle(env, env.seconds(WORKER_TIMEOUT_SECS, 30, 1..=900)?)?,
             outbound_max_receives: env.number(OUTBOUND_MAX_RECEIVE_COUNT, 5, 1..=1000)?,
             retention: pipeline::store::Retention::from_env(env)?,
             privacy: pipeline::handlers::Privacy::from_env(env)?,
@@ -312,7 +338,10 @@ mod tests {
             (SINCH_SMS_API_TOKEN, "tok3n"),
             (SINCH_SMS_REGION, "au"),
             (SINCH_CONVERSATION_URL, "http://127.0.0.1:9999"),
-            (REPLY_RULES, r#"{"rules":[],"default_reply":"hi"}"#),
+            (
+                REPLY_RULES,
+                r#"{"rules":[{"keywords":["STOP"],"action":"opt_out"}],"default_reply":"hi"}"#,
+            ),
             (WORKER_CONCURRENCY, "4"),
             (TABLE_NAME, "sinch-hooks"),
             (IDEMPOTENCY_TTL_HOURS, "72"),

@@ -388,12 +388,25 @@ async fn send_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
                 reason: reason.to_string(),
             })
         }
-        // No slot in time: nothing left; it waits its turn again, as a new message of its lane
-        // (a receive spent on waiting would bring it closer to the dead-letter queue).
+        // Not its moment (no slot in time, quiet hours), or no time left in this invocation to
+        // send: nothing left; it waits its turn again, as a new message of its lane (a receive
+        // spent on waiting would bring it closer to the dead-letter queue).
+        Err(SendError::Held { until_ms, why, .. }) => {
+            defer(worker, envelope, &job, until_ms, &why).await
+        }
         Err(SendError::NotSent {
             error: sinch::client::SinchError::OutOfTime { .. },
             ..
-        }) => defer(worker, envelope, &job).await,
+        }) => {
+            defer(
+                worker,
+                envelope,
+                &job,
+                None,
+                "no time left in this invocation",
+            )
+            .await
+        }
         Err(SendError::NotConfigured(api)) => Err(Failure::poison(
             SINCH_REJECTED,
             format!("the {api} API has no credentials in the worker"),
@@ -425,16 +438,41 @@ async fn send_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
 /// How long a send that found no slot waits before it asks again.
 pub const DEFER_BY: Duration = Duration::from_secs(2);
 
-/// Queues a send again on its lane, [`DEFER_BY`] from now; acked once it is there.
+/// Queues a send again on its lane, due at `until_ms` (quiet hours: the message is `SCHEDULED`
+/// until then) or [`DEFER_BY`] from now; acked once it is there.
 async fn defer<S: Store, Q: Queue, H: Hook, C: Scheduler>(
     worker: &Worker<S, Q, H, C>,
     envelope: &Envelope,
     job: &outbound::OutboundJob,
+    until_ms: Option<u64>,
+    why: &str,
 ) -> Result<Handled, Failure> {
     let now_ms = unix_millis(worker.services.clock.now());
+    let soon = now_ms + u64::try_from(DEFER_BY.as_millis()).unwrap_or(2000);
+    if until_ms.is_some() {
+        // Said where the caller looks (only forward: a message further along stays).
+        let update = pipeline::store::StatusUpdate {
+            key: pipeline::store::MessageKey::Ours(job.id.clone()),
+            status: pipeline::status::Status::Scheduled,
+            at_ms: now_ms,
+            reason: Some(pipeline::store::Reason::new(
+                pipeline::rules::HELD,
+                Some(why.to_owned()),
+            )),
+            channel: None,
+            sinch_id: None,
+        };
+        if let Err(error) = worker.services.store.record_status(&update).await {
+            return Err(Failure::Transient {
+                detail: format!("held ({why}), and its SCHEDULED could not be recorded: {error}"),
+                sinch: false,
+                store: true,
+            });
+        }
+    }
     let due = pipeline::schedule::Due {
         name: format!("defer-{}", job.id),
-        at_ms: now_ms + u64::try_from(DEFER_BY.as_millis()).unwrap_or(2000),
+        at_ms: until_ms.unwrap_or(soon),
         lane: job.lane,
         envelope: envelope.clone(),
     };
@@ -448,10 +486,10 @@ async fn defer<S: Store, Q: Queue, H: Hook, C: Scheduler>(
     .await
     {
         Ok(()) => {
-            info!(id = %job.id, lane = job.lane.as_str(), "no send slot in this invocation: queued again");
+            info!(id = %job.id, lane = job.lane.as_str(), due_ms = due.at_ms, %why, "not its moment: queued again");
             Ok(Handled::Deferred {
                 id: job.id.clone(),
-                by: DEFER_BY,
+                by: Duration::from_millis(due.at_ms.saturating_sub(now_ms)),
             })
         }
         Err(detail) => Err(Failure::Transient {

@@ -121,6 +121,8 @@ pub async fn sms<S: Store, H: Hook, B>(
 ///
 /// Safe to run again for the same message (a retry after a failed reply): the opt-out state is
 /// judged as it was *before* this message, so a retried STOP still sends its confirmation.
+/// A keyword older than the consent that stands (by the message's own time) is stored and
+/// changes nothing, with no reply.
 async fn respond<S: Store, H: Hook>(
     services: &Services<S, H>,
     record: InboundRecord,
@@ -150,6 +152,21 @@ async fn respond<S: Store, H: Hook>(
         }),
         Action::None => None,
     };
+    // Consent in the person's order: a keyword sent before the change that stands (a START
+    // older than their STOP, arriving after it) changes nothing, and gets no confirmation: it
+    // would confirm what is not so.
+    let late = change.as_ref().is_some_and(|change| {
+        !before.applies(
+            matches!(change, OptChange::OptOut { .. }),
+            record.received_at_ms,
+        )
+    });
+    let change = if late {
+        info!(message_id = %record.id, contact = %record.from, action = ?decision.action, "a keyword older than the opt-out or opt-in that stands: no change, no reply");
+        None
+    } else {
+        change
+    };
     let stored = if services.privacy.redact {
         InboundRecord {
             text_digest: record.text.as_deref().map(TextDigest::of),
@@ -161,8 +178,9 @@ async fn respond<S: Store, H: Hook>(
     };
     store.record_inbound(&stored, change.as_ref()).await?;
     let id = record.id.clone();
-    let Some(text) = decision.reply else {
-        let reply = if opted_out_before || decision.action == Action::OptOut {
+    let reply = if late { None } else { decision.reply };
+    let Some(text) = reply else {
+        let reply = if late || opted_out_before || decision.action == Action::OptOut {
             ReplyOutcome::Suppressed
         } else {
             ReplyOutcome::None
@@ -197,7 +215,7 @@ async fn respond<S: Store, H: Hook>(
             expires_at_ms: None,
             now_ms: crate::clock::unix_millis(services.clock.now()),
         };
-        Ok(services.rules.judge(&record.from, &after, &check))
+        Ok(services.rules.judge(&record.from, &after, &check).into())
     };
     let request = match route {
         ReplyRoute::Conversation { app_id, recipient } => {

@@ -370,8 +370,15 @@ pub enum SinchRequest {
     Sms(SmsBatchRequest),
 }
 
-/// Sends `request`, our message `id`, at most once through the ledger, if `rules` allow it when
-/// it is about to leave ([`crate::ledger`]). Replies and sends of the messages API alike.
+/// Sends `request`, our message `id`, at most once through the ledger, at its moment of leaving
+/// ([`crate::ledger`]): its lane's slot, then `rules`, then the request. Replies and sends of the
+/// messages API alike.
+///
+/// Sinch's 429 and 5xx (and a connection never made) mean it certainly did not take it: the
+/// send goes through all of it again (a new slot, the rules judged again, a new attempt) after
+/// `Retry-After` or a backoff with full jitter (`retry-policies`), as many times as the client's
+/// retry settings allow and while a send still fits before `deadline`; what is left is the
+/// queue's to retry.
 pub(crate) async fn send_once<S, H, R, RFut>(
     services: &Services<S, H>,
     id: &str,
@@ -383,53 +390,70 @@ pub(crate) async fn send_once<S, H, R, RFut>(
 where
     S: Store,
     H: Hook,
-    R: FnOnce() -> RFut,
-    RFut: std::future::Future<Output = Result<Option<crate::rules::Refusal>, StoreError>>,
+    R: Fn() -> RFut,
+    RFut: std::future::Future<Output = Result<crate::rules::Verdict, StoreError>>,
 {
+    use retry_policies::{Jitter, RetryDecision, RetryPolicy, policies::ExponentialBackoff};
     let sinch = &services.sinch;
     let api = match request {
         SinchRequest::Conversation(_) => pacing::Api::Conversation,
         SinchRequest::Sms(_) => pacing::Api::Sms,
     };
-    services
-        .ledger
-        .send(
-            &services.store,
-            &services.clock,
-            id,
-            intent,
-            rules,
-            || async {
-                // The rules passed; the request leaves in its slot. No slot in time (or no store
-                // to take it from): certainly not sent, so the attempt is withdrawn and retried.
-                if let Err(error) = services
-                    .pacing
-                    .wait_for_slot(&services.store, api, lane, deadline)
-                    .await
-                {
-                    tracing::warn!(message = id, %error, lane = lane.as_str(), "no send slot: the send goes back to its queue");
-                    return Err(SinchError::OutOfTime {
-                        operation: match error {
-                            pacing::PaceError::OutOfTime => "a send slot",
-                            pacing::PaceError::Store(_) => {
-                                "a send slot (the state store did not give one)"
-                            }
-                        },
-                    });
-                }
-                match request {
-                    SinchRequest::Conversation(request) => sinch
-                        .send_message(request, deadline)
+    let settings = sinch.retry_settings();
+    let policy = ExponentialBackoff::builder()
+        .retry_bounds(settings.min_delay, settings.max_delay)
+        .jitter(Jitter::Full)
+        .build_with_max_retries(settings.max_retries);
+    let started = std::time::SystemTime::now();
+    let mut retries = 0;
+    loop {
+        let sent = services
+            .ledger
+            .send(
+                &services.store,
+                &services.clock,
+                id,
+                intent,
+                || async {
+                    services
+                        .pacing
+                        .wait_for_slot(&services.store, api, lane, deadline)
                         .await
-                        .map(|answer| SinchId::Message(answer.message_id)),
-                    SinchRequest::Sms(batch) => sinch
-                        .send_sms(batch, deadline)
-                        .await
-                        .map(|answer| SinchId::Batch(answer.id)),
-                }
-            },
-        )
-        .await
+                },
+                &rules,
+                || async {
+                    match request {
+                        SinchRequest::Conversation(request) => sinch
+                            .send_message(request, deadline)
+                            .await
+                            .map(|answer| SinchId::Message(answer.message_id)),
+                        SinchRequest::Sms(batch) => sinch
+                            .send_sms(batch, deadline)
+                            .await
+                            .map(|answer| SinchId::Batch(answer.id)),
+                    }
+                },
+            )
+            .await;
+        let Err(SendError::NotSent { error, .. }) = &sent else {
+            return sent;
+        };
+        let RetryDecision::Retry { execute_after } = policy.should_retry(started, retries) else {
+            return sent;
+        };
+        let backoff = execute_after
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let delay = error
+            .retry_after()
+            .map_or(backoff, |asked| asked.min(settings.max_delay));
+        if !error.is_transient() || Instant::now() + delay + sinch.send_budget() >= deadline {
+            return sent;
+        }
+        tracing::debug!(message = id, %error, delay_ms = delay.as_millis() as u64, retry = retries + 1, "Sinch did not take it: again, in a slot of its own");
+        tokio::time::sleep(delay).await;
+        retries += 1;
+    }
 }
 
 /// Unix milliseconds of a Sinch timestamp, or of now.

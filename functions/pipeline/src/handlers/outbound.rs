@@ -11,6 +11,7 @@
 //! | Sinch refused it (4xx) | `FAILED` with Sinch's reason |
 //! | the recipient opted out, or WhatsApp's window closed, before it left | `FAILED` with `recipient_opted_out` / `whatsapp_window_closed`; never sent |
 //! | its `ttl` / `expire_at` passed, or it (or its batch) was canceled, before it left | `EXPIRED` (`expired`) / `CANCELED` (`canceled`); never sent |
+//! | no send slot in this invocation, or it waited (for its slot, a retry) into its quiet hours | back to its lane's queue, due when a slot may come or the quiet hours end (`SCHEDULED` until then); judged again |
 //! | transient failures | back to the queue; on the last receive: |
 //! | - Sinch certainly never took it (429, 5xx, no connection) | `FAILED` (`RETRIES_EXHAUSTED`) |
 //! | - it may have reached Sinch (an answer lost, an attempt unsettled) | `UNKNOWN` (`SEND_OUTCOME_UNKNOWN`), not final: a late report moves it |
@@ -35,7 +36,8 @@ use crate::clock::unix_millis;
 use crate::handlers::{Services, SinchRequest};
 use crate::hook::Hook;
 use crate::ledger::{SendError, Sent, reference};
-use crate::rules::{self, Check, Refusal};
+use crate::quiet_hours::QuietHours;
+use crate::rules::{self, Check, Refusal, Verdict};
 use crate::schedule::Lane;
 use crate::status::Status;
 use crate::store::{
@@ -65,6 +67,10 @@ pub struct OutboundJob {
     /// The lane it goes by ([`crate::pacing`]).
     #[serde(default)]
     pub lane: Lane,
+    /// Its quiet hours (the request's, or the deployment's), judged again when it is about to
+    /// leave: a send that waited into them (for its slot, a retry) waits until they end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
 }
 
 /// Which API sends it, with what.
@@ -249,20 +255,24 @@ pub async fn send<S: Store, H: Hook>(
                 .await?
                 .is_some_and(|batch| batch.canceled)
         {
-            return Ok(Some(Refusal {
+            return Ok(Verdict::Refuse(Refusal {
                 code: rules::CANCELED,
                 message: format!("its batch {batch} was canceled"),
                 status: Status::Canceled,
             }));
         }
+        let now_ms = unix_millis(services.clock.now());
         let check = Check {
             contacts: &contacts,
             whatsapp_free_form: job.whatsapp_free_form(),
             answering: None,
             expires_at_ms: job.expires_at_ms,
-            now_ms: unix_millis(services.clock.now()),
+            now_ms,
         };
-        services.rules.check(&services.store, &check).await
+        if let Some(refusal) = services.rules.check(&services.store, &check).await? {
+            return Ok(Verdict::Refuse(refusal));
+        }
+        Ok(quiet(job, now_ms))
     };
     let now = OffsetDateTime::from(services.clock.now());
     super::send_once(
@@ -274,6 +284,36 @@ pub async fn send<S: Store, H: Hook>(
         deadline,
     )
     .await
+}
+
+/// Quiet hours at the moment of leaving: inside them, it waits until they end (or until its
+/// expiry, when that comes first: it is judged then, and ends `EXPIRED`).
+fn quiet(job: &OutboundJob, now_ms: u64) -> Verdict {
+    let Some(quiet) = &job.quiet_hours else {
+        return Verdict::Go;
+    };
+    match quiet.release(&job.to, now_ms) {
+        Ok(release) if release > now_ms => {
+            let until_ms = job
+                .expires_at_ms
+                .map_or(release, |expiry| expiry.min(release));
+            Verdict::Hold {
+                until_ms,
+                why: format!(
+                    "quiet hours ({} to {}) in the recipient's zone, until {}",
+                    quiet.start,
+                    quiet.end,
+                    crate::clock::rfc3339(release)
+                ),
+            }
+        }
+        Ok(_) => Verdict::Go,
+        // Checked at the door; one that cannot be judged now does not hold it.
+        Err(error) => {
+            tracing::warn!(message = %job.id, %error, "quiet hours cannot be judged at the send; it goes");
+            Verdict::Go
+        }
+    }
 }
 
 /// Reason code: every receive of a job failed and Sinch certainly never took it.
@@ -313,12 +353,12 @@ pub async fn give_up<S: Store, H: Hook>(
         at_ms: now_ms,
     };
     match error {
-        SendError::NotSent { attempt, .. } => Ok(
-            match services.store.finish_send(&fail(Some(attempt))).await? {
-                Finished::Recorded => GaveUp::Failed,
-                Finished::Superseded => GaveUp::Nothing,
-            },
-        ),
+        // The ledger withdrew the attempt (so a cancel could reach it): fenced on no attempt
+        // holding it, as a new one would.
+        SendError::NotSent { .. } => Ok(match services.store.finish_send(&fail(None)).await? {
+            Finished::Recorded => GaveUp::Failed,
+            Finished::Superseded => GaveUp::Nothing,
+        }),
         SendError::Store(_) => match services.store.finish_send(&fail(None)).await? {
             Finished::Recorded => Ok(GaveUp::Failed),
             // An attempt is on record: it may have left.
@@ -327,9 +367,10 @@ pub async fn give_up<S: Store, H: Hook>(
         SendError::Unknown { .. } | SendError::Unsettled { .. } => {
             park(services, job, error, now_ms).await
         }
-        SendError::Refused { .. } | SendError::Withheld { .. } | SendError::NotConfigured(_) => {
-            Ok(GaveUp::Nothing)
-        }
+        SendError::Refused { .. }
+        | SendError::Withheld { .. }
+        | SendError::NotConfigured(_)
+        | SendError::Held { .. } => Ok(GaveUp::Nothing),
     }
 }
 
@@ -366,6 +407,7 @@ mod tests {
             expires_at_ms: None,
             batch: None,
             lane: Lane::Transactional,
+            quiet_hours: None,
         }
     }
 

@@ -73,8 +73,6 @@ const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
 /// Abandoned claims are removed by TTL this long after their lease.
 const ABANDONED_CLAIM_TTL_S: u64 = 24 * 3600;
-/// Batches (and their recipients' chunks) live as long as a schedule may be ahead, and more.
-const BATCH_TTL_S: u64 = 40 * 24 * 3600;
 /// Dead-letter records live as long as the dead-letter queue keeps messages.
 const DEAD_LETTER_TTL_S: u64 = 14 * 24 * 3600;
 
@@ -133,6 +131,13 @@ impl DynamoStore {
     /// When an item of the kind `kept` for that long, changed now, expires (Unix s).
     fn expiry(kept: Duration) -> u64 {
         crate::clock::unix_millis(std::time::SystemTime::now()) / 1000 + kept.as_secs()
+    }
+
+    /// `kept` from `at_ms` or from now, whichever is later: a message scheduled ahead is kept
+    /// for the retention from when it is due, never expiring before it leaves.
+    fn expiry_from(at_ms: Option<u64>, kept: Duration) -> u64 {
+        let now_ms = crate::clock::unix_millis(std::time::SystemTime::now());
+        at_ms.unwrap_or(0).max(now_ms) / 1000 + kept.as_secs()
     }
 
     /// Every item of the table (a full `Scan`, paged): for audits and tests (an erasure's proof
@@ -666,7 +671,14 @@ const OPT_OUT_SET: &str = "opted_out_by = :by, opted_out_at_ms = :at_out, opt_so
      optout_list = :list, optout_key = :okey, keep_until = :never, expires_at = :never";
 /// What opting a contact back in sets (its retention again, from now), and removes (taking it
 /// out of the index).
-const OPT_IN_SET: &str = "opt_source = :src, expires_at = :retain";
+const OPT_IN_SET: &str = "opt_source = :src, expires_at = :retain, opted_in_at_ms = :at_in";
+/// Consent in the person's order ([`ContactState::applies`]): an opt-out applies unless a later
+/// opt-in stands; an opt-in only when later than the opt-out that stands (and than the last
+/// opt-in: a retry of the same one passes).
+const OPT_OUT_IS_NEWER: &str =
+    "(attribute_not_exists(opted_in_at_ms) OR opted_in_at_ms <= :at_out)";
+const OPT_IN_IS_NEWER: &str = "(attribute_not_exists(opted_out_at_ms) OR opted_out_at_ms <= :at_in) \
+     AND (attribute_not_exists(opted_in_at_ms) OR opted_in_at_ms <= :at_in)";
 const OPT_IN_REMOVE: &str =
     "REMOVE opted_out_by, opted_out_at_ms, optout_list, optout_key, keep_until";
 /// `expires_at` of what is kept: the largest TTL DynamoDB will ever reach (2106).
@@ -684,6 +696,7 @@ fn contact_state(item: &Item) -> ContactState {
         opted_out_at_ms: number(item, "opted_out_at_ms"),
         opt_source: text(item, "opt_source").map(OptSource::from),
         last_inbound_at_ms: number(item, "last_inbound_at_ms"),
+        opted_in_at_ms: number(item, "opted_in_at_ms"),
     }
 }
 
@@ -1131,7 +1144,11 @@ impl Store for DynamoStore {
         let was_final = item
             .and_then(furthest)
             .is_some_and(|(rank, _)| Progress::from_rank(rank).terminal);
-        if (was_final || update.status.is_final())
+        let channel = update
+            .channel
+            .as_deref()
+            .or_else(|| item.and_then(|item| text(item, "channel")));
+        if (was_final || update.status.settles_on(channel))
             && let Some(batch) = item.and_then(batch_of)
         {
             self.batch_final(&batch).await?;
@@ -1237,6 +1254,15 @@ impl Store for DynamoStore {
         if change.is_some() {
             contact = contact.expression_attribute_values(":src", s(OptSource::Keyword.as_str()));
         }
+        // A change older than the consent that stands fails the transaction: the handler
+        // judged it on a read that a newer change overtook, and judges it again on the retry.
+        contact = match change {
+            Some(OptChange::OptOut { .. }) => contact.condition_expression(OPT_OUT_IS_NEWER),
+            Some(OptChange::OptIn { .. }) => contact
+                .condition_expression(OPT_IN_IS_NEWER)
+                .expression_attribute_values(":at_in", n(inbound.received_at_ms)),
+            None => contact,
+        };
         if let Some(by) = by {
             contact = contact
                 .expression_attribute_values(":never", n(KEPT))
@@ -1270,6 +1296,10 @@ impl Store for DynamoStore {
                         aws_sdk_dynamodb::types::Delete::builder()
                             .table_name(&self.table)
                             .key("pk", s(self.hashed_pk(&inbound.from)))
+                            .condition_expression(
+                                "attribute_not_exists(opted_out_at_ms) OR opted_out_at_ms <= :at_in",
+                            )
+                            .expression_attribute_values(":at_in", n(inbound.received_at_ms))
                             .build()
                             .map_err(build)?,
                     )
@@ -1340,7 +1370,10 @@ impl Store for DynamoStore {
             ("updated_at_ms".to_owned(), n(message.at_ms)),
             (
                 "expires_at".to_owned(),
-                n(Self::expiry(self.retention.messages)),
+                n(Self::expiry_from(
+                    message.scheduled_at_ms,
+                    self.retention.messages,
+                )),
             ),
         ]);
         if let Some(metadata) = &message.metadata {
@@ -1450,11 +1483,19 @@ impl Store for DynamoStore {
                 recorded: true,
                 attempt: on_record,
             },
-            Some(SendState::Failed) => SendSlot::Refused {
-                reason: message_state(&key, &old)
-                    .and_then(|state| state.reason().cloned())
-                    .unwrap_or_else(|| Reason::new("UNKNOWN", None)),
-            },
+            Some(SendState::Failed) => {
+                // Ended: counted among its batch's finals again (a set: again is a no-op), in
+                // case the write that ended it could not count it (another instance's retry
+                // lands here, not in `finish_send`).
+                if let Some(batch) = batch_of(&old) {
+                    self.batch_final(&batch).await?;
+                }
+                SendSlot::Refused {
+                    reason: message_state(&key, &old)
+                        .and_then(|state| state.reason().cloned())
+                        .unwrap_or_else(|| Reason::new("UNKNOWN", None)),
+                }
+            }
             _ if sinch_id(&old).is_some() => SendSlot::Accepted {
                 sinch_id: sinch_id(&old),
                 recorded: false,
@@ -1577,9 +1618,8 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(message_pk(&MessageKey::Ours(id.to_owned()))))
-            .update_expression("SET attempt_at_ms = :zero")
+            .update_expression("REMOVE send_state, attempt, attempt_at_ms")
             .condition_expression("send_state = :sending AND attempt = :attempt")
-            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":sending", s(SendState::Sending.as_str()))
             .expression_attribute_values(":attempt", s(attempt))
             .send()
@@ -1744,8 +1784,11 @@ impl Store for DynamoStore {
 
     async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
         // The chunks first, so that a batch on record always has its recipients; a chunk left
-        // by a request that died expires with the TTL.
-        let expires_at = batch.created_at_ms / 1000 + BATCH_TTL_S;
+        // by a request that died expires with the TTL. Both are kept for the message retention
+        // from when the batch is due (its recipients' numbers and texts are personal data: no
+        // longer than its messages' states; never gone before it is due).
+        let due_ms = batch.send_at_ms.unwrap_or(0).max(batch.created_at_ms);
+        let expires_at = due_ms / 1000 + self.retention.messages.as_secs();
         for (index, chunk) in chunks.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             self.client
@@ -1822,33 +1865,59 @@ impl Store for DynamoStore {
             update
                 .update_expression(format!("SET {OPT_OUT_SET}"))
                 .expression_attribute_values(":never", n(KEPT))
-                .condition_expression("attribute_not_exists(opted_out_by)")
+                .condition_expression(format!(
+                    "attribute_not_exists(opted_out_by) AND {OPT_OUT_IS_NEWER}"
+                ))
                 .expression_attribute_values(":by", s(write.reference))
                 .expression_attribute_values(":at_out", n(write.at_ms))
                 .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
                 .expression_attribute_values(":okey", s(opt_out_key(write.contact)))
         } else {
+            // Written whether or not they are opted out: the opt-in's time is the person's
+            // latest word, which a late opt-out must not override.
             update
                 .update_expression(format!("SET {OPT_IN_SET} {OPT_IN_REMOVE}"))
                 .expression_attribute_values(":retain", n(Self::expiry(self.retention.contacts)))
-                .condition_expression("attribute_exists(opted_out_by)")
+                .expression_attribute_values(":at_in", n(write.at_ms))
+                .condition_expression(OPT_IN_IS_NEWER)
+                .return_values(ReturnValue::AllOld)
         };
-        let changed = conditional("set opt-out", update.send().await)?.is_some();
+        let written = conditional("set opt-out", update.send().await)?;
         if write.opted_out {
-            return Ok(changed);
+            return Ok(written.is_some());
         }
-        // Opting back in lifts an erased contact's opt-out too.
-        let lifted = self
+        let Some(old) = written else {
+            // Older than the consent that stands: nothing changes.
+            return Ok(false);
+        };
+        let changed = old
+            .attributes
+            .is_some_and(|old| old.contains_key("opted_out_by"));
+        // Opting back in lifts an erased contact's opt-out too, unless that one is newer.
+        let lifted = match self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(self.hashed_pk(write.contact)))
+            .condition_expression(
+                "attribute_not_exists(opted_out_at_ms) OR opted_out_at_ms <= :at_in",
+            )
+            .expression_attribute_values(":at_in", n(write.at_ms))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| failed("set opt-out", e))?
-            .attributes
-            .is_some_and(|old| !old.is_empty());
+        {
+            Ok(deleted) => deleted.attributes.is_some_and(|old| !old.is_empty()),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                false
+            }
+            Err(error) => return Err(failed("set opt-out", error)),
+        };
         Ok(changed || lifted)
     }
 

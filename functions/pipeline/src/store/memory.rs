@@ -227,7 +227,7 @@ impl MemoryStore {
         let ended = state
             .messages
             .get(key)
-            .filter(|item| item.state.status.is_final())
+            .filter(|item| item.state.settled())
             .and_then(|item| item.state.batch.clone());
         if let Some(batch) = ended {
             self.batch_final(&mut state, &batch);
@@ -451,18 +451,32 @@ impl Store for MemoryStore {
                 state.contact_snapshot(&inbound.from),
             )
         });
+        // A change older than the consent that stands fails the whole write, as DynamoDB's
+        // transaction does (the handler judged it on a read that a newer change overtook).
+        let at = inbound.received_at_ms;
+        let view = state.contact_view(&inbound.from);
+        if let Some(change) = change
+            && !view.applies(matches!(change, OptChange::OptOut { .. }), at)
+        {
+            return Err(StoreError {
+                operation: "record inbound",
+                detail: "a newer opt-out or opt-in stands (the transaction's condition failed)"
+                    .into(),
+            });
+        }
         state.inbound.insert(inbound.id.clone(), inbound.clone());
         let contact = state.contacts.entry(inbound.from.clone()).or_default();
-        contact.last_inbound_at_ms = Some(inbound.received_at_ms);
+        contact.last_inbound_at_ms = Some(at);
         match change {
             Some(OptChange::OptOut { by, .. }) => {
                 contact.opted_out_by = Some(by.clone());
-                contact.opted_out_at_ms = Some(inbound.received_at_ms);
+                contact.opted_out_at_ms = Some(at);
                 contact.opt_source = Some(OptSource::Keyword);
             }
             Some(OptChange::OptIn { .. }) => {
                 contact.opted_out_by = None;
                 contact.opted_out_at_ms = None;
+                contact.opted_in_at_ms = Some(at);
                 contact.opt_source = Some(OptSource::Keyword);
             }
             None => {}
@@ -481,6 +495,14 @@ impl Store for MemoryStore {
 
     async fn set_opt_out(&self, write: &OptWrite<'_>) -> Result<bool, StoreError> {
         let mut state = self.lock();
+        // Older than the consent that stands (an erased contact's kept opt-out included):
+        // nothing changes.
+        if !state
+            .contact_view(write.contact)
+            .applies(write.opted_out, write.at_ms)
+        {
+            return Ok(false);
+        }
         // Opting back in lifts an erased contact's opt-out too.
         let lifted = !write.opted_out
             && state
@@ -492,6 +514,12 @@ impl Store for MemoryStore {
             .get(write.contact)
             .is_some_and(|contact| contact.opted_out_by.is_some());
         if opted_out == write.opted_out {
+            if !write.opted_out {
+                // Not opted out: the opt-in's time is still the person's latest word.
+                let contact = state.contacts.entry(write.contact.clone()).or_default();
+                contact.opted_in_at_ms = Some(contact.opted_in_at_ms.unwrap_or(0).max(write.at_ms));
+                contact.opt_source = Some(write.source.clone());
+            }
             return Ok(lifted);
         }
         let before = self
@@ -505,6 +533,7 @@ impl Store for MemoryStore {
         } else {
             contact.opted_out_by = None;
             contact.opted_out_at_ms = None;
+            contact.opted_in_at_ms = Some(write.at_ms);
         }
         if let Some(before) = before {
             self.emit(before, state.contact_snapshot(write.contact));
@@ -750,10 +779,13 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         if let Some(item) = state.messages.get_mut(&MessageKey::Ours(id.to_owned()))
             && item.state.send == Some(SendState::Sending)
-            && let Some(ledger) = &mut item.ledger
-            && ledger.attempt == attempt
+            && item
+                .ledger
+                .as_ref()
+                .is_some_and(|ledger| ledger.attempt == attempt)
         {
-            ledger.attempt_at_ms = 0;
+            // As DynamoDB's REMOVE of the send state (the count of attempts stays).
+            item.state.send = None;
         }
         Ok(())
     }
@@ -822,6 +854,7 @@ impl Store for MemoryStore {
                     opted_out_at_ms: view.opted_out_at_ms,
                     opt_source: view.opt_source,
                     last_inbound_at_ms: None,
+                    opted_in_at_ms: None,
                 },
             );
         }

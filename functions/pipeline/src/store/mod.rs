@@ -49,12 +49,40 @@ pub enum Snapshot {
         /// What is known of them.
         state: ContactState,
     },
-    /// A dead-lettered callback (`dlq#...`).
+    /// A dead-lettered callback (`dead#...`).
     DeadLetter(DeadLetter),
-    /// A batch of the messages API.
+    /// A batch of the messages API (`batch#...`).
     Batch(BatchRecord),
     /// A contact erased (`erasure#...`).
     Erasure(ErasureRecord),
+}
+
+/// The key prefixes of the table's items that events come from, one per [`Snapshot`] kind.
+/// The table stream's filter in template.yaml (the publisher's `FilterCriteria`) admits
+/// exactly these (a test reads it), and `serve` applies the same filter to what it publishes,
+/// so an event that could never leave in AWS never leaves locally either.
+pub const EVENT_ITEM_PREFIXES: [&str; 6] =
+    ["msg#", "in#", "contact#", "dead#", "batch#", "erasure#"];
+
+/// Whether the stream filter admits the item keyed `pk` ([`EVENT_ITEM_PREFIXES`]).
+pub fn stream_admits(pk: &str) -> bool {
+    EVENT_ITEM_PREFIXES
+        .iter()
+        .any(|prefix| pk.starts_with(prefix))
+}
+
+impl Snapshot {
+    /// The key prefix of the item it is read from.
+    pub fn key_prefix(&self) -> &'static str {
+        match self {
+            Snapshot::Message(_) => "msg#",
+            Snapshot::Inbound(_) => "in#",
+            Snapshot::Contact { .. } => "contact#",
+            Snapshot::DeadLetter(_) => "dead#",
+            Snapshot::Batch(_) => "batch#",
+            Snapshot::Erasure(_) => "erasure#",
+        }
+    }
 }
 
 /// One committed write: the item before and after (`None`: it did not exist / was removed).
@@ -313,6 +341,11 @@ impl MessageState {
             .find(|entry| entry.status == self.status && entry.channel.is_some())
             .and_then(|entry| entry.channel.as_deref())
             .or(self.channel.as_deref())
+    }
+
+    /// Whether it has ended for its channel ([`Status::settles_on`]): what `final` says.
+    pub fn settled(&self) -> bool {
+        self.status.settles_on(self.channel_used())
     }
 
     /// Why the message is where it is: the reason of the history entry that set the current
@@ -715,6 +748,26 @@ pub struct ContactState {
     pub opt_source: Option<OptSource>,
     /// When their last inbound message arrived (Unix ms): WhatsApp's 24-hour window opens then.
     pub last_inbound_at_ms: Option<u64>,
+    /// When they last opted back in (Unix ms, the person's time): an opt-out made before it is
+    /// late and does not apply.
+    pub opted_in_at_ms: Option<u64>,
+}
+
+impl ContactState {
+    /// Whether an opt-out (`opted_out`) or opt-in made at `at_ms` (when the person, or the
+    /// system, made it) is newer than the consent that stands, and so applies: consent takes
+    /// effect in the person's order, not in the order the changes arrive (SQS reorders, Sinch
+    /// retries, an import carries old changes). An opt-out applies unless an opt-in is later;
+    /// an opt-in unless an opt-out is later. At the same millisecond the change that arrives
+    /// last applies (an API call's time is when it arrives, so two calls apply in their order).
+    pub fn applies(&self, opted_out: bool, at_ms: u64) -> bool {
+        if opted_out {
+            self.opted_in_at_ms.is_none_or(|opted_in| opted_in <= at_ms)
+        } else {
+            self.opted_out_at_ms
+                .is_none_or(|opted_out| opted_out <= at_ms)
+        }
+    }
 }
 
 /// A send the messages API accepted: stored as `ACCEPTED` under our id before it is queued.
@@ -1026,9 +1079,10 @@ pub trait Store: Send + Sync {
         dead: &DeadLetter,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Withdraws an attempt that certainly never reached Sinch (it answered 429 or 5xx, or no
-    /// connection was made), so the next one may go at once. A no-op when another attempt
-    /// replaced it.
+    /// Withdraws an attempt that certainly never reached Sinch (it answered 429 or 5xx, no
+    /// connection was made, or a rule held it): the message is as it was before the attempt
+    /// (no send state), so the next attempt may go at once and a cancel, while it waits for
+    /// that, still reaches it. A no-op when another attempt replaced it.
     fn abandon_send(
         &self,
         id: &str,
@@ -1077,7 +1131,9 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<BatchCancel, StoreError>> + Send;
 
     /// Opts a contact out, or back in, unless they already are (then nothing is written and
-    /// the answer is `false`: the first opt-out stands, with its source and time).
+    /// the answer is `false`: the first opt-out stands, with its source and time), or the
+    /// consent that stands is newer than `at_ms` ([`ContactState::applies`]: nothing written,
+    /// `false`).
     fn set_opt_out(
         &self,
         write: &OptWrite<'_>,

@@ -7,3 +7,4 @@ mod live_rules;
 mod secrets;
 mod send_once;
 mod store_contract;
+mod store_edges;

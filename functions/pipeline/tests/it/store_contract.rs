@@ -405,9 +405,14 @@ async fn opt_outs_are_stored_with_the_inbound_message(store: impl Store) {
             .as_deref(),
         Some("01STOP")
     );
+    // A START sent after the STOP (consent takes effect in the person's order: store_edges).
+    let start = InboundRecord {
+        received_at_ms: NOW + 1000,
+        ..inbound("01START")
+    };
     store
         .record_inbound(
-            &inbound("01START"),
+            &start,
             Some(&OptChange::OptIn {
                 contact: contact.clone(),
             }),
@@ -418,7 +423,7 @@ async fn opt_outs_are_stored_with_the_inbound_message(store: impl Store) {
     // Again is harmless.
     store
         .record_inbound(
-            &inbound("01START"),
+            &start,
             Some(&OptChange::OptIn {
                 contact: contact.clone(),
             }),
@@ -1299,9 +1304,11 @@ async fn set(
 
 async fn opt_outs_are_set_and_lifted_once_by_any_source(store: impl Store) {
     let contact = ContactKey::new("SMS", "+46701234567");
-    // Opting in someone who never opted out changes nothing (and creates nothing).
+    // Opting in someone who never opted out changes nothing but keeps the opt-in's time (an
+    // older opt-out arriving late must not override it).
     assert!(!set(&store, &contact, false, OptSource::Api, NOW).await);
-    assert_eq!(store.contact(&contact).await.unwrap(), Default::default());
+    let kept = store.contact(&contact).await.unwrap();
+    assert_eq!((kept.opted_out_by, kept.opted_in_at_ms), (None, Some(NOW)));
     assert!(set(&store, &contact, true, OptSource::Api, NOW).await);
     let state = store.contact(&contact).await.unwrap();
     assert_eq!(state.opted_out_by.as_deref(), Some(&*format!("api_{NOW}")));

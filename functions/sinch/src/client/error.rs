@@ -72,7 +72,8 @@ impl SinchError {
         }
     }
 
-    pub(crate) fn retry_after(&self) -> Option<Duration> {
+    /// How long Sinch asked to wait before trying again (`Retry-After` on a 429 or 503).
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SinchError::Api { retry_after, .. } => *retry_after,
             _ => None,

@@ -7,10 +7,12 @@
 //!   limits its token endpoint, so concurrent callers wait for one fetch instead of each making
 //!   their own (single flight). A 401 refreshes the token once and retries.
 //! - **SMS**: the service plan's static bearer token.
-//! - **Retries**: 429, 500, 502, 503, 504 and network errors are retried with exponential backoff
-//!   and full jitter (`retry-policies`), honouring `Retry-After`, but only while the caller's
-//!   deadline (in the worker, the Lambda's remaining time) leaves room. Other 4xx are never
-//!   retried: repeating a bad request cannot fix it, and neither send API has an idempotency key.
+//! - **Retries**: reads and webhook writes retry 429, 500, 502, 503, 504 and network errors with
+//!   exponential backoff and full jitter (`retry-policies`), honouring `Retry-After`, but only
+//!   while the caller's deadline (in the worker, the Lambda's remaining time) leaves room. Sends
+//!   are one request each: neither send API has an idempotency key, and a paced send takes a
+//!   slot of its own for every try, so the caller retries them ([`SinchClient::retry_settings`]
+//!   says how far). Other 4xx are never retried: repeating a bad request cannot fix it.
 //! - **Errors** typed as transient or permanent ([`SinchError::is_transient`]), with Sinch's
 //!   error body parsed.
 //!
@@ -205,10 +207,10 @@ pub const DEFAULT_SEND_BUDGET: Duration = Duration::from_secs(2);
 enum Repeat {
     /// Reads, and writes that Sinch deduplicates: retried on any transient error.
     Safe,
-    /// Sends: Sinch has no idempotency key, so a request that may have reached Sinch is never
-    /// repeated here (the caller's send ledger decides). Answers Sinch gave (429, 5xx) and
-    /// connections never made are still retried.
-    OnlyIfNotDelivered,
+    /// Sends: one request (a 401 refreshes the token once). Sinch has no idempotency key, and a
+    /// paced send must take a slot of its own for every try, so whatever it met is the caller's
+    /// to retry (the pipeline's send ledger, through its pacing).
+    Once,
 }
 
 /// Mozilla's root certificates, compiled in (`webpki-root-certs`): the same list Debian's and
@@ -268,6 +270,16 @@ impl SinchClient {
         self.inner.config.sms.is_some()
     }
 
+    /// How retries are spaced and how many there may be (a caller retrying sends uses the same).
+    pub fn retry_settings(&self) -> RetrySettings {
+        self.inner.config.retry
+    }
+
+    /// The least time a send needs left before its deadline to be started.
+    pub fn send_budget(&self) -> Duration {
+        self.inner.config.send_budget
+    }
+
     fn conversation_credentials(&self) -> Result<&ConversationCredentials, SinchError> {
         self.inner
             .config
@@ -284,7 +296,8 @@ impl SinchClient {
             .ok_or(SinchError::NotConfigured("SMS"))
     }
 
-    /// Sends a Conversation message, retrying transient failures until `deadline`.
+    /// Sends a Conversation message: one request (see [`SinchError::is_transient`] for what may
+    /// be tried again, by the caller), started only with the send budget left before `deadline`.
     pub async fn send_message(
         &self,
         request: &SendMessageRequest,
@@ -298,14 +311,14 @@ impl SinchClient {
         self.execute(
             "messages:send",
             Auth::OAuth,
-            Repeat::OnlyIfNotDelivered,
+            Repeat::Once,
             deadline,
             |http| http.post(&url).json(request),
         )
         .await
     }
 
-    /// Creates an SMS batch, retrying transient failures until `deadline`.
+    /// Creates an SMS batch: one request, as [`SinchClient::send_message`].
     pub async fn send_sms(
         &self,
         batch: &SmsBatchRequest,
@@ -316,13 +329,9 @@ impl SinchClient {
             self.inner.config.urls.sms.trim_end_matches('/'),
             self.sms_credentials()?.service_plan_id
         );
-        self.execute(
-            "batches",
-            Auth::SmsToken,
-            Repeat::OnlyIfNotDelivered,
-            deadline,
-            |http| http.post(&url).json(batch),
-        )
+        self.execute("batches", Auth::SmsToken, Repeat::Once, deadline, |http| {
+            http.post(&url).json(batch)
+        })
         .await
     }
 
@@ -349,7 +358,7 @@ impl SinchClient {
             // A send that the budget could cut short would leave its outcome unknown (and the
             // message waiting for a report): one is only started with time to hear the answer.
             let needed = match repeat {
-                Repeat::OnlyIfNotDelivered => self.inner.config.send_budget,
+                Repeat::Once => self.inner.config.send_budget,
                 Repeat::Safe => Duration::ZERO,
             };
             if remaining.is_zero() || remaining < needed {
@@ -389,19 +398,7 @@ impl SinchClient {
                 }
                 Err(error) => error,
             };
-            if !error.is_transient() {
-                return Err(error);
-            }
-            if repeat == Repeat::OnlyIfNotDelivered
-                && matches!(
-                    error,
-                    SinchError::Network {
-                        maybe_delivered: true,
-                        ..
-                    }
-                )
-            {
-                warn!(operation, %error, "not retrying: the request may have reached Sinch");
+            if !error.is_transient() || repeat == Repeat::Once {
                 return Err(error);
             }
             let RetryDecision::Retry { execute_after } = policy.should_retry(started, retries)

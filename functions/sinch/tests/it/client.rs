@@ -129,8 +129,16 @@ async fn the_token_is_refreshed_near_expiry() {
     assert_eq!(requests_to(&server, "/oauth2/token").await, 2);
 }
 
+const WEBHOOKS_PATH: &str = "/v1/projects/project-1/apps/app-1/webhooks";
+
+fn webhooks() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({"webhooks": []}))
+}
+
 #[tokio::test]
-async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
+async fn a_send_is_one_request_and_a_429_says_when_to_come_back() {
+    // A paced send takes a slot of its own for every try, so the caller retries (the
+    // pipeline's ledger); the client makes the one request and says what Sinch asked.
     let server = MockServer::start().await;
     mount_token(&server, "t", 3600).await;
     Mock::given(method("POST"))
@@ -140,48 +148,82 @@ async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
                 .insert_header("retry-after", "1")
                 .set_body_json(serde_json::json!({"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}})),
         )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(SEND_PATH))
-        .respond_with(sent())
-        .with_priority(2)
         .mount(&server)
         .await;
     let client = client(&server, |_| {});
-    let started = Instant::now();
-    let response = client.send_message(&message(), in_secs(5.0)).await.unwrap();
-    assert_eq!(response.message_id, "01SENT");
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "Retry-After: 1 honoured, waited {:?}",
-        started.elapsed()
-    );
-    assert_eq!(requests_to(&server, SEND_PATH).await, 2);
-}
-
-#[tokio::test]
-async fn two_503s_then_success() {
+    let error = client
+        .send_message(&message(), in_secs(5.0))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(429));
+    assert!(error.is_transient());
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(requests_to(&server, SEND_PATH).await, 1);
+    // 5xx the same.
     let server = MockServer::start().await;
     mount_token(&server, "t", 3600).await;
     Mock::given(method("POST"))
         .and(path(SEND_PATH))
         .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    let error = self::client(&server, |_| {})
+        .send_message(&message(), in_secs(5.0))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(requests_to(&server, SEND_PATH).await, 1);
+}
+
+#[tokio::test]
+async fn a_read_waits_out_a_429s_retry_after_then_succeeds() {
+    let server = MockServer::start().await;
+    mount_token(&server, "t", 3600).await;
+    Mock::given(method("GET"))
+        .and(path(WEBHOOKS_PATH))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path(SEND_PATH))
-        .respond_with(sent())
+    Mock::given(method("GET"))
+        .and(path(WEBHOOKS_PATH))
+        .respond_with(webhooks())
         .with_priority(2)
         .mount(&server)
         .await;
     let client = client(&server, |_| {});
-    assert!(client.send_message(&message(), in_secs(5.0)).await.is_ok());
-    assert_eq!(requests_to(&server, SEND_PATH).await, 3);
+    let started = Instant::now();
+    let list = client.list_webhooks("app-1", in_secs(5.0)).await.unwrap();
+    assert!(list.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After: 1 honoured, waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(requests_to(&server, WEBHOOKS_PATH).await, 2);
+}
+
+#[tokio::test]
+async fn a_read_is_retried_through_two_503s() {
+    let server = MockServer::start().await;
+    mount_token(&server, "t", 3600).await;
+    Mock::given(method("GET"))
+        .and(path(WEBHOOKS_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(WEBHOOKS_PATH))
+        .respond_with(webhooks())
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let client = client(&server, |_| {});
+    assert!(client.list_webhooks("app-1", in_secs(5.0)).await.is_ok());
+    assert_eq!(requests_to(&server, WEBHOOKS_PATH).await, 3);
 }
 
 #[tokio::test]
@@ -304,8 +346,8 @@ async fn bad_credentials_at_the_token_endpoint_are_permanent() {
 async fn the_time_budget_is_respected() {
     let server = MockServer::start().await;
     mount_token(&server, "t", 3600).await;
-    Mock::given(method("POST"))
-        .and(path(SEND_PATH))
+    Mock::given(method("GET"))
+        .and(path(WEBHOOKS_PATH))
         .respond_with(ResponseTemplate::new(503))
         .mount(&server)
         .await;
@@ -318,26 +360,26 @@ async fn the_time_budget_is_respected() {
     });
     let started = Instant::now();
     let error = client
-        .send_message(&message(), in_secs(1.0))
+        .list_webhooks("app-1", in_secs(1.0))
         .await
         .unwrap_err();
     let elapsed = started.elapsed();
     assert!(error.is_transient());
     assert!(elapsed < Duration::from_millis(1200), "{elapsed:?}");
-    assert!(requests_to(&server, SEND_PATH).await >= 2);
+    assert!(requests_to(&server, WEBHOOKS_PATH).await >= 2);
 
     // A Retry-After beyond the deadline is not waited for.
     let server = MockServer::start().await;
     mount_token(&server, "t", 3600).await;
-    Mock::given(method("POST"))
-        .and(path(SEND_PATH))
+    Mock::given(method("GET"))
+        .and(path(WEBHOOKS_PATH))
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
         .mount(&server)
         .await;
     let client = self::client(&server, |c| c.retry.max_delay = Duration::from_secs(60));
     let started = Instant::now();
     let error = client
-        .send_message(&message(), in_secs(2.0))
+        .list_webhooks("app-1", in_secs(2.0))
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(429));

@@ -330,6 +330,7 @@ async fn an_expired_send_ends_expired_unsent<S: Store + Clone + 'static>(store: 
         expires_at_ms: Some(now - 1),
         batch: None,
         lane: Lane::Bulk,
+        quiet_hours: None,
     };
     let outcomes = process_batch(
         p.worker.clone(),
@@ -374,6 +375,7 @@ async fn a_send_with_no_slot_in_time_waits_its_turn_again<S: Store + Clone + 'st
         expires_at_ms: None,
         batch: None,
         lane: Lane::Transactional,
+        quiet_hours: None,
     };
     let outcomes = process_batch(
         p.worker.clone(),

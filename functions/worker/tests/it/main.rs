@@ -7,6 +7,7 @@ mod dynamodb_calls;
 mod exactly_once;
 mod fan_out;
 mod field_for_field;
+mod leaving;
 mod live_rules;
 mod outbound;
 mod privacy;

@@ -20,9 +20,9 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 use worker::{RecordOutcome, Worker, process_batch};
 
-const SEND: &str = "/v1/projects/p/messages:send";
+pub(crate) const SEND: &str = "/v1/projects/p/messages:send";
 
-fn job(id: &str, to: &str) -> OutboundJob {
+pub(crate) fn job(id: &str, to: &str) -> OutboundJob {
     OutboundJob {
         id: id.into(),
         to: to.into(),
@@ -37,12 +37,20 @@ fn job(id: &str, to: &str) -> OutboundJob {
         expires_at_ms: None,
         batch: None,
         lane: pipeline::schedule::Lane::Transactional,
+        quiet_hours: None,
     }
 }
 
-fn worker<S: Store>(store: S, sinch: &MockServer) -> Arc<Worker<S, MemoryQueue>> {
+pub(crate) fn worker<S: Store>(store: S, sinch: &MockServer) -> Arc<Worker<S, MemoryQueue>> {
+    worker_with(services(store, sinch))
+}
+
+/// A worker over `services` (its store, clock and pacing), with in-memory lanes.
+pub(crate) fn worker_with<S: Store>(
+    services: pipeline::handlers::Services<S>,
+) -> Arc<Worker<S, MemoryQueue>> {
     Arc::new(Worker {
-        services: services(store, sinch),
+        services,
         dead_letters: MemoryQueue::new("dlq"),
         lanes: pipeline::schedule::Lanes {
             transactional: MemoryQueue::new("outbound"),
@@ -58,7 +66,7 @@ fn worker<S: Store>(store: S, sinch: &MockServer) -> Arc<Worker<S, MemoryQueue>>
 
 /// A message the messages API accepted, to someone who wrote a minute ago (WhatsApp's window
 /// is open).
-async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
+pub(crate) async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
     store
         .accept_message(&AcceptedMessage {
             id: id.into(),
@@ -77,7 +85,7 @@ async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
 }
 
 /// `to` wrote on WhatsApp a minute ago; `opt` its opt-out change.
-async fn wrote<S: Store>(store: &S, to: &str, opt: Option<OptChange>) {
+pub(crate) async fn wrote<S: Store>(store: &S, to: &str, opt: Option<OptChange>) {
     let now = pipeline::clock::unix_millis(std::time::SystemTime::now());
     let from = ContactKey::new("WHATSAPP", to);
     let inbound = InboundRecord {
@@ -95,7 +103,7 @@ async fn wrote<S: Store>(store: &S, to: &str, opt: Option<OptChange>) {
     store.record_inbound(&inbound, opt.as_ref()).await.unwrap();
 }
 
-async fn sends(sinch: &MockServer, id: &str) -> usize {
+pub(crate) async fn sends(sinch: &MockServer, id: &str) -> usize {
     sinch
         .received_requests()
         .await
@@ -108,7 +116,7 @@ async fn sends(sinch: &MockServer, id: &str) -> usize {
         .count()
 }
 
-async fn run<S: Store + 'static>(
+pub(crate) async fn run<S: Store + 'static>(
     worker: &Arc<Worker<S, MemoryQueue>>,
     records: Vec<serde_json::Value>,
 ) -> Vec<RecordOutcome> {
@@ -119,7 +127,7 @@ async fn run<S: Store + 'static>(
         .collect()
 }
 
-async fn state<S: Store>(store: &S, id: &str) -> pipeline::store::MessageState {
+pub(crate) async fn state<S: Store>(store: &S, id: &str) -> pipeline::store::MessageState {
     store
         .message_state(&MessageKey::Ours(id.into()))
         .await
@@ -418,7 +426,7 @@ fn template_job(id: &str, to: &str) -> OutboundJob {
     job
 }
 
-fn reason_of(state: &pipeline::store::MessageState) -> Option<&str> {
+pub(crate) fn reason_of(state: &pipeline::store::MessageState) -> Option<&str> {
     state.reason().map(|r| r.code.as_str())
 }
 
