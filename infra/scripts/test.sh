@@ -36,6 +36,10 @@ export MOTO_SERVER="$venv/bin/moto_server"
 logs="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$logs"
 
+# A cold target directory builds without incremental state: nothing would reuse it in this run,
+# and writing it costs CPU (measured: 35 CPU-s of the test build). Later runs keep it.
+[ -d "$logs/debug" ] || export CARGO_INCREMENTAL=0
+
 # --- In the background, each in its own session (so that it can be stopped as one) ---------
 # - What later steps need beyond cargo: downloads and unpacking, which overlap the compile.
 prepare_log="$logs/prepare.log"
@@ -50,7 +54,10 @@ tools=
 if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "==> installing test tools into $venv (in the background; $venv_log)"
   rm -f "$stamp"
-  setsid bash -c 'python3 -m venv "$1" && "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2" && echo "$3" >"$4"' \
+  # uv resolves and installs the set in a sixth of pip's CPU (measured: 10 s and 10 CPU-s
+  # against 59 s and 48 CPU-s, cold caches); pip only installs uv itself.
+  setsid bash -c 'python3 -m venv "$1" && "$1/bin/pip" install --quiet --disable-pip-version-check "uv==0.13.10" \
+      && "$1/bin/uv" pip install --quiet --python "$1/bin/python" -r "$2" && echo "$3" >"$4"' \
     _ "$venv" "$requirements" "$want" "$stamp" >"$venv_log" 2>&1 &
   tools=$!
 fi
