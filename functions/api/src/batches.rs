@@ -362,6 +362,7 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
             whatsapp_free_form: one.needs_whatsapp_window,
             answering: None,
             expires_at_ms: None,
+            accepted_at_ms: None,
             now_ms,
         };
         let refusal = contacts.iter().find_map(|contact| {

@@ -3,19 +3,22 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `DELETE /contacts/{channel}/{identity}` (the identity as for `/optouts`) | 200 `{"reference", "channel", "erased": {"inbound", "messages"}, "opt_out_kept", "complete": true}`: inbound messages removed, message states stripped of the recipient, texts and metadata (an SMS report keyed by the number removed), the contact removed, an opt-out kept as a keyed hash; the `Contact Erased` event (no personal data) |
+//! | `DELETE /contacts/{channel}/{identity}` (the identity as for `/optouts`) | 200 `{"reference", "channel", "erased": {"inbound", "messages", "canceled"}, "opt_out_kept", "complete": true}`: first the erasure's mark, so that no send accepted before it leaves (one waiting in a queue, a schedule or a batch's chunk ends `CANCELED`, `recipient_erased`, when it would leave); our messages to them that have not left `CANCELED` at once and their schedules removed; inbound messages removed, message states stripped of the recipient, texts and metadata (an SMS report keyed by the number removed), the contact removed, an opt-out kept as a keyed hash; the `Contact Erased` event (no personal data) |
 //! | more than the request's time allows (thousands of items) | 202 the same, `complete: false`: what was done stays done; repeat the request until 200 |
 //! | a bad channel or identity | 400 `invalid_channel` / `invalid_identity` |
 //! | the store unavailable | 503 `unavailable`, `Retry-After` (repeat it: erasing twice is erasing) |
 //!
 //! What stays: message states keep their status and history (no identity: the team's own
 //! accounting), an opt-out stays as `optout#<HMAC-SHA256(CONTACT_HASH_KEY, channel/identity)>`
-//! (checked on every send, listed nowhere), and the idempotency records (hashes and our
-//! ids). A person on several channels (SMS and WhatsApp) is erased channel by channel.
+//! (checked on every send, listed nowhere), the erasure's time as `erased#<the same hash>` for
+//! 60 days (`pipeline::store::ERASURE_REACH`), and the idempotency records (hashes and our
+//! ids; refusals never name the recipient). `docs/consent.md` lists every place personal data
+//! lives and what erasure does to each. A person on several channels (SMS and WhatsApp) is erased channel by channel.
 
 use std::time::{Duration, Instant};
 
 use pipeline::clock::unix_millis;
+use pipeline::handlers::fan_out::schedule_name;
 use pipeline::queue::Queue;
 use pipeline::schedule::Scheduler;
 use pipeline::store::{ContactKey, Erased, Store};
@@ -46,8 +49,15 @@ pub async fn erase<S: Store, Q: Queue, C: Scheduler>(
             Ok(erased) => erased,
             Err(error) => return ApiError::unavailable_during("erase the contact", &error).into(),
         };
+        for id in &erased.canceled {
+            if let Err(error) = api.scheduler.cancel(&schedule_name(id)).await {
+                // When it fires, its job finds the message ended and sends nothing.
+                tracing::warn!(%error, %id, "canceled by an erasure, but its schedule could not be removed");
+            }
+        }
         total.inbound += erased.inbound;
         total.messages += erased.messages;
+        total.canceled.extend(erased.canceled);
         total.opt_out_kept |= erased.opt_out_kept;
         total.complete = erased.complete;
         if erased.complete || started.elapsed() >= BUDGET {
@@ -59,6 +69,7 @@ pub async fn erase<S: Store, Q: Queue, C: Scheduler>(
         channel = %contact.channel,
         inbound = total.inbound,
         messages = total.messages,
+        canceled = total.canceled.len(),
         opt_out_kept = total.opt_out_kept,
         complete = total.complete,
         "contact erased"
@@ -68,7 +79,7 @@ pub async fn erase<S: Store, Q: Queue, C: Scheduler>(
         json!({
             "reference": reference,
             "channel": contact.channel,
-            "erased": {"inbound": total.inbound, "messages": total.messages},
+            "erased": {"inbound": total.inbound, "messages": total.messages, "canceled": total.canceled.len()},
             "opt_out_kept": total.opt_out_kept,
             "complete": total.complete,
         }),

@@ -112,7 +112,7 @@ impl Guards {
         Err(ApiError::unprocessable(
             COUNTRY_NOT_ALLOWED,
             format!(
-                "to: {to} is not in a country this deployment sends to ({})",
+                "the recipient's number is not in a country this deployment sends to ({})",
                 self.allowed_countries.describe()
             ),
         ))

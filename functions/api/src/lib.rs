@@ -771,6 +771,7 @@ async fn rules<S: Store, Q: Queue, C: Scheduler>(
         whatsapp_free_form: valid.needs_whatsapp_window,
         answering: None,
         expires_at_ms: None,
+        accepted_at_ms: None,
         now_ms,
     };
     match api.config.rules.check(&api.store, &check).await {

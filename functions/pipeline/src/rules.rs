@@ -8,10 +8,13 @@
 //! | the recipient opted out (STOP, on any channel the message may go on) | `recipient_opted_out` | every send; a reply to the very message that opted out (its confirmation) excepted |
 //! | WhatsApp's customer service window: no message from the recipient in the last 24 hours | `whatsapp_window_closed` | free-form WhatsApp messages (not templates) with no other channel to fall back on; replies on WhatsApp |
 //! | the recipient's number is outside the country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes; unset: any) | `country_not_allowed` | sends on phone channels (not the pipeline's replies to someone who wrote); at the door it is the messages API's guard, here it catches what was accepted before the list was narrowed (a schedule, a batch, a retry) |
+//! | the recipient was erased after the message was accepted | `recipient_erased`; it ends `CANCELED` | sends of the messages API that waited (checked when it leaves only) |
 //! | its `ttl` or `expire_at` passed while it waited (a schedule, quiet hours, pacing, retries) | `expired`; it ends `EXPIRED` | sends of the messages API with a `ttl` or `expire_at` (checked when it leaves only) |
 //!
 //! At the door a refusal is a 422 with that code; at the moment of sending, the message ends
-//! `FAILED` with the code as its reason, and nothing is sent. Sends of the messages API read
+//! `FAILED` with the code as its reason, and nothing is sent. A refusal's description never
+//! names the recipient: it is stored (in the message's history, in an idempotency key's answer)
+//! where an erasure does not reach. Sends of the messages API read
 //! the contact again for it (one read per channel it may go on); a reply is judged on the
 //! contact as the same invocation read it, with the answered message's own effect applied,
 //! milliseconds before it leaves (a retry reads it again), so a reply costs no extra read.
@@ -38,6 +41,7 @@ fn expired(check: &Check<'_>) -> Option<Refusal> {
 
 /// Refusal code: the recipient opted out.
 pub const RECIPIENT_OPTED_OUT: &str = "recipient_opted_out";
+pub use crate::store::RECIPIENT_ERASED;
 /// Refusal code: a free-form WhatsApp message outside the 24-hour window.
 pub const WHATSAPP_WINDOW_CLOSED: &str = "whatsapp_window_closed";
 
@@ -181,6 +185,9 @@ pub struct Check<'a> {
     pub answering: Option<&'a str>,
     /// When it may no longer leave (its `ttl` or `expire_at`), if ever.
     pub expires_at_ms: Option<u64>,
+    /// When the message was accepted (Unix ms), for a send that waited since: an erasure of
+    /// the recipient after it stops it. `None` at the door and for replies.
+    pub accepted_at_ms: Option<u64>,
     /// Now, Unix ms.
     pub now_ms: u64,
 }
@@ -208,6 +215,7 @@ impl Refusal {
 pub fn is_withheld(reason: &Reason) -> bool {
     [
         RECIPIENT_OPTED_OUT,
+        RECIPIENT_ERASED,
         WHATSAPP_WINDOW_CLOSED,
         COUNTRY_NOT_ALLOWED,
         EXPIRED,
@@ -251,8 +259,7 @@ impl Rules {
             status: Status::Failed,
             code: COUNTRY_NOT_ALLOWED,
             message: format!(
-                "to: +{} is not in a country this deployment sends to ({})",
-                contact.identity,
+                "the recipient's number is not in a country this deployment sends to ({})",
                 self.countries.describe()
             ),
         })
@@ -268,6 +275,15 @@ impl Rules {
         if let Some(refusal) = expired(check).or_else(|| self.country(contact, check)) {
             return Some(refusal);
         }
+        if let Some(accepted) = check.accepted_at_ms
+            && state.erased_at_ms.is_some_and(|erased| accepted <= erased)
+        {
+            return Some(Refusal {
+                status: Status::Canceled,
+                code: RECIPIENT_ERASED,
+                message: "the recipient's data was erased after it was accepted".to_owned(),
+            });
+        }
         let opted_out = state
             .opted_out_by
             .as_deref()
@@ -276,10 +292,7 @@ impl Rules {
             return Some(Refusal {
                 status: Status::Failed,
                 code: RECIPIENT_OPTED_OUT,
-                message: format!(
-                    "to: {} opted out (STOP) on {}",
-                    contact.identity, contact.channel
-                ),
+                message: format!("the recipient opted out (STOP) on {}", contact.channel),
             });
         }
         if check.whatsapp_free_form && contact.channel == sinch::Channel::WhatsApp {
@@ -291,10 +304,7 @@ impl Rules {
                 return Some(Refusal {
                     status: Status::Failed,
                     code: WHATSAPP_WINDOW_CLOSED,
-                    message: format!(
-                        "to: +{} has not written in the last 24 hours; outside that window WhatsApp takes only approved templates (send a template: name, language, parameters)",
-                        contact.identity
-                    ),
+                    message: "the recipient has not written in the last 24 hours; outside that window WhatsApp takes only approved templates (send a template: name, language, parameters)".to_owned(),
                 });
             }
         }
@@ -312,6 +322,7 @@ mod tests {
             whatsapp_free_form: false,
             answering,
             expires_at_ms: None,
+            accepted_at_ms: None,
             now_ms: 1_800_000_000_000,
         }
     }

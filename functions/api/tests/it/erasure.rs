@@ -134,12 +134,18 @@ async fn an_erased_person_is_nowhere_and_stays_opted_out<S: Store + Dump + Clone
     ] {
         assert!(after.contains(&kept), "{kept:?} was erased too");
     }
-    // Their message's status is still there, for the team's accounting.
+    // Their message's status is still there, for the team's accounting: it had not left, so
+    // the erasure canceled it.
     let (status, view, _) = call(&api, get(&format!("/messages/{sent}"))).await;
     assert_eq!(
         (status, view["status"].as_str()),
-        (200, Some("ACCEPTED")),
+        (200, Some("CANCELED")),
         "{view}"
+    );
+    assert_eq!(answer["erased"]["canceled"], 1, "{answer}");
+    assert!(
+        !view.to_string().contains(NUMBER),
+        "no reason or history names them: {view}"
     );
     assert!(view.get("to").is_none_or(Value::is_null), "{view}");
     // Still opted out (the hash), on any send; not listed.
@@ -234,7 +240,43 @@ async fn bad_erasures_are_refused_with_their_code<S: Store + Clone>(store: S) {
     }
 }
 
+/// A send scheduled for an hour ahead, then the person erased: the message ends `CANCELED`
+/// (`recipient_erased`) at once, its schedule is removed, and the answer counts it.
+async fn a_scheduled_send_to_an_erased_person_is_canceled_with_its_schedule<
+    S: Store + Dump + Clone,
+>(
+    store: S,
+) {
+    let api = api(store.clone());
+    let body = json!({"to": format!("+{NUMBER}"), "channel": "SMS_API", "text": "see you",
+        "send_at": "2025-12-01T09:00:00Z"});
+    let (status, sent, _) = call(&api, post(Some("later"), &body.to_string())).await;
+    assert_eq!(
+        (status, sent["status"].as_str()),
+        (202, Some("SCHEDULED")),
+        "{sent}"
+    );
+    assert_eq!(api.scheduler.pending().len(), 1);
+    let (status, answer, _) =
+        call(&api, request("DELETE", &format!("/contacts/SMS/{NUMBER}"))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["erased"]["canceled"], 1, "{answer}");
+    assert!(
+        api.scheduler.pending().is_empty(),
+        "its schedule is removed"
+    );
+    let (_, view, _) = call(
+        &api,
+        get(&format!("/messages/{}", sent["id"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(view["status"], "CANCELED", "{view}");
+    assert!(view.to_string().contains("recipient_erased"), "{view}");
+    assert!(!store.dump().await.contains(NUMBER));
+}
+
 testkit::for_both_stores!(
+    a_scheduled_send_to_an_erased_person_is_canceled_with_its_schedule,
     an_erased_person_is_nowhere_and_stays_opted_out,
     a_person_never_opted_out_leaves_nothing_behind,
     bad_erasures_are_refused_with_their_code,

@@ -213,6 +213,7 @@ async fn respond<S: Store, H: Hook>(
             whatsapp_free_form: record.from.channel == sinch::Channel::WhatsApp,
             answering: Some(&id),
             expires_at_ms: None,
+            accepted_at_ms: None,
             now_ms: crate::clock::unix_millis(services.clock.now()),
         };
         Ok(services.rules.judge(&record.from, &after, &check).into())

@@ -108,6 +108,15 @@ pub enum Route {
 }
 
 impl OutboundJob {
+    /// When it was accepted: the time in its id's ULID (`msg_<ULID>`, or a batch's
+    /// `msg_<batch ULID>_<k>`); `None` for an id of another form.
+    pub fn accepted_at_ms(&self) -> Option<u64> {
+        let ulid = self.id.strip_prefix("msg_")?.split('_').next()?;
+        ulid::Ulid::from_string(ulid)
+            .ok()
+            .map(|ulid| ulid.timestamp_ms())
+    }
+
     /// The contact it goes to, as the store keys contacts (the SMS API shares `SMS`).
     pub fn contact(&self) -> ContactKey {
         match &self.route {
@@ -267,6 +276,7 @@ pub async fn send<S: Store, H: Hook>(
             whatsapp_free_form: job.whatsapp_free_form(),
             answering: None,
             expires_at_ms: job.expires_at_ms,
+            accepted_at_ms: job.accepted_at_ms(),
             now_ms,
         };
         if let Some(refusal) = services.rules.check(&services.store, &check).await? {

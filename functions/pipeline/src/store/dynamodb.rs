@@ -7,6 +7,8 @@
 //! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`, `channel`), `history_count`, `history_ids` (a string set: which entries it holds), `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text`; for sends of the messages API `caller`, `metadata` |
 //! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `media` (list of URLs), `contact_id`, `conversation_id`, `received_at_ms` |
 //! | contact | `contact#<channel>/<identity>` | `last_inbound_at_ms` (WhatsApp's window), `opted_out_by` (the inbound message that opted out), `opted_out_at_ms` |
+//! | an erased contact's opt-out | `optout#<HMAC-SHA256(CONTACT_HASH_KEY, channel/identity)>` | `opted_out_by` (the erasure's reference), `opted_out_at_ms`, `opt_source`: kept |
+//! | an erasure's mark | `erased#<the same keyed hash>` | `erased_at_ms`, `expires_at` ([`super::ERASURE_REACH`]): a send accepted before it does not leave |
 //! | dead letter | `dead#<SQS message id>` | `reason`, `detail`, `kind`, `at_ms`, `expires_at` (14 days, the dead-letter queue's retention): written once, before the callback goes to the dead-letter queue, so that its event comes from the stream |
 //!
 //! Why these shapes:
@@ -57,11 +59,11 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, BatchRef, Claim, ClaimRequest,
-    ContactHasher, ContactKey, ContactState, Counted, DeadLetter, Erased, ErasureRecord, Finished,
-    HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState, OptChange, OptOutPage,
-    OptSource, OptWrite, Reason, Retention, SendAttempt, SendFinish, SendResult, SendSlot,
-    SendState, SinchId, Slot, Snapshot, StatusChange, StatusUpdate, Store, StoreError, TextDigest,
-    WindowState, entry_id,
+    ContactHasher, ContactKey, ContactState, Counted, DeadLetter, ERASURE_REACH, Erased,
+    ErasureRecord, Finished, HISTORY_LIMIT, HistoryEntry, InboundRecord, MessageKey, MessageState,
+    OptChange, OptOutPage, OptSource, OptWrite, Reason, Retention, SendAttempt, SendFinish,
+    SendResult, SendSlot, SendState, SinchId, Slot, Snapshot, StatusChange, StatusUpdate, Store,
+    StoreError, TextDigest, WindowState, entry_id,
 };
 use crate::status::{Progress, Status};
 use sinch::Channel;
@@ -120,6 +122,11 @@ impl DynamoStore {
     /// Where an erased contact's opt-out is kept.
     fn hashed_pk(&self, contact: &ContactKey) -> String {
         format!("optout#{}", self.hasher.of(contact))
+    }
+
+    /// Where a contact's erasure is remembered (its time only), under the same keyed hash.
+    fn erased_pk(&self, contact: &ContactKey) -> String {
+        format!("erased#{}", self.hasher.of(contact))
     }
 
     /// The same store, its items kept as long as `retention` says.
@@ -697,6 +704,7 @@ fn contact_state(item: &Item) -> ContactState {
         opt_source: text(item, "opt_source").map(OptSource::from),
         last_inbound_at_ms: number(item, "last_inbound_at_ms"),
         opted_in_at_ms: number(item, "opted_in_at_ms"),
+        erased_at_ms: number(item, "erased_at_ms"),
     }
 }
 
@@ -789,6 +797,7 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
             erased: Erased {
                 inbound: count("inbound"),
                 messages: count("messages"),
+                canceled: Vec::new(),
                 opt_out_kept: item
                     .get("opt_out_kept")
                     .and_then(|v| v.as_bool().ok())
@@ -1441,6 +1450,7 @@ impl Store for DynamoStore {
             .update_expression(format!("{set} ADD attempts :one"))
             .condition_expression(
                 "attribute_not_exists(sinch_message_id) AND attribute_not_exists(sinch_batch_id) \
+                 AND attribute_not_exists(erased_at_ms) \
                  AND (attribute_not_exists(send_state) \
                       OR (send_state = :sending AND (attempt_at_ms <= :settle OR attempt = :takeover)))",
             )
@@ -1500,6 +1510,11 @@ impl Store for DynamoStore {
                 sinch_id: sinch_id(&old),
                 recorded: false,
                 attempt: on_record,
+            },
+            // Stripped by an erasure while an attempt stood: no attempt begins (it would write
+            // the recipient back).
+            _ if old.contains_key("erased_at_ms") => SendSlot::Refused {
+                reason: super::erased_reason(),
             },
             // Our own attempt: the SDK retried the update after its first try landed.
             Some(SendState::Sending) if on_record.as_deref() == Some(request.attempt) => {
@@ -1628,20 +1643,30 @@ impl Store for DynamoStore {
     }
 
     async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
-        // Each contact's item, and where their opt-out is kept if they were erased: one read.
-        let pks: Vec<(String, String)> = contacts
+        // Each contact's item, where their opt-out is kept if they were erased, and when they
+        // were: one read.
+        let pks: Vec<(String, String, String)> = contacts
             .iter()
-            .map(|contact| (contact_pk(contact), self.hashed_pk(contact)))
+            .map(|contact| {
+                (
+                    contact_pk(contact),
+                    self.hashed_pk(contact),
+                    self.erased_pk(contact),
+                )
+            })
             .collect();
         let wanted: Vec<String> = pks
             .iter()
-            .flat_map(|(plain, hashed)| [plain.clone(), hashed.clone()])
+            .flat_map(|(plain, hashed, erased)| [plain.clone(), hashed.clone(), erased.clone()])
             .collect();
         let found = self.get_many("contacts", &wanted, None).await?;
         Ok(pks
             .iter()
-            .map(|(plain, hashed)| {
+            .map(|(plain, hashed, erased)| {
                 let mut state = found.get(plain).map(contact_state).unwrap_or_default();
+                state.erased_at_ms = found
+                    .get(erased)
+                    .and_then(|item| number(item, "erased_at_ms"));
                 if state.opted_out_by.is_none()
                     && let Some(kept) = found.get(hashed).map(contact_state)
                 {
@@ -1662,6 +1687,16 @@ impl Store for DynamoStore {
         max_items: usize,
     ) -> Result<Erased, StoreError> {
         let mut erased = Erased::default();
+        // First, so that nothing accepted before it leaves from here on, wherever it waits.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(self.erased_pk(contact)))
+            .item("erased_at_ms", n(at_ms))
+            .item("expires_at", n(Self::expiry(ERASURE_REACH)))
+            .send()
+            .await
+            .map_err(|e| failed("erase contact", e))?;
         let limit = i32::try_from(max_items.clamp(1, 1000)).unwrap_or(1000);
         let page = self
             .client
@@ -1711,6 +1746,23 @@ impl Store for DynamoStore {
                         Ok(_) => Ok(()),
                         Err(error) => Err(error),
                     })?;
+                // Stripped first (its end's event names no one); then, one of ours that has not
+                // left ends here (a send already on its way is fenced by the erasure's mark).
+                if let Some(id) = pk.strip_prefix("msg#ours/") {
+                    let canceled = SendResult::Ended {
+                        status: Status::Canceled,
+                        reason: super::erased_reason(),
+                    };
+                    let finish = SendFinish {
+                        id,
+                        attempt: None,
+                        result: &canceled,
+                        at_ms,
+                    };
+                    if self.finish_send(&finish).await? == Finished::Recorded {
+                        erased.canceled.push(id.to_owned());
+                    }
+                }
                 erased.messages += 1;
             }
         }

@@ -52,6 +52,8 @@ struct Item {
     state: MessageState,
     history_ids: BTreeSet<String>,
     ledger: Option<Ledger>,
+    /// Stripped by an erasure (DynamoDB's `erased_at_ms`): no attempt begins.
+    erased: bool,
 }
 
 /// A batch, with which of its messages have a final status.
@@ -78,6 +80,8 @@ struct State {
     counts: BTreeMap<String, u32>,
     /// Erased contacts' opt-outs, by keyed hash.
     hashed_opt_outs: BTreeMap<String, ContactState>,
+    /// When contacts were erased, by keyed hash.
+    erasures: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -100,6 +104,10 @@ impl State {
     /// What the rules see of a contact: their item, or an erased contact's opt-out.
     fn contact_view(&self, key: &ContactKey) -> ContactState {
         let mut state = self.contacts.get(key).cloned().unwrap_or_default();
+        state.erased_at_ms = self
+            .erasures
+            .get(&ContactHasher::default().of(key))
+            .copied();
         if state.opted_out_by.is_none()
             && let Some(hashed) = self.hashed_opt_outs.get(&ContactHasher::default().of(key))
         {
@@ -130,6 +138,7 @@ impl State {
             },
             history_ids: BTreeSet::new(),
             ledger: None,
+            erased: false,
         })
     }
 }
@@ -673,6 +682,11 @@ impl Store for MemoryStore {
                         attempt: on_record,
                     });
                 }
+                _ if item.erased => {
+                    return Ok(SendSlot::Refused {
+                        reason: super::erased_reason(),
+                    });
+                }
                 Some(SendState::Sending) => {
                     if let Some(ledger) = &item.ledger {
                         // This very attempt again (a write retried): it stands.
@@ -803,80 +817,121 @@ impl Store for MemoryStore {
         max_items: usize,
     ) -> Result<Erased, StoreError> {
         let _ = max_items; // everything at once: it is all in memory
-        let mut state = self.lock();
         let mut erased = Erased::default();
-        let inbound: Vec<String> = state
-            .inbound
-            .iter()
-            .filter(|(_, record)| record.from == *contact)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in inbound {
-            if let Some(old) = state.inbound.remove(&id) {
-                erased.inbound += 1;
-                self.emit(Some(Snapshot::Inbound(old)), None);
-            }
-        }
-        let named: Vec<MessageKey> = state
-            .messages
-            .iter()
-            .filter(|(key, item)| names(key, item, contact))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in named {
-            erased.messages += 1;
-            if matches!(key, MessageKey::Sms { .. }) {
-                // The number is in its key: the item goes.
-                if let Some(old) = state.messages.remove(&key) {
-                    self.emit(Some(Snapshot::Message(old.state)), None);
+        // First, so that nothing accepted before it leaves from here on, wherever it waits.
+        self.lock()
+            .erasures
+            .insert(ContactHasher::default().of(contact), at_ms);
+        // Ours that name them: the ones that have not left end after the strip (below).
+        let ours: Vec<String> = {
+            let state = self.lock();
+            state
+                .messages
+                .iter()
+                .filter(|(key, item)| names(key, item, contact))
+                .filter_map(|(key, _)| match key {
+                    MessageKey::Ours(id) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        {
+            let mut state = self.lock();
+            let inbound: Vec<String> = state
+                .inbound
+                .iter()
+                .filter(|(_, record)| record.from == *contact)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in inbound {
+                if let Some(old) = state.inbound.remove(&id) {
+                    erased.inbound += 1;
+                    self.emit(Some(Snapshot::Inbound(old)), None);
                 }
-                continue;
             }
-            let before = state.message_snapshot(&key);
-            let item = state.message(&key);
-            item.state.to = None;
-            item.state.text = None;
-            item.state.metadata = None;
-            if let Some(ledger) = &mut item.ledger {
-                ledger.intent.text = None;
-                ledger.intent.to.identity = String::new();
+            let named: Vec<MessageKey> = state
+                .messages
+                .iter()
+                .filter(|(key, item)| names(key, item, contact))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in named {
+                erased.messages += 1;
+                if matches!(key, MessageKey::Sms { .. }) {
+                    // The number is in its key: the item goes.
+                    if let Some(old) = state.messages.remove(&key) {
+                        self.emit(Some(Snapshot::Message(old.state)), None);
+                    }
+                    continue;
+                }
+                let before = state.message_snapshot(&key);
+                let item = state.message(&key);
+                item.erased = true;
+                item.state.to = None;
+                item.state.text = None;
+                item.state.metadata = None;
+                if let Some(ledger) = &mut item.ledger {
+                    ledger.intent.text = None;
+                    ledger.intent.to.identity = String::new();
+                }
+                let after = state.message_snapshot(&key);
+                self.emit(before, after);
             }
-            let after = state.message_snapshot(&key);
-            self.emit(before, after);
-        }
-        let view = state.contact_view(contact);
-        erased.opt_out_kept = view.opted_out_by.is_some();
-        if erased.opt_out_kept {
-            state.hashed_opt_outs.insert(
-                ContactHasher::default().of(contact),
-                ContactState {
-                    opted_out_by: Some(reference.to_owned()),
-                    opted_out_at_ms: view.opted_out_at_ms,
-                    opt_source: view.opt_source,
-                    last_inbound_at_ms: None,
-                    opted_in_at_ms: None,
-                },
-            );
-        }
-        if let Some(old) = state.contacts.remove(contact) {
+            let view = state.contact_view(contact);
+            erased.opt_out_kept = view.opted_out_by.is_some();
+            if erased.opt_out_kept {
+                state.hashed_opt_outs.insert(
+                    ContactHasher::default().of(contact),
+                    ContactState {
+                        opted_out_by: Some(reference.to_owned()),
+                        opted_out_at_ms: view.opted_out_at_ms,
+                        opt_source: view.opt_source,
+                        last_inbound_at_ms: None,
+                        opted_in_at_ms: None,
+                        erased_at_ms: None,
+                    },
+                );
+            }
+            if let Some(old) = state.contacts.remove(contact) {
+                self.emit(
+                    Some(Snapshot::Contact {
+                        key: contact.clone(),
+                        state: old,
+                    }),
+                    None,
+                );
+            }
+            erased.complete = true;
             self.emit(
-                Some(Snapshot::Contact {
-                    key: contact.clone(),
-                    state: old,
-                }),
                 None,
+                Some(Snapshot::Erasure(ErasureRecord {
+                    reference: reference.to_owned(),
+                    channel: contact.channel.clone(),
+                    erased: Erased {
+                        canceled: Vec::new(),
+                        ..erased.clone()
+                    },
+                    at_ms,
+                })),
             );
         }
-        erased.complete = true;
-        self.emit(
-            None,
-            Some(Snapshot::Erasure(ErasureRecord {
-                reference: reference.to_owned(),
-                channel: contact.channel.clone(),
-                erased,
+        // Stripped first (their ends' events name no one), then ours that had not left end,
+        // as DynamoDB's do (a fenced finish each).
+        let canceled = SendResult::Ended {
+            status: Status::Canceled,
+            reason: super::erased_reason(),
+        };
+        for id in ours {
+            let finish = SendFinish {
+                id: &id,
+                attempt: None,
+                result: &canceled,
                 at_ms,
-            })),
-        );
+            };
+            if self.finish_send(&finish).await? == Finished::Recorded {
+                erased.canceled.push(id);
+            }
+        }
         Ok(erased)
     }
 

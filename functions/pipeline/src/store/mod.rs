@@ -751,7 +751,26 @@ pub struct ContactState {
     /// When they last opted back in (Unix ms, the person's time): an opt-out made before it is
     /// late and does not apply.
     pub opted_in_at_ms: Option<u64>,
+    /// When they were last erased (Unix ms): a send accepted before then does not leave
+    /// (kept under a keyed hash for [`ERASURE_REACH`]).
+    pub erased_at_ms: Option<u64>,
 }
+
+/// Reason code of a message stopped because its recipient was erased after it was accepted; it
+/// ends `CANCELED` (a rule at the moment of leaving, and the erasure itself).
+pub const RECIPIENT_ERASED: &str = "recipient_erased";
+
+/// The reason of a message an erasure stopped.
+fn erased_reason() -> Reason {
+    Reason::new(
+        RECIPIENT_ERASED,
+        Some("the recipient's data was erased before it left".into()),
+    )
+}
+
+/// How long an erasure stops sends accepted before it: the longest such a send may still wait
+/// (35 days scheduled ahead, 14 in a lane's queue, a campaign's fan-out), with margin.
+pub const ERASURE_REACH: std::time::Duration = std::time::Duration::from_secs(60 * 86_400);
 
 impl ContactState {
     /// Whether an opt-out (`opted_out`) or opt-in made at `at_ms` (when the person, or the
@@ -970,12 +989,15 @@ impl std::fmt::Debug for ContactHasher {
 }
 
 /// What [`Store::erase_contact`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Erased {
     /// Inbound messages removed.
     pub inbound: u32,
     /// Message states stripped of the recipient, the text and the caller's metadata.
     pub messages: u32,
+    /// Our messages to them that had not left, now `CANCELED` (`recipient_erased`): their
+    /// schedules are the caller's to remove. Not part of the event (ids only, but not counts).
+    pub canceled: Vec<String>,
     /// Whether the contact's opt-out was kept, as a keyed hash.
     pub opt_out_kept: bool,
     /// Whether nothing is left: the contact itself is gone and the `Contact Erased` record
@@ -1169,9 +1191,13 @@ pub trait Store: Send + Sync {
         expires_at_s: u64,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
-    /// Erases a contact: removes their inbound messages, strips their recipient, texts and
-    /// metadata from message states, and removes the contact, keeping an opt-out as a keyed
-    /// hash ([`ContactHasher`]) so that they stay opted out. At most `max_items` items a call:
+    /// Erases a contact: first marks them erased under a keyed hash ([`ContactHasher`],
+    /// [`ContactState::erased_at_ms`], for [`ERASURE_REACH`]) so that no send accepted before
+    /// leaves, wherever it waits (a queue, a schedule, a batch's chunk); ends our messages to
+    /// them that have not left `CANCELED` ([`Erased::canceled`]); removes their inbound
+    /// messages, strips their recipient, texts and metadata from message states (nothing writes
+    /// them back: an attempt on a stripped message does not begin), and removes the contact,
+    /// keeping an opt-out as a keyed hash so that they stay opted out. At most `max_items` items a call:
     /// until [`Erased::complete`], call again (each call is safe to repeat). The last call
     /// writes the [`ErasureRecord`] (`reference`) its event comes from.
     fn erase_contact(

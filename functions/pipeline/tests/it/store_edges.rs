@@ -314,7 +314,90 @@ async fn a_message_ended_elsewhere_is_counted_when_its_send_is_retried(store: im
     assert!(batch.completed_at_ms.is_some());
 }
 
+/// An erasure reaches what is still waiting: a message not yet sent ends `CANCELED`
+/// (`recipient_erased`) and is named for its schedule's removal; one whose attempt stands is
+/// stripped, and no attempt on it begins again (it would write the number back); the mark tells
+/// the rules at the moment of leaving (a batch's message made after the erasure from a chunk).
+async fn an_erasure_reaches_sends_still_waiting(store: impl Store) {
+    let contact = ContactKey::new("SMS", "46701234567");
+    store
+        .accept_message(&accepted("msg_waiting", None))
+        .await
+        .unwrap();
+    store
+        .accept_message(&accepted("msg_leaving", None))
+        .await
+        .unwrap();
+    let intent = intent();
+    let begin =
+        |id: &'static str, token: &'static str, takeover: Option<&'static str>| SendAttempt {
+            id,
+            attempt: token,
+            now_ms: NOW,
+            settle_before_ms: NOW - 60_000,
+            takeover,
+            intent: &intent,
+        };
+    assert_eq!(
+        store
+            .begin_send(&begin("msg_leaving", "a1", None))
+            .await
+            .unwrap(),
+        SendSlot::Go
+    );
+    let mut canceled = Vec::new();
+    loop {
+        let erased = store
+            .erase_contact(&contact, "era_1", NOW + 5, 100)
+            .await
+            .unwrap();
+        canceled.extend(erased.canceled);
+        if erased.complete {
+            break;
+        }
+    }
+    assert_eq!(canceled, ["msg_waiting"]);
+    let waiting = store
+        .message_state(&MessageKey::Ours("msg_waiting".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiting.status, Status::Canceled);
+    assert_eq!(
+        waiting.reason().map(|r| r.code.as_str()),
+        Some(pipeline::store::RECIPIENT_ERASED)
+    );
+    assert!(matches!(
+        store
+            .begin_send(&begin("msg_waiting", "a2", None))
+            .await
+            .unwrap(),
+        SendSlot::Refused { .. }
+    ));
+    // The attempt that stood is taken over (a redelivered job): refused, nothing written back.
+    let taken = store
+        .begin_send(&begin("msg_leaving", "a3", Some("a1")))
+        .await
+        .unwrap();
+    assert!(matches!(taken, SendSlot::Refused { .. }), "{taken:?}");
+    for id in ["msg_waiting", "msg_leaving"] {
+        let state = store
+            .message_state(&MessageKey::Ours(id.into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.to, None, "{id}");
+        assert_eq!(state.text, None, "{id}");
+    }
+    // The mark: when they were erased, for the rules when a send accepted before would leave.
+    assert_eq!(
+        store.contact(&contact).await.unwrap().erased_at_ms,
+        Some(NOW + 5)
+    );
+}
+
 testkit::for_both_stores!(
+    an_erasure_reaches_sends_still_waiting,
     consent_takes_effect_in_the_persons_order,
     a_withdrawn_attempt_leaves_the_message_cancelable,
     a_batch_on_a_channel_without_read_receipts_completes_at_delivered,

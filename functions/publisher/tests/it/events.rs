@@ -302,6 +302,41 @@ async fn the_story_makes_each_expected_event_once_through_dynamodb_streams_and_e
     assert_eq!(by_id(&repeated), by_id(&received), "duplicates only by id");
 }
 
+/// The key prefixes the publisher's stream filter admits, read from template.yaml (each
+/// `Pattern` of its `FilterCriteria`, JSON).
+fn template_stream_prefixes() -> Vec<String> {
+    let template = std::fs::read_to_string(testkit::workspace_root().join("template.yaml"))
+        .expect("template.yaml");
+    let criteria = template
+        .split_once("FilterCriteria:")
+        .expect("the publisher's event source mapping has a FilterCriteria")
+        .1;
+    let prefixes: Vec<String> = criteria
+        .lines()
+        .skip(1)
+        .take_while(|line| line.trim_start().starts_with("- Pattern:") || line.trim() == "Filters:")
+        .filter_map(|line| line.trim_start().strip_prefix("- Pattern:"))
+        .map(|pattern| {
+            let pattern: Value = serde_json::from_str(pattern.trim().trim_matches('\''))
+                .expect("each Pattern is JSON");
+            pattern["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"]
+                .as_str()
+                .expect("a key prefix pattern")
+                .to_owned()
+        })
+        .collect();
+    // What `serve` applies (and the publisher's own check) is the same list.
+    let mut sorted = prefixes.clone();
+    sorted.sort();
+    let mut ours: Vec<&str> = pipeline::store::EVENT_ITEM_PREFIXES.to_vec();
+    ours.sort_unstable();
+    assert_eq!(
+        sorted, ours,
+        "template.yaml's stream filter and EVENT_ITEM_PREFIXES"
+    );
+    prefixes
+}
+
 #[tokio::test]
 async fn every_event_validates_against_its_schema_file() {
     let mut events = through_memory().await;
@@ -402,6 +437,7 @@ async fn every_event_validates_against_its_schema_file() {
         })
         .await
         .unwrap();
+    let admitted = template_stream_prefixes();
     while let Ok(change) = changes.try_recv() {
         let sink = MemorySink::new(10);
         let pending = [Pending::from_change("0", &change)];
@@ -411,7 +447,20 @@ async fn every_event_validates_against_its_schema_file() {
             Instant::now() + Duration::from_secs(5),
         )
         .await;
-        events.extend(sink.last().iter().map(|entry| entry.envelope()));
+        let made = sink.last();
+        // In AWS the publisher sees only what the template's filter admits: every item an
+        // event comes from must pass it.
+        if let Some(snapshot) = change.new.as_ref().or(change.old.as_ref())
+            && !made.is_empty()
+        {
+            assert!(
+                admitted.iter().any(|p| p == snapshot.key_prefix()),
+                "{} events come from {} items, which template.yaml's stream filter drops",
+                made.len(),
+                snapshot.key_prefix()
+            );
+        }
+        events.extend(made.iter().map(|entry| entry.envelope()));
     }
 
     let root = testkit::workspace_root().join("schemas/events");

@@ -254,7 +254,98 @@ async fn a_retry_after_a_429_takes_a_slot_of_its_own<S: Store + Clone + 'static>
     assert_eq!(state(&store, "msg_429").await.status, Status::Sent);
 }
 
+/// An erasure while a send waits for its slot: the message ends `CANCELED`
+/// (`recipient_erased`) at once, and when the slot comes nothing leaves and nothing writes the
+/// number back.
+async fn an_erasure_while_a_send_waits_for_its_slot_withholds_it<S: Store + Clone + 'static>(
+    store: S,
+) {
+    let sinch = fake_sinch().await;
+    let worker = paced(store.clone(), &sinch, 0.25);
+    accepted(&store, "msg_e1", "+46701110005").await;
+    accepted(&store, "msg_e2", "+46701110006").await;
+    leave(&worker, "msg_e1", "+46701110005").await;
+    let waiting = {
+        let worker = worker.clone();
+        tokio::spawn(async move { leave(&worker, "msg_e2", "+46701110006").await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = pipeline::clock::unix_millis(std::time::SystemTime::now());
+    let erased = store
+        .erase_contact(
+            &ContactKey::new("WHATSAPP", "46701110006"),
+            "era_w",
+            now,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(erased.canceled, ["msg_e2"]);
+    let outcome = waiting.await.unwrap();
+    assert!(
+        matches!(
+            &outcome,
+            RecordOutcome::Handled {
+                handled: Handled::OutboundRefused { .. },
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(sends(&sinch, "msg_e2").await, 0);
+    let after = state(&store, "msg_e2").await;
+    assert_eq!(after.status, Status::Canceled);
+    assert_eq!(after.to, None, "nothing wrote the number back");
+}
+
+/// A message accepted before an erasure but made after it (a batch's chunk fanned out later):
+/// the erasure's mark stops it when it would leave.
+async fn a_message_accepted_before_an_erasure_never_leaves<S: Store + Clone + 'static>(store: S) {
+    let sinch = fake_sinch().await;
+    let worker = paced(store.clone(), &sinch, 10.0);
+    let now = pipeline::clock::unix_millis(std::time::SystemTime::now());
+    let id = format!("msg_{}_3", ulid::Ulid::from_parts(now - 60_000, 7));
+    store
+        .erase_contact(
+            &ContactKey::new("WHATSAPP", "46701110007"),
+            "era_c",
+            now,
+            100,
+        )
+        .await
+        .unwrap();
+    // Made from its chunk after the erasure; the person wrote again since.
+    accepted(&store, &id, "+46701110007").await;
+    let outcome = leave(&worker, &id, "+46701110007").await;
+    assert!(
+        matches!(
+            &outcome,
+            RecordOutcome::Handled {
+                handled: Handled::OutboundRefused { .. },
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(sends(&sinch, &id).await, 0);
+    let after = state(&store, &id).await;
+    assert_eq!(after.status, Status::Canceled);
+    assert_eq!(reason_of(&after), Some(pipeline::store::RECIPIENT_ERASED));
+    // A send accepted after the erasure goes.
+    let later = format!("msg_{}", ulid::Ulid::from_parts(now + 1000, 9));
+    accepted(&store, &later, "+46701110007").await;
+    assert!(matches!(
+        leave(&worker, &later, "+46701110007").await,
+        RecordOutcome::Handled {
+            handled: Handled::Outbound { .. },
+            ..
+        }
+    ));
+}
+
 testkit::for_both_stores!(
+    an_erasure_while_a_send_waits_for_its_slot_withholds_it,
+    a_message_accepted_before_an_erasure_never_leaves,
     an_opt_out_while_a_send_waits_for_its_slot_withholds_it,
     a_cancel_reaches_a_send_waiting_for_its_slot,
     quiet_hours_at_the_moment_of_leaving_hold_the_send,
