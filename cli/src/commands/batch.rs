@@ -167,16 +167,24 @@ async fn send(args: &BatchSendArgs, stdout: &mut dyn Write) -> Result<ExitCode, 
             return Ok(ExitCode::from(1));
         }
         let view: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-        for refusal in view["refused"].as_array().into_iter().flatten() {
-            posting.suspend(|| {
-                eprintln!(
-                    "refused {}: {} ({})",
-                    refusal["to"].as_str().unwrap_or_default(),
-                    refusal["code"].as_str().unwrap_or_default(),
-                    refusal["message"].as_str().unwrap_or_default()
-                )
-            });
-            refused += 1;
+        // Refusals come by code, with the positions of the recipients in this request.
+        for group in view["refused"].as_array().into_iter().flatten() {
+            let positions = group["recipients"].as_array().into_iter().flatten();
+            for position in positions.filter_map(Value::as_u64) {
+                let to = usize::try_from(position)
+                    .ok()
+                    .and_then(|k| chunk.get(k))
+                    .and_then(|recipient| recipient["to"].as_str())
+                    .unwrap_or_default();
+                posting.suspend(|| {
+                    eprintln!(
+                        "refused {to}: {} ({})",
+                        group["code"].as_str().unwrap_or_default(),
+                        group["message"].as_str().unwrap_or_default()
+                    )
+                });
+                refused += 1;
+            }
         }
         posting.inc(chunk.len() as u64);
         batches.push(view);

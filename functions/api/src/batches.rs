@@ -10,7 +10,8 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /batches`, valid | 202 `{"id": "bat_...", "accepted": N, "refused": [{"to", "code", "message"}], "status", "scheduled_at"?, "sms"?: [{"to", "encoding", "parts"}]}`, `Location: /batches/{id}` |
+//! | `POST /batches`, valid | 202 `{"id": "bat_...", "accepted": N, "refused": [{"code", "message", "recipients": [<position in recipients>, ...]}], "status", "scheduled_at"?, "sms"?: {"messages", "parts", "max_parts", "encodings": {"GSM-7": n, "UCS-2": n}}}`, `Location: /batches/{id}`: bounded whatever the size (no number; positions, by code), so it is stored with the key and with the batch |
+//! | the same request again (same key) | the same answer, whenever it comes: from the key's record, or, after the key's lease ran out before it was completed, from the batch's own; nothing is judged, counted (the monthly cap) or written again, and the fan-outs are queued again (each message is made once) |
 //! | no recipient, or more than 10,000 | 400 `recipients_missing` / 422 `too_many_recipients` |
 //! | a recipient listed twice (trimmed, on the same channel) | the first is a message; the others are refused `duplicate_recipient` |
 //! | a rule that holds for every recipient broken (an unknown channel, no content, ...) | its code, for the whole batch |
@@ -76,8 +77,9 @@ pub const DUPLICATE_RECIPIENT: &str = "duplicate_recipient";
 /// One recipient, as refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Refused {
-    /// The recipient as given.
-    pub to: String,
+    /// Where the recipient is in the request's `recipients` (from 0): the answer names no
+    /// number (it is stored with the key, where an erasure does not reach).
+    pub index: u32,
     /// The refusal's code, as `POST /messages` would answer it.
     pub code: &'static str,
     /// The refusal, in words.
@@ -90,6 +92,8 @@ pub struct Refused {
 pub struct Prepared {
     /// The recipients that passed, in order.
     pub valid: Vec<Valid>,
+    /// Where each of `valid` is in the request's `recipients`.
+    pub positions: Vec<u32>,
     /// The ones that did not.
     pub refused: Vec<Refused>,
     /// The channel asked for.
@@ -127,6 +131,7 @@ fn fill(text: &str, parameters: &Map<String, Value>) -> Result<String, String> {
 fn recipient_request(
     shared: &Map<String, Value>,
     recipient: &Value,
+    index: u32,
 ) -> Result<(String, Value), Refused> {
     let to = recipient
         .get("to")
@@ -134,7 +139,7 @@ fn recipient_request(
         .unwrap_or_default()
         .to_owned();
     let refuse = |code: &'static str, message: String| Refused {
-        to: to.clone(),
+        index,
         code,
         message,
     };
@@ -246,11 +251,13 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
         .trim()
         .to_uppercase();
     let mut valid: Vec<Valid> = Vec::with_capacity(recipients.len());
+    let mut positions: Vec<u32> = Vec::with_capacity(recipients.len());
     let mut refused = Vec::new();
     // Each recipient once: by the normalised identity, on the channel asked for.
-    let mut seen = std::collections::HashSet::with_capacity(recipients.len());
+    let mut seen = HashMap::with_capacity(recipients.len());
     for (index, recipient) in recipients.iter().enumerate() {
-        let (to, request) = match recipient_request(&shared, recipient) {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let (_, request) = match recipient_request(&shared, recipient, index) {
             Ok(parts) => parts,
             Err(refusal) => {
                 refused.push(refusal);
@@ -261,23 +268,27 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
             .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
             .and_then(|request| request.validate(context));
         match checked {
-            Ok(one) if !seen.insert((one.channel.clone(), one.to.clone())) => {
-                refused.push(Refused {
+            Ok(one) => match seen.entry((one.channel.clone(), one.to.clone())) {
+                std::collections::hash_map::Entry::Occupied(first) => refused.push(Refused {
                     message: format!(
-                        "recipients[{index}]: {} is listed earlier in this batch; it gets one message",
-                        one.to
+                        "recipients[{index}]: the recipient of recipients[{}] again; it gets one message",
+                        first.get()
                     ),
-                    to,
+                    index,
                     code: DUPLICATE_RECIPIENT,
-                });
-            }
-            Ok(one) => valid.push(one),
+                }),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(index);
+                    valid.push(one);
+                    positions.push(index);
+                }
+            },
             // What every recipient would break is the batch's to answer for.
             Err(error) if index == 0 && !RECIPIENT_CODES.contains(&error.code) => {
                 return Err(error);
             }
             Err(error) => refused.push(Refused {
-                to,
+                index,
                 code: error.code,
                 message: error.message,
             }),
@@ -304,6 +315,7 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
         .unwrap_or(context.now_ms);
     Ok(Prepared {
         valid,
+        positions,
         refused,
         channel,
         send_at_ms,
@@ -331,7 +343,9 @@ fn fan_out_name(batch: &str, chunk: u32) -> String {
     format!("{batch}-{chunk}")
 }
 
-/// The rules, then the batch and its chunks stored, then a fan-out job per chunk.
+/// The rules, then the batch, its chunks and its answer stored, then a fan-out job per chunk.
+/// A retry of a request whose batch is stored (its lease ran out before the key was completed)
+/// replays that batch: nothing is judged, counted or written again.
 pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
     api: &Api<S, Q, C>,
     prepared: Prepared,
@@ -340,8 +354,16 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
     retried: bool,
     now_ms: u64,
 ) -> (Answer, KeyFate) {
+    if retried {
+        match api.store.batch(id).await {
+            Ok(Some(batch)) => return replay(api, &batch, now_ms).await,
+            Ok(None) => {}
+            Err(error) => return unavailable("read batch", &error, KeyFate::Keep),
+        }
+    }
     let Prepared {
         valid,
+        positions,
         mut refused,
         channel,
         send_at_ms,
@@ -355,8 +377,8 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
     };
     let known: HashMap<&ContactKey, &pipeline::store::ContactState> =
         flat.iter().zip(&states).collect();
-    let mut accepted = Vec::with_capacity(valid.len());
-    for (one, contacts) in valid.into_iter().zip(&keys) {
+    let mut accepted: Vec<(u32, Valid)> = Vec::with_capacity(valid.len());
+    for ((one, contacts), position) in valid.into_iter().zip(&keys).zip(positions) {
         let check = Check {
             contacts,
             whatsapp_free_form: one.needs_whatsapp_window,
@@ -383,20 +405,19 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
             });
         match refusal {
             Some((code, message)) => refused.push(Refused {
-                to: one.to.clone(),
+                index: position,
                 code,
                 message,
             }),
-            None => accepted.push(one),
+            None => accepted.push((position, one)),
         }
     }
-    // The monthly cap: as many as fit, counted once per batch (a retry of the request that
-    // stored it counts nothing again); the rest refused one by one.
-    let stored_before = retried && matches!(api.store.batch(id).await, Ok(Some(_)));
-    if !stored_before && !accepted.is_empty() {
+    // The monthly cap: as many as fit, counted once per batch (a replay counts nothing: it
+    // returned above); the rest refused one by one.
+    if !accepted.is_empty() {
         let wanted = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
         // The shared body's channel and fallbacks: every recipient may take the same ones.
-        let channels = accepted[0].channels.clone();
+        let channels = accepted[0].1.channels.clone();
         let (granted, held_by) = match api
             .config
             .guards
@@ -412,22 +433,22 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
                 .guards
                 .cap_reached(held_by.as_deref().unwrap_or(&channel), now_ms);
             guards::count_refusal(&api.config.metrics, &over);
-            for one in accepted.split_off(usize::try_from(granted).unwrap_or(0)) {
+            for (position, _) in accepted.split_off(usize::try_from(granted).unwrap_or(0)) {
                 refused.push(Refused {
-                    to: one.to,
+                    index: position,
                     code: over.code,
                     message: over.message.clone(),
                 });
             }
         }
     }
-    let lane = accepted.first().map_or(Lane::Bulk, |v| v.lane);
+    let lane = accepted.first().map_or(Lane::Bulk, |(_, v)| v.lane);
     // Chunks of recipients, each under CHUNK_BYTES.
     let mut chunks: Vec<String> = Vec::new();
     let mut current: Vec<ChunkEntry> = Vec::new();
     let mut size = 0;
-    let mut sms = Vec::new();
-    for (k, one) in accepted.iter().enumerate() {
+    let mut sms = SmsSummary::default();
+    for (k, (_, one)) in accepted.iter().enumerate() {
         let k = u32::try_from(k).unwrap_or(u32::MAX);
         let entry = ChunkEntry {
             index: k,
@@ -444,8 +465,8 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
                 quiet_hours: one.quiet_hours.clone(),
             },
         };
-        if let Some(parts) = one.sms {
-            sms.push(json!({"to": one.to, "encoding": parts.encoding, "parts": parts.parts}));
+        if let Some(parts) = &one.sms {
+            sms.add(parts.encoding, parts.parts);
         }
         let entry_size = serde_json::to_vec(&entry).map_or(0, |v| v.len());
         if (size + entry_size > CHUNK_BYTES || current.len() >= CHUNK_RECIPIENTS)
@@ -476,51 +497,138 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
         finals: 0,
         completed_at_ms: (total == 0).then_some(now_ms),
     };
-    if let Err(error) = api.store.create_batch(&record, &chunks).await {
-        return unavailable("store batch", &error, KeyFate::Keep);
-    }
-    for chunk in 0..record.chunks {
-        let job = FanOut {
-            batch: id.to_owned(),
-            chunk,
-        };
-        let body = serde_json::to_string(&job).unwrap_or_default();
-        let envelope = Envelope::job(FAN_OUT_JOB, body, SystemTime::now());
-        if let Err(detail) = dispatch(
-            api,
-            fan_out_name(id, chunk),
-            lane,
-            send_at_ms,
-            envelope,
-            now_ms,
-        )
-        .await
-        {
-            // The batch and the chunks queued so far stand: the retry (same key, same id) queues
-            // them all again, and a fan-out twice makes each message once.
-            return unavailable("queue batch", &detail, KeyFate::Keep);
-        }
-    }
-    info!(batch = %id, total, refused = refused.len(), chunks = record.chunks, scheduled, "batch accepted");
     let mut body = json!({
         "id": id,
         "accepted": total,
-        "refused": refused,
+        "refused": grouped(&refused),
         "status": if scheduled { Status::Scheduled } else { Status::Accepted }.as_str(),
     });
     if scheduled {
         body["scheduled_at"] = rfc3339(send_at_ms).into();
     }
-    if !sms.is_empty() {
-        body["sms"] = Value::Array(sms);
+    if sms.messages > 0 {
+        body["sms"] = json!(sms);
     }
-    (
-        Answer {
-            location: Some(format!("/batches/{id}")),
-            ..Answer::json(202, body)
-        },
-        KeyFate::Complete,
+    let answer = body.to_string();
+    if let Err(error) = api.store.create_batch(&record, &chunks, &answer).await {
+        return unavailable("store batch", &error, KeyFate::Keep);
+    }
+    if let Err(detail) = fan_out(api, &record, lane, now_ms).await {
+        // The batch and the chunks queued so far stand: the retry (same key, same id) replays
+        // the batch and queues them all again, and a fan-out twice makes each message once.
+        return unavailable("queue batch", &detail, KeyFate::Keep);
+    }
+    info!(batch = %id, total, refused = refused.len(), chunks = record.chunks, scheduled, "batch accepted");
+    (accepted_answer(id, body), KeyFate::Complete)
+}
+
+/// A stored batch again, for a retry of its request: its fan-outs queued again (a fan-out
+/// twice makes each message once), and the answer its request gave.
+async fn replay<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    batch: &BatchRecord,
+    now_ms: u64,
+) -> (Answer, KeyFate) {
+    let answer = match api.store.batch_answer(&batch.id).await {
+        Ok(answer) => answer.and_then(|text| serde_json::from_str::<Value>(&text).ok()),
+        Err(error) => return unavailable("read batch", &error, KeyFate::Keep),
+    };
+    // Stored before its answer was (an older batch): what the record says.
+    let body = answer.unwrap_or_else(|| {
+        json!({
+            "id": batch.id,
+            "accepted": batch.total,
+            "refused": [],
+            "status": if batch.send_at_ms.is_some() { Status::Scheduled } else { Status::Accepted }.as_str(),
+        })
+    });
+    if !batch.canceled
+        && let Err(detail) = fan_out(api, batch, Lane::Bulk, now_ms).await
+    {
+        return unavailable("queue batch", &detail, KeyFate::Keep);
+    }
+    info!(batch = %batch.id, "batch replayed");
+    (accepted_answer(&batch.id, body), KeyFate::Complete)
+}
+
+/// A fan-out job per chunk of `batch`, on `lane`, now or at its `send_at`.
+async fn fan_out<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    batch: &BatchRecord,
+    lane: Lane,
+    now_ms: u64,
+) -> Result<(), String> {
+    let send_at_ms = batch.send_at_ms.unwrap_or(now_ms);
+    for chunk in 0..batch.chunks {
+        let job = FanOut {
+            batch: batch.id.clone(),
+            chunk,
+        };
+        let body = serde_json::to_string(&job).unwrap_or_default();
+        let envelope = Envelope::job(FAN_OUT_JOB, body, SystemTime::now());
+        dispatch(
+            api,
+            fan_out_name(&batch.id, chunk),
+            lane,
+            send_at_ms,
+            envelope,
+            now_ms,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// 202 with `body`, and where the batch can be read.
+fn accepted_answer(id: &str, body: Value) -> Answer {
+    Answer {
+        location: Some(format!("/batches/{id}")),
+        ..Answer::json(202, body)
+    }
+}
+
+/// The refusals by code, each with the first one's words and the positions of every recipient
+/// it refused (at 10,000 recipients, tens of kilobytes: the answer is stored with the key).
+fn grouped(refused: &[Refused]) -> Value {
+    let mut groups: Vec<(&'static str, &str, Vec<u32>)> = Vec::new();
+    let mut sorted: Vec<&Refused> = refused.iter().collect();
+    sorted.sort_by_key(|refusal| refusal.index);
+    for refusal in sorted {
+        match groups.iter_mut().find(|(code, _, _)| *code == refusal.code) {
+            Some((_, _, indexes)) => indexes.push(refusal.index),
+            None => groups.push((refusal.code, &refusal.message, vec![refusal.index])),
+        }
+    }
+    Value::Array(
+        groups
+            .into_iter()
+            .map(|(code, message, recipients)| {
+                json!({"code": code, "message": message, "recipients": recipients})
+            })
+            .collect(),
     )
+}
+
+/// What the SMS API will bill for the accepted recipients: messages and parts, by encoding.
+#[derive(Debug, Default, serde::Serialize)]
+struct SmsSummary {
+    messages: u32,
+    parts: u32,
+    max_parts: u32,
+    encodings: BTreeMap<&'static str, u32>,
+}
+
+impl SmsSummary {
+    fn add(&mut self, encoding: pipeline::sms_parts::Encoding, parts: u32) {
+        self.messages += 1;
+        self.parts += parts;
+        self.max_parts = self.max_parts.max(parts);
+        let name = match encoding {
+            pipeline::sms_parts::Encoding::Gsm7 => "GSM-7",
+            pipeline::sms_parts::Encoding::Ucs2 => "UCS-2",
+        };
+        *self.encodings.entry(name).or_default() += 1;
+    }
 }
 
 /// A batch of this caller's, or the answer to give instead.

@@ -241,13 +241,22 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
         self.call("statuses", "", self.inner.statuses(ids)).await
     }
-    async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
+    async fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        chunks: &[String],
+        answer: &str,
+    ) -> Result<(), StoreError> {
         self.call(
             "create_batch",
             &batch.id,
-            self.inner.create_batch(batch, chunks),
+            self.inner.create_batch(batch, chunks, answer),
         )
         .await
+    }
+    async fn batch_answer(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.call("batch_answer", id, self.inner.batch_answer(id))
+            .await
     }
     async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
         self.call("batch", id, self.inner.batch(id)).await

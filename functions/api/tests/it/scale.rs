@@ -455,24 +455,29 @@ async fn a_batch_refuses_recipients_one_by_one_and_counts_the_rest<S: Store + Cl
     let (status, answer) = post_batch(&api, "b1", body.clone()).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["accepted"], 2, "{answer}");
-    let codes: Vec<(&str, &str)> = answer["refused"]
+    // By code, in the order of their first recipient; positions in `recipients`, no number.
+    let codes: Vec<(&str, Value)> = answer["refused"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["to"].as_str().unwrap(), r["code"].as_str().unwrap()))
+        .map(|r| (r["code"].as_str().unwrap(), r["recipients"].clone()))
         .collect();
     assert_eq!(
         codes,
         [
-            ("not a number", "invalid_recipient"),
-            ("+46700000002", "parameter_missing"),
-            ("+46700000005", "invalid_recipient"),
-            (" +46700000004 ", "duplicate_recipient"),
-            ("+46700000003", "recipient_opted_out"),
+            ("invalid_recipient", json!([1, 5])),
+            ("parameter_missing", json!([2])),
+            ("recipient_opted_out", json!([3])),
+            ("duplicate_recipient", json!([6])),
         ]
     );
+    assert!(!answer.to_string().contains("4670000000"), "{answer}");
     assert_eq!(answer["status"], "ACCEPTED");
-    assert_eq!(answer["sms"].as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(
+        answer["sms"],
+        json!({"messages": 2, "parts": 2, "max_parts": 1, "encodings": {"GSM-7": 2}}),
+        "{answer}"
+    );
     let id = answer["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("bat_"));
     // The same key and body: the same batch, replayed; nothing queued twice.
@@ -569,3 +574,79 @@ testkit::for_both_stores!(
     a_batch_refuses_recipients_one_by_one_and_counts_the_rest,
     a_scheduled_batch_fans_out_at_its_time,
 );
+
+/// Ten thousand recipients on DynamoDB (moto), the monthly cap letting 9,000 through: the
+/// answer is bounded (no number; refusals by code and position), so it is stored with the key.
+/// The Lambda then dies before completing the key; after the lease the same request replays the
+/// batch as itself (the same answer), judging, counting and writing nothing again, though a
+/// recipient opted out meanwhile; the cap holds for the next batch.
+#[tokio::test]
+async fn a_batch_of_ten_thousand_replays_as_itself_after_its_lease() {
+    let moto = testkit::Moto::start();
+    let sdk = moto.sdk_config().await;
+    let table = pipeline::store::DynamoStore::with_new_table(&sdk, "state")
+        .await
+        .unwrap();
+    let store = testkit::faulty::FaultyStore::new(table);
+    let mut first = api_at(store.clone(), NOW_MS);
+    first.config.guards.monthly_caps = [("SMS_API".to_owned(), 9_000)].into_iter().collect();
+    let body = json!({"channel": "SMS_API", "text": "Hi ${name}, our winter sale starts now",
+        "recipients": recipients(10_000)});
+    // The key is never completed: the function died after storing the batch.
+    store.fail_times("complete", testkit::faulty::Fault::Before, 1);
+    let (status, answer) = post_batch(&first, "big", body.clone()).await;
+    assert_eq!(status, 202);
+    assert_eq!(answer["accepted"], 9_000);
+    assert_eq!(answer["refused"][0]["code"], "monthly_cap_reached");
+    assert_eq!(
+        answer["refused"][0]["recipients"].as_array().map(Vec::len),
+        Some(1_000)
+    );
+    let size = answer.to_string().len();
+    assert!(size < 40_000, "bounded: {size} bytes");
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let batch = store.batch(&id).await.unwrap().unwrap();
+    let mut chunks = Vec::new();
+    for k in 0..batch.chunks {
+        chunks.push(store.batch_chunk(&id, k).await.unwrap());
+    }
+    // Meanwhile the first recipient opts out.
+    store
+        .set_opt_out(&pipeline::store::OptWrite {
+            contact: &ContactKey::new("SMS", "46700000000"),
+            opted_out: true,
+            source: &pipeline::store::OptSource::Api,
+            reference: "api_meanwhile",
+            at_ms: NOW_MS + 1,
+        })
+        .await
+        .unwrap();
+
+    let lease = u64::try_from(first.config.in_flight_lease.as_millis()).unwrap();
+    let mut later = api_at(store.clone(), NOW_MS + lease + 1_000);
+    later.config.guards = first.config.guards.clone();
+    let (status, again) = post_batch(&later, "big", body).await;
+    assert_eq!((status, &again), (202, &answer), "the same answer");
+    assert_eq!(store.batch(&id).await.unwrap(), Some(batch.clone()));
+    for k in 0..batch.chunks {
+        assert_eq!(
+            store.batch_chunk(&id, k).await.unwrap(),
+            chunks[k as usize],
+            "chunk {k} as it was"
+        );
+    }
+    assert_eq!(
+        later.lanes.bulk.len(),
+        batch.chunks as usize,
+        "its fan-outs queued again"
+    );
+    // The cap counted 9,000 once: the next batch finds it full.
+    let (status, next) = post_batch(
+        &later,
+        "next",
+        json!({"channel": "SMS_API", "text": "Hi", "recipients": [{"to": "+46711111111"}]}),
+    )
+    .await;
+    assert_eq!(status, 202, "{next}");
+    assert_eq!(next["accepted"], 0, "{next}");
+}

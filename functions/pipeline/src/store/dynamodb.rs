@@ -446,6 +446,10 @@ fn chunk_pk(id: &str, chunk: u32) -> String {
     format!("batch#{id}#{chunk}")
 }
 
+fn answer_pk(id: &str) -> String {
+    format!("batch#{id}#answer")
+}
+
 /// A batch item read back.
 fn batch_record(item: &Item) -> Option<BatchRecord> {
     let id = text(item, "pk")?.strip_prefix("batch#")?;
@@ -1834,11 +1838,25 @@ impl Store for DynamoStore {
             .collect())
     }
 
-    async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
+    async fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        chunks: &[String],
+        answer: &str,
+    ) -> Result<(), StoreError> {
         // The chunks first, so that a batch on record always has its recipients; a chunk left
         // by a request that died expires with the TTL. Both are kept for the message retention
         // from when the batch is due (its recipients' numbers and texts are personal data: no
         // longer than its messages' states; never gone before it is due).
+        // A batch on record stands as it was stored: its chunks and answer are not written
+        // again (a retry after the request's lease ran out must not change what fans out).
+        if self
+            .get("create batch", batch_pk(&batch.id))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
         let due_ms = batch.send_at_ms.unwrap_or(0).max(batch.created_at_ms);
         let expires_at = due_ms / 1000 + self.retention.messages.as_secs();
         for (index, chunk) in chunks.iter().enumerate() {
@@ -1853,6 +1871,17 @@ impl Store for DynamoStore {
                 .await
                 .map_err(|e| failed("create batch", e))?;
         }
+        // The request's answer, for a replay: its own item, read only then (the batch item is
+        // read by every send of the batch and stays small).
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(answer_pk(&batch.id)))
+            .item("answer", s(answer))
+            .item("expires_at", n(expires_at))
+            .send()
+            .await
+            .map_err(|e| failed("create batch", e))?;
         let mut item: Item = HashMap::from([
             ("pk".to_owned(), s(batch_pk(&batch.id))),
             ("caller".to_owned(), s(&batch.caller)),
@@ -1876,6 +1905,14 @@ impl Store for DynamoStore {
             .await?
             .as_ref()
             .and_then(batch_record))
+    }
+
+    async fn batch_answer(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get("batch answer", answer_pk(id))
+            .await?
+            .as_ref()
+            .and_then(|item| text(item, "answer").map(str::to_owned)))
     }
 
     async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {

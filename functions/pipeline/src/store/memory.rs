@@ -62,6 +62,7 @@ struct Batch {
     record: BatchRecord,
     finals: BTreeSet<u32>,
     chunks: Vec<String>,
+    answer: String,
 }
 
 #[derive(Debug, Default)]
@@ -949,7 +950,12 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn create_batch(&self, batch: &BatchRecord, chunks: &[String]) -> Result<(), StoreError> {
+    async fn create_batch(
+        &self,
+        batch: &BatchRecord,
+        chunks: &[String],
+        answer: &str,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state.batches.contains_key(&batch.id) {
             return Ok(());
@@ -960,6 +966,7 @@ impl Store for MemoryStore {
                 record: batch.clone(),
                 finals: BTreeSet::new(),
                 chunks: chunks.to_vec(),
+                answer: answer.to_owned(),
             },
         );
         self.emit(None, Some(Snapshot::Batch(batch.clone())));
@@ -972,6 +979,14 @@ impl Store for MemoryStore {
             .batches
             .get(id)
             .map(|batch| batch.record.clone()))
+    }
+
+    async fn batch_answer(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .batches
+            .get(id)
+            .map(|batch| batch.answer.clone()))
     }
 
     async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {

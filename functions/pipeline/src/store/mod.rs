@@ -1125,13 +1125,21 @@ pub trait Store: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<Option<Status>>, StoreError>> + Send;
 
-    /// Stores a batch and its recipients' chunks (each a JSON text), unless a batch with its id
-    /// exists (then nothing is written: a retry of the same request).
+    /// Stores a batch, its recipients' chunks (each a JSON text) and the answer its request
+    /// gave (bounded: what a replay of the request answers), unless a batch with its id exists
+    /// (then nothing is written: a retry of the same request).
     fn create_batch(
         &self,
         batch: &BatchRecord,
         chunks: &[String],
+        answer: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The answer a batch's request gave, as [`Store::create_batch`] stored it.
+    fn batch_answer(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// A batch, if there is one under `id`.
     fn batch(

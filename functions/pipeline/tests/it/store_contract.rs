@@ -1100,14 +1100,28 @@ fn batch_message(batch: &str, index: u32) -> AcceptedMessage {
 async fn a_batch_is_stored_once_with_its_chunks(store: impl Store) {
     let record = batch_record("bat_1", 3);
     let chunks = vec![r#"[{"a":1}]"#.to_owned(), r#"[{"b":2}]"#.to_owned()];
-    store.create_batch(&record, &chunks).await.unwrap();
-    // Again (a retried request): nothing changes.
+    store
+        .create_batch(&record, &chunks, r#"{"accepted":3}"#)
+        .await
+        .unwrap();
+    // Again (a retried request): nothing changes, neither the chunks nor the answer.
     let again = BatchRecord {
         total: 99,
         ..record.clone()
     };
-    store.create_batch(&again, &chunks).await.unwrap();
+    store
+        .create_batch(&again, &[r#"[{"c":3}]"#.to_owned()], r#"{"accepted":99}"#)
+        .await
+        .unwrap();
     assert_eq!(store.batch("bat_1").await.unwrap(), Some(record));
+    assert_eq!(
+        store.batch_answer("bat_1").await.unwrap().as_deref(),
+        Some(r#"{"accepted":3}"#)
+    );
+    assert_eq!(
+        store.batch_chunk("bat_1", 0).await.unwrap().as_deref(),
+        Some(r#"[{"a":1}]"#)
+    );
     assert_eq!(
         store.batch_chunk("bat_1", 1).await.unwrap().as_deref(),
         Some(r#"[{"b":2}]"#)
@@ -1118,7 +1132,7 @@ async fn a_batch_is_stored_once_with_its_chunks(store: impl Store) {
 
 async fn a_batch_completes_when_each_of_its_messages_is_final_once(store: impl Store) {
     store
-        .create_batch(&batch_record("bat_2", 2), &["[]".to_owned()])
+        .create_batch(&batch_record("bat_2", 2), &["[]".to_owned()], "{}")
         .await
         .unwrap();
     for index in 0..2 {
@@ -1181,7 +1195,7 @@ async fn a_batch_is_canceled_until_it_completes(store: impl Store) {
         BatchCancel::Missing
     );
     store
-        .create_batch(&batch_record("bat_3", 5), &["[]".to_owned()])
+        .create_batch(&batch_record("bat_3", 5), &["[]".to_owned()], "{}")
         .await
         .unwrap();
     for _ in 0..2 {

@@ -216,11 +216,11 @@ fn delivered(id: &str, channel: &str) -> StatusUpdate {
 /// not (READ ends it), and a READ on SMS later changes nothing of the count.
 async fn a_batch_on_a_channel_without_read_receipts_completes_at_delivered(store: impl Store) {
     store
-        .create_batch(&batch("bat_sms", 2, "SMS"), &["[]".to_owned()])
+        .create_batch(&batch("bat_sms", 2, "SMS"), &["[]".to_owned()], "{}")
         .await
         .unwrap();
     store
-        .create_batch(&batch("bat_wa", 1, "WHATSAPP"), &["[]".to_owned()])
+        .create_batch(&batch("bat_wa", 1, "WHATSAPP"), &["[]".to_owned()], "{}")
         .await
         .unwrap();
     let member = |batch: &str, index| {
@@ -292,7 +292,7 @@ async fn a_message_ended_elsewhere_is_counted_when_its_send_is_retried(store: im
         .await
         .unwrap();
     store
-        .create_batch(&batch("bat_late", 1, "SMS"), &["[]".to_owned()])
+        .create_batch(&batch("bat_late", 1, "SMS"), &["[]".to_owned()], "{}")
         .await
         .unwrap();
     assert_eq!(store.batch("bat_late").await.unwrap().unwrap().finals, 0);

@@ -404,7 +404,7 @@ async fn every_event_validates_against_its_schema_file() {
     };
     services
         .store
-        .create_batch(&batch, &["[]".to_owned()])
+        .create_batch(&batch, &["[]".to_owned()], "{}")
         .await
         .unwrap();
     services
