@@ -13,6 +13,7 @@
 //! | `POST /batches`, valid | 202 `{"id": "bat_...", "accepted": N, "refused": [{"code", "message", "recipients": [<position in recipients>, ...]}], "status", "scheduled_at"?, "sms"?: {"messages", "parts", "max_parts", "encodings": {"GSM-7": n, "UCS-2": n}}}`, `Location: /batches/{id}`: bounded whatever the size (no number; positions, by code), so it is stored with the key and with the batch |
 //! | the same request again (same key) | the same answer, whenever it comes: from the key's record, or, after the key's lease ran out before it was completed, from the batch's own; nothing is judged, counted (the monthly cap) or written again, and the fan-outs are queued again (each message is made once) |
 //! | no recipient, or more than 10,000 | 400 `recipients_missing` / 422 `too_many_recipients` |
+//! | more than 8 MiB once the shared body is in every recipient's message ([`MAX_EXPANDED_BYTES`]) | 422 `batch_too_large`, judged before anything is copied |
 //! | a recipient listed twice (trimmed, on the same channel) | the first is a message; the others are refused `duplicate_recipient` |
 //! | a rule that holds for every recipient broken (an unknown channel, no content, ...) | its code, for the whole batch |
 //! | `GET /batches/{id}` | 200 `{"id", "total", "refused", "channel", "counts": {"<STATUS>": n}, "final", "canceled", "created_at", "scheduled_at"?, "completed_at"?}`; `final` when every message has ended for its channel (`DELIVERED` on SMS and MMS, which report no `READ`) |
@@ -51,6 +52,31 @@ use crate::{Answer, Api, KeyFate, caller, dispatch, guards, plausible_id, unavai
 
 /// The most recipients a batch takes.
 pub const MAX_RECIPIENTS: usize = 10_000;
+
+/// The most a batch may expand to, as JSON: the shared body copied into each recipient's
+/// message, plus each recipient's own parts. Judged before anything is copied, so a request
+/// over it costs its body only; the largest accepted batch peaks well under the API's 128 MB
+/// (measured by `scale::the_largest_batch_accepted_fits_in_the_apis_memory`; docs/sending.md).
+pub const MAX_EXPANDED_BYTES: usize = 8 * 1024 * 1024;
+
+/// Refusal code: the batch expands past [`MAX_EXPANDED_BYTES`].
+pub const BATCH_TOO_LARGE: &str = "batch_too_large";
+
+/// The length of `value` as JSON, without writing it anywhere.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(usize::MAX, |()| count.0)
+}
 
 /// A chunk's recipients are kept under this size (a DynamoDB item holds 400 KB).
 const CHUNK_BYTES: usize = 300 * 1024;
@@ -242,6 +268,21 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
         return Err(ApiError::bad_request(
             "invalid_request",
             "to: a batch's recipients are in recipients[]",
+        ));
+    }
+    // What copying the shared body into every recipient would make, before any copy.
+    let shared_bytes = json_len(&shared);
+    let expanded = recipients.iter().fold(
+        shared_bytes.saturating_mul(recipients.len()),
+        |sum, recipient| sum.saturating_add(json_len(recipient)),
+    );
+    if expanded > MAX_EXPANDED_BYTES {
+        return Err(ApiError::unprocessable(
+            BATCH_TOO_LARGE,
+            format!(
+                "the batch expands to {expanded} bytes (its shared body, {shared_bytes} bytes, in each of its {} messages, and their own parts); at most {MAX_EXPANDED_BYTES}: send it in smaller batches, or with less shared content",
+                recipients.len()
+            ),
         ));
     }
     let channel = shared
@@ -443,32 +484,34 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
         }
     }
     let lane = accepted.first().map_or(Lane::Bulk, |(_, v)| v.lane);
-    // Chunks of recipients, each under CHUNK_BYTES.
+    let total = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+    // Chunks of recipients, each under CHUNK_BYTES; each recipient's parts are moved into its
+    // entry and dropped once written into its chunk (no second copy of the batch is held).
     let mut chunks: Vec<String> = Vec::new();
     let mut current: Vec<ChunkEntry> = Vec::new();
     let mut size = 0;
     let mut sms = SmsSummary::default();
-    for (k, (_, one)) in accepted.iter().enumerate() {
+    for (k, (_, one)) in accepted.into_iter().enumerate() {
         let k = u32::try_from(k).unwrap_or(u32::MAX);
-        let entry = ChunkEntry {
-            index: k,
-            channel: one.channel.clone(),
-            metadata: one.metadata.clone(),
-            due_ms: one.due_ms,
-            job: OutboundJob {
-                id: message_id(id, k),
-                to: one.to.clone(),
-                route: one.route.clone(),
-                expires_at_ms: one.expires_at_ms,
-                batch: Some(id.to_owned()),
-                lane: one.lane,
-                quiet_hours: one.quiet_hours.clone(),
-            },
-        };
         if let Some(parts) = &one.sms {
             sms.add(parts.encoding, parts.parts);
         }
-        let entry_size = serde_json::to_vec(&entry).map_or(0, |v| v.len());
+        let entry = ChunkEntry {
+            index: k,
+            channel: one.channel,
+            metadata: one.metadata,
+            due_ms: one.due_ms,
+            job: OutboundJob {
+                id: message_id(id, k),
+                to: one.to,
+                route: one.route,
+                expires_at_ms: one.expires_at_ms,
+                batch: Some(id.to_owned()),
+                lane: one.lane,
+                quiet_hours: one.quiet_hours,
+            },
+        };
+        let entry_size = json_len(&entry);
         if (size + entry_size > CHUNK_BYTES || current.len() >= CHUNK_RECIPIENTS)
             && !current.is_empty()
         {
@@ -482,7 +525,6 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
     if !current.is_empty() {
         chunks.push(serde_json::to_string(&current).unwrap_or_default());
     }
-    let total = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
     let scheduled = is_later(send_at_ms, now_ms);
     let record = BatchRecord {
         id: id.to_owned(),

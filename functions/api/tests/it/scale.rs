@@ -343,6 +343,16 @@ async fn every_bad_batch_is_refused_with_its_code<S: Store + Clone + 'static>(st
             "too_many_recipients",
         ),
         (
+            "a 100 KB parameter shared by 10,000 (a gigabyte once copied)",
+            with(
+                with(shared.clone(), "recipients", json!(recipients(10_000))),
+                "metadata",
+                json!({"blob": "x".repeat(100_000)}),
+            ),
+            422,
+            "batch_too_large",
+        ),
+        (
             "a shared to",
             with(
                 with(shared.clone(), "recipients", json!(recipients(1))),
@@ -649,4 +659,59 @@ async fn a_batch_of_ten_thousand_replays_as_itself_after_its_lease() {
     .await;
     assert_eq!(status, 202, "{next}");
     assert_eq!(next["accepted"], 0, "{next}");
+}
+
+/// The peak resident memory of this process (Linux's `VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The largest batch the API accepts (10,000 recipients, each message just under the bound
+/// once the shared body is copied in) and the largest it refuses (a 100 KB shared parameter):
+/// the process's peak memory stays far below the API's 128 MB. Nextest runs each test in a
+/// process of its own, so the peak is this request's (the figure is printed for docs/sending.md).
+#[tokio::test]
+async fn the_largest_batch_accepted_fits_in_the_apis_memory() {
+    let api = api_at(MemoryStore::new(), NOW_MS);
+    let before = peak_rss();
+    // Each recipient's own parts, the shared body padded so that the batch expands to just
+    // under MAX_EXPANDED_BYTES.
+    let list = recipients(10_000);
+    let own: usize = list.iter().map(|r| r.to_string().len()).sum();
+    // Some metadata, the text taking the rest (an SMS of a few parts).
+    let metadata = json!({"pad": "m".repeat(300)});
+    let base =
+        json!({"channel": "SMS_API", "text": "Hi ${name} ", "max_parts": 10, "metadata": metadata});
+    let room = (api::batches::MAX_EXPANDED_BYTES - own) / 10_000 - base.to_string().len() - 2;
+    let body = json!({"channel": "SMS_API", "text": format!("Hi ${{name}} {}", "t".repeat(room)),
+        "max_parts": 10, "metadata": metadata, "recipients": list});
+    let (status, answer) = post_batch(&api, "largest", body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 10_000, "{}", answer["refused"][0]);
+    let accepted_peak = peak_rss();
+    let refused = json!({"channel": "SMS_API", "text": "Hi ${name}",
+        "metadata": {"blob": "x".repeat(100_000)}, "recipients": recipients(10_000)});
+    let (status, answer) = post_batch(&api, "too-large", refused).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("batch_too_large"))
+    );
+    let after = peak_rss();
+    let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
+    println!(
+        "peak RSS: {:.1} MiB before, {:.1} MiB after the largest accepted batch, {:.1} MiB after the refused one",
+        mib(before),
+        mib(accepted_peak),
+        mib(after)
+    );
+    assert!(
+        after < 100 * 1_048_576,
+        "the API's Lambda has 128 MB: peak {:.1} MiB",
+        mib(after)
+    );
 }
