@@ -338,19 +338,12 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
     let send_at_ms = valid
         .first()
         .map(|_| {
+            // Read as validation read it (trimmed): every recipient passed it.
             shared
                 .get("send_at")
                 .and_then(Value::as_str)
-                .and_then(|text| {
-                    time::OffsetDateTime::parse(
-                        text,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .ok()
-                })
-                .map_or(context.now_ms, |at| {
-                    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-                })
+                .and_then(|text| crate::request::instant(text, "send_at").ok())
+                .unwrap_or(context.now_ms)
                 .max(context.now_ms)
         })
         .unwrap_or(context.now_ms);

@@ -200,7 +200,7 @@ pub struct Context<'a> {
 pub const MAX_SCHEDULE_AHEAD_MS: u64 = 35 * 24 * 3600 * 1000;
 
 /// Unix ms of an RFC 3339 time in `field`.
-fn instant(text: &str, field: &str) -> Result<u64, ApiError> {
+pub(crate) fn instant(text: &str, field: &str) -> Result<u64, ApiError> {
     let at =
         time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
             .map_err(|_| {

@@ -715,3 +715,23 @@ async fn the_largest_batch_accepted_fits_in_the_apis_memory() {
         mib(after)
     );
 }
+
+/// A `send_at` with spaces around it: validation trims it, and so does the fan-out's time (it
+/// fanned out at once).
+#[tokio::test]
+async fn a_batch_send_at_with_spaces_is_scheduled_at_that_time() {
+    let api = api_at(MemoryStore::new(), NOW_MS);
+    let at = NOW_MS + 3_600_000;
+    let body = json!({"channel": "SMS_API", "text": "Hi ${name}",
+        "send_at": format!("  {}  ", rfc3339(at)), "recipients": recipients(2)});
+    let (status, answer) = post_batch(&api, "spaced", body).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (202, Some("SCHEDULED")),
+        "{answer}"
+    );
+    assert!(api.lanes.bulk.is_empty(), "nothing fans out now");
+    let pending = api.scheduler.pending();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].1, at);
+}
