@@ -196,6 +196,17 @@ for name, alarm in alarms.items():
 check({"WebhookUrl", "QueueUrl", "DeadLetterQueueUrl", "TableName", "ApiUrl", "OutboundQueueUrl",
        "OutboundDeadLetterQueueUrl", "BulkQueueUrl", "BulkDeadLetterQueueUrl"} <= set(template["Outputs"]), "outputs: webhook URL, API URL, queues, DLQs, table")
 
+# Every checkov finding skipped says why, in one line.
+for name, resource in resources.items():
+    for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+        comment = str(skip.get("comment", "")).strip()
+        check(comment != "" and "\n" not in comment, f"{name} skips {skip.get('id')} with its reason")
+
+# The HTTP API logs each request (which route, who, the answer), to a log group with retention.
+access = resources["HttpApi"]["Properties"].get("AccessLogSettings", {})
+check(access.get("DestinationArn") == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]},
+      "the HTTP API has an access log")
+
 if problems:
     print(f"\n{len(problems)} invariant(s) broken", file=sys.stderr)
     sys.exit(1)

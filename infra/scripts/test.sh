@@ -9,7 +9,7 @@
 #   infra/scripts/requirements-test.txt changes); then the release builds (the fuzz targets and
 #   the arm64 zips).
 # - Then: formatting; one debug build of every target with clippy's lints as errors; template.yaml
-#   (cfn-lint and its invariants); rustdoc; the modules' import graph; every test with
+#   (cfn-lint, its invariants, checkov); rustdoc; the modules' import graph; every test with
 #   cargo-nextest (unit, integration against moto_server, property tests, CLI processes, the
 #   demo, each benchmark once in test mode); doc tests; the functions under `sam local` with
 #   Docker (infra/scripts/sam-local.sh; where Docker is impossible, under cargo lambda watch),
@@ -48,8 +48,9 @@ prepare=$!
 # - The Python tools; formatting and the build need none of them and run meanwhile.
 venv_log="$logs/venv.log"
 requirements=infra/scripts/requirements-test.txt
+checkov_requirements=infra/scripts/requirements-checkov.txt
 stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
+want=$(cat "$requirements" "$checkov_requirements" | sha256sum | cut -d' ' -f1)
 tools=
 if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "==> installing test tools into $venv (in the background; $venv_log)"
@@ -57,8 +58,10 @@ if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null || true)" !
   # uv resolves and installs the set in a sixth of pip's CPU (measured: 10 s and 10 CPU-s
   # against 59 s and 48 CPU-s, cold caches); pip only installs uv itself.
   setsid bash -c 'python3 -m venv "$1" && "$1/bin/pip" install --quiet --disable-pip-version-check "uv==0.13.10" \
-      && "$1/bin/uv" pip install --quiet --python "$1/bin/python" -r "$2" && echo "$3" >"$4"' \
-    _ "$venv" "$requirements" "$want" "$stamp" >"$venv_log" 2>&1 &
+      && "$1/bin/uv" pip install --quiet --python "$1/bin/python" -r "$2" \
+      && python3 -m venv "$1/checkov" && "$1/bin/uv" pip install --quiet --python "$1/checkov/bin/python" -r "$5" \
+      && echo "$3" >"$4"' \
+    _ "$venv" "$requirements" "$want" "$stamp" "$checkov_requirements" >"$venv_log" 2>&1 &
   tools=$!
 fi
 # - The release builds once the virtualenv is there (cargo-lambda is in it): the fuzz targets,
@@ -119,9 +122,10 @@ if [ -n "$tools" ]; then
   tools=
   [ "$status" = 0 ] || { cat "$venv_log" >&2; echo "installing the test tools failed" >&2; exit 1; }
 fi
-step "template.yaml: cfn-lint and the pipeline's invariants"
+step "template.yaml: cfn-lint, the pipeline's invariants, and checkov (each finding fixed, or skipped with its reason in the resource's Metadata)"
 "$venv/bin/cfn-lint" template.yaml
 "$venv/bin/python" infra/scripts/check-template.py template.yaml >/dev/null
+"$venv/checkov/bin/checkov" --file template.yaml --framework cloudformation --quiet --compact
 step "rustdoc: every public item documented (missing_docs), no broken links"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "no two modules of a crate import each other"
