@@ -202,6 +202,22 @@ for name, resource in resources.items():
         comment = str(skip.get("comment", "")).strip()
         check(comment != "" and "\n" not in comment, f"{name} skips {skip.get('id')} with its reason")
 
+# Authorization by purpose: sending, reading and consent administration are granted apart, and
+# together they cover every IAM route of the API (and nothing else).
+def invoked(policy):
+    arns = resources[policy]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
+    return {arn["Fn::Sub"].split("}/*/", 1)[1] for arn in arns}
+send, read, consent = (invoked(p) for p in ["SendMessagesPolicy", "ReadMessagesPolicy", "ConsentAdminPolicy"])
+check(read <= send and not (send & consent), "reading is part of sending; consent is granted apart")
+check(all(r.split("/")[1] in ("optouts", "contacts") for r in consent), "the consent policy is about /optouts and /contacts only")
+routes = set()
+for event in resources["MessagesApiFunction"]["Properties"]["Events"].values():
+    props = event["Properties"]
+    path = props["Path"]
+    route = props["Method"] + path.split("/{", 1)[0] + ("/*" if "{" in path else "")
+    routes.add(route)
+check(routes == send | consent, f"the policies cover every API route: {sorted(routes ^ (send | consent))} differ")
+
 # The HTTP API logs each request (which route, who, the answer), to a log group with retention.
 access = resources["HttpApi"]["Properties"].get("AccessLogSettings", {})
 check(access.get("DestinationArn") == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]},
