@@ -30,6 +30,7 @@ fn every_guard() -> Guards {
             prefix_digits: 6,
         }),
         monthly_caps: [("SMS_API".to_owned(), u32::MAX)].into_iter().collect(),
+        fast_lane_batch_callers: Vec::new(),
     }
 }
 

@@ -6,7 +6,8 @@
 //! `${name}` placeholders of `text` and of the template's parameters; its `metadata` (an object)
 //! is merged over the shared one. Each recipient is validated and judged by the rules
 //! (opt-out, WhatsApp's window) on its own; the ones that fail are refused with their code, the
-//! others accepted. Batches go by the bulk lane unless `priority` says `transactional`.
+//! others accepted. Batches go by the bulk lane; `priority: transactional` puts one in the fast lane
+//! only for a caller in `FAST_LANE_BATCH_CALLERS` (else 403 `priority_not_allowed`).
 //!
 //! | request | answer |
 //! |---|---|

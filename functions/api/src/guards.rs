@@ -37,6 +37,11 @@ pub const DESTINATION_WINDOW_SECS: &str = "DESTINATION_WINDOW_SECS";
 pub const DESTINATION_PREFIX_DIGITS: &str = "DESTINATION_PREFIX_DIGITS";
 /// `MONTHLY_CAPS`.
 pub const MONTHLY_CAPS: &str = "MONTHLY_CAPS";
+/// `FAST_LANE_BATCH_CALLERS`: the callers (as the API names them: IAM ARNs, comma-separated;
+/// `*` any) whose batches may say `priority: transactional`.
+pub const FAST_LANE_BATCH_CALLERS: &str = "FAST_LANE_BATCH_CALLERS";
+/// Refusal code: a batch asked for the fast lane, and its caller may not put campaigns there.
+pub const PRIORITY_NOT_ALLOWED: &str = "priority_not_allowed";
 
 /// The velocity limit per destination prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,9 @@ pub struct Guards {
     pub velocity: Option<Velocity>,
     /// Messages a calendar month (UTC), by channel as requests name it (`SMS_API`, `WHATSAPP`).
     pub monthly_caps: BTreeMap<String, u32>,
+    /// Who may put a batch in the fast lane (`FAST_LANE_BATCH_CALLERS`); nobody by default, so
+    /// that a campaign never goes ahead of the one-time codes.
+    pub fast_lane_batch_callers: Vec<String>,
 }
 
 impl Guards {
@@ -100,7 +108,33 @@ impl Guards {
                 prefix_digits,
             }),
             monthly_caps,
+            fast_lane_batch_callers: env
+                .optional(FAST_LANE_BATCH_CALLERS)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|caller| !caller.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
+    }
+
+    /// Whether `caller`'s batches may take the fast lane.
+    pub fn fast_lane_batches(&self, caller: &str) -> Result<(), ApiError> {
+        if self
+            .fast_lane_batch_callers
+            .iter()
+            .any(|allowed| allowed == "*" || allowed == caller)
+        {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            403,
+            PRIORITY_NOT_ALLOWED,
+            format!(
+                "priority: transactional would put this campaign ahead of every one-time code; batches go by the bulk lane unless their caller is in {FAST_LANE_BATCH_CALLERS}"
+            ),
+        ))
     }
 
     /// The country allow-list, for a recipient `to` on `channels` (the channel asked for and

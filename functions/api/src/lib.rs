@@ -427,6 +427,16 @@ async fn post<S: Store, Q: Queue, C: Scheduler>(
         Ok(posted) => posted,
         Err(error) => return error.into(),
     };
+    // A campaign in the fast lane only for a caller allowed to put it there.
+    if let Posted::Batch(prepared) = &posted
+        && prepared
+            .valid
+            .iter()
+            .any(|one| one.lane == Lane::Transactional)
+        && let Err(error) = api.config.guards.fast_lane_batches(&caller)
+    {
+        return error.into();
+    }
     // The key, scoped to the caller; the body's hash tells a replay from a reuse. The claim
     // reserves the message's id from the start.
     let scoped = format!("api/{}/{key}", digest(caller.as_bytes()));

@@ -18,7 +18,7 @@
 //! | `send_at` | when to send it (RFC 3339) | at most 35 days ahead (`invalid_send_at`, `send_at_out_of_range`); earlier than now is now; until then it is `SCHEDULED` |
 //! | `expire_at` | when it may no longer leave (RFC 3339) | after it is due (`invalid_expire_at`, `expire_at_out_of_range`); by default `ttl` after it is due; past it, unsent, it ends `EXPIRED` |
 //! | `quiet_hours` | `{"start": "21:00", "end": "08:00", "time_zone"?}`: it waits until they end | `HH:MM` and an IANA zone (`invalid_quiet_hours`); without `time_zone`, the number's country must have one zone (`time_zone_required`); `QUIET_HOURS` is the deployment's default |
-//! | `priority` | `transactional` (single sends' default) or `bulk` (batches'): the fast lane goes ahead of every bulk send waiting | one of the two (`invalid_request`) |
+//! | `priority` | `transactional` (single sends' default) or `bulk` (batches'): the fast lane goes ahead of every bulk send waiting | one of the two (`invalid_request`); on a batch, `transactional` only for a caller in `FAST_LANE_BATCH_CALLERS` (403 `priority_not_allowed`) |
 //! | `max_parts` | the most SMS parts the text may take | on SMS channels, the text's parts (GSM-7: 160, then 153 a part; UCS-2: 70, then 67) at most this (`too_many_parts`) |
 //!
 //! Exactly one of `text`, `media`, `template`, `message`.

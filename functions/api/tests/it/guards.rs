@@ -314,7 +314,37 @@ async fn concurrent_sends_cannot_overshoot_the_monthly_cap<S: Store + Clone>(sto
     );
 }
 
+/// A batch with `priority: transactional` would go ahead of every one-time code: refused 403
+/// `priority_not_allowed` unless its caller is in FAST_LANE_BATCH_CALLERS (here the local
+/// stack's caller, `local`); a batch without it goes by the bulk lane.
+async fn campaigns_stay_in_the_bulk_lane_unless_their_caller_is_allowed<S: Store + Clone>(
+    store: S,
+) {
+    let (mut api, _) = guarded(store, Guards::default());
+    let fast = json!({"channel": "SMS_API", "text": "Sale", "priority": "transactional",
+        "recipients": [{"to": "+46701111111"}]});
+    let (status, answer, _) = call(&api, post("/batches", "fast-1", &fast)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("priority_not_allowed")),
+        "{answer}"
+    );
+    assert!(api.lanes.transactional.is_empty() && api.lanes.bulk.is_empty());
+    let plain =
+        json!({"channel": "SMS_API", "text": "Sale", "recipients": [{"to": "+46701111112"}]});
+    assert_eq!(call(&api, post("/batches", "plain", &plain)).await.0, 202);
+    assert_eq!(
+        (api.lanes.bulk.len(), api.lanes.transactional.len()),
+        (1, 0)
+    );
+    api.config.guards.fast_lane_batch_callers = vec!["local".into()];
+    let (status, answer, _) = call(&api, post("/batches", "fast-2", &fast)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(api.lanes.transactional.len(), 1, "allowed: the fast lane");
+}
+
 testkit::for_both_stores!(
+    campaigns_stay_in_the_bulk_lane_unless_their_caller_is_allowed,
     only_allowed_countries_are_sent_to,
     sends_to_one_prefix_are_held_to_the_velocity_limit,
     concurrent_sends_cannot_overshoot_the_velocity_limit,
