@@ -18,7 +18,7 @@
 //! | a recipient listed twice (trimmed, on the same channel) | the first is a message; the others are refused `duplicate_recipient` |
 //! | a rule that holds for every recipient broken (an unknown channel, no content, ...) | its code, for the whole batch |
 //! | `GET /batches/{id}` | 200 `{"id", "total", "refused", "channel", "counts": {"<STATUS>": n}, "final", "canceled", "created_at", "scheduled_at"?, "completed_at"?}`; `final` when every message has ended for its channel (`DELIVERED` on SMS and MMS, which report no `READ`) |
-//! | `DELETE /batches/{id}` | 200: what has not left ends `CANCELED`; 409 `not_cancelable` once every message has ended |
+//! | `DELETE /batches/{id}` | 200: what has not left ends `CANCELED`; 409 `not_cancelable` once every message has left (or ended) |
 //! | another caller's batch, or none | 404 `not_found` |
 //!
 //! Accepting is cheap whatever the size: the recipients are validated and judged (one store read
@@ -748,6 +748,25 @@ pub(crate) async fn cancel<S: Store, Q: Queue, C: Scheduler>(
         Ok(batch) => batch,
         Err(answer) => return answer,
     };
+    // Nothing to cancel once every message has left (made, and handed to Sinch or ended):
+    // a 200 would say it stopped something.
+    if !batch.canceled {
+        let ids: Vec<String> = (0..batch.total).map(|k| message_id(id, k)).collect();
+        match api.store.statuses(&ids).await {
+            Ok(statuses)
+                if batch.total > 0
+                    && statuses.iter().all(|status| {
+                        status.as_ref().is_some_and(|status| {
+                            !matches!(status, Status::Accepted | Status::Scheduled)
+                        })
+                    }) =>
+            {
+                return ApiError::new(409, "not_cancelable", "every message of it has left").into();
+            }
+            Ok(_) => {}
+            Err(error) => return ApiError::unavailable_because("read messages", &error).into(),
+        }
+    }
     match api.store.cancel_batch(id).await {
         Ok(BatchCancel::Canceled) => {}
         Ok(BatchCancel::Completed) => {

@@ -735,3 +735,71 @@ async fn a_batch_send_at_with_spaces_is_scheduled_at_that_time() {
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].1, at);
 }
+
+/// A batch whose every message has left (handed to Sinch, not yet delivered): `DELETE` has
+/// nothing to stop, so 409 `not_cancelable` (it answered 200); while one waits, 200.
+#[tokio::test]
+async fn a_batch_whose_messages_have_all_left_cannot_be_canceled() {
+    use pipeline::store::{AcceptedMessage, BatchRef, SendFinish, SendResult};
+    let api = api_at(MemoryStore::new(), NOW_MS);
+    let body = json!({"channel": "SMS_API", "text": "Hi ${name}", "recipients": recipients(2)});
+    let (status, answer) = post_batch(&api, "left", body).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_owned();
+    // Its fan-out made both messages; the first has left.
+    for k in 0..2u32 {
+        api.store
+            .accept_message(&AcceptedMessage {
+                id: api::batches::message_id(&id, k),
+                channel: "SMS_API".into(),
+                to: format!("+4670{k:07}"),
+                metadata: None,
+                caller: "local".into(),
+                at_ms: NOW_MS,
+                status: pipeline::status::Status::Accepted,
+                scheduled_at_ms: None,
+                batch: Some(BatchRef {
+                    id: id.clone(),
+                    index: k,
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let sent = |k: u32| {
+        let api = &api;
+        let id = id.clone();
+        async move {
+            let result = SendResult::Accepted { sinch_id: None };
+            api.store
+                .finish_send(&SendFinish {
+                    id: &api::batches::message_id(&id, k),
+                    attempt: None,
+                    result: &result,
+                    at_ms: NOW_MS + 1,
+                })
+                .await
+                .unwrap();
+        }
+    };
+    sent(0).await;
+    let delete = || request("DELETE", &format!("/batches/{id}"), None, None);
+    // The second has left too: nothing to cancel.
+    sent(1).await;
+    let (status, refused, _) = call(&api, delete()).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("not_cancelable")),
+        "{refused}"
+    );
+    // Another batch, one of whose messages has not been made yet: 200.
+    let body = json!({"channel": "SMS_API", "text": "Hi ${name}", "recipients": recipients(1)});
+    let (_, waiting) = post_batch(&api, "waiting", body).await;
+    let other = waiting["id"].as_str().unwrap();
+    let (status, view, _) = call(
+        &api,
+        request("DELETE", &format!("/batches/{other}"), None, None),
+    )
+    .await;
+    assert_eq!((status, &view["canceled"]), (200, &json!(true)), "{view}");
+}
