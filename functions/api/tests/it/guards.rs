@@ -343,7 +343,36 @@ async fn campaigns_stay_in_the_bulk_lane_unless_their_caller_is_allowed<S: Store
     assert_eq!(api.lanes.transactional.len(), 1, "allowed: the fast lane");
 }
 
+/// The velocity limit counts every channel a message may take: a WhatsApp message with an SMS
+/// fallback to the same number range is a second SMS to it (it was not counted at all).
+async fn a_fallback_to_sms_is_counted_by_the_velocity_limit<S: Store + Clone>(store: S) {
+    let guards = Guards {
+        velocity: Some(Velocity {
+            limit: 1,
+            window_ms: 3_600_000,
+            prefix_digits: 6,
+        }),
+        ..Guards::default()
+    };
+    let (api, _) = guarded(store, guards);
+    assert_eq!(
+        call(&api, post("/messages", "f1", &sms("+46706000001")))
+            .await
+            .0,
+        202
+    );
+    let whatsapp = json!({"to": "+46706000002", "channel": "WHATSAPP", "fallback": ["SMS"],
+        "text": "Your order shipped"});
+    let (status, body, _) = call(&api, post("/messages", "f2", &whatsapp)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited_destination")),
+        "{body}"
+    );
+}
+
 testkit::for_both_stores!(
+    a_fallback_to_sms_is_counted_by_the_velocity_limit,
     campaigns_stay_in_the_bulk_lane_unless_their_caller_is_allowed,
     only_allowed_countries_are_sent_to,
     sends_to_one_prefix_are_held_to_the_velocity_limit,
