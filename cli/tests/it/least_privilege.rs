@@ -326,6 +326,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
                 monthly_caps: [("SMS_API".to_owned(), 1000), ("WHATSAPP".to_owned(), 1000)]
                     .into_iter()
                     .collect(),
+                fast_lane_batch_callers: Vec::new(),
             },
             ..api::ApiConfig::default()
         },

@@ -254,6 +254,10 @@ impl<S: Store> Store for FaultyStore<S> {
         )
         .await
     }
+    async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {
+        self.call("batch_canceled", id, self.inner.batch_canceled(id))
+            .await
+    }
     async fn batch_answer(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.call("batch_answer", id, self.inner.batch_answer(id))
             .await

@@ -258,11 +258,7 @@ pub async fn send<S: Store, H: Hook>(
     let rules = || async {
         // A canceled batch's messages never leave, whenever the cancel came.
         if let Some(batch) = &job.batch
-            && services
-                .store
-                .batch(batch)
-                .await?
-                .is_some_and(|batch| batch.canceled)
+            && services.store.batch_canceled(batch).await?
         {
             return Ok(Verdict::Refuse(Refusal {
                 code: rules::CANCELED,

@@ -450,6 +450,13 @@ fn answer_pk(id: &str) -> String {
     format!("batch#{id}#answer")
 }
 
+/// How many items a batch's finals are spread over (message `k` in shard `k % 16`).
+const BATCH_FINAL_SHARDS: u32 = 16;
+
+fn finals_pk(id: &str, shard: u32) -> String {
+    format!("batch#{id}#finals#{shard}")
+}
+
 /// A batch item read back.
 fn batch_record(item: &Item) -> Option<BatchRecord> {
     let id = text(item, "pk")?.strip_prefix("batch#")?;
@@ -839,13 +846,118 @@ impl DynamoStore {
     /// Counts a batch's message as final (a set of indexes: again is a no-op); the batch is
     /// complete when all are.
     async fn batch_final(&self, message: &BatchRef) -> Result<(), StoreError> {
+        // The message's shard of the batch's finals: a small item, so that neither the sends'
+        // batch checks nor these writes grow with the batch (a set of 10,000 on the batch item
+        // made each of them read or write 60 KB).
+        let shard = message.index % BATCH_FINAL_SHARDS;
+        let added = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(finals_pk(&message.id, shard)))
+            .update_expression("ADD finals :index")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(
+                ":index",
+                AttributeValue::Ns(vec![message.index.to_string()]),
+            )
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let Some(output) = conditional("batch final", added)? else {
+            // No shard: the batch is gone (expired), or older than the shards.
+            return self.batch_final_legacy(message).await;
+        };
+        let shard_item = output.attributes.unwrap_or_default();
+        let done = shard_item
+            .get("finals")
+            .and_then(|v| v.as_ns().ok())
+            .map_or(0, Vec::len);
+        let expected = number(&shard_item, "expected").unwrap_or(u64::MAX);
+        if u64::try_from(done).unwrap_or(u64::MAX) < expected {
+            return Ok(());
+        }
+        if !shard_item.contains_key("counted") {
+            // The shard complete: counted once on the batch, in one transaction with its mark.
+            let mark = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(finals_pk(&message.id, shard)))
+                .update_expression("SET counted = :yes")
+                .condition_expression("attribute_not_exists(counted)")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .build()
+                .map_err(|e| StoreError {
+                    operation: "batch final",
+                    detail: e.to_string(),
+                })?;
+            let count = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(batch_pk(&message.id)))
+                .update_expression("ADD shards_done :one")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .map_err(|e| StoreError {
+                    operation: "batch final",
+                    detail: e.to_string(),
+                })?;
+            let counted = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(mark).build())
+                .transact_items(TransactWriteItem::builder().update(count).build())
+                .send()
+                .await;
+            match counted {
+                Ok(_) => {}
+                // Counted by another delivery of the same report, or a retry that landed.
+                Err(SdkError::ServiceError(service))
+                    if matches!(
+                        service.err(),
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(_)
+                    ) => {}
+                Err(error) => return Err(failed("batch final", error)),
+            }
+        }
+        // Whenever its shard is complete (so a retry after a crash here still gets there):
+        // the batch completes when every shard is.
+        let Some(batch) = self.get("batch final", batch_pk(&message.id)).await? else {
+            return Ok(());
+        };
+        let shards = number(&batch, "shards").unwrap_or(u64::MAX);
+        if number(&batch, "shards_done").unwrap_or(0) < shards
+            || batch.contains_key("completed_at_ms")
+        {
+            return Ok(());
+        }
+        self.complete_batch(&message.id).await
+    }
+
+    /// Sets a batch's completion time, once.
+    async fn complete_batch(&self, id: &str) -> Result<(), StoreError> {
+        let now_ms = crate::clock::unix_millis(std::time::SystemTime::now());
+        let completed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(batch_pk(id)))
+            .update_expression("SET completed_at_ms = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(completed_at_ms)")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        conditional("batch complete", completed).map(|_| ())
+    }
+
+    /// A batch stored before its finals had shards: the set on the batch item.
+    async fn batch_final_legacy(&self, message: &BatchRef) -> Result<(), StoreError> {
         let added = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(batch_pk(&message.id)))
             .update_expression("ADD finals :index")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(shards)")
             .expression_attribute_values(
                 ":index",
                 AttributeValue::Ns(vec![message.index.to_string()]),
@@ -857,22 +969,12 @@ impl DynamoStore {
             Some(output) => output.attributes.as_ref().and_then(batch_record),
             None => return Ok(()),
         };
-        let Some(batch) = batch.filter(|b| b.finals >= b.total && b.completed_at_ms.is_none())
-        else {
-            return Ok(());
-        };
-        let now_ms = crate::clock::unix_millis(std::time::SystemTime::now());
-        let completed = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(batch_pk(&batch.id)))
-            .update_expression("SET completed_at_ms = :now")
-            .condition_expression("attribute_not_exists(completed_at_ms)")
-            .expression_attribute_values(":now", n(now_ms))
-            .send()
-            .await;
-        conditional("batch complete", completed).map(|_| ())
+        match batch {
+            Some(batch) if batch.finals >= batch.total && batch.completed_at_ms.is_none() => {
+                self.complete_batch(&batch.id).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Items by key, a hundred at a time, keys DynamoDB left unprocessed asked again: the
@@ -1882,8 +1984,24 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(|e| failed("create batch", e))?;
+        // The finals' shards, each knowing how many messages it waits for.
+        let shards = batch.total.min(BATCH_FINAL_SHARDS);
+        for shard in 0..shards {
+            let expected = batch.total / BATCH_FINAL_SHARDS
+                + u32::from(shard < batch.total % BATCH_FINAL_SHARDS);
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(finals_pk(&batch.id, shard)))
+                .item("expected", n(u64::from(expected)))
+                .item("expires_at", n(expires_at))
+                .send()
+                .await
+                .map_err(|e| failed("create batch", e))?;
+        }
         let mut item: Item = HashMap::from([
             ("pk".to_owned(), s(batch_pk(&batch.id))),
+            ("shards".to_owned(), n(u64::from(shards))),
             ("caller".to_owned(), s(&batch.caller)),
             ("channel".to_owned(), s(&batch.channel)),
             ("total".to_owned(), n(u64::from(batch.total))),
@@ -1900,11 +2018,35 @@ impl Store for DynamoStore {
     }
 
     async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
-        Ok(self
-            .get("batch", batch_pk(id))
-            .await?
-            .as_ref()
-            .and_then(batch_record))
+        let Some(item) = self.get("batch", batch_pk(id)).await? else {
+            return Ok(None);
+        };
+        let Some(mut batch) = batch_record(&item) else {
+            return Ok(None);
+        };
+        // Its finals, from its shards (at most 16 small items, one read).
+        if let Some(shards) = number(&item, "shards").filter(|shards| *shards > 0) {
+            let pks: Vec<String> = (0..u32::try_from(shards).unwrap_or(BATCH_FINAL_SHARDS))
+                .map(|shard| finals_pk(id, shard))
+                .collect();
+            let found = self.get_many("batch", &pks, Some("pk, finals")).await?;
+            let finals: usize = found
+                .values()
+                .filter_map(|shard| shard.get("finals").and_then(|v| v.as_ns().ok()))
+                .map(Vec::len)
+                .sum();
+            batch.finals = u32::try_from(finals).unwrap_or(u32::MAX);
+        }
+        Ok(Some(batch))
+    }
+
+    async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.get("batch", batch_pk(id)).await?.is_some_and(|item| {
+            item.get("canceled")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false)
+        }))
     }
 
     async fn batch_answer(&self, id: &str) -> Result<Option<String>, StoreError> {

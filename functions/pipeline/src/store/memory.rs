@@ -981,6 +981,14 @@ impl Store for MemoryStore {
             .map(|batch| batch.record.clone()))
     }
 
+    async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .batches
+            .get(id)
+            .is_some_and(|batch| batch.record.canceled))
+    }
+
     async fn batch_answer(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .lock()

@@ -1135,6 +1135,10 @@ pub trait Store: Send + Sync {
         answer: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Whether a batch is canceled (a missing one is not): the check each of its sends makes
+    /// just before it leaves, one small read whatever the batch's size.
+    fn batch_canceled(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The answer a batch's request gave, as [`Store::create_batch`] stored it.
     fn batch_answer(
         &self,

@@ -205,9 +205,13 @@ async fn a_batch_becomes_its_messages_each_sent_once<S: Store + Clone + 'static>
         view["final"], false,
         "SENT is not final: the reports decide"
     );
-    // A batch with messages on their way can be canceled: what has left stays as it is.
-    let (status, canceled) = call(&p.api, request("DELETE", &format!("/batches/{id}"), None)).await;
-    assert_eq!(status, 200, "{canceled}");
+    // Every message has left: nothing to cancel (409), and what has left stays as it is.
+    let (status, refused) = call(&p.api, request("DELETE", &format!("/batches/{id}"), None)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("not_cancelable")),
+        "{refused}"
+    );
     run(&p, &p.api.lanes.transactional).await;
     let (_, view) = call(&p.api, request("GET", &format!("/batches/{id}"), None)).await;
     assert_eq!(view["counts"], json!({"SENT": 3}), "{view}");
