@@ -129,11 +129,28 @@ pub struct Prepared {
     pub send_at_ms: u64,
 }
 
-/// Fills `${name}` placeholders of `text` from `parameters`.
-fn fill(text: &str, parameters: &Map<String, Value>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
+/// The most one filled text may come to, in bytes: WhatsApp's 4,096 characters, each up to
+/// four bytes. Filling stops there, so placeholders repeated with long parameters cannot
+/// multiply a small body into gigabytes.
+const MAX_FILLED_BYTES: usize = 4 * 4096;
+
+/// Why a text could not be filled.
+#[derive(Debug, PartialEq, Eq)]
+enum Unfilled {
+    /// A placeholder without its parameter.
+    Missing(String),
+    /// Filled, it would pass [`MAX_FILLED_BYTES`].
+    TooLong,
+}
+
+/// Fills `${name}` placeholders of `text` from `parameters`, up to [`MAX_FILLED_BYTES`].
+fn fill(text: &str, parameters: &Map<String, Value>) -> Result<String, Unfilled> {
+    let mut out = String::with_capacity(text.len().min(MAX_FILLED_BYTES));
     let mut rest = text;
     while let Some(start) = rest.find("${") {
+        if out.len() > MAX_FILLED_BYTES {
+            return Err(Unfilled::TooLong);
+        }
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
@@ -145,11 +162,14 @@ fn fill(text: &str, parameters: &Map<String, Value>) -> Result<String, String> {
             Some(Value::String(value)) => out.push_str(value),
             Some(Value::Number(value)) => out.push_str(&value.to_string()),
             Some(Value::Bool(value)) => out.push_str(&value.to_string()),
-            _ => return Err(name.to_owned()),
+            _ => return Err(Unfilled::Missing(name.to_owned())),
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
+    if out.len() > MAX_FILLED_BYTES {
+        return Err(Unfilled::TooLong);
+    }
     Ok(out)
 }
 
@@ -195,11 +215,15 @@ fn recipient_request(
             ));
         }
     };
-    let missing = |name: String| {
-        refuse(
+    let missing = |unfilled: Unfilled| match unfilled {
+        Unfilled::Missing(name) => refuse(
             "parameter_missing",
             format!("parameters: no value for ${{{name}}}"),
-        )
+        ),
+        Unfilled::TooLong => refuse(
+            "text_too_long",
+            format!("filled with its parameters, a text passes {MAX_FILLED_BYTES} bytes"),
+        ),
     };
     let mut request = shared.clone();
     request.insert("to".into(), Value::String(to.clone()));
@@ -297,6 +321,7 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
     let mut refused = Vec::new();
     // Each recipient once: by the normalised identity, on the channel asked for.
     let mut seen = HashMap::with_capacity(recipients.len());
+    let mut filled_total: usize = 0;
     for (index, recipient) in recipients.iter().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
         let (_, request) = match recipient_request(&shared, recipient, index) {
@@ -306,6 +331,16 @@ pub fn prepare(body: &[u8], context: &Context<'_>) -> Result<Prepared, ApiError>
                 continue;
             }
         };
+        // Filled in, the batch may still not pass the bound (placeholders multiply).
+        filled_total = filled_total.saturating_add(json_len(&request));
+        if filled_total > MAX_EXPANDED_BYTES {
+            return Err(ApiError::unprocessable(
+                BATCH_TOO_LARGE,
+                format!(
+                    "recipients[{index}]: with their parameters filled in, the messages so far come to {filled_total} bytes; at most {MAX_EXPANDED_BYTES}: send it in smaller batches, or with shorter parameters"
+                ),
+            ));
+        }
         let checked = serde_json::from_value::<SendRequest>(request)
             .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
             .and_then(|request| request.validate(context));
@@ -822,7 +857,17 @@ mod tests {
             fill("no placeholders", &parameters).unwrap(),
             "no placeholders"
         );
-        assert_eq!(fill("${missing}", &parameters).unwrap_err(), "missing");
+        assert_eq!(
+            fill("${missing}", &parameters).unwrap_err(),
+            Unfilled::Missing("missing".into())
+        );
+        // Placeholders repeated with a long parameter stop at the bound, not at gigabytes.
+        let long: Map<String, Value> =
+            serde_json::from_value(json!({"a": "x".repeat(50_000)})).unwrap();
+        assert_eq!(
+            fill(&"${a}".repeat(4000), &long).unwrap_err(),
+            Unfilled::TooLong
+        );
         assert_eq!(fill("half ${open", &parameters).unwrap(), "half ${open");
         assert_eq!(message_id("bat_01J", 7), "msg_01J_7");
     }

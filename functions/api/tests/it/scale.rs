@@ -701,6 +701,13 @@ async fn the_largest_batch_accepted_fits_in_the_apis_memory() {
         (status, answer["error"]["code"].as_str()),
         (422, Some("batch_too_large"))
     );
+    // Placeholders repeated with a long parameter (4,000 × 50 KB once filled): stopped at the
+    // filled text's bound, refused text_too_long.
+    let amplified = json!({"channel": "SMS_API", "text": "${a}".repeat(4000),
+        "recipients": [{"to": "+46701234567", "parameters": {"a": "x".repeat(50_000)}}]});
+    let (status, answer) = post_batch(&api, "amplified", amplified).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["refused"][0]["code"], "text_too_long", "{answer}");
     let after = peak_rss();
     let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
     println!(
