@@ -373,9 +373,17 @@ impl Ledger {
                         reason: refusal.reason(),
                     }
                 };
-                return self
+                let recorded = self
                     .record(store, id, Some(&attempt), result, now_ms, false)
                     .await;
+                // Written after its recipient's erasure (a reply, a batch's message made from
+                // its chunk): what this attempt wrote of them goes too.
+                if refusal.code == crate::store::RECIPIENT_ERASED
+                    && let Err(error) = store.strip_recipient(id, now_ms).await
+                {
+                    tracing::warn!(message = id, %error, "stopped by an erasure, but its recipient could not be stripped");
+                }
+                return recorded;
             }
             Err(error) => {
                 self.withdraw(store, id, &attempt).await;

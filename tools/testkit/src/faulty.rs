@@ -254,6 +254,10 @@ impl<S: Store> Store for FaultyStore<S> {
         )
         .await
     }
+    async fn strip_recipient(&self, id: &str, at_ms: u64) -> Result<(), StoreError> {
+        self.call("strip_recipient", id, self.inner.strip_recipient(id, at_ms))
+            .await
+    }
     async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {
         self.call("batch_canceled", id, self.inner.batch_canceled(id))
             .await

@@ -122,6 +122,9 @@ pub async fn sms<S: Store, H: Hook, B>(
 /// Safe to run again for the same message (a retry after a failed reply): the opt-out state is
 /// judged as it was *before* this message, so a retried STOP still sends its confirmation.
 /// A keyword older than the consent that stands (by the message's own time) is stored and
+/// How long a contact read for a reply stands before the reply is judged on a fresh read.
+const FRESH_CONTACT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// changes nothing, with no reply.
 async fn respond<S: Store, H: Hook>(
     services: &Services<S, H>,
@@ -131,6 +134,7 @@ async fn respond<S: Store, H: Hook>(
 ) -> Result<Handled, HandlerError> {
     let store = &services.store;
     let before = store.contact(&record.from).await?;
+    let read_at = std::time::Instant::now();
     let opted_out_before = before
         .opted_out_by
         .as_ref()
@@ -208,15 +212,24 @@ async fn respond<S: Store, H: Hook>(
         None => {}
     }
     let rules = || async {
+        // A reply that waited (for its pacing slot, or a retry) is judged on the contact read
+        // again: an opt-out or an erasure made meanwhile applies. Within a second of the read
+        // above, that read stands (this message's own effect applied): no extra read.
+        let state = if read_at.elapsed() > FRESH_CONTACT {
+            store.contact(&record.from).await?
+        } else {
+            after.clone()
+        };
         let check = Check {
             contacts: std::slice::from_ref(&record.from),
             whatsapp_free_form: record.from.channel == sinch::Channel::WhatsApp,
             answering: Some(&id),
             expires_at_ms: None,
-            accepted_at_ms: None,
+            // Erased after the message it answers arrived: it does not leave.
+            accepted_at_ms: Some(record.received_at_ms),
             now_ms: crate::clock::unix_millis(services.clock.now()),
         };
-        Ok(services.rules.judge(&record.from, &after, &check).into())
+        Ok(services.rules.judge(&record.from, &state, &check).into())
     };
     let request = match route {
         ReplyRoute::Conversation { app_id, recipient } => {

@@ -933,6 +933,26 @@ impl DynamoStore {
         self.complete_batch(&message.id).await
     }
 
+    /// A message item stripped of who it went to and what it said (an erasure's part), marked
+    /// so that no attempt on it begins again; nothing when it does not exist.
+    async fn strip(&self, pk: &str, at_ms: u64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression(
+                "REMOVE to_identity, #text, metadata, #person SET erased_at_ms = :at",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#text", "text")
+            .expression_attribute_names("#person", PERSON)
+            .expression_attribute_values(":at", n(at_ms))
+            .send()
+            .await;
+        conditional("strip recipient", result).map(|_| ())
+    }
+
     /// Sets a batch's completion time, once.
     async fn complete_batch(&self, id: &str) -> Result<(), StoreError> {
         let now_ms = crate::clock::unix_millis(std::time::SystemTime::now());
@@ -1834,24 +1854,7 @@ impl Store for DynamoStore {
                     erased.messages += 1;
                 }
             } else if pk.starts_with("msg#") {
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key("pk", s(pk))
-                    .update_expression(
-                        "REMOVE to_identity, #text, metadata, #person SET erased_at_ms = :at",
-                    )
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_names("#text", "text")
-                    .expression_attribute_names("#person", PERSON)
-                    .expression_attribute_values(":at", n(at_ms))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .or_else(|e| match conditional::<(), _>("erase contact", Err(e)) {
-                        Ok(_) => Ok(()),
-                        Err(error) => Err(error),
-                    })?;
+                self.strip(pk, at_ms).await?;
                 // Stripped first (its end's event names no one); then, one of ours that has not
                 // left ends here (a send already on its way is fenced by the erasure's mark).
                 if let Some(id) = pk.strip_prefix("msg#ours/") {
@@ -2038,6 +2041,11 @@ impl Store for DynamoStore {
             batch.finals = u32::try_from(finals).unwrap_or(u32::MAX);
         }
         Ok(Some(batch))
+    }
+
+    async fn strip_recipient(&self, id: &str, at_ms: u64) -> Result<(), StoreError> {
+        self.strip(&message_pk(&MessageKey::Ours(id.to_owned())), at_ms)
+            .await
     }
 
     async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {

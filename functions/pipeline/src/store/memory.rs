@@ -245,6 +245,26 @@ impl MemoryStore {
         result
     }
 
+    /// A message stripped of who it went to and what it said (an erasure's part), marked so
+    /// that no attempt on it begins again; nothing when it does not exist.
+    fn strip(&self, state: &mut State, key: &MessageKey) {
+        if !state.messages.contains_key(key) {
+            return;
+        }
+        let before = state.message_snapshot(key);
+        let item = state.message(key);
+        item.erased = true;
+        item.state.to = None;
+        item.state.text = None;
+        item.state.metadata = None;
+        if let Some(ledger) = &mut item.ledger {
+            ledger.intent.text = None;
+            ledger.intent.to.identity = String::new();
+        }
+        let after = state.message_snapshot(key);
+        self.emit(before, after);
+    }
+
     /// Counts a batch's message as final; the batch is complete when all are.
     fn batch_final(&self, state: &mut State, message: &BatchRef) {
         let Some(batch) = state.batches.get_mut(&message.id) else {
@@ -865,18 +885,7 @@ impl Store for MemoryStore {
                     }
                     continue;
                 }
-                let before = state.message_snapshot(&key);
-                let item = state.message(&key);
-                item.erased = true;
-                item.state.to = None;
-                item.state.text = None;
-                item.state.metadata = None;
-                if let Some(ledger) = &mut item.ledger {
-                    ledger.intent.text = None;
-                    ledger.intent.to.identity = String::new();
-                }
-                let after = state.message_snapshot(&key);
-                self.emit(before, after);
+                self.strip(&mut state, &key);
             }
             let view = state.contact_view(contact);
             erased.opt_out_kept = view.opted_out_by.is_some();
@@ -979,6 +988,12 @@ impl Store for MemoryStore {
             .batches
             .get(id)
             .map(|batch| batch.record.clone()))
+    }
+
+    async fn strip_recipient(&self, id: &str, _at_ms: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        self.strip(&mut state, &MessageKey::Ours(id.to_owned()));
+        Ok(())
     }
 
     async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {

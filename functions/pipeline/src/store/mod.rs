@@ -1135,6 +1135,16 @@ pub trait Store: Send + Sync {
         answer: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Strips one of our messages of its recipient, text and metadata, as an erasure does
+    /// (and marks it so that no attempt on it begins again): for a message written after its
+    /// recipient's erasure (a reply, a batch's message made from its chunk), once the rules
+    /// stopped it. A no-op for a message that does not exist.
+    fn strip_recipient(
+        &self,
+        id: &str,
+        at_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Whether a batch is canceled (a missing one is not): the check each of its sends makes
     /// just before it leaves, one small read whatever the batch's size.
     fn batch_canceled(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
