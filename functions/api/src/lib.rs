@@ -377,6 +377,44 @@ enum Posted {
     Batch(batches::Prepared),
 }
 
+/// A request refused at the door: its key's answer when the key was completed for this very
+/// body (a retry after its `expire_at` passed, or after a setting changed, is the same
+/// request), else the refusal. The claim this takes to know is given back at once.
+async fn refused_unless_answered<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    scoped: &str,
+    payload_hash: &str,
+    now_ms: u64,
+    error: ApiError,
+) -> Answer {
+    let claim = ClaimRequest {
+        key: scoped,
+        payload_hash,
+        lease_until_ms: now_ms.saturating_add(1000),
+        now_ms,
+        value: None,
+    };
+    match api.store.claim(&claim).await {
+        Ok(Claim::Completed {
+            same_payload: true,
+            response: Some(response),
+        }) => match serde_json::from_str::<Answer>(&response) {
+            Ok(answer) => Answer {
+                replayed: true,
+                ..answer
+            },
+            Err(_) => error.into(),
+        },
+        Ok(Claim::Claimed { value: None }) => {
+            if let Err(release) = api.store.release(scoped).await {
+                warn!(error = %release, "could not give back a key claimed to look for its answer; it frees itself in a second");
+            }
+            error.into()
+        }
+        _ => error.into(),
+    }
+}
+
 /// `POST /messages` and `POST /batches`: the key, the body, the claim, then the acceptance.
 async fn post<S: Store, Q: Queue, C: Scheduler>(
     api: &Api<S, Q, C>,
@@ -423,24 +461,33 @@ async fn post<S: Store, Q: Queue, C: Scheduler>(
             batches::prepare(&body, &api.config.context(now_ms, Lane::Bulk)).map(Posted::Batch)
         }
     };
-    let posted = match posted {
-        Ok(posted) => posted,
-        Err(error) => return error.into(),
-    };
     // A campaign in the fast lane only for a caller allowed to put it there.
-    if let Posted::Batch(prepared) = &posted
-        && prepared
-            .valid
-            .iter()
-            .any(|one| one.lane == Lane::Transactional)
-        && let Err(error) = api.config.guards.fast_lane_batches(&caller)
-    {
-        return error.into();
-    }
+    let posted = posted.and_then(|posted| match &posted {
+        Posted::Batch(prepared)
+            if prepared
+                .valid
+                .iter()
+                .any(|one| one.lane == Lane::Transactional) =>
+        {
+            api.config
+                .guards
+                .fast_lane_batches(&caller)
+                .map(|()| posted)
+        }
+        _ => Ok(posted),
+    });
     // The key, scoped to the caller; the body's hash tells a replay from a reuse. The claim
     // reserves the message's id from the start.
     let scoped = format!("api/{}/{key}", digest(caller.as_bytes()));
     let payload_hash = digest(&body);
+    let posted = match posted {
+        Ok(posted) => posted,
+        // Refused as it stands now (a time passed, a setting changed): a request this key
+        // already answered is replayed all the same.
+        Err(error) => {
+            return refused_unless_answered(api, &scoped, &payload_hash, now_ms, error).await;
+        }
+    };
     let reserved = match kind {
         Kind::Message => format!("msg_{}", ulid::Ulid::generate()),
         Kind::Batch => format!("bat_{}", ulid::Ulid::generate()),

@@ -810,3 +810,25 @@ async fn a_batch_whose_messages_have_all_left_cannot_be_canceled() {
     .await;
     assert_eq!((status, &view["canceled"]), (200, &json!(true)), "{view}");
 }
+
+/// A batch answered 202, posted again with its key after its `expire_at` passed: the same
+/// answer (it was validated again first and refused 422; found by review); a new key with that
+/// body is refused, and leaves no key behind.
+#[tokio::test]
+async fn a_retry_after_the_requests_own_time_passed_is_replayed() {
+    let store = MemoryStore::new();
+    let first = api_at(store.clone(), NOW_MS);
+    let body = json!({"channel": "SMS_API", "text": "Hi", "expire_at": rfc3339(NOW_MS + 60_000),
+        "recipients": [{"to": "+46701234567"}]});
+    let (status, answer) = post_batch(&first, "exp", body.clone()).await;
+    assert_eq!(status, 202, "{answer}");
+    let later = api_at(store.clone(), NOW_MS + 120_000);
+    let (status, replay) = post_batch(&later, "exp", body.clone()).await;
+    assert_eq!((status, &replay), (202, &answer), "the same answer");
+    let (status, refused) = post_batch(&later, "exp-new", body.clone()).await;
+    assert_eq!(status, 422, "{refused}");
+    // The key looked at was given back: the same key with a valid body later is a new batch.
+    let fresh = json!({"channel": "SMS_API", "text": "Hi", "recipients": [{"to": "+46701234567"}]});
+    let (status, accepted) = post_batch(&later, "exp-new", fresh).await;
+    assert_eq!(status, 202, "{accepted}");
+}
