@@ -483,11 +483,15 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
         }
     }
     // The monthly cap: as many as fit, counted once per batch (a replay counts nothing: it
-    // returned above); the rest refused one by one.
+    // returned above; a batch that cannot be stored gives its count back); the rest refused
+    // one by one.
+    let channels = accepted
+        .first()
+        .map(|(_, one)| one.channels.clone())
+        .unwrap_or_default();
     if !accepted.is_empty() {
         let wanted = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
         // The shared body's channel and fallbacks: every recipient may take the same ones.
-        let channels = accepted[0].1.channels.clone();
         let (granted, held_by) = match api
             .config
             .guards
@@ -582,6 +586,14 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
     }
     let answer = body.to_string();
     if let Err(error) = api.store.create_batch(&record, &chunks, &answer).await {
+        // Not stored (a write whose answer was lost may have been: then its replay counts
+        // nothing, and the count stands).
+        if matches!(api.store.batch(id).await, Ok(None)) {
+            api.config
+                .guards
+                .give_back(&api.store, &channels, total, now_ms)
+                .await;
+        }
         return unavailable("store batch", &error, KeyFate::Keep);
     }
     if let Err(detail) = fan_out(api, &record, lane, now_ms).await {

@@ -238,6 +238,22 @@ impl Guards {
         Ok((granted, held_by))
     }
 
+    /// Gives `n` back to the monthly cap of every capped channel among `channels` (what
+    /// [`Guards::monthly_caps`] granted for a batch that could not be stored), so that its
+    /// retry counts them once. Best effort: a failure is logged, and the count errs high.
+    pub async fn give_back<S: Store>(&self, store: &S, channels: &[String], n: u32, now_ms: u64) {
+        let (month, _) = month_of(now_ms);
+        for channel in channels
+            .iter()
+            .filter(|c| self.monthly_caps.contains_key(*c))
+        {
+            let key = format!("cap/{channel}/{month}");
+            if let Err(error) = store.count_down(&key, n).await {
+                tracing::warn!(%error, %channel, n, "could not give a monthly cap's count back; it counts them twice");
+            }
+        }
+    }
+
     /// The refusal for a send over `channel`'s monthly cap.
     pub fn cap_reached(&self, channel: &str, now_ms: u64) -> ApiError {
         let (month, next_month_ms) = month_of(now_ms);

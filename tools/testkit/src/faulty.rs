@@ -258,6 +258,10 @@ impl<S: Store> Store for FaultyStore<S> {
         self.call("strip_recipient", id, self.inner.strip_recipient(id, at_ms))
             .await
     }
+    async fn count_down(&self, key: &str, n: u32) -> Result<(), StoreError> {
+        self.call("count_down", key, self.inner.count_down(key, n))
+            .await
+    }
     async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {
         self.call("batch_canceled", id, self.inner.batch_canceled(id))
             .await

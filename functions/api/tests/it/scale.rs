@@ -832,3 +832,32 @@ async fn a_retry_after_the_requests_own_time_passed_is_replayed() {
     let (status, accepted) = post_batch(&later, "exp-new", fresh).await;
     assert_eq!(status, 202, "{accepted}");
 }
+
+/// The monthly cap counted, then the batch could not be stored: its count is given back, so
+/// the retry after the lease counts once (it refused a recipient of a batch that fits; found
+/// by review). A store that lost only the answer keeps the count: the retry replays.
+#[tokio::test]
+async fn a_batch_that_could_not_be_stored_gives_its_cap_count_back() {
+    use testkit::faulty::{Fault, FaultyStore};
+    for (fault, key) in [(Fault::Before, "cap-before"), (Fault::After, "cap-after")] {
+        let store = FaultyStore::new(MemoryStore::new());
+        let mut first = api_at(store.clone(), NOW_MS);
+        first.config.guards.monthly_caps = [("SMS_API".to_owned(), 3)].into_iter().collect();
+        let body = json!({"channel": "SMS_API", "text": "Hi",
+            "recipients": [{"to": "+46701234567"}, {"to": "+46701234568"}]});
+        store.fail_times("create_batch", fault, 1);
+        let (status, _) = post_batch(&first, key, body.clone()).await;
+        assert_eq!(status, 503, "{fault:?}");
+        let lease = u64::try_from(first.config.in_flight_lease.as_millis()).unwrap();
+        let mut later = api_at(store.clone(), NOW_MS + lease + 1_000);
+        later.config.guards = first.config.guards.clone();
+        let (status, again) = post_batch(&later, key, body).await;
+        assert_eq!(status, 202, "{fault:?}: {again}");
+        assert_eq!(again["accepted"], 2, "{fault:?}: {again}");
+        // One left under the cap of 3: the next batch of two gets one.
+        let next = json!({"channel": "SMS_API", "text": "Hi",
+            "recipients": [{"to": "+46701234569"}, {"to": "+46701234570"}]});
+        let (_, next) = post_batch(&later, &format!("{key}-next"), next).await;
+        assert_eq!(next["accepted"], 1, "{fault:?}: {next}");
+    }
+}

@@ -2258,6 +2258,22 @@ impl Store for DynamoStore {
         })
     }
 
+    async fn count_down(&self, key: &str, n_back: u32) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("guard#{key}")))
+            .update_expression("ADD #count :minus")
+            .condition_expression("#count >= :n")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":minus", AttributeValue::N(format!("-{n_back}")))
+            .expression_attribute_values(":n", n(u64::from(n_back)))
+            .send()
+            .await;
+        conditional("count down", update).map(|_| ())
+    }
+
     async fn count_up_to(
         &self,
         key: &str,

@@ -620,6 +620,13 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn count_down(&self, key: &str, n: u32) -> Result<(), StoreError> {
+        if let Some(count) = self.lock().counts.get_mut(key) {
+            *count = count.saturating_sub(n);
+        }
+        Ok(())
+    }
+
     async fn count_up_to(
         &self,
         key: &str,

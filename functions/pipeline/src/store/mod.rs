@@ -1202,6 +1202,10 @@ pub trait Store: Send + Sync {
         now_ms: u64,
     ) -> impl Future<Output = Result<Counted, StoreError>> + Send;
 
+    /// Takes `n` back from the count under `key` (never below 0): what [`Store::count_up_to`]
+    /// granted for something that then was not done (a batch that could not be stored).
+    fn count_down(&self, key: &str, n: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Adds up to `n` to the count under `key`, as many as fit under `cap`; the answer is how
     /// many were added (0 when it is full). The count is forgotten after `expires_at_s` (Unix
     /// seconds: the end of its period, and then some).

@@ -1487,6 +1487,20 @@ async fn a_capped_count_adds_as_many_as_fit_once_each(store: impl Store) {
     assert_eq!(store.count_up_to(key, 4, 10, NOW / 1000).await.unwrap(), 4);
     assert_eq!(store.count_up_to(key, 4, 10, NOW / 1000).await.unwrap(), 2);
     assert_eq!(store.count_up_to(key, 1, 10, NOW / 1000).await.unwrap(), 0);
+    // Given back (a batch that could not be stored): that many fit again; never below 0.
+    store.count_down(key, 3).await.unwrap();
+    assert_eq!(store.count_up_to(key, 4, 10, NOW / 1000).await.unwrap(), 3);
+    store
+        .count_down("cap/SMS_API/never-counted", 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .count_up_to("cap/SMS_API/never-counted", 1, 10, NOW / 1000)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         store
             .count_up_to("cap/SMS_API/2027-01", 1, 10, NOW / 1000)
