@@ -192,7 +192,7 @@ async fn an_sqs_and_dynamodb_outage_mid_load_loses_nothing_and_replies_once() {
     }
 
     // Every message replied to, at the fake Sinch.
-    let until = Instant::now() + Duration::from_secs(120);
+    let until = Instant::now() + Duration::from_secs(300);
     loop {
         let replies = replies(&sinch).await;
         if ids.iter().all(|id| replies.contains_key(id)) {

@@ -7,6 +7,10 @@
 //! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`, `channel`), `history_count`, `history_ids` (a string set: which entries it holds), `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text`; for sends of the messages API `caller`, `metadata` |
 //! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `media` (list of URLs), `contact_id`, `conversation_id`, `received_at_ms` |
 //! | contact | `contact#<channel>/<identity>` | `last_inbound_at_ms` (WhatsApp's window), `opted_out_by` (the inbound message that opted out), `opted_out_at_ms` |
+//! | batch | `batch#<id>` | `caller`, `channel`, `total`, `refused`, `chunks`, `shards`, `shards_done`, `created_at_ms`, `send_at_ms`, `canceled`, `completed_at_ms`, `expires_at`: small, read by each of its sends before it leaves |
+//! | a batch's recipients | `chunk#<id>#<k>` | `recipients` (JSON, up to a thousand), `expires_at` (the message retention from when it is due) |
+//! | a batch's answer | `answer#<id>` | `answer` (what its request answered; read by a replay only), `expires_at` |
+//! | a batch's finals | `finals#<id>#<k % 16>` | `expected`, `finals` (a number set), `counted` (once complete), `expires_at` |
 //! | an erased contact's opt-out | `optout#<HMAC-SHA256(CONTACT_HASH_KEY, channel/identity)>` | `opted_out_by` (the erasure's reference), `opted_out_at_ms`, `opt_source`: kept |
 //! | an erasure's mark | `erased#<the same keyed hash>` | `erased_at_ms`, `expires_at` ([`super::ERASURE_REACH`]): a send accepted before it does not leave |
 //! | dead letter | `dead#<SQS message id>` | `reason`, `detail`, `kind`, `at_ms`, `expires_at` (14 days, the dead-letter queue's retention): written once, before the callback goes to the dead-letter queue, so that its event comes from the stream |
@@ -176,7 +180,8 @@ impl DynamoStore {
     }
 
     /// Creates the table as the SAM template does with events on (on-demand, `pk`, TTL on
-    /// `expires_at`, a stream of new and old images), for the local stack and tests.
+    /// `expires_at`, a stream of new and old images), for the local stack and tests. A table of that
+    /// name already there (the SDK retrying a create that was answered late) is taken as it is.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -224,7 +229,8 @@ impl DynamoStore {
             )
             .build()
             .map_err(|e| error(e.to_string()))?;
-        self.client
+        let created = self
+            .client
             .create_table()
             .table_name(&self.table)
             .attribute_definitions(attribute("pk")?)
@@ -243,8 +249,18 @@ impl DynamoStore {
                     .map_err(|e| error(e.to_string()))?,
             )
             .send()
-            .await
-            .map_err(|e| error(DisplayErrorContext(&e).to_string()))?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // Our own first attempt, answered too late for the SDK, which tried again (seen on
+            // a loaded machine): the table is there.
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    aws_sdk_dynamodb::operation::create_table::CreateTableError::ResourceInUseException(_)
+                ) => {}
+            Err(e) => return Err(error(DisplayErrorContext(&e).to_string())),
+        }
         let ttl = TimeToLiveSpecification::builder()
             .attribute_name("expires_at")
             .enabled(true)
@@ -442,19 +458,28 @@ fn batch_pk(id: &str) -> String {
     format!("batch#{id}")
 }
 
+// A batch's parts are outside the `batch#` prefix, so that the stream's filter (which admits
+// `batch#` for `Batch Completed`) does not hand the publisher its chunks (up to 300 KB of
+// numbers and texts each), its answer or its shards.
+
 fn chunk_pk(id: &str, chunk: u32) -> String {
+    format!("chunk#{id}#{chunk}")
+}
+
+/// Where chunks were kept before they left the `batch#` prefix (read for a batch stored then).
+fn legacy_chunk_pk(id: &str, chunk: u32) -> String {
     format!("batch#{id}#{chunk}")
 }
 
 fn answer_pk(id: &str) -> String {
-    format!("batch#{id}#answer")
+    format!("answer#{id}")
 }
 
 /// How many items a batch's finals are spread over (message `k` in shard `k % 16`).
 const BATCH_FINAL_SHARDS: u32 = 16;
 
 fn finals_pk(id: &str, shard: u32) -> String {
-    format!("batch#{id}#finals#{shard}")
+    format!("finals#{id}#{shard}")
 }
 
 /// A batch item read back.
@@ -2066,9 +2091,11 @@ impl Store for DynamoStore {
     }
 
     async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .get("batch chunk", chunk_pk(id, chunk))
-            .await?
+        let item = match self.get("batch chunk", chunk_pk(id, chunk)).await? {
+            Some(item) => Some(item),
+            None => self.get("batch chunk", legacy_chunk_pk(id, chunk)).await?,
+        };
+        Ok(item
             .as_ref()
             .and_then(|item| text(item, "recipients").map(str::to_owned)))
     }
@@ -2121,18 +2148,12 @@ impl Store for DynamoStore {
                 .condition_expression(OPT_IN_IS_NEWER)
                 .return_values(ReturnValue::AllOld)
         };
-        let written = conditional("set opt-out", update.send().await)?;
         if write.opted_out {
+            let written = conditional("set opt-out", update.send().await)?;
             return Ok(written.is_some());
         }
-        let Some(old) = written else {
-            // Older than the consent that stands: nothing changes.
-            return Ok(false);
-        };
-        let changed = old
-            .attributes
-            .is_some_and(|old| old.contains_key("opted_out_by"));
-        // Opting back in lifts an erased contact's opt-out too, unless that one is newer.
+        // Opting back in lifts an erased contact's opt-out too; first, so that a newer one
+        // (they were erased since) stands and nothing is written under their number.
         let lifted = match self
             .client
             .delete_item()
@@ -2153,10 +2174,17 @@ impl Store for DynamoStore {
                     aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_)
                 ) =>
             {
-                false
+                return Ok(false);
             }
             Err(error) => return Err(failed("set opt-out", error)),
         };
+        let Some(old) = conditional("set opt-out", update.send().await)? else {
+            // Older than the consent that stands: nothing more changes.
+            return Ok(lifted);
+        };
+        let changed = old
+            .attributes
+            .is_some_and(|old| old.contains_key("opted_out_by"));
         Ok(changed || lifted)
     }
 

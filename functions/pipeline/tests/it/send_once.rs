@@ -202,17 +202,19 @@ async fn sinch_answering_500_then_200<S: Store + Clone>(store: S) {
 /// Sinch takes the send and its answer never comes back: not repeated; Sinch's delivery report,
 /// naming our reply, settles it; the retry then only finishes the bookkeeping.
 async fn sinchs_answer_lost<S: Store + Clone>(store: S) {
-    let sinch = fake_sinch(accepted().set_delay(Duration::from_secs(3))).await;
+    // Sinch holds its answer longer than the invocation has (4 s: room for the store's calls
+    // before the send on a loaded machine; with 1 s they ran out before it, and the test failed).
+    let sinch = fake_sinch(accepted().set_delay(Duration::from_secs(10))).await;
     let services = worker(store.clone(), &sinch, Clock::System);
     // The invocation's time runs out while Sinch holds the answer.
-    let result = process(&services, &help(), deadline(1)).await;
+    let result = process(&services, &help(), deadline(4)).await;
     assert!(
         matches!(result, Err(Failure::Transient { .. })),
         "{result:?}"
     );
     assert_eq!(sends(&sinch).await, 1);
     // SQS delivers it again at once: the outcome is unknown, so no blind second send.
-    let result = process(&services, &help(), deadline(1)).await;
+    let result = process(&services, &help(), deadline(4)).await;
     assert!(
         matches!(result, Err(Failure::Transient { .. })),
         "{result:?}"
@@ -234,9 +236,22 @@ async fn sinchs_answer_lost<S: Store + Clone>(store: S) {
 /// The answer lost and no report within the settle time: presumed lost and sent again, once.
 /// This is the documented residual risk, here made visible.
 async fn sinchs_answer_lost_and_no_report_within_the_settle_time<S: Store + Clone>(store: S) {
-    let sinch = fake_sinch(accepted().set_delay(Duration::from_secs(3))).await;
+    // The first answer held past the invocation's time; the second given at once.
+    let sinch = testkit::fake_sinch().await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .respond_with(accepted().set_delay(Duration::from_secs(10)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&sinch)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .respond_with(accepted())
+        .mount(&sinch)
+        .await;
     let services = worker(store.clone(), &sinch, Clock::System);
-    let result = process(&services, &help(), deadline(1)).await;
+    let result = process(&services, &help(), deadline(4)).await;
     assert!(
         matches!(result, Err(Failure::Transient { .. })),
         "{result:?}"

@@ -396,7 +396,35 @@ async fn an_erasure_reaches_sends_still_waiting(store: impl Store) {
     );
 }
 
+/// An erased person's kept opt-out is newer than a late opt-in: the opt-in changes nothing and
+/// writes nothing under their number (DynamoDB wrote a contact item; found by review).
+async fn a_late_opt_in_after_an_erasure_writes_nothing(store: impl Store) {
+    let contact = ContactKey::new("SMS", "46701234567");
+    assert!(set(&store, &contact, true, NOW + 10).await);
+    loop {
+        if store
+            .erase_contact(&contact, "era_late", NOW + 20, 100)
+            .await
+            .unwrap()
+            .complete
+        {
+            break;
+        }
+    }
+    assert!(!set(&store, &contact, false, NOW + 5).await);
+    let state = store.contact(&contact).await.unwrap();
+    assert!(state.opted_out_by.is_some(), "still opted out");
+    assert_eq!(
+        state.opted_in_at_ms, None,
+        "nothing written under their number"
+    );
+    // A newer opt-in lifts it.
+    assert!(set(&store, &contact, false, NOW + 30).await);
+    assert!(!opted_out(&store, &contact).await);
+}
+
 testkit::for_both_stores!(
+    a_late_opt_in_after_an_erasure_writes_nothing,
     an_erasure_reaches_sends_still_waiting,
     consent_takes_effect_in_the_persons_order,
     a_withdrawn_attempt_leaves_the_message_cancelable,
