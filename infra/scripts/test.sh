@@ -125,7 +125,8 @@ fi
 step "template.yaml: cfn-lint, the pipeline's invariants, and checkov (each finding fixed, or skipped with its reason in the resource's Metadata)"
 "$venv/bin/cfn-lint" template.yaml
 "$venv/bin/python" infra/scripts/check-template.py template.yaml >/dev/null
-"$venv/checkov/bin/checkov" --file template.yaml --framework cloudformation --quiet --compact
+# BC_SKIP_MAPPING: no call to the vendor's guidelines API (it fails offline, with a long traceback).
+BC_SKIP_MAPPING=TRUE "$venv/checkov/bin/checkov" --file template.yaml --framework cloudformation --quiet --compact
 step "rustdoc: every public item documented (missing_docs), no broken links"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "no two modules of a crate import each other"
