@@ -134,3 +134,110 @@ async fn each_callback_stays_within_its_dynamodb_calls() {
     }
     assert!(missed.is_empty(), "targets missed: {missed:?}");
 }
+
+/// DynamoDB calls per send of the messages API's job, and per read of a batch's progress
+/// (what `GET /batches/{id}` asks of the store), counted as above. Targets: a send 3 (its
+/// attempt, the contact's consent read after its slot, its outcome), a batch's message one more
+/// (the batch's cancel flag: one small item, whatever the batch's size); a batch's progress 2
+/// reads of its own (its item, its finals' 16 shards) and one per hundred messages.
+#[tokio::test]
+async fn each_send_stays_within_its_dynamodb_calls() {
+    use pipeline::store::{AcceptedMessage, BatchRecord, BatchRef, Store};
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let counter = CallCounter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let store = DynamoStore::new(client, "sinch-hooks");
+    store.create_table().await.expect("table");
+    let sinch = fake_sinch().await;
+    let worker = crate::outbound::worker(store.clone(), &sinch);
+    let batch = BatchRecord {
+        id: "bat_01CALLS".into(),
+        caller: "test".into(),
+        channel: "WHATSAPP".into(),
+        total: 1000,
+        refused: 0,
+        chunks: 1,
+        created_at_ms: 1_763_870_400_000,
+        send_at_ms: None,
+        canceled: false,
+        finals: 0,
+        completed_at_ms: None,
+    };
+    store
+        .create_batch(&batch, &["[]".to_owned()], "{}")
+        .await
+        .unwrap();
+    let accept = |id: &str, batch: Option<BatchRef>| AcceptedMessage {
+        id: id.into(),
+        channel: "WHATSAPP".into(),
+        to: "+46701234567".into(),
+        metadata: None,
+        caller: "test".into(),
+        at_ms: 1_763_870_400_000,
+        status: pipeline::status::Status::Accepted,
+        scheduled_at_ms: None,
+        batch,
+    };
+    crate::outbound::wrote(&store, "+46701234567", None).await;
+    store
+        .accept_message(&accept("msg_01ONE", None))
+        .await
+        .unwrap();
+    let in_batch = BatchRef {
+        id: batch.id.clone(),
+        index: 0,
+    };
+    store
+        .accept_message(&accept("msg_01CALLS_0", Some(in_batch.clone())))
+        .await
+        .unwrap();
+    let mut batch_job = crate::outbound::job("msg_01CALLS_0", "+46701234567");
+    batch_job.batch = Some(batch.id.clone());
+    let sends = [
+        (
+            "a send",
+            crate::outbound::job("msg_01ONE", "+46701234567"),
+            3,
+        ),
+        ("a batch's message", batch_job, 4),
+    ];
+    println!("{:<34} {:>14} {:>8}", "work", "DynamoDB calls", "target");
+    let mut missed = Vec::new();
+    for (name, job, target) in sends {
+        counter.0.store(0, Ordering::Relaxed);
+        let outcomes = process_batch(
+            worker.clone(),
+            event(vec![crate::common::job_record("m", &job, 1)]),
+            deadline(),
+        )
+        .await;
+        assert!(
+            matches!(outcomes[0].1, RecordOutcome::Handled { .. }),
+            "{name}: {outcomes:?}"
+        );
+        let calls = counter.0.load(Ordering::Relaxed);
+        println!("{name:<34} {calls:>14} {target:>8}");
+        if calls > target {
+            missed.push(format!("{name}: {calls} calls, target {target}"));
+        }
+    }
+    // A batch of 1,000's progress, as GET /batches/{id} reads it.
+    counter.0.store(0, Ordering::Relaxed);
+    let ids: Vec<String> = (0..1000).map(|k| format!("msg_01CALLS_{k}")).collect();
+    store.batch(&batch.id).await.unwrap();
+    store.statuses(&ids).await.unwrap();
+    let calls = counter.0.load(Ordering::Relaxed);
+    println!(
+        "{:<34} {calls:>14} {:>8}",
+        "a batch of 1,000's progress", 12
+    );
+    if calls > 12 {
+        missed.push(format!("a batch's progress: {calls} calls, target 12"));
+    }
+    assert!(missed.is_empty(), "targets missed: {missed:?}");
+}
