@@ -277,7 +277,10 @@ async fn follow(
                 ExitCode::from(1)
             });
         }
-        tokio::time::sleep(POLL.max(Duration::from_millis(500))).await;
+        // Each look reads every message of the batches (about one DynamoDB call per hundred):
+        // half a second apart, and a millisecond more per recipient (10 s at 10,000).
+        let pause = Duration::from_millis(500 + total.min(14_500));
+        tokio::time::sleep(POLL.max(pause)).await;
     }
 }
 
