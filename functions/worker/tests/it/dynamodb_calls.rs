@@ -37,9 +37,8 @@ impl Intercept for CallCounter {
     }
 }
 
-#[tokio::test]
-async fn each_callback_stays_within_its_dynamodb_calls() {
-    let moto = Moto::start();
+/// A store on a new table of `moto` whose every DynamoDB call `counter` counts.
+async fn counted_store(moto: &Moto) -> (DynamoStore, CallCounter) {
     let sdk = moto.sdk_config().await;
     let counter = CallCounter::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
@@ -49,6 +48,13 @@ async fn each_callback_stays_within_its_dynamodb_calls() {
     );
     let store = DynamoStore::new(client, "sinch-hooks");
     store.create_table().await.expect("table");
+    (store, counter)
+}
+
+#[tokio::test]
+async fn each_callback_stays_within_its_dynamodb_calls() {
+    let moto = Moto::start();
+    let (store, counter) = counted_store(&moto).await;
     let sinch = fake_sinch().await;
     let worker = Arc::new(Worker {
         services: services(store, &sinch),
@@ -144,15 +150,7 @@ async fn each_callback_stays_within_its_dynamodb_calls() {
 async fn each_send_stays_within_its_dynamodb_calls() {
     use pipeline::store::{AcceptedMessage, BatchRecord, BatchRef, Store};
     let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let counter = CallCounter::default();
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(counter.clone())
-            .build(),
-    );
-    let store = DynamoStore::new(client, "sinch-hooks");
-    store.create_table().await.expect("table");
+    let (store, counter) = counted_store(&moto).await;
     let sinch = fake_sinch().await;
     let worker = crate::outbound::worker(store.clone(), &sinch);
     let batch = BatchRecord {
