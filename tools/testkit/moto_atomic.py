@@ -10,21 +10,35 @@ call are cut to what the call touches (below), so a thousand messages stay fast.
 enforcement, off until a test turns it on, judges resources and conditions (`moto_iam.py`).
 
     python moto_atomic.py -H 127.0.0.1 -p 5000
+
+Or, as the test harness runs it, a fork server (`--fork-server SOCKET`): moto's import and its
+backends cost about two CPU-seconds a server, more than most tests spend in moto, and a test run
+starts a hundred and more servers. The fork server pays that once: it imports moto and builds the
+backends the tests speak (empty), then forks a fresh server per connection on its Unix socket.
+It returns once the socket listens, the server staying in the background. Each child listens on a free port of HOST, writes the port as one line on the connection, and
+lives as long as the connection stays open (the test's `Moto`, dropped or killed). The server
+leaves when nobody has asked for a server for `--idle-exit` seconds.
 """
 import argparse
 import copy
 import io
 import json
 import logging
+import os
+import random
+import signal
+import socket
 import threading
 import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_server, run_simple
 
 parser = argparse.ArgumentParser()
 parser.add_argument("-H", "--host", default="127.0.0.1")
 parser.add_argument("-p", "--port", type=int, default=5000)
+parser.add_argument("--fork-server", metavar="SOCKET", help="fork a fresh server per connection on this Unix socket")
+parser.add_argument("--idle-exit", type=float, default=300, help="the fork server leaves after this many idle seconds")
 args = parser.parse_args()
 
 app = DomainDispatcherApplication(create_backend_app)
@@ -158,4 +172,70 @@ def atomic(environ, start_response):
         _count(operation, time.monotonic() - started)
 
 
-run_simple(args.host, args.port, atomic, threaded=True)
+# The services the tests speak, built once before any fork (empty: no account holds anything yet).
+PRELOADED = ["dynamodb", "dynamodbstreams", "sqs", "events", "scheduler", "secretsmanager", "ssm", "iam", "sts", "moto_api"]
+
+
+def _serve_child(conn):
+    """In a forked child: one fresh server on a free port, for as long as `conn` stays open."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    random.seed()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    server = make_server(args.host, 0, atomic, threaded=True)
+    conn.sendall(f"{server.server_port}\n".encode())
+
+    def watch():
+        try:
+            while conn.recv(64):
+                pass
+        finally:
+            os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    server.serve_forever()
+
+
+def fork_server(path):
+    for service in PRELOADED:
+        app.app_instances[service] = create_backend_app(service)
+    assert threading.active_count() == 1, "forking needs a single thread"
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the servers
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    bound = os.stat(path).st_ino
+    listener.listen(64)
+    listener.settimeout(args.idle_exit)
+    # Listening: the process that started it may go on (its child, this server, stays).
+    if os.fork() > 0:
+        os._exit(0)
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            break
+        conn.settimeout(None)
+        if os.fork() == 0:
+            listener.close()
+            try:
+                _serve_child(conn)
+            finally:
+                os._exit(0)
+        conn.close()
+    # Leaving: the socket goes first, so that nobody connects to a server about to be gone.
+    try:
+        if os.stat(path).st_ino == bound:  # not a newer server's socket
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+if args.fork_server:
+    fork_server(args.fork_server)
+else:
+    run_simple(args.host, args.port, atomic, threaded=True)

@@ -2,7 +2,8 @@
 //! ([`proxy::FaultProxy`]), and a store that fails on command ([`faulty::FaultyStore`]).
 //!
 //! Tests that need AWS talk to `moto_server` over HTTP, one fresh server per test (so tests
-//! never see each other's queues and tables), run with DynamoDB's atomicity (`moto_atomic.py`:
+//! never see each other's queues and tables; each forked from one that has imported moto, see
+//! [`Moto`]), run with DynamoDB's atomicity (`moto_atomic.py`:
 //! moto alone lets two racing conditional writes both succeed). `infra/scripts/test.sh` installs moto into
 //! `.venv`; this crate finds it there, or through `MOTO_SERVER`, or on `PATH`. A missing moto is
 //! a test failure naming the setup command, never a silent skip.
@@ -13,11 +14,14 @@ pub mod bench;
 pub mod faulty;
 pub mod proxy;
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
@@ -25,58 +29,46 @@ use aws_sdk_sqs::config::Credentials;
 /// How to get moto when it is missing.
 pub const SETUP_HINT: &str = "run `infra/scripts/test.sh` (it installs moto into .venv), or set MOTO_SERVER to a moto_server executable";
 
-/// A running `moto_server`, killed when dropped.
+/// A running `moto_server` of the test's own, gone when dropped.
+///
+/// Each is forked from one fork server (`moto_atomic.py --fork-server`) that has imported moto
+/// and built its backends once: a server costs milliseconds instead of the two CPU-seconds of
+/// moto's import, a hundred and more times per test run. The fork server is started by the
+/// first test that needs it (under a lock, in its own process group, so that no test's end or
+/// timeout stops it), is named after the Python and the scripts it runs (a changed script gets
+/// a new one), and leaves after five idle minutes. A forked server lives as long as the
+/// connection it was asked on, which `Moto` holds: dropped, or its test killed, it exits.
 pub struct Moto {
-    child: Child,
+    _lease: UnixStream,
     endpoint: String,
 }
 
 impl Moto {
-    /// Starts moto_server on a free loopback port and waits until it accepts connections.
+    /// Starts a fresh moto_server on a free loopback port, ready for connections.
     ///
     /// Panics with [`SETUP_HINT`] when moto cannot be found or does not come up: a test that
     /// needs AWS cannot run without it.
     pub fn start() -> Moto {
-        let program = moto_server_path();
-        let port = free_port();
-        // moto_server's own Python, running moto with DynamoDB's atomicity (moto_atomic.py).
-        let python = Some(program.with_file_name("python"))
-            .filter(|p| p.exists())
-            .unwrap_or_else(|| PathBuf::from("python3"));
-        let atomic = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_atomic.py");
-        let mut child = Command::new(&python)
-            .arg(&atomic)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {SETUP_HINT}", python.display()));
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
-                break;
+        // A second try for the one race there is: a fork server leaving (idle) as it is asked.
+        let mut answer = String::new();
+        for _ in 0..2 {
+            let mut lease = fork_server_connection();
+            lease
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .expect("a read timeout on a Unix socket");
+            answer.clear();
+            let _ = BufReader::new(&mut lease).read_line(&mut answer);
+            if let Ok(port) = answer.trim().parse::<u16>() {
+                return Moto {
+                    _lease: lease,
+                    endpoint: format!("http://127.0.0.1:{port}"),
+                };
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                panic!("moto_server exited with {status}: {stderr}\n{SETUP_HINT}");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("moto_server did not listen on {address} within 30 s; {SETUP_HINT}");
-            }
-            std::thread::sleep(Duration::from_millis(25));
         }
-        // Its request log would fill the pipe; nobody reads it from here on.
-        drop(child.stderr.take());
-        Moto {
-            child,
-            endpoint: format!("http://{address}"),
-        }
+        panic!(
+            "moto's fork server gave no server ({answer:?}); its log: {}",
+            fork_server_log().display()
+        )
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -123,13 +115,6 @@ impl Moto {
             .unwrap_or_else(|e| panic!("moto refused to create queue {name}: {e:?}"))
             .queue_url
             .expect("CreateQueue returns a URL")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -201,6 +186,72 @@ fn moto_server_path() -> PathBuf {
         .map(|dir| dir.join("moto_server"))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| panic!("moto_server not found; {SETUP_HINT}"))
+}
+
+/// The fork server's socket: in the temporary directory, named after what it runs.
+fn fork_server_socket() -> PathBuf {
+    let mut hasher = DefaultHasher::new();
+    Moto::python().hash(&mut hasher);
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for script in ["moto_atomic.py", "moto_iam.py"] {
+        std::fs::read(scripts.join(script))
+            .unwrap_or_default()
+            .hash(&mut hasher);
+    }
+    // A reinstalled virtualenv is a new moto.
+    std::fs::metadata(moto_server_path())
+        .and_then(|m| m.modified())
+        .ok()
+        .hash(&mut hasher);
+    std::env::temp_dir().join(format!("sinch-hooks-moto-{:016x}.sock", hasher.finish()))
+}
+
+fn fork_server_log() -> PathBuf {
+    fork_server_socket().with_extension("log")
+}
+
+/// A connection to the fork server, which is started when none answers.
+fn fork_server_connection() -> UnixStream {
+    let socket = fork_server_socket();
+    if let Ok(stream) = UnixStream::connect(&socket) {
+        return stream;
+    }
+    // One starter at a time; the others find its server once they get the lock.
+    let lock = std::fs::File::create(socket.with_extension("lock"))
+        .and_then(|file| file.lock().map(|()| file))
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", socket.display()));
+    if let Ok(stream) = UnixStream::connect(&socket) {
+        return stream;
+    }
+    let log_path = fork_server_log();
+    let log = std::fs::File::create(&log_path)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", log_path.display()));
+    let python = Moto::python();
+    // It returns once its socket listens (moto's import takes seconds), the server staying.
+    let status = Command::new(&python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_atomic.py"))
+        .args(["-H", "127.0.0.1", "--fork-server"])
+        .arg(&socket)
+        .args(["--idle-exit", "300"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("a second handle on the log"))
+        .stderr(log)
+        .process_group(0)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {SETUP_HINT}", python.display()));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "moto's fork server exited with {status}: {log}\n{SETUP_HINT}"
+    );
+    let stream = UnixStream::connect(&socket).unwrap_or_else(|e| {
+        panic!(
+            "moto's fork server does not answer on {}: {e}: {log}",
+            socket.display()
+        )
+    });
+    drop(lock);
+    stream
 }
 
 /// A fake Sinch (wiremock) that already hands out OAuth2 tokens; a test mounts the sends it
