@@ -155,7 +155,7 @@ setsid nice -n 10 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
   infra/scripts/fuzz.sh "${FUZZ_SECONDS:-30}" >"$fuzz_log" 2>&1 &
 fuzzing=$!
 
-step "the functions the SAM way (sam local invoke, sam local start-api; Docker), with the fixtures in infra/fixtures"
+step "the functions the SAM way (sam local start-lambda, sam local start-api; Docker), with the fixtures in infra/fixtures"
 prepared
 status=0
 infra/scripts/sam-local.sh || status=$?
