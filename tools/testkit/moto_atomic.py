@@ -179,10 +179,13 @@ PRELOADED = ["dynamodb", "dynamodbstreams", "sqs", "events", "scheduler", "secre
 def _serve_child(conn):
     """In a forked child: one fresh server on a free port, for as long as `conn` stays open."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # Fresh ids per server: moto draws them from a generator of its own, forked with the rest.
     random.seed()
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
+    from moto.moto_api._internal import mock_random
+
+    mock_random.seed()
+    # Its errors go where the fork server's go (the log the harness names when a server fails).
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     server = make_server(args.host, 0, atomic, threaded=True)
     conn.sendall(f"{server.server_port}\n".encode())
 

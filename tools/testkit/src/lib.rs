@@ -21,7 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
@@ -198,11 +198,27 @@ fn fork_server_socket() -> PathBuf {
             .unwrap_or_default()
             .hash(&mut hasher);
     }
-    // A reinstalled virtualenv is a new moto.
-    std::fs::metadata(moto_server_path())
+    // A reinstalled virtualenv is a new moto: moto's own version, and every other package's
+    // (werkzeug, boto3, ...), which its site-packages name (`name-version.dist-info`).
+    let program = moto_server_path();
+    std::fs::metadata(&program)
         .and_then(|m| m.modified())
         .ok()
         .hash(&mut hasher);
+    if let Some(venv) = program.parent().and_then(|bin| bin.parent()) {
+        let mut installed: Vec<_> = std::fs::read_dir(venv.join("lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|python| std::fs::read_dir(python.path().join("site-packages")))
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name())
+            .filter(|name| name.to_string_lossy().ends_with(".dist-info"))
+            .collect();
+        installed.sort();
+        installed.hash(&mut hasher);
+    }
     std::env::temp_dir().join(format!("sinch-hooks-moto-{:016x}.sock", hasher.finish()))
 }
 
@@ -228,7 +244,7 @@ fn fork_server_connection() -> UnixStream {
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", log_path.display()));
     let python = Moto::python();
     // It returns once its socket listens (moto's import takes seconds), the server staying.
-    let status = Command::new(&python)
+    let mut starter = Command::new(&python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_atomic.py"))
         .args(["-H", "127.0.0.1", "--fork-server"])
         .arg(&socket)
@@ -237,9 +253,25 @@ fn fork_server_connection() -> UnixStream {
         .stdout(log.try_clone().expect("a second handle on the log"))
         .stderr(log)
         .process_group(0)
-        .status()
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}; {SETUP_HINT}", python.display()));
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        match starter.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(25)),
+            _ => {
+                let _ = starter.kill();
+                let _ = starter.wait();
+                panic!(
+                    "moto's fork server did not listen within 120 s: {}\n{SETUP_HINT}",
+                    log()
+                );
+            }
+        }
+    };
+    let log = log();
     assert!(
         status.success(),
         "moto's fork server exited with {status}: {log}\n{SETUP_HINT}"
