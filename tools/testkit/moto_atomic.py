@@ -15,9 +15,10 @@ Or, as the test harness runs it, a fork server (`--fork-server SOCKET`): moto's 
 backends cost about two CPU-seconds a server, more than most tests spend in moto, and a test run
 starts a hundred and more servers. The fork server pays that once: it imports moto and builds the
 backends the tests speak (empty), then forks a fresh server per connection on its Unix socket.
-It returns once the socket listens, the server staying in the background. Each child listens on a free port of HOST, writes the port as one line on the connection, and
-lives as long as the connection stays open (the test's `Moto`, dropped or killed). The server
-leaves when nobody has asked for a server for `--idle-exit` seconds.
+It returns once the socket listens, the server staying in the background. Each child listens on
+a free port of HOST, writes the port as one line on the connection, and lives as long as the
+connection stays open (the test's `Moto`, dropped or killed). The server leaves when nobody has
+asked for a server for `--idle-exit` seconds.
 """
 import argparse
 import copy
@@ -31,6 +32,7 @@ import socket
 import threading
 import time
 
+from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server, run_simple
 
@@ -181,8 +183,6 @@ def _serve_child(conn):
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Fresh ids per server: moto draws them from a generator of its own, forked with the rest.
     random.seed()
-    from moto.moto_api._internal import mock_random
-
     mock_random.seed()
     # Its errors go where the fork server's go (the log the harness names when a server fails).
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)

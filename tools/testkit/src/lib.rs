@@ -35,8 +35,8 @@ pub const SETUP_HINT: &str = "run `infra/scripts/test.sh` (it installs moto into
 /// and built its backends once: a server costs milliseconds instead of the two CPU-seconds of
 /// moto's import, a hundred and more times per test run. The fork server is started by the
 /// first test that needs it (under a lock, in its own process group, so that no test's end or
-/// timeout stops it), is named after the Python and the scripts it runs (a changed script gets
-/// a new one), and leaves after five idle minutes. A forked server lives as long as the
+/// timeout stops it), is named after the Python, the scripts and the packages it runs (a
+/// changed script or virtualenv gets a new one), and leaves after five idle minutes. A forked server lives as long as the
 /// connection it was asked on, which `Moto` holds: dropped, or its test killed, it exits.
 pub struct Moto {
     _lease: UnixStream,
@@ -411,5 +411,43 @@ impl Dump for pipeline::store::MemoryStore {
 impl Dump for pipeline::store::DynamoStore {
     async fn dump(&self) -> String {
         format!("{:?}", self.items().await.expect("the table scans"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Moto;
+
+    async fn queues(moto: &Moto) -> Vec<String> {
+        aws_sdk_sqs::Client::new(&moto.sdk_config().await)
+            .list_queues()
+            .send()
+            .await
+            .expect("moto lists queues")
+            .queue_urls
+            .unwrap_or_default()
+    }
+
+    /// Each test's moto is its own, fresh, and gone once dropped, however many the fork server
+    /// has made before it.
+    #[tokio::test]
+    async fn each_moto_is_fresh_and_gone_when_dropped() {
+        let first = Moto::start();
+        first.create_queue("only-in-the-first").await;
+        let second = Moto::start();
+        assert_ne!(first.endpoint(), second.endpoint());
+        assert_eq!(queues(&first).await.len(), 1);
+        assert!(queues(&second).await.is_empty(), "a fresh server");
+        let address = first.endpoint().trim_start_matches("http://").to_owned();
+        drop(first);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{address} still listens 30 s after its Moto was dropped"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(queues(&second).await.is_empty(), "the other one serves on");
     }
 }
