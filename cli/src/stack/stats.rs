@@ -67,8 +67,9 @@ struct Inner {
     status: Status,
     /// Message key -> current status.
     messages: BTreeMap<String, String>,
-    /// Sends that reached Sinch, per second (Unix s), the last [`RATE_WINDOW_S`] seconds.
-    sends: std::collections::VecDeque<(u64, u64)>,
+    /// Sends that left for Sinch, per second they left (Unix s), the last [`RATE_WINDOW_S`]
+    /// seconds.
+    sends: BTreeMap<u64, u64>,
 }
 
 /// Seconds of send counts kept for the console's chart.
@@ -105,31 +106,28 @@ impl Stats {
                 } => status.duplicates += 1,
                 RecordOutcome::Handled { kind, handled } => {
                     *status.processed.entry(kind.clone()).or_default() += 1;
-                    if matches!(
-                        handled,
-                        Handled::Outbound { resumed: false, .. }
-                            | Handled::Inbound {
-                                reply: ReplyOutcome::Sent { resumed: false, .. },
-                                ..
-                            }
-                    ) {
+                    let left_at_ms = match handled {
+                        Handled::Outbound { left_at_ms, .. }
+                        | Handled::Inbound {
+                            reply: ReplyOutcome::Sent { left_at_ms, .. },
+                            ..
+                        } => *left_at_ms,
+                        _ => None,
+                    };
+                    // In the second it left, not the second its batch finished.
+                    if let Some(left_at_ms) = left_at_ms {
                         let now = unix_seconds();
-                        match inner.sends.back_mut() {
-                            Some((second, count)) if *second == now => *count += 1,
-                            _ => inner.sends.push_back((now, 1)),
-                        }
-                        while inner
-                            .sends
-                            .front()
-                            .is_some_and(|(second, _)| *second + RATE_WINDOW_S <= now)
-                        {
-                            inner.sends.pop_front();
-                        }
+                        *inner.sends.entry(left_at_ms / 1000).or_default() += 1;
+                        inner.sends.retain(|second, _| second + RATE_WINDOW_S > now);
                     }
                     let status = &mut inner.status;
                     match handled {
                         Handled::Inbound {
-                            reply: ReplyOutcome::Sent { resumed: false, .. },
+                            reply:
+                                ReplyOutcome::Sent {
+                                    left_at_ms: Some(_),
+                                    ..
+                                },
                             ..
                         } => status.replies_sent += 1,
                         Handled::Status(changes) => {
@@ -195,21 +193,16 @@ impl Stats {
         })
     }
 
-    /// Sends that reached Sinch in each of the last [`RATE_WINDOW_S`] seconds, oldest first (the
-    /// current second last, still counting).
+    /// Sends that left for Sinch in each of the last [`RATE_WINDOW_S`] seconds, oldest first (the
+    /// current second last, still counting). Each is counted in the second its request left,
+    /// once its record is handled: a second's count may still grow while its batch finishes,
+    /// never past what left in it.
     pub fn send_rate(&self) -> Vec<u64> {
         let now = unix_seconds();
         self.with(|inner| {
             (0..RATE_WINDOW_S)
                 .rev()
-                .map(|ago| {
-                    let second = now - ago;
-                    inner
-                        .sends
-                        .iter()
-                        .find(|(s, _)| *s == second)
-                        .map_or(0, |(_, n)| *n)
-                })
+                .map(|ago| inner.sends.get(&(now - ago)).copied().unwrap_or(0))
                 .collect()
         })
     }
@@ -222,4 +215,47 @@ impl Stats {
 
 fn unix_seconds() -> u64 {
     pipeline::clock::unix_millis(std::time::SystemTime::now()) / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(left_at_ms: Option<u64>) -> RecordOutcome {
+        RecordOutcome::Handled {
+            kind: "outbound".into(),
+            handled: Handled::Outbound {
+                id: "msg".into(),
+                sinch_id: None,
+                left_at_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn a_send_counts_in_the_second_it_left_not_when_its_batch_ended() {
+        let stats = Stats::default();
+        let now_ms = unix_seconds() * 1000;
+        // A batch of ten whose sends left over the two seconds before this one, recorded now.
+        for k in 0..10 {
+            stats.record(&sent(Some(now_ms - 2000 + k * 200)));
+        }
+        // Resumed: an earlier attempt sent it, nothing left now.
+        stats.record(&sent(None));
+        let rate = stats.send_rate();
+        assert_eq!(rate.len(), RATE_WINDOW_S as usize);
+        // Five in each of those two seconds (wherever the clock's second now falls).
+        assert!(rate.windows(2).any(|w| w == [5, 5]), "{rate:?}");
+        assert_eq!(rate.iter().sum::<u64>(), 10);
+    }
+
+    #[test]
+    fn sends_older_than_the_window_are_dropped() {
+        let stats = Stats::default();
+        let now_ms = unix_seconds() * 1000;
+        stats.record(&sent(Some(now_ms - RATE_WINDOW_S * 1000 - 1000)));
+        stats.record(&sent(Some(now_ms)));
+        assert_eq!(stats.send_rate().iter().sum::<u64>(), 1);
+        assert_eq!(stats.with(|inner| inner.sends.len()), 1);
+    }
 }

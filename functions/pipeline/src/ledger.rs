@@ -93,9 +93,17 @@ pub mod reference {
 pub struct Sent {
     /// Sinch's id, when known.
     pub sinch_id: Option<SinchId>,
-    /// True when this call did not send: an earlier attempt had already reached Sinch, and
-    /// this call only finished its bookkeeping.
-    pub resumed: bool,
+    /// When this call's request left for Sinch (ms since the epoch); `None` when this call
+    /// did not send: an earlier attempt had already reached Sinch, and this call only finished
+    /// its bookkeeping.
+    pub left_at_ms: Option<u64>,
+}
+
+impl Sent {
+    /// Whether an earlier attempt had sent it and this call only recorded that.
+    pub fn resumed(&self) -> bool {
+        self.left_at_ms.is_none()
+    }
 }
 
 /// Why a send did not happen (yet). [`SendError::is_transient`] decides between a retry and a
@@ -270,7 +278,7 @@ impl Ledger {
             // Sinch answered an earlier attempt of this process: record that, send nothing.
             Some(Known::Answered { attempt, result }) => {
                 return self
-                    .record(store, id, Some(&attempt), result, now_ms, true)
+                    .record(store, id, Some(&attempt), result, now_ms, None)
                     .await;
             }
             Some(Known::NotSent { attempt }) => Some(attempt),
@@ -313,7 +321,7 @@ impl Ledger {
                 self.forget(id);
                 return Ok(Sent {
                     sinch_id,
-                    resumed: true,
+                    left_at_ms: None,
                 });
             }
             SendSlot::Accepted {
@@ -323,7 +331,7 @@ impl Ledger {
             } => {
                 let result = SendResult::Accepted { sinch_id };
                 return self
-                    .record(store, id, attempt.as_deref(), result, now_ms, true)
+                    .record(store, id, attempt.as_deref(), result, now_ms, None)
                     .await;
             }
             SendSlot::Refused { reason } => {
@@ -374,7 +382,7 @@ impl Ledger {
                     }
                 };
                 let recorded = self
-                    .record(store, id, Some(&attempt), result, now_ms, false)
+                    .record(store, id, Some(&attempt), result, now_ms, None)
                     .await;
                 // Written after its recipient's erasure (a reply, a batch's message made from
                 // its chunk): what this attempt wrote of them goes too.
@@ -391,6 +399,7 @@ impl Ledger {
             }
         }
 
+        let left_at_ms = unix_millis(clock.now());
         let answer = send().await;
         let now_ms = unix_millis(clock.now());
         let result = match answer {
@@ -429,12 +438,13 @@ impl Ledger {
                 result: result.clone(),
             },
         );
-        self.record(store, id, Some(&attempt), result, now_ms, false)
+        self.record(store, id, Some(&attempt), result, now_ms, Some(left_at_ms))
             .await
     }
 
     /// Records how `attempt` ended, then forgets it; on a store failure it stays known to this
-    /// process so the retry records it without sending.
+    /// process so the retry records it without sending. `left_at_ms`: when this call's request
+    /// left (`None`: this call sent nothing).
     async fn record<S: Store>(
         &self,
         store: &S,
@@ -442,7 +452,7 @@ impl Ledger {
         attempt: Option<&str>,
         result: SendResult,
         now_ms: u64,
-        resumed: bool,
+        left_at_ms: Option<u64>,
     ) -> Result<Sent, SendError> {
         let finish = SendFinish {
             id,
@@ -477,14 +487,17 @@ impl Ledger {
         self.forget(id);
         match result {
             SendResult::Accepted { sinch_id } => {
-                if resumed {
+                if left_at_ms.is_none() {
                     info!(
                         message = id,
                         sinch_id = sinch_id.as_ref().map(SinchId::as_str),
                         "already sent: bookkeeping finished, nothing sent again"
                     );
                 }
-                Ok(Sent { sinch_id, resumed })
+                Ok(Sent {
+                    sinch_id,
+                    left_at_ms,
+                })
             }
             SendResult::Refused { reason } | SendResult::Ended { reason, .. } => {
                 Err(refused(id, reason))

@@ -380,7 +380,7 @@ async fn send_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
         Ok(sent) => Ok(Handled::Outbound {
             id: job.id,
             sinch_id: sent.sinch_id,
-            resumed: sent.resumed,
+            left_at_ms: sent.left_at_ms,
         }),
         Err(SendError::Refused { id, reason } | SendError::Withheld { id, reason }) => {
             Ok(Handled::OutboundRefused {
@@ -544,7 +544,10 @@ fn count_handled(metrics: &Metrics, kind: &str, handled: &Handled) {
             metrics.count(Metric::Processed, Some(("Kind", kind)));
             metrics.count(Metric::ReplySent, None);
         }
-        Handled::Outbound { resumed: false, .. } => metrics.count(Metric::MessageSent, None),
+        Handled::Outbound {
+            left_at_ms: Some(_),
+            ..
+        } => metrics.count(Metric::MessageSent, None),
         Handled::OutboundRefused { .. } => metrics.count(Metric::MessageFailed, None),
         _ => metrics.count(Metric::Processed, Some(("Kind", kind))),
     }

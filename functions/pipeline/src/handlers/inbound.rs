@@ -296,7 +296,7 @@ async fn respond<S: Store, H: Hook>(
         contact = %record.from,
         reply_id = %reply_id,
         sinch_id = sent.sinch_id.as_ref().map(SinchId::as_str),
-        resumed = sent.resumed,
+        resumed = sent.resumed(),
         "reply sent"
     );
     Ok(Handled::Inbound {
@@ -305,7 +305,7 @@ async fn respond<S: Store, H: Hook>(
             id: reply_id,
             sinch_id: sent.sinch_id,
             text,
-            resumed: sent.resumed,
+            left_at_ms: sent.left_at_ms,
         },
     })
 }

@@ -121,14 +121,15 @@ pub enum Handled {
         /// The kind as received.
         kind: String,
     },
-    /// A send of the messages API went to Sinch (or had gone before: `resumed`).
+    /// A send of the messages API went to Sinch (or had gone before: no `left_at_ms`).
     Outbound {
         /// Our message id.
         id: String,
         /// Sinch's id, when its answer could be read.
         sinch_id: Option<SinchId>,
-        /// True when an earlier attempt had sent it and this run only recorded that.
-        resumed: bool,
+        /// When this run's request left for Sinch (ms since the epoch); `None` when an earlier
+        /// attempt had sent it and this run only recorded that.
+        left_at_ms: Option<u64>,
     },
     /// A send of the messages API that Sinch refused for good: the message is FAILED.
     OutboundRefused {
@@ -181,8 +182,9 @@ pub enum ReplyOutcome {
         sinch_id: Option<SinchId>,
         /// The text sent.
         text: String,
-        /// True when an earlier attempt had sent it and this run only recorded that.
-        resumed: bool,
+        /// When this run's request left for Sinch (ms since the epoch); `None` when an earlier
+        /// attempt had sent it and this run only recorded that.
+        left_at_ms: Option<u64>,
     },
     /// The policy had nothing to say.
     None,

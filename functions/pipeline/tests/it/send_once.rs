@@ -120,10 +120,10 @@ fn sent_now(result: &Result<(Callback, Handled), Failure>) -> Option<bool> {
         Ok((
             _,
             Handled::Inbound {
-                reply: ReplyOutcome::Sent { resumed, .. },
+                reply: ReplyOutcome::Sent { left_at_ms, .. },
                 ..
             },
-        )) => Some(!resumed),
+        )) => Some(left_at_ms.is_some()),
         _ => None,
     }
 }

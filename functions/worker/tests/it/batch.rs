@@ -185,6 +185,7 @@ async fn outcomes_say_what_happened_to_each_record() {
         outbound_max_receives: 5,
         store_health: Default::default(),
     });
+    let started_ms = pipeline::clock::unix_millis(std::time::SystemTime::now());
     let outcomes: HashMap<String, RecordOutcome> = process_batch(
         worker,
         event(vec![
@@ -198,8 +199,22 @@ async fn outcomes_say_what_happened_to_each_record() {
     .into_iter()
     .map(|(id, outcome)| (id.unwrap(), outcome))
     .collect();
+    // Sent by this run, now: it left after the test began.
+    let mut help = outcomes["help"].clone();
+    let RecordOutcome::Handled {
+        handled:
+            Handled::Inbound {
+                reply: ReplyOutcome::Sent { left_at_ms, .. },
+                ..
+            },
+        ..
+    } = &mut help
+    else {
+        panic!("the HELP was not answered: {help:?}");
+    };
+    assert!(left_at_ms.take().is_some_and(|at| at >= started_ms));
     assert_eq!(
-        outcomes["help"],
+        help,
         RecordOutcome::Handled {
             kind: "conversation.message".into(),
             handled: Handled::Inbound {
@@ -208,7 +223,7 @@ async fn outcomes_say_what_happened_to_each_record() {
                     id: "rpl_01HELP".into(),
                     sinch_id: Some(SinchId::Message("01REPLY".into())),
                     text: "This number is answered automatically. Reply STOP to unsubscribe, START to subscribe again.".into(),
-                    resumed: false,
+                    left_at_ms: None,
                 }
             }
         }

@@ -157,7 +157,10 @@ async fn a_job_is_sent_and_moves_to_sent<S: Store + Clone + 'static>(store: S) {
         matches!(
             &outcomes[0],
             RecordOutcome::Handled {
-                handled: Handled::Outbound { resumed: false, .. },
+                handled: Handled::Outbound {
+                    left_at_ms: Some(_),
+                    ..
+                },
                 ..
             }
         ),
@@ -173,7 +176,10 @@ async fn a_job_is_sent_and_moves_to_sent<S: Store + Clone + 'static>(store: S) {
         matches!(
             &outcomes[0],
             RecordOutcome::Handled {
-                handled: Handled::Outbound { resumed: true, .. },
+                handled: Handled::Outbound {
+                    left_at_ms: None,
+                    ..
+                },
                 ..
             }
         ),
@@ -288,7 +294,10 @@ async fn an_answer_lost_is_settled_by_the_report_not_by_a_second_send<
         matches!(
             &outcomes[0],
             RecordOutcome::Handled {
-                handled: Handled::Outbound { resumed: true, .. },
+                handled: Handled::Outbound {
+                    left_at_ms: None,
+                    ..
+                },
                 ..
             }
         ),
