@@ -741,9 +741,8 @@ pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
         Ok(batch) => batch,
         Err(answer) => return answer,
     };
-    let ids: Vec<String> = (0..batch.total).map(|k| message_id(id, k)).collect();
-    let statuses = match api.store.statuses(&ids).await {
-        Ok(statuses) => statuses,
+    let tallied = match api.store.batch_counts(id, batch.total).await {
+        Ok(tallied) => tallied,
         Err(error) => return ApiError::unavailable_because("read messages", &error).into(),
     };
     let now_ms = unix_millis(api.clock.now());
@@ -755,14 +754,18 @@ pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
     } else {
         Status::Accepted
     };
+    let made: u32 = tallied.iter().map(|(_, n)| n).sum();
+    let not_made = (pending, batch.total.saturating_sub(made));
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut finals = 0;
-    for status in statuses {
-        let status = status.unwrap_or_else(|| pending.clone());
-        if status.settles_on(Some(&batch.channel)) {
-            finals += 1;
+    let mut finals: u64 = 0;
+    for (status, n) in tallied.into_iter().chain([not_made]) {
+        if n == 0 {
+            continue;
         }
-        *counts.entry(status.as_str().to_uppercase()).or_default() += 1;
+        if status.settles_on(Some(&batch.channel)) {
+            finals += u64::from(n);
+        }
+        *counts.entry(status.as_str().to_uppercase()).or_default() += u64::from(n);
     }
     let mut view = json!({
         "id": id,
@@ -772,7 +775,7 @@ pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
         "counts": counts,
         // Each message final for the channel it went on (the store's count, which knows a
         // fallback's channel), or by these counts.
-        "final": batch.completed_at_ms.is_some() || finals == batch.total,
+        "final": batch.completed_at_ms.is_some() || finals == u64::from(batch.total),
         "canceled": batch.canceled,
         "created_at": rfc3339(batch.created_at_ms),
     });
@@ -798,19 +801,18 @@ pub(crate) async fn cancel<S: Store, Q: Queue, C: Scheduler>(
     // Nothing to cancel once every message has left (made, and handed to Sinch or ended):
     // a 200 would say it stopped something.
     if !batch.canceled {
-        let ids: Vec<String> = (0..batch.total).map(|k| message_id(id, k)).collect();
-        match api.store.statuses(&ids).await {
-            Ok(statuses)
-                if batch.total > 0
-                    && statuses.iter().all(|status| {
-                        status.as_ref().is_some_and(|status| {
-                            !matches!(status, Status::Accepted | Status::Scheduled)
-                        })
-                    }) =>
-            {
-                return ApiError::new(409, "not_cancelable", "every message of it has left").into();
+        match api.store.batch_counts(id, batch.total).await {
+            Ok(tallied) => {
+                let left: u32 = tallied
+                    .iter()
+                    .filter(|(status, _)| !matches!(status, Status::Accepted | Status::Scheduled))
+                    .map(|(_, n)| n)
+                    .sum();
+                if batch.total > 0 && left >= batch.total {
+                    return ApiError::new(409, "not_cancelable", "every message of it has left")
+                        .into();
+                }
             }
-            Ok(_) => {}
             Err(error) => return ApiError::unavailable_because("read messages", &error).into(),
         }
     }

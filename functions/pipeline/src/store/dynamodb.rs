@@ -11,6 +11,7 @@
 //! | a batch's recipients | `chunk#<id>#<k>` | `recipients` (JSON, up to a thousand), `expires_at` (the message retention from when it is due) |
 //! | a batch's answer | `answer#<id>` | `answer` (what its request answered; read by a replay only), `expires_at` |
 //! | a batch's finals | `finals#<id>#<k % 16>` | `expected`, `finals` (a number set), `counted` (once complete), `expires_at` |
+//! | a batch's tally | `tally#<id>#<k / 100>` | `st_<STATUS>` (number sets of places: where each message stands, [`tally`]), `expires_at` |
 //! | an erased contact's opt-out | `optout#<HMAC-SHA256(CONTACT_HASH_KEY, channel/identity)>` | `opted_out_by` (the erasure's reference), `opted_out_at_ms`, `opt_source`: kept |
 //! | an erasure's mark | `erased#<the same keyed hash>` | `erased_at_ms`, `expires_at` ([`super::ERASURE_REACH`]): a send accepted before it does not leave |
 //! | dead letter | `dead#<SQS message id>` | `reason`, `detail`, `kind`, `at_ms`, `expires_at` (14 days, the dead-letter queue's retention): written once, before the callback goes to the dead-letter queue, so that its event comes from the stream |
@@ -46,7 +47,9 @@
 //!
 //! Calls per callback: a delivery report costs 3 (claim, status, complete); an inbound message
 //! 4 (claim, opt-out read, inbound write, complete) plus 2 for a reply (the attempt before the
-//! send, the outcome after it).
+//! send, the outcome after it); a status write of a batch's message one more, its tally.
+
+mod tally;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -1313,6 +1316,16 @@ impl Store for DynamoStore {
         {
             self.batch_final(&batch).await?;
         }
+        // What the message holds now, in its batch's tally (again, when this report was in).
+        if let Some(batch) = item.and_then(batch_of) {
+            let now = tally::after_write(item, &update.status);
+            self.tally(
+                &batch,
+                &now,
+                item.and_then(|item| number(item, "expires_at")),
+            )
+            .await?;
+        }
         let previous = match written {
             Written::Applied(old) => old.as_ref().and_then(furthest),
             // This very report is in already: it moved nothing more.
@@ -1508,6 +1521,7 @@ impl Store for DynamoStore {
             reason: None,
             channel: None,
         };
+        let expires_at = Self::expiry_from(message.scheduled_at_ms, self.retention.messages);
         let mut item: Item = HashMap::from([
             ("pk".to_owned(), s(message_pk(&key))),
             (
@@ -1528,13 +1542,7 @@ impl Store for DynamoStore {
             ),
             ("caller".to_owned(), s(&message.caller)),
             ("updated_at_ms".to_owned(), n(message.at_ms)),
-            (
-                "expires_at".to_owned(),
-                n(Self::expiry_from(
-                    message.scheduled_at_ms,
-                    self.retention.messages,
-                )),
-            ),
+            ("expires_at".to_owned(), n(expires_at)),
         ]);
         if let Some(metadata) = &message.metadata {
             item.insert("metadata".to_owned(), s(metadata));
@@ -1549,8 +1557,12 @@ impl Store for DynamoStore {
         // There already: this very message (a retry of the request that reserved the id, or
         // the SDK's retry of a put that landed) is that message; anything else is a conflict.
         let Some(old) = self.put_new("accept message", item).await? else {
+            if let Some(batch) = &message.batch {
+                self.tally(batch, &message.status, Some(expires_at)).await?;
+            }
             return Ok(Acceptance::New);
         };
+        self.tally_item(&old).await?;
         let same = text(&old, "caller") == Some(message.caller.as_str())
             && text(&old, "to_identity") == Some(message.to.as_str())
             && text(&old, "channel") == Some(message.channel.as_str());
@@ -1639,12 +1651,17 @@ impl Store for DynamoStore {
         let state = text(&old, "send_state").and_then(SendState::parse);
         let on_record = text(&old, "attempt").map(str::to_owned);
         Ok(match state {
-            Some(SendState::Sent) => SendSlot::Accepted {
-                sinch_id: sinch_id(&old),
-                recorded: true,
-                attempt: on_record,
-            },
+            Some(SendState::Sent) => {
+                // Recorded: tallied again, in case the write that recorded it could not be.
+                self.tally_item(&old).await?;
+                SendSlot::Accepted {
+                    sinch_id: sinch_id(&old),
+                    recorded: true,
+                    attempt: on_record,
+                }
+            }
             Some(SendState::Failed) => {
+                self.tally_item(&old).await?;
                 // Ended: counted among its batch's finals again (a set: again is a no-op), in
                 // case the write that ended it could not count it (another instance's retry
                 // lands here, not in `finish_send`).
@@ -1759,11 +1776,23 @@ impl Store for DynamoStore {
             Written::Applied(old) => old.as_ref(),
             Written::AlreadyThere(item) | Written::Fenced(item) => Some(item),
         };
-        if finished == Finished::Recorded
-            && status.is_final()
-            && let Some(batch) = item.and_then(batch_of)
-        {
-            self.batch_final(&batch).await?;
+        if let Some(batch) = item.and_then(batch_of) {
+            // What the message holds now: this write's status where it applied, else the item's.
+            let now = match &written {
+                Written::Applied(old) => tally::after_write(old.as_ref(), &status),
+                Written::AlreadyThere(item) | Written::Fenced(item) => {
+                    furthest(item).map_or_else(|| status.clone(), |(_, held)| held)
+                }
+            };
+            self.tally(
+                &batch,
+                &now,
+                item.and_then(|item| number(item, "expires_at")),
+            )
+            .await?;
+            if finished == Finished::Recorded && status.is_final() {
+                self.batch_final(&batch).await?;
+            }
         }
         Ok(match written {
             Written::Applied(_) | Written::AlreadyThere(_) => Finished::Recorded,
@@ -2066,6 +2095,10 @@ impl Store for DynamoStore {
             batch.finals = u32::try_from(finals).unwrap_or(u32::MAX);
         }
         Ok(Some(batch))
+    }
+
+    async fn batch_counts(&self, id: &str, total: u32) -> Result<Vec<(Status, u32)>, StoreError> {
+        self.tallied(id, total).await
     }
 
     async fn strip_recipient(&self, id: &str, at_ms: u64) -> Result<(), StoreError> {

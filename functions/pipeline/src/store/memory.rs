@@ -997,6 +997,28 @@ impl Store for MemoryStore {
             .map(|batch| batch.record.clone()))
     }
 
+    async fn batch_counts(&self, id: &str, _total: u32) -> Result<Vec<(Status, u32)>, StoreError> {
+        let mut counts: Vec<(Status, u32)> = Vec::new();
+        let state = self.lock();
+        let of_batch = state.messages.values().filter(|item| {
+            item.state
+                .batch
+                .as_ref()
+                .is_some_and(|batch| batch.id == id)
+                && !is_unset(&item.state.status)
+        });
+        for item in of_batch {
+            match counts
+                .iter_mut()
+                .find(|(held, _)| *held == item.state.status)
+            {
+                Some((_, count)) => *count += 1,
+                None => counts.push((item.state.status.clone(), 1)),
+            }
+        }
+        Ok(counts)
+    }
+
     async fn strip_recipient(&self, id: &str, _at_ms: u64) -> Result<(), StoreError> {
         let mut state = self.lock();
         self.strip(&mut state, &MessageKey::Ours(id.to_owned()));

@@ -8,3 +8,4 @@ mod secrets;
 mod send_once;
 mod store_contract;
 mod store_edges;
+mod store_tally;
