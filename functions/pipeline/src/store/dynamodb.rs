@@ -49,6 +49,7 @@
 //! 4 (claim, opt-out read, inbound write, complete) plus 2 for a reply (the attempt before the
 //! send, the outcome after it); a status write of a batch's message one more, its tally.
 
+mod opt_out_list;
 mod tally;
 
 use std::collections::HashMap;
@@ -748,13 +749,13 @@ fn contact_state(item: &Item) -> ContactState {
 }
 
 /// The sparse index of opted-out contacts (the template's `optouts`): only an opted-out
-/// contact carries its keys, [`OPT_OUT_LIST`] (always [`OPT_OUT_LIST_VALUE`]) and
+/// contact carries its keys, [`OPT_OUT_LIST`] (one of [`OPT_OUT_LIST_VALUE`]'s shards) and
 /// [`OPT_OUT_KEY`] (`<channel>/<identity>`).
 pub const OPT_OUT_INDEX: &str = "optouts";
 /// The index's partition key attribute.
 pub const OPT_OUT_LIST: &str = "optout_list";
-/// Its one value: every opt-out is in one ordered list (opt-outs are written rarely, read in
-/// pages).
+/// Its value, and the prefix of its others: the opt-outs are spread over several index keys
+/// (see `store/dynamodb/opt_out_list.rs`).
 pub const OPT_OUT_LIST_VALUE: &str = "optouts";
 /// The index's sort key attribute.
 pub const OPT_OUT_KEY: &str = "optout_key";
@@ -1441,7 +1442,7 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":never", n(KEPT))
                 .expression_attribute_values(":by", s(by))
                 .expression_attribute_values(":at_out", n(inbound.received_at_ms))
-                .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
+                .expression_attribute_values(":list", s(opt_out_list::opt_out_list(&inbound.from)))
                 .expression_attribute_values(":okey", s(opt_out_key(&inbound.from)));
         }
         let contact_write = TransactWriteItem::builder()
@@ -2169,7 +2170,7 @@ impl Store for DynamoStore {
                 ))
                 .expression_attribute_values(":by", s(write.reference))
                 .expression_attribute_values(":at_out", n(write.at_ms))
-                .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
+                .expression_attribute_values(":list", s(opt_out_list::opt_out_list(write.contact)))
                 .expression_attribute_values(":okey", s(opt_out_key(write.contact)))
         } else {
             // Written whether or not they are opted out: the opt-in's time is the person's
@@ -2227,41 +2228,7 @@ impl Store for DynamoStore {
         after: Option<&ContactKey>,
         limit: usize,
     ) -> Result<OptOutPage, StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(OPT_OUT_INDEX)
-            .expression_attribute_names("#list", OPT_OUT_LIST)
-            .expression_attribute_values(":list", s(OPT_OUT_LIST_VALUE))
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
-        query = match channel {
-            Some(channel) => query
-                .key_condition_expression("#list = :list AND begins_with(#key, :prefix)")
-                .expression_attribute_names("#key", OPT_OUT_KEY)
-                .expression_attribute_values(":prefix", s(format!("{}/", channel.as_str()))),
-            None => query.key_condition_expression("#list = :list"),
-        };
-        if let Some(after) = after {
-            query = query.set_exclusive_start_key(Some(HashMap::from([
-                ("pk".to_owned(), s(contact_pk(after))),
-                (OPT_OUT_LIST.to_owned(), s(OPT_OUT_LIST_VALUE)),
-                (OPT_OUT_KEY.to_owned(), s(opt_out_key(after))),
-            ])));
-        }
-        let output = query.send().await.map_err(|e| failed("list opt-outs", e))?;
-        let items: Vec<(ContactKey, ContactState)> = output
-            .items()
-            .iter()
-            .filter_map(|item| match snapshot(item)? {
-                Snapshot::Contact { key, state } => Some((key, state)),
-                _ => None,
-            })
-            .collect();
-        let next = (items.len() >= limit.clamp(1, 1000))
-            .then(|| items.last().map(|(key, _)| key.clone()))
-            .flatten();
-        Ok(OptOutPage { items, next })
+        self.list_opt_outs(channel, after, limit).await
     }
 
     async fn count_in_window(

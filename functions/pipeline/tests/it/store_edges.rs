@@ -423,7 +423,71 @@ async fn a_late_opt_in_after_an_erasure_writes_nothing(store: impl Store) {
     assert!(!opted_out(&store, &contact).await);
 }
 
+/// Lists every page of opt-outs (`channel` only, when given) in pages of `limit`.
+async fn every_page(
+    store: &impl Store,
+    channel: Option<&sinch::Channel>,
+    limit: usize,
+) -> Vec<String> {
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .opt_outs(channel, after.as_ref(), limit)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= limit);
+        listed.extend(page.items.iter().map(|(key, _)| key.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    listed
+}
+
+/// Opt-outs spread over the index's partitions (DynamoDB: eight keys) are listed whole and in
+/// order, page by page, with or without a channel, whatever the page's size.
+async fn opt_outs_spread_over_the_index_are_listed_whole_in_order(store: impl Store) {
+    let mut expected = Vec::new();
+    for (channel, n) in [("SMS", 23), ("WHATSAPP", 17), ("MESSENGER", 2)] {
+        for k in 0..n {
+            let contact = ContactKey::new(channel, &format!("4671{k:07}"));
+            assert!(set(&store, &contact, true, NOW + k).await);
+            expected.push(contact.to_string());
+        }
+    }
+    expected.sort();
+    for limit in [1, 4, 7, 100] {
+        assert_eq!(
+            every_page(&store, None, limit).await,
+            expected,
+            "pages of {limit}"
+        );
+    }
+    let sms: Vec<String> = expected
+        .iter()
+        .filter(|k| k.starts_with("SMS/"))
+        .cloned()
+        .collect();
+    assert_eq!(every_page(&store, Some(&sinch::Channel::Sms), 5).await, sms);
+    // A cursor of another channel: from the channel's start if before it, nothing if after.
+    let before = ContactKey::new("MESSENGER", "46710000001");
+    let page = store
+        .opt_outs(Some(&sinch::Channel::Sms), Some(&before), 100)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 23);
+    let past = ContactKey::new("WHATSAPP", "46710000000");
+    let page = store
+        .opt_outs(Some(&sinch::Channel::Sms), Some(&past), 100)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty() && page.next.is_none(), "{page:?}");
+}
+
 testkit::for_both_stores!(
+    opt_outs_spread_over_the_index_are_listed_whole_in_order,
     a_late_opt_in_after_an_erasure_writes_nothing,
     an_erasure_reaches_sends_still_waiting,
     consent_takes_effect_in_the_persons_order,
