@@ -692,6 +692,12 @@ async fn accept<S: Store, Q: Queue, C: Scheduler>(
         },
         scheduled_at_ms: is_later(valid.due_ms, now_ms).then_some(valid.due_ms),
         batch: None,
+        fallback: valid
+            .channels
+            .iter()
+            .skip(1)
+            .map(|channel| pipeline::store::person(channel, &valid.to))
+            .collect(),
     };
     let scheduled = accepted.status == Status::Scheduled;
     // A message already under this id is this request's, from an earlier try: where it got to

@@ -275,7 +275,51 @@ async fn a_scheduled_send_to_an_erased_person_is_canceled_with_its_schedule<
     assert!(!store.dump().await.contains(NUMBER));
 }
 
+/// A WhatsApp send with an SMS fallback names the person on SMS too: erasing them on SMS
+/// reaches it (canceled before it left, stripped) and leaves their number nowhere (DynamoDB: the
+/// message was under `WHATSAPP/<number>` in the people index; its alias under `SMS/<number>`).
+/// Erasing them on WhatsApp afterwards finds nothing more.
+async fn a_send_that_may_fall_back_to_them_is_reached<S: Store + Dump + Clone>(store: S) {
+    let api = api(store.clone());
+    let body = json!({"to": format!("+{NUMBER}"), "channel": "WHATSAPP", "fallback": ["SMS"],
+        "text": "hello on whatsapp", "send_at": "2025-12-01T09:00:00Z"});
+    let (status, sent, _) = call(&api, post(Some("fallback"), &body.to_string())).await;
+    assert_eq!(status, 202, "{sent}");
+    // Someone else's message on WhatsApp only is not theirs.
+    let other = json!({"to": format!("+{OTHER}"), "channel": "WHATSAPP", "fallback": ["SMS"],
+        "text": "hello other", "send_at": "2025-12-01T09:00:00Z"});
+    assert_eq!(
+        call(&api, post(Some("other"), &other.to_string())).await.0,
+        202
+    );
+    assert!(store.dump().await.contains(NUMBER));
+    let (status, answer, _) =
+        call(&api, request("DELETE", &format!("/contacts/SMS/{NUMBER}"))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["erased"]["canceled"], 1, "{answer}");
+    let (_, view, _) = call(
+        &api,
+        get(&format!("/messages/{}", sent["id"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(view["status"], "CANCELED", "{view}");
+    let after = store.dump().await;
+    assert!(
+        !after.contains(NUMBER) && !after.contains("hello on whatsapp"),
+        "{after}"
+    );
+    assert!(after.contains(OTHER), "the other person's message stays");
+    let (status, answer, _) = call(
+        &api,
+        request("DELETE", &format!("/contacts/WHATSAPP/{NUMBER}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["erased"]["canceled"], 0, "{answer}");
+}
+
 testkit::for_both_stores!(
+    a_send_that_may_fall_back_to_them_is_reached,
     a_scheduled_send_to_an_erased_person_is_canceled_with_its_schedule,
     an_erased_person_is_nowhere_and_stays_opted_out,
     a_person_never_opted_out_leaves_nothing_behind,

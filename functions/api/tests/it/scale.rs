@@ -769,6 +769,7 @@ async fn a_batch_whose_messages_have_all_left_cannot_be_canceled() {
                     id: id.clone(),
                     index: k,
                 }),
+                fallback: Vec::new(),
             })
             .await
             .unwrap();

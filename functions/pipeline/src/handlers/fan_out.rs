@@ -275,6 +275,7 @@ async fn make<S: Store, H: Hook, Q: Queue, C: Scheduler>(
             id: batch.id.clone(),
             index: entry.index,
         }),
+        fallback: entry.job.contacts().into_iter().skip(1).collect(),
     };
     let mut did = FannedOut::default();
     match services.store.accept_message(&message).await? {

@@ -4,13 +4,14 @@
 //! | item | `pk` | attributes |
 //! |---|---|---|
 //! | idempotency record | `idem#<key>` (see [`crate::idempotency`]; the messages API's keys are `idem#api/...`) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `value` (the messages API: the message id the key reserved), `response` (what the messages API replays), `expires_at` (TTL) |
-//! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`, `channel`), `history_count`, `history_ids` (a string set: which entries it holds), `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text`; for sends of the messages API `caller`, `metadata` |
+//! | message state | `msg#<message key>`, e.g. `msg#ours/rpl_01EQ...`, `msg#conversation/01EQ...` or `msg#sms/<batch>/<recipient>` | `s<rank>` (the first status seen at each rank), `history` (list of `status`, `at_ms`, `reason`, `description`, `channel`), `history_count`, `history_ids` (a string set: which entries it holds), `channel`, `in_reply_to`, `updated_at_ms`; for our own sends also `send_state` (`SENDING` / `SENT` / `FAILED`), `attempt`, `fallback` (channel names), `attempt_at_ms`, `attempts`, `sinch_message_id` or `sinch_batch_id`, `to_identity`, `text`; for sends of the messages API `caller`, `metadata` |
 //! | inbound message | `in#<Sinch message id>` | `from_channel`, `from_identity`, `to`, `kind`, `text`, `media` (list of URLs), `contact_id`, `conversation_id`, `received_at_ms` |
 //! | contact | `contact#<channel>/<identity>` | `last_inbound_at_ms` (WhatsApp's window), `opted_out_by` (the inbound message that opted out), `opted_out_at_ms` |
 //! | batch | `batch#<id>` | `caller`, `channel`, `total`, `refused`, `chunks`, `shards`, `shards_done`, `created_at_ms`, `send_at_ms`, `canceled`, `completed_at_ms`, `expires_at`: small, read by each of its sends before it leaves |
 //! | a batch's recipients | `chunk#<id>#<k>` | `recipients` (JSON, up to a thousand), `expires_at` (the message retention from when it is due) |
 //! | a batch's answer | `answer#<id>` | `answer` (what its request answered; read by a replay only), `expires_at` |
 //! | a batch's finals | `finals#<id>#<k % 16>` | `expected`, `finals` (a number set), `counted` (once complete), `expires_at` |
+//! | a fallback's alias | `alias#<message id>#<channel>` | `person` (the recipient on a channel the message may fall back to, for the people index: [`fallback`]), `expires_at` |
 //! | a batch's tally | `tally#<id>#<k / 100>` | `st_<STATUS>` (number sets of places: where each message stands, [`tally`]), `expires_at` |
 //! | an erased contact's opt-out | `optout#<HMAC-SHA256(CONTACT_HASH_KEY, channel/identity)>` | `opted_out_by` (the erasure's reference), `opted_out_at_ms`, `opt_source`: kept |
 //! | an erasure's mark | `erased#<the same keyed hash>` | `erased_at_ms`, `expires_at` ([`super::ERASURE_REACH`]): a send accepted before it does not leave |
@@ -49,6 +50,7 @@
 //! 4 (claim, opt-out read, inbound write, complete) plus 2 for a reply (the attempt before the
 //! send, the outcome after it); a status write of a batch's message one more, its tally.
 
+mod fallback;
 mod opt_out_list;
 mod tally;
 
@@ -977,9 +979,17 @@ impl DynamoStore {
             .expression_attribute_names("#text", "text")
             .expression_attribute_names("#person", PERSON)
             .expression_attribute_values(":at", n(at_ms))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        conditional("strip recipient", result).map(|_| ())
+        // Its fallback recipients' aliases go too (listed on it: again after a crash).
+        if let Some(stripped) = conditional("strip recipient", result)?
+            && let Some(id) = pk.strip_prefix("msg#ours/")
+        {
+            self.delete_aliases(id, &stripped.attributes.unwrap_or_default())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Sets a batch's completion time, once.
@@ -1555,9 +1565,14 @@ impl Store for DynamoStore {
             item.insert("batch_id".to_owned(), s(&batch.id));
             item.insert("batch_index".to_owned(), n(u64::from(batch.index)));
         }
+        if let Some(channels) = fallback::fallback_attribute(&message.fallback) {
+            item.insert("fallback".to_owned(), channels);
+        }
         // There already: this very message (a retry of the request that reserved the id, or
         // the SDK's retry of a put that landed) is that message; anything else is a conflict.
         let Some(old) = self.put_new("accept message", item).await? else {
+            self.put_aliases(&message.id, &message.fallback, expires_at)
+                .await?;
             if let Some(batch) = &message.batch {
                 self.tally(batch, &message.status, Some(expires_at)).await?;
             }
@@ -1568,7 +1583,14 @@ impl Store for DynamoStore {
             && text(&old, "to_identity") == Some(message.to.as_str())
             && text(&old, "channel") == Some(message.channel.as_str());
         match message_state(&key, &old) {
-            Some(state) if same => Ok(Acceptance::Existing(Box::new(state))),
+            Some(state) if same => {
+                // Its aliases, in case the try that put the message could not (not stripped:
+                // a stripped message names no one, so it is not `same`).
+                let expires_at = number(&old, "expires_at").unwrap_or(expires_at);
+                self.put_aliases(&message.id, &message.fallback, expires_at)
+                    .await?;
+                Ok(Acceptance::Existing(Box::new(state)))
+            }
             _ => Err(StoreError {
                 operation: "accept message",
                 detail: format!("message {} exists", message.id),
@@ -1908,7 +1930,14 @@ impl Store for DynamoStore {
                 } else {
                     erased.messages += 1;
                 }
-            } else if pk.starts_with("msg#") {
+            } else if let Some(message) = pk
+                .strip_prefix("msg#")
+                .map(str::to_owned)
+                .or_else(|| fallback::aliased_message(pk).map(|id| format!("ours/{id}")))
+            {
+                // A message to them, or one that may fall back to them (its alias).
+                let pk = format!("msg#{message}");
+                let pk = pk.as_str();
                 self.strip(pk, at_ms).await?;
                 // Stripped first (its end's event names no one); then, one of ours that has not
                 // left ends here (a send already on its way is fenced by the erasure's mark).

@@ -54,6 +54,8 @@ struct Item {
     ledger: Option<Ledger>,
     /// Stripped by an erasure (DynamoDB's `erased_at_ms`): no attempt begins.
     erased: bool,
+    /// The recipient on the channels it may fall back to (DynamoDB's `alias#` items).
+    fallback: Vec<ContactKey>,
 }
 
 /// A batch, with which of its messages have a final status.
@@ -140,6 +142,7 @@ impl State {
             history_ids: BTreeSet::new(),
             ledger: None,
             erased: false,
+            fallback: Vec::new(),
         })
     }
 }
@@ -257,6 +260,7 @@ impl MemoryStore {
         item.state.to = None;
         item.state.text = None;
         item.state.metadata = None;
+        item.fallback.clear();
         if let Some(ledger) = &mut item.ledger {
             ledger.intent.text = None;
             ledger.intent.to.identity = String::new();
@@ -346,6 +350,7 @@ fn names(key: &MessageKey, item: &Item, contact: &ContactKey) -> bool {
                 _ => false,
             };
             by_state
+                || item.fallback.contains(contact)
                 || item
                     .ledger
                     .as_ref()
@@ -671,6 +676,7 @@ impl Store for MemoryStore {
             item.state.caller = Some(accepted.caller.clone());
             item.state.scheduled_at_ms = accepted.scheduled_at_ms;
             item.state.batch = accepted.batch.clone();
+            item.fallback = accepted.fallback.clone();
             let entry = HistoryEntry {
                 status: accepted.status.clone(),
                 at_ms: accepted.at_ms,

@@ -810,6 +810,9 @@ pub struct AcceptedMessage {
     pub scheduled_at_ms: Option<u64>,
     /// The batch it is one recipient of.
     pub batch: Option<BatchRef>,
+    /// The recipient on each channel it may fall back to (after `channel`): an erasure of
+    /// them on any of these reaches it too.
+    pub fallback: Vec<ContactKey>,
 }
 
 /// A change to a contact's opt-out, stored together with the inbound message that caused it.

@@ -500,6 +500,7 @@ async fn an_accepted_message_starts_its_history(store: impl Store) {
         status: Status::Accepted,
         scheduled_at_ms: None,
         batch: None,
+        fallback: Vec::new(),
     };
     store.accept_message(&accepted).await.unwrap();
     // The same write again (a retry whose first attempt landed) is that message; another
@@ -846,6 +847,7 @@ fn accepted_message(id: &str) -> AcceptedMessage {
         status: Status::Accepted,
         scheduled_at_ms: None,
         batch: None,
+        fallback: Vec::new(),
     }
 }
 

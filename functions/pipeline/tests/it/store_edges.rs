@@ -130,6 +130,7 @@ fn accepted(id: &str, batch: Option<BatchRef>) -> AcceptedMessage {
         status: Status::Accepted,
         scheduled_at_ms: None,
         batch,
+        fallback: Vec::new(),
     }
 }
 

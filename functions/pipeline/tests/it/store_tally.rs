@@ -40,6 +40,7 @@ fn member(batch: &str, index: u32) -> AcceptedMessage {
             id: batch.into(),
             index,
         }),
+        fallback: Vec::new(),
     }
 }
 

@@ -422,6 +422,7 @@ async fn every_event_validates_against_its_schema_file() {
                 id: "bat_01SCHEMA".into(),
                 index: 0,
             }),
+            fallback: Vec::new(),
         })
         .await
         .unwrap();

@@ -181,6 +181,7 @@ async fn each_send_stays_within_its_dynamodb_calls() {
         status: pipeline::status::Status::Accepted,
         scheduled_at_ms: None,
         batch,
+        fallback: Vec::new(),
     };
     crate::outbound::wrote(&store, "+46701234567", None).await;
     store

@@ -324,6 +324,7 @@ async fn an_expired_send_ends_expired_unsent<S: Store + Clone + 'static>(store: 
             status: Status::Accepted,
             scheduled_at_ms: None,
             batch: None,
+            fallback: Vec::new(),
         })
         .await
         .unwrap();

@@ -78,6 +78,7 @@ pub(crate) async fn accepted<S: Store>(store: &S, id: &str, to: &str) {
             status: pipeline::status::Status::Accepted,
             scheduled_at_ms: None,
             batch: None,
+            fallback: Vec::new(),
         })
         .await
         .unwrap();
@@ -536,6 +537,7 @@ async fn a_window_closed_before_the_send_withholds_free_form<S: Store + Clone + 
                 status: pipeline::status::Status::Accepted,
                 scheduled_at_ms: None,
                 batch: None,
+                fallback: Vec::new(),
             })
             .await
             .unwrap();
