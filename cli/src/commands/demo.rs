@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pipeline::ledger::reference;
 use pipeline::status::Status;
 use pipeline::store::{MessageKey, MessageState, Store};
-use sinch::signature::{Secrets, unix_seconds};
+use sinch::signature::unix_seconds;
 
 use crate::CliError;
 use crate::answer::Answer;
@@ -44,16 +44,18 @@ struct Demo<'a> {
 
 async fn demo(out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let started = Instant::now();
-    let secrets: Secrets = SECRET
-        .parse()
-        .map_err(|e| CliError::Usage(format!("{e}")))?;
-    let options = Options {
-        event_source: EventSourceConfig {
+    // The demo runs on embedded defaults, whatever the environment says: only its secret.
+    let env = pipeline::config::Env::from_lookup(|name: &str| {
+        (name == receiver::config::SINCH_WEBHOOK_SECRET).then(|| SECRET.to_owned())
+    });
+    let options = Options::from_env(
+        &env,
+        EventSourceConfig {
             visibility_timeout: Duration::from_secs(5),
             ..EventSourceConfig::default()
         },
-        ..Options::new(secrets)
-    };
+    )
+    .map_err(|e| CliError::Usage(format!("{e}")))?;
     let running = stack::start(options)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;

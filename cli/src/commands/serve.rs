@@ -6,13 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use pipeline::config::{ConfigError, Env};
-use pipeline::reply::ReplyPolicy;
-use receiver::config::{
-    DEFAULT_ENQUEUE_TIMEOUT, ENQUEUE_TIMEOUT_MS, MAX_BODY_BYTES, SIGNATURE_TOLERANCE_SECS,
-    SINCH_WEBHOOK_SECRET,
-};
-use sinch::signature::{Secrets, SecretsError, Tolerance};
-use worker::config::{REPLY_RULES, SINCH_APP_ID, WORKER_CONCURRENCY, sinch_client_config};
 
 use crate::CliError;
 use crate::cli::{EventSourceArgs, ServeArgs};
@@ -61,65 +54,27 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-/// The stack's options: the Lambdas' environment variables plus the command line.
+/// The stack's options: the functions' own configurations, read from the Lambdas' environment
+/// variables as the Lambdas read them ([`stack::Functions::from`]), plus the command line.
 pub fn options_from_env<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     args: &ServeArgs,
 ) -> Result<Options, ConfigError> {
-    let secrets: Secrets = env
-        .required(SINCH_WEBHOOK_SECRET)?
-        .parse()
-        .map_err(|e: SecretsError| ConfigError::new(SINCH_WEBHOOK_SECRET, e.to_string()))?;
-    let sinch = sinch_client_config(env)?;
     check_event_source(&args.event_source)?;
-    let real_sinch = sinch.conversation.is_some() || sinch.sms.is_some();
-    let policy = match env.optional(REPLY_RULES) {
-        None => ReplyPolicy::default(),
-        Some(json) => ReplyPolicy::from_json(&json)
-            .map_err(|e| ConfigError::new(REPLY_RULES, e.to_string()))?,
+    let mut options = Options::from_env(env, event_source_config(&args.event_source))?;
+    options.listen = SocketAddr::new(args.host, args.port);
+    options.aws_endpoint = args.aws_endpoint.clone();
+    options.dynamodb_endpoint = args.dynamodb_endpoint.clone();
+    options.timeouts = stack::server::Timeouts {
+        header: Duration::from_secs(args.header_timeout_secs),
+        body: Duration::from_secs(args.body_timeout_secs),
     };
-    Ok(Options {
-        listen: SocketAddr::new(args.host, args.port),
-        secrets,
-        tolerance: Tolerance::symmetric(env.seconds(SIGNATURE_TOLERANCE_SECS, 300, 0..=86_400)?),
-        max_body_bytes: env.number(MAX_BODY_BYTES, 1024 * 1024, 1..=1024 * 1024)?,
-        event_source: event_source_config(&args.event_source),
-        aws_endpoint: args.aws_endpoint.clone(),
-        dynamodb_endpoint: args.dynamodb_endpoint.clone(),
-        sinch: real_sinch.then_some(sinch),
-        policy,
-        app_id: env.optional(SINCH_APP_ID),
-        worker_concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
-        enqueue_timeout: env.millis(
-            ENQUEUE_TIMEOUT_MS,
-            DEFAULT_ENQUEUE_TIMEOUT.as_millis() as u64,
-            50..=25_000,
-        )?,
-        // The worker's own rule, against the function timeout this stack gives it.
-        send_settle: worker::config::send_settle(
-            env,
-            Duration::from_secs(args.event_source.function_timeout_secs),
-        )?,
-        timeouts: stack::server::Timeouts {
-            header: Duration::from_secs(args.header_timeout_secs),
-            body: Duration::from_secs(args.body_timeout_secs),
-        },
-        outbound_concurrency: args.event_source.outbound_concurrency,
-        sms_sender: env.optional(api::config::SINCH_SMS_SENDER),
-        report_pace: Duration::from_millis(args.report_pace_ms),
-        events: stack::event_feed::EventsOptions {
-            to: args.events_to.clone(),
-            file: args.events_file.clone(),
-            source: env.optional(publisher::config::EVENT_SOURCE),
-        },
-        pacing: pipeline::pacing::Pacing::from_env(env)?,
-        quiet_hours: api::config::quiet_hours(env)?,
-        simulated_rate: args.simulator_rate.filter(|rate| *rate > 0.0),
-        privacy: pipeline::handlers::Privacy::from_env(env)?,
-        retention: pipeline::store::Retention::from_env(env)?,
-        guards: api::guards::Guards::from(env)?,
-        hasher: pipeline::store::ContactHasher::from_env(env)?,
-    })
+    options.outbound_concurrency = args.event_source.outbound_concurrency;
+    options.report_pace = Duration::from_millis(args.report_pace_ms);
+    options.events.to = args.events_to.clone();
+    options.events.file = args.events_file.clone();
+    options.simulated_rate = args.simulator_rate.filter(|rate| *rate > 0.0);
+    Ok(options)
 }
 
 /// What AWS would refuse: an SQS event source whose queue's visibility timeout is shorter than

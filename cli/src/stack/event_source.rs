@@ -117,15 +117,16 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// Polls `source` until `stop` is set, running batches through `worker`.
-pub async fn run<S, Q, Src>(
+pub async fn run<S, Q, H, Src>(
     source: Arc<Src>,
-    worker: Arc<Worker<S, Q>>,
+    worker: Arc<Worker<S, Q, H>>,
     config: EventSourceConfig,
     stats: Arc<Stats>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) where
     S: Store + 'static,
     Q: Queue + 'static,
+    H: pipeline::hook::Hook + 'static,
     Src: Source,
 {
     let slots = Arc::new(Semaphore::new(config.max_concurrency.max(1)));

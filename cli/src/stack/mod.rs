@@ -20,16 +20,14 @@ use std::time::Duration;
 use api::request::Channels;
 use api::{Api, ApiConfig};
 use pipeline::clock::Clock;
-use pipeline::handlers::{DEFAULT_IDEMPOTENCY_TTL, Services};
-use pipeline::ledger::Ledger;
+use pipeline::config::{ConfigError, Env};
+use pipeline::live_rules::{LiveRules, SsmParameter};
 use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
-use pipeline::reply::ReplyPolicy;
 use pipeline::schedule::{Lanes, MemoryScheduler};
 use pipeline::store::{DynamoStore, MemoryStore, Store, dynamodb_client};
 use publisher::MemorySink;
 use receiver::{Receiver, ReceiverConfig};
 use sinch::client::{ClientConfig, SinchClient};
-use sinch::signature::{Secrets, Tolerance};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use worker::Worker;
@@ -59,87 +57,119 @@ pub const TABLE_NAME: &str = "sinch-hooks";
 pub struct Options {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// The webhook secrets the receiver checks.
-    pub secrets: Secrets,
-    /// How far a signature's timestamp may be from now.
-    pub tolerance: Tolerance,
-    /// The largest body taken.
-    pub max_body_bytes: usize,
     /// The emulated event source mappings.
     pub event_source: EventSourceConfig,
     /// Real AWS APIs at this endpoint instead of memory.
     pub aws_endpoint: Option<String>,
     /// DynamoDB's own endpoint, when not the `aws_endpoint`.
     pub dynamodb_endpoint: Option<String>,
-    /// Real Sinch; `None` starts the simulator.
-    pub sinch: Option<ClientConfig>,
-    /// The reply rules.
-    pub policy: ReplyPolicy,
-    /// The Conversation app to reply from when a callback names none.
-    pub app_id: Option<String>,
-    /// How many records of a batch the worker handles at once.
-    pub worker_concurrency: usize,
-    /// Bound on each enqueue before the receiver answers 503 (`ENQUEUE_TIMEOUT_MS`).
-    pub enqueue_timeout: Duration,
-    /// How long a send whose outcome is unknown waits for a report (`SEND_SETTLE_SECS`).
-    pub send_settle: Duration,
     /// How long an HTTP client may take to send its request.
     pub timeouts: server::Timeouts,
     /// Batches of sends processed at once (the outbound event source's `MaximumConcurrency`).
     pub outbound_concurrency: usize,
-    /// The SMS API sender when a send names none (`SINCH_SMS_SENDER`).
-    pub sms_sender: Option<String>,
     /// The pause before each delivery report the simulator sends back.
     pub report_pace: Duration,
     /// Where events go besides the page.
     pub events: event_feed::EventsOptions,
-    /// The send rates (`CONVERSATION_SEND_RATE`, `SMS_SEND_RATE`).
-    pub pacing: pipeline::pacing::Pacing,
-    /// The deployment's quiet hours (`QUIET_HOURS`).
-    pub quiet_hours: Option<pipeline::quiet_hours::QuietHours>,
     /// A rate the simulator holds Sinch to, answering 429 beyond it (none: it takes all).
     pub simulated_rate: Option<f64>,
-    /// What is kept of texts (`REDACT_TEXT`).
-    pub privacy: pipeline::handlers::Privacy,
-    /// How long items are kept in DynamoDB (`*_RETENTION_DAYS`; memory keeps everything).
-    pub retention: pipeline::store::Retention,
-    /// The messages API's guards (`ALLOWED_COUNTRIES`, `DESTINATION_*`, `MONTHLY_CAPS`).
-    pub guards: api::guards::Guards,
-    /// Keys erased contacts' opt-outs in DynamoDB (`CONTACT_HASH_KEY`).
-    pub hasher: pipeline::store::ContactHasher,
+    /// The functions' own configurations, read as their Lambdas read them ([`Functions::from`]).
+    pub functions: Functions,
+}
+
+/// Each function's configuration, from the same variables and by the same functions as in
+/// Lambda, so that `serve` honours (and refuses) every setting the template gives them; the
+/// AWS resources they name are the stack's own ([`local_resource`]).
+#[derive(Debug, Clone)]
+pub struct Functions {
+    /// The receiver's ([`ReceiverConfig::from`]).
+    pub receiver: ReceiverConfig,
+    /// The worker's ([`worker::WorkerConfig::from`]): real Sinch when it has credentials, else
+    /// the simulator.
+    pub worker: worker::WorkerConfig,
+    /// The messages API's ([`ApiConfig::from`]); its channels are the stack's.
+    pub api: ApiConfig,
+    /// The publisher's ([`publisher::config::PublisherConfig::from`]).
+    pub publisher: publisher::config::PublisherConfig,
+}
+
+/// What the local stack stands in for, by variable: `Some(value)` its own value, `Some(None)`
+/// the variable hidden (the stack wires that resource itself), `None` the environment's.
+fn local_resource(name: &str, event_source: &EventSourceConfig) -> Option<Option<String>> {
+    Some(match name {
+        receiver::config::QUEUE_URL => Some(format!("http://localhost/{QUEUE_NAME}")),
+        receiver::config::DEAD_LETTER_QUEUE_URL => {
+            Some(format!("http://localhost/{DEAD_LETTER_QUEUE_NAME}"))
+        }
+        publisher::config::EVENT_BUS_NAME => Some("local".to_owned()),
+        // The function timeout is the event source's (`--function-timeout-secs`).
+        worker::config::WORKER_TIMEOUT_SECS => {
+            Some(event_source.function_timeout.as_secs().to_string())
+        }
+        worker::config::TABLE_NAME
+        | worker::config::OUTBOUND_QUEUE_URL
+        | worker::config::OUTBOUND_QUEUE_ARN
+        | worker::config::BULK_QUEUE_URL
+        | worker::config::BULK_QUEUE_ARN
+        | worker::config::SCHEDULER_ROLE_ARN
+        | worker::config::SCHEDULE_GROUP => None,
+        _ => return None,
+    })
+}
+
+impl Functions {
+    /// The functions' configurations from `env`, with the stack's own resources; the first
+    /// wrong variable is the error, named. `OUTBOUND_MAX_RECEIVE_COUNT`, when unset, is the
+    /// event source's `max_receive_count`: the lanes' queues park a send after it.
+    pub fn from<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        event_source: &EventSourceConfig,
+    ) -> Result<Self, ConfigError> {
+        let local = Env::from_lookup(|name: &str| match local_resource(name, event_source) {
+            Some(value) => value,
+            None if name == worker::config::OUTBOUND_MAX_RECEIVE_COUNT => env
+                .optional(name)
+                .or_else(|| Some(event_source.max_receive_count.to_string())),
+            None => env.optional(name),
+        });
+        Ok(Self {
+            receiver: ReceiverConfig::from(&local)?,
+            worker: worker::WorkerConfig::from(&local)?,
+            api: ApiConfig::from(&local)?,
+            publisher: publisher::config::PublisherConfig::from(&local)?,
+        })
+    }
 }
 
 impl Options {
-    /// The settings every local run starts from: the demo's, the tests', `serve`'s before the
-    /// environment and the command line.
-    pub fn new(secrets: Secrets) -> Self {
-        Self {
+    /// The settings every local run starts from (the demo's, the tests', `serve`'s before its
+    /// command line): the functions' from `env`, everything else the defaults.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        event_source: EventSourceConfig,
+    ) -> Result<Self, ConfigError> {
+        let functions = Functions::from(env, &event_source)?;
+        Ok(Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            secrets,
-            tolerance: Tolerance::default(),
-            max_body_bytes: 1024 * 1024,
-            event_source: EventSourceConfig::default(),
+            event_source,
             aws_endpoint: None,
             dynamodb_endpoint: None,
-            sinch: None,
-            policy: ReplyPolicy::default(),
-            app_id: None,
-            worker_concurrency: 10,
-            enqueue_timeout: receiver::config::DEFAULT_ENQUEUE_TIMEOUT,
-            send_settle: pipeline::ledger::DEFAULT_SETTLE_AFTER,
             timeouts: server::Timeouts::default(),
             outbound_concurrency: 2,
-            sms_sender: None,
             report_pace: Duration::from_millis(20),
-            events: event_feed::EventsOptions::default(),
-            pacing: pipeline::pacing::Pacing::default(),
-            quiet_hours: None,
+            events: event_feed::EventsOptions {
+                source: Some(functions.publisher.source.clone()),
+                ..event_feed::EventsOptions::default()
+            },
             simulated_rate: None,
-            privacy: pipeline::handlers::Privacy::default(),
-            retention: pipeline::store::Retention::default(),
-            guards: api::guards::Guards::default(),
-            hasher: pipeline::store::ContactHasher::default(),
-        }
+            functions,
+        })
+    }
+
+    /// The Sinch APIs to use: the worker's, when it has credentials (else the simulator).
+    fn real_sinch(&self) -> Option<ClientConfig> {
+        let sinch = &self.functions.worker.sinch;
+        (sinch.conversation.is_some() || sinch.sms.is_some()).then(|| sinch.clone())
     }
 }
 
@@ -241,30 +271,41 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
             );
             let (bulk, bulk_dead_letters) =
                 (MemoryQueue::new("bulk"), MemoryQueue::new("bulk-dlq"));
-            let memory_source = |queue: &MemoryQueue, dead_letters: &MemoryQueue| MemorySource {
-                queue: queue.clone(),
-                dead_letters: dead_letters.clone(),
-                config: options.event_source,
-                stats: stats.clone(),
-            };
+            let memory_source =
+                |queue: &MemoryQueue, dead_letters: &MemoryQueue, config: EventSourceConfig| {
+                    MemorySource {
+                        queue: queue.clone(),
+                        dead_letters: dead_letters.clone(),
+                        config,
+                        stats: stats.clone(),
+                    }
+                };
             let (store, changes) = MemoryStore::with_change_feed();
             event_feed::from_changes(changes, sink.clone(), &options.events);
             let parts = Parts {
-                source: memory_source(&queue, &dead_letters),
-                outbound_source: memory_source(&outbound, &outbound_dead_letters),
-                bulk_source: memory_source(&bulk, &bulk_dead_letters),
+                source: memory_source(&queue, &dead_letters, options.event_source),
+                outbound_source: memory_source(
+                    &outbound,
+                    &outbound_dead_letters,
+                    lane_event_source(&options),
+                ),
+                bulk_source: memory_source(&bulk, &bulk_dead_letters, lane_event_source(&options)),
                 queue,
                 dead_letters,
                 outbound,
                 bulk,
                 store: store.clone(),
             };
-            let mut running = launch(options, listener, address, stats, parts, sink).await?;
+            let hook = worker::wiring::live_rules(&options.functions.worker, None)
+                .map_err(|e| setup("the reply rules", e))?;
+            let mut running = launch(options, listener, address, stats, parts, sink, hook).await?;
             running.store = Some(store);
             Ok(running)
         }
         Some(endpoint) => {
             let (sdk, parts) = aws_parts(endpoint, &options).await?;
+            let hook = worker::wiring::live_rules(&options.functions.worker, Some(&sdk))
+                .map_err(|e| setup("the reply rules", e))?;
             let running = launch(
                 options.clone(),
                 listener,
@@ -272,6 +313,7 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 stats,
                 parts,
                 sink.clone(),
+                hook,
             )
             .await?;
             event_feed::from_stream(
@@ -326,6 +368,7 @@ async fn launch<Q, S, Src>(
     stats: Arc<Stats>,
     parts: Parts<Q, S, Src>,
     events: MemorySink,
+    hook: LiveRules<Option<SsmParameter>>,
 ) -> Result<Running, StackError>
 where
     Q: Queue + Clone + 'static,
@@ -333,7 +376,7 @@ where
     Src: Source,
 {
     // Real Sinch, or the simulator calling this stack's webhook back with signed reports.
-    let (sinch_config, sent) = match options.sinch.clone() {
+    let (sinch_config, sent) = match options.real_sinch() {
         Some(config) => (config, None),
         None => {
             let simulator = TcpListener::bind(("127.0.0.1", 0))
@@ -345,6 +388,8 @@ where
             let reports = simulator::Reports {
                 webhook: format!("http://{address}/webhook"),
                 secret: options
+                    .functions
+                    .receiver
                     .secrets
                     .expose()
                     .next()
@@ -365,20 +410,14 @@ where
     };
     let simulated = sent.is_some();
     let sinch = SinchClient::new(sinch_config).map_err(|e| setup("the Sinch client", e))?;
-    let receiver_config = ReceiverConfig {
-        secrets: options.secrets.clone(),
-        queue_url: "local".into(),
-        dead_letter_queue_url: "local".into(),
-        tolerance: options.tolerance,
-        max_body_bytes: options.max_body_bytes,
-        enqueue_timeout: options.enqueue_timeout,
-    };
-    let receiver = Receiver::new(&receiver_config, parts.queue, parts.dead_letters.clone());
+    let functions = &options.functions;
+    let receiver = Receiver::new(&functions.receiver, parts.queue, parts.dead_letters.clone());
     // The app to send from: the configured one, or the simulator's.
-    let app_id = options
+    let mut worker_config = functions.worker.clone();
+    worker_config.app_id = worker_config
         .app_id
-        .clone()
         .or_else(|| simulated.then(|| "local-app".to_owned()));
+    let app_id = worker_config.app_id.clone();
     let lanes = Lanes {
         transactional: parts.outbound,
         bulk: parts.bulk,
@@ -389,46 +428,33 @@ where
         lanes: lanes.clone(),
         scheduler: scheduler.clone(),
         config: ApiConfig {
+            // What this stack can send through: the worker's Sinch, or the simulator.
             channels: Channels {
                 conversation_app: app_id.clone().filter(|_| sinch.has_conversation()),
                 sms_api: sinch.has_sms(),
-                default_sms_sender: options
-                    .sms_sender
+                default_sms_sender: functions
+                    .api
+                    .channels
+                    .default_sms_sender
                     .clone()
                     .or_else(|| simulated.then(|| "+46700000000".to_owned())),
             },
-            enqueue_timeout: options.enqueue_timeout,
-            quiet_hours: options.quiet_hours.clone(),
-            guards: options.guards.clone(),
-            ..ApiConfig::default()
+            ..functions.api.clone()
         },
         clock: Clock::System,
     };
-    let worker = Arc::new(Worker {
-        services: Services {
-            privacy: options.privacy,
+    let worker = Arc::new(Worker::new(
+        &worker_config,
+        worker::wiring::Adapters {
             store: parts.store,
             sinch,
-            hook: options.policy.clone(),
-            app_id,
-            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
-            // The worker holds the API's allow-list when a message leaves.
-            rules: pipeline::rules::Rules {
-                countries: options.guards.allowed_countries.clone(),
-                ..Default::default()
-            },
-            ledger: Ledger::new(options.send_settle),
-            pacing: options.pacing.clone(),
-            clock: Clock::System,
+            hook,
+            dead_letters: parts.dead_letters,
+            lanes: lanes.clone(),
+            scheduler: scheduler.clone(),
+            metrics: pipeline::metrics::Metrics::off(),
         },
-        dead_letters: parts.dead_letters,
-        lanes: lanes.clone(),
-        scheduler: scheduler.clone(),
-        concurrency: options.worker_concurrency,
-        metrics: pipeline::metrics::Metrics::off(),
-        outbound_max_receives: options.event_source.max_receive_count,
-        store_health: Default::default(),
-    });
+    ));
     let source = Arc::new(parts.source);
     let outbound_source = Arc::new(parts.outbound_source);
     let bulk_source = Arc::new(parts.bulk_source);
@@ -448,7 +474,7 @@ where
             worker.clone(),
             EventSourceConfig {
                 max_concurrency: options.outbound_concurrency,
-                ..options.event_source
+                ..lane_event_source(&options)
             },
             stats.clone(),
             stopped.clone(),
@@ -461,13 +487,13 @@ where
     let app = Arc::new(App {
         receiver,
         api,
-        max_body_bytes: options.max_body_bytes,
+        max_body_bytes: functions.receiver.max_body_bytes,
         body_timeout: options.timeouts.body,
         source,
         outbound_source,
         bulk_source,
         scheduler,
-        pacing: options.pacing.clone(),
+        pacing: functions.worker.pacing.clone(),
         stats: stats.clone(),
         sent: sent.clone(),
         events: events.clone(),
@@ -537,35 +563,41 @@ async fn aws_parts(
         .load()
         .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (queue_url, dlq_url) =
-        queue_with_dead_letters(&sqs, QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, options).await?;
+    let lanes = lane_event_source(options);
+    let (queue_url, dlq_url) = queue_with_dead_letters(
+        &sqs,
+        QUEUE_NAME,
+        DEAD_LETTER_QUEUE_NAME,
+        &options.event_source,
+    )
+    .await?;
     let (outbound_url, outbound_dlq_url) = queue_with_dead_letters(
         &sqs,
         OUTBOUND_QUEUE_NAME,
         OUTBOUND_DEAD_LETTER_QUEUE_NAME,
-        options,
+        &lanes,
     )
     .await?;
     let (bulk_url, bulk_dlq_url) =
-        queue_with_dead_letters(&sqs, BULK_QUEUE_NAME, BULK_DEAD_LETTER_QUEUE_NAME, options)
-            .await?;
+        queue_with_dead_letters(&sqs, BULK_QUEUE_NAME, BULK_DEAD_LETTER_QUEUE_NAME, &lanes).await?;
     let dynamodb_sdk = match &options.dynamodb_endpoint {
         Some(endpoint) => sdk.to_builder().endpoint_url(endpoint).build(),
         None => sdk.clone(),
     };
+    let worker = &options.functions.worker;
     let store = DynamoStore::new(dynamodb_client(&dynamodb_sdk), TABLE_NAME)
-        .with_retention(options.retention)
-        .with_hasher(options.hasher.clone());
+        .with_retention(worker.retention)
+        .with_hasher(worker.hasher.clone());
     store
         .create_table_if_missing()
         .await
         .map_err(|e| setup("the DynamoDB table", e))?;
-    let enqueue = enqueue_client(&sdk, options.enqueue_timeout);
-    let source = |queue_url: String, dead_letter_queue_url: String| SqsSource {
+    let enqueue = enqueue_client(&sdk, options.functions.receiver.enqueue_timeout);
+    let source = |queue_url: String, dead_letter_queue_url: String, config| SqsSource {
         client: sqs.clone(),
         queue_url,
         dead_letter_queue_url,
-        config: options.event_source,
+        config,
     };
     let parts = Parts {
         queue: SqsQueue::new(enqueue.clone(), &queue_url),
@@ -573,12 +605,21 @@ async fn aws_parts(
         outbound: SqsQueue::new(enqueue.clone(), &outbound_url),
         bulk: SqsQueue::new(enqueue, &bulk_url),
         store,
-        source: source(queue_url, dlq_url),
-        outbound_source: source(outbound_url, outbound_dlq_url),
-        bulk_source: source(bulk_url, bulk_dlq_url),
+        source: source(queue_url, dlq_url, options.event_source),
+        outbound_source: source(outbound_url, outbound_dlq_url, lanes),
+        bulk_source: source(bulk_url, bulk_dlq_url, lanes),
     };
     // The table's stream is DynamoDB's.
     Ok((dynamodb_sdk, parts))
+}
+
+/// The lanes' event source: the callbacks', with the lanes' own `maxReceiveCount` (the worker's
+/// `OUTBOUND_MAX_RECEIVE_COUNT`, as the template gives both).
+fn lane_event_source(options: &Options) -> EventSourceConfig {
+    EventSourceConfig {
+        max_receive_count: options.functions.worker.outbound_max_receives,
+        ..options.event_source
+    }
 }
 
 /// A queue and its dead-letter queue, with the redrive policy and visibility the event source
@@ -587,7 +628,7 @@ async fn queue_with_dead_letters(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     dead_letter_name: &str,
-    options: &Options,
+    config: &EventSourceConfig,
 ) -> Result<(String, String), StackError> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let dlq_url = create_queue(sqs, dead_letter_name, &[]).await?;
@@ -608,15 +649,10 @@ async fn queue_with_dead_letters(
         .ok_or_else(|| setup("a dead-letter queue", "no QueueArn"))?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": options.event_source.max_receive_count.to_string()
+        "maxReceiveCount": config.max_receive_count.to_string()
     })
     .to_string();
-    let visibility = options
-        .event_source
-        .visibility_timeout
-        .as_secs()
-        .max(1)
-        .to_string();
+    let visibility = config.visibility_timeout.as_secs().max(1).to_string();
     let queue_url = create_queue(
         sqs,
         name,

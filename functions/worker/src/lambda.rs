@@ -4,17 +4,15 @@
 
 use std::time::Duration;
 
-use pipeline::clock::Clock;
 use pipeline::config::ConfigError;
-use pipeline::handlers::Services;
 use pipeline::hook::Hook;
-use pipeline::live_rules::{LiveRules, SsmParameter};
 use pipeline::queue::{SqsQueue, enqueue_client};
 use pipeline::schedule::{EventBridgeScheduler, Lanes};
 use pipeline::store::{DynamoStore, dynamodb_client};
 use sinch::client::SinchClient;
 
 use crate::config::TABLE_NAME;
+use crate::wiring::Adapters;
 use crate::{Worker, WorkerConfig};
 
 /// Runs the worker Lambda with its default hook, the reply rules, until the runtime stops:
@@ -22,19 +20,8 @@ use crate::{Worker, WorkerConfig};
 /// `REPLY_RULES_CACHE_SECS`), else `REPLY_RULES` ([`pipeline::live_rules`]).
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     run_inner(|config, sdk| {
-        let settings = &config.live_rules;
-        let source = settings.parameter.as_ref().map(|name| {
-            SsmParameter::new(sdk, name.clone()).unwrap_or_else(|| {
-                pipeline::config::exit_at_init(
-                    "worker",
-                    &ConfigError::new(
-                        pipeline::live_rules::REPLY_RULES_PARAMETER,
-                        "is set, but no AWS region or credentials were found to read it",
-                    ),
-                )
-            })
-        });
-        LiveRules::new(source, config.policy.clone(), settings.cache_for)
+        crate::wiring::live_rules(config, Some(sdk))
+            .unwrap_or_else(|error| pipeline::config::exit_at_init("worker", &error))
     })
     .await
 }
@@ -88,37 +75,32 @@ async fn run_inner<H: Hook>(
         );
     };
     let sqs = enqueue_client(&sdk, Duration::from_secs(5));
-    let worker = Worker {
-        services: Services {
-            privacy: config.privacy,
-            store: DynamoStore::new(dynamodb_client(&sdk), config.table_name.unwrap_or_default())
-                .with_retention(config.retention)
-                .with_hasher(config.hasher),
+    let store = DynamoStore::new(
+        dynamodb_client(&sdk),
+        config.table_name.clone().unwrap_or_default(),
+    )
+    .with_retention(config.retention)
+    .with_hasher(config.hasher.clone());
+    let worker = Worker::new(
+        &config,
+        Adapters {
+            store,
             sinch,
             hook,
-            app_id: config.app_id,
-            idempotency_ttl: config.idempotency_ttl,
-            rules: config.rules,
-            ledger: pipeline::ledger::Ledger::new(config.send_settle),
-            pacing: config.pacing,
-            clock: Clock::System,
+            dead_letters: SqsQueue::new(sqs.clone(), config.dead_letter_queue_url.clone()),
+            lanes: Lanes {
+                transactional: SqsQueue::new(sqs.clone(), dispatch.lanes.transactional.url.clone()),
+                bulk: SqsQueue::new(sqs.clone(), dispatch.lanes.bulk.url.clone()),
+            },
+            scheduler: EventBridgeScheduler::new(
+                &sdk,
+                sqs,
+                dispatch.scheduler_role_arn,
+                dispatch.schedule_group,
+                dispatch.lanes,
+            ),
+            metrics: pipeline::metrics::Metrics::stdout("worker"),
         },
-        dead_letters: SqsQueue::new(sqs.clone(), config.dead_letter_queue_url),
-        lanes: Lanes {
-            transactional: SqsQueue::new(sqs.clone(), dispatch.lanes.transactional.url.clone()),
-            bulk: SqsQueue::new(sqs.clone(), dispatch.lanes.bulk.url.clone()),
-        },
-        scheduler: EventBridgeScheduler::new(
-            &sdk,
-            sqs,
-            dispatch.scheduler_role_arn,
-            dispatch.schedule_group,
-            dispatch.lanes,
-        ),
-        concurrency: config.concurrency,
-        outbound_max_receives: config.outbound_max_receives,
-        store_health: Default::default(),
-        metrics: pipeline::metrics::Metrics::stdout("worker"),
-    };
+    );
     crate::run(worker).await
 }

@@ -34,6 +34,7 @@
 
 pub mod config;
 pub mod lambda;
+pub mod wiring;
 
 use std::collections::HashMap;
 use std::sync::Arc;
