@@ -297,10 +297,17 @@ pub async fn list<S: Store, Q: Queue, C: Scheduler>(
 
 /// The contact a `next_cursor` stands for.
 fn cursor_key(cursor: &str) -> Option<ContactKey> {
+    // No cursor this API gives is longer: a key of the index is at most 1,024 bytes.
+    if cursor.len() > 2048 {
+        return None;
+    }
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
     let (channel, identity) = text.split_once('/')?;
     let channel = Channel::from(channel);
-    (channel.is_known() && !identity.is_empty()).then(|| ContactKey {
+    let fits = !identity.is_empty()
+        && identity.chars().count() <= MAX_IDENTITY_CHARS
+        && text.len() <= 1024;
+    (channel.is_known() && fits).then(|| ContactKey {
         channel,
         identity: identity.to_owned(),
     })

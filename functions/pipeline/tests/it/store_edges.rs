@@ -471,7 +471,15 @@ async fn opt_outs_spread_over_the_index_are_listed_whole_in_order(store: impl St
         .filter(|k| k.starts_with("SMS/"))
         .cloned()
         .collect();
-    assert_eq!(every_page(&store, Some(&sinch::Channel::Sms), 5).await, sms);
+    // Pages of one within a channel: the cursor's own shard answers only the cursor first
+    // (found by review: three contacts skipped on DynamoDB).
+    for limit in [1, 2, 5] {
+        assert_eq!(
+            every_page(&store, Some(&sinch::Channel::Sms), limit).await,
+            sms,
+            "SMS in pages of {limit}"
+        );
+    }
     // A cursor of another channel: from the channel's start if before it, nothing if after.
     let before = ContactKey::new("MESSENGER", "46710000001");
     let page = store
@@ -482,6 +490,13 @@ async fn opt_outs_spread_over_the_index_are_listed_whole_in_order(store: impl St
     let past = ContactKey::new("WHATSAPP", "46710000000");
     let page = store
         .opt_outs(Some(&sinch::Channel::Sms), Some(&past), 100)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty() && page.next.is_none(), "{page:?}");
+    // Past the highest key the channel could have: nothing, not DynamoDB's refusal of the range.
+    let beyond = ContactKey::new("SMS", "\u{10FFFF}\u{10FFFF}x");
+    let page = store
+        .opt_outs(Some(&sinch::Channel::Sms), Some(&beyond), 100)
         .await
         .unwrap();
     assert!(page.items.is_empty() && page.next.is_none(), "{page:?}");

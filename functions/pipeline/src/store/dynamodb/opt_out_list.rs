@@ -52,9 +52,10 @@ impl DynamoStore {
         let after = after.map(opt_out_key);
         if let (Some(prefix), Some(after)) = (&prefix, &after)
             && after > prefix
-            && !after.starts_with(prefix.as_str())
+            && (!after.starts_with(prefix.as_str()) || *after >= format!("{prefix}\u{10FFFF}"))
         {
-            // Past the channel's last key: nothing of it is left.
+            // Past the channel's last key (or past the highest one it could have): nothing
+            // of it is left, and DynamoDB would refuse the range.
             return Ok(OptOutPage {
                 items: Vec::new(),
                 next: None,
@@ -97,7 +98,9 @@ impl DynamoStore {
     }
 
     /// Up to `limit` opt-outs of one shard after `after` (their `<channel>/<identity>`), within
-    /// `prefix`; and whether the shard has more.
+    /// `prefix`; and whether the shard has more. A page of the shard that held only the cursor
+    /// itself (the lower bound of `BETWEEN` is inclusive) is followed by the next one, so that a
+    /// shard with more always answers an item to bound the page with.
     async fn query_shard(
         &self,
         list: &str,
@@ -130,22 +133,34 @@ impl DynamoStore {
                 .expression_attribute_names("#key", OPT_OUT_KEY)
                 .expression_attribute_values(":prefix", s(prefix)),
         };
-        let output = query.send().await.map_err(|e| failed("list opt-outs", e))?;
-        let more = output
-            .last_evaluated_key()
-            .is_some_and(|key| !key.is_empty());
-        let items = output
-            .items()
-            .iter()
-            .filter_map(|item| match snapshot(item)? {
-                Snapshot::Contact { key, state } => Some((opt_out_key(&key), key, state)),
-                _ => None,
-            })
-            // BETWEEN holds the cursor itself; a prefix bound holds only the channel's keys.
-            .filter(|(key, _, _)| after.is_none_or(|after| key.as_str() > after))
-            .filter(|(key, _, _)| prefix.is_none_or(|prefix| key.starts_with(prefix)))
-            .collect();
-        Ok((items, more))
+        let mut start = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| failed("list opt-outs", e))?;
+            let next = output
+                .last_evaluated_key()
+                .filter(|key| !key.is_empty())
+                .cloned();
+            let items: Vec<_> = output
+                .items()
+                .iter()
+                .filter_map(|item| match snapshot(item)? {
+                    Snapshot::Contact { key, state } => Some((opt_out_key(&key), key, state)),
+                    _ => None,
+                })
+                // BETWEEN holds the cursor itself; a prefix bound holds only the channel's keys.
+                .filter(|(key, _, _)| after.is_none_or(|after| key.as_str() > after))
+                .filter(|(key, _, _)| prefix.is_none_or(|prefix| key.starts_with(prefix)))
+                .collect();
+            match next {
+                Some(next) if items.is_empty() => start = Some(next),
+                next => return Ok((items, next.is_some())),
+            }
+        }
     }
 }
 
