@@ -241,7 +241,7 @@ const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.p
     await page.waitForFunction(() => Number(document.getElementById("rate-chart").dataset.now) >= 10, null, { timeout: 10000 });
     const now = Number(await page.locator("#rate-chart").getAttribute("data-now"));
     assert.ok(now <= 20, `${now}/s is above the pace`);
-    assert.match(await page.locator("#rate-caption").textContent(), /paced at 20\/s/);
+    assert.match(await page.locator("#rate-caption").textContent(), /paced at 20\/s each, 40\/s in all/);
     assert.equal(await page.locator('[data-lane="bulk lane"]').count(), 1);
     await shot(page, "9-batch-under-way");
     await item.and(page.locator('[data-final="true"]')).waitFor({ timeout: 20000 });

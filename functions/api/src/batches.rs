@@ -741,7 +741,7 @@ pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
         Ok(batch) => batch,
         Err(answer) => return answer,
     };
-    let tallied = match api.store.batch_counts(id, batch.total).await {
+    let tallied = match counts(api, id, batch.total).await {
         Ok(tallied) => tallied,
         Err(error) => return ApiError::unavailable_because("read messages", &error).into(),
     };
@@ -788,6 +788,27 @@ pub(crate) async fn read<S: Store, Q: Queue, C: Scheduler>(
     Answer::json(200, view)
 }
 
+/// How many of a batch's messages made so far hold each status: its tally, or for a batch
+/// stored before batches had one, its messages read one by one.
+async fn counts<S: Store, Q: Queue, C: Scheduler>(
+    api: &Api<S, Q, C>,
+    id: &str,
+    total: u32,
+) -> Result<Vec<(Status, u32)>, pipeline::store::StoreError> {
+    if let Some(tallied) = api.store.batch_counts(id, total).await? {
+        return Ok(tallied);
+    }
+    let ids: Vec<String> = (0..total).map(|k| message_id(id, k)).collect();
+    let mut counts: Vec<(Status, u32)> = Vec::new();
+    for status in api.store.statuses(&ids).await?.into_iter().flatten() {
+        match counts.iter_mut().find(|(held, _)| *held == status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((status, 1)),
+        }
+    }
+    Ok(counts)
+}
+
 /// `DELETE /batches/{id}`: what has not left ends `CANCELED`.
 pub(crate) async fn cancel<S: Store, Q: Queue, C: Scheduler>(
     api: &Api<S, Q, C>,
@@ -801,7 +822,7 @@ pub(crate) async fn cancel<S: Store, Q: Queue, C: Scheduler>(
     // Nothing to cancel once every message has left (made, and handed to Sinch or ended):
     // a 200 would say it stopped something.
     if !batch.canceled {
-        match api.store.batch_counts(id, batch.total).await {
+        match counts(api, id, batch.total).await {
             Ok(tallied) => {
                 let left: u32 = tallied
                     .iter()

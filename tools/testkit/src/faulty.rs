@@ -262,7 +262,11 @@ impl<S: Store> Store for FaultyStore<S> {
         self.call("count_down", key, self.inner.count_down(key, n))
             .await
     }
-    async fn batch_counts(&self, id: &str, total: u32) -> Result<Vec<(Status, u32)>, StoreError> {
+    async fn batch_counts(
+        &self,
+        id: &str,
+        total: u32,
+    ) -> Result<Option<Vec<(Status, u32)>>, StoreError> {
         self.call("batch_counts", id, self.inner.batch_counts(id, total))
             .await
     }

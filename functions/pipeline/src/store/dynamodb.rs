@@ -2097,6 +2097,8 @@ impl Store for DynamoStore {
             ("created_at_ms".to_owned(), n(batch.created_at_ms)),
             ("canceled".to_owned(), AttributeValue::Bool(batch.canceled)),
             ("expires_at".to_owned(), n(expires_at)),
+            // Its messages are counted in its tally (a batch without it is older).
+            ("tallied".to_owned(), AttributeValue::Bool(true)),
         ]);
         if let Some(at) = batch.send_at_ms {
             item.insert("send_at_ms".to_owned(), n(at));
@@ -2127,7 +2129,11 @@ impl Store for DynamoStore {
         Ok(Some(batch))
     }
 
-    async fn batch_counts(&self, id: &str, total: u32) -> Result<Vec<(Status, u32)>, StoreError> {
+    async fn batch_counts(
+        &self,
+        id: &str,
+        total: u32,
+    ) -> Result<Option<Vec<(Status, u32)>>, StoreError> {
         self.tallied(id, total).await
     }
 

@@ -1003,7 +1003,11 @@ impl Store for MemoryStore {
             .map(|batch| batch.record.clone()))
     }
 
-    async fn batch_counts(&self, id: &str, _total: u32) -> Result<Vec<(Status, u32)>, StoreError> {
+    async fn batch_counts(
+        &self,
+        id: &str,
+        _total: u32,
+    ) -> Result<Option<Vec<(Status, u32)>>, StoreError> {
         let mut counts: Vec<(Status, u32)> = Vec::new();
         let state = self.lock();
         let of_batch = state.messages.values().filter(|item| {
@@ -1022,7 +1026,7 @@ impl Store for MemoryStore {
                 None => counts.push((item.state.status.clone(), 1)),
             }
         }
-        Ok(counts)
+        Ok(Some(counts))
     }
 
     async fn strip_recipient(&self, id: &str, _at_ms: u64) -> Result<(), StoreError> {

@@ -1151,12 +1151,13 @@ pub trait Store: Send + Sync {
     /// Where a batch's messages stand: how many of those made so far hold each status (a
     /// message not made yet, its chunk not fanned out, is in none). A bounded read whatever the
     /// batch's size (DynamoDB: its tally, an item per hundred messages, read a hundred at a
-    /// time); `total` is the batch's.
+    /// time); `total` is the batch's. `None` for a batch stored before batches had a tally
+    /// (DynamoDB): its messages must be read one by one ([`Store::statuses`]).
     fn batch_counts(
         &self,
         id: &str,
         total: u32,
-    ) -> impl Future<Output = Result<Vec<(Status, u32)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Vec<(Status, u32)>>, StoreError>> + Send;
 
     /// Whether a batch is canceled (a missing one is not): the check each of its sends makes
     /// just before it leaves, one small read whatever the batch's size.

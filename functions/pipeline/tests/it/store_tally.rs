@@ -91,6 +91,7 @@ async fn counts(store: &impl Store, id: &str, total: u32) -> Vec<(String, u32)> 
         .batch_counts(id, total)
         .await
         .unwrap()
+        .expect("a batch stored now has a tally")
         .into_iter()
         .map(|(status, n)| (status.as_str().to_owned(), n))
         .collect();
@@ -216,3 +217,32 @@ testkit::for_both_stores!(
     a_batch_counts_each_message_once_at_the_status_it_holds,
     a_batch_over_many_blocks_counts_every_message,
 );
+
+/// A batch stored before batches had a tally (its item without `tallied`, no blocks): the store
+/// says so, for its messages to be read one by one, rather than counting none of them.
+#[tokio::test]
+async fn a_batch_older_than_tallies_is_told_apart_on_dynamodb() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let moto = testkit::Moto::start();
+    let sdk = moto.sdk_config().await;
+    let store = testkit::dynamo_store(&moto).await;
+    store
+        .create_batch(&batch("bat_old", 2), &["[]".to_owned()], "{}")
+        .await
+        .unwrap();
+    // Not made yet, stored now: nothing counted, and that is the answer.
+    assert_eq!(
+        store.batch_counts("bat_old", 2).await.unwrap(),
+        Some(Vec::new())
+    );
+    // As an older version stored it: no `tallied` mark.
+    pipeline::store::dynamodb_client(&sdk)
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S("batch#bat_old".into()))
+        .update_expression("REMOVE tallied")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.batch_counts("bat_old", 2).await.unwrap(), None);
+}

@@ -94,16 +94,23 @@ impl DynamoStore {
     }
 
     /// How many of batch `id`'s `total` messages stand at each status (messages not made yet
-    /// are in none).
+    /// are in none); `None` for a batch stored before batches had a tally.
     pub(super) async fn tallied(
         &self,
         id: &str,
         total: u32,
-    ) -> Result<Vec<(Status, u32)>, StoreError> {
+    ) -> Result<Option<Vec<(Status, u32)>>, StoreError> {
         let pks: Vec<String> = (0..total.div_ceil(BATCH_TALLY_BLOCK))
             .map(|block| tally_pk(id, block))
             .collect();
         let blocks = self.get_many("batch tally", &pks, None).await?;
+        if blocks.is_empty() && total > 0 {
+            // Nothing made yet, or a batch older than tallies (its item says which).
+            let batch = self.get("batch tally", super::batch_pk(id)).await?;
+            if batch.is_some_and(|batch| !batch.contains_key("tallied")) {
+                return Ok(None);
+            }
+        }
         let mut counts: Vec<(Status, u32)> = Vec::new();
         for block in blocks.values() {
             for status in block_statuses(block).into_values() {
@@ -113,7 +120,7 @@ impl DynamoStore {
                 }
             }
         }
-        Ok(counts)
+        Ok(Some(counts))
     }
 }
 
