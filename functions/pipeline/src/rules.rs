@@ -224,27 +224,46 @@ pub fn is_withheld(reason: &Reason) -> bool {
     .contains(&reason.code.as_str())
 }
 
+/// The recipient erased after the message was accepted: it ends `CANCELED`, stripped of them.
+fn erased(state: &ContactState, check: &Check<'_>) -> Option<Refusal> {
+    let accepted = check.accepted_at_ms?;
+    state
+        .erased_at_ms
+        .is_some_and(|erased| accepted <= erased)
+        .then(|| Refusal {
+            status: Status::Canceled,
+            code: RECIPIENT_ERASED,
+            message: "the recipient's data was erased after it was accepted".to_owned(),
+        })
+}
+
 impl Rules {
-    /// The first rule `check` breaks, read from the store now; `None` when it may go.
+    /// The first rule `check` breaks, read from the store now; `None` when it may go. An
+    /// erasure of the recipient on any channel it may take comes first, whatever else it
+    /// breaks: its refusal is what strips the message of them.
     pub async fn check<S: Store>(
         &self,
         store: &S,
         check: &Check<'_>,
     ) -> Result<Option<Refusal>, StoreError> {
+        let mut states = Vec::with_capacity(check.contacts.len());
+        for contact in check.contacts {
+            states.push(store.contact(contact).await?);
+        }
+        if let Some(refusal) = states.iter().find_map(|state| erased(state, check)) {
+            return Ok(Some(refusal));
+        }
         if let Some(refusal) = expired(check) {
             return Ok(Some(refusal));
         }
-        // No read for what the allow-list already refuses.
         if let Some(refusal) = check.contacts.iter().find_map(|c| self.country(c, check)) {
             return Ok(Some(refusal));
         }
-        for contact in check.contacts {
-            let state = store.contact(contact).await?;
-            if let Some(refusal) = self.judge(contact, &state, check) {
-                return Ok(Some(refusal));
-            }
-        }
-        Ok(None)
+        Ok(check
+            .contacts
+            .iter()
+            .zip(&states)
+            .find_map(|(contact, state)| self.judge(contact, state, check)))
     }
 
     /// The allow-list, for a send (a reply answers someone who wrote: it is never refused here).
@@ -272,17 +291,11 @@ impl Rules {
         state: &ContactState,
         check: &Check<'_>,
     ) -> Option<Refusal> {
-        if let Some(refusal) = expired(check).or_else(|| self.country(contact, check)) {
-            return Some(refusal);
-        }
-        if let Some(accepted) = check.accepted_at_ms
-            && state.erased_at_ms.is_some_and(|erased| accepted <= erased)
+        if let Some(refusal) = erased(state, check)
+            .or_else(|| expired(check))
+            .or_else(|| self.country(contact, check))
         {
-            return Some(Refusal {
-                status: Status::Canceled,
-                code: RECIPIENT_ERASED,
-                message: "the recipient's data was erased after it was accepted".to_owned(),
-            });
+            return Some(refusal);
         }
         let opted_out = state
             .opted_out_by

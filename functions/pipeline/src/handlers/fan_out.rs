@@ -292,6 +292,21 @@ async fn make<S: Store, H: Hook, Q: Queue, C: Scheduler>(
     if batch.canceled {
         let ended = end_canceled(&services.store, &entry.job.id, now_ms).await?;
         did.canceled = usize::from(ended);
+        // Made after its recipient's erasure: what making it wrote of them goes, as the rules
+        // would have it when it left.
+        for contact in entry.job.contacts() {
+            let state = services.store.contact(&contact).await?;
+            if state
+                .erased_at_ms
+                .is_some_and(|erased| batch.created_at_ms <= erased)
+            {
+                services
+                    .store
+                    .strip_recipient(&entry.job.id, now_ms)
+                    .await?;
+                break;
+            }
+        }
         return Ok(did);
     }
     let body = serde_json::to_string(&entry.job).map_err(|e| FanOutError::Bad(e.to_string()))?;

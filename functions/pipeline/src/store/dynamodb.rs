@@ -1936,9 +1936,20 @@ impl Store for DynamoStore {
                 .or_else(|| fallback::aliased_message(pk).map(|id| format!("ours/{id}")))
             {
                 // A message to them, or one that may fall back to them (its alias).
+                let alias = pk;
                 let pk = format!("msg#{message}");
                 let pk = pk.as_str();
                 self.strip(pk, at_ms).await?;
+                if alias != pk {
+                    // Its own key too: its message may be gone (expired) with nothing to list it.
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .key("pk", s(alias))
+                        .send()
+                        .await
+                        .map_err(|e| failed("erase contact", e))?;
+                }
                 // Stripped first (its end's event names no one); then, one of ours that has not
                 // left ends here (a send already on its way is fenced by the erasure's mark).
                 if let Some(id) = pk.strip_prefix("msg#ours/") {

@@ -409,7 +409,54 @@ async fn a_send_with_no_slot_in_time_waits_its_turn_again<S: Store + Clone + 'st
     assert_eq!(pending[0].2, Lane::Transactional);
 }
 
+/// A batch canceled before its fan-out ran, one of its recipients erased meanwhile: their
+/// message is made `CANCELED` and holds nothing of them (found by review: it kept the number).
+async fn a_canceled_batchs_message_made_after_an_erasure_holds_nothing_of_them<
+    S: Store + Clone + 'static,
+>(
+    store: S,
+) {
+    let sinch = fake_sinch().await;
+    let p = pipeline(store.clone(), &sinch, Clock::System);
+    let (_, batch) = call(&p.api, request("POST", "/batches", Some(three()))).await;
+    let id = batch["id"].as_str().unwrap().to_owned();
+    call(&p.api, request("DELETE", &format!("/batches/{id}"), None)).await;
+    let now = pipeline::clock::unix_millis(std::time::SystemTime::now());
+    store
+        .erase_contact(
+            &pipeline::store::ContactKey::new("SMS", "46701110001"),
+            "era_b",
+            now + 1,
+            100,
+        )
+        .await
+        .unwrap();
+    run(&p, &p.api.lanes.transactional).await;
+    run(&p, &p.api.lanes.bulk).await;
+    assert!(at_sinch(&sinch).await.is_empty());
+    let message = |k: u32| {
+        let store = store.clone();
+        let id = api::batches::message_id(&id, k);
+        async move {
+            store
+                .message_state(&MessageKey::Ours(id))
+                .await
+                .unwrap()
+                .expect("made")
+        }
+    };
+    let erased = message(1).await;
+    assert_eq!(erased.status, pipeline::status::Status::Canceled);
+    assert_eq!((erased.to, erased.metadata), (None, None));
+    assert_eq!(
+        message(0).await.to.as_deref(),
+        Some("+46701110000"),
+        "the others are as they were"
+    );
+}
+
 testkit::for_both_stores!(
+    a_canceled_batchs_message_made_after_an_erasure_holds_nothing_of_them,
     a_batch_becomes_its_messages_each_sent_once,
     a_canceled_batch_reaches_sinch_with_nothing,
     quiet_hours_hold_each_recipient_in_their_own_zone,

@@ -412,7 +412,66 @@ async fn a_reply_waiting_for_its_slot_meets_an_opt_out_and_an_erasure<
     }
 }
 
+/// The person opted out on WhatsApp and was then erased on SMS, the fallback of a message made
+/// after the erasure: the erasure is judged first, whatever else the message breaks, so it ends
+/// `CANCELED` (`recipient_erased`) and stripped, not `FAILED` with their number kept (found by
+/// review: the opt-out of the first channel was judged first).
+async fn an_erasure_on_a_fallback_channel_is_judged_before_anything_else<
+    S: Store + Clone + 'static,
+>(
+    store: S,
+) {
+    let sinch = fake_sinch().await;
+    let worker = paced(store.clone(), &sinch, 10.0);
+    let now = pipeline::clock::unix_millis(std::time::SystemTime::now());
+    let id = format!("msg_{}_4", ulid::Ulid::from_parts(now - 60_000, 8));
+    let to = "+46701110008";
+    accepted(&store, &id, to).await;
+    store
+        .set_opt_out(&pipeline::store::OptWrite {
+            contact: &ContactKey::new("WHATSAPP", "46701110008"),
+            opted_out: true,
+            source: &pipeline::store::OptSource::Api,
+            reference: "api_1",
+            at_ms: now - 30_000,
+        })
+        .await
+        .unwrap();
+    store
+        .erase_contact(&ContactKey::new("SMS", "46701110008"), "era_f", now, 100)
+        .await
+        .unwrap();
+    let mut with_fallback = job(&id, to);
+    if let pipeline::handlers::outbound::Route::Conversation { fallback, .. } =
+        &mut with_fallback.route
+    {
+        fallback.push("SMS".into());
+    }
+    let outcomes = process_batch(
+        worker.clone(),
+        event(vec![job_record(&id, &with_fallback, 1)]),
+        tokio::time::Instant::now() + Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        matches!(
+            &outcomes[0].1,
+            RecordOutcome::Handled {
+                handled: Handled::OutboundRefused { .. },
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(sends(&sinch, &id).await, 0);
+    let after = state(&store, &id).await;
+    assert_eq!(after.status, Status::Canceled);
+    assert_eq!(reason_of(&after), Some(pipeline::store::RECIPIENT_ERASED));
+    assert_eq!(after.to, None, "nothing of theirs stays");
+}
+
 testkit::for_both_stores!(
+    an_erasure_on_a_fallback_channel_is_judged_before_anything_else,
     a_reply_waiting_for_its_slot_meets_an_opt_out_and_an_erasure,
     an_erasure_while_a_send_waits_for_its_slot_withholds_it,
     a_message_accepted_before_an_erasure_never_leaves,
