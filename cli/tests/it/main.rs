@@ -12,5 +12,6 @@ mod optouts;
 mod outage;
 mod scale;
 mod serve;
+mod serve_config;
 mod server;
 mod sign_verify;

@@ -7,7 +7,7 @@
 //!
 //! | item | `pk` | attributes |
 //! |---|---|---|
-//! | a fallback's alias | `alias#<message id>#<channel>` | `person` (`<channel>/<identity>`: the people index's key), `expires_at` (the message's) |
+//! | a fallback's alias | `alias#<message id>#<channel>` | `person` (`<channel>/<identity>`: the people index's key), `expires_at` (the message's when accepted, plus `MessageRetentionDays`: the message's own moves on with its send and reports) |
 //!
 //! | moment | what happens |
 //! |---|---|
@@ -46,13 +46,16 @@ pub(super) fn fallback_attribute(
 }
 
 impl DynamoStore {
-    /// Puts an alias of message `id` for each of its fallback recipients.
+    /// Puts an alias of message `id` for each of its fallback recipients. `expires_at`: the
+    /// message's when it is accepted; an alias outlives that by a retention, as the message's
+    /// own expiry moves on with each write (its send, its reports).
     pub(super) async fn put_aliases(
         &self,
         id: &str,
         fallback: &[ContactKey],
         expires_at: u64,
     ) -> Result<(), StoreError> {
+        let expires_at = expires_at.saturating_add(self.retention.messages.as_secs());
         for contact in fallback {
             self.client
                 .put_item()

@@ -1,0 +1,124 @@
+//! One configuration: `serve` reads each function's settings with the function's own code, so a
+//! bad value of any setting template.yaml gives a function stops `serve` at start, naming it, as
+//! it stops the Lambda at init. The list is the template's (read with cfn-lint's loader), not a
+//! copy: a setting added there is tried here.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::Moto;
+
+/// AWS resources (and their secrets' ARNs), which the local stack wires itself, and settings
+/// `serve` takes from its command line instead (`--aws-endpoint`, `--function-timeout-secs`).
+const WIRED_BY_THE_STACK: [&str; 17] = [
+    "QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL",
+    "TABLE_NAME",
+    "OUTBOUND_QUEUE_URL",
+    "OUTBOUND_QUEUE_ARN",
+    "BULK_QUEUE_URL",
+    "BULK_QUEUE_ARN",
+    "SCHEDULER_ROLE_ARN",
+    "SCHEDULE_GROUP",
+    "EVENT_BUS_NAME",
+    "SINCH_WEBHOOK_SECRET_ARN",
+    "SINCH_KEY_SECRET_ARN",
+    "SINCH_SMS_API_TOKEN_ARN",
+    "CONTACT_HASH_KEY_ARN",
+    "SINCH_HOOKS_AWS_ENDPOINT",
+    "WORKER_TIMEOUT_SECS",
+    // Named by its ARN above; the value is the secret itself.
+    "SINCH_WEBHOOK_SECRET",
+];
+
+/// Free text, where "banana" is a value like any other: credentials and ids (all-or-nothing
+/// sets, checked together), the events' source, a sender, the callers let into the fast lane.
+const ANY_TEXT: [&str; 9] = [
+    "SINCH_PROJECT_ID",
+    "SINCH_KEY_ID",
+    "SINCH_KEY_SECRET",
+    "SINCH_APP_ID",
+    "SINCH_SMS_SERVICE_PLAN_ID",
+    "SINCH_SMS_API_TOKEN",
+    "SINCH_SMS_SENDER",
+    "EVENT_SOURCE",
+    "FAST_LANE_BATCH_CALLERS",
+];
+
+/// Every variable the template gives any function.
+fn template_variables() -> BTreeSet<String> {
+    let root = testkit::workspace_root();
+    let output = Command::new(Moto::python())
+        .arg(root.join("tools/testkit/template_env.py"))
+        .arg(root.join("template.yaml"))
+        .output()
+        .expect("template_env.py runs");
+    assert!(
+        output.status.success(),
+        "template_env.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let by_function: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_slice(&output.stdout).expect("its JSON");
+    by_function.into_values().flatten().collect()
+}
+
+/// `serve` with `name=value`: its exit status and standard error, or `None` if it was still
+/// running after 30 s (it took the value and started).
+fn serve_with(name: &str, value: &str) -> Option<(bool, String)> {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("sinch-hooks"))
+        .args(["serve", "--port", "0"])
+        .env("SINCH_WEBHOOK_SECRET", "local-secret")
+        .env(name, value)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if let Some(status) = child.try_wait().expect("serve's status") {
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .expect("piped")
+                .read_to_string(&mut stderr)
+                .expect("its standard error");
+            return Some((status.success(), stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn every_validated_setting_of_the_template_set_to_banana_stops_serve_naming_it() {
+    let variables = template_variables();
+    for listed in WIRED_BY_THE_STACK.iter().chain(&ANY_TEXT) {
+        assert!(
+            variables.contains(*listed),
+            "{listed} is no longer in template.yaml: drop it from this test's lists"
+        );
+    }
+    let validated: Vec<&String> = variables
+        .iter()
+        .filter(|name| !WIRED_BY_THE_STACK.contains(&name.as_str()))
+        .filter(|name| !ANY_TEXT.contains(&name.as_str()))
+        .collect();
+    assert!(validated.len() >= 25, "{validated:?}");
+    let mut missed = Vec::new();
+    for name in validated {
+        match serve_with(name, "banana") {
+            Some((false, stderr)) if stderr.contains(name.as_str()) => {}
+            Some((success, stderr)) => {
+                missed.push(format!("{name}: exit success {success}, said {stderr:?}"))
+            }
+            None => missed.push(format!("{name}: serve started with it")),
+        }
+    }
+    assert!(missed.is_empty(), "{missed:#?}");
+}
