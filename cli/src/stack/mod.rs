@@ -79,7 +79,7 @@ pub struct Options {
 
 /// Each function's configuration, from the same variables and by the same functions as in
 /// Lambda, so that `serve` honours (and refuses) every setting the template gives them; the
-/// AWS resources they name are the stack's own ([`local_resource`]).
+/// AWS resources they name are the stack's own (`local_resource`).
 #[derive(Debug, Clone)]
 pub struct Functions {
     /// The receiver's ([`ReceiverConfig::from`]).
