@@ -27,26 +27,22 @@
 
 #![warn(missing_docs)]
 
-pub mod aws;
-pub mod clock;
-pub mod config;
 /// The queued form of a callback (its own crate, so the fuzz targets need nothing else).
 pub use envelope;
+/// What every Lambda stands on (its own crate, so that the receiver links nothing else).
+pub use platform::{aws, clock, config, metrics, queue, secrets};
 pub mod events;
 pub mod handlers;
 pub mod hook;
 pub mod idempotency;
 pub mod ledger;
 pub mod live_rules;
-pub mod metrics;
 pub mod pacing;
 pub mod process;
-pub mod queue;
 pub mod quiet_hours;
 pub mod reply;
 pub mod rules;
 pub mod schedule;
-pub mod secrets;
 pub mod sms_parts;
 pub mod status;
 pub mod store;

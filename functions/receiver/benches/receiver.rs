@@ -12,8 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use lambda_http::Request;
-use pipeline::clock::Clock;
-use pipeline::queue::MemoryQueue;
+use platform::clock::Clock;
+use platform::queue::MemoryQueue;
 use receiver::{Receiver, ReceiverConfig, handle};
 use serde_json::json;
 use sinch::signature::{Tolerance, sign_headers};

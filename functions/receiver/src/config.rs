@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use pipeline::config::{ConfigError, Env};
-use pipeline::envelope::SQS_MAX_MESSAGE_BYTES;
+use envelope::SQS_MAX_MESSAGE_BYTES;
+use platform::config::{ConfigError, Env};
 use sinch::signature::{Secrets, SecretsError, Tolerance};
 
 /// Webhook secret(s), comma-separated: all are tried, any one that matches passes.

@@ -29,13 +29,13 @@ pub mod lambda;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use envelope::{Envelope, STALE_SIGNATURE, SignatureHeaders};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
-use pipeline::clock::Clock;
-use pipeline::envelope::{Envelope, STALE_SIGNATURE, SignatureHeaders};
-use pipeline::metrics::{Metric, Metrics, cold_start};
-use pipeline::queue::{MessageId, Queue, QueueError};
+use platform::clock::Clock;
+use platform::metrics::{Metric, Metrics, cold_start};
+use platform::queue::{MessageId, Queue, QueueError};
 use sinch::signature::{Rejection, SignatureParts, Verifier};
 use tracing::{info, warn};
 

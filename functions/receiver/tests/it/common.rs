@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use lambda_http::Request;
-use pipeline::clock::Clock;
+use platform::clock::Clock;
 use receiver::ReceiverConfig;
 use serde_json::{Map, Value, json};
 use sinch::signature::{Tolerance, sign_headers};

@@ -4,10 +4,10 @@
 use super::common;
 
 use common::*;
+use envelope::{self, BodyEncoding};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use pipeline::envelope::{self, BodyEncoding};
-use pipeline::queue::MemoryQueue;
+use platform::queue::MemoryQueue;
 use proptest::prelude::*;
 use receiver::{Receiver, handle};
 use sinch::signature::{
@@ -367,7 +367,7 @@ async fn every_outcome_is_counted_as_an_emf_metric() {
     let dead_letters = MemoryQueue::new("dlq");
     let receiver = Receiver::new(&config("m://q", "m://dlq"), queue, dead_letters)
         .with_clock(clock())
-        .with_metrics(pipeline::metrics::Metrics::to_writer(
+        .with_metrics(platform::metrics::Metrics::to_writer(
             "receiver",
             captured.clone(),
         ));
@@ -386,7 +386,7 @@ async fn every_outcome_is_counted_as_an_emf_metric() {
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
-        .map(|line| pipeline::metrics::validate(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .map(|line| platform::metrics::validate(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert_eq!(lines[0]["Accepted"], 1);

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::*;
+use envelope::{self, Envelope};
 use lambda_http::http::StatusCode;
-use pipeline::envelope::{self, Envelope};
-use pipeline::queue::{SqsQueue, enqueue_client};
+use platform::queue::{SqsQueue, enqueue_client};
 use receiver::{Receiver, ReceiverConfig, handle};
 use sinch::signature::{
     ALGORITHM_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier, sign_headers,

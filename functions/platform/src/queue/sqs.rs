@@ -10,7 +10,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use super::{MessageId, Queue, QueueError};
-use crate::envelope::Envelope;
+use envelope::Envelope;
 
 /// An SQS client whose calls cannot outlast `budget`: each attempt gets a share of it, the SDK
 /// retries (with its own backoff) at most twice, and the whole operation is cut at `budget`.

@@ -11,7 +11,7 @@ pub use sqs::{SqsQueue, enqueue_client};
 
 use std::future::Future;
 
-use crate::envelope::{Envelope, SQS_MAX_MESSAGE_BYTES};
+use envelope::{Envelope, SQS_MAX_MESSAGE_BYTES};
 
 /// A queue that stores envelopes durably (as far as the implementation goes).
 pub trait Queue: Send + Sync {

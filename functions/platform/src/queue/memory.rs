@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::{MessageId, Queue, QueueError};
-use crate::envelope::Envelope;
+use envelope::Envelope;
 
 /// A message as stored in a [`MemoryQueue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +164,7 @@ impl Queue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{SQS_MAX_MESSAGE_BYTES, SignatureHeaders};
+    use envelope::{SQS_MAX_MESSAGE_BYTES, SignatureHeaders};
     use std::time::UNIX_EPOCH;
 
     fn envelope(body: &[u8]) -> Envelope {
