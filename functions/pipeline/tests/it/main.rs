@@ -9,3 +9,4 @@ mod send_once;
 mod store_contract;
 mod store_edges;
 mod store_tally;
+mod table_definition;
