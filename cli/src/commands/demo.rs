@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pipeline::ledger::reference;
 use pipeline::status::Status;
-use pipeline::store::{MessageKey, MessageState, Store};
+use pipeline::store::{MessageKey, MessageState, MessageStore};
 use sinch::signature::unix_seconds;
 
 use crate::CliError;

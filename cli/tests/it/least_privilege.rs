@@ -22,7 +22,7 @@ use lambda_http::{Body, Request};
 use pipeline::clock::Clock;
 use pipeline::config::Env;
 use pipeline::queue::{SqsQueue, enqueue_client};
-use pipeline::store::{DynamoStore, MessageKey, Store, dynamodb_client};
+use pipeline::store::{DynamoStore, MessageKey, MessageStore, dynamodb_client};
 use receiver::{Outcome, Receiver, handle_request};
 use serde_json::{Value, json};
 use sinch::signature::sign_headers;

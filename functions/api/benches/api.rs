@@ -17,7 +17,8 @@ use lambda_http::http::Request as HttpRequest;
 use lambda_http::{Body, Request};
 use pipeline::clock::Clock;
 use pipeline::queue::MemoryQueue;
-use pipeline::store::{ContactKey, InboundRecord, MemoryStore, Store};
+use pipeline::store::prelude::*;
+use pipeline::store::{ContactKey, InboundRecord, MemoryStore};
 
 const NOW_MS: u64 = 1_764_576_000_000;
 

@@ -206,7 +206,7 @@ fn now_us() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::{CounterStore, MemoryStore};
 
     #[test]
     fn slots_are_a_little_further_apart_than_the_rate() {

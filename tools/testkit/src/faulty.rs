@@ -21,6 +21,9 @@ use pipeline::store::{
     ContactState, Finished, InboundRecord, MessageKey, MessageState, OptChange, SendAttempt,
     SendFinish, SendSlot, Slot, StatusChange, StatusUpdate, Store, StoreError,
 };
+use pipeline::store::{
+    BatchStore, ContactStore, CounterStore, DeadLetterStore, IdempotencyStore, MessageStore,
+};
 use pipeline::store::{Counted, Erased, OptOutPage, OptWrite};
 use sinch::Channel;
 
@@ -158,7 +161,7 @@ impl<S: Store> FaultyStore<S> {
     }
 }
 
-impl<S: Store> Store for FaultyStore<S> {
+impl<S: Store> IdempotencyStore for FaultyStore<S> {
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         self.call("claim", request.key, self.inner.claim(request))
             .await
@@ -179,6 +182,9 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         self.call("release", key, self.inner.release(key)).await
     }
+}
+
+impl<S: Store> MessageStore for FaultyStore<S> {
     async fn record_status(&self, update: &StatusUpdate) -> Result<StatusChange, StoreError> {
         let subject = update.key.to_string();
         self.call("record_status", &subject, self.inner.record_status(update))
@@ -187,23 +193,6 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
         let subject = key.to_string();
         self.call("message_state", &subject, self.inner.message_state(key))
-            .await
-    }
-    async fn record_inbound(
-        &self,
-        inbound: &InboundRecord,
-        change: Option<&OptChange>,
-    ) -> Result<(), StoreError> {
-        self.call(
-            "record_inbound",
-            &inbound.id,
-            self.inner.record_inbound(inbound, change),
-        )
-        .await
-    }
-    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
-        let subject = contact.to_string();
-        self.call("contact", &subject, self.inner.contact(contact))
             .await
     }
     async fn accept_message(&self, message: &AcceptedMessage) -> Result<Acceptance, StoreError> {
@@ -222,25 +211,78 @@ impl<S: Store> Store for FaultyStore<S> {
         self.call("finish_send", finish.id, self.inner.finish_send(finish))
             .await
     }
-    async fn record_dead_letter(&self, dead: &DeadLetter) -> Result<(), StoreError> {
+    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
+        self.call("abandon_send", id, self.inner.abandon_send(id, attempt))
+            .await
+    }
+    async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
+        self.call("statuses", "", self.inner.statuses(ids)).await
+    }
+    async fn strip_recipient(&self, id: &str, at_ms: u64) -> Result<(), StoreError> {
+        self.call("strip_recipient", id, self.inner.strip_recipient(id, at_ms))
+            .await
+    }
+}
+
+impl<S: Store> ContactStore for FaultyStore<S> {
+    async fn record_inbound(
+        &self,
+        inbound: &InboundRecord,
+        change: Option<&OptChange>,
+    ) -> Result<(), StoreError> {
         self.call(
-            "record_dead_letter",
-            &dead.message_id,
-            self.inner.record_dead_letter(dead),
+            "record_inbound",
+            &inbound.id,
+            self.inner.record_inbound(inbound, change),
         )
         .await
     }
-    async fn abandon_send(&self, id: &str, attempt: &str) -> Result<(), StoreError> {
-        self.call("abandon_send", id, self.inner.abandon_send(id, attempt))
+    async fn contact(&self, contact: &ContactKey) -> Result<ContactState, StoreError> {
+        let subject = contact.to_string();
+        self.call("contact", &subject, self.inner.contact(contact))
             .await
     }
     async fn contacts(&self, contacts: &[ContactKey]) -> Result<Vec<ContactState>, StoreError> {
         self.call("contacts", "", self.inner.contacts(contacts))
             .await
     }
-    async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
-        self.call("statuses", "", self.inner.statuses(ids)).await
+    async fn set_opt_out(&self, write: &OptWrite<'_>) -> Result<bool, StoreError> {
+        let subject = write.contact.to_string();
+        self.call("set_opt_out", &subject, self.inner.set_opt_out(write))
+            .await
     }
+    async fn opt_outs(
+        &self,
+        channel: Option<&Channel>,
+        after: Option<&ContactKey>,
+        limit: usize,
+    ) -> Result<OptOutPage, StoreError> {
+        self.call(
+            "opt_outs",
+            channel.map_or("", Channel::as_str),
+            self.inner.opt_outs(channel, after, limit),
+        )
+        .await
+    }
+    async fn erase_contact(
+        &self,
+        contact: &ContactKey,
+        reference: &str,
+        at_ms: u64,
+        max_items: usize,
+    ) -> Result<Erased, StoreError> {
+        let subject = contact.to_string();
+        self.call(
+            "erase_contact",
+            &subject,
+            self.inner
+                .erase_contact(contact, reference, at_ms, max_items),
+        )
+        .await
+    }
+}
+
+impl<S: Store> BatchStore for FaultyStore<S> {
     async fn create_batch(
         &self,
         batch: &BatchRecord,
@@ -253,14 +295,6 @@ impl<S: Store> Store for FaultyStore<S> {
             self.inner.create_batch(batch, chunks, answer),
         )
         .await
-    }
-    async fn strip_recipient(&self, id: &str, at_ms: u64) -> Result<(), StoreError> {
-        self.call("strip_recipient", id, self.inner.strip_recipient(id, at_ms))
-            .await
-    }
-    async fn count_down(&self, key: &str, n: u32) -> Result<(), StoreError> {
-        self.call("count_down", key, self.inner.count_down(key, n))
-            .await
     }
     async fn batch_counts(
         &self,
@@ -289,24 +323,9 @@ impl<S: Store> Store for FaultyStore<S> {
         self.call("cancel_batch", id, self.inner.cancel_batch(id))
             .await
     }
-    async fn set_opt_out(&self, write: &OptWrite<'_>) -> Result<bool, StoreError> {
-        let subject = write.contact.to_string();
-        self.call("set_opt_out", &subject, self.inner.set_opt_out(write))
-            .await
-    }
-    async fn opt_outs(
-        &self,
-        channel: Option<&Channel>,
-        after: Option<&ContactKey>,
-        limit: usize,
-    ) -> Result<OptOutPage, StoreError> {
-        self.call(
-            "opt_outs",
-            channel.map_or("", Channel::as_str),
-            self.inner.opt_outs(channel, after, limit),
-        )
-        .await
-    }
+}
+
+impl<S: Store> CounterStore for FaultyStore<S> {
     async fn count_in_window(
         &self,
         key: &str,
@@ -320,6 +339,10 @@ impl<S: Store> Store for FaultyStore<S> {
             self.inner.count_in_window(key, window_ms, limit, now_ms),
         )
         .await
+    }
+    async fn count_down(&self, key: &str, n: u32) -> Result<(), StoreError> {
+        self.call("count_down", key, self.inner.count_down(key, n))
+            .await
     }
     async fn count_up_to(
         &self,
@@ -335,22 +358,6 @@ impl<S: Store> Store for FaultyStore<S> {
         )
         .await
     }
-    async fn erase_contact(
-        &self,
-        contact: &ContactKey,
-        reference: &str,
-        at_ms: u64,
-        max_items: usize,
-    ) -> Result<Erased, StoreError> {
-        let subject = contact.to_string();
-        self.call(
-            "erase_contact",
-            &subject,
-            self.inner
-                .erase_contact(contact, reference, at_ms, max_items),
-        )
-        .await
-    }
     async fn take_slot(
         &self,
         timeline: &str,
@@ -363,6 +370,17 @@ impl<S: Store> Store for FaultyStore<S> {
             timeline,
             self.inner
                 .take_slot(timeline, interval_us, now_us, horizon_us),
+        )
+        .await
+    }
+}
+
+impl<S: Store> DeadLetterStore for FaultyStore<S> {
+    async fn record_dead_letter(&self, dead: &DeadLetter) -> Result<(), StoreError> {
+        self.call(
+            "record_dead_letter",
+            &dead.message_id,
+            self.inner.record_dead_letter(dead),
         )
         .await
     }

@@ -10,7 +10,8 @@ use lambda_http::http::Request as HttpRequest;
 use pipeline::clock::{Clock, rfc3339};
 use pipeline::queue::MemoryQueue;
 use pipeline::schedule::{Lane, Lanes, MemoryScheduler};
-use pipeline::store::{ContactKey, InboundRecord, MemoryStore, OptChange, Store};
+use pipeline::store::prelude::*;
+use pipeline::store::{ContactKey, InboundRecord, MemoryStore, OptChange};
 use serde_json::{Value, json};
 
 use crate::common::{NOW_MS, call, config};

@@ -5,7 +5,8 @@ use super::common;
 
 use common::*;
 use pipeline::handlers::outbound::{OutboundJob, Route};
-use pipeline::store::{ContactKey, InboundRecord, MessageKey, OptChange, Store};
+use pipeline::store::prelude::*;
+use pipeline::store::{ContactKey, InboundRecord, MessageKey, OptChange};
 use serde_json::json;
 
 /// (what, body, status, code)

@@ -6,11 +6,22 @@
 
 mod dynamodb;
 mod memory;
+mod traits;
 
 pub use dynamodb::{DynamoStore, dynamodb_client, snapshot as dynamodb_snapshot};
 pub use memory::MemoryStore;
+pub use traits::{
+    BatchStore, ContactStore, CounterStore, DeadLetterStore, IdempotencyStore, MessageStore, Store,
+};
 
-use std::future::Future;
+/// Every part of the store at once, for code that holds a concrete store and calls any of it
+/// (tests, tools): `use pipeline::store::prelude::*;`.
+pub mod prelude {
+    pub use super::traits::{
+        BatchStore, ContactStore, CounterStore, DeadLetterStore, IdempotencyStore, MessageStore,
+        Store,
+    };
+}
 
 use serde::{Deserialize, Serialize};
 
@@ -303,7 +314,7 @@ pub struct BatchRecord {
     pub completed_at_ms: Option<u64>,
 }
 
-/// What [`Store::take_slot`] found.
+/// What [`CounterStore::take_slot`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
     /// This slot is the caller's (Unix µs).
@@ -632,7 +643,7 @@ pub enum SendResult {
     },
 }
 
-/// The end of one of our sends, as [`Store::finish_send`] records it: fenced on the attempt it
+/// The end of one of our sends, as [`MessageStore::finish_send`] records it: fenced on the attempt it
 /// belongs to, so that only that attempt's outcome is ever recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendFinish<'a> {
@@ -648,7 +659,7 @@ pub struct SendFinish<'a> {
     pub at_ms: u64,
 }
 
-/// What [`Store::finish_send`] did.
+/// What [`MessageStore::finish_send`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
     /// The outcome is recorded (now, or by an earlier try of this very write).
@@ -657,7 +668,7 @@ pub enum Finished {
     Superseded,
 }
 
-/// What [`Store::accept_message`] found.
+/// What [`MessageStore::accept_message`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acceptance {
     /// The message is stored, `ACCEPTED`.
@@ -871,7 +882,7 @@ pub struct WindowState {
     pub previous: u32,
 }
 
-/// What [`Store::count_in_window`] decided.
+/// What [`CounterStore::count_in_window`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
     /// Counted: under the limit.
@@ -991,7 +1002,7 @@ impl std::fmt::Debug for ContactHasher {
     }
 }
 
-/// What [`Store::erase_contact`] did.
+/// What [`ContactStore::erase_contact`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Erased {
     /// Inbound messages removed.
@@ -1019,244 +1030,4 @@ pub struct ErasureRecord {
     pub erased: Erased,
     /// When, Unix ms.
     pub at_ms: u64,
-}
-
-/// Where the worker keeps state. Every method is one atomic step; implementations must give the
-/// same answers for the same calls (`tests/store_contract.rs` runs one suite against each).
-pub trait Store: Send + Sync {
-    /// Claims an idempotency key (a conditional write): see [`Claim`]. A key whose lease ran
-    /// out, or whose completed record expired, can be claimed again; a lease that ran out
-    /// keeps the value it held (same payload), an expired completed record does not.
-    fn claim(
-        &self,
-        request: &ClaimRequest<'_>,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-
-    /// Marks a claimed key done; it is remembered until `expires_at_s` (Unix seconds), with
-    /// `response` if given (what a replay answers).
-    fn complete(
-        &self,
-        key: &str,
-        expires_at_s: u64,
-        response: Option<&str>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Gives a claimed key up (the handler failed), so a retry can run.
-    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Applies a delivery report: the status moves only forward (see [`crate::status`]); the
-    /// report is appended to the history either way (once: the same report again, or a write
-    /// retried after it landed, adds no second entry; at most [`HISTORY_LIMIT`] entries).
-    fn record_status(
-        &self,
-        update: &StatusUpdate,
-    ) -> impl Future<Output = Result<StatusChange, StoreError>> + Send;
-
-    /// A message's state, if any report or reply is known for it.
-    fn message_state(
-        &self,
-        key: &MessageKey,
-    ) -> impl Future<Output = Result<Option<MessageState>, StoreError>> + Send;
-
-    /// Stores an inbound message (again is harmless), the contact's last inbound time, and the
-    /// opt-out change it causes, at once.
-    fn record_inbound(
-        &self,
-        inbound: &InboundRecord,
-        change: Option<&OptChange>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// What is known of a contact: who opted them out (knowing which message did it lets a
-    /// retried STOP still send its confirmation), and when they last wrote.
-    fn contact(
-        &self,
-        contact: &ContactKey,
-    ) -> impl Future<Output = Result<ContactState, StoreError>> + Send;
-
-    /// Stores a send the messages API accepted (status `ACCEPTED`), before it is queued. The
-    /// same message again (same caller, channel and recipient: a retry of the request that
-    /// reserved the id, or a write retried after it landed) is [`Acceptance::Existing`], with
-    /// its state; another message under the same id is an error.
-    fn accept_message(
-        &self,
-        message: &AcceptedMessage,
-    ) -> impl Future<Output = Result<Acceptance, StoreError>> + Send;
-
-    /// Starts an attempt at one of our sends, unless an earlier one settles it (a conditional
-    /// write): see [`SendSlot`]. The intent is recorded with the first attempt.
-    fn begin_send(
-        &self,
-        attempt: &SendAttempt<'_>,
-    ) -> impl Future<Output = Result<SendSlot, StoreError>> + Send;
-
-    /// Records how an attempt ended: SENT with Sinch's id, or FAILED with the reason; only
-    /// while the ledger is still at that attempt (see [`SendFinish`]), else
-    /// [`Finished::Superseded`] and nothing is written. Its history entry is added once.
-    fn finish_send(
-        &self,
-        finish: &SendFinish<'_>,
-    ) -> impl Future<Output = Result<Finished, StoreError>> + Send;
-
-    /// Remembers a callback parked in the dead-letter queue (once per SQS message: again is a
-    /// no-op), so that its event comes from committed state like every other.
-    fn record_dead_letter(
-        &self,
-        dead: &DeadLetter,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Withdraws an attempt that certainly never reached Sinch (it answered 429 or 5xx, no
-    /// connection was made, or a rule held it): the message is as it was before the attempt
-    /// (no send state), so the next attempt may go at once and a cancel, while it waits for
-    /// that, still reaches it. A no-op when another attempt replaced it.
-    fn abandon_send(
-        &self,
-        id: &str,
-        attempt: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// What is known of several contacts at once (one call per hundred in DynamoDB), in the
-    /// order asked.
-    fn contacts(
-        &self,
-        contacts: &[ContactKey],
-    ) -> impl Future<Output = Result<Vec<ContactState>, StoreError>> + Send;
-
-    /// The statuses of several of our messages at once (`None`: no such message), in the
-    /// order asked.
-    fn statuses(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<Option<Status>>, StoreError>> + Send;
-
-    /// Stores a batch, its recipients' chunks (each a JSON text) and the answer its request
-    /// gave (bounded: what a replay of the request answers), unless a batch with its id exists
-    /// (then nothing is written: a retry of the same request).
-    fn create_batch(
-        &self,
-        batch: &BatchRecord,
-        chunks: &[String],
-        answer: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Strips one of our messages of its recipient, text and metadata, as an erasure does
-    /// (and marks it so that no attempt on it begins again): for a message written after its
-    /// recipient's erasure (a reply, a batch's message made from its chunk), once the rules
-    /// stopped it. A no-op for a message that does not exist.
-    fn strip_recipient(
-        &self,
-        id: &str,
-        at_ms: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Where a batch's messages stand: how many of those made so far hold each status (a
-    /// message not made yet, its chunk not fanned out, is in none). A bounded read whatever the
-    /// batch's size (DynamoDB: its tally, an item per hundred messages, read a hundred at a
-    /// time); `total` is the batch's. `None` for a batch stored before batches had a tally
-    /// (DynamoDB): its messages must be read one by one ([`Store::statuses`]).
-    fn batch_counts(
-        &self,
-        id: &str,
-        total: u32,
-    ) -> impl Future<Output = Result<Option<Vec<(Status, u32)>>, StoreError>> + Send;
-
-    /// Whether a batch is canceled (a missing one is not): the check each of its sends makes
-    /// just before it leaves, one small read whatever the batch's size.
-    fn batch_canceled(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// The answer a batch's request gave, as [`Store::create_batch`] stored it.
-    fn batch_answer(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-
-    /// A batch, if there is one under `id`.
-    fn batch(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<BatchRecord>, StoreError>> + Send;
-
-    /// One chunk of a batch's recipients (the JSON text stored).
-    fn batch_chunk(
-        &self,
-        id: &str,
-        chunk: u32,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-
-    /// Marks a batch canceled, unless every message of it has ended.
-    fn cancel_batch(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<BatchCancel, StoreError>> + Send;
-
-    /// Opts a contact out, or back in, unless they already are (then nothing is written and
-    /// the answer is `false`: the first opt-out stands, with its source and time), or the
-    /// consent that stands is newer than `at_ms` ([`ContactState::applies`]: nothing written,
-    /// `false`).
-    fn set_opt_out(
-        &self,
-        write: &OptWrite<'_>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Up to `limit` opted-out contacts after `after` (exclusive), on `channel` only when
-    /// given, in the order of `<channel>/<identity>` (as text).
-    fn opt_outs(
-        &self,
-        channel: Option<&Channel>,
-        after: Option<&ContactKey>,
-        limit: usize,
-    ) -> impl Future<Output = Result<OptOutPage, StoreError>> + Send;
-
-    /// Counts one more under `key` in a sliding window (see [`WindowState`]) unless that would
-    /// go over `limit`; held across every caller (a conditional write on the state read).
-    fn count_in_window(
-        &self,
-        key: &str,
-        window_ms: u64,
-        limit: u32,
-        now_ms: u64,
-    ) -> impl Future<Output = Result<Counted, StoreError>> + Send;
-
-    /// Takes `n` back from the count under `key` (never below 0): what [`Store::count_up_to`]
-    /// granted for something that then was not done (a batch that could not be stored).
-    fn count_down(&self, key: &str, n: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Adds up to `n` to the count under `key`, as many as fit under `cap`; the answer is how
-    /// many were added (0 when it is full). The count is forgotten after `expires_at_s` (Unix
-    /// seconds: the end of its period, and then some).
-    fn count_up_to(
-        &self,
-        key: &str,
-        n: u32,
-        cap: u32,
-        expires_at_s: u64,
-    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
-
-    /// Erases a contact: first marks them erased under a keyed hash ([`ContactHasher`],
-    /// [`ContactState::erased_at_ms`], for [`ERASURE_REACH`]) so that no send accepted before
-    /// leaves, wherever it waits (a queue, a schedule, a batch's chunk); ends our messages to
-    /// them that have not left `CANCELED` ([`Erased::canceled`]); removes their inbound
-    /// messages, strips their recipient, texts and metadata from message states (nothing writes
-    /// them back: an attempt on a stripped message does not begin), and removes the contact,
-    /// keeping an opt-out as a keyed hash so that they stay opted out. At most `max_items` items a call:
-    /// until [`Erased::complete`], call again (each call is safe to repeat). The last call
-    /// writes the [`ErasureRecord`] (`reference`) its event comes from.
-    fn erase_contact(
-        &self,
-        contact: &ContactKey,
-        reference: &str,
-        at_ms: u64,
-        max_items: usize,
-    ) -> impl Future<Output = Result<Erased, StoreError>> + Send;
-
-    /// Takes the next send slot on a pacing `timeline` (one per Sinch API): slots are
-    /// `interval_us` apart, never earlier than `now_us`. `horizon_us`, when given, is how far
-    /// ahead a slot may be taken (the bulk lane's: it leaves the slots beyond it to the fast
-    /// lane); past it, [`Slot::Busy`] with the next free one. Times are Unix µs.
-    fn take_slot(
-        &self,
-        timeline: &str,
-        interval_us: u64,
-        now_us: u64,
-        horizon_us: Option<u64>,
-    ) -> impl Future<Output = Result<Slot, StoreError>> + Send;
 }

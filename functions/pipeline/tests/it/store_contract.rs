@@ -2,10 +2,11 @@
 //! moto_server (a fresh server and table per case). Both must give the same answers.
 
 use pipeline::status::Status;
+use pipeline::store::prelude::*;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, DynamoStore, Finished,
     HISTORY_LIMIT, InboundRecord, MessageKey, OptChange, Reason, SendAttempt, SendFinish,
-    SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate, Store,
+    SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
     dynamodb_client,
 };
 use pipeline::store::{BatchCancel, BatchRecord, BatchRef, Counted, OptSource, OptWrite, Slot};

@@ -3,9 +3,10 @@
 //! in, however often they were retried; the messages not made yet in none.
 
 use pipeline::status::Status;
+use pipeline::store::prelude::*;
 use pipeline::store::{
     AcceptedMessage, BatchRecord, BatchRef, ContactKey, MessageKey, Reason, SendAttempt,
-    SendFinish, SendIntent, SendResult, SendSlot, SinchId, StatusUpdate, Store,
+    SendFinish, SendIntent, SendResult, SendSlot, SinchId, StatusUpdate,
 };
 
 const NOW: u64 = 1_763_870_400_000;

@@ -12,7 +12,9 @@ use pipeline::clock::Clock;
 use pipeline::events::DETAIL_TYPES;
 use pipeline::handlers::Services;
 use pipeline::reply::ReplyPolicy;
-use pipeline::store::{DynamoStore, MemoryStore, Store};
+use pipeline::store::{
+    BatchStore, ContactStore, DeadLetterStore, DynamoStore, MemoryStore, MessageStore, Store,
+};
 use publisher::poll::StreamPoller;
 use publisher::{EventBridgeSink, MemorySink, Pending, Publisher};
 use serde_json::{Value, json};

@@ -149,7 +149,8 @@ async fn each_callback_stays_within_its_dynamodb_calls() {
 /// tally's hundred blocks).
 #[tokio::test]
 async fn each_send_stays_within_its_dynamodb_calls() {
-    use pipeline::store::{AcceptedMessage, BatchRecord, BatchRef, Store};
+    use pipeline::store::prelude::*;
+    use pipeline::store::{AcceptedMessage, BatchRecord, BatchRef};
     let moto = Moto::start();
     let (store, counter) = counted_store(&moto).await;
     let sinch = fake_sinch().await;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use pipeline::live_rules::{LiveRules, MemoryRules};
 use pipeline::reply::ReplyPolicy;
-use pipeline::store::{ContactKey, MemoryStore, Store};
+use pipeline::store::prelude::*;
+use pipeline::store::{ContactKey, MemoryStore};
 use serde_json::Value;
 
 use crate::common::{deadline, fake_sinch, inbound, services_with};

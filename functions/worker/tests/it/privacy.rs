@@ -4,7 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use pipeline::handlers::Privacy;
-use pipeline::store::{ContactKey, MemoryStore, OptSource, OptWrite, Store};
+use pipeline::store::prelude::*;
+use pipeline::store::{ContactKey, MemoryStore, OptSource, OptWrite};
 use serde_json::Value;
 use testkit::Dump;
 
