@@ -56,8 +56,12 @@ mod counters;
 mod dead_letters;
 mod fallback;
 mod idempotency;
+mod images;
 mod messages;
 mod opt_out_list;
+
+pub use images::snapshot;
+mod table;
 mod tally;
 
 use std::collections::HashMap;
@@ -190,128 +194,6 @@ impl DynamoStore {
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Creates the table as the SAM template does with events on (on-demand, `pk`, TTL on
-    /// `expires_at`, a stream of new and old images), for the local stack and tests. A table of that
-    /// name already there (the SDK retrying a create that was answered late) is taken as it is.
-    pub async fn create_table(&self) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-            Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-            TimeToLiveSpecification,
-        };
-        let error = |e: String| StoreError {
-            operation: "create table",
-            detail: e,
-        };
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| error(e.to_string()))
-        };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .map_err(|e| error(e.to_string()))
-        };
-        // The opted-out contacts, in order: only they carry the index's keys (a sparse index).
-        let opt_outs = GlobalSecondaryIndex::builder()
-            .index_name(OPT_OUT_INDEX)
-            .key_schema(key(OPT_OUT_LIST, KeyType::Hash)?)
-            .key_schema(key(OPT_OUT_KEY, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(|e| error(e.to_string()))?;
-        // Who each item names (inbound messages, message states): what an erasure finds.
-        let people = GlobalSecondaryIndex::builder()
-            .index_name(PEOPLE_INDEX)
-            .key_schema(key(PERSON, KeyType::Hash)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
-            .build()
-            .map_err(|e| error(e.to_string()))?;
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .attribute_definitions(attribute("pk")?)
-            .attribute_definitions(attribute(PERSON)?)
-            .global_secondary_indexes(people)
-            .attribute_definitions(attribute(OPT_OUT_LIST)?)
-            .attribute_definitions(attribute(OPT_OUT_KEY)?)
-            .key_schema(key("pk", KeyType::Hash)?)
-            .global_secondary_indexes(opt_outs)
-            .billing_mode(BillingMode::PayPerRequest)
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()
-                    .map_err(|e| error(e.to_string()))?,
-            )
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            // Our own first attempt, answered too late for the SDK, which tried again (seen on
-            // a loaded machine): the table is there.
-            Err(SdkError::ServiceError(service))
-                if matches!(
-                    service.err(),
-                    aws_sdk_dynamodb::operation::create_table::CreateTableError::ResourceInUseException(_)
-                ) => {}
-            Err(e) => return Err(error(DisplayErrorContext(&e).to_string())),
-        }
-        let ttl = TimeToLiveSpecification::builder()
-            .attribute_name("expires_at")
-            .enabled(true)
-            .build()
-            .map_err(|e| error(e.to_string()))?;
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(ttl)
-            .send()
-            .await
-            .map_err(|e| error(DisplayErrorContext(&e).to_string()))?;
-        Ok(())
-    }
-
-    /// A store on a table created for it (tests, and a stack starting from nothing).
-    pub async fn with_new_table(
-        sdk: &aws_config::SdkConfig,
-        table: impl Into<String>,
-    ) -> Result<Self, StoreError> {
-        let store = Self::new(dynamodb_client(sdk), table);
-        store.create_table().await?;
-        Ok(store)
-    }
-
-    /// Creates the table unless it exists (the local stack against moto, LocalStack or AWS).
-    pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
-        if self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        self.create_table().await
     }
 
     async fn get(&self, operation: &'static str, pk: String) -> Result<Option<Item>, StoreError> {
@@ -773,101 +655,6 @@ pub const OPT_OUT_KEY: &str = "optout_key";
 pub const PEOPLE_INDEX: &str = "people";
 /// The people index's key attribute.
 pub const PERSON: &str = "person";
-
-/// Which message a `msg#...` partition key names (the inverse of [`MessageKey`]'s display).
-fn message_key(pk: &str) -> Option<MessageKey> {
-    let key = pk.strip_prefix("msg#")?;
-    if let Some(id) = key.strip_prefix("ours/") {
-        return Some(MessageKey::Ours(id.to_owned()));
-    }
-    if let Some(id) = key.strip_prefix("conversation/") {
-        return Some(MessageKey::Conversation(id.to_owned()));
-    }
-    let (batch_id, recipient) = key.strip_prefix("sms/")?.split_once('/')?;
-    Some(MessageKey::Sms {
-        batch_id: batch_id.to_owned(),
-        recipient: recipient.to_owned(),
-    })
-}
-
-/// An item of the table as events see it (a stream record's image): `None` for items no event
-/// speaks of (idempotency records) and for anything unreadable.
-pub fn snapshot(item: &Item) -> Option<Snapshot> {
-    let pk = text(item, "pk")?;
-    if let Some(key) = message_key(pk) {
-        return message_state(&key, item).map(Snapshot::Message);
-    }
-    if pk.starts_with("batch#") {
-        return batch_record(item).map(Snapshot::Batch);
-    }
-    if let Some(id) = pk.strip_prefix("in#") {
-        return Some(Snapshot::Inbound(InboundRecord {
-            text_digest: text(item, "text_sha256").map(|sha256| TextDigest {
-                length: usize::try_from(number(item, "text_length").unwrap_or(0)).unwrap_or(0),
-                sha256: sha256.to_owned(),
-            }),
-            id: id.to_owned(),
-            from: ContactKey {
-                channel: Channel::from(text(item, "from_channel")?),
-                identity: text(item, "from_identity")?.to_owned(),
-            },
-            to: text(item, "to").unwrap_or_default().to_owned(),
-            kind: text(item, "kind").unwrap_or_default().to_owned(),
-            text: text(item, "text").map(str::to_owned),
-            media: item
-                .get("media")
-                .and_then(|v| v.as_l().ok())
-                .map(|urls| {
-                    urls.iter()
-                        .filter_map(|url| url.as_s().ok().cloned())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            contact_id: text(item, "contact_id").map(str::to_owned),
-            conversation_id: text(item, "conversation_id").map(str::to_owned),
-            received_at_ms: number(item, "received_at_ms").unwrap_or_default(),
-        }));
-    }
-    if let Some(contact) = pk.strip_prefix("contact#") {
-        let (channel, identity) = contact.split_once('/')?;
-        return Some(Snapshot::Contact {
-            key: ContactKey {
-                channel: Channel::from(channel),
-                identity: identity.to_owned(),
-            },
-            state: contact_state(item),
-        });
-    }
-    if let Some(reference) = pk.strip_prefix("erasure#") {
-        let count = |name| u32::try_from(number(item, name).unwrap_or(0)).unwrap_or(u32::MAX);
-        return Some(Snapshot::Erasure(ErasureRecord {
-            reference: reference.to_owned(),
-            channel: Channel::from(text(item, "channel")?),
-            erased: Erased {
-                inbound: count("inbound"),
-                messages: count("messages"),
-                canceled: Vec::new(),
-                opt_out_kept: item
-                    .get("opt_out_kept")
-                    .and_then(|v| v.as_bool().ok())
-                    .copied()
-                    .unwrap_or(false),
-                complete: true,
-            },
-            at_ms: number(item, "at_ms").unwrap_or_default(),
-        }));
-    }
-    if let Some(message_id) = pk.strip_prefix("dead#") {
-        return Some(Snapshot::DeadLetter(DeadLetter {
-            message_id: message_id.to_owned(),
-            reason: text(item, "reason").unwrap_or_default().to_owned(),
-            detail: text(item, "detail").unwrap_or_default().to_owned(),
-            kind: text(item, "kind").map(str::to_owned),
-            at_ms: number(item, "at_ms").unwrap_or_default(),
-        }));
-    }
-    None
-}
 
 /// The batch a message item belongs to.
 fn batch_of(item: &Item) -> Option<BatchRef> {
