@@ -262,7 +262,11 @@ impl Console {
                             at: text("at").unwrap_or_default(),
                             reason,
                         });
-                        view.steps.sort_by_key(|step| step_rank(&step.status));
+                        view.steps.sort_by_key(|step| {
+                            pipeline::status::Status::from(step.status.as_str())
+                                .progress()
+                                .rank
+                        });
                     }
                     let previous = std::mem::replace(&mut view.version, version);
                     model.recency.remove(&previous);
@@ -432,11 +436,6 @@ fn inbound_views(model: &Model, since: u64) -> Vec<Value> {
             value
         })
         .collect()
-}
-
-/// The order of a timeline's steps: the statuses' own ranks.
-fn step_rank(status: &str) -> u8 {
-    pipeline::status::Status::from(status).progress().rank
 }
 
 /// Follows the stack's events into the console.

@@ -348,23 +348,28 @@ struct ConversationReport {
 }
 
 async fn report_conversation(http: reqwest::Client, reports: Reports, send: ConversationReport) {
+    use sinch::callback::conversation::DeliveryStatus;
     let whatsapp = send.channel == "WHATSAPP";
-    let statuses: &[&str] =
+    let statuses: &[DeliveryStatus] =
         if whatsapp && !send.template && !(reports.window)(send.identity.clone()).await {
-            &["FAILED"]
+            &[DeliveryStatus::Failed]
         } else if whatsapp {
-            &["QUEUED_ON_CHANNEL", "DELIVERED", "READ"]
+            &[
+                DeliveryStatus::QueuedOnChannel,
+                DeliveryStatus::Delivered,
+                DeliveryStatus::Read,
+            ]
         } else {
-            &["QUEUED_ON_CHANNEL", "DELIVERED"]
+            &[DeliveryStatus::QueuedOnChannel, DeliveryStatus::Delivered]
         };
     for status in statuses {
         tokio::time::sleep(reports.pace).await;
         let mut report = json!({
-            "message_id": send.message_id, "status": status,
+            "message_id": send.message_id, "status": status.as_str(),
             "channel_identity": {"channel": send.channel, "identity": send.identity, "app_id": send.app_id},
             "metadata": send.metadata, "processing_mode": "DISPATCH"
         });
-        if *status == "FAILED" {
+        if *status == DeliveryStatus::Failed {
             report["reason"] = json!({
                 "code": "OUTSIDE_ALLOWED_SENDING_WINDOW",
                 "description": "The 24-hour customer service window is closed: only templates may be sent",

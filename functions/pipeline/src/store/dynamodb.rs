@@ -1,6 +1,9 @@
 //! The DynamoDB store: one on-demand table, partition key `pk` (string), TTL attribute
 //! `expires_at` (Unix seconds).
 //!
+//! Every item kind and its partition key are defined once, in [`keys`] (which also says who
+//! writes each); their attributes:
+//!
 //! | item | `pk` | attributes |
 //! |---|---|---|
 //! | idempotency record | `idem#<key>` (see [`crate::idempotency`]; the messages API's keys are `idem#api/...`) | `state` (`INPROGRESS` / `COMPLETED`), `lease_until_ms`, `payload_hash`, `value` (the messages API: the message id the key reserved), `response` (what the messages API replays), `expires_at` (TTL) |
@@ -57,12 +60,13 @@ mod dead_letters;
 mod fallback;
 mod idempotency;
 mod images;
+mod keys;
 mod messages;
 mod opt_out_list;
-
-pub use images::snapshot;
 mod table;
 mod tally;
+
+pub use images::snapshot;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -142,12 +146,12 @@ impl DynamoStore {
 
     /// Where an erased contact's opt-out is kept.
     fn hashed_pk(&self, contact: &ContactKey) -> String {
-        format!("optout#{}", self.hasher.of(contact))
+        keys::hashed_opt_out(&self.hasher.of(contact))
     }
 
     /// Where a contact's erasure is remembered (its time only), under the same keyed hash.
     fn erased_pk(&self, contact: &ContactKey) -> String {
-        format!("erased#{}", self.hasher.of(contact))
+        keys::erased(&self.hasher.of(contact))
     }
 
     /// The same store, its items kept as long as `retention` says.
@@ -260,14 +264,6 @@ fn number(item: &Item, name: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-fn message_pk(key: &MessageKey) -> String {
-    format!("msg#{key}")
-}
-
-fn contact_pk(contact: &ContactKey) -> String {
-    format!("contact#{contact}")
-}
-
 /// A history entry as stored (a one-element list, for `list_append`): `status`, `at_ms`, and
 /// `reason` / `description` / `channel` when known.
 fn history_entry(entry: &HistoryEntry) -> AttributeValue {
@@ -349,37 +345,12 @@ fn message_state(key: &MessageKey, item: &Item) -> Option<MessageState> {
     })
 }
 
-fn batch_pk(id: &str) -> String {
-    format!("batch#{id}")
-}
-
-// A batch's parts are outside the `batch#` prefix, so that the stream's filter (which admits
-// `batch#` for `Batch Completed`) does not hand the publisher its chunks (up to 300 KB of
-// numbers and texts each), its answer or its shards.
-
-fn chunk_pk(id: &str, chunk: u32) -> String {
-    format!("chunk#{id}#{chunk}")
-}
-
-/// Where chunks were kept before they left the `batch#` prefix (read for a batch stored then).
-fn legacy_chunk_pk(id: &str, chunk: u32) -> String {
-    format!("batch#{id}#{chunk}")
-}
-
-fn answer_pk(id: &str) -> String {
-    format!("answer#{id}")
-}
-
 /// How many items a batch's finals are spread over (message `k` in shard `k % 16`).
 const BATCH_FINAL_SHARDS: u32 = 16;
 
-fn finals_pk(id: &str, shard: u32) -> String {
-    format!("finals#{id}#{shard}")
-}
-
 /// A batch item read back.
 fn batch_record(item: &Item) -> Option<BatchRecord> {
-    let id = text(item, "pk")?.strip_prefix("batch#")?;
+    let id = text(item, "pk")?.strip_prefix(keys::BATCH)?;
     if id.contains('#') {
         return None;
     }
@@ -679,7 +650,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(finals_pk(&message.id, shard)))
+            .key("pk", s(keys::finals(&message.id, shard)))
             .update_expression("ADD finals :index")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(
@@ -706,7 +677,7 @@ impl DynamoStore {
             // The shard complete: counted once on the batch, in one transaction with its mark.
             let mark = aws_sdk_dynamodb::types::Update::builder()
                 .table_name(&self.table)
-                .key("pk", s(finals_pk(&message.id, shard)))
+                .key("pk", s(keys::finals(&message.id, shard)))
                 .update_expression("SET counted = :yes")
                 .condition_expression("attribute_not_exists(counted)")
                 .expression_attribute_values(":yes", AttributeValue::Bool(true))
@@ -717,7 +688,7 @@ impl DynamoStore {
                 })?;
             let count = aws_sdk_dynamodb::types::Update::builder()
                 .table_name(&self.table)
-                .key("pk", s(batch_pk(&message.id)))
+                .key("pk", s(keys::batch(&message.id)))
                 .update_expression("ADD shards_done :one")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":one", n(1))
@@ -746,7 +717,7 @@ impl DynamoStore {
         }
         // Whenever its shard is complete (so a retry after a crash here still gets there):
         // the batch completes when every shard is.
-        let Some(batch) = self.get("batch final", batch_pk(&message.id)).await? else {
+        let Some(batch) = self.get("batch final", keys::batch(&message.id)).await? else {
             return Ok(());
         };
         let shards = number(&batch, "shards").unwrap_or(u64::MAX);
@@ -778,7 +749,7 @@ impl DynamoStore {
             .await;
         // Its fallback recipients' aliases go too (listed on it: again after a crash).
         if let Some(stripped) = conditional("strip recipient", result)?
-            && let Some(id) = pk.strip_prefix("msg#ours/")
+            && let Some(id) = pk.strip_prefix(keys::OUR_MESSAGE)
         {
             self.delete_aliases(id, &stripped.attributes.unwrap_or_default())
                 .await?;
@@ -793,7 +764,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(batch_pk(id)))
+            .key("pk", s(keys::batch(id)))
             .update_expression("SET completed_at_ms = :now")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(completed_at_ms)")
             .expression_attribute_values(":now", n(now_ms))
@@ -808,7 +779,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(batch_pk(&message.id)))
+            .key("pk", s(keys::batch(&message.id)))
             .update_expression("ADD finals :index")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(shards)")
             .expression_attribute_values(

@@ -1,5 +1,5 @@
 //! What the worker remembers: message status with history, inbound messages, opt-outs, and the
-//! sends it made (replies; later the messages API), each recorded before it leaves.
+//! sends it made (replies and the messages API's sends), each recorded before it leaves.
 //!
 //! Behind a trait so the handlers do not care where state lives: an in-memory store for the
 //! local stack and tests, DynamoDB in AWS.

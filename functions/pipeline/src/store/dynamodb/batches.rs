@@ -16,7 +16,7 @@ impl BatchStore for DynamoStore {
         // A batch on record stands as it was stored: its chunks and answer are not written
         // again (a retry after the request's lease ran out must not change what fans out).
         if self
-            .get("create batch", batch_pk(&batch.id))
+            .get("create batch", keys::batch(&batch.id))
             .await?
             .is_some()
         {
@@ -29,7 +29,7 @@ impl BatchStore for DynamoStore {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(chunk_pk(&batch.id, index)))
+                .item("pk", s(keys::chunk(&batch.id, index)))
                 .item("recipients", s(chunk))
                 .item("expires_at", n(expires_at))
                 .send()
@@ -41,7 +41,7 @@ impl BatchStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(answer_pk(&batch.id)))
+            .item("pk", s(keys::answer(&batch.id)))
             .item("answer", s(answer))
             .item("expires_at", n(expires_at))
             .send()
@@ -55,7 +55,7 @@ impl BatchStore for DynamoStore {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(finals_pk(&batch.id, shard)))
+                .item("pk", s(keys::finals(&batch.id, shard)))
                 .item("expected", n(u64::from(expected)))
                 .item("expires_at", n(expires_at))
                 .send()
@@ -63,7 +63,7 @@ impl BatchStore for DynamoStore {
                 .map_err(|e| failed("create batch", e))?;
         }
         let mut item: Item = HashMap::from([
-            ("pk".to_owned(), s(batch_pk(&batch.id))),
+            ("pk".to_owned(), s(keys::batch(&batch.id))),
             ("shards".to_owned(), n(u64::from(shards))),
             ("caller".to_owned(), s(&batch.caller)),
             ("channel".to_owned(), s(&batch.channel)),
@@ -91,24 +91,27 @@ impl BatchStore for DynamoStore {
     }
 
     async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.get("batch", batch_pk(id)).await?.is_some_and(|item| {
-            item.get("canceled")
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false)
-        }))
+        Ok(self
+            .get("batch", keys::batch(id))
+            .await?
+            .is_some_and(|item| {
+                item.get("canceled")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false)
+            }))
     }
 
     async fn batch_answer(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .get("batch answer", answer_pk(id))
+            .get("batch answer", keys::answer(id))
             .await?
             .as_ref()
             .and_then(|item| text(item, "answer").map(str::to_owned)))
     }
 
     async fn batch(&self, id: &str) -> Result<Option<BatchRecord>, StoreError> {
-        let Some(item) = self.get("batch", batch_pk(id)).await? else {
+        let Some(item) = self.get("batch", keys::batch(id)).await? else {
             return Ok(None);
         };
         let Some(mut batch) = batch_record(&item) else {
@@ -117,7 +120,7 @@ impl BatchStore for DynamoStore {
         // Its finals, from its shards (at most 16 small items, one read).
         if let Some(shards) = number(&item, "shards").filter(|shards| *shards > 0) {
             let pks: Vec<String> = (0..u32::try_from(shards).unwrap_or(BATCH_FINAL_SHARDS))
-                .map(|shard| finals_pk(id, shard))
+                .map(|shard| keys::finals(id, shard))
                 .collect();
             let found = self.get_many("batch", &pks, Some("pk, finals")).await?;
             let finals: usize = found
@@ -131,9 +134,12 @@ impl BatchStore for DynamoStore {
     }
 
     async fn batch_chunk(&self, id: &str, chunk: u32) -> Result<Option<String>, StoreError> {
-        let item = match self.get("batch chunk", chunk_pk(id, chunk)).await? {
+        let item = match self.get("batch chunk", keys::chunk(id, chunk)).await? {
             Some(item) => Some(item),
-            None => self.get("batch chunk", legacy_chunk_pk(id, chunk)).await?,
+            None => {
+                self.get("batch chunk", keys::legacy_chunk(id, chunk))
+                    .await?
+            }
         };
         Ok(item
             .as_ref()
@@ -145,7 +151,7 @@ impl BatchStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(batch_pk(id)))
+            .key("pk", s(keys::batch(id)))
             .update_expression("SET canceled = :yes")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(completed_at_ms)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))

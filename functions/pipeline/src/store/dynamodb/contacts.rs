@@ -9,7 +9,7 @@ impl ContactStore for DynamoStore {
         change: Option<&OptChange>,
     ) -> Result<(), StoreError> {
         let mut item: Item = HashMap::from([
-            ("pk".to_owned(), s(format!("in#{}", inbound.id))),
+            ("pk".to_owned(), s(keys::inbound(&inbound.id))),
             ("from_channel".to_owned(), s(inbound.from.channel.as_str())),
             ("from_identity".to_owned(), s(&inbound.from.identity)),
             ("to".to_owned(), s(&inbound.to)),
@@ -63,7 +63,7 @@ impl ContactStore for DynamoStore {
         };
         let mut contact = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
-            .key("pk", s(contact_pk(&inbound.from)))
+            .key("pk", s(keys::contact(&inbound.from)))
             .update_expression(contact_expression)
             .expression_attribute_values(":at", n(inbound.received_at_ms))
             .expression_attribute_values(
@@ -147,7 +147,7 @@ impl ContactStore for DynamoStore {
             .iter()
             .map(|contact| {
                 (
-                    contact_pk(contact),
+                    keys::contact(contact),
                     self.hashed_pk(contact),
                     self.erased_pk(contact),
                 )
@@ -182,7 +182,7 @@ impl ContactStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(contact_pk(write.contact)))
+            .key("pk", s(keys::contact(write.contact)))
             .expression_attribute_values(":src", s(write.source.as_str()));
         let update = if write.opted_out {
             update
@@ -288,7 +288,7 @@ impl ContactStore for DynamoStore {
         let found = page.items().len();
         for item in page.items() {
             let Some(pk) = text(item, "pk") else { continue };
-            if pk.starts_with("in#") || pk.starts_with("msg#sms/") {
+            if pk.starts_with(keys::INBOUND) || pk.starts_with(keys::SMS_REPORT) {
                 // Named in the item, or in its key: the item goes.
                 self.client
                     .delete_item()
@@ -297,19 +297,19 @@ impl ContactStore for DynamoStore {
                     .send()
                     .await
                     .map_err(|e| failed("erase contact", e))?;
-                if pk.starts_with("in#") {
+                if pk.starts_with(keys::INBOUND) {
                     erased.inbound += 1;
                 } else {
                     erased.messages += 1;
                 }
             } else if let Some(message) = pk
-                .strip_prefix("msg#")
+                .strip_prefix(keys::MESSAGE)
                 .map(str::to_owned)
                 .or_else(|| fallback::aliased_message(pk).map(|id| format!("ours/{id}")))
             {
                 // A message to them, or one that may fall back to them (its alias).
                 let alias = pk;
-                let pk = format!("msg#{message}");
+                let pk = format!("{}{message}", keys::MESSAGE);
                 let pk = pk.as_str();
                 self.strip(pk, at_ms).await?;
                 if alias != pk {
@@ -324,7 +324,7 @@ impl ContactStore for DynamoStore {
                 }
                 // Stripped first (its end's event names no one); then, one of ours that has not
                 // left ends here (a send already on its way is fenced by the erasure's mark).
-                if let Some(id) = pk.strip_prefix("msg#ours/") {
+                if let Some(id) = pk.strip_prefix(keys::OUR_MESSAGE) {
                     let canceled = SendResult::Ended {
                         status: Status::Canceled,
                         reason: crate::store::erased_reason(),
@@ -372,7 +372,7 @@ impl ContactStore for DynamoStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(contact_pk(contact)))
+            .key("pk", s(keys::contact(contact)))
             .send()
             .await
             .map_err(|e| failed("erase contact", e))?;
@@ -380,7 +380,7 @@ impl ContactStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("erasure#{reference}")))
+            .item("pk", s(keys::erasure(reference)))
             .item("channel", s(contact.channel.as_str()))
             .item("inbound", n(u64::from(erased.inbound)))
             .item("messages", n(u64::from(erased.messages)))

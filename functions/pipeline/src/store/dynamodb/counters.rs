@@ -10,7 +10,7 @@ impl CounterStore for DynamoStore {
         limit: u32,
         now_ms: u64,
     ) -> Result<Counted, StoreError> {
-        let pk = format!("guard#{key}");
+        let pk = keys::guard(key);
         // Read, decide, write on the condition that nothing moved since the read; a lost race
         // reads again. Past a few, the key is as busy as a limit exists to stop.
         for _ in 0..GUARD_ATTEMPTS {
@@ -63,7 +63,7 @@ impl CounterStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("guard#{key}")))
+            .key("pk", s(keys::guard(key)))
             .update_expression("ADD #count :minus")
             .condition_expression("#count >= :n")
             .expression_attribute_names("#count", "count")
@@ -81,7 +81,7 @@ impl CounterStore for DynamoStore {
         cap: u32,
         expires_at_s: u64,
     ) -> Result<u32, StoreError> {
-        let pk = format!("guard#{key}");
+        let pk = keys::guard(key);
         let mut wanted = n_wanted.min(cap);
         for _ in 0..GUARD_ATTEMPTS {
             if wanted == 0 {
@@ -122,7 +122,7 @@ impl CounterStore for DynamoStore {
         now_us: u64,
         horizon_us: Option<u64>,
     ) -> Result<Slot, StoreError> {
-        let pk = format!("pace#{timeline}");
+        let pk = keys::pace(timeline);
         let limit = horizon_us.map_or(u64::MAX, |h| now_us.saturating_add(h));
         // Two conditional moves, each one call: the timeline is ahead of now (take its next
         // slot), or idle (the slot is now). A lost race on either tries again.

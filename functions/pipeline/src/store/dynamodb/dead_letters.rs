@@ -5,7 +5,7 @@ use super::*;
 impl DeadLetterStore for DynamoStore {
     async fn record_dead_letter(&self, dead: &DeadLetter) -> Result<(), StoreError> {
         let mut item: Item = HashMap::from([
-            ("pk".to_owned(), s(format!("dead#{}", dead.message_id))),
+            ("pk".to_owned(), s(keys::dead_letter(&dead.message_id))),
             ("reason".to_owned(), s(&dead.reason)),
             ("detail".to_owned(), s(&dead.detail)),
             ("at_ms".to_owned(), n(dead.at_ms)),

@@ -15,20 +15,12 @@
 //! | an erasure of the person on a fallback channel | finds the alias, and treats its message as one that names them: stripped, canceled if it has not left |
 //! | the message stripped (by any erasure) | its aliases are deleted: the `fallback` list stays on it, so a strip repeated after a crash deletes them again |
 
-use super::{DynamoStore, Item, failed, n, s};
+use super::{DynamoStore, Item, failed, keys, n, s};
 use crate::store::{ContactKey, StoreError};
-
-/// The prefix of the aliases' keys.
-const ALIAS_PREFIX: &str = "alias#";
-
-/// The key of `id`'s alias on `channel`.
-fn alias_pk(id: &str, channel: &str) -> String {
-    format!("{ALIAS_PREFIX}{id}#{channel}")
-}
 
 /// The message an alias's key points at (our message id).
 pub(super) fn aliased_message(pk: &str) -> Option<&str> {
-    let rest = pk.strip_prefix(ALIAS_PREFIX)?;
+    let rest = pk.strip_prefix(keys::ALIAS)?;
     rest.rsplit_once('#').map(|(id, _)| id)
 }
 
@@ -60,7 +52,7 @@ impl DynamoStore {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(alias_pk(id, contact.channel.as_str())))
+                .item("pk", s(keys::alias(id, contact.channel.as_str())))
                 .item(super::PERSON, s(contact.to_string()))
                 .item("expires_at", n(expires_at))
                 .send()
@@ -79,7 +71,7 @@ impl DynamoStore {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key("pk", s(alias_pk(id, channel)))
+                .key("pk", s(keys::alias(id, channel)))
                 .send()
                 .await
                 .map_err(|e| failed("strip recipient", e))?;
@@ -94,7 +86,7 @@ mod tests {
 
     #[test]
     fn an_alias_names_its_message() {
-        let pk = alias_pk("msg_01ABC", "SMS");
+        let pk = keys::alias("msg_01ABC", "SMS");
         assert_eq!(pk, "alias#msg_01ABC#SMS");
         assert_eq!(aliased_message(&pk), Some("msg_01ABC"));
         assert_eq!(aliased_message("msg#ours/msg_01ABC"), None);

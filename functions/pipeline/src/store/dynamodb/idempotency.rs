@@ -4,7 +4,7 @@ use super::*;
 
 impl IdempotencyStore for DynamoStore {
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
-        let pk = format!("idem#{}", request.key);
+        let pk = keys::idempotency(request.key);
         // A lease that ran out is taken over here only when it holds no value to keep.
         let condition = if request.value.is_some() {
             "attribute_not_exists(pk) \
@@ -121,7 +121,7 @@ impl IdempotencyStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("idem#{key}")))
+            .key("pk", s(keys::idempotency(key)))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":completed", s(COMPLETED))
             .expression_attribute_values(":expires_at", n(expires_at_s));
@@ -145,7 +145,7 @@ impl IdempotencyStore for DynamoStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(format!("idem#{key}")))
+            .key("pk", s(keys::idempotency(key)))
             .send()
             .await
             .map(|_| ())

@@ -4,7 +4,7 @@ use super::*;
 
 /// Which message a `msg#...` partition key names (the inverse of [`MessageKey`]'s display).
 fn message_key(pk: &str) -> Option<MessageKey> {
-    let key = pk.strip_prefix("msg#")?;
+    let key = pk.strip_prefix(keys::MESSAGE)?;
     if let Some(id) = key.strip_prefix("ours/") {
         return Some(MessageKey::Ours(id.to_owned()));
     }
@@ -25,10 +25,10 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
     if let Some(key) = message_key(pk) {
         return message_state(&key, item).map(Snapshot::Message);
     }
-    if pk.starts_with("batch#") {
+    if pk.starts_with(keys::BATCH) {
         return batch_record(item).map(Snapshot::Batch);
     }
-    if let Some(id) = pk.strip_prefix("in#") {
+    if let Some(id) = pk.strip_prefix(keys::INBOUND) {
         return Some(Snapshot::Inbound(InboundRecord {
             text_digest: text(item, "text_sha256").map(|sha256| TextDigest {
                 length: usize::try_from(number(item, "text_length").unwrap_or(0)).unwrap_or(0),
@@ -56,7 +56,7 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
             received_at_ms: number(item, "received_at_ms").unwrap_or_default(),
         }));
     }
-    if let Some(contact) = pk.strip_prefix("contact#") {
+    if let Some(contact) = pk.strip_prefix(keys::CONTACT) {
         let (channel, identity) = contact.split_once('/')?;
         return Some(Snapshot::Contact {
             key: ContactKey {
@@ -66,7 +66,7 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
             state: contact_state(item),
         });
     }
-    if let Some(reference) = pk.strip_prefix("erasure#") {
+    if let Some(reference) = pk.strip_prefix(keys::ERASURE) {
         let count = |name| u32::try_from(number(item, name).unwrap_or(0)).unwrap_or(u32::MAX);
         return Some(Snapshot::Erasure(ErasureRecord {
             reference: reference.to_owned(),
@@ -85,7 +85,7 @@ pub fn snapshot(item: &Item) -> Option<Snapshot> {
             at_ms: number(item, "at_ms").unwrap_or_default(),
         }));
     }
-    if let Some(message_id) = pk.strip_prefix("dead#") {
+    if let Some(message_id) = pk.strip_prefix(keys::DEAD_LETTER) {
         return Some(Snapshot::DeadLetter(DeadLetter {
             message_id: message_id.to_owned(),
             reason: text(item, "reason").unwrap_or_default().to_owned(),

@@ -39,7 +39,7 @@ impl MessageStore for DynamoStore {
             .write_with_history(
                 "record status",
                 HistoryWrite {
-                    pk: message_pk(&update.key),
+                    pk: keys::message(&update.key),
                     set,
                     add: "",
                     fence: None,
@@ -102,7 +102,7 @@ impl MessageStore for DynamoStore {
 
     async fn message_state(&self, key: &MessageKey) -> Result<Option<MessageState>, StoreError> {
         Ok(self
-            .get("message state", message_pk(key))
+            .get("message state", keys::message(key))
             .await?
             .and_then(|item| message_state(key, &item)))
     }
@@ -117,7 +117,7 @@ impl MessageStore for DynamoStore {
         };
         let expires_at = Self::expiry_from(message.scheduled_at_ms, self.retention.messages);
         let mut item: Item = HashMap::from([
-            ("pk".to_owned(), s(message_pk(&key))),
+            ("pk".to_owned(), s(keys::message(&key))),
             (
                 format!("s{}", message.status.progress().rank),
                 s(message.status.as_str()),
@@ -215,7 +215,7 @@ impl MessageStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(message_pk(&key)))
+            .key("pk", s(keys::message(&key)))
             .update_expression(format!("{set} ADD attempts :one"))
             .condition_expression(
                 "attribute_not_exists(sinch_message_id) AND attribute_not_exists(sinch_batch_id) \
@@ -239,7 +239,7 @@ impl MessageStore for DynamoStore {
                         Some(item) => item,
                         // Not every DynamoDB implementation returns the old item; read it.
                         None => self
-                            .get("begin send", message_pk(&key))
+                            .get("begin send", keys::message(&key))
                             .await?
                             .unwrap_or_default(),
                     }
@@ -357,7 +357,7 @@ impl MessageStore for DynamoStore {
             .write_with_history(
                 "finish send",
                 HistoryWrite {
-                    pk: message_pk(&key),
+                    pk: keys::message(&key),
                     set,
                     add: "",
                     fence: Some((fence, &holds)),
@@ -418,7 +418,7 @@ impl MessageStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(message_pk(&MessageKey::Ours(id.to_owned()))))
+            .key("pk", s(keys::message(&MessageKey::Ours(id.to_owned()))))
             .update_expression("REMOVE send_state, attempt, attempt_at_ms")
             .condition_expression("send_state = :sending AND attempt = :attempt")
             .expression_attribute_values(":sending", s(SendState::Sending.as_str()))
@@ -431,7 +431,7 @@ impl MessageStore for DynamoStore {
     async fn statuses(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
         let pks: Vec<String> = ids
             .iter()
-            .map(|id| message_pk(&MessageKey::Ours(id.clone())))
+            .map(|id| keys::message(&MessageKey::Ours(id.clone())))
             .collect();
         let projection: Vec<String> = std::iter::once("pk".to_owned())
             .chain(RANKS.iter().map(|rank| format!("s{rank}")))
@@ -446,7 +446,7 @@ impl MessageStore for DynamoStore {
     }
 
     async fn strip_recipient(&self, id: &str, at_ms: u64) -> Result<(), StoreError> {
-        self.strip(&message_pk(&MessageKey::Ours(id.to_owned())), at_ms)
+        self.strip(&keys::message(&MessageKey::Ours(id.to_owned())), at_ms)
             .await
     }
 }

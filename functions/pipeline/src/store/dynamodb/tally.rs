@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{DynamoStore, Item, failed, furthest, n, number, s};
+use super::{DynamoStore, Item, failed, furthest, keys, n, number, s};
 use crate::status::Status;
 use crate::store::{BatchRef, StoreError};
 
@@ -35,10 +35,6 @@ pub const BATCH_TALLY_BLOCK: u32 = 100;
 
 /// The prefix of a tally block's status attributes.
 const STATUS_PREFIX: &str = "st_";
-
-fn tally_pk(id: &str, block: u32) -> String {
-    format!("tally#{id}#{block}")
-}
 
 /// The status a message item holds after a write of `written` on it (`before`: the item as it
 /// was; `None`: there was none): the written status if it ranks higher, else the one held.
@@ -69,7 +65,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .key(
                 "pk",
-                s(tally_pk(&message.id, message.index / BATCH_TALLY_BLOCK)),
+                s(keys::tally(&message.id, message.index / BATCH_TALLY_BLOCK)),
             )
             .update_expression(expression)
             .expression_attribute_names("#status", format!("{STATUS_PREFIX}{}", status.as_str()))
@@ -101,12 +97,12 @@ impl DynamoStore {
         total: u32,
     ) -> Result<Option<Vec<(Status, u32)>>, StoreError> {
         let pks: Vec<String> = (0..total.div_ceil(BATCH_TALLY_BLOCK))
-            .map(|block| tally_pk(id, block))
+            .map(|block| keys::tally(id, block))
             .collect();
         let blocks = self.get_many("batch tally", &pks, None).await?;
         if blocks.is_empty() && total > 0 {
             // Nothing made yet, or a batch older than tallies (its item says which).
-            let batch = self.get("batch tally", super::batch_pk(id)).await?;
+            let batch = self.get("batch tally", keys::batch(id)).await?;
             if batch.is_some_and(|batch| !batch.contains_key("tallied")) {
                 return Ok(None);
             }
