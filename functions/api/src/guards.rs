@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use pipeline::config::{ConfigError, Env};
 use pipeline::metrics::{Metric, Metrics};
-use pipeline::store::{Counted, Store};
+use pipeline::store::{Counted, CounterStore};
 use sinch::Channel;
 
 use crate::ApiError;
@@ -154,7 +154,7 @@ impl Guards {
 
     /// The velocity limit for one send to `to` on `channels` (any phone channel among them,
     /// fallbacks included), counted if it passes.
-    pub async fn velocity<S: Store>(
+    pub async fn velocity<S: CounterStore>(
         &self,
         store: &S,
         channels: &[String],
@@ -193,7 +193,7 @@ impl Guards {
 
     /// The monthly cap on `channel`: how many of `wanted` sends it admits now (all when
     /// uncapped), counting them.
-    pub async fn monthly_cap<S: Store>(
+    pub async fn monthly_cap<S: CounterStore>(
         &self,
         store: &S,
         channel: &str,
@@ -216,7 +216,7 @@ impl Guards {
     /// them, and the channel whose cap held it back. Each capped channel counts what it
     /// granted (a message refused by a later cap still counts on an earlier one: counts err on
     /// the safe side).
-    pub async fn monthly_caps<S: Store>(
+    pub async fn monthly_caps<S: CounterStore>(
         &self,
         store: &S,
         channels: &[String],
@@ -241,7 +241,13 @@ impl Guards {
     /// Gives `n` back to the monthly cap of every capped channel among `channels` (what
     /// [`Guards::monthly_caps`] granted for a batch that could not be stored), so that its
     /// retry counts them once. Best effort: a failure is logged, and the count errs high.
-    pub async fn give_back<S: Store>(&self, store: &S, channels: &[String], n: u32, now_ms: u64) {
+    pub async fn give_back<S: CounterStore>(
+        &self,
+        store: &S,
+        channels: &[String],
+        n: u32,
+        now_ms: u64,
+    ) {
         let (month, _) = month_of(now_ms);
         for channel in channels
             .iter()

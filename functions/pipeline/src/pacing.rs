@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::schedule::Lane;
-use crate::store::{Slot, Store, StoreError};
+use crate::store::{CounterStore, Slot, StoreError};
 
 /// How far ahead of now a bulk send may take a slot.
 pub const BULK_HORIZON: Duration = Duration::from_millis(250);
@@ -129,7 +129,7 @@ impl Pacing {
     }
 
     /// Waits for this send's slot on `api` (at once when unpaced), never past `deadline`.
-    pub async fn wait_for_slot<S: Store>(
+    pub async fn wait_for_slot<S: CounterStore>(
         &self,
         store: &S,
         api: Api,

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, Env};
 use crate::status::Status;
-use crate::store::{ContactKey, ContactState, Reason, Store, StoreError};
+use crate::store::{ContactKey, ContactState, ContactStore, Reason, StoreError};
 
 /// The expiry rule: past `expires_at_ms`, it ends `EXPIRED`.
 fn expired(check: &Check<'_>) -> Option<Refusal> {
@@ -241,7 +241,7 @@ impl Rules {
     /// The first rule `check` breaks, read from the store now; `None` when it may go. An
     /// erasure of the recipient on any channel it may take comes first, whatever else it
     /// breaks: its refusal is what strips the message of them.
-    pub async fn check<S: Store>(
+    pub async fn check<S: ContactStore>(
         &self,
         store: &S,
         check: &Check<'_>,

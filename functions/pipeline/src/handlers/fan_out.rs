@@ -37,8 +37,8 @@ use crate::rules::CANCELED;
 use crate::schedule::{Due, Lanes, Scheduler, dispatch, is_later};
 use crate::status::Status;
 use crate::store::{
-    Acceptance, AcceptedMessage, BatchRecord, BatchRef, Finished, Reason, SendFinish, SendResult,
-    Store, StoreError,
+    Acceptance, AcceptedMessage, BatchRecord, BatchRef, BatchStore, Finished, MessageStore, Reason,
+    SendFinish, SendResult, Store, StoreError,
 };
 
 /// The [`JOB`](envelope::JOB) attribute's value for a chunk's fan-out.
@@ -140,7 +140,7 @@ pub fn parse(body: &[u8]) -> Result<FanOut, FanOutError> {
 }
 
 /// The batch and the chunk's entries.
-async fn load<S: Store>(
+async fn load<S: BatchStore>(
     store: &S,
     job: &FanOut,
 ) -> Result<(BatchRecord, Vec<ChunkEntry>), FanOutError> {
@@ -234,7 +234,11 @@ async fn cancel_one<S: Store, H: Hook, C: Scheduler>(
 }
 
 /// Ends a message `CANCELED` unless it has left; whether this did it.
-async fn end_canceled<S: Store>(store: &S, id: &str, at_ms: u64) -> Result<bool, StoreError> {
+async fn end_canceled<S: MessageStore>(
+    store: &S,
+    id: &str,
+    at_ms: u64,
+) -> Result<bool, StoreError> {
     let result = SendResult::Ended {
         status: Status::Canceled,
         reason: Reason::new(CANCELED, Some("its batch was canceled".into())),
