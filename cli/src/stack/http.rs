@@ -69,14 +69,13 @@ pub struct App<Q, S, Src> {
 pub fn router<Q: Queue + 'static, S: Store + 'static, Src: Source>(
     app: Arc<App<Q, S, Src>>,
 ) -> Router {
-    let local = Router::new()
-        .route("/messages", any(messages::<Q, S, Src>))
-        .route("/messages/{id}", any(messages::<Q, S, Src>))
-        .route("/batches", any(messages::<Q, S, Src>))
-        .route("/batches/{id}", any(messages::<Q, S, Src>))
-        .route("/optouts", any(messages::<Q, S, Src>))
-        .route("/optouts/{channel}/{identity}", any(messages::<Q, S, Src>))
-        .route("/contacts/{channel}/{identity}", any(messages::<Q, S, Src>))
+    // The messages API's paths, from its own list; its router answers each method.
+    let api = api::routes::paths()
+        .into_iter()
+        .fold(Router::new(), |router, path| {
+            router.route(path, any(messages::<Q, S, Src>))
+        });
+    let local = api
         .route("/status", get(status_json::<Q, S, Src>))
         .route("/events", get(events_json::<Q, S, Src>))
         .route("/simulator/sent", get(simulator_sent::<Q, S, Src>))

@@ -49,6 +49,7 @@ pub mod guards;
 pub mod lambda;
 pub mod optouts;
 pub mod request;
+pub mod routes;
 pub mod status;
 
 use std::time::{Duration, SystemTime};

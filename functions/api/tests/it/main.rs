@@ -6,5 +6,6 @@ mod erasure;
 mod guards;
 mod idempotency;
 mod optouts;
+mod routes;
 mod scale;
 mod validation;
