@@ -117,6 +117,29 @@ pub enum BatchCommand {
     Status(BatchStatusArgs),
 }
 
+/// What a message says and where it goes, as `message send` and `batch send` both take it.
+#[derive(Debug, Args)]
+pub struct ContentArgs {
+    /// WHATSAPP, SMS, RCS, MESSENGER, VIBERBM, ... or SMS_API.
+    #[arg(long, default_value = "WHATSAPP")]
+    pub channel: String,
+    /// A text message.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// A WhatsApp template's name.
+    #[arg(long)]
+    pub template_name: Option<String>,
+    /// Its language, e.g. en_US.
+    #[arg(long)]
+    pub template_language: Option<String>,
+    /// A template parameter, KEY=VALUE (e.g. `body[1]text=A-1042`); repeat.
+    #[arg(long)]
+    pub param: Vec<String>,
+    /// The SMS API sender.
+    #[arg(long, alias = "from")]
+    pub sms_sender: Option<String>,
+}
+
 /// `batch send`'s flags.
 #[derive(Debug, Args)]
 pub struct BatchSendArgs {
@@ -126,30 +149,16 @@ pub struct BatchSendArgs {
     /// Where the messages API is, and how to reach it.
     #[command(flatten)]
     pub api: ApiArgs,
-    /// The channel: WHATSAPP, SMS, RCS, ... or SMS_API.
-    #[arg(long, default_value = "WHATSAPP")]
-    pub channel: String,
-    /// The text, with `${column}` placeholders.
-    #[arg(long)]
-    pub text: Option<String>,
-    /// A WhatsApp template's name.
-    #[arg(long)]
-    pub template_name: Option<String>,
-    /// Its language, e.g. en_US.
-    #[arg(long)]
-    pub template_language: Option<String>,
-    /// A template parameter, KEY=VALUE (the value may hold `${column}`); repeat.
-    #[arg(long)]
-    pub param: Vec<String>,
+    /// What is sent, and on which channel (in a batch, `${column}` placeholders in the text and
+    /// the parameters' values).
+    #[command(flatten)]
+    pub content: ContentArgs,
     /// When to send (RFC 3339).
     #[arg(long)]
     pub send_at: Option<String>,
     /// `bulk` (a batch's default) or `transactional`.
     #[arg(long)]
     pub priority: Option<String>,
-    /// The SMS API sender.
-    #[arg(long, alias = "from")]
-    pub sms_sender: Option<String>,
     /// The shared body as JSON (every field of POST /messages but `to`), instead of the flags.
     #[arg(long)]
     pub json: Option<String>,
@@ -240,27 +249,15 @@ pub struct MessageSendArgs {
     /// An E.164 number (or another channel's identity).
     #[arg(long, required_unless_present = "json")]
     pub to: Option<String>,
-    /// WHATSAPP, SMS, RCS, MESSENGER, VIBERBM, ... or SMS_API.
-    #[arg(long, default_value = "WHATSAPP")]
-    pub channel: String,
-    /// A text message.
-    #[arg(long)]
-    pub text: Option<String>,
+    /// What is sent, and on which channel.
+    #[command(flatten)]
+    pub content: ContentArgs,
     /// A media message: the file's public URL.
     #[arg(long)]
     pub media_url: Option<String>,
     /// The media's caption.
     #[arg(long, requires = "media_url")]
     pub caption: Option<String>,
-    /// A WhatsApp template's name.
-    #[arg(long)]
-    pub template_name: Option<String>,
-    /// Its language, e.g. en_US.
-    #[arg(long)]
-    pub template_language: Option<String>,
-    /// A template parameter, KEY=VALUE (e.g. `body[1]text=A-1042`); repeat.
-    #[arg(long)]
-    pub param: Vec<String>,
     /// An omni template's id.
     #[arg(long)]
     pub template_id: Option<String>,
@@ -279,9 +276,6 @@ pub struct MessageSendArgs {
     /// Seconds Sinch keeps trying.
     #[arg(long)]
     pub ttl: Option<u64>,
-    /// The SMS API sender.
-    #[arg(long, alias = "from")]
-    pub sms_sender: Option<String>,
     /// The whole request body as JSON, instead of the flags above.
     #[arg(long)]
     pub json: Option<String>,

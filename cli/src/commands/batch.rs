@@ -86,27 +86,26 @@ pub fn shared(args: &BatchSendArgs) -> Result<Value, CliError> {
         return serde_json::from_str(json)
             .map_err(|e| CliError::Usage(format!("--json is not JSON: {e}")));
     }
-    let mut body = json!({"channel": args.channel});
+    let mut body = json!({"channel": args.content.channel});
     for (field, value) in [
-        ("text", &args.text),
+        ("text", &args.content.text),
         ("send_at", &args.send_at),
         ("priority", &args.priority),
-        ("sms_sender", &args.sms_sender),
+        ("sms_sender", &args.content.sms_sender),
     ] {
         if let Some(value) = value {
             body[field] = json!(value);
         }
     }
-    if let Some(name) = &args.template_name {
+    if let Some(name) = &args.content.template_name {
         let mut parameters = Map::new();
-        for pair in &args.param {
+        for pair in &args.content.param {
             let (key, value) = pair
                 .split_once('=')
                 .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))?;
             parameters.insert(key.to_owned(), json!(value));
         }
-        body["template"] =
-            json!({"name": name, "language": args.template_language, "parameters": parameters});
+        body["template"] = json!({"name": name, "language": args.content.template_language, "parameters": parameters});
     }
     Ok(body)
 }

@@ -31,8 +31,8 @@ pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
         body.insert(name.to_owned(), value);
     };
     put("to", json!(args.to.clone().unwrap_or_default()));
-    put("channel", json!(args.channel));
-    if let Some(text) = &args.text {
+    put("channel", json!(args.content.channel));
+    if let Some(text) = &args.content.text {
         put("text", json!(text));
     }
     if let Some(url) = &args.media_url {
@@ -42,7 +42,7 @@ pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
         }
         put("media", media);
     }
-    if args.template_name.is_some() || args.template_id.is_some() {
+    if args.content.template_name.is_some() || args.template_id.is_some() {
         let pairs = |pairs: &[String]| -> Result<Map<String, Value>, CliError> {
             pairs
                 .iter()
@@ -55,8 +55,8 @@ pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
         };
         let mut template = Map::new();
         for (name, value) in [
-            ("name", &args.template_name),
-            ("language", &args.template_language),
+            ("name", &args.content.template_name),
+            ("language", &args.content.template_language),
             ("id", &args.template_id),
             ("version", &args.template_version),
         ] {
@@ -64,8 +64,11 @@ pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
                 template.insert(name.to_owned(), json!(value));
             }
         }
-        if !args.param.is_empty() {
-            template.insert("parameters".into(), Value::Object(pairs(&args.param)?));
+        if !args.content.param.is_empty() {
+            template.insert(
+                "parameters".into(),
+                Value::Object(pairs(&args.content.param)?),
+            );
         }
         if !args.omni_param.is_empty() {
             template.insert(
@@ -86,7 +89,7 @@ pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
     if let Some(ttl) = args.ttl {
         put("ttl", json!(ttl));
     }
-    if let Some(sender) = &args.sms_sender {
+    if let Some(sender) = &args.content.sms_sender {
         put("sms_sender", json!(sender));
     }
     Ok(Value::Object(body))

@@ -25,7 +25,7 @@ use pipeline::store::{Counted, CounterStore};
 use sinch::Channel;
 
 use crate::ApiError;
-use crate::request::SMS_API;
+use crate::request::{SMS_API, is_phone};
 
 pub use pipeline::rules::ALLOWED_COUNTRIES;
 use pipeline::rules::{COUNTRY_NOT_ALLOWED, Countries};
@@ -286,11 +286,6 @@ pub fn count_refusal(metrics: &Metrics, error: &ApiError) {
     ) {
         metrics.count(Metric::GuardRefused, Some(("Guard", error.code)));
     }
-}
-
-/// Whether `channel` (as requests name it) addresses phone numbers.
-fn is_phone(channel: &str) -> bool {
-    channel == SMS_API || Channel::from(channel).is_phone()
 }
 
 /// The calendar month (UTC) of `now_ms` as `YYYY-MM`, and when the next one starts (Unix ms).

@@ -40,8 +40,8 @@ use sinch::client::{
 
 use crate::error::ApiError;
 
-/// The SMS API's channel name in requests.
-pub const SMS_API: &str = "SMS_API";
+/// The SMS API as a channel of requests.
+pub use pipeline::store::SMS_API;
 
 const MAX_METADATA_BYTES: usize = 1024;
 const MAX_FALLBACK: usize = 5;
@@ -450,8 +450,13 @@ pub(crate) fn is_e164(number: &str) -> bool {
     e164().is_match(number)
 }
 
+/// Whether `channel` (as requests name it) addresses phone numbers.
+pub(crate) fn is_phone(channel: &str) -> bool {
+    channel == SMS_API || Channel::from(channel).is_phone()
+}
+
 fn check_recipient(channel: &str, to: &str) -> Result<(), ApiError> {
-    if channel == SMS_API || Channel::from(channel).is_phone() {
+    if is_phone(channel) {
         if !is_e164(to) {
             return Err(ApiError::bad_request(
                 "invalid_recipient",

@@ -451,10 +451,14 @@ impl ContactKey {
     }
 }
 
+/// The messages API's name for the SMS API (a channel of its own in requests; its contacts are
+/// `SMS`'s).
+pub const SMS_API: &str = "SMS_API";
+
 /// The contact a send names: its channel as the contact's (the SMS API's recipients are `SMS`
 /// contacts, as Conversation SMS's), and its recipient.
 pub fn person(channel: &str, to: &str) -> ContactKey {
-    ContactKey::new(if channel == "SMS_API" { "SMS" } else { channel }, to)
+    ContactKey::new(if channel == SMS_API { "SMS" } else { channel }, to)
 }
 
 impl std::fmt::Display for ContactKey {
