@@ -198,26 +198,26 @@ async fn route<S: Store, Q: Queue, C: Scheduler>(api: &Api<S, Q, C>, request: Re
         .unwrap_or_else(|| path.clone());
     let routed = routed.strip_suffix('/').unwrap_or(&routed);
     let not_found = || ApiError::new(404, "not_found", "no such route").into();
-    match (request.method(), Route::of(routed)) {
-        (&Method::POST, Some(Route::Messages)) => post(api, request, Kind::Message).await,
-        (&Method::GET, Some(Route::Message(id))) => read(api, &request, id).await,
-        (&Method::DELETE, Some(Route::Message(id))) => cancel(api, &request, id).await,
-        (&Method::POST, Some(Route::Batches)) => post(api, request, Kind::Batch).await,
-        (&Method::GET, Some(Route::Batch(id))) => batches::read(api, &request, id).await,
-        (&Method::DELETE, Some(Route::Batch(id))) => batches::cancel(api, &request, id).await,
-        (_, Some(Route::Messages)) => {
+    match (request.method(), Endpoint::of(routed)) {
+        (&Method::POST, Some(Endpoint::Messages)) => post(api, request, Kind::Message).await,
+        (&Method::GET, Some(Endpoint::Message(id))) => read(api, &request, id).await,
+        (&Method::DELETE, Some(Endpoint::Message(id))) => cancel(api, &request, id).await,
+        (&Method::POST, Some(Endpoint::Batches)) => post(api, request, Kind::Batch).await,
+        (&Method::GET, Some(Endpoint::Batch(id))) => batches::read(api, &request, id).await,
+        (&Method::DELETE, Some(Endpoint::Batch(id))) => batches::cancel(api, &request, id).await,
+        (_, Some(Endpoint::Messages)) => {
             ApiError::new(405, "method_not_allowed", "POST /messages").into()
         }
-        (_, Some(Route::Message(_))) => {
+        (_, Some(Endpoint::Message(_))) => {
             ApiError::new(405, "method_not_allowed", "GET, DELETE /messages/{id}").into()
         }
-        (_, Some(Route::Batches)) => {
+        (_, Some(Endpoint::Batches)) => {
             ApiError::new(405, "method_not_allowed", "POST /batches").into()
         }
-        (_, Some(Route::Batch(_))) => {
+        (_, Some(Endpoint::Batch(_))) => {
             ApiError::new(405, "method_not_allowed", "GET, DELETE /batches/{id}").into()
         }
-        (method, Some(Route::OptOut(channel, identity))) => {
+        (method, Some(Endpoint::OptOut(channel, identity))) => {
             let contact = match optouts::contact(channel, identity) {
                 Ok(contact) => contact,
                 Err(error) => return error.into(),
@@ -234,7 +234,7 @@ async fn route<S: Store, Q: Queue, C: Scheduler>(api: &Api<S, Q, C>, request: Re
                 .into(),
             }
         }
-        (method, Some(Route::Contact(channel, identity))) => {
+        (method, Some(Endpoint::Contact(channel, identity))) => {
             let contact = match optouts::contact(channel, identity) {
                 Ok(contact) => contact,
                 Err(error) => return error.into(),
@@ -250,16 +250,16 @@ async fn route<S: Store, Q: Queue, C: Scheduler>(api: &Api<S, Q, C>, request: Re
                 .into()
             }
         }
-        (&Method::GET, Some(Route::OptOuts)) => optouts::list(api, &request).await,
-        (_, Some(Route::OptOuts)) => {
+        (&Method::GET, Some(Endpoint::OptOuts)) => optouts::list(api, &request).await,
+        (_, Some(Endpoint::OptOuts)) => {
             ApiError::new(405, "method_not_allowed", "GET /optouts").into()
         }
         (_, None) => not_found(),
     }
 }
 
-/// The routes, matched exactly.
-enum Route<'a> {
+/// The endpoints of [`routes::ROUTES`], matched exactly (an HTTP path; not a Sinch route).
+enum Endpoint<'a> {
     Messages,
     Message(&'a str),
     Batches,
@@ -269,26 +269,26 @@ enum Route<'a> {
     Contact(&'a str, &'a str),
 }
 
-impl<'a> Route<'a> {
+impl<'a> Endpoint<'a> {
     fn of(path: &'a str) -> Option<Self> {
         if let Some(rest) = path.strip_prefix("/contacts/") {
             let (channel, identity) = rest.split_once('/')?;
             return (!channel.is_empty() && !identity.is_empty() && !identity.contains('/'))
-                .then_some(Route::Contact(channel, identity));
+                .then_some(Endpoint::Contact(channel, identity));
         }
         if let Some(rest) = path.strip_prefix("/optouts") {
             if rest.is_empty() {
-                return Some(Route::OptOuts);
+                return Some(Endpoint::OptOuts);
             }
             let (channel, identity) = rest.strip_prefix('/')?.split_once('/')?;
             return (!channel.is_empty() && !identity.is_empty() && !identity.contains('/'))
-                .then_some(Route::OptOut(channel, identity));
+                .then_some(Endpoint::OptOut(channel, identity));
         }
-        let (rest, many): (&str, fn() -> Route<'a>) =
+        let (rest, many): (&str, fn() -> Endpoint<'a>) =
             if let Some(rest) = path.strip_prefix("/messages") {
-                (rest, || Route::Messages)
+                (rest, || Endpoint::Messages)
             } else {
-                (path.strip_prefix("/batches")?, || Route::Batches)
+                (path.strip_prefix("/batches")?, || Endpoint::Batches)
             };
         if rest.is_empty() {
             return Some(many());
@@ -298,8 +298,8 @@ impl<'a> Route<'a> {
             return None;
         }
         Some(match many() {
-            Route::Messages => Route::Message(id),
-            _ => Route::Batch(id),
+            Endpoint::Messages => Endpoint::Message(id),
+            _ => Endpoint::Batch(id),
         })
     }
 }

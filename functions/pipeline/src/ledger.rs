@@ -57,7 +57,7 @@ use crate::clock::{Clock, unix_millis};
 use crate::pacing::PaceError;
 use crate::rules::{self, Verdict};
 use crate::store::{
-    Finished, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot, SinchId, Store,
+    Finished, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendStart, SinchId, Store,
     StoreError,
 };
 
@@ -312,8 +312,8 @@ impl Ledger {
             }
         };
         match slot {
-            SendSlot::Go => {}
-            SendSlot::Accepted {
+            SendStart::Go => {}
+            SendStart::Accepted {
                 sinch_id,
                 recorded: true,
                 ..
@@ -324,7 +324,7 @@ impl Ledger {
                     left_at_ms: None,
                 });
             }
-            SendSlot::Accepted {
+            SendStart::Accepted {
                 sinch_id,
                 recorded: false,
                 attempt,
@@ -334,11 +334,11 @@ impl Ledger {
                     .record(store, id, attempt.as_deref(), result, now_ms, None)
                     .await;
             }
-            SendSlot::Refused { reason } => {
+            SendStart::Refused { reason } => {
                 self.forget(id);
                 return Err(refused(id, reason));
             }
-            SendSlot::Unsettled {
+            SendStart::Unsettled {
                 attempt,
                 attempt_at_ms,
             } => {

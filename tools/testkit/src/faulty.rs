@@ -19,7 +19,7 @@ use pipeline::store::DeadLetter;
 use pipeline::store::{
     Acceptance, AcceptedMessage, BatchCancel, BatchRecord, Claim, ClaimRequest, ContactKey,
     ContactState, Finished, InboundRecord, MessageKey, MessageState, OptChange, SendAttempt,
-    SendFinish, SendSlot, Slot, StatusChange, StatusUpdate, Store, StoreError,
+    SendFinish, SendStart, Slot, StatusChange, StatusUpdate, Store, StoreError,
 };
 use pipeline::store::{
     BatchStore, ContactStore, CounterStore, DeadLetterStore, IdempotencyStore, MessageStore,
@@ -203,7 +203,7 @@ impl<S: Store> MessageStore for FaultyStore<S> {
         )
         .await
     }
-    async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
+    async fn begin_send(&self, attempt: &SendAttempt<'_>) -> Result<SendStart, StoreError> {
         self.call("begin_send", attempt.id, self.inner.begin_send(attempt))
             .await
     }

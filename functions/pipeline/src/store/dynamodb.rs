@@ -87,7 +87,7 @@ use super::{
     DeadLetter, DeadLetterStore, ERASURE_REACH, Erased, ErasureRecord, Finished, HISTORY_LIMIT,
     HistoryEntry, IdempotencyStore, InboundRecord, MessageKey, MessageState, MessageStore,
     OptChange, OptOutPage, OptSource, OptWrite, Reason, Retention, SendAttempt, SendFinish,
-    SendResult, SendSlot, SendState, SinchId, Slot, Snapshot, StatusChange, StatusUpdate,
+    SendResult, SendStart, SendState, SinchId, Slot, Snapshot, StatusChange, StatusUpdate,
     StoreError, TextDigest, WindowState, entry_id,
 };
 use crate::status::{Progress, Status};

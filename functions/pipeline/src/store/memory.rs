@@ -22,7 +22,7 @@ use super::{
     ClaimRequest, ContactHasher, ContactKey, ContactState, ContactStore, Counted, CounterStore,
     DeadLetter, DeadLetterStore, Erased, ErasureRecord, Finished, HISTORY_LIMIT, HistoryEntry,
     IdempotencyStore, InboundRecord, MessageKey, MessageState, MessageStore, OptChange, OptOutPage,
-    OptSource, OptWrite, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendSlot,
+    OptSource, OptWrite, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendStart,
     SendState, Slot, Snapshot, StatusChange, StatusUpdate, StoreError, WindowState, entry_id,
 };
 use crate::clock::unix_millis;

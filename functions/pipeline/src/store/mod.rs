@@ -546,9 +546,9 @@ pub struct SendAttempt<'a> {
     pub intent: &'a SendIntent,
 }
 
-/// The answer to a [`SendAttempt`].
+/// How an attempt started: the answer to a [`SendAttempt`] (not a pacing [`Slot`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendSlot {
+pub enum SendStart {
     /// The attempt is recorded: send now.
     Go,
     /// Sinch accepted it before: its answer was recorded (`recorded`), or a delivery report

@@ -81,11 +81,11 @@ pub trait MessageStore: Send + Sync {
     ) -> impl Future<Output = Result<Acceptance, StoreError>> + Send;
 
     /// Starts an attempt at one of our sends, unless an earlier one settles it (a conditional
-    /// write): see [`SendSlot`]. The intent is recorded with the first attempt.
+    /// write): see [`SendStart`]. The intent is recorded with the first attempt.
     fn begin_send(
         &self,
         attempt: &SendAttempt<'_>,
-    ) -> impl Future<Output = Result<SendSlot, StoreError>> + Send;
+    ) -> impl Future<Output = Result<SendStart, StoreError>> + Send;
 
     /// Records how an attempt ended: SENT with Sinch's id, or FAILED with the reason; only
     /// while the ledger is still at that attempt (see [`SendFinish`]), else

@@ -6,7 +6,7 @@ use pipeline::store::prelude::*;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, DynamoStore, Finished,
     HISTORY_LIMIT, InboundRecord, MessageKey, OptChange, Reason, SendAttempt, SendFinish,
-    SendIntent, SendResult, SendSlot, SendState, SinchId, StatusChange, StatusUpdate,
+    SendIntent, SendResult, SendStart, SendState, SinchId, StatusChange, StatusUpdate,
     dynamodb_client,
 };
 use pipeline::store::{BatchCancel, BatchRecord, BatchRef, Counted, OptSource, OptWrite, Slot};
@@ -558,7 +558,7 @@ async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
             .begin_send(&attempt("rpl_1", "A1", NOW, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Go
+        SendStart::Go
     );
     // A second attempt while the first is unsettled waits.
     assert_eq!(
@@ -566,7 +566,7 @@ async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
             .begin_send(&attempt("rpl_1", "A2", NOW + 1000, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Unsettled {
+        SendStart::Unsettled {
             attempt: "A1".into(),
             attempt_at_ms: NOW
         }
@@ -588,7 +588,7 @@ async fn a_send_is_attempted_once_and_its_answer_recorded(store: impl Store) {
             .begin_send(&attempt("rpl_1", "A3", NOW + 3_600_000, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Accepted {
+        SendStart::Accepted {
             sinch_id: Some(SinchId::Message("01OUT".into())),
             recorded: true,
             attempt: Some("A1".into()),
@@ -641,7 +641,7 @@ async fn an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner(
             .begin_send(&attempt("m", "A2", NOW + 5, Some("A1"), &intent))
             .await
             .unwrap(),
-        SendSlot::Go
+        SendStart::Go
     );
     // Someone else's token takes nothing over.
     assert!(matches!(
@@ -649,7 +649,7 @@ async fn an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner(
             .begin_send(&attempt("m", "A3", NOW + 10, Some("A1"), &intent))
             .await
             .unwrap(),
-        SendSlot::Unsettled { attempt, .. } if attempt == "A2"
+        SendStart::Unsettled { attempt, .. } if attempt == "A2"
     ));
     // Withdrawn: the next attempt goes at once.
     store.abandon_send("m", "A2").await.unwrap();
@@ -658,7 +658,7 @@ async fn an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner(
             .begin_send(&attempt("m", "A4", NOW + 20, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Go
+        SendStart::Go
     );
     // Withdrawing a replaced attempt changes nothing.
     store.abandon_send("m", "A2").await.unwrap();
@@ -667,7 +667,7 @@ async fn an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner(
             .begin_send(&attempt("m", "A5", NOW + 30, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Unsettled { .. }
+        SendStart::Unsettled { .. }
     ));
     // Nothing settled it for the settle time: presumed lost, a new attempt goes.
     assert_eq!(
@@ -675,7 +675,7 @@ async fn an_unsettled_attempt_is_replaced_after_the_settle_time_or_by_its_owner(
             .begin_send(&attempt("m", "A6", NOW + 20 + 60_000, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Go
+        SendStart::Go
     );
 }
 
@@ -700,7 +700,7 @@ async fn a_delivery_report_settles_a_send_whose_answer_was_lost(store: impl Stor
             .begin_send(&attempt("lost", "A2", NOW + 3_600_000, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Accepted {
+        SendStart::Accepted {
             sinch_id: Some(SinchId::Message("01SINCH".into())),
             recorded: false,
             attempt: Some("A1".into()),
@@ -752,7 +752,7 @@ async fn a_refused_send_is_failed_for_good(store: impl Store) {
             .begin_send(&attempt("bad", "A2", NOW + 3_600_000, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Refused {
+        SendStart::Refused {
             reason: reason.clone()
         }
     );
@@ -983,7 +983,7 @@ async fn a_message_failed_before_any_attempt_can_never_be_sent(store: impl Store
             .begin_send(&attempt("m", "A1", NOW + 3_600_000, None, &intent))
             .await
             .unwrap(),
-        SendSlot::Refused {
+        SendStart::Refused {
             reason: Reason::new("ENQUEUE_FAILED", Some("why".into()))
         }
     );

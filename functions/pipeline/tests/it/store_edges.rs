@@ -6,7 +6,7 @@ use pipeline::status::Status;
 use pipeline::store::{
     AcceptedMessage, BatchRecord, BatchRef, ContactKey, Finished, InboundRecord, MessageKey,
     OptChange, OptSource, OptWrite, Reason, SendAttempt, SendFinish, SendIntent, SendResult,
-    SendSlot, StatusUpdate, Store,
+    SendStart, StatusUpdate, Store,
 };
 
 const NOW: u64 = 1_763_870_400_000;
@@ -158,7 +158,7 @@ async fn a_withdrawn_attempt_leaves_the_message_cancelable(store: impl Store) {
         takeover: None,
         intent: &intent,
     };
-    assert_eq!(store.begin_send(&begin("a1")).await.unwrap(), SendSlot::Go);
+    assert_eq!(store.begin_send(&begin("a1")).await.unwrap(), SendStart::Go);
     store.abandon_send("msg_w", "a1").await.unwrap();
     let canceled = SendResult::Ended {
         status: Status::Canceled,
@@ -176,7 +176,7 @@ async fn a_withdrawn_attempt_leaves_the_message_cancelable(store: impl Store) {
     );
     assert!(matches!(
         store.begin_send(&begin("a2")).await.unwrap(),
-        SendSlot::Refused { .. }
+        SendStart::Refused { .. }
     ));
     let state = store
         .message_state(&MessageKey::Ours("msg_w".into()))
@@ -309,7 +309,7 @@ async fn a_message_ended_elsewhere_is_counted_when_its_send_is_retried(store: im
         })
         .await
         .unwrap();
-    assert!(matches!(retried, SendSlot::Refused { .. }), "{retried:?}");
+    assert!(matches!(retried, SendStart::Refused { .. }), "{retried:?}");
     let batch = store.batch("bat_late").await.unwrap().unwrap();
     assert_eq!(batch.finals, 1);
     assert!(batch.completed_at_ms.is_some());
@@ -344,7 +344,7 @@ async fn an_erasure_reaches_sends_still_waiting(store: impl Store) {
             .begin_send(&begin("msg_leaving", "a1", None))
             .await
             .unwrap(),
-        SendSlot::Go
+        SendStart::Go
     );
     let mut canceled = Vec::new();
     loop {
@@ -373,14 +373,14 @@ async fn an_erasure_reaches_sends_still_waiting(store: impl Store) {
             .begin_send(&begin("msg_waiting", "a2", None))
             .await
             .unwrap(),
-        SendSlot::Refused { .. }
+        SendStart::Refused { .. }
     ));
     // The attempt that stood is taken over (a redelivered job): refused, nothing written back.
     let taken = store
         .begin_send(&begin("msg_leaving", "a3", Some("a1")))
         .await
         .unwrap();
-    assert!(matches!(taken, SendSlot::Refused { .. }), "{taken:?}");
+    assert!(matches!(taken, SendStart::Refused { .. }), "{taken:?}");
     for id in ["msg_waiting", "msg_leaving"] {
         let state = store
             .message_state(&MessageKey::Ours(id.into()))

@@ -6,7 +6,7 @@ use pipeline::status::Status;
 use pipeline::store::prelude::*;
 use pipeline::store::{
     AcceptedMessage, BatchRecord, BatchRef, ContactKey, MessageKey, Reason, SendAttempt,
-    SendFinish, SendIntent, SendResult, SendSlot, SinchId, StatusUpdate,
+    SendFinish, SendIntent, SendResult, SendStart, SinchId, StatusUpdate,
 };
 
 const NOW: u64 = 1_763_870_400_000;
@@ -71,7 +71,7 @@ async fn send(store: &impl Store, id: &str) {
         takeover: None,
         intent: &intent,
     };
-    assert_eq!(store.begin_send(&attempt).await.unwrap(), SendSlot::Go);
+    assert_eq!(store.begin_send(&attempt).await.unwrap(), SendStart::Go);
     let sent = SendResult::Accepted {
         sinch_id: Some(SinchId::Message(format!("sinch_{id}"))),
     };

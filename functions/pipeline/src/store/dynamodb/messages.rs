@@ -181,7 +181,7 @@ impl MessageStore for DynamoStore {
         }
     }
 
-    async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
+    async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendStart, StoreError> {
         let key = MessageKey::Ours(request.id.to_owned());
         let intent = request.intent;
         let mut set = String::from(
@@ -232,7 +232,7 @@ impl MessageStore for DynamoStore {
             update = update.expression_attribute_values(name, value);
         }
         let old = match update.send().await {
-            Ok(_) => return Ok(SendSlot::Go),
+            Ok(_) => return Ok(SendStart::Go),
             Err(SdkError::ServiceError(service)) => match service.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed_check) => {
                     match failed_check.item {
@@ -260,7 +260,7 @@ impl MessageStore for DynamoStore {
             Some(SendState::Sent) => {
                 // Recorded: tallied again, in case the write that recorded it could not be.
                 self.tally_item(&old).await?;
-                SendSlot::Accepted {
+                SendStart::Accepted {
                     sinch_id: sinch_id(&old),
                     recorded: true,
                     attempt: on_record,
@@ -274,28 +274,28 @@ impl MessageStore for DynamoStore {
                 if let Some(batch) = batch_of(&old) {
                     self.batch_final(&batch).await?;
                 }
-                SendSlot::Refused {
+                SendStart::Refused {
                     reason: message_state(&key, &old)
                         .and_then(|state| state.reason().cloned())
                         .unwrap_or_else(|| Reason::new("UNKNOWN", None)),
                 }
             }
-            _ if sinch_id(&old).is_some() => SendSlot::Accepted {
+            _ if sinch_id(&old).is_some() => SendStart::Accepted {
                 sinch_id: sinch_id(&old),
                 recorded: false,
                 attempt: on_record,
             },
             // Stripped by an erasure while an attempt stood: no attempt begins (it would write
             // the recipient back).
-            _ if old.contains_key("erased_at_ms") => SendSlot::Refused {
+            _ if old.contains_key("erased_at_ms") => SendStart::Refused {
                 reason: crate::store::erased_reason(),
             },
             // Our own attempt: the SDK retried the update after its first try landed.
             Some(SendState::Sending) if on_record.as_deref() == Some(request.attempt) => {
-                SendSlot::Go
+                SendStart::Go
             }
             // Still sending (or gone between the two reads): someone else's attempt stands.
-            _ => SendSlot::Unsettled {
+            _ => SendStart::Unsettled {
                 attempt: on_record.unwrap_or_default(),
                 attempt_at_ms: number(&old, "attempt_at_ms").unwrap_or_default(),
             },

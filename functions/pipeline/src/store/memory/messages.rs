@@ -68,7 +68,7 @@ impl MessageStore for MemoryStore {
         })
     }
 
-    async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendSlot, StoreError> {
+    async fn begin_send(&self, request: &SendAttempt<'_>) -> Result<SendStart, StoreError> {
         let key = MessageKey::Ours(request.id.to_owned());
         self.write_message(&key, |state| {
             let item = state.message(&key);
@@ -77,26 +77,26 @@ impl MessageStore for MemoryStore {
             // The same order of judgement as DynamoDB's (its condition, then the old item).
             match item.state.send {
                 Some(SendState::Sent) => {
-                    return Ok(SendSlot::Accepted {
+                    return Ok(SendStart::Accepted {
                         sinch_id: proven,
                         recorded: true,
                         attempt: on_record,
                     });
                 }
                 Some(SendState::Failed) => {
-                    return Ok(SendSlot::Refused {
+                    return Ok(SendStart::Refused {
                         reason: failure_reason(item),
                     });
                 }
                 _ if proven.is_some() => {
-                    return Ok(SendSlot::Accepted {
+                    return Ok(SendStart::Accepted {
                         sinch_id: proven,
                         recorded: false,
                         attempt: on_record,
                     });
                 }
                 _ if item.erased => {
-                    return Ok(SendSlot::Refused {
+                    return Ok(SendStart::Refused {
                         reason: crate::store::erased_reason(),
                     });
                 }
@@ -104,12 +104,12 @@ impl MessageStore for MemoryStore {
                     if let Some(ledger) = &item.ledger {
                         // This very attempt again (a write retried): it stands.
                         if ledger.attempt == request.attempt {
-                            return Ok(SendSlot::Go);
+                            return Ok(SendStart::Go);
                         }
                         if ledger.attempt_at_ms > request.settle_before_ms
                             && request.takeover != Some(ledger.attempt.as_str())
                         {
-                            return Ok(SendSlot::Unsettled {
+                            return Ok(SendStart::Unsettled {
                                 attempt: ledger.attempt.clone(),
                                 attempt_at_ms: ledger.attempt_at_ms,
                             });
@@ -139,7 +139,7 @@ impl MessageStore for MemoryStore {
             if message.text.is_none() {
                 message.text = request.intent.text.clone();
             }
-            Ok(SendSlot::Go)
+            Ok(SendStart::Go)
         })
     }
 
