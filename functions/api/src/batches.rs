@@ -799,14 +799,9 @@ async fn counts<S: Store, Q: Queue, C: Scheduler>(
         return Ok(tallied);
     }
     let ids: Vec<String> = (0..total).map(|k| message_id(id, k)).collect();
-    let mut counts: Vec<(Status, u32)> = Vec::new();
-    for status in api.store.statuses(&ids).await?.into_iter().flatten() {
-        match counts.iter_mut().find(|(held, _)| *held == status) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((status, 1)),
-        }
-    }
-    Ok(counts)
+    Ok(pipeline::status::count(
+        api.store.statuses(&ids).await?.into_iter().flatten(),
+    ))
 }
 
 /// `DELETE /batches/{id}`: what has not left ends `CANCELED`.

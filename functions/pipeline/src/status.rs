@@ -120,6 +120,19 @@ impl From<&SmsStatus> for Status {
     }
 }
 
+/// How many of `statuses` stand at each status, in the order each was first seen (a batch's
+/// counts, from either store).
+pub fn count(statuses: impl IntoIterator<Item = Status>) -> Vec<(Status, u32)> {
+    let mut counts: Vec<(Status, u32)> = Vec::new();
+    for status in statuses {
+        match counts.iter_mut().find(|(held, _)| *held == status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((status, 1)),
+        }
+    }
+    counts
+}
+
 /// How far along a status is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {

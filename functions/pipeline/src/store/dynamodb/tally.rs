@@ -107,16 +107,11 @@ impl DynamoStore {
                 return Ok(None);
             }
         }
-        let mut counts: Vec<(Status, u32)> = Vec::new();
-        for block in blocks.values() {
-            for status in block_statuses(block).into_values() {
-                match counts.iter_mut().find(|(held, _)| *held == status) {
-                    Some((_, count)) => *count += 1,
-                    None => counts.push((status, 1)),
-                }
-            }
-        }
-        Ok(Some(counts))
+        Ok(Some(crate::status::count(
+            blocks
+                .values()
+                .flat_map(|block| block_statuses(block).into_values()),
+        )))
     }
 }
 

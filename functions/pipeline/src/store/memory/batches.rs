@@ -31,7 +31,6 @@ impl BatchStore for MemoryStore {
         id: &str,
         _total: u32,
     ) -> Result<Option<Vec<(Status, u32)>>, StoreError> {
-        let mut counts: Vec<(Status, u32)> = Vec::new();
         let state = self.lock();
         let of_batch = state.messages.values().filter(|item| {
             item.state
@@ -40,16 +39,9 @@ impl BatchStore for MemoryStore {
                 .is_some_and(|batch| batch.id == id)
                 && !is_unset(&item.state.status)
         });
-        for item in of_batch {
-            match counts
-                .iter_mut()
-                .find(|(held, _)| *held == item.state.status)
-            {
-                Some((_, count)) => *count += 1,
-                None => counts.push((item.state.status.clone(), 1)),
-            }
-        }
-        Ok(Some(counts))
+        Ok(Some(crate::status::count(
+            of_batch.map(|item| item.state.status.clone()),
+        )))
     }
 
     async fn batch_canceled(&self, id: &str) -> Result<bool, StoreError> {
