@@ -33,10 +33,9 @@ use std::time::SystemTime;
 use lambda_http::Request;
 use pipeline::clock::{rfc3339, unix_millis};
 use pipeline::envelope::Envelope;
-use pipeline::handlers::fan_out::{
-    CANCEL_BATCH_JOB, CHUNK_RECIPIENTS, ChunkEntry, FAN_OUT_JOB, FanOut,
+use pipeline::jobs::{
+    CANCEL_BATCH_JOB, CHUNK_RECIPIENTS, ChunkEntry, FAN_OUT_JOB, FanOut, OutboundJob,
 };
-use pipeline::handlers::outbound::OutboundJob;
 use pipeline::queue::Queue;
 use pipeline::rules::Check;
 use pipeline::schedule::{Lane, Scheduler};

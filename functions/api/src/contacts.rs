@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use pipeline::clock::unix_millis;
-use pipeline::handlers::fan_out::schedule_name;
+use pipeline::jobs::schedule_name;
 use pipeline::queue::Queue;
 use pipeline::schedule::Scheduler;
 use pipeline::store::{ContactKey, Erased, Store};

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use pipeline::handlers::outbound::Route;
+use pipeline::jobs::Route;
 use pipeline::quiet_hours::QuietHours;
 use pipeline::schedule::Lane;
 use pipeline::sms_parts::{self, Parts};

@@ -7,6 +7,7 @@
 //! | [`queue`] | where envelopes go (a trait; SQS and in-memory implementations) |
 //! | [`process`] | one queued callback, start to finish, and which failures are worth a retry |
 //! | [`idempotency`] | the keys that make a callback "the same" for the business |
+//! | [`jobs`] | the jobs the messages API queues and the worker runs (sends, a batch's fan-out and cancel) |
 //! | [`handlers`] | what is done with delivery reports, inbound messages and sends of the messages API |
 //! | [`hook`] | the team's own logic inside the worker (a trait; the reply policy is the default) |
 //! | [`reply`] | the reply policy (keywords, opt-out, default reply) |
@@ -35,6 +36,7 @@ pub mod events;
 pub mod handlers;
 pub mod hook;
 pub mod idempotency;
+pub mod jobs;
 pub mod ledger;
 pub mod live_rules;
 pub mod pacing;

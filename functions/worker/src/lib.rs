@@ -14,7 +14,7 @@
 //! | panic in a handler | in `batchItemFailures` | logged; the other records are unaffected |
 //!
 //! The same worker runs the sends of the messages API from the outbound queue (records with the
-//! `job` attribute `send`, see `pipeline::handlers::outbound`):
+//! `job` attribute `send`, see `pipeline::jobs`):
 //!
 //! | send outcome | answer | side effect |
 //! |---|---|---|
@@ -48,6 +48,7 @@ use pipeline::envelope::{Envelope, EnvelopeError};
 use pipeline::handlers::{Handled, ReplyOutcome, Services};
 use pipeline::handlers::{fan_out, outbound};
 use pipeline::hook::Hook;
+use pipeline::jobs;
 use pipeline::ledger::SendError;
 use pipeline::metrics::{Metric, Metrics, cold_start};
 use pipeline::process::{self, BAD_ENVELOPE, Failure, SINCH_REJECTED};
@@ -279,7 +280,7 @@ async fn judged_record<S: Store, Q: Queue, H: Hook, C: Scheduler>(
         .cloned()
         .unwrap_or_default();
     let (envelope, failure) = match read_envelope(&record) {
-        Ok(envelope) if envelope.job.as_deref() == Some(outbound::SEND_JOB) => {
+        Ok(envelope) if envelope.job.as_deref() == Some(jobs::SEND_JOB) => {
             let receives = receive_count.parse().unwrap_or(1);
             match send_job(worker, &envelope, receives, deadline).await {
                 Ok(handled) => {
@@ -294,7 +295,7 @@ async fn judged_record<S: Store, Q: Queue, H: Hook, C: Scheduler>(
         Ok(envelope)
             if matches!(
                 envelope.job.as_deref(),
-                Some(fan_out::FAN_OUT_JOB | fan_out::CANCEL_BATCH_JOB)
+                Some(jobs::FAN_OUT_JOB | jobs::CANCEL_BATCH_JOB)
             ) =>
         {
             match batch_job(worker, &envelope, deadline).await {
@@ -376,7 +377,7 @@ async fn send_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
     let body = envelope
         .raw_body()
         .map_err(|e| Failure::poison(BAD_ENVELOPE, e))?;
-    let job = outbound::parse(&body).map_err(|e| Failure::poison(BAD_JOB, e))?;
+    let job = jobs::parse(&body).map_err(|e| Failure::poison(BAD_JOB, e))?;
     match outbound::send(&worker.services, &job, deadline).await {
         Ok(sent) => Ok(Handled::Outbound {
             id: job.id,
@@ -444,7 +445,7 @@ pub const DEFER_BY: Duration = Duration::from_secs(2);
 async fn defer<S: Store, Q: Queue, H: Hook, C: Scheduler>(
     worker: &Worker<S, Q, H, C>,
     envelope: &Envelope,
-    job: &outbound::OutboundJob,
+    job: &jobs::OutboundJob,
     until_ms: Option<u64>,
     why: &str,
 ) -> Result<Handled, Failure> {
@@ -512,7 +513,7 @@ async fn batch_job<S: Store, Q: Queue, H: Hook, C: Scheduler>(
         .map_err(|e| Failure::poison(BAD_ENVELOPE, e))?;
     let job = fan_out::parse(&body).map_err(|e| Failure::poison(BAD_JOB, e))?;
     let services = &worker.services;
-    let done = if envelope.job.as_deref() == Some(fan_out::CANCEL_BATCH_JOB) {
+    let done = if envelope.job.as_deref() == Some(jobs::CANCEL_BATCH_JOB) {
         fan_out::cancel(services, &worker.scheduler, &job, deadline).await
     } else {
         fan_out::fan_out(services, &worker.lanes, &worker.scheduler, &job, deadline).await

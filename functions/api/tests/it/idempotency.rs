@@ -365,7 +365,7 @@ impl<S: Store> pipeline::queue::Queue for LandsThenFails<S> {
     ) -> Result<pipeline::queue::MessageId, pipeline::queue::QueueError> {
         self.inner.send(envelope).await?;
         let body = envelope.raw_body().unwrap_or_default();
-        let job = pipeline::handlers::outbound::parse(&body).expect("a job");
+        let job = pipeline::jobs::parse(&body).expect("a job");
         begin(&self.store, &job.id).await;
         Err(pipeline::queue::QueueError::Unavailable {
             queue: "outbound".into(),
@@ -385,9 +385,7 @@ fn queued_ids(queue: &MemoryQueue) -> Vec<String> {
         .iter()
         .map(|queued| {
             let body = queued.envelope.raw_body().unwrap_or_default();
-            pipeline::handlers::outbound::parse(&body)
-                .expect("a job")
-                .id
+            pipeline::jobs::parse(&body).expect("a job").id
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 use super::common;
 
 use common::*;
-use pipeline::handlers::outbound::{OutboundJob, Route};
+use pipeline::jobs::{OutboundJob, Route};
 use pipeline::store::prelude::*;
 use pipeline::store::{ContactKey, InboundRecord, MessageKey, OptChange};
 use serde_json::json;

@@ -15,7 +15,7 @@
 //! leaves either.
 //!
 //! The entries are worked [`FAN_OUT_CONCURRENCY`] at a time; a chunk holds at most
-//! [`CHUNK_RECIPIENTS`] of them, which fits well inside one invocation. Out of time, or a store
+//! [`CHUNK_RECIPIENTS`](crate::jobs::CHUNK_RECIPIENTS) of them, which fits well inside one invocation. Out of time, or a store
 //! or queue failure: the job is retried, and the entries done are found done.
 
 use std::future::Future;
@@ -23,15 +23,14 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Services;
-use super::outbound::{OutboundJob, SEND_JOB};
 use crate::clock::unix_millis;
 use crate::envelope::Envelope;
 use crate::hook::Hook;
+use crate::jobs::{ChunkEntry, FanOut, SEND_JOB, schedule_name};
 use crate::queue::Queue;
 use crate::rules::CANCELED;
 use crate::schedule::{Due, Lanes, Scheduler, dispatch, is_later};
@@ -41,49 +40,11 @@ use crate::store::{
     SendFinish, SendResult, Store, StoreError,
 };
 
-/// The [`JOB`](envelope::JOB) attribute's value for a chunk's fan-out.
-pub const FAN_OUT_JOB: &str = "fan_out";
-/// The [`JOB`](envelope::JOB) attribute's value for a chunk's cancel.
-pub const CANCEL_BATCH_JOB: &str = "cancel_batch";
-
-/// The most recipients a chunk holds.
-pub const CHUNK_RECIPIENTS: usize = 500;
-
 /// Entries worked at once.
 pub const FAN_OUT_CONCURRENCY: usize = 16;
 
 /// How long a queue or the scheduler may take to confirm one job.
 const DISPATCH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One chunk of a batch, as a job (`fan_out` or `cancel_batch`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FanOut {
-    /// The batch's id.
-    pub batch: String,
-    /// Which chunk of its recipients (from 0).
-    pub chunk: u32,
-}
-
-/// One recipient of a batch, as its chunk stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkEntry {
-    /// Its place among the batch's accepted recipients (its message id's suffix).
-    pub index: u32,
-    /// The channel asked for.
-    pub channel: String,
-    /// Its metadata (the batch's, merged with its own), JSON text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<String>,
-    /// When it is due to leave (Unix ms): the batch's `send_at`, or later in quiet hours.
-    pub due_ms: u64,
-    /// Its send, ready to queue.
-    pub job: OutboundJob,
-}
-
-/// The name of a message's schedule (what a cancel removes).
-pub fn schedule_name(id: &str) -> String {
-    format!("msg-{id}")
-}
 
 /// What a fan-out or a cancel did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

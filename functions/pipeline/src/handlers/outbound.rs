@@ -26,7 +26,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sinch::Channel;
 use sinch::client::{AppMessage, ChannelRecipient, Recipient, SendMessageRequest, SmsBatchRequest};
 use time::OffsetDateTime;
@@ -35,115 +34,17 @@ use tokio::time::Instant;
 use crate::clock::unix_millis;
 use crate::handlers::{Services, SinchRequest};
 use crate::hook::Hook;
+use crate::jobs::{OutboundJob, Route};
 use crate::ledger::{SendError, Sent, reference};
-use crate::quiet_hours::QuietHours;
 use crate::rules::{self, Check, Refusal, Verdict};
-use crate::schedule::Lane;
 use crate::status::Status;
 use crate::store::{
-    ContactKey, Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, StatusUpdate,
-    Store, StoreError,
+    Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, StatusUpdate, Store,
+    StoreError,
 };
 
-/// The [`JOB`](envelope::JOB) attribute's value for a send.
-pub const SEND_JOB: &str = "send";
-
-/// One send, as queued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboundJob {
-    /// Our message id.
-    pub id: String,
-    /// The recipient as asked (an E.164 number, or another channel's identity).
-    pub to: String,
-    /// Which API sends it, with what.
-    pub route: Route,
-    /// When it may no longer leave (`ttl` after acceptance, or `expire_at`): past it, the
-    /// message ends `EXPIRED`, unsent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at_ms: Option<u64>,
-    /// The batch it belongs to: a canceled batch's messages never leave.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<String>,
-    /// The lane it goes by ([`crate::pacing`]).
-    #[serde(default)]
-    pub lane: Lane,
-    /// Its quiet hours (the request's, or the deployment's), judged again when it is about to
-    /// leave: a send that waited into them (for its slot, a retry) waits until they end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quiet_hours: Option<QuietHours>,
-}
-
-/// Which API sends it, with what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "api", rename_all = "snake_case")]
-pub enum Route {
-    /// Conversation `messages:send`, to the channel identity on `channel`, then `fallback`.
-    Conversation {
-        /// The Conversation app to send from.
-        app_id: String,
-        /// The channel asked for (`WHATSAPP`, `SMS`, ...).
-        channel: String,
-        /// Channels to fall back to, in order.
-        #[serde(default)]
-        fallback: Vec<String>,
-        /// The message, as the caller gave it.
-        message: AppMessage,
-        /// Channel properties, e.g. `SMS_SENDER`.
-        #[serde(default)]
-        channel_properties: BTreeMap<String, String>,
-        /// How long Sinch keeps trying, in seconds.
-        #[serde(default)]
-        ttl_secs: Option<u64>,
-    },
-    /// An SMS API batch to one recipient, with per-recipient delivery reports.
-    Sms {
-        /// The sender number or id.
-        from: String,
-        /// The text.
-        body: String,
-        /// How long Sinch keeps trying, in seconds (sent as `expire_at`).
-        #[serde(default)]
-        ttl_secs: Option<u64>,
-    },
-}
-
+/// How the worker turns a job into what it records and sends.
 impl OutboundJob {
-    /// When it was accepted: the time in its id's ULID (`msg_<ULID>`, or a batch's
-    /// `msg_<batch ULID>_<k>`); `None` for an id of another form.
-    pub fn accepted_at_ms(&self) -> Option<u64> {
-        let ulid = self.id.strip_prefix("msg_")?.split('_').next()?;
-        ulid::Ulid::from_string(ulid)
-            .ok()
-            .map(|ulid| ulid.timestamp_ms())
-    }
-
-    /// The contact it goes to, as the store keys contacts (the SMS API shares `SMS`).
-    pub fn contact(&self) -> ContactKey {
-        match &self.route {
-            Route::Conversation { channel, .. } => ContactKey::new(channel, &self.to),
-            Route::Sms { .. } => ContactKey::new("SMS", &self.to),
-        }
-    }
-
-    /// The recipient on every channel it may go on (the opt-out rule reads each).
-    pub fn contacts(&self) -> Vec<ContactKey> {
-        match &self.route {
-            Route::Conversation {
-                channel, fallback, ..
-            } => std::iter::once(channel)
-                .chain(fallback)
-                .map(|channel| ContactKey::new(channel, &self.to))
-                .collect(),
-            Route::Sms { .. } => vec![self.contact()],
-        }
-    }
-
-    /// Whether WhatsApp's window applies: free-form content on WhatsApp with no fallback.
-    pub fn whatsapp_free_form(&self) -> bool {
-        matches!(&self.route, Route::Conversation { channel, fallback, message, .. }
-            if channel == "WHATSAPP" && fallback.is_empty() && !message.is_template())
-    }
-
     fn intent(&self) -> SendIntent {
         let text = match &self.route {
             Route::Conversation { message, .. } => message.as_text().map(str::to_owned),
@@ -233,16 +134,6 @@ impl OutboundJob {
             }),
         }
     }
-}
-
-/// Why a queued job could not even be read.
-#[derive(Debug, thiserror::Error)]
-#[error("the queued send is not a job of this version: {0}")]
-pub struct BadJob(#[from] serde_json::Error);
-
-/// Reads a job from its queued body.
-pub fn parse(body: &[u8]) -> Result<OutboundJob, BadJob> {
-    Ok(serde_json::from_slice(body)?)
 }
 
 /// Sends a job at most once (see [`crate::ledger`]), if the sending rules allow it when it is
@@ -403,6 +294,9 @@ async fn park<S: Store, H: Hook>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::parse;
+    use crate::schedule::Lane;
+    use crate::store::ContactKey;
     use serde_json::json;
 
     fn job(route: Route) -> OutboundJob {

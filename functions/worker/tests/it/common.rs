@@ -118,11 +118,11 @@ pub fn record(message_id: &str, body: &str) -> serde_json::Value {
 /// ApproximateReceiveCount).
 pub fn job_record(
     message_id: &str,
-    job: &pipeline::handlers::outbound::OutboundJob,
+    job: &pipeline::jobs::OutboundJob,
     receives: u32,
 ) -> serde_json::Value {
     let envelope = Envelope::job(
-        pipeline::handlers::outbound::SEND_JOB,
+        pipeline::jobs::SEND_JOB,
         serde_json::to_string(job).expect("a job serializes"),
         std::time::UNIX_EPOCH + Duration::from_secs(1_763_870_400),
     );

@@ -13,7 +13,7 @@ use common::*;
 use lambda_http::{Body, Request};
 use pipeline::clock::{Clock, unix_millis};
 use pipeline::handlers::Handled;
-use pipeline::handlers::outbound::{OutboundJob, Route};
+use pipeline::jobs::{OutboundJob, Route};
 use pipeline::queue::{MemoryQueue, Queue};
 use pipeline::schedule::{Lane, Lanes, MemoryScheduler};
 use pipeline::status::Status;

@@ -97,7 +97,7 @@ async fn through(sinch: &wiremock::MockServer, key: &str, request: Value) -> Res
         store_health: Default::default(),
     });
     let queued = api.lanes.transactional.take(1);
-    let job = pipeline::handlers::outbound::parse(queued[0].envelope.queued_body().as_bytes())
+    let job = pipeline::jobs::parse(queued[0].envelope.queued_body().as_bytes())
         .map_err(|e| e.to_string())?;
     let outcomes = process_batch(worker, event(vec![job_record("m", &job, 1)]), deadline()).await;
     if !matches!(outcomes[0].1, RecordOutcome::Handled { .. }) {

@@ -442,9 +442,7 @@ async fn an_erasure_on_a_fallback_channel_is_judged_before_anything_else<
         .await
         .unwrap();
     let mut with_fallback = job(&id, to);
-    if let pipeline::handlers::outbound::Route::Conversation { fallback, .. } =
-        &mut with_fallback.route
-    {
+    if let pipeline::jobs::Route::Conversation { fallback, .. } = &mut with_fallback.route {
         fallback.push("SMS".into());
     }
     let outcomes = process_batch(

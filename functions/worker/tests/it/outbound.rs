@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use pipeline::handlers::Handled;
-use pipeline::handlers::outbound::{OutboundJob, Route};
+use pipeline::jobs::{OutboundJob, Route};
 use pipeline::queue::MemoryQueue;
 use pipeline::store::{
     AcceptedMessage, ContactKey, InboundRecord, MessageKey, OptChange, SendState, SinchId, Store,
