@@ -104,8 +104,9 @@ impl MessagesClient {
     }
 
     /// `POST /batches` with `key`.
-    pub async fn send_batch(&self, key: &str, body: &serde_json::Value) -> Answer {
-        let body = body.to_string().into_bytes();
+    pub async fn send_batch(&self, key: &str, body: &api::batches::BatchRequest) -> Answer {
+        // Strings, maps and values: serializing cannot fail.
+        let body = serde_json::to_vec(body).unwrap_or_default();
         let headers = [
             ("content-type", "application/json".to_owned()),
             ("idempotency-key", key.to_owned()),

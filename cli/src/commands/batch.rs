@@ -14,15 +14,18 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use api::batches::{BatchRequest, Recipient};
+use api::request::{SendRequest, Template};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Map, Value, json};
+use pipeline::schedule::Lane;
+use serde_json::{Map, Value};
 
 use crate::CliError;
 use crate::cli::{BatchCommand, BatchSendArgs, BatchStatusArgs};
 use crate::messages_client::{MessagesClient, POLL};
 
 /// The most recipients a batch takes (the API's limit).
-pub const BATCH_LIMIT: usize = 10_000;
+pub const BATCH_LIMIT: usize = api::batches::MAX_RECIPIENTS;
 
 /// Runs `batch send` or `batch status`.
 pub fn run(command: &BatchCommand, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {
@@ -34,7 +37,7 @@ pub fn run(command: &BatchCommand, stdout: &mut dyn Write) -> Result<ExitCode, C
 }
 
 /// The recipients of a CSV text (see the module docs).
-pub fn recipients(csv: &[u8]) -> Result<Vec<Value>, CliError> {
+pub fn recipients(csv: &[u8]) -> Result<Vec<Recipient>, CliError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(csv);
@@ -50,29 +53,27 @@ pub fn recipients(csv: &[u8]) -> Result<Vec<Value>, CliError> {
     let mut recipients = Vec::new();
     for (line, row) in reader.records().enumerate() {
         let row = row.map_err(|e| CliError::Usage(format!("CSV row {}: {e}", line + 2)))?;
-        let mut recipient = Map::new();
-        let mut parameters = Map::new();
+        let mut recipient = Recipient::default();
         for (name, value) in headers.iter().zip(row.iter()) {
             match name {
-                "to" => {
-                    recipient.insert("to".into(), json!(value));
-                }
+                "to" => value.clone_into(&mut recipient.to),
                 "metadata" if !value.is_empty() => {
-                    let metadata: Value = serde_json::from_str(value).map_err(|e| {
-                        CliError::Usage(format!("CSV row {}: metadata is not JSON: {e}", line + 2))
-                    })?;
-                    recipient.insert("metadata".into(), metadata);
+                    recipient.metadata = Some(serde_json::from_str(value).map_err(|e| {
+                        CliError::Usage(format!(
+                            "CSV row {}: metadata is not JSON (an object): {e}",
+                            line + 2
+                        ))
+                    })?);
                 }
                 "metadata" => {}
                 _ => {
-                    parameters.insert(name.to_owned(), json!(value));
+                    recipient
+                        .parameters
+                        .insert(name.to_owned(), value.to_owned());
                 }
             }
         }
-        if !parameters.is_empty() {
-            recipient.insert("parameters".into(), Value::Object(parameters));
-        }
-        recipients.push(Value::Object(recipient));
+        recipients.push(recipient);
     }
     if recipients.is_empty() {
         return Err(CliError::Usage("the CSV has no rows".into()));
@@ -80,34 +81,50 @@ pub fn recipients(csv: &[u8]) -> Result<Vec<Value>, CliError> {
     Ok(recipients)
 }
 
-/// The shared body from the flags (`--json` replaces them).
-pub fn shared(args: &BatchSendArgs) -> Result<Value, CliError> {
+/// The shared fields from the flags (`--json` replaces them).
+pub fn shared(args: &BatchSendArgs) -> Result<Map<String, Value>, CliError> {
     if let Some(json) = &args.json {
         return serde_json::from_str(json)
-            .map_err(|e| CliError::Usage(format!("--json is not JSON: {e}")));
+            .map_err(|e| CliError::Usage(format!("--json is not JSON (an object): {e}")));
     }
-    let mut body = json!({"channel": args.content.channel});
-    for (field, value) in [
-        ("text", &args.content.text),
-        ("send_at", &args.send_at),
-        ("priority", &args.priority),
-        ("sms_sender", &args.content.sms_sender),
-    ] {
-        if let Some(value) = value {
-            body[field] = json!(value);
-        }
+    let priority = args
+        .priority
+        .as_deref()
+        .map(|lane| serde_json::from_value::<Lane>(Value::String(lane.to_owned())))
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--priority: {e}")))?;
+    let template = match &args.content.template_name {
+        Some(name) => Some(Template {
+            name: Some(name.clone()),
+            language: args.content.template_language.clone(),
+            parameters: args
+                .content
+                .param
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))
+                })
+                .collect::<Result<_, _>>()?,
+            ..Template::default()
+        }),
+        None => None,
+    };
+    let request = SendRequest {
+        channel: args.content.channel.clone(),
+        text: args.content.text.clone(),
+        send_at: args.send_at.clone(),
+        priority,
+        sms_sender: args.content.sms_sender.clone(),
+        template,
+        ..SendRequest::default()
+    };
+    match serde_json::to_value(request) {
+        Ok(Value::Object(shared)) => Ok(shared),
+        Ok(_) => Err(CliError::Usage("a request is a JSON object".into())),
+        Err(e) => Err(CliError::Usage(e.to_string())),
     }
-    if let Some(name) = &args.content.template_name {
-        let mut parameters = Map::new();
-        for pair in &args.content.param {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))?;
-            parameters.insert(key.to_owned(), json!(value));
-        }
-        body["template"] = json!({"name": name, "language": args.content.template_language, "parameters": parameters});
-    }
-    Ok(body)
 }
 
 fn bar(len: u64, quiet: bool, template: &str) -> ProgressBar {
@@ -141,8 +158,10 @@ async fn send(args: &BatchSendArgs, stdout: &mut dyn Write) -> Result<ExitCode, 
     let mut batches = Vec::new();
     let mut refused = 0;
     for (n, chunk) in recipients.chunks(BATCH_LIMIT).enumerate() {
-        let mut body = shared.clone();
-        body["recipients"] = Value::Array(chunk.to_vec());
+        let body = BatchRequest {
+            shared: shared.clone(),
+            recipients: chunk.to_vec(),
+        };
         let key = if recipients.len() > BATCH_LIMIT {
             format!("{key}-{}", n + 1)
         } else {
@@ -173,7 +192,7 @@ async fn send(args: &BatchSendArgs, stdout: &mut dyn Write) -> Result<ExitCode, 
                 let to = usize::try_from(position)
                     .ok()
                     .and_then(|k| chunk.get(k))
-                    .and_then(|recipient| recipient["to"].as_str())
+                    .map(|recipient| recipient.to.as_str())
                     .unwrap_or_default();
                 posting.suspend(|| {
                     eprintln!(
@@ -309,6 +328,7 @@ async fn status(args: &BatchStatusArgs, stdout: &mut dyn Write) -> Result<ExitCo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_csv_becomes_recipients_with_parameters_and_metadata() {
@@ -316,11 +336,11 @@ mod tests {
             b"to,name,metadata\n+46701234567,Ada,\"{\"\"row\"\": 1}\"\n +46707654321 , Bo ,\n";
         let read = recipients(csv).unwrap();
         assert_eq!(
-            read,
-            [
-                json!({"to": "+46701234567", "parameters": {"name": "Ada"}, "metadata": {"row": 1}}),
-                json!({"to": "+46707654321", "parameters": {"name": "Bo"}}),
-            ]
+            serde_json::to_value(read).unwrap(),
+            json!([
+                {"to": "+46701234567", "parameters": {"name": "Ada"}, "metadata": {"row": 1}},
+                {"to": "+46707654321", "parameters": {"name": "Bo"}},
+            ])
         );
         for (csv, why) in [
             (&b"name\nAda\n"[..], "a `to` column"),

@@ -5,7 +5,10 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use api::request::{Media, SendRequest, Template};
+use serde_json::{Value, json};
 
 use crate::CliError;
 use crate::cli::{MessageCommand, MessageSendArgs, MessageStatusArgs};
@@ -26,73 +29,52 @@ pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
         return serde_json::from_str(json)
             .map_err(|e| CliError::Usage(format!("--json is not JSON: {e}")));
     }
-    let mut body = Map::new();
-    let mut put = |name: &str, value: Value| {
-        body.insert(name.to_owned(), value);
+    let pairs = |pairs: &[String]| -> Result<BTreeMap<String, String>, CliError> {
+        pairs
+            .iter()
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))
+            })
+            .collect()
     };
-    put("to", json!(args.to.clone().unwrap_or_default()));
-    put("channel", json!(args.content.channel));
-    if let Some(text) = &args.content.text {
-        put("text", json!(text));
-    }
-    if let Some(url) = &args.media_url {
-        let mut media = json!({"url": url});
-        if let Some(caption) = &args.caption {
-            media["caption"] = json!(caption);
-        }
-        put("media", media);
-    }
-    if args.content.template_name.is_some() || args.template_id.is_some() {
-        let pairs = |pairs: &[String]| -> Result<Map<String, Value>, CliError> {
-            pairs
-                .iter()
-                .map(|pair| {
-                    pair.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), json!(v)))
-                        .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))
-                })
-                .collect()
-        };
-        let mut template = Map::new();
-        for (name, value) in [
-            ("name", &args.content.template_name),
-            ("language", &args.content.template_language),
-            ("id", &args.template_id),
-            ("version", &args.template_version),
-        ] {
-            if let Some(value) = value {
-                template.insert(name.to_owned(), json!(value));
-            }
-        }
-        if !args.content.param.is_empty() {
-            template.insert(
-                "parameters".into(),
-                Value::Object(pairs(&args.content.param)?),
-            );
-        }
-        if !args.omni_param.is_empty() {
-            template.insert(
-                "omni_parameters".into(),
-                Value::Object(pairs(&args.omni_param)?),
-            );
-        }
-        put("template", Value::Object(template));
-    }
-    if !args.fallback.is_empty() {
-        put("fallback", json!(args.fallback));
-    }
-    if let Some(metadata) = &args.metadata {
-        let metadata: Value = serde_json::from_str(metadata)
-            .map_err(|e| CliError::Usage(format!("--metadata is not JSON: {e}")))?;
-        put("metadata", metadata);
-    }
-    if let Some(ttl) = args.ttl {
-        put("ttl", json!(ttl));
-    }
-    if let Some(sender) = &args.content.sms_sender {
-        put("sms_sender", json!(sender));
-    }
-    Ok(Value::Object(body))
+    let template = if args.content.template_name.is_some() || args.template_id.is_some() {
+        Some(Template {
+            name: args.content.template_name.clone(),
+            language: args.content.template_language.clone(),
+            parameters: pairs(&args.content.param)?,
+            id: args.template_id.clone(),
+            version: args.template_version.clone(),
+            omni_parameters: Some(pairs(&args.omni_param)?).filter(|p| !p.is_empty()),
+            ..Template::default()
+        })
+    } else {
+        None
+    };
+    let metadata = args
+        .metadata
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--metadata is not JSON: {e}")))?;
+    let request = SendRequest {
+        to: args.to.clone().unwrap_or_default(),
+        channel: args.content.channel.clone(),
+        text: args.content.text.clone(),
+        media: args.media_url.clone().map(|url| Media {
+            url,
+            caption: args.caption.clone(),
+            ..Media::default()
+        }),
+        template,
+        fallback: args.fallback.clone(),
+        metadata,
+        ttl: args.ttl,
+        sms_sender: args.content.sms_sender.clone(),
+        ..SendRequest::default()
+    };
+    serde_json::to_value(request).map_err(|e| CliError::Usage(e.to_string()))
 }
 
 async fn send(args: &MessageSendArgs, stdout: &mut dyn Write) -> Result<ExitCode, CliError> {

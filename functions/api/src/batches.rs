@@ -41,6 +41,7 @@ use pipeline::rules::Check;
 use pipeline::schedule::{Lane, Scheduler};
 use pipeline::status::Status;
 use pipeline::store::{BatchCancel, BatchRecord, ContactKey, Store};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
@@ -52,6 +53,36 @@ use crate::{Answer, Api, KeyFate, caller, dispatch, guards, plausible_id, unavai
 
 /// The most recipients a batch takes.
 pub const MAX_RECIPIENTS: usize = 10_000;
+
+/// The body of `POST /batches`, as clients write it (the CLI does): the fields every
+/// recipient's message shares (those of [`SendRequest`] but `to`, as JSON so a caller may
+/// pass its own), and the recipients. The API reads it field by field (see the module docs).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BatchRequest {
+    /// The shared fields.
+    #[serde(flatten)]
+    pub shared: Map<String, Value>,
+    /// At least one, at most [`MAX_RECIPIENTS`].
+    pub recipients: Vec<Recipient>,
+}
+
+/// One recipient of a batch, as clients write it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Recipient {
+    /// The recipient, as `to` of [`SendRequest`].
+    pub to: String,
+    /// Values for the `${name}` placeholders.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// Merged over the shared metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl Recipient {
+    /// Its fields' names, as the API reads them.
+    const FIELDS: [&str; 3] = ["to", "parameters", "metadata"];
+}
 
 /// The most a batch may expand to, as JSON: the shared body copied into each recipient's
 /// message, plus each recipient's own parts. Judged before anything is copied, so a request
@@ -197,7 +228,7 @@ fn recipient_request(
     };
     if let Some(unknown) = recipient
         .keys()
-        .find(|k| !["to", "parameters", "metadata"].contains(&k.as_str()))
+        .find(|k| !Recipient::FIELDS.contains(&k.as_str()))
     {
         return Err(refuse(
             "invalid_recipient",
@@ -899,5 +930,23 @@ mod tests {
         );
         assert_eq!(fill("half ${open", &parameters).unwrap(), "half ${open");
         assert_eq!(message_id("bat_01J", 7), "msg_01J_7");
+    }
+
+    #[test]
+    fn a_recipient_is_written_with_the_fields_it_is_read_with() {
+        let recipient = Recipient {
+            to: "+46701234567".into(),
+            parameters: BTreeMap::from([("name".into(), "Ada".into())]),
+            metadata: Some(Map::new()),
+        };
+        let written = serde_json::to_value(recipient).unwrap();
+        let names: Vec<&str> = written
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names.len(), Recipient::FIELDS.len());
+        assert!(names.iter().all(|name| Recipient::FIELDS.contains(name)));
     }
 }

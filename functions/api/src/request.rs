@@ -31,7 +31,7 @@ use pipeline::quiet_hours::QuietHours;
 use pipeline::schedule::Lane;
 use pipeline::sms_parts::{self, Parts};
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sinch::Channel;
 use sinch::client::{
@@ -51,96 +51,98 @@ const MAX_CHOICES: usize = 10;
 const MAX_CARDS: usize = 10;
 const MAX_CAROUSEL_CHOICES: usize = 3;
 
-/// The body of `POST /messages`, as clients write it.
-#[derive(Debug, Clone, Deserialize)]
+/// The body of `POST /messages`, as clients write it (and the CLI writes it: what is absent is
+/// not written).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// The recipient: an E.164 number for phone channels, the channel's identity otherwise.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub to: String,
     /// The channel: `WHATSAPP`, `SMS`, `RCS`, ... (Conversation) or `SMS_API`.
     pub channel: String,
     /// A text message.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// A media message.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<Media>,
     /// A template message.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     /// Any Conversation message, as Sinch takes it (sent field for field).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<Map<String, Value>>,
     /// Channels to fall back to, in order (Conversation only).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallback: Vec<String>,
     /// Echoed back in the message's status and events (any JSON, at most 1 KiB).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
     /// How long Sinch keeps trying, in seconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
     /// The SMS API sender (`from` is accepted too).
-    #[serde(default, alias = "from")]
+    #[serde(default, alias = "from", skip_serializing_if = "Option::is_none")]
     pub sms_sender: Option<String>,
     /// When to send it (RFC 3339, at most 35 days ahead); at once by default.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_at: Option<String>,
     /// When it may no longer leave (RFC 3339); `ttl` after it is due by default.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_at: Option<String>,
     /// Hours in which it must not leave, in the recipient's zone.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_hours: Option<QuietHours>,
     /// `transactional` (single sends' default) or `bulk` (batches').
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Lane>,
     /// The most SMS parts a text may take (SMS channels).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parts: Option<u32>,
 }
 
 /// `media`: an image, video, audio or document by URL.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Media {
     /// A public URL.
     pub url: String,
     /// A preview image.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail_url: Option<String>,
     /// A caption, sent as a card's text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<String>,
     /// The file name to show.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
 }
 
 /// `template`: a WhatsApp template by name, an omni template by id, or both.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     /// A WhatsApp template's name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Its language, `en_US` form.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// The WhatsApp template's parameters (or the omni template's, when no name is given).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
     /// An omni template's id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// An omni template's version (`latest` accepted).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// The omni template's language and parameters, when a WhatsApp template is given too.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omni_language: Option<String>,
     /// The omni template's parameters, when a WhatsApp template is given too.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omni_parameters: Option<BTreeMap<String, String>>,
 }
 

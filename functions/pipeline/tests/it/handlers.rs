@@ -58,8 +58,10 @@ fn services(server: &MockServer, policy: ReplyPolicy) -> Services<MemoryStore> {
     }
 }
 
+/// An invocation's deadline, wide enough for a loaded two-core machine talking to moto
+/// (tests of running out of time set their own).
 fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(5)
+    Instant::now() + Duration::from_secs(30)
 }
 
 fn conversation_inbound(
