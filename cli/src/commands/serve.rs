@@ -55,7 +55,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
 }
 
 /// The stack's options: the functions' own configurations, read from the Lambdas' environment
-/// variables as the Lambdas read them ([`stack::Functions::from`]), plus the command line.
+/// variables as the Lambdas read them ([`stack::Functions::from_env`]), plus the command line.
 pub fn options_from_env<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     args: &ServeArgs,

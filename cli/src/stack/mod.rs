@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use api::request::Channels;
 use api::{Api, ApiConfig};
-use pipeline::clock::Clock;
 use pipeline::config::{ConfigError, Env};
-use pipeline::live_rules::{LiveRules, SsmParameter};
 use pipeline::queue::{MemoryQueue, Queue, SqsQueue, enqueue_client};
-use pipeline::schedule::{Lanes, MemoryScheduler};
+use pipeline::reply_rules::{ReplyRules, SsmParameter};
+use pipeline::schedule::{self, Lanes, MemoryScheduler};
 use pipeline::store::{DynamoStore, MemoryStore, Store, dynamodb_client};
 use publisher::MemorySink;
 use receiver::{Receiver, ReceiverConfig};
@@ -73,7 +72,7 @@ pub struct Options {
     pub events: event_feed::EventsOptions,
     /// A rate the simulator holds Sinch to, answering 429 beyond it (none: it takes all).
     pub simulated_rate: Option<f64>,
-    /// The functions' own configurations, read as their Lambdas read them ([`Functions::from`]).
+    /// The functions' own configurations, read as their Lambdas read them ([`Functions::from_env`]).
     pub functions: Functions,
 }
 
@@ -82,14 +81,14 @@ pub struct Options {
 /// AWS resources they name are the stack's own (`local_resource`).
 #[derive(Debug, Clone)]
 pub struct Functions {
-    /// The receiver's ([`ReceiverConfig::from`]).
+    /// The receiver's ([`ReceiverConfig::from_env`]).
     pub receiver: ReceiverConfig,
-    /// The worker's ([`worker::WorkerConfig::from`]): real Sinch when it has credentials, else
+    /// The worker's ([`worker::WorkerConfig::from_env`]): real Sinch when it has credentials, else
     /// the simulator.
     pub worker: worker::WorkerConfig,
-    /// The messages API's ([`ApiConfig::from`]); its channels are the stack's.
+    /// The messages API's ([`ApiConfig::from_env`]); its channels are the stack's.
     pub api: ApiConfig,
-    /// The publisher's ([`publisher::config::PublisherConfig::from`]).
+    /// The publisher's ([`publisher::config::PublisherConfig::from_env`]).
     pub publisher: publisher::config::PublisherConfig,
 }
 
@@ -106,13 +105,13 @@ fn local_resource(name: &str, event_source: &EventSourceConfig) -> Option<Option
         worker::config::WORKER_TIMEOUT_SECS => {
             Some(event_source.function_timeout.as_secs().to_string())
         }
-        worker::config::TABLE_NAME
-        | worker::config::OUTBOUND_QUEUE_URL
-        | worker::config::OUTBOUND_QUEUE_ARN
-        | worker::config::BULK_QUEUE_URL
-        | worker::config::BULK_QUEUE_ARN
-        | worker::config::SCHEDULER_ROLE_ARN
-        | worker::config::SCHEDULE_GROUP => None,
+        pipeline::store::TABLE_NAME
+        | schedule::OUTBOUND_QUEUE_URL
+        | schedule::OUTBOUND_QUEUE_ARN
+        | schedule::BULK_QUEUE_URL
+        | schedule::BULK_QUEUE_ARN
+        | schedule::SCHEDULER_ROLE_ARN
+        | schedule::SCHEDULE_GROUP => None,
         _ => return None,
     })
 }
@@ -121,7 +120,7 @@ impl Functions {
     /// The functions' configurations from `env`, with the stack's own resources; the first
     /// wrong variable is the error, named. `OUTBOUND_MAX_RECEIVE_COUNT`, when unset, is the
     /// event source's `max_receive_count`: the lanes' queues park a send after it.
-    pub fn from<F: Fn(&str) -> Option<String>>(
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
         env: &Env<F>,
         event_source: &EventSourceConfig,
     ) -> Result<Self, ConfigError> {
@@ -133,10 +132,10 @@ impl Functions {
             None => env.optional(name),
         });
         Ok(Self {
-            receiver: ReceiverConfig::from(&local)?,
-            worker: worker::WorkerConfig::from(&local)?,
-            api: ApiConfig::from(&local)?,
-            publisher: publisher::config::PublisherConfig::from(&local)?,
+            receiver: ReceiverConfig::from_env(&local)?,
+            worker: worker::WorkerConfig::from_env(&local)?,
+            api: ApiConfig::from_env(&local)?,
+            publisher: publisher::config::PublisherConfig::from_env(&local)?,
         })
     }
 }
@@ -148,7 +147,7 @@ impl Options {
         env: &Env<F>,
         event_source: EventSourceConfig,
     ) -> Result<Self, ConfigError> {
-        let functions = Functions::from(env, &event_source)?;
+        let functions = Functions::from_env(env, &event_source)?;
         Ok(Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             event_source,
@@ -296,7 +295,7 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 bulk,
                 store: store.clone(),
             };
-            let hook = worker::wiring::live_rules(&options.functions.worker, None)
+            let hook = worker::wiring::reply_rules(&options.functions.worker, None)
                 .map_err(|e| setup("the reply rules", e))?;
             let mut running = launch(options, listener, address, stats, parts, sink, hook).await?;
             running.store = Some(store);
@@ -304,7 +303,7 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
         }
         Some(endpoint) => {
             let (sdk, parts) = aws_parts(endpoint, &options).await?;
-            let hook = worker::wiring::live_rules(&options.functions.worker, Some(&sdk))
+            let hook = worker::wiring::reply_rules(&options.functions.worker, Some(&sdk))
                 .map_err(|e| setup("the reply rules", e))?;
             let running = launch(
                 options.clone(),
@@ -368,7 +367,7 @@ async fn launch<Q, S, Src>(
     stats: Arc<Stats>,
     parts: Parts<Q, S, Src>,
     events: MemorySink,
-    hook: LiveRules<Option<SsmParameter>>,
+    hook: ReplyRules<Option<SsmParameter>>,
 ) -> Result<Running, StackError>
 where
     Q: Queue + Clone + 'static,
@@ -423,11 +422,8 @@ where
         bulk: parts.bulk,
     };
     let scheduler = MemoryScheduler::new();
-    let api = Api {
-        store: parts.store.clone(),
-        lanes: lanes.clone(),
-        scheduler: scheduler.clone(),
-        config: ApiConfig {
+    let api = Api::new(
+        ApiConfig {
             // What this stack can send through: the worker's Sinch, or the simulator.
             channels: Channels {
                 conversation_app: app_id.clone().filter(|_| sinch.has_conversation()),
@@ -441,8 +437,10 @@ where
             },
             ..functions.api.clone()
         },
-        clock: Clock::System,
-    };
+        parts.store.clone(),
+        lanes.clone(),
+        scheduler.clone(),
+    );
     let worker = Arc::new(Worker::new(
         &worker_config,
         worker::wiring::Adapters {

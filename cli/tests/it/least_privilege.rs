@@ -232,7 +232,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             _ => None,
         }
     });
-    let config = receiver::config::ReceiverConfig::from(&env).expect("a receiver config");
+    let config = receiver::config::ReceiverConfig::from_env(&env).expect("a receiver config");
     let queue = |url: &str| {
         SqsQueue::new(
             enqueue_client(&receiver_id.sdk, Duration::from_secs(5)),
@@ -296,16 +296,18 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
         scheduler: pipeline::schedule::EventBridgeScheduler::new(
             &api_id.sdk,
             enqueue_client(&api_id.sdk, Duration::from_secs(5)),
-            "arn:aws:iam::123456789012:role/scheduler".into(),
-            "sends".into(),
-            pipeline::schedule::Lanes {
-                transactional: pipeline::schedule::LaneQueue {
-                    url: urls["OutboundQueue"].clone(),
-                    arn: arns["OutboundQueue.Arn"].clone(),
-                },
-                bulk: pipeline::schedule::LaneQueue {
-                    url: urls["BulkQueue"].clone(),
-                    arn: arns["BulkQueue.Arn"].clone(),
+            pipeline::schedule::Dispatch {
+                scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+                schedule_group: "sends".into(),
+                lanes: pipeline::schedule::Lanes {
+                    transactional: pipeline::schedule::LaneQueue {
+                        url: urls["OutboundQueue"].clone(),
+                        arn: arns["OutboundQueue.Arn"].clone(),
+                    },
+                    bulk: pipeline::schedule::LaneQueue {
+                        url: urls["BulkQueue"].clone(),
+                        arn: arns["BulkQueue.Arn"].clone(),
+                    },
                 },
             },
         ),
@@ -317,7 +319,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             },
             // Every guard on, so that each send reads and writes their counters.
             guards: api::guards::Guards {
-                allowed_countries: pipeline::rules::Countries::of(["46"]),
+                allowed_countries: pipeline::send_rules::Countries::of(["46"]),
                 velocity: Some(api::guards::Velocity {
                     limit: 100,
                     window_ms: 3_600_000,
@@ -558,7 +560,7 @@ async fn every_function_works_with_exactly_its_templates_policy_and_no_more() {
             hook: pipeline::reply::ReplyPolicy::default(),
             app_id: Some("app".into()),
             idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
-            rules: pipeline::rules::Rules::default(),
+            send_rules: pipeline::send_rules::SendRules::default(),
             ledger: pipeline::ledger::Ledger::default(),
             // Paced: every send takes its slot from the store.
             pacing: pipeline::pacing::Pacing::new(Some(50.0), Some(50.0)),

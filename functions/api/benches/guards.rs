@@ -23,7 +23,7 @@ use testkit::bench::Spread;
 
 fn every_guard() -> Guards {
     Guards {
-        allowed_countries: pipeline::rules::Countries::of(["46", "47", "358"]),
+        allowed_countries: pipeline::send_rules::Countries::of(["46", "47", "358"]),
         velocity: Some(Velocity {
             limit: u32::MAX,
             window_ms: 3_600_000,

@@ -37,8 +37,8 @@ use pipeline::jobs::{
     CANCEL_BATCH_JOB, CHUNK_RECIPIENTS, ChunkEntry, FAN_OUT_JOB, FanOut, OutboundJob,
 };
 use pipeline::queue::Queue;
-use pipeline::rules::Check;
 use pipeline::schedule::{Lane, Scheduler};
+use pipeline::send_rules::Check;
 use pipeline::status::Status;
 use pipeline::store::{BatchCancel, BatchRecord, ContactKey, Store};
 use serde::Serialize;
@@ -489,7 +489,7 @@ pub(crate) async fn accept<S: Store, Q: Queue, C: Scheduler>(
         };
         let refusal = contacts.iter().find_map(|contact| {
             let state = known.get(contact).copied().cloned().unwrap_or_default();
-            api.config.rules.judge(contact, &state, &check)
+            api.config.send_rules.judge(contact, &state, &check)
         });
         let refusal = refusal
             .map(|refusal| (refusal.code, refusal.message))

@@ -24,24 +24,12 @@ use pipeline::config::{ConfigError, Env};
 
 use crate::request::Channels;
 
-/// The fast lane's queue (single sends).
-pub const OUTBOUND_QUEUE_URL: &str = "OUTBOUND_QUEUE_URL";
 /// The SMS API sender when a request names none.
 pub const SINCH_SMS_SENDER: &str = "SINCH_SMS_SENDER";
 /// How long an `Idempotency-Key`'s answer is replayed, in hours (24 by default).
 pub const IDEMPOTENCY_KEY_TTL_HOURS: &str = "IDEMPOTENCY_KEY_TTL_HOURS";
 /// The deployment's quiet hours (`22:00-08:00`), for requests that give none.
 pub const QUIET_HOURS: &str = "QUIET_HOURS";
-/// The bulk lane's queue (batches).
-pub const BULK_QUEUE_URL: &str = "BULK_QUEUE_URL";
-/// The fast lane's queue ARN (EventBridge Scheduler's target).
-pub const OUTBOUND_QUEUE_ARN: &str = "OUTBOUND_QUEUE_ARN";
-/// The bulk lane's queue ARN.
-pub const BULK_QUEUE_ARN: &str = "BULK_QUEUE_ARN";
-/// The role EventBridge Scheduler assumes to deliver sends due later.
-pub const SCHEDULER_ROLE_ARN: &str = "SCHEDULER_ROLE_ARN";
-/// The schedule group. Default `default`.
-pub const SCHEDULE_GROUP: &str = "SCHEDULE_GROUP";
 
 /// Everything the API needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +47,7 @@ pub struct ApiConfig {
     /// The deployment's quiet hours (`QUIET_HOURS`), for requests that give none.
     pub quiet_hours: Option<pipeline::quiet_hours::QuietHours>,
     /// The sending rules (WhatsApp's window), as the worker has them.
-    pub rules: pipeline::rules::Rules,
+    pub send_rules: pipeline::send_rules::SendRules,
     /// How long the queue (or the scheduler) may take to confirm a job.
     pub enqueue_timeout: Duration,
     /// The guards before any cost ([`crate::guards`]).
@@ -77,7 +65,7 @@ impl Default for ApiConfig {
             max_body_bytes: 64 * 1024,
             max_batch_body_bytes: 5 * 1024 * 1024,
             quiet_hours: None,
-            rules: pipeline::rules::Rules::default(),
+            send_rules: pipeline::send_rules::SendRules::default(),
             enqueue_timeout: Duration::from_millis(2500),
             guards: crate::guards::Guards::default(),
             metrics: pipeline::metrics::Metrics::off(),
@@ -87,7 +75,7 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// The configuration from the environment `env`; the first wrong variable is the error.
-    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let conversation = env.optional("SINCH_PROJECT_ID").is_some();
         Ok(Self {
             channels: Channels {
@@ -100,7 +88,7 @@ impl ApiConfig {
             ),
             enqueue_timeout: env.millis("ENQUEUE_TIMEOUT_MS", 2500, 50..=25_000)?,
             quiet_hours: quiet_hours(env)?,
-            guards: crate::guards::Guards::from(env)?,
+            guards: crate::guards::Guards::from_env(env)?,
             ..Self::default()
         })
     }

@@ -4,7 +4,7 @@
 //!
 //! | guard (setting) | applies to | refused | held |
 //! |---|---|---|---|
-//! | country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes, `46,47,+358`) | every recipient a phone channel may reach (`SMS_API`, SMS, WhatsApp, RCS, ...; the channel or any of its fallbacks), messages and batches | 422 `country_not_allowed` (remembered under the key, like any rule); the worker checks the same list again when a message leaves ([`pipeline::rules`]) | no state: the number's prefix |
+//! | country allow-list (`ALLOWED_COUNTRIES`: E.164 prefixes, `46,47,+358`) | every recipient a phone channel may reach (`SMS_API`, SMS, WhatsApp, RCS, ...; the channel or any of its fallbacks), messages and batches | 422 `country_not_allowed` (remembered under the key, like any rule); the worker checks the same list again when a message leaves ([`pipeline::send_rules`]) | no state: the number's prefix |
 //! | velocity per destination prefix (`DESTINATION_LIMIT` sends per `DESTINATION_WINDOW_SECS`, 3600, to numbers sharing their first `DESTINATION_PREFIX_DIGITS` digits, 6) | `POST /messages` that a phone channel may carry, fallbacks included (one-time codes are what SMS pumping drives; batches are the team's own lists) | 429 `rate_limited_destination`, `Retry-After`; not remembered under the key | a sliding-window counter per prefix in the table (`guard#dest/<prefix>`), a conditional write |
 //! | monthly cap per channel (`MONTHLY_CAPS`: `SMS_API=10000,WHATSAPP=50000`) | messages, and each batch's recipients (as many as fit; the rest refused one by one), counted on every capped channel they may take: the one asked for and each fallback (`WHATSAPP` falling back to `SMS` counts on both caps) | 429 `monthly_cap_reached`, `Retry-After` until the month ends (UTC); not remembered under the key | a count per channel and month (`guard#cap/<channel>/<YYYY-MM>`), an atomic conditional add |
 //!
@@ -27,8 +27,8 @@ use sinch::Channel;
 use crate::ApiError;
 use crate::request::{SMS_API, is_phone};
 
-pub use pipeline::rules::ALLOWED_COUNTRIES;
-use pipeline::rules::{COUNTRY_NOT_ALLOWED, Countries};
+pub use pipeline::send_rules::ALLOWED_COUNTRIES;
+use pipeline::send_rules::{COUNTRY_NOT_ALLOWED, Countries};
 /// `DESTINATION_LIMIT` (0 or unset: no velocity limit).
 pub const DESTINATION_LIMIT: &str = "DESTINATION_LIMIT";
 /// `DESTINATION_WINDOW_SECS`.
@@ -58,7 +58,7 @@ pub struct Velocity {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Guards {
     /// E.164 prefixes (digits, no `+`) a phone number must start with; empty: any (the
-    /// worker holds the same list when the message leaves: [`pipeline::rules`]).
+    /// worker holds the same list when the message leaves: [`pipeline::send_rules`]).
     pub allowed_countries: Countries,
     /// The velocity limit, when set.
     pub velocity: Option<Velocity>,
@@ -71,7 +71,7 @@ pub struct Guards {
 
 impl Guards {
     /// The guards the environment sets.
-    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let limit: u32 = env.number(DESTINATION_LIMIT, 0, 0..=1_000_000)?;
         let window_secs: u64 = env.number(DESTINATION_WINDOW_SECS, 3600, 1..=86_400)?;
         let prefix_digits: usize = env.number(DESTINATION_PREFIX_DIGITS, 6, 2..=15)?;
@@ -315,7 +315,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Guards::from(&Env::from_lookup(move |name| {
+        Guards::from_env(&Env::from_lookup(move |name| {
             pairs
                 .iter()
                 .find(|(k, _)| k == name)

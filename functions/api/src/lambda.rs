@@ -3,16 +3,11 @@
 
 use std::time::Duration;
 
-use pipeline::clock::Clock;
 use pipeline::config::ConfigError;
 use pipeline::queue::{SqsQueue, enqueue_client};
-use pipeline::schedule::{EventBridgeScheduler, LaneQueue, Lanes};
-use pipeline::store::{DynamoStore, dynamodb_client};
+use pipeline::schedule::{Dispatch, EventBridgeScheduler, Lanes, OUTBOUND_QUEUE_URL};
+use pipeline::store::{ContactHasher, DynamoStore, Retention, TABLE_NAME, dynamodb_client};
 
-use crate::config::{
-    BULK_QUEUE_ARN, BULK_QUEUE_URL, OUTBOUND_QUEUE_ARN, OUTBOUND_QUEUE_URL, SCHEDULE_GROUP,
-    SCHEDULER_ROLE_ARN,
-};
 use crate::{Api, ApiConfig};
 
 /// Runs the messages API Lambda until the runtime stops. A configuration error ends the process
@@ -23,48 +18,27 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     let env = pipeline::secrets::environment(&sdk)
         .await
         .unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
-    let required = |name: &'static str| {
-        env.optional(name)
-            .ok_or_else(|| ConfigError::new(name, "is not set"))
-    };
-    let lane = |url: &'static str, arn: &'static str| -> Result<LaneQueue, ConfigError> {
-        Ok(LaneQueue {
-            url: required(url)?,
-            arn: required(arn)?,
+    let exit = |error: ConfigError| -> ! { pipeline::config::exit_at_init("api", &error) };
+    let mut config = ApiConfig::from_env(&env).unwrap_or_else(|e| exit(e));
+    let retention = Retention::from_env(&env).unwrap_or_else(|e| exit(e));
+    let hasher = ContactHasher::from_env(&env).unwrap_or_else(|e| exit(e));
+    let table = env
+        .optional(TABLE_NAME)
+        .unwrap_or_else(|| exit(ConfigError::new(TABLE_NAME, "is not set")));
+    let dispatch = Dispatch::from_env(&env)
+        .and_then(|dispatch| {
+            dispatch.ok_or_else(|| ConfigError::new(OUTBOUND_QUEUE_URL, "is not set"))
         })
-    };
-    let settings = ApiConfig::from(&env).and_then(|config| {
-        Ok((
-            (
-                config,
-                pipeline::store::Retention::from_env(&env)?,
-                pipeline::store::ContactHasher::from_env(&env)?,
-            ),
-            required("TABLE_NAME")?,
-            Lanes {
-                transactional: lane(OUTBOUND_QUEUE_URL, OUTBOUND_QUEUE_ARN)?,
-                bulk: lane(BULK_QUEUE_URL, BULK_QUEUE_ARN)?,
-            },
-            required(SCHEDULER_ROLE_ARN)?,
-            env.optional(SCHEDULE_GROUP)
-                .unwrap_or_else(|| "default".to_owned()),
-        ))
-    });
-    let ((mut config, retention, hasher), table, queues, role, group) =
-        settings.unwrap_or_else(|error| pipeline::config::exit_at_init("api", &error));
+        .unwrap_or_else(|e| exit(e));
     config.metrics = pipeline::metrics::Metrics::stdout("api");
     let sqs = enqueue_client(&sdk, config.enqueue_timeout.max(Duration::from_millis(50)));
-    let api = Api {
-        store: DynamoStore::new(dynamodb_client(&sdk), table)
-            .with_retention(retention)
-            .with_hasher(hasher),
-        lanes: Lanes {
-            transactional: SqsQueue::new(sqs.clone(), queues.transactional.url.clone()),
-            bulk: SqsQueue::new(sqs.clone(), queues.bulk.url.clone()),
-        },
-        scheduler: EventBridgeScheduler::new(&sdk, sqs, role, group, queues),
-        config,
-        clock: Clock::System,
+    let store = DynamoStore::new(dynamodb_client(&sdk), table)
+        .with_retention(retention)
+        .with_hasher(hasher);
+    let lanes = Lanes {
+        transactional: SqsQueue::new(sqs.clone(), dispatch.lanes.transactional.url.clone()),
+        bulk: SqsQueue::new(sqs.clone(), dispatch.lanes.bulk.url.clone()),
     };
-    crate::run(api).await
+    let scheduler = EventBridgeScheduler::new(&sdk, sqs, dispatch);
+    crate::run(Api::new(config, store, lanes, scheduler)).await
 }

@@ -64,8 +64,8 @@ use pipeline::envelope::Envelope;
 use pipeline::jobs::schedule_name;
 use pipeline::jobs::{OutboundJob, SEND_JOB};
 use pipeline::queue::Queue;
-use pipeline::rules::{self, Check};
 use pipeline::schedule::{self, Due, Lane, Lanes, MemoryScheduler, Scheduler, is_later};
+use pipeline::send_rules::{self, Check};
 use pipeline::status::Status;
 use pipeline::store::{
     Acceptance, AcceptedMessage, Claim, ClaimRequest, ContactKey, Finished, MessageKey, Reason,
@@ -98,6 +98,20 @@ pub struct Api<S, Q, C = MemoryScheduler> {
     pub config: ApiConfig,
     /// What "now" is (the system clock but in tests).
     pub clock: Clock,
+}
+
+impl<S, Q, C> Api<S, Q, C> {
+    /// The API `config` describes, over its adapters: the Lambda's start-up and the local
+    /// stack both build it here.
+    pub fn new(config: ApiConfig, store: S, lanes: Lanes<Q>, scheduler: C) -> Self {
+        Self {
+            store,
+            lanes,
+            scheduler,
+            config,
+            clock: Clock::System,
+        }
+    }
 }
 
 /// The answer, before it becomes HTTP: what a replay repeats.
@@ -641,7 +655,7 @@ async fn cancel<S: Store, Q: Queue, C: Scheduler>(
     }
     let result = SendResult::Ended {
         status: Status::Canceled,
-        reason: Reason::new(rules::CANCELED, Some("canceled by its sender".into())),
+        reason: Reason::new(send_rules::CANCELED, Some("canceled by its sender".into())),
     };
     let at_ms = unix_millis(api.clock.now());
     match api
@@ -812,7 +826,7 @@ fn unavailable(
 }
 
 /// The rules decided from what the worker knows: opt-outs, and WhatsApp's window
-/// ([`pipeline::rules`], which the worker checks again when the message leaves).
+/// ([`pipeline::send_rules`], which the worker checks again when the message leaves).
 async fn rules<S: Store, Q: Queue, C: Scheduler>(
     api: &Api<S, Q, C>,
     valid: &Valid,
@@ -838,7 +852,7 @@ async fn rules<S: Store, Q: Queue, C: Scheduler>(
         accepted_at_ms: None,
         now_ms,
     };
-    match api.config.rules.check(&api.store, &check).await {
+    match api.config.send_rules.check(&api.store, &check).await {
         Ok(None) => Ok(()),
         Ok(Some(refusal)) => Err(ApiError::unprocessable(refusal.code, refusal.message)),
         Err(error) => Err(ApiError::unavailable_because("read contact", &error)),

@@ -12,7 +12,7 @@
 //! 2. **The attempt on record**: one conditional write (`SENDING`, a fresh attempt token, the
 //!    time). It succeeds only when no earlier attempt settles the send and the message has not
 //!    ended (canceled, erased, failed).
-//! 3. **The rules, again** ([`crate::rules::Verdict`]): opt-out, WhatsApp's window, the country
+//! 3. **The rules, again** ([`crate::send_rules::Verdict`]): opt-out, WhatsApp's window, the country
 //!    list, a canceled batch, the expiry and quiet hours, read from the store now, after the
 //!    slot, just before the request leaves; nothing slow comes between them and the request. A
 //!    send they forbid ends with the rule's code ([`SendError::Withheld`]) and never leaves; one
@@ -55,7 +55,7 @@ use tracing::{info, warn};
 
 use crate::clock::{Clock, unix_millis};
 use crate::pacing::PaceError;
-use crate::rules::{self, Verdict};
+use crate::send_rules::{self, Verdict};
 use crate::store::{
     Finished, Reason, SendAttempt, SendFinish, SendIntent, SendResult, SendStart, SinchId, Store,
     StoreError,
@@ -523,7 +523,7 @@ impl Ledger {
 /// A failed send as an error: withheld by a rule, or refused by Sinch.
 fn refused(id: &str, reason: Reason) -> SendError {
     let id = id.to_owned();
-    if rules::is_withheld(&reason) {
+    if send_rules::is_withheld(&reason) {
         SendError::Withheld { id, reason }
     } else {
         SendError::Refused { id, reason }

@@ -11,7 +11,7 @@
 //! | [`handlers`] | what is done with delivery reports, inbound messages and sends of the messages API |
 //! | [`hook`] | the team's own logic inside the worker (a trait; the reply policy is the default) |
 //! | [`reply`] | the reply policy (keywords, opt-out, default reply) |
-//! | [`rules`] | whether a message may go now (opt-out, WhatsApp's window), at the door and just before it leaves |
+//! | [`send_rules`] | whether a message may go now (opt-out, WhatsApp's window), at the door and just before it leaves |
 //! | [`schedule`] | work due later (`send_at`, quiet hours, a batch's fan-out): SQS delays and EventBridge Scheduler in AWS, in memory locally |
 //! | [`quiet_hours`] | holding a message until quiet hours end in the recipient's time zone |
 //! | [`pacing`] | sends at the configured rate per Sinch API across every worker, with a fast lane |
@@ -38,13 +38,13 @@ pub mod hook;
 pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
-pub mod live_rules;
 pub mod pacing;
 pub mod process;
 pub mod quiet_hours;
 pub mod reply;
-pub mod rules;
+pub mod reply_rules;
 pub mod schedule;
+pub mod send_rules;
 pub mod sms_parts;
 pub mod status;
 pub mod store;

@@ -7,7 +7,7 @@
 //! word to look for. An opted-out contact never
 //! gets a reply, except the confirmation of the START that opts them back in. The rules come
 //! from `REPLY_RULES` (JSON), changed at run time through an SSM parameter
-//! ([`crate::live_rules`]), or default to STOP/UNSUBSCRIBE, START and HELP:
+//! ([`crate::reply_rules`]), or default to STOP/UNSUBSCRIBE, START and HELP:
 //!
 //! ```json
 //! {

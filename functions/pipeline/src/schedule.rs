@@ -199,6 +199,75 @@ pub async fn dispatch<Q: crate::queue::Queue, C: Scheduler>(
     }
 }
 
+/// The fast lane's queue (the template's outbound queue).
+pub const OUTBOUND_QUEUE_URL: &str = "OUTBOUND_QUEUE_URL";
+/// Its ARN (EventBridge Scheduler's target).
+pub const OUTBOUND_QUEUE_ARN: &str = "OUTBOUND_QUEUE_ARN";
+/// The bulk lane's queue.
+pub const BULK_QUEUE_URL: &str = "BULK_QUEUE_URL";
+/// Its ARN.
+pub const BULK_QUEUE_ARN: &str = "BULK_QUEUE_ARN";
+/// The role EventBridge Scheduler assumes to deliver jobs due later.
+pub const SCHEDULER_ROLE_ARN: &str = "SCHEDULER_ROLE_ARN";
+/// The schedule group. Default `default`.
+pub const SCHEDULE_GROUP: &str = "SCHEDULE_GROUP";
+
+/// Where sends go in AWS: the lanes' queues and the scheduler's role and group, as the
+/// template gives them to the messages API and the worker (the local stack wires its own).
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    /// The lanes' queues.
+    pub lanes: Lanes<LaneQueue>,
+    /// The role EventBridge Scheduler assumes.
+    pub scheduler_role_arn: String,
+    /// The schedule group.
+    pub schedule_group: String,
+}
+
+impl Dispatch {
+    /// The lanes and the scheduler from `env`: all of them or none (`None`); half a set is
+    /// refused, naming what is missing.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Option<Self>, crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        let lane = |url: &'static str,
+                    arn: &'static str|
+         -> Result<Option<LaneQueue>, ConfigError> {
+            Ok(match (env.optional(url), env.optional(arn)) {
+                (Some(_), Some(arn)) => Some(LaneQueue {
+                    url: env.url(url)?,
+                    arn,
+                }),
+                (None, None) => None,
+                (None, Some(_)) => return Err(ConfigError::new(url, "is not set (its ARN is)")),
+                (Some(_), None) => return Err(ConfigError::new(arn, "is not set (its URL is)")),
+            })
+        };
+        match (
+            lane(OUTBOUND_QUEUE_URL, OUTBOUND_QUEUE_ARN)?,
+            lane(BULK_QUEUE_URL, BULK_QUEUE_ARN)?,
+            env.optional(SCHEDULER_ROLE_ARN),
+        ) {
+            (Some(transactional), Some(bulk), Some(role)) => Ok(Some(Self {
+                lanes: Lanes {
+                    transactional,
+                    bulk,
+                },
+                scheduler_role_arn: role,
+                schedule_group: env
+                    .optional(SCHEDULE_GROUP)
+                    .unwrap_or_else(|| "default".to_owned()),
+            })),
+            (None, None, None) => Ok(None),
+            _ => Err(ConfigError::new(
+                SCHEDULER_ROLE_ARN,
+                "the lanes and the scheduler go together: set OUTBOUND_QUEUE_URL/ARN, BULK_QUEUE_URL/ARN and SCHEDULER_ROLE_ARN, or none",
+            )),
+        }
+    }
+}
+
 /// A lane's queue, as the AWS scheduler needs it.
 #[derive(Debug, Clone)]
 pub struct LaneQueue {
@@ -229,21 +298,15 @@ pub struct EventBridgeScheduler {
 pub const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
 
 impl EventBridgeScheduler {
-    /// One over the SDK's configuration; `sqs` sends the delayed jobs.
-    pub fn new(
-        sdk: &aws_config::SdkConfig,
-        sqs: aws_sdk_sqs::Client,
-        role_arn: String,
-        group: String,
-        lanes: Lanes<LaneQueue>,
-    ) -> Self {
+    /// One over the SDK's configuration, for `dispatch`; `sqs` sends the delayed jobs.
+    pub fn new(sdk: &aws_config::SdkConfig, sqs: aws_sdk_sqs::Client, dispatch: Dispatch) -> Self {
         Self {
             scheduler: aws_sdk_scheduler::Client::new(sdk),
             sqs,
-            role_arn,
-            group,
-            transactional: lanes.transactional,
-            bulk: lanes.bulk,
+            role_arn: dispatch.scheduler_role_arn,
+            group: dispatch.schedule_group,
+            transactional: dispatch.lanes.transactional,
+            bulk: dispatch.lanes.bulk,
         }
     }
 

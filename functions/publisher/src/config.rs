@@ -24,7 +24,7 @@ pub struct PublisherConfig {
 
 impl PublisherConfig {
     /// The configuration from the environment `env`.
-    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let bus = env
             .optional(EVENT_BUS_NAME)
             .ok_or_else(|| ConfigError::new(EVENT_BUS_NAME, "is not set"))?;
@@ -61,17 +61,20 @@ mod tests {
     #[test]
     fn the_bus_is_required_and_the_source_defaults() {
         assert_eq!(
-            PublisherConfig::from(&env(&[])).unwrap_err().to_string(),
+            PublisherConfig::from_env(&env(&[]))
+                .unwrap_err()
+                .to_string(),
             ConfigError::new(EVENT_BUS_NAME, "is not set").to_string()
         );
-        let config = PublisherConfig::from(&env(&[(EVENT_BUS_NAME, "bus")])).unwrap();
+        let config = PublisherConfig::from_env(&env(&[(EVENT_BUS_NAME, "bus")])).unwrap();
         assert_eq!(config.source, "sinch-hooks");
         let config =
-            PublisherConfig::from(&env(&[(EVENT_BUS_NAME, "bus"), (EVENT_SOURCE, "acme.sms")]))
+            PublisherConfig::from_env(&env(&[(EVENT_BUS_NAME, "bus"), (EVENT_SOURCE, "acme.sms")]))
                 .unwrap();
         assert_eq!(config.source, "acme.sms");
         assert!(
-            PublisherConfig::from(&env(&[(EVENT_BUS_NAME, "b"), (EVENT_SOURCE, "aws.x")])).is_err()
+            PublisherConfig::from_env(&env(&[(EVENT_BUS_NAME, "b"), (EVENT_SOURCE, "aws.x")]))
+                .is_err()
         );
     }
 }

@@ -9,7 +9,7 @@ use crate::{EventBridgeSink, Publisher, PublisherConfig};
 /// init with one line naming the setting.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = PublisherConfig::from(&Env::process())
+    let config = PublisherConfig::from_env(&Env::process())
         .unwrap_or_else(|error| pipeline::config::exit_at_init("publisher", &error));
     let sdk = pipeline::aws::sdk_config().await;
     let sink = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.bus);

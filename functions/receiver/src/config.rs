@@ -41,13 +41,8 @@ pub struct ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from(&Env::process())
-    }
-
     /// Reads any settings source.
-    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let secrets = env
             .required(SINCH_WEBHOOK_SECRET)?
             .parse()
@@ -85,7 +80,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        ReceiverConfig::from(&Env::from_lookup(move |name| map.get(name).cloned()))
+        ReceiverConfig::from_env(&Env::from_lookup(move |name| map.get(name).cloned()))
     }
 
     const MINIMAL: [(&str, &str); 3] = [

@@ -11,7 +11,7 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let sdk = platform::aws::sdk_config().await;
     let config = match platform::secrets::environment(&sdk).await {
-        Ok(env) => ReceiverConfig::from(&env),
+        Ok(env) => ReceiverConfig::from_env(&env),
         Err(error) => Err(error),
     }
     .unwrap_or_else(|error| platform::config::exit_at_init("receiver", &error));

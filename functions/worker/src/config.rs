@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use pipeline::config::{ConfigError, Env};
 use pipeline::reply::ReplyPolicy;
-use pipeline::schedule::{LaneQueue, Lanes};
+use pipeline::schedule::Dispatch;
+use pipeline::store::TABLE_NAME;
 use sinch::client::{ClientConfig, ConversationCredentials, SmsCredentials, Urls};
 
 /// The Sinch project (Conversation API).
@@ -36,7 +37,6 @@ pub const REPLY_RULES: &str = "REPLY_RULES";
 /// Records of a batch processed at once. Default 10.
 pub const WORKER_CONCURRENCY: &str = "WORKER_CONCURRENCY";
 /// The DynamoDB table for idempotency records and state.
-pub const TABLE_NAME: &str = "TABLE_NAME";
 /// How long a handled callback is remembered, hours. Default 48.
 pub const IDEMPOTENCY_TTL_HOURS: &str = "IDEMPOTENCY_TTL_HOURS";
 /// How long a send whose outcome is unknown waits for a delivery report before it is sent
@@ -78,30 +78,6 @@ pub const OUTBOUND_MAX_RECEIVE_COUNT: &str = "OUTBOUND_MAX_RECEIVE_COUNT";
 const CONVERSATION_REGIONS: [&str; 3] = ["us", "eu", "br"];
 const SMS_REGIONS: [&str; 5] = ["us", "eu", "br", "ca", "au"];
 
-/// The fast lane's queue (the template's outbound queue).
-pub const OUTBOUND_QUEUE_URL: &str = "OUTBOUND_QUEUE_URL";
-/// Its ARN (EventBridge Scheduler's target).
-pub const OUTBOUND_QUEUE_ARN: &str = "OUTBOUND_QUEUE_ARN";
-/// The bulk lane's queue.
-pub const BULK_QUEUE_URL: &str = "BULK_QUEUE_URL";
-/// Its ARN.
-pub const BULK_QUEUE_ARN: &str = "BULK_QUEUE_ARN";
-/// The role EventBridge Scheduler assumes to deliver jobs due later.
-pub const SCHEDULER_ROLE_ARN: &str = "SCHEDULER_ROLE_ARN";
-/// The schedule group. Default `default`.
-pub const SCHEDULE_GROUP: &str = "SCHEDULE_GROUP";
-
-/// Where a batch's sends go (required in Lambda; the local stack wires its own).
-#[derive(Debug, Clone)]
-pub struct Dispatch {
-    /// The lanes' queues.
-    pub lanes: pipeline::schedule::Lanes<pipeline::schedule::LaneQueue>,
-    /// The role EventBridge Scheduler assumes.
-    pub scheduler_role_arn: String,
-    /// The schedule group.
-    pub schedule_group: String,
-}
-
 /// Everything the worker needs to know.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -116,11 +92,11 @@ pub struct WorkerConfig {
     /// See [`DEAD_LETTER_QUEUE_URL`].
     pub dead_letter_queue_url: String,
     /// The sending rules' settings (the country allow-list, `ALLOWED_COUNTRIES`).
-    pub rules: pipeline::rules::Rules,
+    pub send_rules: pipeline::send_rules::SendRules,
     /// The reply rules (`REPLY_RULES`, or the built-in ones).
     pub policy: ReplyPolicy,
-    /// Where newer rules are read from at run time ([`pipeline::live_rules`]).
-    pub live_rules: pipeline::live_rules::LiveRulesSettings,
+    /// Where newer rules are read from at run time ([`pipeline::reply_rules`]).
+    pub reply_rules: pipeline::reply_rules::ReplyRulesSettings,
     /// How many records of a batch are handled at once.
     pub concurrency: usize,
     /// Required in Lambda; the local stack may run without it (in-memory state).
@@ -140,63 +116,22 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The configuration from the process's environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from(&Env::process())
-    }
-
     /// The configuration from `env`; the first wrong variable is the error.
-    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let policy = match env.optional(REPLY_RULES) {
             None => ReplyPolicy::default(),
             Some(json) => ReplyPolicy::from_json(&json)
                 .map_err(|e| ConfigError::new(REPLY_RULES, e.to_string()))?,
         };
-        let lane = |url: &'static str,
-                    arn: &'static str|
-         -> Result<Option<LaneQueue>, ConfigError> {
-            Ok(match (env.optional(url), env.optional(arn)) {
-                (Some(_), Some(arn)) => Some(LaneQueue {
-                    url: env.url(url)?,
-                    arn,
-                }),
-                (None, None) => None,
-                (None, Some(_)) => return Err(ConfigError::new(url, "is not set (its ARN is)")),
-                (Some(_), None) => return Err(ConfigError::new(arn, "is not set (its URL is)")),
-            })
-        };
-        let dispatch = match (
-            lane(OUTBOUND_QUEUE_URL, OUTBOUND_QUEUE_ARN)?,
-            lane(BULK_QUEUE_URL, BULK_QUEUE_ARN)?,
-            env.optional(SCHEDULER_ROLE_ARN),
-        ) {
-            (Some(transactional), Some(bulk), Some(role)) => Some(Dispatch {
-                lanes: Lanes {
-                    transactional,
-                    bulk,
-                },
-                scheduler_role_arn: role,
-                schedule_group: env
-                    .optional(SCHEDULE_GROUP)
-                    .unwrap_or_else(|| "default".to_owned()),
-            }),
-            (None, None, None) => None,
-            _ => {
-                return Err(ConfigError::new(
-                    SCHEDULER_ROLE_ARN,
-                    "the lanes and the scheduler go together: set OUTBOUND_QUEUE_URL/ARN, BULK_QUEUE_URL/ARN and SCHEDULER_ROLE_ARN, or none",
-                ));
-            }
-        };
         Ok(Self {
             pacing: pipeline::pacing::Pacing::from_env(env)?,
-            dispatch,
+            dispatch: Dispatch::from_env(env)?,
             sinch: sinch_client_config(env)?,
             app_id: env.optional(SINCH_APP_ID),
             dead_letter_queue_url: env.url(DEAD_LETTER_QUEUE_URL)?,
             policy,
-            rules: pipeline::rules::Rules::from_env(env)?,
-            live_rules: pipeline::live_rules::LiveRulesSettings::from_env(env)?,
+            send_rules: pipeline::send_rules::SendRules::from_env(env)?,
+            reply_rules: pipeline::reply_rules::ReplyRulesSettings::from_env(env)?,
             concurrency: env.number(WORKER_CONCURRENCY, 10, 1..=100)?,
             table_name: env.optional(TABLE_NAME),
             // At least a day: Sinch retries for about 23 hours.
@@ -302,7 +237,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        WorkerConfig::from(&Env::from_lookup(move |name| map.get(name).cloned()))
+        WorkerConfig::from_env(&Env::from_lookup(move |name| map.get(name).cloned()))
     }
 
     const DLQ: (&str, &str) = (

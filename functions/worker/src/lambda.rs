@@ -11,16 +11,16 @@ use pipeline::schedule::{EventBridgeScheduler, Lanes};
 use pipeline::store::{DynamoStore, dynamodb_client};
 use sinch::client::SinchClient;
 
-use crate::config::TABLE_NAME;
 use crate::wiring::Adapters;
 use crate::{Worker, WorkerConfig};
+use pipeline::store::TABLE_NAME;
 
 /// Runs the worker Lambda with its default hook, the reply rules, until the runtime stops:
 /// those of the SSM parameter `REPLY_RULES_PARAMETER` when set (read again every
-/// `REPLY_RULES_CACHE_SECS`), else `REPLY_RULES` ([`pipeline::live_rules`]).
+/// `REPLY_RULES_CACHE_SECS`), else `REPLY_RULES` ([`pipeline::reply_rules`]).
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     run_inner(|config, sdk| {
-        crate::wiring::live_rules(config, Some(sdk))
+        crate::wiring::reply_rules(config, Some(sdk))
             .unwrap_or_else(|error| pipeline::config::exit_at_init("worker", &error))
     })
     .await
@@ -46,7 +46,7 @@ async fn run_inner<H: Hook>(
         sinch::client::http_client(sinch::client::ClientConfig::default_connect_timeout())
     });
     let config = match environment {
-        Ok(env) => WorkerConfig::from(&env),
+        Ok(env) => WorkerConfig::from_env(&env),
         Err(error) => Err(error),
     }
     .and_then(|config| match &config.table_name {
@@ -69,7 +69,7 @@ async fn run_inner<H: Hook>(
         pipeline::config::exit_at_init(
             "worker",
             &ConfigError::new(
-                crate::config::BULK_QUEUE_URL,
+                pipeline::schedule::BULK_QUEUE_URL,
                 "is not set (the lanes and the scheduler are required in Lambda)",
             ),
         );
@@ -92,13 +92,7 @@ async fn run_inner<H: Hook>(
                 transactional: SqsQueue::new(sqs.clone(), dispatch.lanes.transactional.url.clone()),
                 bulk: SqsQueue::new(sqs.clone(), dispatch.lanes.bulk.url.clone()),
             },
-            scheduler: EventBridgeScheduler::new(
-                &sdk,
-                sqs,
-                dispatch.scheduler_role_arn,
-                dispatch.schedule_group,
-                dispatch.lanes,
-            ),
+            scheduler: EventBridgeScheduler::new(&sdk, sqs, dispatch),
             metrics: pipeline::metrics::Metrics::stdout("worker"),
         },
     );

@@ -458,7 +458,7 @@ async fn defer<S: Store, Q: Queue, H: Hook, C: Scheduler>(
             status: pipeline::status::Status::Scheduled,
             at_ms: now_ms,
             reason: Some(pipeline::store::Reason::new(
-                pipeline::rules::HELD,
+                pipeline::send_rules::HELD,
                 Some(why.to_owned()),
             )),
             channel: None,

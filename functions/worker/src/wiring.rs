@@ -4,9 +4,9 @@
 //!
 //! | from [`WorkerConfig`] | into |
 //! |---|---|
-//! | `privacy`, `app_id`, `idempotency_ttl`, `rules`, `send_settle` (the ledger), `pacing` | the handlers' [`Services`] |
+//! | `privacy`, `app_id`, `idempotency_ttl`, `send_rules`, `send_settle` (the ledger), `pacing` | the handlers' [`Services`] |
 //! | `concurrency`, `outbound_max_receives` | the [`Worker`] |
-//! | `policy`, `live_rules` | the reply rules' hook ([`live_rules`]) |
+//! | `policy`, `reply_rules` | the reply rules' hook ([`reply_rules`]) |
 //!
 //! The adapters (the store, the Sinch client, the queues, the scheduler, the metrics) are the
 //! caller's: DynamoDB, SQS and EventBridge Scheduler in Lambda; memory or a local endpoint in
@@ -16,8 +16,8 @@ use pipeline::clock::Clock;
 use pipeline::config::ConfigError;
 use pipeline::handlers::Services;
 use pipeline::hook::Hook;
-use pipeline::live_rules::{LiveRules, REPLY_RULES_PARAMETER, SsmParameter};
 use pipeline::metrics::Metrics;
+use pipeline::reply_rules::{REPLY_RULES_PARAMETER, ReplyRules, SsmParameter};
 use pipeline::schedule::Lanes;
 use sinch::client::SinchClient;
 
@@ -29,7 +29,7 @@ pub struct Adapters<S, Q, H, C> {
     pub store: S,
     /// The Sinch APIs.
     pub sinch: SinchClient,
-    /// The team's logic (the reply rules by default: [`live_rules`]).
+    /// The team's logic (the reply rules by default: [`reply_rules`]).
     pub hook: H,
     /// Where poison callbacks are parked.
     pub dead_letters: Q,
@@ -52,7 +52,7 @@ impl<S, Q, H: Hook, C> Worker<S, Q, H, C> {
                 app_id: config.app_id.clone(),
                 idempotency_ttl: config.idempotency_ttl,
                 ledger: pipeline::ledger::Ledger::new(config.send_settle),
-                rules: config.rules.clone(),
+                send_rules: config.send_rules.clone(),
                 pacing: config.pacing.clone(),
                 privacy: config.privacy,
                 clock: Clock::System,
@@ -72,11 +72,11 @@ impl<S, Q, H: Hook, C> Worker<S, Q, H, C> {
 /// when set (read through `sdk`, again every `REPLY_RULES_CACHE_SECS`), else `REPLY_RULES` (or
 /// the built-in ones). A parameter with no AWS to read it from (`sdk` is `None`, or has no
 /// region or credentials) is refused, naming it.
-pub fn live_rules(
+pub fn reply_rules(
     config: &WorkerConfig,
     sdk: Option<&aws_config::SdkConfig>,
-) -> Result<LiveRules<Option<SsmParameter>>, ConfigError> {
-    let settings = &config.live_rules;
+) -> Result<ReplyRules<Option<SsmParameter>>, ConfigError> {
+    let settings = &config.reply_rules;
     let source = match &settings.parameter {
         None => None,
         Some(name) => Some(
@@ -89,7 +89,7 @@ pub fn live_rules(
                 })?,
         ),
     };
-    Ok(LiveRules::new(
+    Ok(ReplyRules::new(
         source,
         config.policy.clone(),
         settings.cache_for,

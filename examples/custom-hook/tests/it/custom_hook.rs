@@ -68,7 +68,7 @@ async fn orders_are_answered_by_the_hook_and_everything_else_by_the_reply_policy
         },
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
-        rules: pipeline::rules::Rules::default(),
+        send_rules: pipeline::send_rules::SendRules::default(),
         ledger: pipeline::ledger::Ledger::default(),
         pacing: Default::default(),
         clock: Clock::System,

@@ -85,7 +85,7 @@ fn guarded<S: Store>(store: S, guards: Guards) -> (Api<S, MemoryQueue>, Lines) {
 
 async fn only_allowed_countries_are_sent_to<S: Store + Clone>(store: S) {
     let guards = Guards {
-        allowed_countries: pipeline::rules::Countries::of(["46", "47"]),
+        allowed_countries: pipeline::send_rules::Countries::of(["46", "47"]),
         ..Guards::default()
     };
     let (api, metrics) = guarded(store, guards);

@@ -32,8 +32,8 @@ use crate::envelope::Envelope;
 use crate::hook::Hook;
 use crate::jobs::{ChunkEntry, FanOut, SEND_JOB, schedule_name};
 use crate::queue::Queue;
-use crate::rules::CANCELED;
 use crate::schedule::{Due, Lanes, Scheduler, dispatch, is_later};
+use crate::send_rules::CANCELED;
 use crate::status::Status;
 use crate::store::{
     Acceptance, AcceptedMessage, BatchRecord, BatchRef, BatchStore, Finished, MessageStore, Reason,

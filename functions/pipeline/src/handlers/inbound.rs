@@ -15,7 +15,7 @@ use super::{Handled, HandlerError, ReplyOutcome, Services, SinchRequest, millis,
 use crate::hook::Action;
 use crate::hook::{self, Hook};
 use crate::ledger::{SendError, reference};
-use crate::rules::Check;
+use crate::send_rules::Check;
 use crate::store::{ContactKey, InboundRecord, OptChange, SendIntent, SinchId, Store, TextDigest};
 
 /// Where a reply goes.
@@ -229,7 +229,10 @@ async fn respond<S: Store, H: Hook>(
             accepted_at_ms: Some(record.received_at_ms),
             now_ms: crate::clock::unix_millis(services.clock.now()),
         };
-        Ok(services.rules.judge(&record.from, &state, &check).into())
+        Ok(services
+            .send_rules
+            .judge(&record.from, &state, &check)
+            .into())
     };
     let request = match route {
         ReplyRoute::Conversation { app_id, recipient } => {

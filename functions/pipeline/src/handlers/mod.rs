@@ -26,8 +26,8 @@ use crate::hook::{Hook, HookError};
 use crate::ledger::{Ledger, SendError, Sent};
 use crate::pacing::{self, Pacing};
 use crate::reply::ReplyPolicy;
-use crate::rules::Rules;
 use crate::schedule::Lane;
+use crate::send_rules::SendRules;
 use crate::store::{MessageKey, SendIntent, SinchId, StatusChange, Store, StoreError};
 
 /// What the handlers work with; built once per process.
@@ -45,8 +45,8 @@ pub struct Services<S, H = ReplyPolicy> {
     pub idempotency_ttl: std::time::Duration,
     /// Sends through the send-once ledger (see [`crate::ledger`]).
     pub ledger: Ledger,
-    /// The sending rules, checked again just before anything leaves ([`crate::rules`]).
-    pub rules: Rules,
+    /// The sending rules, checked again just before anything leaves ([`crate::send_rules`]).
+    pub send_rules: SendRules,
     /// The send rates, held across workers ([`crate::pacing`]); unpaced by default.
     pub pacing: Pacing,
     /// What is kept of message texts ([`Privacy`]).
@@ -393,7 +393,7 @@ where
     S: Store,
     H: Hook,
     R: Fn() -> RFut,
-    RFut: std::future::Future<Output = Result<crate::rules::Verdict, StoreError>>,
+    RFut: std::future::Future<Output = Result<crate::send_rules::Verdict, StoreError>>,
 {
     use retry_policies::{Jitter, RetryDecision, RetryPolicy, policies::ExponentialBackoff};
     let sinch = &services.sinch;

@@ -3,7 +3,7 @@
 //! The messages API validates a request, stores it as `ACCEPTED` under our id, and queues an
 //! [`OutboundJob`] (an envelope with the [`JOB`](envelope::JOB) attribute `send`) on the outbound
 //! queue. The worker runs it through the send-once ledger ([`crate::ledger`]), checking the
-//! sending rules ([`crate::rules`]) again just before the request leaves. Every job ends:
+//! sending rules ([`crate::send_rules`]) again just before the request leaves. Every job ends:
 //!
 //! | what happened | the message |
 //! |---|---|
@@ -36,7 +36,7 @@ use crate::handlers::{Services, SinchRequest};
 use crate::hook::Hook;
 use crate::jobs::{OutboundJob, Route};
 use crate::ledger::{SendError, Sent, reference};
-use crate::rules::{self, Check, Refusal, Verdict};
+use crate::send_rules::{self, Check, Refusal, Verdict};
 use crate::status::Status;
 use crate::store::{
     Finished, MessageKey, Reason, SendFinish, SendIntent, SendResult, StatusUpdate, Store,
@@ -152,7 +152,7 @@ pub async fn send<S: Store, H: Hook>(
             && services.store.batch_canceled(batch).await?
         {
             return Ok(Verdict::Refuse(Refusal {
-                code: rules::CANCELED,
+                code: send_rules::CANCELED,
                 message: format!("its batch {batch} was canceled"),
                 status: Status::Canceled,
             }));
@@ -166,7 +166,7 @@ pub async fn send<S: Store, H: Hook>(
             accepted_at_ms: job.accepted_at_ms(),
             now_ms,
         };
-        if let Some(refusal) = services.rules.check(&services.store, &check).await? {
+        if let Some(refusal) = services.send_rules.check(&services.store, &check).await? {
             return Ok(Verdict::Refuse(refusal));
         }
         Ok(quiet(job, now_ms))

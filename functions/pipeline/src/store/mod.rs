@@ -255,6 +255,9 @@ pub(crate) fn entry_id(entry: &HistoryEntry, attempt: Option<&str>) -> String {
 /// move the status. (A message sees a handful of reports; the cap bounds a pathological one.)
 pub const HISTORY_LIMIT: usize = 32;
 
+/// The state table's name (required in Lambda: the template's table).
+pub const TABLE_NAME: &str = "TABLE_NAME";
+
 /// A message's delivery state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageState {

@@ -3,7 +3,7 @@
 
 mod handlers;
 mod hook_tests;
-mod live_rules;
+mod reply_rules;
 mod secrets;
 mod send_once;
 mod store_contract;

@@ -70,7 +70,7 @@ fn worker<S: Store>(store: S, server: &MockServer, clock: Clock) -> Services<S> 
         hook: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
-        rules: pipeline::rules::Rules::default(),
+        send_rules: pipeline::send_rules::SendRules::default(),
         ledger: Ledger::new(Duration::from_secs(60)),
         pacing: Default::default(),
         clock,

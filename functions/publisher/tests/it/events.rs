@@ -50,7 +50,7 @@ fn services<S: Store>(store: S, sinch: &MockServer) -> Services<S> {
         hook: ReplyPolicy::default(),
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
-        rules: pipeline::rules::Rules::default(),
+        send_rules: pipeline::send_rules::SendRules::default(),
         ledger: pipeline::ledger::Ledger::default(),
         pacing: Default::default(),
         clock: Clock::System,

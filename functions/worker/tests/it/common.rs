@@ -170,7 +170,7 @@ pub fn services_with<S, H>(store: S, server: &MockServer, hook: H) -> Services<S
         hook,
         app_id: None,
         idempotency_ttl: pipeline::handlers::DEFAULT_IDEMPOTENCY_TTL,
-        rules: pipeline::rules::Rules::default(),
+        send_rules: pipeline::send_rules::SendRules::default(),
         ledger: pipeline::ledger::Ledger::default(),
         pacing: Default::default(),
         clock: Clock::System,

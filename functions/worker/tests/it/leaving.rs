@@ -180,7 +180,7 @@ async fn quiet_hours_at_the_moment_of_leaving_hold_the_send<S: Store + Clone + '
     let held = state(&store, "msg_quiet").await;
     assert_eq!(
         (held.status.as_str(), reason_of(&held)),
-        ("SCHEDULED", Some(pipeline::rules::HELD))
+        ("SCHEDULED", Some(pipeline::send_rules::HELD))
     );
     // Due again at 08:00 Stockholm (07:00 UTC) the next morning.
     let pending = worker.scheduler.pending();

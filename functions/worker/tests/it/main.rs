@@ -8,6 +8,6 @@ mod exactly_once;
 mod fan_out;
 mod field_for_field;
 mod leaving;
-mod live_rules;
 mod outbound;
 mod privacy;
+mod reply_rules;

@@ -687,7 +687,7 @@ async fn a_country_taken_off_the_list_after_acceptance_withholds_the_send<
     let Some(mut narrowed) = Arc::into_inner(worker(store.clone(), &sinch)) else {
         panic!("the worker is not shared yet");
     };
-    narrowed.services.rules.countries = pipeline::rules::Countries::of(["47"]);
+    narrowed.services.send_rules.countries = pipeline::send_rules::Countries::of(["47"]);
     let worker = Arc::new(narrowed);
     accepted(&store, "msg_se", "+46701234567").await;
     accepted(&store, "msg_no", "+4791234567").await;

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
 use pipeline::hook::Action;
-use pipeline::live_rules::{DEFAULT_CACHE, LiveRules, SsmParameter};
 use pipeline::reply::ReplyPolicy;
+use pipeline::reply_rules::{DEFAULT_CACHE, ReplyRules, SsmParameter};
 use testkit::Moto;
 
 /// `PutParameter` (overwriting), spoken as the SSM JSON protocol, signed.
@@ -70,7 +70,7 @@ async fn rules_are_read_from_ssm_and_a_change_is_picked_up_within_the_cache_time
         r#"{"rules":[{"keywords":["ALTO"],"action":"opt_out","reply":"Dado de baja."}]}"#,
     )
     .await;
-    let rules = LiveRules::new(
+    let rules = ReplyRules::new(
         SsmParameter::new(&sdk, name).expect("a region and credentials"),
         ReplyPolicy::default(),
         DEFAULT_CACHE,
@@ -106,7 +106,7 @@ async fn rules_are_read_from_ssm_and_a_change_is_picked_up_within_the_cache_time
     );
 
     // A parameter that does not exist: the fallback rules.
-    let missing = LiveRules::new(
+    let missing = ReplyRules::new(
         SsmParameter::new(&sdk, "/sinch-hooks/none").unwrap(),
         ReplyPolicy::default(),
         DEFAULT_CACHE,

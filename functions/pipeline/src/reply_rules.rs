@@ -54,14 +54,14 @@ impl<R: RulesSource> RulesSource for Option<R> {
 
 /// Where the rules live and how long a read holds, from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveRulesSettings {
+pub struct ReplyRulesSettings {
     /// See [`REPLY_RULES_PARAMETER`]; `None`: the rules of `REPLY_RULES` only.
     pub parameter: Option<String>,
     /// See [`REPLY_RULES_CACHE_SECS`].
     pub cache_for: Duration,
 }
 
-impl LiveRulesSettings {
+impl ReplyRulesSettings {
     /// The settings from `env`: the parameter's name or ARN, a cache time of 1 to 600 s.
     pub fn from_env<F: Fn(&str) -> Option<String>>(
         env: &crate::config::Env<F>,
@@ -181,7 +181,7 @@ impl RulesSource for SsmParameter {
 
 /// The reply rules as a hook that reads them from `source` at most once per cache time.
 #[derive(Debug)]
-pub struct LiveRules<R> {
+pub struct ReplyRules<R> {
     source: R,
     fallback: ReplyPolicy,
     cache_for: Duration,
@@ -198,7 +198,7 @@ struct Cache {
     text: Option<String>,
 }
 
-impl<R: RulesSource> LiveRules<R> {
+impl<R: RulesSource> ReplyRules<R> {
     /// Rules from `source`, `fallback` while it has none, each read kept `cache_for`.
     pub fn new(source: R, fallback: ReplyPolicy, cache_for: Duration) -> Self {
         Self {
@@ -244,7 +244,7 @@ impl<R: RulesSource> LiveRules<R> {
     }
 }
 
-impl<R: RulesSource> Hook for LiveRules<R> {
+impl<R: RulesSource> Hook for ReplyRules<R> {
     async fn on_inbound(&self, message: Inbound<'_>) -> Result<Decision, HookError> {
         let policy = self.policy_at(SystemTime::now()).await;
         Ok(policy.decide(message.message.text.as_deref(), message.opted_out_before))
@@ -265,7 +265,7 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
     }
 
-    async fn action(rules: &LiveRules<impl RulesSource>, now: SystemTime, text: &str) -> Action {
+    async fn action(rules: &ReplyRules<impl RulesSource>, now: SystemTime, text: &str) -> Action {
         rules.policy_at(now).await.decide(Some(text), false).action
     }
 
@@ -273,7 +273,7 @@ mod tests {
     async fn a_change_takes_effect_once_the_cache_time_has_passed() {
         let source = MemoryRules::default();
         source.set(Some(SPANISH));
-        let rules = LiveRules::new(source.clone(), ReplyPolicy::default(), DEFAULT_CACHE);
+        let rules = ReplyRules::new(source.clone(), ReplyPolicy::default(), DEFAULT_CACHE);
         assert_eq!(action(&rules, at(0), "alto").await, Action::OptOut);
         assert_eq!(
             action(&rules, at(0), "stop").await,
@@ -297,7 +297,7 @@ mod tests {
     async fn invalid_rules_keep_the_last_good_ones_and_no_rules_mean_the_fallback() {
         let source = MemoryRules::default();
         source.set(Some(SPANISH));
-        let rules = LiveRules::new(source.clone(), ReplyPolicy::default(), DEFAULT_CACHE);
+        let rules = ReplyRules::new(source.clone(), ReplyPolicy::default(), DEFAULT_CACHE);
         assert_eq!(action(&rules, at(0), "baja").await, Action::OptOut);
 
         // Not JSON, a rule without keywords, a typo, rules that leave no opt-out keyword.
@@ -329,9 +329,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreadable_source_keeps_the_rules_in_use() {
-        let rules = LiveRules::new(Failing, ReplyPolicy::default(), DEFAULT_CACHE);
+        let rules = ReplyRules::new(Failing, ReplyPolicy::default(), DEFAULT_CACHE);
         assert_eq!(action(&rules, at(0), "stop").await, Action::OptOut);
-        let none = LiveRules::new(None::<Failing>, ReplyPolicy::default(), DEFAULT_CACHE);
+        let none = ReplyRules::new(None::<Failing>, ReplyPolicy::default(), DEFAULT_CACHE);
         assert_eq!(action(&none, at(0), "unsubscribe").await, Action::OptOut);
     }
 
@@ -345,15 +345,15 @@ mod tests {
                     .map(|(_, v)| (*v).to_owned())
             })
         };
-        let none = LiveRulesSettings::from_env(&env(&[])).unwrap();
+        let none = ReplyRulesSettings::from_env(&env(&[])).unwrap();
         assert_eq!(
             none,
-            LiveRulesSettings {
+            ReplyRulesSettings {
                 parameter: None,
                 cache_for: DEFAULT_CACHE
             }
         );
-        let set = LiveRulesSettings::from_env(&env(&[
+        let set = ReplyRulesSettings::from_env(&env(&[
             (REPLY_RULES_PARAMETER, "/sinch-hooks/reply-rules"),
             (REPLY_RULES_CACHE_SECS, "5"),
         ]))
@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(set.parameter.as_deref(), Some("/sinch-hooks/reply-rules"));
         assert_eq!(set.cache_for, Duration::from_secs(5));
         let error =
-            LiveRulesSettings::from_env(&env(&[(REPLY_RULES_CACHE_SECS, "0")])).unwrap_err();
+            ReplyRulesSettings::from_env(&env(&[(REPLY_RULES_CACHE_SECS, "0")])).unwrap_err();
         assert_eq!(error.name, REPLY_RULES_CACHE_SECS);
     }
 }

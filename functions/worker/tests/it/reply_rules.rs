@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use pipeline::live_rules::{LiveRules, MemoryRules};
 use pipeline::reply::ReplyPolicy;
+use pipeline::reply_rules::{MemoryRules, ReplyRules};
 use pipeline::store::prelude::*;
 use pipeline::store::{ContactKey, MemoryStore};
 use serde_json::Value;
@@ -22,7 +22,7 @@ async fn a_changed_keyword_applies_to_the_next_message_without_a_restart() {
     let services = services_with(
         MemoryStore::default(),
         &sinch,
-        LiveRules::new(rules.clone(), ReplyPolicy::default(), Duration::ZERO),
+        ReplyRules::new(rules.clone(), ReplyPolicy::default(), Duration::ZERO),
     );
     let handle = |id: &'static str, from: &'static str, text: &'static str| {
         let services = &services;

@@ -146,14 +146,14 @@ pub const WHATSAPP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The rules' settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rules {
+pub struct SendRules {
     /// WhatsApp's customer service window.
     pub whatsapp_window: Duration,
     /// The country allow-list for sends (not replies) on phone channels.
     pub countries: Countries,
 }
 
-impl Default for Rules {
+impl Default for SendRules {
     fn default() -> Self {
         Self {
             whatsapp_window: WHATSAPP_WINDOW,
@@ -162,7 +162,7 @@ impl Default for Rules {
     }
 }
 
-impl Rules {
+impl SendRules {
     /// The rules with the allow-list `ALLOWED_COUNTRIES` sets.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -237,7 +237,7 @@ fn erased(state: &ContactState, check: &Check<'_>) -> Option<Refusal> {
         })
 }
 
-impl Rules {
+impl SendRules {
     /// The first rule `check` breaks, read from the store now; `None` when it may go. An
     /// erasure of the recipient on any channel it may take comes first, whatever else it
     /// breaks: its refusal is what strips the message of them.
@@ -342,9 +342,9 @@ mod tests {
 
     #[test]
     fn the_allow_list_refuses_sends_outside_it_on_phone_channels_only() {
-        let rules = Rules {
+        let rules = SendRules {
             countries: Countries::of(["46", "358"]),
-            ..Rules::default()
+            ..SendRules::default()
         };
         let state = ContactState::default();
         let judge = |channel: &str, identity: &str, answering: Option<&str>| {
@@ -362,7 +362,7 @@ mod tests {
         // A reply answers someone who wrote (a STOP's confirmation among them).
         assert_eq!(judge("SMS", "4791234567", Some("01IN")), None);
         // No list: any number.
-        let open = Rules::default();
+        let open = SendRules::default();
         let contact = [ContactKey::new("SMS", "4791234567")];
         assert_eq!(
             open.judge(&contact[0], &state, &check(&contact, None)),
