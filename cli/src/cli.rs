@@ -65,6 +65,31 @@ pub enum Command {
     /// for functions run elsewhere (`sam local`, `cargo lambda watch`): what it was sent is at
     /// GET /sent. With --webhook it calls back with signed delivery reports.
     SinchSimulator(SinchSimulatorArgs),
+    /// Measure what the pipeline costs on AWS: run a fixed mix (inbound messages, single
+    /// sends, a batch, opt-outs) through the whole stack against an AWS endpoint (moto),
+    /// counting every call where it lands; print the calls and dollars per million, and check
+    /// them against a budget file. `infra/scripts/cost.sh` starts moto and runs it.
+    Cost(CostArgs),
+}
+
+/// `cost`'s flags.
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// The AWS endpoint (moto) the stack's calls go to, through the counting proxy.
+    #[arg(long)]
+    pub aws_endpoint: String,
+    /// Messages of each kind.
+    #[arg(long, default_value_t = 200)]
+    pub n: u64,
+    /// Write the report (cost.md), the chart (cost.svg) and the figures (cost.json) here.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Fail (exit 1) when a kind's calls per message go over this budget file's.
+    #[arg(long)]
+    pub budget: Option<std::path::PathBuf>,
+    /// Write the measured figures as the budget file instead of checking them.
+    #[arg(long, requires = "budget")]
+    pub write_budget: bool,
 }
 
 /// `sinch-simulator`'s flags.

@@ -10,6 +10,7 @@ pub mod answer;
 pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod cost;
 pub mod logging;
 pub mod messages_client;
 pub mod samples;
@@ -64,5 +65,6 @@ pub fn run(
         Command::Batch(command) => commands::batch::run(&command, stdout),
         Command::Optouts(command) => commands::optouts::run(&command, stdin, stdout),
         Command::SinchSimulator(args) => commands::simulator::run(&args, stdout),
+        Command::Cost(args) => commands::cost::run(&args, stdout),
     }
 }

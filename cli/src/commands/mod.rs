@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod batch;
+pub mod cost;
 pub mod demo;
 pub mod fixtures;
 pub mod inspect;

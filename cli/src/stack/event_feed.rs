@@ -83,6 +83,7 @@ pub async fn from_stream(
     table: &str,
     sink: MemorySink,
     options: &EventsOptions,
+    stats: std::sync::Arc<super::stats::Stats>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), publisher::poll::PollError> {
     let mut poller = StreamPoller::for_table(sdk, table).await?;
@@ -100,8 +101,13 @@ pub async fn from_stream(
                         .filter(|record| publisher::stream::admitted(record))
                         .map(Pending::from_record)
                         .collect();
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                    publisher::publish(&publisher, &pending, deadline).await;
+                    if !pending.is_empty() {
+                        // Filtered out, a record invokes nothing (the mapping's filter).
+                        let started = tokio::time::Instant::now();
+                        let deadline = started + Duration::from_secs(30);
+                        publisher::publish(&publisher, &pending, deadline).await;
+                        stats.invoked("publisher", started.elapsed());
+                    }
                     POLL_FAST
                 }
                 Ok(_) => (pause * 2).min(POLL_IDLE),

@@ -159,8 +159,10 @@ pub async fn run<S, Q, H, Src>(
         let stats = stats.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let deadline = Instant::now() + config.function_timeout;
+            let started = Instant::now();
+            let deadline = started + config.function_timeout;
             let outcomes = process_batch(worker, event, deadline).await;
+            stats.invoked("worker", started.elapsed());
             let mut done = Vec::new();
             for (message_id, outcome) in &outcomes {
                 stats.record(outcome);

@@ -125,7 +125,11 @@ async fn webhook<Q: Queue + 'static, S: Store + 'static, Src: Source>(
                 Ok(text) => lambda_http::Body::Text(text),
                 Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
             };
-            handle_request(&app.receiver, lambda_http::Request::from_parts(parts, body)).await
+            let started = std::time::Instant::now();
+            let outcome =
+                handle_request(&app.receiver, lambda_http::Request::from_parts(parts, body)).await;
+            app.stats.invoked("receiver", started.elapsed());
+            outcome
         }
         Err(BodyFailure::TooLarge) => Outcome::TooLarge {
             size: app.max_body_bytes + 1,
@@ -182,7 +186,9 @@ async fn messages<Q: Queue + 'static, S: Store + 'static, Src: Source>(
         }
     };
     let posted_batch = parts.method == axum::http::Method::POST && parts.uri.path() == "/batches";
+    let started = std::time::Instant::now();
     let response = api::handle(&app.api, lambda_http::Request::from_parts(parts, body)).await;
+    app.stats.invoked("api", started.elapsed());
     if posted_batch
         && response.status() == 202
         && let lambda_http::Body::Text(text) = response.body()

@@ -320,6 +320,7 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
                 TABLE_NAME,
                 sink,
                 &options.events,
+                running.stats.clone(),
                 running.stop.subscribe(),
             )
             .await

@@ -53,6 +53,18 @@ pub struct Status {
     pub events: BTreeMap<String, u64>,
     /// Events that `--events-to` or `--events-file` could not take.
     pub events_not_forwarded: u64,
+    /// Each function's invocations as Lambda would bill them (`receiver`, `api`, `worker`,
+    /// `publisher`): one per request or per event source batch.
+    pub invocations: BTreeMap<String, Invocations>,
+}
+
+/// A function's invocations and their duration, as Lambda bills it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Invocations {
+    /// How many.
+    pub count: u64,
+    /// Their billed duration: each rounded up to the millisecond.
+    pub billed_ms: u64,
 }
 
 impl Status {
@@ -178,6 +190,20 @@ impl Stats {
                 .dead_lettered
                 .entry("max_receive_count_exceeded".to_owned())
                 .or_default() += 1
+        });
+    }
+
+    /// One invocation of `function` that took `elapsed`.
+    pub fn invoked(&self, function: &str, elapsed: std::time::Duration) {
+        let billed_ms = u64::try_from(elapsed.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        self.with(|inner| {
+            let invocations = inner
+                .status
+                .invocations
+                .entry(function.to_owned())
+                .or_default();
+            invocations.count += 1;
+            invocations.billed_ms = invocations.billed_ms.saturating_add(billed_ms);
         });
     }
 

@@ -2,6 +2,7 @@
 //! file): each module is what was a test file.
 
 mod common;
+mod cost;
 mod demo;
 mod fixtures;
 mod inspect;
