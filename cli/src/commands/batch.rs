@@ -97,16 +97,7 @@ pub fn shared(args: &BatchSendArgs) -> Result<Map<String, Value>, CliError> {
         Some(name) => Some(Template {
             name: Some(name.clone()),
             language: args.content.template_language.clone(),
-            parameters: args
-                .content
-                .param
-                .iter()
-                .map(|pair| {
-                    pair.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))
-                })
-                .collect::<Result<_, _>>()?,
+            parameters: super::message::pairs(&args.content.param)?,
             ..Template::default()
         }),
         None => None,

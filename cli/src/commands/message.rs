@@ -23,22 +23,24 @@ pub fn run(command: &MessageCommand, stdout: &mut dyn Write) -> Result<ExitCode,
     }
 }
 
+/// `KEY=VALUE` flags (a template's parameters) as a map.
+pub fn pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))
+        })
+        .collect()
+}
+
 /// The request body from the flags (`--json` replaces them all).
 pub fn body(args: &MessageSendArgs) -> Result<Value, CliError> {
     if let Some(json) = &args.json {
         return serde_json::from_str(json)
             .map_err(|e| CliError::Usage(format!("--json is not JSON: {e}")));
     }
-    let pairs = |pairs: &[String]| -> Result<BTreeMap<String, String>, CliError> {
-        pairs
-            .iter()
-            .map(|pair| {
-                pair.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .ok_or_else(|| CliError::Usage(format!("{pair:?} is not KEY=VALUE")))
-            })
-            .collect()
-    };
     let template = if args.content.template_name.is_some() || args.template_id.is_some() {
         Some(Template {
             name: args.content.template_name.clone(),

@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use pipeline::config::Env;
+use pipeline::sinch_config::{SINCH_APP_ID, sinch_client_config};
 use sinch::client::{SinchClient, WebhookRequest};
 use tokio::time::Instant;
-use worker::config::{SINCH_APP_ID, sinch_client_config};
 
 use crate::CliError;
 use crate::cli::RegisterWebhookArgs;

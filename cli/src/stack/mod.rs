@@ -49,7 +49,7 @@ pub const BULK_QUEUE_NAME: &str = "sinch-hooks-bulk";
 /// The bulk lane's dead-letter queue.
 pub const BULK_DEAD_LETTER_QUEUE_NAME: &str = "sinch-hooks-bulk-dlq";
 /// The state table.
-pub const TABLE_NAME: &str = "sinch-hooks";
+pub const LOCAL_TABLE: &str = "sinch-hooks";
 
 /// How to build the stack.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ pub struct Functions {
 fn local_resource(name: &str, event_source: &EventSourceConfig) -> Option<Option<String>> {
     Some(match name {
         receiver::config::QUEUE_URL => Some(format!("http://localhost/{QUEUE_NAME}")),
-        receiver::config::DEAD_LETTER_QUEUE_URL => {
+        pipeline::queue::DEAD_LETTER_QUEUE_URL => {
             Some(format!("http://localhost/{DEAD_LETTER_QUEUE_NAME}"))
         }
         publisher::config::EVENT_BUS_NAME => Some("local".to_owned()),
@@ -124,6 +124,28 @@ impl Functions {
         env: &Env<F>,
         event_source: &EventSourceConfig,
     ) -> Result<Self, ConfigError> {
+        // Secrets come as plain variables locally: an ARN would be read by no one.
+        for (name, arn) in pipeline::secrets::SECRET_SETTINGS {
+            if env.optional(arn).is_some() {
+                return Err(ConfigError::new(
+                    arn,
+                    format!("is not read by serve: set {name} to the secret itself"),
+                ));
+            }
+        }
+        // The worker's timeout is the event source's (`--function-timeout-secs`): the variable,
+        // when set, must say the same.
+        if let Some(value) = env.optional(worker::config::WORKER_TIMEOUT_SECS) {
+            let flag = event_source.function_timeout.as_secs();
+            if value.trim().parse::<u64>().ok() != Some(flag) {
+                return Err(ConfigError::new(
+                    worker::config::WORKER_TIMEOUT_SECS,
+                    format!(
+                        "is {value:?}, but serve's function timeout is --function-timeout-secs ({flag}): set them alike, or leave the variable unset"
+                    ),
+                ));
+            }
+        }
         let local = Env::from_lookup(|name: &str| match local_resource(name, event_source) {
             Some(value) => value,
             None if name == worker::config::OUTBOUND_MAX_RECEIVE_COUNT => env
@@ -302,8 +324,8 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
             Ok(running)
         }
         Some(endpoint) => {
-            let (sdk, parts) = aws_parts(endpoint, &options).await?;
-            let hook = worker::wiring::reply_rules(&options.functions.worker, Some(&sdk))
+            let (sdks, parts) = aws_parts(endpoint, &options).await?;
+            let hook = worker::wiring::reply_rules(&options.functions.worker, Some(&sdks.aws))
                 .map_err(|e| setup("the reply rules", e))?;
             let running = launch(
                 options.clone(),
@@ -316,8 +338,8 @@ pub async fn start(options: Options) -> Result<Running, StackError> {
             )
             .await?;
             event_feed::from_stream(
-                &sdk,
-                TABLE_NAME,
+                &sdks.dynamodb,
+                LOCAL_TABLE,
                 sink,
                 &options.events,
                 running.stats.clone(),
@@ -547,16 +569,18 @@ async fn scheduler_loop<Q: Queue>(
 
 /// SQS queue and dead-letter queue (with a redrive policy), and the DynamoDB table, created when
 /// missing.
+/// The AWS endpoint's SDK configuration, and DynamoDB's (its own endpoint when given).
+struct AwsSdks {
+    /// Every service but DynamoDB (SQS, SSM).
+    aws: aws_config::SdkConfig,
+    /// DynamoDB and its stream.
+    dynamodb: aws_config::SdkConfig,
+}
+
 async fn aws_parts(
     endpoint: &str,
     options: &Options,
-) -> Result<
-    (
-        aws_config::SdkConfig,
-        Parts<SqsQueue, DynamoStore, SqsSource>,
-    ),
-    StackError,
-> {
+) -> Result<(AwsSdks, Parts<SqsQueue, DynamoStore, SqsSource>), StackError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .load()
@@ -584,7 +608,7 @@ async fn aws_parts(
         None => sdk.clone(),
     };
     let worker = &options.functions.worker;
-    let store = DynamoStore::new(dynamodb_client(&dynamodb_sdk), TABLE_NAME)
+    let store = DynamoStore::new(dynamodb_client(&dynamodb_sdk), LOCAL_TABLE)
         .with_retention(worker.retention)
         .with_hasher(worker.hasher.clone());
     store
@@ -608,8 +632,13 @@ async fn aws_parts(
         outbound_source: source(outbound_url, outbound_dlq_url, lanes),
         bulk_source: source(bulk_url, bulk_dlq_url, lanes),
     };
-    // The table's stream is DynamoDB's.
-    Ok((dynamodb_sdk, parts))
+    Ok((
+        AwsSdks {
+            aws: sdk,
+            dynamodb: dynamodb_sdk,
+        },
+        parts,
+    ))
 }
 
 /// The lanes' event source: the callbacks', with the lanes' own `maxReceiveCount` (the worker's

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use testkit::Moto;
 
-/// AWS resources (and their secrets' ARNs), which the local stack wires itself, and settings
-/// `serve` takes from its command line instead (`--aws-endpoint`, `--function-timeout-secs`).
-const WIRED_BY_THE_STACK: [&str; 17] = [
+/// AWS resources, which the local stack wires itself, and a setting `serve` takes from its
+/// command line instead (`--aws-endpoint`). Secrets' ARNs are refused (serve reads the secrets
+/// themselves) and `WORKER_TIMEOUT_SECS` must equal `--function-timeout-secs`: both validated.
+const WIRED_BY_THE_STACK: [&str; 12] = [
     "QUEUE_URL",
     "DEAD_LETTER_QUEUE_URL",
     "TABLE_NAME",
@@ -22,13 +23,8 @@ const WIRED_BY_THE_STACK: [&str; 17] = [
     "SCHEDULER_ROLE_ARN",
     "SCHEDULE_GROUP",
     "EVENT_BUS_NAME",
-    "SINCH_WEBHOOK_SECRET_ARN",
-    "SINCH_KEY_SECRET_ARN",
-    "SINCH_SMS_API_TOKEN_ARN",
-    "CONTACT_HASH_KEY_ARN",
     "SINCH_HOOKS_AWS_ENDPOINT",
-    "WORKER_TIMEOUT_SECS",
-    // Named by its ARN above; the value is the secret itself.
+    // The value is the secret itself.
     "SINCH_WEBHOOK_SECRET",
 ];
 
@@ -121,4 +117,19 @@ fn every_validated_setting_of_the_template_set_to_banana_stops_serve_naming_it()
         }
     }
     assert!(missed.is_empty(), "{missed:#?}");
+}
+
+#[test]
+fn the_workers_timeout_alike_in_the_variable_and_the_flag_starts_serve() {
+    // The flag's default is 20 s.
+    assert_eq!(
+        serve_with("WORKER_TIMEOUT_SECS", "20"),
+        None,
+        "serve started"
+    );
+    let (success, stderr) = serve_with("WORKER_TIMEOUT_SECS", "60").expect("serve stops");
+    assert!(
+        !success && stderr.contains("--function-timeout-secs"),
+        "{stderr}"
+    );
 }

@@ -46,7 +46,9 @@ pub struct ApiConfig {
     pub max_batch_body_bytes: usize,
     /// The deployment's quiet hours (`QUIET_HOURS`), for requests that give none.
     pub quiet_hours: Option<pipeline::quiet_hours::QuietHours>,
-    /// The sending rules (WhatsApp's window), as the worker has them.
+    /// The sending rules judged at the door (opt-out, WhatsApp's window). The country
+    /// allow-list is judged at the door by the guards (`guards.allowed_countries`), so this
+    /// one's is empty; the worker's holds it for what waited.
     pub send_rules: pipeline::send_rules::SendRules,
     /// How long the queue (or the scheduler) may take to confirm a job.
     pub enqueue_timeout: Duration,
@@ -76,17 +78,23 @@ impl Default for ApiConfig {
 impl ApiConfig {
     /// The configuration from the environment `env`; the first wrong variable is the error.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let conversation = env.optional("SINCH_PROJECT_ID").is_some();
+        let conversation = env
+            .optional(pipeline::sinch_config::SINCH_PROJECT_ID)
+            .is_some();
         Ok(Self {
             channels: Channels {
-                conversation_app: env.optional("SINCH_APP_ID").filter(|_| conversation),
-                sms_api: env.optional("SINCH_SMS_SERVICE_PLAN_ID").is_some(),
+                conversation_app: env
+                    .optional(pipeline::sinch_config::SINCH_APP_ID)
+                    .filter(|_| conversation),
+                sms_api: env
+                    .optional(pipeline::sinch_config::SINCH_SMS_SERVICE_PLAN_ID)
+                    .is_some(),
                 default_sms_sender: env.optional(SINCH_SMS_SENDER),
             },
             key_ttl: Duration::from_secs(
                 env.number(IDEMPOTENCY_KEY_TTL_HOURS, 24u64, 1..=168)? * 3600,
             ),
-            enqueue_timeout: env.millis("ENQUEUE_TIMEOUT_MS", 2500, 50..=25_000)?,
+            enqueue_timeout: pipeline::queue::enqueue_timeout(env)?,
             quiet_hours: quiet_hours(env)?,
             guards: crate::guards::Guards::from_env(env)?,
             ..Self::default()

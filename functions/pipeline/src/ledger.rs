@@ -250,7 +250,7 @@ impl Ledger {
     }
 
     /// Sends message `id` at most once, at its moment of leaving (see the module docs): `turn`
-    /// waits for its slot, then the attempt is recorded, then `rules` judge it, then `send` runs,
+    /// waits for its slot, then the attempt is recorded, then `send_rules` judge it, then `send` runs,
     /// only when the ledger says no earlier attempt reached Sinch and the rules let it go.
     /// `send` must put our id in the request ([`reference::to_sinch`]) and make one request.
     #[allow(clippy::too_many_arguments)]
@@ -261,7 +261,7 @@ impl Ledger {
         id: &str,
         intent: &SendIntent,
         turn: T,
-        rules: R,
+        send_rules: R,
         send: F,
     ) -> Result<Sent, SendError>
     where
@@ -303,15 +303,15 @@ impl Ledger {
             takeover: takeover.as_deref(),
             intent,
         };
-        let slot = match store.begin_send(&request).await {
-            Ok(slot) => slot,
+        let start = match store.begin_send(&request).await {
+            Ok(start) => start,
             Err(error) => {
                 // The write may have landed: this attempt is ours to take over, never sent.
                 self.remember(id, Known::NotSent { attempt });
                 return Err(error.into());
             }
         };
-        match slot {
+        match start {
             SendStart::Go => {}
             SendStart::Accepted {
                 sinch_id,
@@ -351,7 +351,7 @@ impl Ledger {
         }
 
         // The rules, as they stand now that the slot is taken and the attempt is on record.
-        match rules().await {
+        match send_rules().await {
             Ok(Verdict::Go) => {}
             Ok(Verdict::Hold { until_ms, why }) => {
                 info!(

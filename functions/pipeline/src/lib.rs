@@ -19,6 +19,7 @@
 //! | [`ledger`] | send once: every send is recorded before it leaves and never repeated once Sinch took it |
 //! | [`status`] | delivery status that only moves forward |
 //! | [`store`] | where state lives (a trait; in-memory, and DynamoDB in AWS), and its items as changes see them |
+//! | [`sinch_config`] | the Sinch client's settings from the environment (the worker's and the messages API's) |
 //! | [`events`] | the domain events every committed change makes (for EventBridge) |
 //! | [`metrics`] | CloudWatch Embedded Metric Format lines |
 //! | [`config`] | reading settings from the environment, failing with one clear line |
@@ -45,6 +46,7 @@ pub mod reply;
 pub mod reply_rules;
 pub mod schedule;
 pub mod send_rules;
+pub mod sinch_config;
 pub mod sms_parts;
 pub mod status;
 pub mod store;

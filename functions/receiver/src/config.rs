@@ -4,24 +4,17 @@ use std::time::Duration;
 
 use envelope::SQS_MAX_MESSAGE_BYTES;
 use platform::config::{ConfigError, Env};
+use platform::queue::{DEAD_LETTER_QUEUE_URL, enqueue_timeout};
 use sinch::signature::{Secrets, SecretsError, Tolerance};
 
 /// Webhook secret(s), comma-separated: all are tried, any one that matches passes.
 pub const SINCH_WEBHOOK_SECRET: &str = "SINCH_WEBHOOK_SECRET";
 /// URL of the SQS queue the worker consumes.
 pub const QUEUE_URL: &str = "QUEUE_URL";
-/// URL of the dead-letter queue (stale but authentic callbacks are parked there).
-pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
 /// How old (or how far ahead) a signature timestamp may be, seconds. Default 300.
 pub const SIGNATURE_TOLERANCE_SECS: &str = "SIGNATURE_TOLERANCE_SECS";
 /// The largest body accepted, bytes. Default and maximum 1 MiB, the SQS message limit.
 pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
-/// How long the enqueue may take before the receiver answers 503, ms. Default 2500.
-pub const ENQUEUE_TIMEOUT_MS: &str = "ENQUEUE_TIMEOUT_MS";
-
-/// Default bound on the enqueue: SQS answers in tens of milliseconds; 2.5 s leaves room for two
-/// SDK retries and stays far below API Gateway's 30 s limit and any sensible Sinch timeout.
-pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
 
 /// Everything the receiver needs to know.
 #[derive(Debug, Clone)]
@@ -61,11 +54,8 @@ impl ReceiverConfig {
                 SQS_MAX_MESSAGE_BYTES,
                 1..=SQS_MAX_MESSAGE_BYTES,
             )?,
-            enqueue_timeout: env.millis(
-                ENQUEUE_TIMEOUT_MS,
-                DEFAULT_ENQUEUE_TIMEOUT.as_millis() as u64,
-                50..=25_000,
-            )?,
+            // How long the enqueue may take before the receiver answers 503.
+            enqueue_timeout: enqueue_timeout(env)?,
         })
     }
 }
@@ -73,6 +63,7 @@ impl ReceiverConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::queue::{DEFAULT_ENQUEUE_TIMEOUT, ENQUEUE_TIMEOUT_MS};
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<ReceiverConfig, ConfigError> {

@@ -7,7 +7,7 @@ use super::{
     Change, Event, MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, REPLY_SENT, SCHEMA_VERSION, Snapshot,
 };
 use crate::clock::rfc3339;
-use crate::store::{MessageKey, MessageState, SendState, SinchId};
+use crate::store::{MessageKey, MessageState, SendState, SinchId, keys};
 
 /// The events of one change, in the order a consumer would want them (a status before the
 /// reply it proves sent).
@@ -45,7 +45,7 @@ pub fn derive(change: &Change) -> Vec<Event> {
             );
             vec![Event::new(
                 MESSAGE_RECEIVED,
-                format!("in#{}", inbound.id),
+                keys::inbound(&inbound.id),
                 &[],
                 change.at_ms,
                 Value::Object(detail),
@@ -56,7 +56,7 @@ pub fn derive(change: &Change) -> Vec<Event> {
                 Some(Snapshot::Contact { state, .. }) => state.opted_out_by.as_deref(),
                 _ => None,
             };
-            let item = format!("contact#{key}");
+            let item = keys::contact(key);
             // Where the change came from: a keyword unless the item says otherwise (items
             // written before sources were recorded were all keywords).
             let source = state
@@ -108,7 +108,7 @@ pub fn derive(change: &Change) -> Vec<Event> {
                     ]);
                     vec![Event::new(
                         BATCH_COMPLETED,
-                        format!("batch#{}", batch.id),
+                        keys::batch(&batch.id),
                         &[],
                         change.at_ms,
                         Value::Object(detail),
@@ -128,7 +128,7 @@ pub fn derive(change: &Change) -> Vec<Event> {
             ]);
             vec![Event::new(
                 CONTACT_ERASED,
-                format!("erasure#{}", erasure.reference),
+                keys::erasure(&erasure.reference),
                 &[],
                 change.at_ms,
                 Value::Object(detail),
@@ -144,7 +144,7 @@ pub fn derive(change: &Change) -> Vec<Event> {
             optional(&mut detail, "kind", dead.kind.as_deref());
             vec![Event::new(
                 CALLBACK_DEAD_LETTERED,
-                format!("dead#{}", dead.message_id),
+                keys::dead_letter(&dead.message_id),
                 &[],
                 change.at_ms,
                 Value::Object(detail),
@@ -156,7 +156,7 @@ pub fn derive(change: &Change) -> Vec<Event> {
 
 /// A message item's events: its status moved; one of our replies was sent.
 fn message(old: Option<&MessageState>, new: &MessageState, at_ms: u64) -> Vec<Event> {
-    let item = format!("msg#{}", new.key);
+    let item = keys::message(&new.key);
     let mut events = Vec::new();
     if let Some(status) = status_of(Some(new))
         && status_of(old) != Some(status)

@@ -373,7 +373,7 @@ pub enum SinchRequest {
 }
 
 /// Sends `request`, our message `id`, at most once through the ledger, at its moment of leaving
-/// ([`crate::ledger`]): its lane's slot, then `rules`, then the request. Replies and sends of the
+/// ([`crate::ledger`]): its lane's slot, then `send_rules`, then the request. Replies and sends of the
 /// messages API alike.
 ///
 /// Sinch's 429 and 5xx (and a connection never made) mean it certainly did not take it: the
@@ -385,7 +385,7 @@ pub(crate) async fn send_once<S, H, R, RFut>(
     services: &Services<S, H>,
     id: &str,
     intent: &SendIntent,
-    rules: R,
+    send_rules: R,
     (request, lane): (&SinchRequest, Lane),
     deadline: Instant,
 ) -> Result<Sent, SendError>
@@ -422,7 +422,7 @@ where
                         .wait_for_slot(&services.store, api, lane, deadline)
                         .await
                 },
-                &rules,
+                &send_rules,
                 || async {
                     match request {
                         SinchRequest::Conversation(request) => sinch

@@ -18,6 +18,10 @@
 //! | a batch's tally | `tally#<id>#<k / 100>` | `st_<STATUS>` (number sets of places: where each message stands, [`tally`]), `expires_at` |
 //! | an erased contact's opt-out | `optout#<HMAC-SHA256(CONTACT_HASH_KEY, channel/identity)>` | `opted_out_by` (the erasure's reference), `opted_out_at_ms`, `opt_source`: kept |
 //! | an erasure's mark | `erased#<the same keyed hash>` | `erased_at_ms`, `expires_at` ([`super::ERASURE_REACH`]): a send accepted before it does not leave |
+//! | an erasure's record | `erasure#<reference>` | `channel`, `inbound`, `messages`, `opt_out_kept`, `at_ms`, `expires_at` (the message retention): what an erasure did, for its event; no identity |
+//! | a guard's counter | `guard#<guard key>` | `window`, `count`, `previous` (a sliding window, [`crate::store::slide`]), `expires_at` |
+//! | a pacing timeline | `pace#<timeline>` | `next_us` (the next free send slot, Unix µs), `expires_at` |
+//! | a batch's recipients, before `chunk#` | `batch#<id>#<k>` | `recipients`: read for a batch stored by an older version, never written |
 //! | dead letter | `dead#<SQS message id>` | `reason`, `detail`, `kind`, `at_ms`, `expires_at` (14 days, the dead-letter queue's retention): written once, before the callback goes to the dead-letter queue, so that its event comes from the stream |
 //!
 //! Why these shapes:
@@ -60,7 +64,7 @@ mod dead_letters;
 mod fallback;
 mod idempotency;
 mod images;
-mod keys;
+use super::keys;
 mod messages;
 mod opt_out_list;
 mod table;

@@ -5,6 +5,7 @@
 //! local stack and tests, DynamoDB in AWS.
 
 mod dynamodb;
+pub mod keys;
 mod memory;
 mod settings;
 mod traits;
@@ -80,8 +81,14 @@ pub enum Snapshot {
 /// The table stream's filter in template.yaml (the publisher's `FilterCriteria`) admits
 /// exactly these (a test reads it), and `serve` applies the same filter to what it publishes,
 /// so an event that could never leave in AWS never leaves locally either.
-pub const EVENT_ITEM_PREFIXES: [&str; 6] =
-    ["msg#", "in#", "contact#", "dead#", "batch#", "erasure#"];
+pub const EVENT_ITEM_PREFIXES: [&str; 6] = [
+    keys::MESSAGE,
+    keys::INBOUND,
+    keys::CONTACT,
+    keys::DEAD_LETTER,
+    keys::BATCH,
+    keys::ERASURE,
+];
 
 /// Whether the stream filter admits the item keyed `pk` ([`EVENT_ITEM_PREFIXES`]).
 pub fn stream_admits(pk: &str) -> bool {
@@ -94,12 +101,12 @@ impl Snapshot {
     /// The key prefix of the item it is read from.
     pub fn key_prefix(&self) -> &'static str {
         match self {
-            Snapshot::Message(_) => "msg#",
-            Snapshot::Inbound(_) => "in#",
-            Snapshot::Contact { .. } => "contact#",
-            Snapshot::DeadLetter(_) => "dead#",
-            Snapshot::Batch(_) => "batch#",
-            Snapshot::Erasure(_) => "erasure#",
+            Snapshot::Message(_) => keys::MESSAGE,
+            Snapshot::Inbound(_) => keys::INBOUND,
+            Snapshot::Contact { .. } => keys::CONTACT,
+            Snapshot::DeadLetter(_) => keys::DEAD_LETTER,
+            Snapshot::Batch(_) => keys::BATCH,
+            Snapshot::Erasure(_) => keys::ERASURE,
         }
     }
 }

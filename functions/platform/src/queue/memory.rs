@@ -24,7 +24,7 @@ pub struct QueuedMessage {
 }
 
 #[derive(Debug)]
-struct Slot {
+struct Entry {
     message: QueuedMessage,
     /// Hidden from receivers until then (in flight).
     invisible_until: Option<Instant>,
@@ -34,7 +34,7 @@ struct Slot {
 #[derive(Debug, Clone)]
 pub struct MemoryQueue {
     name: Arc<str>,
-    slots: Arc<Mutex<VecDeque<Slot>>>,
+    entries: Arc<Mutex<VecDeque<Entry>>>,
     next_id: Arc<AtomicU64>,
     arrived: Arc<Notify>,
 }
@@ -44,7 +44,7 @@ impl MemoryQueue {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.into(),
-            slots: Arc::default(),
+            entries: Arc::default(),
             next_id: Arc::default(),
             arrived: Arc::default(),
         }
@@ -65,7 +65,7 @@ impl MemoryQueue {
         let now = Instant::now();
         self.lock()
             .iter()
-            .filter(|slot| slot.invisible_until.is_some_and(|until| until > now))
+            .filter(|entry| entry.invisible_until.is_some_and(|until| until > now))
             .count()
     }
 
@@ -73,15 +73,15 @@ impl MemoryQueue {
     pub fn snapshot(&self) -> Vec<QueuedMessage> {
         self.lock()
             .iter()
-            .map(|slot| slot.message.clone())
+            .map(|entry| entry.message.clone())
             .collect()
     }
 
     /// Removes and returns up to `max` messages, oldest first, visible or not.
     pub fn take(&self, max: usize) -> Vec<QueuedMessage> {
-        let mut slots = self.lock();
-        let n = max.min(slots.len());
-        slots.drain(..n).map(|slot| slot.message).collect()
+        let mut entries = self.lock();
+        let n = max.min(entries.len());
+        entries.drain(..n).map(|entry| entry.message).collect()
     }
 
     /// Receives up to `max` visible messages, oldest first: each becomes invisible for
@@ -89,16 +89,16 @@ impl MemoryQueue {
     pub fn receive(&self, max: usize, visibility_timeout: Duration) -> Vec<QueuedMessage> {
         let now = Instant::now();
         let mut received = Vec::new();
-        for slot in self.lock().iter_mut() {
+        for entry in self.lock().iter_mut() {
             if received.len() == max {
                 break;
             }
-            if slot.invisible_until.is_some_and(|until| until > now) {
+            if entry.invisible_until.is_some_and(|until| until > now) {
                 continue;
             }
-            slot.invisible_until = Some(now + visibility_timeout);
-            slot.message.receive_count += 1;
-            received.push(slot.message.clone());
+            entry.invisible_until = Some(now + visibility_timeout);
+            entry.message.receive_count += 1;
+            received.push(entry.message.clone());
         }
         received
     }
@@ -108,16 +108,16 @@ impl MemoryQueue {
         let now = Instant::now();
         self.lock()
             .iter()
-            .filter(|slot| slot.invisible_until.is_none_or(|until| until <= now))
+            .filter(|entry| entry.invisible_until.is_none_or(|until| until <= now))
             .count()
     }
 
     /// Deletes a message (after it was handled). False when it is not there.
     pub fn delete(&self, id: &MessageId) -> bool {
-        let mut slots = self.lock();
-        match slots.iter().position(|slot| &slot.message.id == id) {
+        let mut entries = self.lock();
+        match entries.iter().position(|entry| &entry.message.id == id) {
             Some(index) => {
-                slots.remove(index);
+                entries.remove(index);
                 true
             }
             None => false,
@@ -129,10 +129,10 @@ impl MemoryQueue {
         let _ = tokio::time::timeout(timeout, self.arrived.notified()).await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
         // Every mutation completes before the guard drops, so a poisoned lock still holds
         // consistent state.
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -144,7 +144,7 @@ impl Queue for MemoryQueue {
             self.name,
             self.next_id.fetch_add(1, Ordering::Relaxed) + 1
         ));
-        self.lock().push_back(Slot {
+        self.lock().push_back(Entry {
             message: QueuedMessage {
                 id: id.clone(),
                 envelope: envelope.clone(),

@@ -7,6 +7,28 @@ mod memory;
 mod sqs;
 
 pub use memory::{MemoryQueue, QueuedMessage};
+
+/// The setting: how long a queue may take to confirm a message, in ms (the receiver's and the
+/// messages API's; 2,500 by default).
+pub const ENQUEUE_TIMEOUT_MS: &str = "ENQUEUE_TIMEOUT_MS";
+/// The setting: the dead-letter queue a function parks what it cannot handle in (the
+/// receiver's and the worker's).
+pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+
+/// Default bound on an enqueue: SQS answers in tens of milliseconds; 2.5 s leaves room for two
+/// SDK retries and stays far below API Gateway's 30 s limit and any sensible Sinch timeout.
+pub const DEFAULT_ENQUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// `ENQUEUE_TIMEOUT_MS`: 50 ms to 25 s, [`DEFAULT_ENQUEUE_TIMEOUT`] when unset.
+pub fn enqueue_timeout<F: Fn(&str) -> Option<String>>(
+    env: &crate::config::Env<F>,
+) -> Result<std::time::Duration, crate::config::ConfigError> {
+    env.millis(
+        ENQUEUE_TIMEOUT_MS,
+        DEFAULT_ENQUEUE_TIMEOUT.as_millis() as u64,
+        50..=25_000,
+    )
+}
 pub use sqs::{SqsQueue, enqueue_client};
 
 use std::future::Future;

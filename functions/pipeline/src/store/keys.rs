@@ -1,5 +1,6 @@
-//! Every item kind of the table and its partition key, defined here once: the writers, the
-//! readers, the erasure and the stream's images (`images.rs`) all name keys through these. The
+//! Every item kind of the table and its partition key, defined here once: the DynamoDB store's
+//! writers and readers, the erasure, the stream's images and the events' ids all name keys
+//! through these. The
 //! template's IAM (`dynamodb:LeadingKeys`) and stream filter name the same prefixes; the
 //! least-privilege and stream-filter tests hold them to it.
 //!
