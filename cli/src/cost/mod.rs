@@ -265,7 +265,7 @@ async fn quiet(
     };
     let mut last = (billed(&counting.tallies()), Instant::now());
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let status = running.status().await;
         let now = billed(&counting.tallies());
         if now != last.0 {

@@ -2,6 +2,9 @@
 //! through it and is counted where it lands, by service and operation, with DynamoDB's capacity
 //! units worked out from the items ([`super::capacity`]).
 //!
+//! DynamoDB's single-item calls are counted by the kind of item too (`DynamoDB UpdateItem
+//! msg#`): the key's prefix, as the store's keys name them.
+//!
 //! | service | told by | also counted |
 //! |---|---|---|
 //! | DynamoDB, DynamoDB Streams, SQS, EventBridge, SSM, Secrets Manager | the `X-Amz-Target` header (AWS JSON protocols) | DynamoDB: WCU and RCU; SQS `ReceiveMessage`: empty receives apart (the event source's idle polling); EventBridge `PutEvents`: entries |
@@ -126,6 +129,11 @@ async fn forward(
         .to_owned();
     let (service, operation) = name(&target, &method, uri.path());
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let kind = if service == "DynamoDB" {
+        item_kind(&request)
+    } else {
+        String::new()
+    };
     let dynamodb_write = service == "DynamoDB"
         && matches!(
             operation.as_str(),
@@ -151,7 +159,7 @@ async fn forward(
     match service.as_str() {
         "DynamoDB" if dynamodb_write => {
             let proxy = proxy.clone();
-            let key = format!("{service} {operation}");
+            let key = format!("{service} {operation}{kind}");
             let operation = operation.clone();
             tokio::spawn(async move {
                 let after = proxy.images(&headers, &request, &operation).await;
@@ -180,7 +188,7 @@ async fn forward(
         }
         _ => {}
     }
-    proxy.add(&format!("{service} {operation}"), tally);
+    proxy.add(&format!("{service} {operation}{kind}"), tally);
     let mut out = Response::new(axum::body::Body::from(response));
     *out.status_mut() = status;
     for (name, value) in &response_headers {
@@ -189,6 +197,17 @@ async fn forward(
         }
     }
     out
+}
+
+/// The kind of item a single-item DynamoDB request touches, as ` <prefix>` (its key up to the
+/// first `#`, `idem#`, `msg#`, ...); empty for requests over several items.
+fn item_kind(request: &Value) -> String {
+    let pk = request["Key"]["pk"]["S"]
+        .as_str()
+        .or_else(|| request["Item"]["pk"]["S"].as_str());
+    pk.and_then(|pk| pk.split_once('#'))
+        .map(|(prefix, _)| format!(" {prefix}#"))
+        .unwrap_or_default()
 }
 
 /// The service and operation of a request.

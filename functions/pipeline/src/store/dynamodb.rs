@@ -129,6 +129,10 @@ pub struct DynamoStore {
     table: String,
     retention: Retention,
     hasher: ContactHasher,
+    /// Each pacing timeline's next free slot as this process last saw it (Unix µs): when that is
+    /// already past, the idle move goes first, so that a send costs one write whether the
+    /// timeline is busy or idle, not a failed one and then one.
+    timelines_seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl DynamoStore {
@@ -139,6 +143,7 @@ impl DynamoStore {
             table: table.into(),
             retention: Retention::default(),
             hasher: ContactHasher::default(),
+            timelines_seen: std::sync::Arc::default(),
         }
     }
 

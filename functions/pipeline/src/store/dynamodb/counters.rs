@@ -125,8 +125,17 @@ impl CounterStore for DynamoStore {
         let pk = keys::pace(timeline);
         let limit = horizon_us.map_or(u64::MAX, |h| now_us.saturating_add(h));
         // Two conditional moves, each one call: the timeline is ahead of now (take its next
-        // slot), or idle (the slot is now). A lost race on either tries again.
+        // slot), or idle (the slot is now). A lost race on either tries again. The one that
+        // worked last on this timeline goes first: at a steady rate or a trickle, one call.
         for _ in 0..8 {
+            if self.seen_idle(&pk, now_us) {
+                if self.idle_move(&pk, interval_us, now_us).await? {
+                    self.seen(&pk, now_us.saturating_add(interval_us));
+                    return Ok(Slot::Taken(now_us));
+                }
+                // Busy after all: the ahead move is next.
+                self.seen(&pk, u64::MAX);
+            }
             let ahead = self
                 .client
                 .update_item()
@@ -145,35 +154,29 @@ impl CounterStore for DynamoStore {
                 .await;
             let old = match ahead {
                 Ok(output) => {
-                    return output
+                    let taken = output
                         .attributes
                         .as_ref()
                         .and_then(|item| number(item, "next_us"))
-                        .map(Slot::Taken)
                         .ok_or_else(|| StoreError {
                             operation: "take slot",
                             detail: "the timeline's old value did not come back".into(),
-                        });
+                        })?;
+                    self.seen(&pk, taken.saturating_add(interval_us));
+                    return Ok(Slot::Taken(taken));
                 }
                 Err(error) => self.condition_failed("take slot", &pk, error).await?,
             };
+            if let Some(next) = number(&old, "next_us") {
+                self.seen(&pk, next);
+            }
             match number(&old, "next_us") {
                 Some(next) if next > limit => return Ok(Slot::Busy { next_us: next }),
                 Some(next) if next >= now_us => continue,
                 _ => {}
             }
-            let idle = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(&pk))
-                .update_expression("SET next_us = :next")
-                .condition_expression("attribute_not_exists(next_us) OR next_us < :now")
-                .expression_attribute_values(":next", n(now_us.saturating_add(interval_us)))
-                .expression_attribute_values(":now", n(now_us))
-                .send()
-                .await;
-            if conditional("take slot", idle)?.is_some() {
+            if self.idle_move(&pk, interval_us, now_us).await? {
+                self.seen(&pk, now_us.saturating_add(interval_us));
                 return Ok(Slot::Taken(now_us));
             }
         }
@@ -181,5 +184,40 @@ impl CounterStore for DynamoStore {
             operation: "take slot",
             detail: "the timeline kept moving under 8 tries".into(),
         })
+    }
+}
+
+impl DynamoStore {
+    /// The idle move: the timeline is behind now (or new), so the slot is now. False when it was
+    /// not idle.
+    async fn idle_move(&self, pk: &str, interval_us: u64, now_us: u64) -> Result<bool, StoreError> {
+        let idle = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression("SET next_us = :next")
+            .condition_expression("attribute_not_exists(next_us) OR next_us < :now")
+            .expression_attribute_values(":next", n(now_us.saturating_add(interval_us)))
+            .expression_attribute_values(":now", n(now_us))
+            .send()
+            .await;
+        Ok(conditional("take slot", idle)?.is_some())
+    }
+
+    /// Whether the timeline was idle by now, as this process last saw it.
+    fn seen_idle(&self, pk: &str, now_us: u64) -> bool {
+        self.timelines_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(pk)
+            .is_some_and(|next_us| *next_us < now_us)
+    }
+
+    fn seen(&self, pk: &str, next_us: u64) {
+        self.timelines_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(pk.to_owned(), next_us);
     }
 }
