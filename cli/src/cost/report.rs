@@ -229,8 +229,9 @@ pub struct Budget {
 }
 
 /// Leeway per operation per message. How records fall into invocations moves a few calls (a
-/// read per invocation, not per message): up to 0.5 a message at `n` = 10 in the runs the
-/// budget was written from. One more call on every message (1.0) does not pass.
+/// read per invocation, not per message), and a retry on a loaded machine adds one (a claim
+/// released): up to 0.5 a message at `n` = 10 in the runs the budget was written from. One
+/// more call on every message (1.0) does not pass, nor does a new one.
 pub const LEEWAY: f64 = 0.5;
 
 /// The operations whose count a change to the code decides (not the timing of polls and
@@ -286,15 +287,17 @@ impl Budget {
         for (kind, operations) in &found.kinds {
             let allowed = self.kinds.get(kind);
             for (operation, per) in operations {
+                // An operation the budget does not name has a ceiling of none a message.
                 let ceiling = allowed.and_then(|a| a.get(operation)).copied();
-                match ceiling {
-                    None => overruns.push(format!(
-                        "{kind}: {operation} is new ({per:.2} per message; not in the budget)"
-                    )),
-                    Some(ceiling) if *per > ceiling + LEEWAY => overruns.push(format!(
-                        "{kind}: {operation} {per:.2} per message, budget {ceiling:.2}"
-                    )),
-                    Some(_) => {}
+                if *per > ceiling.unwrap_or(0.0) + LEEWAY {
+                    overruns.push(match ceiling {
+                        None => format!(
+                            "{kind}: {operation} is new ({per:.2} per message; not in the budget)"
+                        ),
+                        Some(ceiling) => {
+                            format!("{kind}: {operation} {per:.2} per message, budget {ceiling:.2}")
+                        }
+                    });
                 }
             }
         }
@@ -352,6 +355,15 @@ mod tests {
             },
         );
         assert!(budget.overruns(&new)[0].contains("is new"));
+        // A new call on a few messages (a retry) is within the leeway.
+        new.get_mut("inbound").unwrap().calls.insert(
+            "DynamoDB GetItem".into(),
+            Tally {
+                calls: 2,
+                ..Tally::default()
+            },
+        );
+        assert!(budget.overruns(&new).is_empty());
     }
 
     #[test]
