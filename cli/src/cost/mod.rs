@@ -262,7 +262,12 @@ async fn quiet(
             "inbound" | "single_send" | "batch_recipient" => {
                 reports(status).saturating_sub(reports(before)) >= 2 * n
             }
-            _ => true,
+            // Each change's event (`Contact Opted Out`), which the publisher reads from the
+            // stream after the API's write has gone quiet.
+            _ => {
+                let events = |of: &Status| of.events.values().sum::<u64>();
+                events(status).saturating_sub(events(before)) >= n
+            }
         }
     };
     let billed = |tallies: &Tallies| -> u64 {

@@ -10,8 +10,14 @@
 //! | DynamoDB, DynamoDB Streams, SQS, EventBridge, SSM, Secrets Manager | the `X-Amz-Target` header (AWS JSON protocols) | DynamoDB: WCU and RCU; SQS `ReceiveMessage`: empty receives apart (the event source's idle polling); EventBridge `PutEvents`: entries |
 //! | EventBridge Scheduler | a path under `/schedules` (REST) | |
 //!
-//! To size a write, the proxy reads the item after it (before it, for a delete) straight from
-//! the endpoint, off the request's path; those reads are its own and are not counted.
+//! To size a write, the proxy needs the item before it and after it. It reads the item after
+//! the write straight from the endpoint, off the request's path, and keeps it: that is the
+//! item before the next write to it. A write holds its items from its request until they are
+//! read back, so that the next write to one of them waits for its image rather than see one
+//! too old or too new (in a run, a few milliseconds, and only for writes that follow each
+//! other at once). An item the proxy has not seen is read before the write, unless the write
+//! is a put (in the run's fresh table, an item not seen is an item not there). Those reads are
+//! the proxy's own and are not counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -24,7 +30,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::capacity::{item_size, read_units, write_units};
+use super::capacity::{
+    Index, Item, Projection, index_write_units, item_size, read_units, write_units,
+};
 
 /// What one operation cost, over all its calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -71,13 +79,22 @@ struct Proxy {
     http: reqwest::Client,
     tallies: Mutex<Tallies>,
     tables: Mutex<HashMap<String, Table>>,
+    /// Each item written, as the proxy last read it back (`None` inside: not seen yet).
+    images: Mutex<HashMap<String, Slot>>,
 }
+
+/// An item's last image in [`Proxy::images`]: `None` until the proxy has seen it, then the item
+/// (`None`: there is none).
+type Slot = Arc<tokio::sync::Mutex<Option<Option<Item>>>>;
+
+/// A slot held by a write until its image is read back.
+type Held = tokio::sync::OwnedMutexGuard<Option<Option<Item>>>;
 
 #[derive(Debug, Clone)]
 struct Table {
     keys: Vec<String>,
-    /// Each index's key attributes.
-    indexes: Vec<Vec<String>>,
+    /// Its global secondary indexes.
+    indexes: Vec<Index>,
 }
 
 /// A running proxy.
@@ -105,6 +122,7 @@ pub async fn start(upstream: &str) -> std::io::Result<Counting> {
         http: reqwest::Client::new(),
         tallies: Mutex::default(),
         tables: Mutex::default(),
+        images: Mutex::default(),
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?;
@@ -139,12 +157,13 @@ async fn forward(
             operation.as_str(),
             "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
         );
-    // Only a delete needs the item as it was (what it removes); every other write is sized
-    // after it, off the request's path, so that the proxy adds no time to what it measures.
-    let before = if dynamodb_write && operation != "PutItem" && operation != "UpdateItem" {
-        proxy.images(&headers, &request, &operation).await
+    // The items as they were: the proxy's last image of each, held until the write's own.
+    let (touched, held, before) = if dynamodb_write {
+        let touched = proxy.touched(&headers, &request, &operation).await;
+        let (held, before) = proxy.before(&headers, &touched).await;
+        (touched, held, before)
     } else {
-        Vec::new()
+        Default::default()
     };
     let answer = proxy.send(method, &uri, &headers, body).await;
     let Ok((status, response_headers, response)) = answer else {
@@ -162,9 +181,12 @@ async fn forward(
             let key = format!("{service} {operation}{kind}");
             let operation = operation.clone();
             tokio::spawn(async move {
-                let after = proxy.images(&headers, &request, &operation).await;
+                let after = proxy.images(&headers, &touched).await;
+                for (mut slot, image) in held.into_iter().zip(&after) {
+                    *slot = Some(image.clone());
+                }
                 let wcu = proxy
-                    .write_units(&headers, &operation, &before, &after)
+                    .write_units(&headers, &operation, &touched, &before, &after)
                     .await;
                 proxy.add(
                     &key,
@@ -373,7 +395,21 @@ impl Proxy {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|index| names(&index["KeySchema"]))
+                .map(|index| Index {
+                    keys: names(&index["KeySchema"]),
+                    projection: match index["Projection"]["ProjectionType"].as_str() {
+                        Some("KEYS_ONLY") => Projection::KeysOnly,
+                        Some("INCLUDE") => Projection::Include(
+                            index["Projection"]["NonKeyAttributes"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|name| name.as_str().map(str::to_owned))
+                                .collect(),
+                        ),
+                        _ => Projection::All,
+                    },
+                })
                 .collect(),
         };
         self.tables
@@ -437,15 +473,10 @@ impl Proxy {
         touched
     }
 
-    /// The items a write touches, as they are now (`None`: no item).
-    async fn images(
-        &self,
-        headers: &HeaderMap,
-        request: &Value,
-        operation: &str,
-    ) -> Vec<(Touched, Option<Map<String, Value>>)> {
-        let mut images = Vec::new();
-        for touched in self.touched(headers, request, operation).await {
+    /// The items `touched`, as they are now (`None`: no item).
+    async fn images(&self, headers: &HeaderMap, touched: &[Touched]) -> Vec<Option<Item>> {
+        let mut images = Vec::with_capacity(touched.len());
+        for touched in touched {
             let found = self
                 .call(
                     headers,
@@ -453,18 +484,57 @@ impl Proxy {
                     json!({"TableName": touched.table, "Key": touched.key, "ConsistentRead": true}),
                 )
                 .await;
-            let item = found["Item"].as_object().cloned();
-            images.push((touched, item));
+            images.push(found["Item"].as_object().cloned());
         }
         images
+    }
+
+    /// Holds the items `touched` (in one order, whatever the write's, so that two writes never
+    /// wait for each other), and gives each as it was before the write.
+    async fn before(
+        &self,
+        headers: &HeaderMap,
+        touched: &[Touched],
+    ) -> (Vec<Held>, Vec<Option<Item>>) {
+        let slots: Vec<_> = {
+            let mut images = self.images.lock().unwrap_or_else(PoisonError::into_inner);
+            touched
+                .iter()
+                .map(|item| {
+                    let name = format!("{}/{}", item.table, Value::Object(item.key.clone()));
+                    (name.clone(), images.entry(name).or_default().clone())
+                })
+                .collect()
+        };
+        let mut order: Vec<usize> = (0..slots.len()).collect();
+        order.sort_by(|a, b| slots[*a].0.cmp(&slots[*b].0));
+        let mut held: Vec<Option<Held>> = (0..slots.len()).map(|_| None).collect();
+        for index in order {
+            held[index] = Some(slots[index].1.clone().lock_owned().await);
+        }
+        let held: Vec<Held> = held.into_iter().flatten().collect();
+        let mut before = Vec::with_capacity(held.len());
+        for (slot, item) in held.iter().zip(touched) {
+            before.push(match &**slot {
+                Some(image) => image.clone(),
+                None if item.put.is_some() => None,
+                None => self
+                    .images(headers, std::slice::from_ref(item))
+                    .await
+                    .pop()
+                    .flatten(),
+            });
+        }
+        (held, before)
     }
 
     async fn write_units(
         &self,
         headers: &HeaderMap,
         operation: &str,
-        before: &[(Touched, Option<Map<String, Value>>)],
-        after: &[(Touched, Option<Map<String, Value>>)],
+        touched: &[Touched],
+        before: &[Option<Item>],
+        after: &[Option<Item>],
     ) -> f64 {
         let factor = if operation == "TransactWriteItems" {
             2.0
@@ -472,22 +542,14 @@ impl Proxy {
             1.0
         };
         let mut units = 0.0;
-        for (index, (touched, new)) in after.iter().enumerate() {
-            let old = before.get(index).and_then(|(_, old)| old.as_ref());
-            let old = &old.cloned();
-            let sized = |item: &Option<Map<String, Value>>| item.as_ref().map_or(0, item_size);
+        for ((touched, old), new) in touched.iter().zip(before).zip(after) {
+            let sized = |item: &Option<Item>| item.as_ref().map_or(0, item_size);
             let put = touched.put.as_ref().map_or(0, item_size);
             let size = sized(old).max(sized(new)).max(put);
             units += factor * write_units(size);
             let table = self.table(headers, &touched.table).await;
             for index in &table.indexes {
-                let has = |item: &Option<Map<String, Value>>| {
-                    item.as_ref()
-                        .is_some_and(|item| index.iter().all(|key| item.contains_key(key)))
-                };
-                if has(old) || has(new) {
-                    units += write_units(size);
-                }
+                units += index_write_units(index, &table.keys, old.as_ref(), new.as_ref());
             }
         }
         units
