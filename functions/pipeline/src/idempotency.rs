@@ -2,7 +2,7 @@
 //!
 //! Sinch retries, SQS redelivers, and several webhooks can share a trigger, so the same callback
 //! arrives more than once, sometimes concurrently. The worker claims a key before any side
-//! effect and remembers it (48 h by default, beyond Sinch's ~23 h retry horizon). The key is
+//! effect that could happen twice ([`crate::handlers::needs_claim`]) and remembers it (48 h by default, beyond Sinch's ~23 h retry horizon). The key is
 //! what makes two callbacks "the same" for the business, not their bytes, because a retry or a
 //! second webhook may differ in envelope fields:
 //!

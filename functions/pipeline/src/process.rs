@@ -68,7 +68,7 @@ impl Failure {
 /// 4. complete the key (remembered for the TTL), or release it when the handler failed so the
 ///    retry can run.
 ///
-/// Callbacks without effects (kinds we only log) skip the claim.
+/// Callbacks that are safe to run twice skip the claim ([`handlers::needs_claim`]).
 pub async fn process<S: Store, H: Hook>(
     services: &Services<S, H>,
     envelope: &Envelope,
@@ -81,7 +81,7 @@ pub async fn process<S: Store, H: Hook>(
         callback::ParseError::Ambiguous { .. } => Failure::poison(AMBIGUOUS, e),
         _ => Failure::poison(UNPARSEABLE, e),
     })?;
-    if !handlers::has_effects(&callback, &services.hook) {
+    if !handlers::needs_claim(&callback, &services.hook) {
         return run(services, callback, deadline).await;
     }
 

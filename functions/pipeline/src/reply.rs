@@ -192,6 +192,10 @@ impl crate::hook::Hook for ReplyPolicy {
         let decision = self.decide(message.message.text.as_deref(), message.opted_out_before);
         async move { Ok(decision) }
     }
+
+    fn wants_status(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

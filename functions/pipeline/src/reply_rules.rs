@@ -249,6 +249,10 @@ impl<R: RulesSource> Hook for ReplyRules<R> {
         let policy = self.policy_at(SystemTime::now()).await;
         Ok(policy.decide(message.message.text.as_deref(), message.opted_out_before))
     }
+
+    fn wants_status(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

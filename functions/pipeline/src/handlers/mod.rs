@@ -256,27 +256,30 @@ impl HandlerError {
     }
 }
 
-/// Whether handling `callback` changes state or sends anything (the hook's effects included):
-/// only those are worth an idempotency claim.
-pub fn has_effects<H: Hook>(callback: &Callback, hook: &H) -> bool {
-    hook.wants_other()
-        || match callback {
-            Callback::Conversation(c) => matches!(
-                c.event,
-                Event::MessageDelivery(_)
-                    | Event::MessageInbound(_)
-                    | Event::OptOut(_)
-                    | Event::OptIn(_)
-            ),
-            Callback::Sms(sms) => matches!(
-                sms,
-                SmsCallback::RecipientDeliveryReport { .. }
-                    | SmsCallback::BatchDeliveryReport { .. }
-                    | SmsCallback::MoText(_)
-                    | SmsCallback::MoMedia(_)
-            ),
-            Callback::Unknown { .. } => false,
-        }
+/// Whether `callback` is claimed under its idempotency key before it is handled: only those
+/// whose handling would do something twice if it ran twice.
+///
+/// | callback | claimed | why |
+/// |---|---|---|
+/// | an inbound message | always | the reply, the hook's decision and the stored message happen once |
+/// | an opt-out or opt-in notification | always | the consent change and its event happen once |
+/// | a delivery report | when [`Hook::wants_status`] | the status write is idempotent by itself; the hook's `on_status` may not be |
+/// | anything else | when [`Hook::wants_other`] | the pipeline does nothing with it; the hook's `on_other` may |
+pub fn needs_claim<H: Hook>(callback: &Callback, hook: &H) -> bool {
+    match callback {
+        Callback::Conversation(c) => match c.event {
+            Event::MessageInbound(_) | Event::OptOut(_) | Event::OptIn(_) => true,
+            Event::MessageDelivery(_) => hook.wants_status(),
+            _ => hook.wants_other(),
+        },
+        Callback::Sms(sms) => match sms {
+            SmsCallback::MoText(_) | SmsCallback::MoMedia(_) => true,
+            SmsCallback::RecipientDeliveryReport { .. }
+            | SmsCallback::BatchDeliveryReport { .. } => hook.wants_status(),
+            _ => hook.wants_other(),
+        },
+        Callback::Unknown { .. } => hook.wants_other(),
+    }
 }
 
 /// Runs the handler for `callback`, and the hook's `on_other` for the kinds without one. Sinch

@@ -22,6 +22,8 @@ struct Recording {
     calls: Mutex<Vec<String>>,
     fail: Option<HookError>,
     wants_other: bool,
+    /// Says it leaves `on_status` alone (while it records all the same).
+    leaves_statuses: bool,
 }
 
 impl Hook for Recording {
@@ -57,6 +59,10 @@ impl Hook for Recording {
 
     fn wants_other(&self) -> bool {
         self.wants_other
+    }
+
+    fn wants_status(&self) -> bool {
+        !self.leaves_statuses
     }
 }
 
@@ -194,4 +200,41 @@ async fn hook_failures_retry_or_dead_letter_and_release_the_claim() {
         }
         other => panic!("dead-lettered expected, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn reports_go_unclaimed_when_the_hook_leaves_statuses_alone() {
+    let services = services(Recording {
+        leaves_statuses: true,
+        ..Recording::default()
+    });
+    for _ in 0..2 {
+        let (_, handled) = process(&services, &report(), deadline()).await.unwrap();
+        assert!(matches!(handled, Handled::Status(_)), "{handled:?}");
+    }
+    // No claim was written: the key is free.
+    let envelope = report();
+    let body = envelope.raw_body().unwrap();
+    let key = pipeline::idempotency::key(&sinch::callback::parse(&body).unwrap(), &body);
+    let claim = services
+        .store
+        .claim(&pipeline::store::ClaimRequest {
+            key: &key,
+            payload_hash: "h",
+            lease_until_ms: u64::MAX,
+            now_ms: 0,
+            value: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claim, pipeline::store::Claim::Claimed { value: None });
+    // The status was written once; the hook, which said it does nothing with it, heard both.
+    let state = services
+        .store
+        .message_state(&pipeline::store::MessageKey::Conversation("01M".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.history.len(), 1);
+    assert_eq!(services.hook.calls.lock().unwrap().len(), 2);
 }

@@ -178,6 +178,74 @@ async fn delivery_reports_in_every_order_through_the_worker() {
     }
 }
 
+/// The default hook leaves statuses alone, so reports are not claimed (two DynamoDB writes
+/// saved on each): the status write alone must make a report delivered again, at once or later,
+/// change nothing.
+#[tokio::test]
+async fn a_report_delivered_again_concurrently_and_later_is_written_once_and_never_claimed() {
+    let moto = Moto::start();
+    table(&moto).await;
+    let sinch = fake_sinch().await;
+    let workers = [
+        worker_on(&moto, &sinch).await,
+        worker_on(&moto, &sinch).await,
+        worker_on(&moto, &sinch).await,
+    ];
+    let body = serde_json::json!({
+        "app_id": "a", "event_time": "2026-11-23T04:00:01Z",
+        "message_delivery_report": {"message_id": "01TWICE", "status": "DELIVERED",
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567"}}
+    })
+    .to_string();
+    let deliver = |worker: &Arc<Worker<DynamoStore, MemoryQueue>>, n: usize| {
+        // Twice in one batch, as SQS may.
+        handle_batch(
+            worker.clone(),
+            event(vec![
+                record(&format!("a{n}"), &body),
+                record(&format!("b{n}"), &body),
+            ]),
+            deadline(),
+        )
+    };
+    let (a, b, c) = tokio::join!(
+        deliver(&workers[0], 0),
+        deliver(&workers[1], 1),
+        deliver(&workers[2], 2)
+    );
+    let later = deliver(&workers[0], 3).await;
+    for response in [a, b, c, later] {
+        // Nothing waits for another's claim: every delivery is done at once.
+        assert!(response.unwrap().batch_item_failures.is_empty());
+    }
+    let store = &workers[0].services.store;
+    let state = store
+        .message_state(&MessageKey::Conversation("01TWICE".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, "DELIVERED");
+    assert_eq!(state.history.len(), 1, "{:?}", state.history);
+    let callback = sinch::callback::parse(body.as_bytes()).unwrap();
+    let key = idempotency::key(&callback, body.as_bytes());
+    let now_ms = pipeline::clock::unix_millis(std::time::SystemTime::now());
+    let claim = store
+        .claim(&ClaimRequest {
+            key: &key,
+            payload_hash: "h",
+            lease_until_ms: now_ms + 1000,
+            now_ms,
+            value: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        claim,
+        Claim::Claimed { value: None },
+        "no claim was written"
+    );
+}
+
 #[tokio::test]
 async fn a_claim_left_by_a_dead_worker_is_taken_over_when_its_lease_ends() {
     let moto = Moto::start();
