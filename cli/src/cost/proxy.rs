@@ -11,13 +11,13 @@
 //! | EventBridge Scheduler | a path under `/schedules` (REST) | |
 //!
 //! To size a write, the proxy needs the item before it and after it. It reads the item after
-//! the write straight from the endpoint, off the request's path, and keeps it: that is the
-//! item before the next write to it. A write holds its items from its request until they are
-//! read back, so that the next write to one of them waits for its image rather than see one
-//! too old or too new (in a run, a few milliseconds, and only for writes that follow each
-//! other at once). An item the proxy has not seen is read before the write, unless the write
-//! is a put (in the run's fresh table, an item not seen is an item not there). Those reads are
-//! the proxy's own and are not counted.
+//! the write straight from the endpoint, off the request's path, and keeps the newest read of
+//! each item: that is the item before the next write to it. (A write that follows another to
+//! the same item before that one's read is back sees the item one write older; it only
+//! matters when the write between changed an index's entry, and the proxy holds no write back
+//! to wait for it, which would change the very contention it measures.) An item the proxy has
+//! not seen is read before the write, unless the write is a put: in the run's fresh table, an
+//! item not seen is an item not there. Those reads are the proxy's own and are not counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -79,16 +79,12 @@ struct Proxy {
     http: reqwest::Client,
     tallies: Mutex<Tallies>,
     tables: Mutex<HashMap<String, Table>>,
-    /// Each item written, as the proxy last read it back (`None` inside: not seen yet).
-    images: Mutex<HashMap<String, Slot>>,
+    /// Each item written, as the proxy last read it back: the read's number (later reads have
+    /// higher ones) and the item (`None`: there is none).
+    images: Mutex<HashMap<String, (u64, Option<Item>)>>,
+    /// The next read's number.
+    reads: std::sync::atomic::AtomicU64,
 }
-
-/// An item's last image in [`Proxy::images`]: `None` until the proxy has seen it, then the item
-/// (`None`: there is none).
-type Slot = Arc<tokio::sync::Mutex<Option<Option<Item>>>>;
-
-/// A slot held by a write until its image is read back.
-type Held = tokio::sync::OwnedMutexGuard<Option<Option<Item>>>;
 
 #[derive(Debug, Clone)]
 struct Table {
@@ -123,6 +119,7 @@ pub async fn start(upstream: &str) -> std::io::Result<Counting> {
         tallies: Mutex::default(),
         tables: Mutex::default(),
         images: Mutex::default(),
+        reads: std::sync::atomic::AtomicU64::new(0),
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?;
@@ -158,10 +155,10 @@ async fn forward(
             "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
         );
     // The items as they were: the proxy's last image of each, held until the write's own.
-    let (touched, held, before) = if dynamodb_write {
+    let (touched, before) = if dynamodb_write {
         let touched = proxy.touched(&headers, &request, &operation).await;
-        let (held, before) = proxy.before(&headers, &touched).await;
-        (touched, held, before)
+        let before = proxy.before(&headers, &touched).await;
+        (touched, before)
     } else {
         Default::default()
     };
@@ -182,9 +179,6 @@ async fn forward(
             let operation = operation.clone();
             tokio::spawn(async move {
                 let after = proxy.images(&headers, &touched).await;
-                for (mut slot, image) in held.into_iter().zip(&after) {
-                    *slot = Some(image.clone());
-                }
                 let wcu = proxy
                     .write_units(&headers, &operation, &touched, &before, &after)
                     .await;
@@ -305,6 +299,13 @@ struct Touched {
     key: Map<String, Value>,
     /// The item as written, for a put (its size when there was none before).
     put: Option<Map<String, Value>>,
+}
+
+impl Touched {
+    /// The item's name in [`Proxy::images`].
+    fn name(&self) -> String {
+        format!("{}/{}", self.table, Value::Object(self.key.clone()))
+    }
 }
 
 impl Proxy {
@@ -473,10 +474,13 @@ impl Proxy {
         touched
     }
 
-    /// The items `touched`, as they are now (`None`: no item).
+    /// The items `touched`, as they are now (`None`: no item), kept as the newest images.
     async fn images(&self, headers: &HeaderMap, touched: &[Touched]) -> Vec<Option<Item>> {
         let mut images = Vec::with_capacity(touched.len());
         for touched in touched {
+            let read = self
+                .reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let found = self
                 .call(
                     headers,
@@ -484,39 +488,30 @@ impl Proxy {
                     json!({"TableName": touched.table, "Key": touched.key, "ConsistentRead": true}),
                 )
                 .await;
-            images.push(found["Item"].as_object().cloned());
+            let item = found["Item"].as_object().cloned();
+            let mut kept = self.images.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = kept.entry(touched.name()).or_insert((read, None));
+            if slot.0 <= read {
+                *slot = (read, item.clone());
+            }
+            images.push(item);
         }
         images
     }
 
-    /// Holds the items `touched` (in one order, whatever the write's, so that two writes never
-    /// wait for each other), and gives each as it was before the write.
-    async fn before(
-        &self,
-        headers: &HeaderMap,
-        touched: &[Touched],
-    ) -> (Vec<Held>, Vec<Option<Item>>) {
-        let slots: Vec<_> = {
-            let mut images = self.images.lock().unwrap_or_else(PoisonError::into_inner);
-            touched
-                .iter()
-                .map(|item| {
-                    let name = format!("{}/{}", item.table, Value::Object(item.key.clone()));
-                    (name.clone(), images.entry(name).or_default().clone())
-                })
-                .collect()
-        };
-        let mut order: Vec<usize> = (0..slots.len()).collect();
-        order.sort_by(|a, b| slots[*a].0.cmp(&slots[*b].0));
-        let mut held: Vec<Option<Held>> = (0..slots.len()).map(|_| None).collect();
-        for index in order {
-            held[index] = Some(slots[index].1.clone().lock_owned().await);
-        }
-        let held: Vec<Held> = held.into_iter().flatten().collect();
-        let mut before = Vec::with_capacity(held.len());
-        for (slot, item) in held.iter().zip(touched) {
-            before.push(match &**slot {
-                Some(image) => image.clone(),
+    /// The items `touched` as they were before the write: as last read back, read now when
+    /// never seen (nothing, for a put).
+    async fn before(&self, headers: &HeaderMap, touched: &[Touched]) -> Vec<Option<Item>> {
+        let mut before = Vec::with_capacity(touched.len());
+        for item in touched {
+            let kept = self
+                .images
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&item.name())
+                .map(|(_, image)| image.clone());
+            before.push(match kept {
+                Some(image) => image,
                 None if item.put.is_some() => None,
                 None => self
                     .images(headers, std::slice::from_ref(item))
@@ -525,7 +520,7 @@ impl Proxy {
                     .flatten(),
             });
         }
-        (held, before)
+        before
     }
 
     async fn write_units(
