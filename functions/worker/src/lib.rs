@@ -60,7 +60,7 @@ use pipeline::store::Store;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use config::WorkerConfig;
 
@@ -327,6 +327,12 @@ async fn judged_record<S: Store, Q: Queue, H: Hook, C: Scheduler>(
                     Handled::Duplicate { key, .. } => info!(
                         %message_id, %kind, %callback_id, %key, elapsed_us, cold_start,
                         outcome = "duplicate", "already handled: acknowledged without effects"
+                    ),
+                    // Each status is at INFO already, by its handler, with the message it moved
+                    // (a line a report, the most common record: CloudWatch Logs bills the bytes).
+                    Handled::Status(_) => debug!(
+                        %message_id, %kind, %callback_id, elapsed_us, cold_start,
+                        outcome = "handled", "record processed"
                     ),
                     _ => info!(
                         %message_id, %kind, %callback_id, elapsed_us, cold_start,
