@@ -31,9 +31,10 @@ pub struct Status {
     pub bulk_dead_letter_queue: u64,
     /// Jobs held by the scheduler until their time.
     pub scheduled: u64,
-    /// Records handled, by callback kind (duplicates not included).
+    /// Records handled, by callback kind (duplicates of claimed callbacks not included; a repeat
+    /// of a report that goes unclaimed is handled again, and changes nothing).
     pub processed: BTreeMap<String, u64>,
-    /// Records acknowledged as duplicates of work already done.
+    /// Records acknowledged as duplicates of work already done (claimed callbacks only).
     pub duplicates: u64,
     /// Records failed for a retry (transient errors, claims in progress elsewhere).
     pub retried: u64,

@@ -5,7 +5,7 @@
 //! | callback | called | the hook answers |
 //! |---|---|---|
 //! | an inbound message (any channel) | [`Hook::on_inbound`], before the message is stored (it is stored with the opt-out change the hook decides, in one write), and before any reply | a [`Decision`]: a reply and an opt-out change (the default: none) |
-//! | a delivery report | [`Hook::on_status`], once per message it names, after the status is written; the report is claimed (so the hook sees it once) unless [`Hook::wants_status`] says no | nothing |
+//! | a delivery report | [`Hook::on_status`], once per message it names, after the status is written; the report is claimed (so the hook sees it once) unless [`Hook::wants_status`] says no and the report is idempotent by itself | nothing |
 //! | any other callback (contact events, opt-in results, unknown kinds, ...) | [`Hook::on_other`], only when [`Hook::wants_other`] says so (they are then claimed like the others) | nothing |
 //!
 //! Every method has a default that does nothing, so a hook implements only what it needs. The
@@ -113,9 +113,12 @@ pub trait Hook: Send + Sync + 'static {
     /// Whether [`Hook::on_status`] does anything. While it does (the default: a hook cannot
     /// tell the worker it left `on_status` alone), each delivery report is claimed, two
     /// DynamoDB writes, so that the hook sees a report once. A hook that leaves `on_status`
-    /// alone says `false`: the status write is idempotent by itself (the history keeps one
-    /// entry per report, the status moves forward only, the batch's tallies are sets), so a
-    /// duplicate report then costs one failed conditional write and changes nothing.
+    /// alone says `false`, and the Conversation reports whose status write is idempotent by
+    /// itself (our message's, with their event's time:
+    /// [`crate::handlers::delivery::idempotent_alone`]) go unclaimed: the history keeps one
+    /// entry per report, the status moves forward only, the batch's tallies and finals are
+    /// sets, so a repeat writes nothing new (a failed conditional write, and for a batch's
+    /// message the tally and finals again). Other reports are claimed whatever the hook says.
     fn wants_status(&self) -> bool {
         true
     }

@@ -15,6 +15,20 @@ use crate::ledger::reference;
 use crate::status::Status;
 use crate::store::{MessageKey, Reason, SinchId, StatusUpdate, Store};
 
+/// Whether a Conversation report's status write is idempotent by itself, so that it needs no
+/// claim ([`super::needs_claim`]) for the pipeline's sake: it names our message (whose item
+/// holds no number: a repeat after an erasure brings no one back), and it carries the time of
+/// its event (the same in every retry and every webhook, so a repeat is the same history entry;
+/// a report without it is stamped with the time it is handled, which differs).
+///
+/// SMS reports are always claimed: their item is keyed by the number, and a batch report is
+/// stamped with the time it is handled.
+pub fn idempotent_alone(envelope: &Envelope, report: &MessageDeliveryReport) -> bool {
+    let ours = reference::ours(Some(&envelope.correlation_id))
+        .or_else(|| reference::ours(Some(&report.metadata)));
+    ours.is_some() && envelope.event_time.is_some()
+}
+
 /// A Conversation `message_delivery_report`.
 pub async fn conversation<S: Store, H: Hook>(
     services: &Services<S, H>,

@@ -263,19 +263,23 @@ impl HandlerError {
 /// |---|---|---|
 /// | an inbound message | always | the reply, the hook's decision and the stored message happen once |
 /// | an opt-out or opt-in notification | always | the consent change and its event happen once |
-/// | a delivery report | when [`Hook::wants_status`] | the status write is idempotent by itself; the hook's `on_status` may not be |
+/// | a Conversation delivery report for our message, with its event's time | when [`Hook::wants_status`] | its status write is idempotent by itself ([`delivery::idempotent_alone`]); the hook's `on_status` may not be |
+/// | any other delivery report | always | a repeat would add history (no time of its own) or bring an erased number back (SMS items are keyed by it) |
 /// | anything else | when [`Hook::wants_other`] | the pipeline does nothing with it; the hook's `on_other` may |
 pub fn needs_claim<H: Hook>(callback: &Callback, hook: &H) -> bool {
     match callback {
-        Callback::Conversation(c) => match c.event {
+        Callback::Conversation(c) => match &c.event {
             Event::MessageInbound(_) | Event::OptOut(_) | Event::OptIn(_) => true,
-            Event::MessageDelivery(_) => hook.wants_status(),
+            Event::MessageDelivery(report) => {
+                hook.wants_status() || !delivery::idempotent_alone(&c.envelope, report)
+            }
             _ => hook.wants_other(),
         },
         Callback::Sms(sms) => match sms {
-            SmsCallback::MoText(_) | SmsCallback::MoMedia(_) => true,
-            SmsCallback::RecipientDeliveryReport { .. }
-            | SmsCallback::BatchDeliveryReport { .. } => hook.wants_status(),
+            SmsCallback::MoText(_)
+            | SmsCallback::MoMedia(_)
+            | SmsCallback::RecipientDeliveryReport { .. }
+            | SmsCallback::BatchDeliveryReport { .. } => true,
             _ => hook.wants_other(),
         },
         Callback::Unknown { .. } => hook.wants_other(),

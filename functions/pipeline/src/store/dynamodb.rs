@@ -53,7 +53,8 @@
 //!   attempt only when no earlier attempt settles it; a delivery report that names one of our
 //!   messages writes Sinch's id on the same item, which settles a send whose answer was lost.
 //!
-//! Calls per callback: a delivery report costs 3 (claim, status, complete); an inbound message
+//! Calls per callback: a delivery report costs 3 (claim, status, complete), or 1 when it goes
+//! unclaimed ([`crate::handlers::needs_claim`]); an inbound message
 //! 4 (claim, opt-out read, inbound write, complete) plus 2 for a reply (the attempt before the
 //! send, the outcome after it); a status write of a batch's message one more, its tally.
 

@@ -202,18 +202,22 @@ async fn hook_failures_retry_or_dead_letter_and_release_the_claim() {
     }
 }
 
-#[tokio::test]
-async fn reports_go_unclaimed_when_the_hook_leaves_statuses_alone() {
-    let services = services(Recording {
-        leaves_statuses: true,
-        ..Recording::default()
+/// A report on our message, with its event's time: the kind a hook that leaves statuses alone
+/// lets go unclaimed.
+fn our_report(event_time: Option<&str>) -> Envelope {
+    let mut body = json!({
+        "app_id": "app-1", "accepted_time": testkit::now_rfc3339(),
+        "correlation_id": pipeline::ledger::reference::to_sinch("msg_01OURS"),
+        "message_delivery_report": {"message_id": "01M", "status": "DELIVERED",
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567", "app_id": "app-1"}}
     });
-    for _ in 0..2 {
-        let (_, handled) = process(&services, &report(), deadline()).await.unwrap();
-        assert!(matches!(handled, Handled::Status(_)), "{handled:?}");
+    if let Some(at) = event_time {
+        body["event_time"] = json!(at);
     }
-    // No claim was written: the key is free.
-    let envelope = report();
+    envelope(body)
+}
+
+async fn claimed(services: &Services<MemoryStore, Recording>, envelope: &Envelope) -> bool {
     let body = envelope.raw_body().unwrap();
     let key = pipeline::idempotency::key(&sinch::callback::parse(&body).unwrap(), &body);
     let claim = services
@@ -227,14 +231,47 @@ async fn reports_go_unclaimed_when_the_hook_leaves_statuses_alone() {
         })
         .await
         .unwrap();
-    assert_eq!(claim, pipeline::store::Claim::Claimed { value: None });
-    // The status was written once; the hook, which said it does nothing with it, heard both.
+    claim != pipeline::store::Claim::Claimed { value: None }
+}
+
+#[tokio::test]
+async fn reports_go_unclaimed_only_when_the_hook_leaves_statuses_alone_and_they_are_idempotent_alone()
+ {
+    let leaves = || Recording {
+        leaves_statuses: true,
+        ..Recording::default()
+    };
+    // Our message's report with its event's time, twice: written once, never claimed.
+    let services = services(leaves());
+    let ours = our_report(Some("2026-11-23T04:00:01Z"));
+    for _ in 0..2 {
+        let (_, handled) = process(&services, &ours, deadline()).await.unwrap();
+        assert!(matches!(handled, Handled::Status(_)), "{handled:?}");
+    }
+    assert!(!claimed(&services, &ours).await);
     let state = services
         .store
-        .message_state(&pipeline::store::MessageKey::Conversation("01M".into()))
+        .message_state(&pipeline::store::MessageKey::Ours("msg_01OURS".into()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(state.history.len(), 1);
+    // The hook, which said it does nothing with statuses, heard both.
     assert_eq!(services.hook.calls.lock().unwrap().len(), 2);
+
+    // Without its event's time (a repeat would be stamped anew), or on a message not ours, or
+    // for a hook that acts on statuses: claimed, and a repeat is a duplicate.
+    for (services, report) in [
+        (self::services(leaves()), our_report(None)),
+        (self::services(leaves()), report()),
+        (
+            self::services(Recording::default()),
+            our_report(Some("2026-11-23T04:00:01Z")),
+        ),
+    ] {
+        process(&services, &report, deadline()).await.unwrap();
+        let (_, again) = process(&services, &report, deadline()).await.unwrap();
+        assert!(matches!(again, Handled::Duplicate { .. }), "{again:?}");
+        assert!(claimed(&services, &report).await);
+    }
 }

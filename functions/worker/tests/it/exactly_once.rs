@@ -178,9 +178,9 @@ async fn delivery_reports_in_every_order_through_the_worker() {
     }
 }
 
-/// The default hook leaves statuses alone, so reports are not claimed (two DynamoDB writes
-/// saved on each): the status write alone must make a report delivered again, at once or later,
-/// change nothing.
+/// The default hook leaves statuses alone, so our messages' Conversation reports with their
+/// event's time are not claimed (two DynamoDB writes saved on each): the status write alone
+/// must make a report delivered again, at once or later, change nothing.
 #[tokio::test]
 async fn a_report_delivered_again_concurrently_and_later_is_written_once_and_never_claimed() {
     let moto = Moto::start();
@@ -193,6 +193,7 @@ async fn a_report_delivered_again_concurrently_and_later_is_written_once_and_nev
     ];
     let body = serde_json::json!({
         "app_id": "a", "event_time": "2026-11-23T04:00:01Z",
+        "correlation_id": pipeline::ledger::reference::to_sinch("msg_01TWICE"),
         "message_delivery_report": {"message_id": "01TWICE", "status": "DELIVERED",
             "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567"}}
     })
@@ -220,7 +221,7 @@ async fn a_report_delivered_again_concurrently_and_later_is_written_once_and_nev
     }
     let store = &workers[0].services.store;
     let state = store
-        .message_state(&MessageKey::Conversation("01TWICE".into()))
+        .message_state(&MessageKey::Ours("msg_01TWICE".into()))
         .await
         .unwrap()
         .unwrap();
