@@ -61,7 +61,7 @@ fn per_record(c: &mut Criterion) {
     runtime.spawn(async move { while changes.recv().await.is_some() {} });
     for (name, store) in [
         (
-            "worker/record: parse + delivery handler (unclaimed: the default hook leaves statuses alone)",
+            "worker/record: parse + claim + delivery handler + complete",
             MemoryStore::new(),
         ),
         (
