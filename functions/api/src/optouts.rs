@@ -149,7 +149,7 @@ pub async fn set<S: Store, Q: Queue, C: Scheduler>(
         Ok(changed) => changed,
         Err(error) => return ApiError::unavailable_during("change opt-out", &error).into(),
     };
-    tracing::info!(contact = %contact, opted_out, changed, by = source.as_str(), "opt-out set");
+    tracing::info!(channel = %contact.channel, opted_out, changed, by = source.as_str(), "opt-out set");
     if !opted_out && changed {
         return Answer::json(
             200,

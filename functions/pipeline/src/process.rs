@@ -111,14 +111,15 @@ pub async fn process<S: Store, H: Hook>(
         }
         Claim::Completed { same_payload, .. } => {
             if !same_payload {
-                warn!(%key, %payload_hash, "a different payload under an idempotency key already handled: treated as a duplicate");
+                warn!(key = idempotency::for_logs(&key), %payload_hash, "a different payload under an idempotency key already handled: treated as a duplicate");
             }
             return Ok((callback, Handled::Duplicate { key, same_payload }));
         }
         Claim::InProgress { lease_until_ms } => {
             return Err(Failure::Transient {
                 detail: format!(
-                    "{key} is being handled elsewhere (lease until {lease_until_ms} ms)"
+                    "{} is being handled elsewhere (lease until {lease_until_ms} ms)",
+                    idempotency::for_logs(&key)
                 ),
                 sinch: false,
                 store: false,
@@ -132,11 +133,11 @@ pub async fn process<S: Store, H: Hook>(
         if let Err(error) = store.complete(&key, expires_at_s, None).await {
             // The effects happened. Failing the record now would only repeat them once the
             // lease runs out; acknowledging leaves at worst a late duplicate to the same fate.
-            error!(%key, %error, "handled, but the idempotency record could not be completed");
+            error!(key = idempotency::for_logs(&key), %error, "handled, but the idempotency record could not be completed");
         }
     } else if let Err(error) = store.release(&key).await {
         // The lease still runs out at the deadline, and the retry comes after that.
-        warn!(%key, %error, "could not release the idempotency claim; the retry waits for the lease");
+        warn!(key = idempotency::for_logs(&key), %error, "could not release the idempotency claim; the retry waits for the lease");
     }
     result
 }

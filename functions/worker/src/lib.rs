@@ -325,7 +325,7 @@ async fn judged_record<S: Store, Q: Queue, H: Hook, C: Scheduler>(
                         "no handler for this kind: acknowledged"
                     ),
                     Handled::Duplicate { key, .. } => info!(
-                        %message_id, %kind, %callback_id, %key, elapsed_us, cold_start,
+                        %message_id, %kind, %callback_id, key = pipeline::idempotency::for_logs(key), elapsed_us, cold_start,
                         outcome = "duplicate", "already handled: acknowledged without effects"
                     ),
                     // Each status is at INFO already, by its handler, with the message it moved

@@ -169,7 +169,7 @@ async fn apply<S: Store, H: Hook>(
     let mut changes = Vec::with_capacity(updates.len());
     for update in updates {
         let change = services.store.record_status(&update).await?;
-        info!(message = %update.key, status = %update.status, ?change, "delivery status recorded");
+        info!(message = %update.key.for_logs(), status = %update.status, ?change, "delivery status recorded");
         services
             .hook
             .on_status(Report {

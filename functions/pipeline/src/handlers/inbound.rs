@@ -166,7 +166,7 @@ async fn respond<S: Store, H: Hook>(
         )
     });
     let change = if late {
-        info!(message_id = %record.id, contact = %record.from, action = ?decision.action, "a keyword older than the opt-out or opt-in that stands: no change, no reply");
+        info!(message_id = %record.id, channel = %record.from.channel, action = ?decision.action, "a keyword older than the opt-out or opt-in that stands: no change, no reply");
         None
     } else {
         change
@@ -189,7 +189,7 @@ async fn respond<S: Store, H: Hook>(
         } else {
             ReplyOutcome::None
         };
-        info!(message_id = %id, contact = %record.from, action = ?decision.action, ?reply, "inbound message stored");
+        info!(message_id = %id, channel = %record.from.channel, action = ?decision.action, ?reply, "inbound message stored");
         return Ok(Handled::Inbound { id, reply });
     };
 
@@ -283,7 +283,7 @@ async fn respond<S: Store, H: Hook>(
         Ok(sent) => sent,
         Err(SendError::NotConfigured(api)) => return Ok(not_configured(id, api)),
         Err(SendError::Withheld { reason, .. }) => {
-            info!(message_id = %id, contact = %record.from, reply_id = %reply_id, %reason, "reply withheld at the moment of sending");
+            info!(message_id = %id, channel = %record.from.channel, reply_id = %reply_id, %reason, "reply withheld at the moment of sending");
             return Ok(Handled::Inbound {
                 id,
                 reply: ReplyOutcome::Withheld {
@@ -296,7 +296,7 @@ async fn respond<S: Store, H: Hook>(
     };
     info!(
         message_id = %id,
-        contact = %record.from,
+        channel = %record.from.channel,
         reply_id = %reply_id,
         sinch_id = sent.sinch_id.as_ref().map(SinchId::as_str),
         resumed = sent.resumed(),

@@ -57,7 +57,7 @@ pub async fn apply<S: Store, H: Hook>(
             at_ms,
         })
         .await?;
-    tracing::info!(contact = %contact, opted_out, changed, "opt-out from Sinch");
+    tracing::info!(channel = %contact.channel, opted_out, changed, "opt-out from Sinch");
     Ok(Handled::Opt {
         contact: contact.to_string(),
         opted_out,

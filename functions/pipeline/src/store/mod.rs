@@ -141,6 +141,17 @@ pub enum MessageKey {
     },
 }
 
+impl MessageKey {
+    /// The key as a log line may show it: an SMS recipient's number left out (the logs hold
+    /// ids, codes and counts, never a number: docs/consent.md).
+    pub fn for_logs(&self) -> String {
+        match self {
+            MessageKey::Sms { batch_id, .. } => format!("sms/{batch_id}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for MessageKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -275,3 +275,51 @@ async fn reports_go_unclaimed_only_when_the_hook_leaves_statuses_alone_and_they_
         assert!(claimed(&services, &report).await);
     }
 }
+
+/// Log lines, as the Lambdas write them at the default level, kept for a test to read.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The logs hold ids, codes and counts, never a number (docs/consent.md): an SMS STOP, an SMS
+/// recipient's report and Sinch's opt-out notification, handled at INFO, name no one.
+#[tokio::test]
+async fn the_lines_at_info_name_no_number() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let services = services(Recording::default());
+    let number = "46709876543";
+    for body in [
+        json!({"type": "mo_text", "id": "01SMSSTOP", "from": number, "to": "12345", "body": "STOP",
+            "received_at": testkit::now_rfc3339()}),
+        json!({"type": "recipient_delivery_report_sms", "batch_id": "01BATCH", "recipient": format!("+{number}"),
+            "code": 0, "status": "Delivered", "at": testkit::now_rfc3339()}),
+        json!({"app_id": "app-1", "accepted_time": testkit::now_rfc3339(),
+            "opt_out_notification": {"contact_id": "c1", "channel": "SMS", "identity": number,
+                "status": "OPT_OUT_SUCCEEDED", "request_id": "r1"}}),
+    ] {
+        process(&services, &envelope(body), deadline())
+            .await
+            .unwrap();
+    }
+    let written = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert!(written.contains("delivery status recorded"), "{written}");
+    assert!(written.contains("inbound message stored"), "{written}");
+    assert!(written.contains("opt-out from Sinch"), "{written}");
+    assert!(!written.contains(number), "{written}");
+}
