@@ -276,25 +276,11 @@ async fn reports_go_unclaimed_only_when_the_hook_leaves_statuses_alone_and_they_
     }
 }
 
-/// Log lines, as the Lambdas write them at the default level, kept for a test to read.
-#[derive(Clone, Default)]
-struct Lines(std::sync::Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The logs hold ids, codes and counts, never a number (docs/consent.md): an SMS STOP, an SMS
 /// recipient's report and Sinch's opt-out notification, handled at INFO, name no one.
 #[tokio::test]
 async fn the_lines_at_info_name_no_number() {
-    let lines = Lines::default();
+    let lines = testkit::Captured::default();
     let writer = lines.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -317,7 +303,7 @@ async fn the_lines_at_info_name_no_number() {
             .await
             .unwrap();
     }
-    let written = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let written = lines.text();
     assert!(written.contains("delivery status recorded"), "{written}");
     assert!(written.contains("inbound message stored"), "{written}");
     assert!(written.contains("opt-out from Sinch"), "{written}");

@@ -153,25 +153,11 @@ async fn a_mixed_batch_fails_exactly_the_records_to_retry() {
     );
 }
 
-/// Collects what is written to it.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn outcomes_say_what_happened_to_each_record() {
     let sinch = fake_sinch().await;
     let dead_letters = MemoryQueue::new("dlq");
-    let captured = Captured::default();
+    let captured = testkit::Captured::default();
     let worker = Arc::new(Worker {
         services: services(MemoryStore::new(), &sinch),
         dead_letters: dead_letters.clone(),
@@ -243,7 +229,7 @@ async fn outcomes_say_what_happened_to_each_record() {
     assert_eq!(parked.raw_body().unwrap().as_ref(), "\u{1}\u{2}".as_bytes());
 
     // One valid EMF line per metric.
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|line| pipeline::metrics::validate(line).unwrap_or_else(|e| panic!("{e}: {line}")))
