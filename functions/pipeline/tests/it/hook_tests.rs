@@ -67,9 +67,13 @@ impl Hook for Recording {
 }
 
 fn services(hook: Recording) -> Services<MemoryStore, Recording> {
+    services_on(MemoryStore::new(), hook)
+}
+
+fn services_on<S: Store>(store: S, hook: Recording) -> Services<S, Recording> {
     Services {
         privacy: Default::default(),
-        store: MemoryStore::new(),
+        store,
         // Never called: the hook decides no reply.
         sinch: SinchClient::new(ClientConfig::new(Urls::all_at("http://127.0.0.1:9"))).unwrap(),
         hook,
@@ -309,3 +313,39 @@ async fn the_lines_at_info_name_no_number() {
     assert!(written.contains("opt-out from Sinch"), "{written}");
     assert!(!written.contains(number), "{written}");
 }
+
+/// An unclaimed report whose status write landed but whose answer was lost (the Lambda died,
+/// the store timed out) fails the record; SQS delivers it again, with no claim to wait for, and
+/// the second run leaves the message as one run would have.
+async fn an_unclaimed_report_redelivered_after_a_lost_answer_is_written_once(
+    store: impl Store + Clone,
+) {
+    use testkit::faulty::{Fault, FaultyStore};
+    let faulty = FaultyStore::new(store);
+    let services = services_on(
+        faulty.clone(),
+        Recording {
+            leaves_statuses: true,
+            ..Recording::default()
+        },
+    );
+    let report = our_report(Some("2026-11-23T04:00:01Z"));
+    faulty.fail_times("record_status", Fault::After, 1);
+    let first = process(&services, &report, deadline()).await;
+    assert!(
+        matches!(first, Err(Failure::Transient { store: true, .. })),
+        "{first:?}"
+    );
+    let (_, again) = process(&services, &report, deadline()).await.unwrap();
+    assert!(matches!(again, Handled::Status(_)), "{again:?}");
+    let state = faulty
+        .inner()
+        .message_state(&pipeline::store::MessageKey::Ours("msg_01OURS".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, "DELIVERED");
+    assert_eq!(state.history.len(), 1);
+}
+
+testkit::for_both_stores!(an_unclaimed_report_redelivered_after_a_lost_answer_is_written_once);
